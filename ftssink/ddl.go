@@ -1,0 +1,90 @@
+package ftssink
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/outboxindexer/outboxindexer/outbox"
+)
+
+// CreateSQL returns the CREATE VIRTUAL TABLE statement of the FTS5 sidecar of
+// spec.
+//
+//   - external: content=<source>, content_rowid=<key>; the source's
+//     soft-delete column is declared UNINDEXED so that queries read it live.
+//   - intable: FTS5 keeps its own copy; an UNINDEXED "deleted" column (0/1).
+//   - contentless: content=”, contentless_delete=1 so that deletes work,
+//     contentless_unindexed=1 so that the "deleted" column is stored.
+//
+// For text primary keys the FTS5 rowid is assigned by the indexer through
+// oi_keymap.
+func CreateSQL(spec *outbox.Spec) (string, error) {
+	f := spec.FTS
+	if f == nil {
+		return "", fmt.Errorf("%w: %s has no fts sidecar", outbox.ErrBadSpec, spec.Source)
+	}
+	if err := spec.Validate(); err != nil {
+		return "", err
+	}
+	var parts []string
+	for _, c := range f.Columns {
+		parts = append(parts, outbox.Quote(c.Name))
+	}
+	switch f.Mode {
+	case outbox.ModeExternal:
+		if spec.SoftDelete != "" {
+			parts = append(parts, outbox.Quote(spec.SoftDelete)+" UNINDEXED")
+		}
+		parts = append(parts, "content="+quoteLit(spec.Source), "content_rowid="+quoteLit(spec.Key))
+	case outbox.ModeInTable:
+		if spec.SoftDelete != "" {
+			parts = append(parts, outbox.DeletedColumn+" UNINDEXED")
+		}
+	case outbox.ModeContentless:
+		if spec.SoftDelete != "" {
+			parts = append(parts, outbox.DeletedColumn+" UNINDEXED")
+		}
+		parts = append(parts, "content=''", "contentless_delete=1", "contentless_unindexed=1")
+	}
+	if f.Tokenize != "" {
+		parts = append(parts, "tokenize="+quoteLit(f.Tokenize))
+	}
+	if len(f.Prefix) > 0 {
+		ps := make([]string, len(f.Prefix))
+		for i, p := range f.Prefix {
+			ps[i] = strconv.Itoa(p)
+		}
+		parts = append(parts, "prefix="+quoteLit(strings.Join(ps, " ")))
+	}
+	if f.Detail != "" && f.Detail != "full" {
+		parts = append(parts, "detail="+f.Detail)
+	}
+	return fmt.Sprintf("CREATE VIRTUAL TABLE IF NOT EXISTS %s USING fts5(%s)", outbox.Quote(f.Table), strings.Join(parts, ", ")), nil
+}
+
+func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Create creates the FTS5 sidecar of spec if it does not exist.
+func Create(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
+	q, err := CreateSQL(spec)
+	if err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("ftssink: create %s: %w", spec.FTS.Table, err)
+	}
+	return nil
+}
+
+// Drop drops the FTS5 sidecar of spec if it exists. It is idempotent.
+func Drop(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
+	if spec.FTS == nil {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+outbox.Quote(spec.FTS.Table)); err != nil {
+		return fmt.Errorf("ftssink: drop %s: %w", spec.FTS.Table, err)
+	}
+	return nil
+}

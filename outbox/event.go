@@ -1,0 +1,282 @@
+package outbox
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Op says what a write did to a row. The indexer's apply is state based (it
+// reads the row's current text from the source table), so the op mostly
+// matters for deletes and for people reading the log.
+type Op int
+
+// The operations recorded by the capture side.
+const (
+	OpInsert     Op = 1 // a row was created
+	OpUpdate     Op = 2 // columns of a live row changed
+	OpDelete     Op = 3 // the row was removed (hard delete)
+	OpSoftDelete Op = 4 // the soft-delete column was set
+	OpRestore    Op = 5 // the soft-delete column was cleared
+	OpUpsert     Op = 6 // INSERT … ON CONFLICT: created or overwritten, not known which
+)
+
+var opNames = [...]string{OpInsert: "insert", OpUpdate: "update", OpDelete: "delete", OpSoftDelete: "softdelete", OpRestore: "restore", OpUpsert: "upsert"}
+
+// String returns the op's lower-case name.
+func (o Op) String() string {
+	if o > 0 && int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return fmt.Sprintf("op(%d)", int(o))
+}
+
+// Valid reports whether o is one of the defined operations.
+func (o Op) Valid() bool { return o >= OpInsert && o <= OpUpsert }
+
+// Vector states carried by Event.Vec.
+//
+//   - nil (SQL NULL): the write did not touch the vector; the indexer keeps
+//     the stored one.
+//   - empty, non-nil (zero-length BLOB): the row has no vector; the indexer
+//     removes any stored one.
+//   - otherwise: the new vector, little-endian float32 (encoding=binary) or
+//     a JSON array (encoding=json), exactly as vec0 accepts it.
+//
+// Insert and upsert events always carry a non-nil Vec for models with a vector
+// field, so a re-created key never inherits the vector of a deleted one.
+
+// Event is one row of oi_events.
+type Event struct {
+	ID    int64     // position in the log, assigned by SQLite (AUTOINCREMENT)
+	Table string    // source table
+	Key   any       // primary key: int64 or string
+	Op    Op        // what the write did
+	Vec   []byte    // see "Vector states" above
+	Old   []any     // external-content FTS only: the indexed columns' values before the write (nil when not applicable)
+	At    time.Time // commit-side timestamp (the time of the write), for lag
+}
+
+// Row form of Event.Old: a JSON array of the FTS source columns' values in
+// FTSSpec.Columns order, or NULL.
+func encodeOld(old []any) (any, error) {
+	if old == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(old)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: encode before-image: %w", err)
+	}
+	return string(b), nil
+}
+
+// DecodeOld parses the oi_events.old column.
+func DecodeOld(s *string) ([]any, error) {
+	if s == nil {
+		return nil, nil
+	}
+	var out []any
+	if err := json.Unmarshal([]byte(*s), &out); err != nil {
+		return nil, fmt.Errorf("%w: old column: %v", ErrBadEvent, err)
+	}
+	return out, nil
+}
+
+// maxVarsPerStatement is below SQLite's SQLITE_MAX_VARIABLE_NUMBER default
+// (32766 since 3.32).
+const maxVarsPerStatement = 32000
+
+const eventCols = 6 // tbl, key, op, vec, old, at
+
+// Append writes events with as few multi-row INSERT statements as SQLite's
+// variable limit allows (one for any batch of up to 5333 events). Use the
+// transaction of the write being captured.
+func Append(ctx context.Context, db DB, events []Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	per := maxVarsPerStatement / eventCols
+	for start := 0; start < len(events); start += per {
+		end := min(start+per, len(events))
+		chunk := events[start:end]
+		var sb strings.Builder
+		sb.Grow(64 + len(chunk)*16)
+		sb.WriteString("INSERT INTO oi_events (tbl, key, op, vec, old, at) VALUES ")
+		args := make([]any, 0, len(chunk)*eventCols)
+		for i, e := range chunk {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("(?,?,?,?,?,?)")
+			if !e.Op.Valid() {
+				return fmt.Errorf("%w: table %s key %v: op %d", ErrBadEvent, e.Table, e.Key, e.Op)
+			}
+			old, err := encodeOld(e.Old)
+			if err != nil {
+				return err
+			}
+			at := e.At
+			if at.IsZero() {
+				at = time.Now()
+			}
+			var vec any
+			if e.Vec != nil {
+				vec = e.Vec
+			}
+			args = append(args, e.Table, e.Key, int64(e.Op), vec, old, at.UnixNano())
+		}
+		if _, err := db.ExecContext(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("outbox: append %d events: %w", len(chunk), err)
+		}
+	}
+	return nil
+}
+
+// ReadEvents returns up to limit events with id > after, in id order.
+func ReadEvents(ctx context.Context, db DB, after int64, limit int) ([]Event, error) {
+	rows, err := db.QueryContext(ctx, `SELECT id, tbl, key, op, vec, old, at FROM oi_events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: read events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: read events: %w", err)
+	}
+	return out, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanEvent(s scanner) (Event, error) {
+	var (
+		e   Event
+		op  int64
+		old *string
+		at  int64
+		key any
+		vec []byte
+	)
+	if err := s.Scan(&e.ID, &e.Table, &key, &op, &vec, &old, &at); err != nil {
+		return e, fmt.Errorf("outbox: scan event: %w", err)
+	}
+	e.Op = Op(op)
+	e.At = time.Unix(0, at)
+	e.Vec = vec
+	k, err := NormalizeKey(key)
+	if err != nil {
+		return e, fmt.Errorf("%w: event %d: %v", ErrBadEvent, e.ID, err)
+	}
+	e.Key = k
+	if e.Old, err = DecodeOld(old); err != nil {
+		return e, fmt.Errorf("event %d: %w", e.ID, err)
+	}
+	if !e.Op.Valid() {
+		return e, fmt.Errorf("%w: event %d: unknown op %d", ErrBadEvent, e.ID, op)
+	}
+	return e, nil
+}
+
+// NormalizeKey converts a scanned or user-supplied primary key to the two
+// forms events use: int64 for integer keys, string for text keys.
+func NormalizeKey(k any) (any, error) {
+	switch v := k.(type) {
+	case int64:
+		return v, nil
+	case int:
+		return int64(v), nil
+	case int32:
+		return int64(v), nil
+	case int16:
+		return int64(v), nil
+	case int8:
+		return int64(v), nil
+	case uint:
+		if uint64(v) > math.MaxInt64 {
+			return nil, fmt.Errorf("key %d overflows int64", v)
+		}
+		return int64(v), nil
+	case uint64:
+		if v > math.MaxInt64 {
+			return nil, fmt.Errorf("key %d overflows int64", v)
+		}
+		return int64(v), nil
+	case uint32:
+		return int64(v), nil
+	case uint16:
+		return int64(v), nil
+	case uint8:
+		return int64(v), nil
+	case string:
+		return v, nil
+	case []byte:
+		return string(v), nil
+	case nil:
+		return nil, fmt.Errorf("key is NULL")
+	default:
+		return nil, fmt.Errorf("unsupported key type %T", k)
+	}
+}
+
+// EncodeVector validates v against dim and encodes it for the vec column:
+// little-endian float32 for "binary", a JSON array for "json". A nil or empty
+// v encodes as the empty, non-nil slice meaning "no vector".
+func EncodeVector(v []float32, dim int, encoding string) ([]byte, error) {
+	if len(v) == 0 {
+		return []byte{}, nil
+	}
+	if len(v) != dim {
+		return nil, fmt.Errorf("%w: length %d, want dim=%d", ErrBadVector, len(v), dim)
+	}
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("%w: element %d is %v", ErrBadVector, i, x)
+		}
+	}
+	if encoding == EncodingJSON {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadVector, err)
+		}
+		return b, nil
+	}
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b, nil
+}
+
+// DecodeVector is the inverse of EncodeVector. It accepts both encodings
+// (a JSON array starts with '['; a binary vector has a length that is a
+// multiple of 4). An empty input decodes to nil.
+func DecodeVector(b []byte) ([]float32, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if b[0] == '[' {
+		var v []float32
+		if err := json.Unmarshal(b, &v); err == nil {
+			return v, nil
+		}
+	}
+	if len(b)%4 != 0 {
+		return nil, fmt.Errorf("%w: %d bytes is not a float32 vector", ErrBadVector, len(b))
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v, nil
+}

@@ -1,0 +1,97 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+)
+
+// Table names owned by this package. They share the "oi_" prefix so that they
+// never collide with an application's tables.
+const (
+	EventsTable      = "oi_events"      // the outbox: one row per change event
+	RegistryTable    = "oi_registry"    // one row per indexed source table: its Spec as JSON
+	CheckpointTable  = "oi_checkpoint"  // the indexer's position in oi_events
+	LeaseTable       = "oi_lease"       // the single-applier lease with its fencing token
+	DeadLetterTable  = "oi_deadletters" // events that kept failing, parked for an operator
+	KeyMapTable      = "oi_keymap"      // FTS5 rowids assigned to string primary keys
+	SchemaVersionKey = "oi_schema_version"
+)
+
+// SchemaVersion is the version of the tables below. It is stored in
+// oi_checkpoint under SchemaVersionKey so that a newer binary can refuse, or
+// migrate, an older database.
+const SchemaVersion = 1
+
+// schema creates every bookkeeping table. Each statement is idempotent.
+//
+// oi_events.key has no declared type on purpose: with BLOB affinity SQLite
+// stores integer keys as integers and text keys as text, unconverted ("007"
+// stays a string). AUTOINCREMENT guarantees that ids are never reused, so a
+// checkpoint never skips an event even after the newest row was deleted.
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS oi_events (
+	id  INTEGER PRIMARY KEY AUTOINCREMENT,
+	tbl TEXT    NOT NULL,
+	key         NOT NULL,
+	op  INTEGER NOT NULL,
+	vec BLOB,
+	old TEXT,
+	at  INTEGER NOT NULL
+)`,
+	`CREATE INDEX IF NOT EXISTS oi_events_key ON oi_events (tbl, key, id)`,
+	`CREATE TABLE IF NOT EXISTS oi_registry (
+	source     TEXT PRIMARY KEY,
+	spec       TEXT    NOT NULL,
+	updated_at INTEGER NOT NULL
+)`,
+	`CREATE TABLE IF NOT EXISTS oi_checkpoint (
+	name     TEXT PRIMARY KEY,
+	position INTEGER NOT NULL
+) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS oi_lease (
+	name       TEXT PRIMARY KEY,
+	holder     TEXT    NOT NULL,
+	token      INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL
+) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS oi_deadletters (
+	id        INTEGER PRIMARY KEY,
+	tbl       TEXT    NOT NULL,
+	key               NOT NULL,
+	op        INTEGER NOT NULL,
+	vec       BLOB,
+	old       TEXT,
+	at        INTEGER NOT NULL,
+	error     TEXT    NOT NULL,
+	attempts  INTEGER NOT NULL,
+	failed_at INTEGER NOT NULL
+)`,
+	`CREATE TABLE IF NOT EXISTS oi_keymap (
+	rid INTEGER PRIMARY KEY AUTOINCREMENT,
+	tbl TEXT NOT NULL,
+	key TEXT NOT NULL,
+	UNIQUE (tbl, key)
+)`,
+}
+
+// EnsureSchema creates the bookkeeping tables if they do not exist and records
+// the schema version. It is idempotent and cheap when the tables exist.
+func EnsureSchema(ctx context.Context, db DB) error {
+	for _, q := range schema {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("outbox: create schema: %w", err)
+		}
+	}
+	var v int64
+	err := db.QueryRowContext(ctx, `SELECT position FROM oi_checkpoint WHERE name = ?`, SchemaVersionKey).Scan(&v)
+	switch {
+	case err == nil && v > SchemaVersion:
+		return fmt.Errorf("outbox: database schema version %d is newer than this build's %d: %w", v, SchemaVersion, ErrSchemaVersion)
+	case err == nil:
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO oi_checkpoint (name, position) VALUES (?, ?)`, SchemaVersionKey, SchemaVersion); err != nil {
+		return fmt.Errorf("outbox: record schema version: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,306 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Key types of a source table's primary key.
+const (
+	KeyInteger = "integer"
+	KeyText    = "text"
+)
+
+// Vector metrics.
+const (
+	MetricL2     = "l2"
+	MetricCosine = "cosine"
+	MetricDot    = "dot" // vec0 has no dot metric: stored as l2, ranked by exact inner product at query time
+)
+
+// Vector encodings in the event log.
+const (
+	EncodingBinary = "binary"
+	EncodingJSON   = "json"
+)
+
+// FTS5 modes.
+const (
+	ModeExternal    = "external"    // content=<source>: FTS5 reads the text from the source table
+	ModeInTable     = "intable"     // FTS5 keeps its own copy of the text
+	ModeContentless = "contentless" // content='', contentless_delete=1: index only
+)
+
+// SpecVersion is the version of the Spec JSON format.
+const SpecVersion = 1
+
+// Spec is everything an indexer needs to know about one indexed source table.
+// gormplugin.Migrate derives it from model tags and stores it as JSON in
+// oi_registry, so that a process with no Go types can index the table.
+type Spec struct {
+	Version    int      `json:"version"`
+	Source     string   `json:"source"`                // source table
+	Model      string   `json:"model,omitempty"`       // Go type name, informational
+	Key        string   `json:"key"`                   // primary key column
+	KeyType    string   `json:"key_type"`              // KeyInteger or KeyText
+	SoftDelete string   `json:"soft_delete,omitempty"` // soft-delete column (gorm.DeletedAt), "" if none
+	Vec        *VecSpec `json:"vec,omitempty"`
+	FTS        *FTSSpec `json:"fts,omitempty"`
+}
+
+// VecSpec describes a vec0 sidecar.
+type VecSpec struct {
+	Table    string    `json:"table"`    // vec0 table, default <source>_vec
+	Column   string    `json:"column"`   // vector column in the vec0 table, default embedding
+	Field    string    `json:"field"`    // Go field name (the source table has no such column)
+	Dim      int       `json:"dim"`      // dimensions
+	Metric   string    `json:"metric"`   // MetricL2, MetricCosine or MetricDot
+	Encoding string    `json:"encoding"` // EncodingBinary or EncodingJSON
+	Metadata []MetaCol `json:"metadata,omitempty"`
+}
+
+// MetaCol is a source column copied into a vec0 metadata column, usable in
+// KNN filters. The vec0 table always has a "deleted" metadata column (0/1)
+// when the source table has a soft-delete column.
+type MetaCol struct {
+	Name string `json:"name"` // column name, the same in the source and the vec0 table
+	Type string `json:"type"` // vec0 metadata type: integer, float, text or boolean
+}
+
+// FTSSpec describes an FTS5 sidecar.
+type FTSSpec struct {
+	Table    string   `json:"table"`            // FTS5 table, default <source>_fts
+	Mode     string   `json:"mode"`             // ModeExternal, ModeInTable or ModeContentless
+	Tokenize string   `json:"tokenize"`         // FTS5 tokenize option, e.g. "porter unicode61"
+	Prefix   []int    `json:"prefix,omitempty"` // prefix index lengths
+	Detail   string   `json:"detail,omitempty"` // full (default), column or none
+	Columns  []FTSCol `json:"columns"`          // indexed columns in FTS5 column order
+}
+
+// FTSCol maps a source column to an FTS5 column.
+type FTSCol struct {
+	Name   string `json:"name"`   // FTS5 column name
+	Source string `json:"source"` // source column name (equal to Name in external mode)
+	Field  string `json:"field"`  // Go field name, informational
+}
+
+// DeletedColumn is the FTS5 UNINDEXED column and the vec0 metadata column that
+// hold the soft-delete flag (0 live, 1 deleted). In external-content mode the
+// FTS5 table instead declares the source's soft-delete column as UNINDEXED,
+// because external content reads every column by name from the source.
+const DeletedColumn = "deleted"
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
+// ValidIdent reports whether s is a plain SQL identifier: a letter or
+// underscore followed by letters, digits or underscores, at most 128 bytes.
+// Every table and column name that comes from a tag or the registry must pass
+// it; names are also always double-quoted in generated SQL.
+func ValidIdent(s string) bool { return identRE.MatchString(s) }
+
+// Quote double-quotes an identifier for SQL.
+func Quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// Validate checks the spec for internal consistency and identifier safety.
+func (s *Spec) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: table %q: %s", ErrBadSpec, s.Source, fmt.Sprintf(format, args...))
+	}
+	if s.Version != SpecVersion {
+		return bad("spec version %d, this build reads %d", s.Version, SpecVersion)
+	}
+	for _, id := range []string{s.Source, s.Key} {
+		if !ValidIdent(id) {
+			return bad("identifier %q is not a plain SQL name", id)
+		}
+	}
+	if s.SoftDelete != "" && !ValidIdent(s.SoftDelete) {
+		return bad("soft-delete column %q is not a plain SQL name", s.SoftDelete)
+	}
+	if s.KeyType != KeyInteger && s.KeyType != KeyText {
+		return bad("key type %q", s.KeyType)
+	}
+	if s.Vec == nil && s.FTS == nil {
+		return bad("no vec and no fts sidecar")
+	}
+	if v := s.Vec; v != nil {
+		if !ValidIdent(v.Table) || !ValidIdent(v.Column) {
+			return bad("vec table/column %q/%q is not a plain SQL name", v.Table, v.Column)
+		}
+		if v.Dim <= 0 || v.Dim > 8192 {
+			return bad("vec dim %d out of range 1..8192", v.Dim)
+		}
+		if !slices.Contains([]string{MetricL2, MetricCosine, MetricDot}, v.Metric) {
+			return bad("vec metric %q", v.Metric)
+		}
+		if v.Encoding != EncodingBinary && v.Encoding != EncodingJSON {
+			return bad("vec encoding %q", v.Encoding)
+		}
+		for _, m := range v.Metadata {
+			if !ValidIdent(m.Name) || m.Name == DeletedColumn || m.Name == v.Column {
+				return bad("vec metadata column %q", m.Name)
+			}
+			if !slices.Contains([]string{"integer", "float", "text", "boolean"}, m.Type) {
+				return bad("vec metadata column %q type %q", m.Name, m.Type)
+			}
+		}
+	}
+	if f := s.FTS; f != nil {
+		if !ValidIdent(f.Table) {
+			return bad("fts table %q is not a plain SQL name", f.Table)
+		}
+		if !slices.Contains([]string{ModeExternal, ModeInTable, ModeContentless}, f.Mode) {
+			return bad("fts mode %q", f.Mode)
+		}
+		if f.Mode == ModeExternal && s.KeyType != KeyInteger {
+			return bad("external-content FTS5 needs an integer primary key (use external=false or contentless=true)")
+		}
+		if f.Detail != "" && f.Detail != "full" && f.Detail != "column" && f.Detail != "none" {
+			return bad("fts detail %q", f.Detail)
+		}
+		if len(f.Columns) == 0 {
+			return bad("fts has no columns")
+		}
+		seen := map[string]bool{}
+		for _, c := range f.Columns {
+			if !ValidIdent(c.Name) || !ValidIdent(c.Source) {
+				return bad("fts column %q (source %q) is not a plain SQL name", c.Name, c.Source)
+			}
+			if seen[c.Name] || c.Name == DeletedColumn || (s.SoftDelete != "" && c.Name == s.SoftDelete) {
+				return bad("fts column %q is duplicated or reserved", c.Name)
+			}
+			if f.Mode == ModeExternal && c.Name != c.Source {
+				return bad("fts column %q must be named like its source column %q in external-content mode", c.Name, c.Source)
+			}
+			seen[c.Name] = true
+		}
+		for _, p := range f.Prefix {
+			if p < 1 || p > 999 {
+				return bad("fts prefix %d out of range 1..999", p)
+			}
+		}
+	}
+	return nil
+}
+
+// SaveSpec inserts or replaces the registry entry of spec.Source.
+func SaveSpec(ctx context.Context, db DB, spec *Spec) error {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("outbox: encode spec of %s: %w", spec.Source, err)
+	}
+	_, err = db.ExecContext(ctx, `INSERT INTO oi_registry (source, spec, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (source) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
+		spec.Source, string(b), time.Now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("outbox: save spec of %s: %w", spec.Source, err)
+	}
+	return nil
+}
+
+// LoadSpec returns the registry entry of a source table, or ErrNotRegistered.
+func LoadSpec(ctx context.Context, db DB, source string) (*Spec, error) {
+	var raw string
+	err := db.QueryRowContext(ctx, `SELECT spec FROM oi_registry WHERE source = ?`, source).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) || (err != nil && strings.Contains(err.Error(), "no such table")) {
+		return nil, fmt.Errorf("%w: %s", ErrNotRegistered, source)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("outbox: load spec of %s: %w", source, err)
+	}
+	return ParseSpec(raw)
+}
+
+// ParseSpec decodes and validates a registry spec.
+func ParseSpec(raw string) (*Spec, error) {
+	var s Spec
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSpec, err)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// LoadSpecs returns every registry entry, ordered by source table. Entries
+// that fail to parse are returned in errs keyed by source, so that one bad
+// row never hides the others.
+func LoadSpecs(ctx context.Context, db DB) (specs []*Spec, errs map[string]error, err error) {
+	rows, err := db.QueryContext(ctx, `SELECT source, spec FROM oi_registry ORDER BY source`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("outbox: load registry: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var src, raw string
+		if err := rows.Scan(&src, &raw); err != nil {
+			return nil, nil, fmt.Errorf("outbox: load registry: %w", err)
+		}
+		s, perr := ParseSpec(raw)
+		if perr != nil {
+			if errs == nil {
+				errs = map[string]error{}
+			}
+			errs[src] = perr
+			continue
+		}
+		specs = append(specs, s)
+	}
+	return specs, errs, rows.Err()
+}
+
+// DeleteSpec removes the registry entry of a source table and purges every
+// event of it (pending, retained and dead-lettered) plus its key map. Run it
+// inside the transaction that drops the sidecars.
+func DeleteSpec(ctx context.Context, db DB, source string) error {
+	for _, q := range []string{
+		`DELETE FROM oi_registry WHERE source = ?`,
+		`DELETE FROM oi_events WHERE tbl = ?`,
+		`DELETE FROM oi_deadletters WHERE tbl = ?`,
+		`DELETE FROM oi_keymap WHERE tbl = ?`,
+	} {
+		if _, err := db.ExecContext(ctx, q, source); err != nil {
+			return fmt.Errorf("outbox: purge %s: %w", source, err)
+		}
+	}
+	return nil
+}
+
+// Equal reports whether two specs describe the same sidecars (ignoring the
+// informational Model and Field names).
+func (s *Spec) Equal(o *Spec) bool {
+	a, b := *s, *o
+	a.Model, b.Model = "", ""
+	ja, _ := json.Marshal(normalized(&a))
+	jb, _ := json.Marshal(normalized(&b))
+	return string(ja) == string(jb)
+}
+
+func normalized(s *Spec) *Spec {
+	c := *s
+	if s.Vec != nil {
+		v := *s.Vec
+		v.Field = ""
+		c.Vec = &v
+	}
+	if s.FTS != nil {
+		f := *s.FTS
+		f.Columns = slices.Clone(f.Columns)
+		for i := range f.Columns {
+			f.Columns[i].Field = ""
+		}
+		c.FTS = &f
+	}
+	return &c
+}
