@@ -41,6 +41,12 @@ func Open(t testing.TB, path string, cfg ...*gorm.Config) *gorm.DB {
 	return db
 }
 
+func init() {
+	// Every test binary would otherwise compile the SQLite Wasm (~0.8 s, much
+	// more under -race); the on-disk cache makes that a one-time cost.
+	_ = engine.UseCompilationCache("")
+}
+
 // New opens a fresh database in t's temp dir.
 func New(t testing.TB, cfg ...*gorm.Config) *gorm.DB {
 	t.Helper()
