@@ -42,13 +42,19 @@ func (o Op) Valid() bool { return o >= OpInsert && o <= OpUpsert }
 //
 //   - nil (SQL NULL): the write did not touch the vector; the indexer keeps
 //     the stored one.
-//   - empty, non-nil (zero-length BLOB): the row has no vector; the indexer
-//     removes any stored one.
+//   - empty, non-nil: the row has no vector; the indexer removes any stored
+//     one. It is stored as the empty TEXT '' (see NoVector), not as a
+//     zero-length BLOB: ncruces/go-sqlite3 v0.21.3's database/sql driver
+//     fails with "another row available" when it reads a zero-length BLOB.
 //   - otherwise: the new vector, little-endian float32 (encoding=binary) or
 //     a JSON array (encoding=json), exactly as vec0 accepts it.
 //
 // Insert and upsert events always carry a non-nil Vec for models with a vector
 // field, so a re-created key never inherits the vector of a deleted one.
+
+// NoVector is the SQL value of oi_events.vec meaning "this row has no vector".
+// In SQL, test it with length(vec) = 0.
+const NoVector = ""
 
 // Event is one row of oi_events.
 type Event struct {
@@ -124,7 +130,11 @@ func Append(ctx context.Context, db DB, events []Event) error {
 				at = time.Now()
 			}
 			var vec any
-			if e.Vec != nil {
+			switch {
+			case e.Vec == nil:
+			case len(e.Vec) == 0:
+				vec = "" // see NoVector
+			default:
 				vec = e.Vec
 			}
 			args = append(args, e.Table, e.Key, int64(e.Op), vec, old, at.UnixNano())

@@ -1,0 +1,107 @@
+package outbox_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/stretchr/testify/require"
+)
+
+func validSpec() *outbox.Spec {
+	return &outbox.Spec{
+		Version: outbox.SpecVersion, Source: "articles", Model: "Article", Key: "id", KeyType: outbox.KeyInteger, SoftDelete: "deleted_at",
+		Vec: &outbox.VecSpec{Table: "articles_vec", Column: "embedding", Field: "Embedding", Dim: 4, Metric: outbox.MetricCosine, Encoding: outbox.EncodingBinary},
+		FTS: &outbox.FTSSpec{Table: "articles_fts", Mode: outbox.ModeExternal, Tokenize: "porter unicode61", Columns: []outbox.FTSCol{{Name: "title", Source: "title"}, {Name: "body", Source: "body"}}},
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, validSpec().Validate())
+	cases := map[string]func(*outbox.Spec){
+		"bad source":            func(s *outbox.Spec) { s.Source = "a;drop" },
+		"bad key type":          func(s *outbox.Spec) { s.KeyType = "float" },
+		"no sidecar":            func(s *outbox.Spec) { s.Vec, s.FTS = nil, nil },
+		"dim 0":                 func(s *outbox.Spec) { s.Vec.Dim = 0 },
+		"metric":                func(s *outbox.Spec) { s.Vec.Metric = "foo" },
+		"encoding":              func(s *outbox.Spec) { s.Vec.Encoding = "xml" },
+		"vec table":             func(s *outbox.Spec) { s.Vec.Table = `x"y` },
+		"fts mode":              func(s *outbox.Spec) { s.FTS.Mode = "other" },
+		"detail":                func(s *outbox.Spec) { s.FTS.Detail = "all" },
+		"external text key":     func(s *outbox.Spec) { s.KeyType = outbox.KeyText },
+		"external renamed col":  func(s *outbox.Spec) { s.FTS.Columns[0].Name = "t" },
+		"duplicate fts column":  func(s *outbox.Spec) { s.FTS.Columns[1] = s.FTS.Columns[0] },
+		"reserved fts column":   func(s *outbox.Spec) { s.FTS.Columns[0] = outbox.FTSCol{Name: "deleted", Source: "deleted"} },
+		"prefix out of range":   func(s *outbox.Spec) { s.FTS.Prefix = []int{0} },
+		"metadata type":         func(s *outbox.Spec) { s.Vec.Metadata = []outbox.MetaCol{{Name: "lang", Type: "blob"}} },
+		"metadata reserved":     func(s *outbox.Spec) { s.Vec.Metadata = []outbox.MetaCol{{Name: "deleted", Type: "integer"}} },
+		"version":               func(s *outbox.Spec) { s.Version = 99 },
+		"soft delete ident":     func(s *outbox.Spec) { s.SoftDelete = "x y" },
+		"fts column identifier": func(s *outbox.Spec) { s.FTS.Columns[0] = outbox.FTSCol{Name: "a-b", Source: "a-b"} },
+	}
+	for name, mutate := range cases {
+		s := validSpec()
+		mutate(s)
+		err := s.Validate()
+		require.ErrorIs(t, err, outbox.ErrBadSpec, name)
+		require.ErrorContains(t, err, s.Source, name)
+	}
+}
+
+func TestRegistryRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlDB(t)
+	_, err := outbox.LoadSpec(ctx, db, "articles")
+	require.ErrorIs(t, err, outbox.ErrNotRegistered)
+
+	s := validSpec()
+	require.NoError(t, outbox.SaveSpec(ctx, db, s))
+	got, err := outbox.LoadSpec(ctx, db, "articles")
+	require.NoError(t, err)
+	require.Equal(t, s, got)
+	require.True(t, got.Equal(s))
+
+	changed := validSpec()
+	changed.Vec.Metric = outbox.MetricL2
+	require.False(t, changed.Equal(s))
+	renamed := validSpec()
+	renamed.Model, renamed.Vec.Field = "Other", "Vec"
+	require.True(t, renamed.Equal(s), "informational names do not change the sidecars")
+
+	_, err = db.Exec(`INSERT INTO oi_registry (source, spec, updated_at) VALUES ('broken', '{', 0)`)
+	require.NoError(t, err)
+	specs, errs, err := outbox.LoadSpecs(ctx, db)
+	require.NoError(t, err)
+	require.Len(t, specs, 1)
+	require.ErrorIs(t, errs["broken"], outbox.ErrBadSpec)
+
+	require.NoError(t, outbox.Append(ctx, db, []outbox.Event{{Table: "articles", Key: int64(1), Op: outbox.OpInsert}, {Table: "other", Key: int64(1), Op: outbox.OpInsert}}))
+	require.NoError(t, outbox.DeleteSpec(ctx, db, "articles"))
+	_, err = outbox.LoadSpec(ctx, db, "articles")
+	require.ErrorIs(t, err, outbox.ErrNotRegistered)
+	evs, err := outbox.ReadEvents(ctx, db, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.Equal(t, "other", evs[0].Table)
+}
+
+func TestEnsureSchemaIdempotentAndVersioned(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlDB(t)
+	require.NoError(t, outbox.EnsureSchema(ctx, db))
+	_, err := db.Exec(`UPDATE oi_checkpoint SET position = 99 WHERE name = ?`, outbox.SchemaVersionKey)
+	require.NoError(t, err)
+	require.ErrorIs(t, outbox.EnsureSchema(ctx, db), outbox.ErrSchemaVersion)
+}
+
+func TestQuoteAndIdent(t *testing.T) {
+	t.Parallel()
+	require.True(t, outbox.ValidIdent("articles_fts"))
+	require.False(t, outbox.ValidIdent("1abc"))
+	require.False(t, outbox.ValidIdent("a;drop table x"))
+	require.False(t, outbox.ValidIdent(""))
+	require.Equal(t, `"a""b"`, outbox.Quote(`a"b`))
+}
