@@ -30,12 +30,15 @@ func CreateSQL(spec *outbox.Spec) (string, error) {
 	if spec.KeyType == outbox.KeyText {
 		cols = append(cols, "id text primary key")
 	}
-	cols = append(cols, fmt.Sprintf("%s float[%d] distance_metric=%s", outbox.Quote(v.Column), v.Dim, metric))
+	// vec0 parses its column declarations itself and rejects double-quoted
+	// names; every name has passed outbox.ValidIdent (in Validate above), so
+	// the bare form is safe.
+	cols = append(cols, fmt.Sprintf("%s float[%d] distance_metric=%s", v.Column, v.Dim, metric))
 	if spec.SoftDelete != "" {
 		cols = append(cols, outbox.DeletedColumn+" integer")
 	}
 	for _, m := range v.Metadata {
-		cols = append(cols, outbox.Quote(m.Name)+" "+m.Type)
+		cols = append(cols, m.Name+" "+m.Type)
 	}
 	return fmt.Sprintf("CREATE VIRTUAL TABLE IF NOT EXISTS %s USING vec0(%s)", outbox.Quote(v.Table), strings.Join(cols, ", ")), nil
 }

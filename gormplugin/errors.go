@@ -1,0 +1,33 @@
+package gormplugin
+
+import (
+	"errors"
+
+	"github.com/outboxindexer/outboxindexer/outbox"
+)
+
+// Sentinel errors. Callers test them with errors.Is.
+var (
+	// ErrBadTag reports a vec or fts5 struct tag, or a model shape, that the
+	// plugin cannot index. The message names the model, the field and the key.
+	ErrBadTag = errors.New("gormplugin: invalid model tag")
+
+	// ErrInvalidVector reports a vector whose length is not the tag's dim, or
+	// that holds NaN or Inf. The write it belonged to is not executed.
+	ErrInvalidVector = outbox.ErrBadVector
+
+	// ErrSpecChanged reports that a model's tags no longer match the spec
+	// stored in the registry by an earlier Migrate. The message says what
+	// changed; record the new spec with UpdateSpec, then rebuild the sidecars
+	// with the indexer (indexer.Rebuild, or `indexer rebuild --table T`).
+	ErrSpecChanged = errors.New("gormplugin: sidecar spec changed")
+
+	// ErrKeyChange reports an update that would change the primary key of a
+	// row of an indexed model. Delete and re-create the row instead.
+	ErrKeyChange = errors.New("gormplugin: changing the primary key of an indexed row is not supported")
+
+	// ErrUnsupportedWrite reports a write to an indexed table that the plugin
+	// cannot capture exactly (for example db.Table("t") without a model, or
+	// UPDATE … FROM). It is refused rather than left unindexed.
+	ErrUnsupportedWrite = errors.New("gormplugin: unsupported write to an indexed table")
+)

@@ -1,0 +1,239 @@
+package gormplugin
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/outboxindexer/outboxindexer/outbox"
+	"gorm.io/gorm"
+)
+
+// PluginName is the name under which the plugin registers in gorm
+// (db.Config.Plugins).
+const PluginName = "outboxindexer:gormplugin"
+
+// Plugin is the gorm plugin that captures writes of tagged models into the
+// outbox. Create it with New and install it with db.Use.
+type Plugin struct {
+	cfg    config
+	models *models
+}
+
+var _ gorm.Plugin = (*Plugin)(nil)
+
+// New returns the capture plugin. Install it once per *gorm.DB:
+//
+//	db.Use(gormplugin.New())
+func New(opts ...Option) gorm.Plugin {
+	p := &Plugin{models: &models{}}
+	for _, o := range opts {
+		o(&p.cfg)
+	}
+	return p
+}
+
+// Name implements gorm.Plugin.
+func (p *Plugin) Name() string { return PluginName }
+
+// Initialize implements gorm.Plugin: it registers the capture callbacks and
+// wraps the dialector so that db.Migrator() cascades DropTable to the
+// sidecars, the registry and the outbox.
+func (p *Plugin) Initialize(db *gorm.DB) error {
+	cr := db.Callback().Create()
+	up := db.Callback().Update()
+	de := db.Callback().Delete()
+	steps := []error{
+		cr.Before("*").Register("outboxindexer:begin", p.begin),
+		cr.Before("gorm:create").Register("outboxindexer:before_create", p.beforeCreate),
+		cr.Before("gorm:after_create").Register("outboxindexer:after_create", p.afterCreate),
+		cr.After("*").Register("outboxindexer:finish", p.finish),
+
+		up.Before("*").Register("outboxindexer:begin", p.begin),
+		up.Before("gorm:update").Register("outboxindexer:before_update", p.beforeUpdate),
+		up.Before("gorm:after_update").Register("outboxindexer:after_update", p.afterWrite),
+		up.After("*").Register("outboxindexer:finish", p.finish),
+
+		de.Before("*").Register("outboxindexer:begin", p.begin),
+		de.Before("gorm:delete").Register("outboxindexer:before_delete", p.beforeDelete),
+		de.Before("gorm:after_delete").Register("outboxindexer:after_delete", p.afterWrite),
+		de.After("*").Register("outboxindexer:finish", p.finish),
+
+		// Queries read the fields that the plugin adjusts on first sight of a
+		// tagged model; passing through the same cached lookup orders that
+		// first adjustment before any concurrent read.
+		db.Callback().Query().Before("*").Register("outboxindexer:prepare", p.prepare),
+	}
+	for _, err := range steps {
+		if err != nil {
+			return fmt.Errorf("gormplugin: register callbacks: %w", err)
+		}
+	}
+	if _, ok := db.Dialector.(*dialector); !ok {
+		db.Dialector = &dialector{Dialector: db.Dialector, p: p}
+	}
+	return nil
+}
+
+// pluginOf returns the plugin installed on db, or nil.
+func pluginOf(db *gorm.DB) *Plugin {
+	if db == nil || db.Config == nil {
+		return nil
+	}
+	if v, ok := db.Plugins[PluginName]; ok {
+		if p, ok := v.(*Plugin); ok {
+			return p
+		}
+	}
+	return nil
+}
+
+// modelsOf returns the model cache of the plugin installed on db, or a
+// private one when the plugin is not installed (Migrate works without it).
+func modelsOf(db *gorm.DB) *models {
+	if p := pluginOf(db); p != nil {
+		return p.models
+	}
+	return &models{}
+}
+
+// stateKey keys a statement's capture state in Statement.Settings. The
+// statement pointer is part of the key because gorm copies a parent
+// statement's Settings into the statements that save its associations.
+type stateKey struct{ stmt *gorm.Statement }
+
+// state is the capture state of one write statement.
+type state struct {
+	m       *model
+	ownTx   bool           // the plugin opened the transaction (SkipDefaultTransaction)
+	events  []outbox.Event // events to append after the write succeeded
+	wrote   bool           // events were appended
+	cleanup []func()       // undo changes made to the caller's values and the statement
+	at      time.Time
+
+	// create
+	rows     rowSet
+	vecs     [][]byte
+	conflict conflictPlan
+	// update/delete
+	pending func(db *gorm.DB) []outbox.Event
+}
+
+func getState(db *gorm.DB) *state {
+	if v, ok := db.Statement.Settings.Load(stateKey{db.Statement}); ok {
+		return v.(*state)
+	}
+	return nil
+}
+
+// begin is the first callback of create, update and delete: it looks up the
+// model and, for indexed models under SkipDefaultTransaction, opens the
+// transaction that keeps the write and its events atomic.
+func (p *Plugin) begin(db *gorm.DB) {
+	stmt := db.Statement
+	if db.Error != nil {
+		return
+	}
+	if stmt.Schema == nil {
+		if stmt.Table != "" {
+			if m := p.models.forTable(stmt.Table); m != nil && !m.dropped.Load() {
+				db.AddError(fmt.Errorf("%w: table %s: write it through its model (db.Model(&%s{})) so that the change is captured", ErrUnsupportedWrite, stmt.Table, m.spec.Model))
+			}
+		}
+		return
+	}
+	m := p.models.get(stmt.Schema)
+	if !m.indexed {
+		return
+	}
+	if m.err != nil {
+		db.AddError(m.err)
+		return
+	}
+	st := &state{m: m, at: time.Now()}
+	stmt.Settings.Store(stateKey{stmt}, st)
+	if db.DryRun || !db.SkipDefaultTransaction || m.dropped.Load() {
+		return
+	}
+	if _, inTx := stmt.ConnPool.(gorm.TxCommitter); inTx {
+		return
+	}
+	tx := db.Begin()
+	if tx.Error != nil {
+		db.AddError(fmt.Errorf("gormplugin: begin transaction for %s: %w", m.spec.Source, tx.Error))
+		return
+	}
+	stmt.ConnPool = tx.Statement.ConnPool
+	st.ownTx = true
+}
+
+// prepare makes sure the statement's model has been analysed.
+func (p *Plugin) prepare(db *gorm.DB) {
+	if db.Statement.Schema != nil {
+		p.models.get(db.Statement.Schema)
+	}
+}
+
+// capturing reports whether the statement's writes are captured, and returns
+// its state.
+func capturing(db *gorm.DB) (*state, bool) {
+	if db.Error != nil || db.Statement.Schema == nil {
+		return nil, false
+	}
+	st := getState(db)
+	if st == nil || st.m.dropped.Load() {
+		return st, false
+	}
+	if db.Statement.Table != st.m.spec.Source {
+		// The model is written to another table (db.Table): that table is
+		// not indexed. The vector is still kept out of the SQL.
+		return st, false
+	}
+	return st, true
+}
+
+// afterWrite appends the events that the before-callback planned, once the
+// statement succeeded.
+func (p *Plugin) afterWrite(db *gorm.DB) {
+	st := getState(db)
+	if st == nil || db.Error != nil || st.pending == nil || db.DryRun {
+		return
+	}
+	p.appendEvents(db, st, st.pending(db))
+}
+
+func (p *Plugin) appendEvents(db *gorm.DB, st *state, events []outbox.Event) {
+	if len(events) == 0 {
+		return
+	}
+	if err := outbox.Append(db.Statement.Context, db.Statement.ConnPool, events); err != nil {
+		db.AddError(fmt.Errorf("gormplugin: record %d change events of %s (did you run gormplugin.Migrate?): %w", len(events), st.m.spec.Source, err))
+		return
+	}
+	st.wrote = true
+}
+
+// finish is the last callback: it undoes temporary changes, commits or rolls
+// back the plugin's own transaction and notifies.
+func (p *Plugin) finish(db *gorm.DB) {
+	st := getState(db)
+	if st == nil {
+		return
+	}
+	db.Statement.Settings.Delete(stateKey{db.Statement})
+	for i := len(st.cleanup) - 1; i >= 0; i-- {
+		st.cleanup[i]()
+	}
+	if st.ownTx {
+		if tx, ok := db.Statement.ConnPool.(gorm.TxCommitter); ok {
+			if db.Error != nil {
+				_ = tx.Rollback()
+			} else if err := tx.Commit(); err != nil {
+				db.AddError(fmt.Errorf("gormplugin: commit %s: %w", st.m.spec.Source, err))
+			}
+		}
+		db.Statement.ConnPool = db.ConnPool
+	}
+	if st.wrote && db.Error == nil && p.cfg.notify != nil {
+		p.cfg.notify()
+	}
+}
