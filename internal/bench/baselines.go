@@ -35,7 +35,7 @@ var syncDDL = []string{
 // GormBlobCreate is the capture baseline: n single-row gorm Creates of BlobDoc.
 // It returns seconds per row.
 func GormBlobCreate(n int) Workload {
-	return Workload{Name: "gorm Create, vector as BLOB column", Unit: "s/row", Run: func(ctx context.Context, dir string) (float64, error) {
+	return Workload{Name: "gorm Create, vector as BLOB column", Unit: "µs/row", Run: func(ctx context.Context, dir string) (float64, error) {
 		db, err := Open(dir)
 		if err != nil {
 			return 0, err
@@ -51,14 +51,14 @@ func GormBlobCreate(n int) Workload {
 				return 0, err
 			}
 		}
-		return Since(start) / float64(n), nil
+		return Since(start) / float64(n) * 1e6, nil
 	}}
 }
 
 // GormBlobCreateInBatches is the batch capture baseline: CreateInBatches(500)
 // of n BlobDocs. It returns seconds per row.
 func GormBlobCreateInBatches(n, batch int) Workload {
-	return Workload{Name: fmt.Sprintf("gorm CreateInBatches(%d), BLOB column", batch), Unit: "s/row", Run: func(ctx context.Context, dir string) (float64, error) {
+	return Workload{Name: fmt.Sprintf("gorm CreateInBatches(%d), BLOB column", batch), Unit: "µs/row", Run: func(ctx context.Context, dir string) (float64, error) {
 		db, err := Open(dir)
 		if err != nil {
 			return 0, err
@@ -75,7 +75,7 @@ func GormBlobCreateInBatches(n, batch int) Workload {
 		if err := db.WithContext(ctx).CreateInBatches(rows, batch).Error; err != nil {
 			return 0, err
 		}
-		return Since(start) / float64(n), nil
+		return Since(start) / float64(n) * 1e6, nil
 	}}
 }
 
@@ -83,7 +83,7 @@ func GormBlobCreateInBatches(n, batch int) Workload {
 // source row, the vec0 row and the FTS5 row in the user's transaction.
 // It returns seconds per row.
 func SyncCreate(n int) Workload {
-	return Workload{Name: "synchronous: row + vec0 + FTS5 in the tx", Unit: "s/row", Run: func(ctx context.Context, dir string) (float64, error) {
+	return Workload{Name: "synchronous: row + vec0 + FTS5 in the tx", Unit: "µs/row", Run: func(ctx context.Context, dir string) (float64, error) {
 		db, err := Open(dir)
 		if err != nil {
 			return 0, err
@@ -111,7 +111,7 @@ func SyncCreate(n int) Workload {
 				return 0, err
 			}
 		}
-		return Since(start) / float64(n), nil
+		return Since(start) / float64(n) * 1e6, nil
 	}}
 }
 
