@@ -86,5 +86,14 @@ func Drop(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
 	if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+outbox.Quote(spec.FTS.Table)); err != nil {
 		return fmt.Errorf("ftssink: drop %s: %w", spec.FTS.Table, err)
 	}
+	// SQLite 3.47's FTS5 leaves the "<table>_content" shadow table of a
+	// contentless_unindexed=1 table behind on DROP; a later CREATE of the
+	// same table then fails. The FTS5 table is gone at this point, so the
+	// name can only be that leftover.
+	if spec.FTS.Mode == outbox.ModeContentless {
+		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+outbox.Quote(spec.FTS.Table+"_content")); err != nil {
+			return fmt.Errorf("ftssink: drop %s: %w", spec.FTS.Table, err)
+		}
+	}
 	return nil
 }

@@ -1,0 +1,140 @@
+package hybrid
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/outboxindexer/outboxindexer/ftssink"
+	"github.com/outboxindexer/outboxindexer/internal/gormq"
+	"github.com/outboxindexer/outboxindexer/vecsink"
+	"gorm.io/gorm"
+)
+
+// Search runs vecsink's KNN with vector and ftssink's full-text search with
+// q on model T (which needs both a vec tag and fts5 tags), takes
+// WithCandidates results from each (default 50), fuses the two rankings with
+// reciprocal-rank fusion and returns the best WithLimit models (default 10),
+// best first, each with both sides' scores (see Result). Ties of the fused
+// score are broken by primary key.
+//
+// Both side queries run on db's connection (or transaction); then the
+// models are loaded with one gorm query on db, as in vecsink.KNN. Rows whose
+// source row vanished are skipped (another query loads the next candidates
+// when that leaves fewer than the limit). Soft-deleted rows are excluded
+// unless IncludeDeleted is given. Like KNN and Search, it sees what the
+// indexer has applied: call the indexer's Sync first for read-your-writes.
+//
+// Errors are those of vecsink.KNN and ftssink.Search (vecsink.ErrBadVector,
+// vecsink.ErrNoVec, ftssink.ErrNoFTS, ftssink.ErrInvalidQuery, …) and
+// ErrInvalidOption.
+func Search[T any](ctx context.Context, db *gorm.DB, vector []float32, q ftssink.Query, opts ...Option) ([]Result[T], error) {
+	cfg := newConfig(opts)
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	t, err := gormq.Resolve(ctx, db, new(T))
+	if err != nil {
+		return nil, fmt.Errorf("hybrid: search: %w", err)
+	}
+	if t.Spec.Vec == nil {
+		return nil, fmt.Errorf("%w: model %s (table %s) has no vec tag", vecsink.ErrNoVec, t.Schema.Name, t.Table)
+	}
+	if t.Spec.FTS == nil {
+		return nil, fmt.Errorf("%w: model %s (table %s) has no fts5 tag", ftssink.ErrNoFTS, t.Schema.Name, t.Table)
+	}
+	vecOpts := slices.Clone(cfg.vecOpts)
+	textOpts := slices.Clone(cfg.textOpts)
+	if cfg.includeDeleted {
+		vecOpts = append(vecOpts, vecsink.IncludeDeleted())
+		textOpts = append(textOpts, ftssink.IncludeDeleted())
+	}
+	textOpts = append(textOpts, ftssink.WithLimit(cfg.candidates), ftssink.WithOffset(0))
+
+	ns, err := vecsink.Neighbors(ctx, t.Conn, t.Spec, vector, cfg.candidates, vecOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("hybrid: vector side: %w", err)
+	}
+	ms, err := ftssink.Matches(ctx, t.Conn, t.Spec, q, textOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("hybrid: full-text side: %w", err)
+	}
+	fused := fuse(ns, ms, cfg)
+
+	out := make([]Result[T], 0, min(cfg.limit, len(fused)))
+	for next := 0; len(out) < cfg.limit && next < len(fused); {
+		batch := fused[next:min(next+cfg.limit-len(out), len(fused))]
+		next += len(batch)
+		keys := make([]any, len(batch))
+		for i, f := range batch {
+			keys[i] = f.key
+		}
+		models, ok, err := gormq.Load[T](ctx, db, t, keys, cfg.includeDeleted)
+		if err != nil {
+			return nil, fmt.Errorf("hybrid: search: %w", err)
+		}
+		for i, f := range batch {
+			if ok[i] {
+				r := f.Result
+				out = append(out, Result[T]{Model: models[i], Score: r.Score, VecRank: r.VecRank, Distance: r.Distance,
+					TextRank: r.TextRank, BM25: r.BM25, Snippets: r.Snippets, Highlights: r.Highlights})
+			}
+		}
+	}
+	return out, nil
+}
+
+// fused is a Result before its model is loaded.
+type fused struct {
+	key any
+	Result[struct{}]
+}
+
+// fuse merges the two rankings with RRF and sorts by score, then key.
+func fuse(ns []vecsink.Neighbor, ms []ftssink.Match, cfg *config) []*fused {
+	byKey := make(map[any]*fused, len(ns)+len(ms))
+	var all []*fused
+	get := func(k any) *fused {
+		f, ok := byKey[k]
+		if !ok {
+			f = &fused{key: k}
+			f.Distance, f.BM25 = math.NaN(), math.NaN()
+			byKey[k] = f
+			all = append(all, f)
+		}
+		return f
+	}
+	for i, n := range ns {
+		f := get(n.Key)
+		f.VecRank, f.Distance = i+1, n.Distance
+		f.Score += cfg.vecW / (cfg.rrfK + float64(i+1))
+	}
+	for i, m := range ms {
+		f := get(m.Key)
+		f.TextRank, f.BM25 = i+1, m.Rank
+		f.Snippets, f.Highlights = m.Snippets, m.Highlights
+		f.Score += cfg.textW / (cfg.rrfK + float64(i+1))
+	}
+	slices.SortStableFunc(all, func(a, b *fused) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return compareKeys(a.key, b.key)
+	})
+	return all
+}
+
+func compareKeys(a, b any) int {
+	switch a := a.(type) {
+	case int64:
+		b, _ := b.(int64)
+		return cmp.Compare(a, b)
+	case string:
+		b, _ := b.(string)
+		return strings.Compare(a, b)
+	}
+	return 0
+}

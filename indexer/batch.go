@@ -1,0 +1,641 @@
+package indexer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
+	"github.com/outboxindexer/outboxindexer/outbox"
+)
+
+// unit is what a failure is attributed to: a whole table (key and event
+// zero), one key of a table, or one event whose key cannot be decoded.
+type unit struct {
+	table string
+	key   any
+	event int64
+}
+
+func (u unit) String() string {
+	switch {
+	case u.event != 0:
+		return fmt.Sprintf("event %d of table %s", u.event, u.table)
+	case u.key != nil:
+		return fmt.Sprintf("key %v of table %s", u.key, u.table)
+	default:
+		return "table " + u.table
+	}
+}
+
+// attempt counts the failures of a unit.
+type attempt struct {
+	n   int
+	err error
+	b   backoff.BackOff
+}
+
+// unitError attributes a permanent failure to a unit.
+type unitError struct {
+	u   unit
+	err error
+}
+
+func (e *unitError) Error() string { return e.u.String() + ": " + e.err.Error() }
+func (e *unitError) Unwrap() error { return e.err }
+
+// straggler is a later pending event of a key in the batch, absorbed into it.
+type straggler struct {
+	id     int64
+	op     outbox.Op
+	hasVec bool
+	at     int64
+}
+
+// keyState gathers what a batch knows about one key.
+type keyState struct {
+	key    any
+	ids    []int64        // in-batch event ids (applicable ones)
+	events []outbox.Event // decoded in-batch events
+	err    error          // first decode failure among them
+	strag  []straggler
+}
+
+// tableBatch is the part of a batch that concerns one table.
+type tableBatch struct {
+	name  string
+	keys  map[any]*keyState
+	order []any
+}
+
+func (tb *tableBatch) keyState(k any) *keyState {
+	ks, ok := tb.keys[k]
+	if !ok {
+		ks = &keyState{key: k}
+		tb.keys[k] = ks
+		tb.order = append(tb.order, k)
+	}
+	return ks
+}
+
+// allIDs returns every event id of the given keys: in batch and stragglers.
+func allIDs(kss ...*keyState) []int64 {
+	var ids []int64
+	for _, ks := range kss {
+		ids = append(ids, ks.ids...)
+		for _, s := range ks.strag {
+			ids = append(ids, s.id)
+		}
+	}
+	return ids
+}
+
+// batchResult describes a committed batch.
+type batchResult struct {
+	events     int
+	keys       int
+	parked     int
+	checkpoint int64
+	final      bool // the log had nothing after the batch: the checkpoint reached the head
+	newest     int64
+	units      []unit // units applied, whose failure counts can be forgotten
+	parkedAt   map[unit]bool
+}
+
+// parkGroup is a set of events to park with one reason.
+type parkGroup struct {
+	table    string
+	ids      []int64
+	reason   string
+	attempts int
+}
+
+// step applies one batch: it retries a batch whose unit fails with a
+// permanent error, after a pause from the backoff policy, until the unit
+// has failed maxAttempts times; then the unit's events are parked and the
+// rest of the batch goes on. Transient errors are returned to the caller,
+// which retries.
+func (ix *Indexer) step(ctx context.Context) (batchResult, error) {
+	park := map[unit]string{}
+	for u, a := range ix.attempts {
+		if a.n >= ix.cfg.maxAttempts {
+			park[u] = a.err.Error()
+		}
+	}
+	for {
+		var res batchResult
+		start := ix.cfg.now()
+		err := ix.inTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			res, err = ix.applyTx(ctx, tx, park, start)
+			return err
+		})
+		if err == nil {
+			ix.extended(start)
+			for _, u := range res.units {
+				delete(ix.attempts, u)
+			}
+			for u := range res.parkedAt {
+				delete(ix.attempts, u)
+			}
+			if f := ix.cfg.observer.Batch; f != nil && res.events+res.parked > 0 {
+				st := BatchStats{Events: res.events, Keys: res.keys, Parked: res.parked, Checkpoint: res.checkpoint, Duration: ix.cfg.now().Sub(start)}
+				if res.newest != 0 {
+					st.Lag = ix.cfg.now().Sub(time.Unix(0, res.newest))
+				}
+				f(st)
+			}
+			return res, nil
+		}
+		if errors.Is(err, outbox.ErrLeaseLost) {
+			ix.lostLease()
+			return res, err
+		}
+		var ue *unitError
+		if !errors.As(err, &ue) || transient(err) || ctx.Err() != nil {
+			return res, err
+		}
+		ix.observeError(err)
+		a := ix.attempts[ue.u]
+		if a == nil {
+			a = &attempt{b: ix.cfg.newBackoff()}
+			a.b.Reset()
+			ix.attempts[ue.u] = a
+		}
+		a.n++
+		a.err = ue.err
+		ix.log.Warn("apply failed", "unit", ue.u.String(), "attempt", a.n, "of", ix.cfg.maxAttempts, "err", ue.err)
+		if a.n >= ix.cfg.maxAttempts {
+			park[ue.u] = ue.err.Error()
+			continue
+		}
+		d := a.b.NextBackOff()
+		if d < 0 {
+			a.n = ix.cfg.maxAttempts
+			park[ue.u] = ue.err.Error()
+			continue
+		}
+		if err := sleep(ctx, d); err != nil {
+			return res, err
+		}
+	}
+}
+
+// applyTx is one apply transaction: fence, read a batch, absorb the later
+// events of its keys, read the source rows, apply every sink, park what must
+// be parked, advance the checkpoint.
+func (ix *Indexer) applyTx(ctx context.Context, tx *sql.Tx, park map[unit]string, now time.Time) (res batchResult, err error) {
+	if err := ix.fence(ctx, tx); err != nil {
+		return res, err
+	}
+	cp, err := outbox.Checkpoint(ctx, tx, outbox.MainCheckpoint)
+	if err != nil {
+		return res, err
+	}
+	raws, err := outbox.ReadRawEvents(ctx, tx, cp, ix.cfg.batchSize)
+	if err != nil {
+		return res, err
+	}
+	res.checkpoint = cp
+	res.final = len(raws) < ix.cfg.batchSize
+	var head int64
+	if res.final {
+		if head, err = outbox.Head(ctx, tx); err != nil {
+			return res, err
+		}
+	}
+	if len(raws) == 0 {
+		if head > cp {
+			res.checkpoint = head
+			return res, outbox.SetCheckpoint(ctx, tx, outbox.MainCheckpoint, head)
+		}
+		return res, nil
+	}
+	last := raws[len(raws)-1].ID
+	floors, err := outbox.Floors(ctx, tx)
+	if err != nil {
+		return res, err
+	}
+	tables, err := ix.registry.load(ctx, tx)
+	if err != nil {
+		return res, err
+	}
+
+	var parks []parkGroup
+	res.parkedAt = map[unit]bool{}
+	addPark := func(u unit, ids []int64, reason string, attempts int) {
+		if len(ids) == 0 {
+			return
+		}
+		if u.key == nil && u.event == 0 && !strings.HasPrefix(reason, outbox.TableFailure) {
+			reason = outbox.TableFailure + reason
+		}
+		parks = append(parks, parkGroup{table: u.table, ids: ids, reason: reason, attempts: attempts})
+		res.parkedAt[u] = true
+	}
+	attemptsOf := func(u unit) int {
+		if a := ix.attempts[u]; a != nil {
+			return a.n
+		}
+		return 0
+	}
+
+	// Group the batch by table and key.
+	batch := map[string]*tableBatch{}
+	var names []string
+	for _, r := range raws {
+		if f, ok := floors[r.Table]; ok && r.ID <= f {
+			res.events++ // already reflected by a rebuild
+			continue
+		}
+		e, derr := r.Decode()
+		if derr == nil {
+			if t := tables[r.Table]; t != nil && t.spec != nil {
+				_, isInt := e.Key.(int64)
+				if isInt != (t.spec.KeyType == outbox.KeyInteger) {
+					derr = fmt.Errorf("%w: event %d: key %v is a %T, table %s has %s keys", outbox.ErrBadEvent, r.ID, e.Key, e.Key, r.Table, t.spec.KeyType)
+					e.Key = nil
+				}
+			}
+		}
+		if derr != nil && e.Key == nil {
+			u := unit{table: r.Table, event: r.ID}
+			if reason, ok := park[u]; ok {
+				addPark(u, []int64{r.ID}, reason, attemptsOf(u))
+				continue
+			}
+			return res, &unitError{u: u, err: derr}
+		}
+		tb := batch[r.Table]
+		if tb == nil {
+			tb = &tableBatch{name: r.Table, keys: map[any]*keyState{}}
+			batch[r.Table] = tb
+			names = append(names, r.Table)
+		}
+		ks := tb.keyState(e.Key)
+		ks.ids = append(ks.ids, r.ID)
+		if derr != nil {
+			if ks.err == nil {
+				ks.err = derr
+			}
+			continue
+		}
+		ks.events = append(ks.events, e)
+		res.newest = max(res.newest, r.At)
+	}
+	slices.Sort(names)
+
+	var blockedTables map[string]string
+	dead, err := outbox.CountDeadLetters(ctx, tx)
+	if err != nil {
+		return res, err
+	}
+	if dead > 0 {
+		if blockedTables, err = tableBlocks(ctx, tx); err != nil {
+			return res, err
+		}
+	}
+
+	st := sqlutil.NewStmts(tx)
+	defer st.Close()
+	for _, name := range names {
+		tb := batch[name]
+		t := tables[name]
+		tu := unit{table: name}
+		if err := ix.loadStragglers(ctx, tx, tb, last, 0); err != nil {
+			return res, err
+		}
+		all := make([]*keyState, 0, len(tb.order))
+		for _, k := range tb.order {
+			all = append(all, tb.keys[k])
+		}
+		if reason, ok := park[tu]; ok {
+			addPark(tu, allIDs(all...), reason, attemptsOf(tu))
+			continue
+		}
+		if reason, ok := blockedTables[name]; ok {
+			addPark(tu, allIDs(all...), fmt.Sprintf("%sblocked behind earlier dead letters of table %s (%s); retry the dead letters or rebuild the table", outbox.TableFailure, name, reason), 0)
+			continue
+		}
+		var blockedKeys map[any]bool
+		if dead > 0 {
+			if blockedKeys, err = keyBlocks(ctx, tx, name, tb.order); err != nil {
+				return res, err
+			}
+		}
+		live := all[:0:0]
+		for _, ks := range all {
+			ku := unit{table: name, key: ks.key}
+			switch reason, ok := park[ku]; {
+			case ok:
+				addPark(ku, allIDs(ks), reason, attemptsOf(ku))
+			case blockedKeys[ks.key]:
+				addPark(ku, allIDs(ks), fmt.Sprintf("blocked behind earlier dead letters of key %v of table %s; retry them or rebuild the table", ks.key, name), 0)
+			case ks.err != nil:
+				return res, &unitError{u: ku, err: ks.err}
+			default:
+				live = append(live, ks)
+			}
+		}
+		if len(live) == 0 {
+			continue
+		}
+		if t == nil {
+			return res, &unitError{u: tu, err: fmt.Errorf("%w: %s", outbox.ErrNotRegistered, name)}
+		}
+		if t.err != nil {
+			return res, &unitError{u: tu, err: t.err}
+		}
+		if err := ix.applyTable(ctx, tx, st, t, live, outbox.ApplyOptions{}); err != nil {
+			return res, err
+		}
+		for _, ks := range live {
+			if err := foldStragglers(ctx, st, ks); err != nil {
+				return res, err
+			}
+			res.events += len(ks.ids) + len(ks.strag)
+			res.units = append(res.units, unit{table: name, key: ks.key})
+		}
+		res.keys += len(live)
+		res.units = append(res.units, tu)
+	}
+	for _, p := range parks {
+		if err := outbox.ParkEvents(ctx, tx, p.ids, p.reason, p.attempts, now); err != nil {
+			return res, err
+		}
+		res.parked += len(p.ids)
+		ix.log.Error("events parked as dead letters", "table", p.table, "events", len(p.ids), "attempts", p.attempts, "reason", p.reason)
+		if f := ix.cfg.observer.Parked; f != nil {
+			f(p.table, len(p.ids), p.reason)
+		}
+	}
+	res.checkpoint = max(last, head)
+	return res, outbox.SetCheckpoint(ctx, tx, outbox.MainCheckpoint, res.checkpoint)
+}
+
+// tableBlocks returns the tables that have table-level dead letters.
+func tableBlocks(ctx context.Context, tx outbox.DB) (map[string]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT tbl, min(id) FROM oi_deadletters WHERE substr(error, 1, ?) = ? GROUP BY tbl`, len(outbox.TableFailure), outbox.TableFailure)
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var tbl string
+		var id int64
+		if err := rows.Scan(&tbl, &id); err != nil {
+			return nil, fmt.Errorf("read dead letters: %w", err)
+		}
+		out[tbl] = fmt.Sprintf("first dead letter %d", id)
+	}
+	return out, rows.Err()
+}
+
+// keyBlocks returns the keys of table that have dead letters.
+func keyBlocks(ctx context.Context, tx outbox.DB, table string, keys []any) (map[any]bool, error) {
+	out := map[any]bool{}
+	err := chunked(keys, 500, func(chunk []any) error {
+		rows, err := tx.QueryContext(ctx, `SELECT DISTINCT key FROM oi_deadletters WHERE tbl = ? AND key IN (`+outbox.Placeholders(len(chunk))+`)`, append([]any{table}, chunk...)...)
+		if err != nil {
+			return fmt.Errorf("read dead letters: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k any
+			if err := rows.Scan(&k); err != nil {
+				return fmt.Errorf("read dead letters: %w", err)
+			}
+			if nk, err := outbox.NormalizeKey(k); err == nil {
+				out[nk] = true
+			}
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+func chunked[T any](s []T, n int, fn func([]T) error) error {
+	for start := 0; start < len(s); start += n {
+		if err := fn(s[start:min(start+n, len(s))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadStragglers finds the pending events after the batch of the batch's
+// keys (through the (tbl, key, id) index), without their payloads.
+// With upper > 0, only events up to upper are considered.
+func (ix *Indexer) loadStragglers(ctx context.Context, tx outbox.DB, tb *tableBatch, last, upper int64) error {
+	if upper <= 0 {
+		upper = 1<<63 - 1
+	}
+	return chunked(tb.order, 500, func(chunk []any) error {
+		args := append([]any{tb.name, last, upper}, chunk...)
+		rows, err := tx.QueryContext(ctx, `SELECT id, key, op, vec IS NOT NULL, at FROM oi_events WHERE tbl = ? AND id > ? AND id <= ? AND key IN (`+outbox.Placeholders(len(chunk))+`) ORDER BY id`, args...)
+		if err != nil {
+			return fmt.Errorf("read later events of %s: %w", tb.name, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var s straggler
+			var k any
+			var op int64
+			if err := rows.Scan(&s.id, &k, &op, &s.hasVec, &s.at); err != nil {
+				return fmt.Errorf("read later events of %s: %w", tb.name, err)
+			}
+			nk, err := outbox.NormalizeKey(k)
+			if err != nil {
+				continue
+			}
+			ks := tb.keys[nk]
+			if ks == nil {
+				continue
+			}
+			s.op = outbox.Op(op)
+			if !s.op.Valid() && ks.err == nil {
+				ks.err = fmt.Errorf("%w: event %d: unknown op %d", outbox.ErrBadEvent, s.id, op)
+			}
+			ks.strag = append(ks.strag, s)
+		}
+		return rows.Err()
+	})
+}
+
+// foldStragglers merges the absorbed later events of a key into its last
+// event of the batch (newest vector, last op and time) and deletes them, so
+// that the checkpoint never reaches them: their before-images describe text
+// that is no longer indexed.
+func foldStragglers(ctx context.Context, st *sqlutil.Stmts, ks *keyState) error {
+	if len(ks.strag) == 0 {
+		return nil
+	}
+	target := ks.ids[len(ks.ids)-1]
+	var vecID int64
+	for _, s := range ks.strag {
+		if s.hasVec {
+			vecID = s.id
+		}
+	}
+	lastS := ks.strag[len(ks.strag)-1]
+	if _, err := st.Exec(ctx, `UPDATE oi_events SET op = ?, at = ?, vec = CASE WHEN ? > 0 THEN (SELECT vec FROM oi_events WHERE id = ?) ELSE vec END WHERE id = ?`,
+		int64(lastS.op), lastS.at, vecID, vecID, target); err != nil {
+		return fmt.Errorf("fold later events of key %v: %w", ks.key, err)
+	}
+	ids := make([]any, len(ks.strag))
+	for i, s := range ks.strag {
+		ids[i] = s.id
+	}
+	return chunked(ids, 500, func(chunk []any) error {
+		if _, err := st.Exec(ctx, `DELETE FROM oi_events WHERE id IN (`+outbox.Placeholders(len(chunk))+`)`, chunk...); err != nil {
+			return fmt.Errorf("fold later events of key %v: %w", ks.key, err)
+		}
+		return nil
+	})
+}
+
+// srcRow is a source row as the sinks need it.
+type srcRow struct {
+	deleted bool
+	values  []any // table.cols order
+}
+
+// readSource reads the current source rows of keys, one query per chunk.
+func readSource(ctx context.Context, tx outbox.DB, t *table, keys []any) (map[any]srcRow, error) {
+	spec := t.spec
+	sel := []string{outbox.Quote(spec.Key)}
+	if spec.SoftDelete != "" {
+		sel = append(sel, fmt.Sprintf("(%s IS NOT NULL)", outbox.Quote(spec.SoftDelete)))
+	} else {
+		sel = append(sel, "0")
+	}
+	for _, c := range t.cols {
+		sel = append(sel, outbox.Quote(c))
+	}
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s IN (", strings.Join(sel, ", "), outbox.Quote(spec.Source), outbox.Quote(spec.Key))
+	out := make(map[any]srcRow, len(keys))
+	err := chunked(keys, 500, func(chunk []any) error {
+		rows, err := tx.QueryContext(ctx, q+outbox.Placeholders(len(chunk))+")", chunk...)
+		if err != nil {
+			return fmt.Errorf("read source table %s: %w", spec.Source, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k any
+			var del bool
+			vals := make([]any, len(t.cols))
+			dest := make([]any, 0, 2+len(vals))
+			dest = append(dest, &k, &del)
+			for i := range vals {
+				dest = append(dest, &vals[i])
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return fmt.Errorf("read source table %s: %w", spec.Source, err)
+			}
+			nk, err := outbox.NormalizeKey(k)
+			if err != nil {
+				return fmt.Errorf("read source table %s: %w", spec.Source, err)
+			}
+			out[nk] = srcRow{deleted: del, values: vals}
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// applyTable brings every sink of t to the state of keys. A failure is
+// attributed to the key (a *outbox.KeyError from a sink) or to the table.
+func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, st *sqlutil.Stmts, t *table, keys []*keyState, opts outbox.ApplyOptions) error {
+	tu := unit{table: t.spec.Source}
+	fail := func(err error) error {
+		if transient(err) || ctx.Err() != nil {
+			return err
+		}
+		var ke *outbox.KeyError
+		if errors.As(err, &ke) {
+			return &unitError{u: unit{table: tu.table, key: ke.Key}, err: err}
+		}
+		return &unitError{u: tu, err: err}
+	}
+	ok, err := sqlutil.TableExists(ctx, tx, t.spec.Source)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fail(fmt.Errorf("%w: source table %s does not exist", outbox.ErrNoSidecar, t.spec.Source))
+	}
+	for _, s := range t.sinks {
+		ok, err := s.Exists(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fail(fmt.Errorf("%w: %s (of %s); rebuild the table", outbox.ErrNoSidecar, s.Name(), t.spec.Source))
+		}
+	}
+	ids := make([]any, len(keys))
+	for i, ks := range keys {
+		ids[i] = ks.key
+	}
+	rows, err := readSource(ctx, tx, t, ids)
+	if err != nil {
+		return fail(err)
+	}
+	base := make([]outbox.Change, len(keys))
+	for i, ks := range keys {
+		c := &base[i]
+		c.Key = ks.key
+		row, exists := rows[ks.key]
+		c.Exists, c.Deleted = exists, row.deleted
+		if len(ks.events) > 0 {
+			c.Old = ks.events[0].Old
+		}
+		for j := len(ks.events) - 1; j >= 0; j-- {
+			if ks.events[j].Vec != nil {
+				c.Vec = ks.events[j].Vec
+				break
+			}
+		}
+		var vecID int64
+		for _, s := range ks.strag {
+			if s.hasVec {
+				vecID = s.id
+			}
+		}
+		if vecID != 0 && t.vec != nil {
+			var v []byte
+			if err := tx.QueryRowContext(ctx, `SELECT vec FROM oi_events WHERE id = ?`, vecID).Scan(&v); err != nil {
+				return fail(fmt.Errorf("read vector of event %d: %w", vecID, err))
+			}
+			if v == nil {
+				v = []byte{}
+			}
+			c.Vec = v
+		}
+	}
+	changes := make([]outbox.Change, len(keys))
+	for _, s := range t.sinks {
+		cols := s.Columns()
+		for i, ks := range keys {
+			changes[i] = base[i]
+			if row, ok := rows[ks.key]; ok {
+				vals := make([]any, len(cols))
+				for j, c := range cols {
+					vals[j] = row.values[t.col[c]]
+				}
+				changes[i].Values = vals
+			}
+		}
+		if err := s.Apply(ctx, tx, changes, opts); err != nil {
+			return fail(err)
+		}
+	}
+	_ = st
+	return nil
+}

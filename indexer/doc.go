@@ -1,0 +1,16 @@
+// Package indexer applies the outbox (table oi_events) to the vec0 and FTS5
+// sidecars of every table registered in oi_registry, exactly once in effect:
+// batches are applied and the checkpoint advanced in one SQLite
+// transaction, fenced by a lease so that a single indexer applies at a time,
+// and every key is brought to "source row now + latest vector", which makes
+// applying twice or replaying any range harmless.
+//
+// An Indexer needs no Go model types: everything it knows comes from the
+// registry, so the standalone binary and an in-process worker run the same
+// code. See docs/ARCHITECTURE.md for the contract.
+//
+//	ix, err := indexer.New(db, indexer.WithLogger(slog.Default()))
+//	if err != nil { ... }
+//	defer ix.Close()
+//	go ix.Run(ctx)       // or: ix.Drain(ctx) / ix.Sync(ctx)
+package indexer

@@ -1,0 +1,209 @@
+package indexer
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+
+	"github.com/outboxindexer/outboxindexer/outbox"
+)
+
+// Rebuild re-creates the sidecars of the given source tables (all
+// registered tables when none is given) from authoritative data: FTS5 text
+// from the source rows, vectors from the retained log (the latest vector
+// event of each live key, including parked ones). Everything happens in ONE
+// write transaction: sidecars are dropped, re-created from the spec the
+// registry holds now, and filled in large batches (progress goes to
+// WithProgress), and the events of those tables up to the log head are
+// marked applied; readers (WAL) see the old sidecars or the new ones, never a
+// half-built one.
+//
+// Rebuild repairs whatever drifted: rows bulk-loaded with raw SQL, sidecars
+// dropped by hand, a spec changed in the model tags, dead letters of the
+// table (restored into the log as history, or dropped if they cannot be
+// decoded), and it reclaims the space of deleted vectors (vec0 never frees
+// it). It does not need the lease: SQLite's write lock serializes it with
+// the applier.
+func (ix *Indexer) Rebuild(ctx context.Context, tables ...string) error {
+	if err := ix.checkOpen(); err != nil {
+		return err
+	}
+	ix.applyMu.Lock()
+	defer ix.applyMu.Unlock()
+	var done []string
+	err := ix.retry(ctx, func(ctx context.Context) error {
+		return ix.inTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			done, err = ix.rebuildTx(ctx, tx, tables)
+			return err
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("indexer: rebuild: %w", err)
+	}
+	for u := range ix.attempts {
+		if slices.Contains(done, u.table) {
+			delete(ix.attempts, u)
+		}
+	}
+	ix.Notify()
+	return nil
+}
+
+func (ix *Indexer) rebuildTx(ctx context.Context, tx *sql.Tx, names []string) ([]string, error) {
+	reg, err := ix.registry.load(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		for n := range reg {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+	}
+	for _, n := range names {
+		t := reg[n]
+		if t == nil {
+			return nil, fmt.Errorf("%w: %s", outbox.ErrNotRegistered, n)
+		}
+		if t.err != nil {
+			return nil, t.err
+		}
+	}
+	head, err := outbox.Head(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		t := reg[n]
+		var valid func([]byte) bool
+		if t.vec != nil {
+			valid = t.vec.ValidVector
+		}
+		restored, dropped, err := outbox.RestoreDeadLetters(ctx, tx, n, valid)
+		if err != nil {
+			return nil, err
+		}
+		if restored+dropped > 0 {
+			ix.log.Info("rebuild: dead letters folded into the log", "table", n, "restored", restored, "dropped", dropped)
+		}
+		for _, s := range t.sinks {
+			name := s.Name()
+			var progress func(done, total int64)
+			if f := ix.cfg.progress; f != nil {
+				progress = func(done, total int64) {
+					f(Progress{Table: n, Sidecar: name, Done: done, Total: total})
+				}
+			}
+			rows, err := s.Rebuild(ctx, tx, outbox.RebuildOptions{BatchSize: ix.cfg.rebuildBatchSize, Progress: progress})
+			if err != nil {
+				return nil, err
+			}
+			ix.log.Info("rebuilt sidecar", "table", n, "sidecar", name, "entries", rows)
+		}
+		// Events of rows that no longer exist are of no use to any rebuild.
+		q := fmt.Sprintf(`DELETE FROM oi_events WHERE tbl = ? AND id <= ? AND key NOT IN (SELECT %s FROM %s)`, outbox.Quote(t.spec.Key), outbox.Quote(t.spec.Source))
+		if _, err := tx.ExecContext(ctx, q, n, head); err != nil {
+			return nil, fmt.Errorf("rebuild %s: prune the log: %w", n, err)
+		}
+		if err := outbox.SetCheckpoint(ctx, tx, outbox.RebuiltPrefix+n, head); err != nil {
+			return nil, err
+		}
+	}
+	return names, nil
+}
+
+// Replay re-applies the retained events from position from (inclusive) up
+// to the checkpoint at the time of the call, in batches, and leaves the
+// checkpoint alone. It is idempotent: every key named by those events is
+// brought again to its source row and the latest vector the log holds for
+// it (later, pending events included). External-content FTS5 sidecars are
+// skipped, because their deletes need before-images that describe what is
+// indexed now (use Rebuild to re-derive them). Replay does not need the
+// lease.
+func (ix *Indexer) Replay(ctx context.Context, from int64) error {
+	if err := ix.checkOpen(); err != nil {
+		return err
+	}
+	ix.applyMu.Lock()
+	defer ix.applyMu.Unlock()
+	upper, err := ix.checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	pos := max(from-1, 0)
+	for pos < upper {
+		err := ix.retry(ctx, func(ctx context.Context) error {
+			return ix.inTx(ctx, func(tx *sql.Tx) error {
+				var err error
+				pos, err = ix.replayTx(ctx, tx, pos, upper)
+				return err
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("indexer: replay: %w", err)
+		}
+	}
+	return nil
+}
+
+func (ix *Indexer) replayTx(ctx context.Context, tx *sql.Tx, after, upper int64) (int64, error) {
+	raws, err := outbox.ReadRawEvents(ctx, tx, after, ix.cfg.batchSize)
+	if err != nil {
+		return after, err
+	}
+	if len(raws) == 0 || raws[0].ID > upper {
+		return upper, nil
+	}
+	tables, err := ix.registry.load(ctx, tx)
+	if err != nil {
+		return after, err
+	}
+	batch := map[string]*tableBatch{}
+	var names []string
+	last := after
+	for _, r := range raws {
+		if r.ID > upper {
+			break
+		}
+		last = r.ID
+		e, err := r.Decode()
+		if err != nil {
+			ix.log.Warn("replay: skipping an undecodable event", "id", r.ID, "err", err)
+			continue
+		}
+		tb := batch[r.Table]
+		if tb == nil {
+			tb = &tableBatch{name: r.Table, keys: map[any]*keyState{}}
+			batch[r.Table] = tb
+			names = append(names, r.Table)
+		}
+		ks := tb.keyState(e.Key)
+		ks.ids = append(ks.ids, r.ID)
+		ks.events = append(ks.events, e)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		t := tables[n]
+		if t == nil || t.err != nil {
+			ix.log.Warn("replay: skipping events of a table with no usable registry entry", "table", n)
+			continue
+		}
+		tb := batch[n]
+		// Later events up to the log head, pending ones included, so that
+		// the vector is the latest the log holds (pending events a rebuild
+		// already reflected are never re-applied).
+		if err := ix.loadStragglers(ctx, tx, tb, last, 0); err != nil {
+			return after, err
+		}
+		keys := make([]*keyState, 0, len(tb.order))
+		for _, k := range tb.order {
+			keys = append(keys, tb.keys[k])
+		}
+		if err := ix.applyTable(ctx, tx, nil, t, keys, outbox.ApplyOptions{Replay: true}); err != nil {
+			return after, err
+		}
+	}
+	return last, nil
+}

@@ -1,0 +1,119 @@
+package indexer
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/outboxindexer/outboxindexer/outbox"
+)
+
+// compactChunk bounds the id range one compaction transaction covers.
+const compactChunk = 20000
+
+// Compact removes applied events that no rebuild needs any more, keeping,
+// per live key, its latest applied event that carries a vector; events of
+// tables without a vec sidecar, events without a vector, hard deletes and
+// everything older than a newer vector of the same key go. Events newer than
+// the retention period (WithRetention) are kept in full. Compaction is
+// incremental: it looks only at events applied since the last compaction,
+// so its cost follows the write rate, not the log size. It returns the
+// number of events removed.
+func (ix *Indexer) Compact(ctx context.Context) (int, error) {
+	if err := ix.checkOpen(); err != nil {
+		return 0, err
+	}
+	if ix.cfg.retention < 0 {
+		return 0, nil
+	}
+	ix.applyMu.Lock()
+	defer ix.applyMu.Unlock()
+	ix.lastComp = ix.cfg.now()
+	total := 0
+	for {
+		var n int
+		var more bool
+		err := ix.retry(ctx, func(ctx context.Context) error {
+			return ix.inTx(ctx, func(tx *sql.Tx) error {
+				var err error
+				n, more, err = ix.compactTx(ctx, tx)
+				return err
+			})
+		})
+		total += n
+		if err != nil || !more {
+			if total > 0 {
+				ix.log.Debug("compacted the log", "removed", total)
+			}
+			return total, err
+		}
+	}
+}
+
+func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more bool, err error) {
+	from, err := outbox.Checkpoint(ctx, tx, outbox.CompactedCheckpoint)
+	if err != nil {
+		return 0, false, err
+	}
+	upto, err := outbox.Checkpoint(ctx, tx, outbox.MainCheckpoint)
+	if err != nil {
+		return 0, false, err
+	}
+	if ix.cfg.retention > 0 {
+		cutoff := ix.cfg.now().Add(-ix.cfg.retention).UnixNano()
+		var young sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT min(id) FROM oi_events WHERE id > ? AND id <= ? AND at >= ?`, from, upto, cutoff).Scan(&young); err != nil {
+			return 0, false, fmt.Errorf("compact: %w", err)
+		}
+		if young.Valid {
+			upto = young.Int64 - 1
+		}
+	}
+	if upto <= from {
+		return 0, false, nil
+	}
+	if upto-from > compactChunk {
+		upto, more = from+compactChunk, true
+	}
+	tables, err := ix.registry.load(ctx, tx)
+	if err != nil {
+		return 0, false, err
+	}
+	exec := func(q string, args ...any) error {
+		r, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("compact: %w", err)
+		}
+		n, _ := r.RowsAffected()
+		removed += int(n)
+		return nil
+	}
+	// Older events of a key that a newer applied vector or hard delete
+	// supersedes.
+	if err := exec(`DELETE FROM oi_events WHERE id IN (
+		SELECT o.id FROM oi_events n JOIN oi_events o ON o.tbl = n.tbl AND o.key = n.key AND o.id < n.id
+		WHERE n.id > ? AND n.id <= ? AND (n.vec IS NOT NULL OR n.op = ?))`, from, upto, int64(outbox.OpDelete)); err != nil {
+		return removed, false, err
+	}
+	// Applied events that carry no vector (or "no vector"), hard deletes.
+	if err := exec(`DELETE FROM oi_events WHERE id > ? AND id <= ? AND (vec IS NULL OR length(vec) = 0 OR op = ?)`, from, upto, int64(outbox.OpDelete)); err != nil {
+		return removed, false, err
+	}
+	// Every applied event of a table without a vec sidecar.
+	for name, t := range tables {
+		if t.spec != nil && t.spec.Vec == nil {
+			if err := exec(`DELETE FROM oi_events WHERE tbl = ? AND id > ? AND id <= ?`, name, from, upto); err != nil {
+				return removed, false, err
+			}
+		}
+	}
+	// Rebuild floors the checkpoint has passed are of no use any more.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM oi_checkpoint WHERE name >= ? AND name < ? AND position <= (SELECT position FROM oi_checkpoint WHERE name = ?)`,
+		outbox.RebuiltPrefix, "rebuilt;", outbox.MainCheckpoint); err != nil {
+		return removed, false, fmt.Errorf("compact: %w", err)
+	}
+	if err := outbox.SetCheckpoint(ctx, tx, outbox.CompactedCheckpoint, upto); err != nil {
+		return removed, false, err
+	}
+	return removed, more, nil
+}

@@ -1,0 +1,217 @@
+package indexer
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
+	"github.com/outboxindexer/outboxindexer/outbox"
+)
+
+// Status is a consistent snapshot of the log, the checkpoint and the
+// sidecars.
+type Status struct {
+	Head             int64         // id of the newest event ever appended
+	Applied          int64         // the checkpoint: id of the last applied event
+	Pending          int64         // events not applied yet
+	DeadLetters      int64         // events parked in oi_deadletters
+	Retained         int64         // applied events kept for rebuilds
+	OldestPendingAge time.Duration // age of the oldest pending event (0 if none)
+	Lease            LeaseStatus
+	Tables           []TableStatus // one per registered table, and per table that has events but no registry entry
+}
+
+// LeaseStatus describes the lease row.
+type LeaseStatus struct {
+	Name      string
+	Holder    string // "" if nobody ever took it
+	Token     int64
+	ExpiresAt time.Time
+	Live      bool // not expired
+	Mine      bool // held by this indexer
+}
+
+// TableStatus describes one source table.
+type TableStatus struct {
+	Table       string
+	SourceRows  int64 // -1 if the source table is missing
+	Pending     int64
+	Retained    int64
+	DeadLetters int64
+	Sidecars    []SidecarStatus
+	Error       string // a problem with the registry entry or the tables, "" if none
+}
+
+// SidecarStatus describes one sidecar table.
+type SidecarStatus struct {
+	Name   string
+	Kind   string // "vec0" or "fts5"
+	Exists bool
+	Rows   int64 // entries (vectors, or indexed documents)
+}
+
+// Status returns a snapshot, read in one read transaction.
+func (ix *Indexer) Status(ctx context.Context) (Status, error) {
+	var st Status
+	if err := ix.checkOpen(); err != nil {
+		return st, err
+	}
+	err := ix.retry(ctx, func(ctx context.Context) error {
+		tx, err := ix.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		st, err = ix.status(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return st, fmt.Errorf("indexer: status: %w", err)
+	}
+	return st, nil
+}
+
+func (ix *Indexer) status(ctx context.Context, tx *sql.Tx) (Status, error) {
+	var st Status
+	var err error
+	now := ix.cfg.now()
+	if st.Head, err = outbox.Head(ctx, tx); err != nil {
+		return st, err
+	}
+	if st.Applied, err = outbox.Checkpoint(ctx, tx, outbox.MainCheckpoint); err != nil {
+		return st, err
+	}
+	l, ok, err := outbox.ReadLease(ctx, tx, ix.cfg.leaseName)
+	if err != nil {
+		return st, err
+	}
+	st.Lease = LeaseStatus{Name: ix.cfg.leaseName}
+	if ok {
+		token, held := ix.leaseToken()
+		st.Lease = LeaseStatus{Name: l.Name, Holder: l.Holder, Token: l.Token, ExpiresAt: l.ExpiresAt,
+			Live: l.ExpiresAt.After(now), Mine: held && l.Holder == ix.cfg.holder && l.Token == token && l.ExpiresAt.After(now)}
+	}
+	byName := map[string]*TableStatus{}
+	get := func(n string) *TableStatus {
+		if t := byName[n]; t != nil {
+			return t
+		}
+		t := &TableStatus{Table: n}
+		byName[n] = t
+		return t
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT e.tbl,
+		sum(e.id > max(?1, coalesce(c.position, 0))),
+		sum(e.id <= max(?1, coalesce(c.position, 0))),
+		min(CASE WHEN e.id > max(?1, coalesce(c.position, 0)) THEN e.at END)
+		FROM oi_events e LEFT JOIN oi_checkpoint c ON c.name = ?2 || e.tbl GROUP BY e.tbl`, st.Applied, outbox.RebuiltPrefix)
+	if err != nil {
+		return st, fmt.Errorf("count events: %w", err)
+	}
+	var oldest int64
+	for rows.Next() {
+		var n string
+		var pending, retained int64
+		var at sql.NullInt64
+		if err := rows.Scan(&n, &pending, &retained, &at); err != nil {
+			rows.Close()
+			return st, fmt.Errorf("count events: %w", err)
+		}
+		t := get(n)
+		t.Pending, t.Retained = pending, retained
+		st.Pending += pending
+		st.Retained += retained
+		if at.Valid && (oldest == 0 || at.Int64 < oldest) {
+			oldest = at.Int64
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return st, fmt.Errorf("count events: %w", err)
+	}
+	if oldest != 0 {
+		st.OldestPendingAge = max(now.Sub(time.Unix(0, oldest)), 0)
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT tbl, count(*) FROM oi_deadletters GROUP BY tbl`)
+	if err != nil {
+		return st, fmt.Errorf("count dead letters: %w", err)
+	}
+	for rows.Next() {
+		var n string
+		var c int64
+		if err := rows.Scan(&n, &c); err != nil {
+			rows.Close()
+			return st, fmt.Errorf("count dead letters: %w", err)
+		}
+		get(n).DeadLetters = c
+		st.DeadLetters += c
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return st, fmt.Errorf("count dead letters: %w", err)
+	}
+	var reg registry
+	tables, err := reg.load(ctx, tx)
+	if err != nil {
+		return st, err
+	}
+	for n := range tables {
+		get(n)
+	}
+	for n, ts := range byName {
+		t := tables[n]
+		switch {
+		case t == nil:
+			ts.Error = fmt.Sprintf("%v: %s", outbox.ErrNotRegistered, n)
+			continue
+		case t.err != nil:
+			ts.Error = t.err.Error()
+			continue
+		}
+		ts.SourceRows = -1
+		if ok, err := sqlutil.TableExists(ctx, tx, n); err != nil {
+			return st, err
+		} else if ok {
+			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+outbox.Quote(n)).Scan(&ts.SourceRows); err != nil {
+				return st, fmt.Errorf("count %s: %w", n, err)
+			}
+		} else {
+			ts.Error = fmt.Sprintf("source table %s does not exist", n)
+		}
+		for _, s := range t.sinks {
+			sc := SidecarStatus{Name: s.Name(), Kind: "fts5"}
+			if t.vec != nil && s.Name() == t.vec.Name() {
+				sc.Kind = "vec0"
+			}
+			if sc.Exists, err = s.Exists(ctx, tx); err != nil {
+				return st, err
+			}
+			if sc.Exists {
+				if sc.Rows, err = s.Count(ctx, tx); err != nil {
+					return st, err
+				}
+			} else if ts.Error == "" {
+				ts.Error = fmt.Sprintf("sidecar %s does not exist; rebuild the table", s.Name())
+			}
+			ts.Sidecars = append(ts.Sidecars, sc)
+		}
+	}
+	for _, ts := range byName {
+		st.Tables = append(st.Tables, *ts)
+	}
+	slices.SortFunc(st.Tables, func(a, b TableStatus) int {
+		switch {
+		case a.Table < b.Table:
+			return -1
+		case a.Table > b.Table:
+			return 1
+		}
+		return 0
+	})
+	return st, nil
+}

@@ -1,0 +1,279 @@
+package vecsink
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
+	"github.com/outboxindexer/outboxindexer/outbox"
+)
+
+// Table is the vec0 sidecar of one source table, as the indexer applies
+// changes to it. It holds no state besides the spec and is safe for
+// concurrent use.
+type Table struct {
+	spec *outbox.Spec
+	cols []string // source columns: the metadata columns
+
+	update, updateMeta, insert, del string
+}
+
+var _ outbox.Sink = (*Table)(nil)
+
+// NewTable returns the vec0 sink of spec, which must have a vec sidecar.
+func NewTable(spec *outbox.Spec) (*Table, error) {
+	if spec == nil || spec.Vec == nil {
+		return nil, fmt.Errorf("%w: no vec sidecar", outbox.ErrBadSpec)
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Table{spec: spec}
+	v := spec.Vec
+	keyCol := "rowid"
+	if spec.KeyType == outbox.KeyText {
+		keyCol = "id"
+	}
+	// Columns written besides the key and the vector, each with the SQL
+	// expression that converts a source value to what vec0 accepts: vec0
+	// metadata columns are strictly typed and reject NULL, so NULL becomes
+	// the type's zero value.
+	var names, exprs []string
+	if spec.SoftDelete != "" {
+		names = append(names, outbox.DeletedColumn)
+		exprs = append(exprs, "?")
+	}
+	for _, m := range v.Metadata {
+		t.cols = append(t.cols, m.Name)
+		names = append(names, outbox.Quote(m.Name))
+		exprs = append(exprs, metaExpr(m.Type, "?"))
+	}
+	vecExpr := "?"
+	tbl := outbox.Quote(v.Table)
+	sets := []string{outbox.Quote(v.Column) + " = " + vecExpr}
+	for i := range names {
+		sets = append(sets, names[i]+" = "+exprs[i])
+	}
+	t.update = fmt.Sprintf("UPDATE %s SET %s WHERE %s = ?", tbl, strings.Join(sets, ", "), keyCol)
+	if len(names) > 0 {
+		t.updateMeta = fmt.Sprintf("UPDATE %s SET %s WHERE %s = ?", tbl, strings.Join(sets[1:], ", "), keyCol)
+	}
+	t.insert = fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", tbl,
+		strings.Join(append([]string{keyCol, outbox.Quote(v.Column)}, names...), ", "),
+		strings.Join(append([]string{"?", vecExpr}, exprs...), ", "))
+	t.del = fmt.Sprintf("DELETE FROM %s WHERE %s = ?", tbl, keyCol)
+	return t, nil
+}
+
+// metaExpr converts the SQL value arg to a vec0 metadata column type.
+func metaExpr(typ, arg string) string {
+	switch typ {
+	case "integer":
+		return "coalesce(CAST(" + arg + " AS INTEGER), 0)"
+	case "float":
+		return "coalesce(CAST(" + arg + " AS REAL), 0.0)"
+	case "boolean":
+		return "coalesce(CAST(" + arg + " AS INTEGER) <> 0, 0)"
+	default:
+		return "coalesce(CAST(" + arg + " AS TEXT), '')"
+	}
+}
+
+// Spec returns the registry spec of the table.
+func (t *Table) Spec() *outbox.Spec { return t.spec }
+
+// Name returns the vec0 table name.
+func (t *Table) Name() string { return t.spec.Vec.Table }
+
+// Columns returns the source columns copied into vec0 metadata columns.
+func (t *Table) Columns() []string { return t.cols }
+
+// Exists reports whether the vec0 table exists.
+func (t *Table) Exists(ctx context.Context, db outbox.DB) (bool, error) {
+	ok, err := sqlutil.TableExists(ctx, db, t.Name())
+	if err != nil {
+		return false, fmt.Errorf("vecsink: %w", err)
+	}
+	return ok, nil
+}
+
+// Count returns the number of vectors stored.
+func (t *Table) Count(ctx context.Context, db outbox.DB) (int64, error) {
+	var n int64
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+outbox.Quote(t.Name())).Scan(&n); err != nil {
+		return 0, fmt.Errorf("vecsink: count %s: %w", t.Name(), err)
+	}
+	return n, nil
+}
+
+// vecArg validates a vector from the log and returns it as vec0 accepts it:
+// a little-endian float32 BLOB, or JSON text.
+func (t *Table) vecArg(b []byte) (any, error) {
+	v := t.spec.Vec
+	if len(b) > 0 && b[0] == '[' && v.Encoding == outbox.EncodingJSON {
+		return string(b), nil
+	}
+	if len(b)%4 != 0 || len(b)/4 != v.Dim {
+		return nil, fmt.Errorf("%w: %d bytes, want %d float32 values (dim=%d)", outbox.ErrBadVector, len(b), v.Dim, v.Dim)
+	}
+	return b, nil
+}
+
+// ValidVector reports whether b (non-empty) is a vector this table accepts.
+func (t *Table) ValidVector(b []byte) bool {
+	if t.spec.Vec.Encoding == outbox.EncodingJSON && len(b) > 0 && b[0] == '[' {
+		f, err := outbox.DecodeVector(b)
+		return err == nil && len(f) == t.spec.Vec.Dim
+	}
+	_, err := t.vecArg(b)
+	return err == nil
+}
+
+// Apply brings the vec0 table to the state of changes: a row that no longer
+// exists, or has no vector, is deleted; a new vector is written with the
+// row's current deleted flag and metadata; a change that carries no vector
+// keeps the stored one and refreshes only the flag and metadata. vec0 has no
+// INSERT OR REPLACE, so an upsert is an UPDATE of an existing rowid, or an
+// INSERT when there is none. Replay is the same operation: every step is
+// idempotent.
+func (t *Table) Apply(ctx context.Context, tx outbox.DB, changes []outbox.Change, _ outbox.ApplyOptions) error {
+	st := sqlutil.NewStmts(tx)
+	defer st.Close()
+	withDeleted := t.spec.SoftDelete != ""
+	args := make([]any, 0, 3+len(t.cols))
+	for i := range changes {
+		c := &changes[i]
+		keyErr := func(err error) error {
+			return &outbox.KeyError{Table: t.spec.Source, Key: c.Key, Err: fmt.Errorf("vecsink: %s: %w", t.Name(), err)}
+		}
+		if !c.Exists || (c.Vec != nil && len(c.Vec) == 0) {
+			if _, err := st.Exec(ctx, t.del, c.Key); err != nil {
+				return keyErr(err)
+			}
+			continue
+		}
+		if len(c.Values) != len(t.cols) {
+			return keyErr(fmt.Errorf("%w: %d values for %d metadata columns", outbox.ErrBadEvent, len(c.Values), len(t.cols)))
+		}
+		meta := args[:0]
+		if withDeleted {
+			meta = append(meta, boolInt(c.Deleted))
+		}
+		meta = append(meta, c.Values...)
+		if c.Vec == nil {
+			if t.updateMeta == "" {
+				continue
+			}
+			if _, err := st.Exec(ctx, t.updateMeta, append(meta, c.Key)...); err != nil {
+				return keyErr(err)
+			}
+			continue
+		}
+		vec, err := t.vecArg(c.Vec)
+		if err != nil {
+			return keyErr(err)
+		}
+		full := make([]any, 0, len(meta)+2)
+		full = append(full, vec)
+		full = append(full, meta...)
+		res, err := st.Exec(ctx, t.update, append(full, c.Key)...)
+		if err != nil {
+			return keyErr(err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return keyErr(err)
+		} else if n > 0 {
+			continue
+		}
+		ins := make([]any, 0, len(full)+1)
+		ins = append(ins, c.Key)
+		ins = append(ins, full...)
+		if _, err := st.Exec(ctx, t.insert, ins...); err != nil {
+			return keyErr(err)
+		}
+	}
+	return nil
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// vecSQL returns the SQL condition that a log vector expression is usable
+// for this table, and the expression that turns it into what vec0 accepts.
+func (t *Table) vecSQL(col string) (valid, value string) {
+	v := t.spec.Vec
+	if v.Encoding == outbox.EncodingJSON {
+		js := fmt.Sprintf("(substr(%[1]s, 1, 1) = x'5b' AND json_valid(CAST(%[1]s AS TEXT)) AND json_array_length(CAST(%[1]s AS TEXT)) = %[2]d)", col, v.Dim)
+		return "(" + js + " OR " + fmt.Sprintf("length(%[1]s) = %[2]d", col, 4*v.Dim) + ")",
+			fmt.Sprintf("CASE WHEN substr(%[1]s, 1, 1) = x'5b' THEN CAST(%[1]s AS TEXT) ELSE %[1]s END", col)
+	}
+	return fmt.Sprintf("length(%[1]s) = %[2]d", col, 4*v.Dim), col
+}
+
+// Rebuild drops and re-creates the vec0 table, which frees the space of
+// every deleted vector (sqlite-vec never reuses it), and fills it with the
+// latest valid vector that the event log retains for each source row, with
+// the row's current deleted flag and metadata, in key-range batches.
+func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOptions) (int64, error) {
+	spec := t.spec
+	v := spec.Vec
+	if err := Drop(ctx, tx, spec); err != nil {
+		return 0, err
+	}
+	if err := Create(ctx, tx, spec); err != nil {
+		return 0, err
+	}
+	var total int64
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+outbox.Quote(spec.Source)).Scan(&total); err != nil {
+		return 0, fmt.Errorf("vecsink: rebuild %s: count %s: %w", v.Table, spec.Source, err)
+	}
+	valid, value := t.vecSQL("s.oi_v")
+	keyCol := "rowid"
+	if spec.KeyType == outbox.KeyText {
+		keyCol = "id"
+	}
+	names := []string{keyCol, outbox.Quote(v.Column)}
+	exprs := []string{"s." + outbox.Quote(spec.Key), value}
+	if spec.SoftDelete != "" {
+		names = append(names, outbox.DeletedColumn)
+		exprs = append(exprs, fmt.Sprintf("(s.%s IS NOT NULL)", outbox.Quote(spec.SoftDelete)))
+	}
+	for _, m := range v.Metadata {
+		names = append(names, outbox.Quote(m.Name))
+		exprs = append(exprs, metaExpr(m.Type, "s."+outbox.Quote(m.Name)))
+	}
+	// For each source row, the newest retained event of its key that
+	// carries a vector state (found through the (tbl, key, id) index); rows
+	// whose newest state is "no vector" or invalid get none.
+	// The unary + strips the source key's affinity: oi_events.key has none,
+	// and comparing it under INTEGER or TEXT affinity would rule out the
+	// index (one log scan per row).
+	latest := fmt.Sprintf(`(SELECT e.vec FROM oi_events e WHERE e.tbl = ? AND e.key = +s.%s AND e.vec IS NOT NULL ORDER BY e.id DESC LIMIT 1)`, outbox.Quote(spec.Key))
+	var done, written int64
+	err := sqlutil.KeyChunks(ctx, tx, spec.Source, spec.Key, "s", opts.BatchSize, func(cond string, args []any, rows int64) error {
+		q := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM (SELECT s.*, %s AS oi_v FROM %s s WHERE %s) s WHERE s.oi_v IS NOT NULL AND %s`,
+			outbox.Quote(v.Table), strings.Join(names, ", "), strings.Join(exprs, ", "),
+			latest, outbox.Quote(spec.Source), cond, valid)
+		res, err := tx.ExecContext(ctx, q, append([]any{spec.Source}, args...)...)
+		if err != nil {
+			return fmt.Errorf("vecsink: rebuild %s: %w", v.Table, err)
+		}
+		n, _ := res.RowsAffected()
+		written += n
+		if rows < 0 {
+			done = total
+		} else {
+			done = min(done+rows, total)
+		}
+		if opts.Progress != nil {
+			opts.Progress(done, total)
+		}
+		return nil
+	})
+	return written, err
+}
