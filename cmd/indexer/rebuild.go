@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/cli"
+	"github.com/outboxindexer/outboxindexer/indexer"
+)
+
+var rebuildCommand = cli.Command{
+	Name:          "rebuild",
+	Summary:       "re-create sidecars from the source rows and the retained log",
+	Interruptible: true,
+	Run:           runRebuild,
+}
+
+const rebuildHelp = `
+Re-create the sidecars of the given tables (every registered table without
+--table) from authoritative data: full-text from the source rows, vectors
+from the retained log. It repairs rows bulk-loaded with raw SQL, sidecars
+dropped by hand, a spec changed in the model tags (what Migrate reports), and
+reclaims the space of deleted vectors.
+
+The rebuild runs in one transaction: queries see the old sidecars or the new
+ones, never a half-built one. SIGINT or SIGTERM rolls it back (nothing
+changes) and exits 0. Progress is a bar when stderr is a terminal, a log
+line every --log-every otherwise.`
+
+func runRebuild(ctx context.Context, env *cli.Env, args []string) error {
+	fs := cli.FlagSet("rebuild", "[--table T ...] [flags]", rebuildHelp)
+	var c cli.Common
+	c.Register(fs, env, true)
+	var tables cli.StringsFlag
+	fs.Var(&tables, "table", "source table to rebuild (repeatable, or comma-separated; default: all)")
+	var t tuning
+	fs.IntVar(&t.batchSize, "batch-size", indexer.DefaultRebuildBatchSize, "source rows per fill statement")
+	t.registerProgress(fs)
+	if err := cli.ParseFlags(env, fs, args, false); err != nil {
+		return err
+	}
+	log, err := c.Logger()
+	if err != nil {
+		return err
+	}
+	if t.batchSize < 1 {
+		return cli.Usagef("--batch-size %d: want at least 1", t.batchSize)
+	}
+	if err := cli.CheckProgressMode(t.progress); err != nil {
+		return err
+	}
+
+	// One progress display per sidecar, replaced when the next one starts.
+	var mu sync.Mutex
+	var cur *cli.Progress
+	var curName string
+	report := func(p indexer.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if p.Sidecar != curName || cur == nil {
+			if cur != nil {
+				cur.Finish()
+			}
+			curName = p.Sidecar
+			next, err := cli.NewProgress("rebuild "+p.Sidecar, t.progress, env.Stderr, log, t.logEvery)
+			if err != nil {
+				return // not reached: the mode was checked above
+			}
+			cur = next
+			cur.SetUnit("rows")
+		}
+		cur.Update(p.Done, p.Total)
+	}
+	s, err := c.OpenIndexer(ctx, log, indexer.WithRebuildBatchSize(t.batchSize), indexer.WithProgress(report))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	start := time.Now()
+	log.Info("rebuild started", "tables", tablesAttr(tables))
+	err = s.Indexer.Rebuild(ctx, tables...)
+	mu.Lock()
+	if cur != nil {
+		cur.Finish()
+	}
+	mu.Unlock()
+	if err != nil {
+		if ctx.Err() != nil { // the signal interrupted it: the transaction rolled back
+			log.Info("rebuild interrupted by signal; rolled back, nothing changed", "err", err)
+			fmt.Fprintln(env.Stdout, "interrupted: rebuild rolled back")
+			return ctx.Err()
+		}
+		return err
+	}
+	log.Info("rebuild finished", "tables", tablesAttr(tables), "elapsed", time.Since(start).Round(time.Millisecond).String())
+	fmt.Fprintf(env.Stdout, "rebuilt %s\n", tablesAttr(tables))
+	return nil
+}
+
+func tablesAttr(tables []string) string {
+	if len(tables) == 0 {
+		return "all tables"
+	}
+	return fmt.Sprint(tables)
+}

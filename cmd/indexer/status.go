@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/cli"
+	"github.com/outboxindexer/outboxindexer/indexer"
+)
+
+var statusCommand = cli.Command{
+	Name:    "status",
+	Summary: "show log positions, lag, the lease and per-table counts",
+	Run:     runStatus,
+}
+
+const statusHelp = `
+Print the state of the outbox: the log head, the checkpoint, pending and
+retained events, dead letters, the age of the oldest pending event, the
+lease, and for every registered table its source rows and sidecar entries.
+Problems (a missing sidecar, a table without registry entry) are listed per
+table. --json prints the same as one JSON object for scripts.`
+
+// statusJSON is the stable machine form of `status --json`.
+type statusJSON struct {
+	Head                 int64             `json:"head"`
+	Applied              int64             `json:"applied"`
+	Pending              int64             `json:"pending"`
+	DeadLetters          int64             `json:"dead_letters"`
+	Retained             int64             `json:"retained"`
+	OldestPendingSeconds float64           `json:"oldest_pending_seconds"`
+	Lease                leaseJSON         `json:"lease"`
+	Tables               []tableStatusJSON `json:"tables"`
+}
+
+type leaseJSON struct {
+	Name      string     `json:"name"`
+	Holder    string     `json:"holder"`
+	Token     int64      `json:"token"`
+	Live      bool       `json:"live"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+type tableStatusJSON struct {
+	Table       string        `json:"table"`
+	SourceRows  int64         `json:"source_rows"`
+	Pending     int64         `json:"pending"`
+	Retained    int64         `json:"retained"`
+	DeadLetters int64         `json:"dead_letters"`
+	Sidecars    []sidecarJSON `json:"sidecars"`
+	Error       string        `json:"error,omitempty"`
+}
+
+type sidecarJSON struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	Exists bool   `json:"exists"`
+	Rows   int64  `json:"rows"`
+}
+
+func toStatusJSON(st indexer.Status) statusJSON {
+	out := statusJSON{
+		Head: st.Head, Applied: st.Applied, Pending: st.Pending, DeadLetters: st.DeadLetters,
+		Retained: st.Retained, OldestPendingSeconds: st.OldestPendingAge.Seconds(),
+		Lease:  leaseJSON{Name: st.Lease.Name, Holder: st.Lease.Holder, Token: st.Lease.Token, Live: st.Lease.Live},
+		Tables: []tableStatusJSON{},
+	}
+	if !st.Lease.ExpiresAt.IsZero() && st.Lease.ExpiresAt.Unix() > 0 {
+		t := st.Lease.ExpiresAt.UTC()
+		out.Lease.ExpiresAt = &t
+	}
+	for _, t := range st.Tables {
+		tj := tableStatusJSON{Table: t.Table, SourceRows: t.SourceRows, Pending: t.Pending, Retained: t.Retained,
+			DeadLetters: t.DeadLetters, Error: t.Error, Sidecars: []sidecarJSON{}}
+		for _, s := range t.Sidecars {
+			tj.Sidecars = append(tj.Sidecars, sidecarJSON{Name: s.Name, Kind: s.Kind, Exists: s.Exists, Rows: s.Rows})
+		}
+		out.Tables = append(out.Tables, tj)
+	}
+	return out
+}
+
+func runStatus(ctx context.Context, env *cli.Env, args []string) error {
+	fs := cli.FlagSet("status", "[flags]", statusHelp)
+	var c cli.Common
+	c.Register(fs, env, true)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := cli.ParseFlags(env, fs, args, false); err != nil {
+		return err
+	}
+	log, err := c.Logger()
+	if err != nil {
+		return err
+	}
+	s, err := c.OpenIndexer(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	st, err := s.Indexer.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(toStatusJSON(st))
+	}
+	printStatus(env.Stdout, st)
+	return nil
+}
+
+func printStatus(w io.Writer, st indexer.Status) {
+	fmt.Fprintf(w, "head %d  applied %d  pending %d  dead letters %d  retained %d\n",
+		st.Head, st.Applied, st.Pending, st.DeadLetters, st.Retained)
+	if st.Pending > 0 {
+		fmt.Fprintf(w, "oldest pending event: %s old\n", st.OldestPendingAge.Round(time.Millisecond))
+	}
+	switch l := st.Lease; {
+	case l.Holder == "":
+		fmt.Fprintf(w, "lease %q: never taken\n", l.Name)
+	case l.Live:
+		fmt.Fprintf(w, "lease %q: held by %s (token %d) until %s\n", l.Name, l.Holder, l.Token, l.ExpiresAt.UTC().Format(time.RFC3339))
+	default:
+		fmt.Fprintf(w, "lease %q: free (last holder %s, token %d)\n", l.Name, l.Holder, l.Token)
+	}
+	if len(st.Tables) == 0 {
+		fmt.Fprintln(w, "no registered tables")
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TABLE\tROWS\tPENDING\tRETAINED\tDEAD\tSIDECARS\tPROBLEM")
+	for _, t := range st.Tables {
+		rows := fmt.Sprint(t.SourceRows)
+		if t.SourceRows < 0 {
+			rows = "-"
+		}
+		var sc []string
+		for _, s := range t.Sidecars {
+			if s.Exists {
+				sc = append(sc, fmt.Sprintf("%s (%s) %d", s.Name, s.Kind, s.Rows))
+			} else {
+				sc = append(sc, fmt.Sprintf("%s (%s) missing", s.Name, s.Kind))
+			}
+		}
+		sidecars := strings.Join(sc, ", ")
+		if sidecars == "" {
+			sidecars = "-"
+		}
+		problem := t.Error
+		if problem == "" {
+			problem = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", t.Table, rows, t.Pending, t.Retained, t.DeadLetters, sidecars, problem)
+	}
+	tw.Flush()
+}
