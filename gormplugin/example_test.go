@@ -8,7 +8,6 @@ import (
 
 	"github.com/ncruces/go-sqlite3/gormlite"
 	"github.com/outboxindexer/outboxindexer/gormplugin"
-	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 	"gorm.io/gorm"
@@ -24,7 +23,7 @@ type Post struct {
 func Example() {
 	dir, _ := os.MkdirTemp("", "gormplugin")
 	defer os.RemoveAll(dir)
-	db, err := gorm.Open(gormlite.Open(engine.DSN(filepath.Join(dir, "app.db"))), &gorm.Config{Logger: logger.Discard})
+	db, err := gorm.Open(gormlite.Open(gormplugin.DSN(filepath.Join(dir, "app.db"))), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		panic(err)
 	}

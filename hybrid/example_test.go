@@ -11,7 +11,6 @@ import (
 	"github.com/outboxindexer/outboxindexer/gormplugin"
 	"github.com/outboxindexer/outboxindexer/hybrid"
 	"github.com/outboxindexer/outboxindexer/indexer"
-	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -29,7 +28,7 @@ func ExampleSearch() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "hybrid")
 	defer os.RemoveAll(dir)
-	db, err := gorm.Open(gormlite.Open(engine.DSN(filepath.Join(dir, "app.db"))), &gorm.Config{Logger: logger.Discard})
+	db, err := gorm.Open(gormlite.Open(gormplugin.DSN(filepath.Join(dir, "app.db"))), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		panic(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/gormplugin"
 	"github.com/outboxindexer/outboxindexer/indexer"
-	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/outboxindexer/outboxindexer/vecsink"
@@ -203,7 +202,7 @@ func TestStartRejectsBadOptions(t *testing.T) {
 func ExampleStart() {
 	dir, _ := os.MkdirTemp("", "worker-example-")
 	defer os.RemoveAll(dir)
-	db, err := gorm.Open(gormlite.Open(engine.DSN(filepath.Join(dir, "app.db"))), &gorm.Config{Logger: logger.Discard})
+	db, err := gorm.Open(gormlite.Open(gormplugin.DSN(filepath.Join(dir, "app.db"))), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		panic(err)
 	}

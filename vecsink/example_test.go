@@ -9,7 +9,6 @@ import (
 	"github.com/ncruces/go-sqlite3/gormlite"
 	"github.com/outboxindexer/outboxindexer/gormplugin"
 	"github.com/outboxindexer/outboxindexer/indexer"
-	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -28,7 +27,7 @@ func ExampleKNN() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "vecsink")
 	defer os.RemoveAll(dir)
-	db, err := gorm.Open(gormlite.Open(engine.DSN(filepath.Join(dir, "app.db"))), &gorm.Config{Logger: logger.Discard})
+	db, err := gorm.Open(gormlite.Open(gormplugin.DSN(filepath.Join(dir, "app.db"))), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		panic(err)
 	}
