@@ -102,13 +102,15 @@ type conflictPlan struct {
 // beforeCreate validates and collects vectors, keeps them out of the SQL and
 // reads the rows an upsert will conflict with.
 func (p *Plugin) beforeCreate(db *gorm.DB) {
-	st, ok := capturing(db)
-	if st != nil && ok {
-		p.planCreate(db, st)
-		return
-	}
-	if st != nil && db.Error == nil {
-		stripMapVectors(st, createRows(db.Statement))
+	_, m, ok := p.capturing(db)
+	switch {
+	case m == nil:
+	case ok:
+		p.planCreate(db, ensureState(db, m))
+	case m.vec != nil:
+		if rows := createRows(db.Statement); rows.maps != nil {
+			stripMapVectors(ensureState(db, m), rows)
+		}
 	}
 }
 
@@ -363,8 +365,8 @@ func tupleKey(t []any) string {
 
 // afterCreate turns the inserted (or upserted) rows into events.
 func (p *Plugin) afterCreate(db *gorm.DB) {
-	st, ok := capturing(db)
-	if !ok || db.DryRun {
+	st, _, ok := p.capturing(db)
+	if !ok || st == nil || db.DryRun {
 		return
 	}
 	stmt, m, cp := db.Statement, st.m, &st.conflict

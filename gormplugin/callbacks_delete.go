@@ -14,11 +14,11 @@ import (
 // UPDATE), then reads the affected keys and before-images with the final
 // WHERE, in the statement's transaction, before the write.
 func (p *Plugin) beforeDelete(db *gorm.DB) {
-	st, ok := capturing(db)
+	_, m, ok := p.capturing(db)
 	if !ok || db.Statement.SQL.Len() > 0 {
 		return
 	}
-	stmt, m := db.Statement, st.m
+	stmt := db.Statement
 	for _, c := range stmt.Schema.DeleteClauses {
 		stmt.AddClause(c)
 	}
@@ -51,6 +51,10 @@ func (p *Plugin) beforeDelete(db *gorm.DB) {
 		db.AddError(err)
 		return
 	}
+	if len(rows) == 0 {
+		return
+	}
+	st := ensureState(db, m)
 	op := outbox.OpDelete
 	if soft {
 		op = outbox.OpSoftDelete

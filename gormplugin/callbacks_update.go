@@ -18,11 +18,11 @@ import (
 // or the vector, reads the affected keys (and before-images) with the
 // statement's own WHERE, in the statement's transaction, before the write.
 func (p *Plugin) beforeUpdate(db *gorm.DB) {
-	st, ok := capturing(db)
-	if st == nil || db.Error != nil {
+	_, m, ok := p.capturing(db)
+	if m == nil {
 		return
 	}
-	stmt, m := db.Statement, st.m
+	stmt := db.Statement
 
 	// A vector in an update map: keep it out of the SQL.
 	var vecVal any
@@ -45,6 +45,7 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 			}
 			orig := stmt.Dest
 			stmt.Dest = cp
+			st := ensureState(db, m)
 			st.cleanup = append(st.cleanup, func() { stmt.Dest = orig })
 			vecInMap = true
 		}
@@ -109,8 +110,10 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 			set = clause.Set{{Column: clause.Column{Name: m.key.DBName}, Value: clause.Column{Name: m.key.DBName}}}
 		}
 		stmt.AddClause(set)
-		clauses := stmt.Clauses
-		st.cleanup = append(st.cleanup, func() { delete(clauses, "SET") })
+		// gorm:update removes the SET it derives once the statement is
+		// built; the SQL is built below, so the clause goes when this
+		// callback returns.
+		defer delete(stmt.Clauses, "SET")
 	}
 	set, _ := stmt.Clauses["SET"].Expression.(clause.Set)
 	touched := vecTouched
@@ -167,6 +170,10 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	if softA != nil {
 		newNull, known = isNull(softA.Value)
 	}
+	if len(rows) == 0 {
+		return
+	}
+	st := ensureState(db, m)
 	events := make([]outbox.Event, 0, len(rows))
 	for _, r := range rows {
 		e := outbox.Event{Table: m.spec.Source, Key: r.key, Op: outbox.OpUpdate, Vec: vec, At: st.at}

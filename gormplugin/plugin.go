@@ -2,6 +2,7 @@ package gormplugin
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/outboxindexer/outboxindexer/outbox"
@@ -17,6 +18,7 @@ const PluginName = "outboxindexer:gormplugin"
 type Plugin struct {
 	cfg    config
 	models *models
+	stmts  sync.Map // *sql.DB → *stmtCache: prepared outbox INSERTs
 }
 
 var _ gorm.Plugin = (*Plugin)(nil)
@@ -125,6 +127,32 @@ func getState(db *gorm.DB) *state {
 	return nil
 }
 
+// ensureState returns the statement's capture state, creating it. The state
+// is created only when a callback has something to keep (its own
+// transaction, changes to undo, events to append), so that writes the plugin
+// has nothing to do for, such as updates of non-indexed columns, cost no
+// more than a model lookup.
+func ensureState(db *gorm.DB, m *model) *state {
+	if st := getState(db); st != nil {
+		return st
+	}
+	st := &state{m: m, at: time.Now()}
+	db.Statement.Settings.Store(stateKey{db.Statement}, st)
+	return st
+}
+
+// modelOf returns the analysis of the statement's model, or nil when the
+// statement has no schema or the model is not indexed.
+func (p *Plugin) modelOf(db *gorm.DB) *model {
+	if db.Statement.Schema == nil {
+		return nil
+	}
+	if m := p.models.get(db.Statement.Schema); m.indexed {
+		return m
+	}
+	return nil
+}
+
 // begin is the first callback of create, update and delete: it looks up the
 // model and, for indexed models under SkipDefaultTransaction, opens the
 // transaction that keeps the write and its events atomic.
@@ -141,17 +169,19 @@ func (p *Plugin) begin(db *gorm.DB) {
 		}
 		return
 	}
-	m := p.models.get(stmt.Schema)
-	if !m.indexed {
+	m := p.modelOf(db)
+	if m == nil {
 		return
 	}
 	if m.err != nil {
 		db.AddError(m.err)
 		return
 	}
-	st := &state{m: m, at: time.Now()}
-	stmt.Settings.Store(stateKey{stmt}, st)
-	if db.DryRun || !db.SkipDefaultTransaction || m.dropped.Load() {
+	if db.DryRun || m.dropped.Load() {
+		return
+	}
+	p.prepareIdle(db)
+	if !db.SkipDefaultTransaction {
 		return
 	}
 	if _, inTx := stmt.ConnPool.(gorm.TxCommitter); inTx {
@@ -163,7 +193,7 @@ func (p *Plugin) begin(db *gorm.DB) {
 		return
 	}
 	stmt.ConnPool = tx.Statement.ConnPool
-	st.ownTx = true
+	ensureState(db, m).ownTx = true
 }
 
 // prepare makes sure the statement's model has been analysed.
@@ -173,22 +203,27 @@ func (p *Plugin) prepare(db *gorm.DB) {
 	}
 }
 
-// capturing reports whether the statement's writes are captured, and returns
-// its state.
-func capturing(db *gorm.DB) (*state, bool) {
-	if db.Error != nil || db.Statement.Schema == nil {
-		return nil, false
+// capturing returns the state of a statement of an indexed model (nil
+// when no callback created one yet), its model, and whether its writes are
+// captured.
+func (p *Plugin) capturing(db *gorm.DB) (*state, *model, bool) {
+	if db.Error != nil {
+		return nil, nil, false
+	}
+	m := p.modelOf(db)
+	if m == nil || m.err != nil {
+		return nil, nil, false
 	}
 	st := getState(db)
-	if st == nil || st.m.dropped.Load() {
-		return st, false
+	if m.dropped.Load() {
+		return st, m, false
 	}
-	if db.Statement.Table != st.m.spec.Source {
+	if db.Statement.Table != m.spec.Source {
 		// The model is written to another table (db.Table): that table is
 		// not indexed. The vector is still kept out of the SQL.
-		return st, false
+		return st, m, false
 	}
-	return st, true
+	return st, m, true
 }
 
 // afterWrite appends the events that the before-callback planned, once the
@@ -205,7 +240,7 @@ func (p *Plugin) appendEvents(db *gorm.DB, st *state, events []outbox.Event) {
 	if len(events) == 0 {
 		return
 	}
-	if err := outbox.Append(db.Statement.Context, db.Statement.ConnPool, events); err != nil {
+	if err := outbox.AppendWith(db.Statement.Context, p.appendExec(db), events); err != nil {
 		db.AddError(fmt.Errorf("gormplugin: record %d change events of %s (did you run gormplugin.Migrate?): %w", len(events), st.m.spec.Source, err))
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -102,22 +103,33 @@ const eventCols = 6 // tbl, key, op, vec, old, at
 // variable limit allows (one for any batch of up to 5333 events). Use the
 // transaction of the write being captured.
 func Append(ctx context.Context, db DB, events []Event) error {
+	return AppendWith(ctx, func(ctx context.Context, query string, args ...any) error {
+		_, err := db.ExecContext(ctx, query, args...)
+		return err
+	}, events)
+}
+
+// ExecFunc runs one statement with its arguments.
+type ExecFunc func(ctx context.Context, query string, args ...any) error
+
+// MaxAppendRows is the largest number of events Append writes with one
+// INSERT statement.
+const MaxAppendRows = maxVarsPerStatement / eventCols
+
+// AppendWith is Append with the INSERT statements run by exec instead of
+// db.ExecContext, for callers that keep prepared statements: the query text
+// depends only on the number of events in the statement (see AppendQuery).
+// The events are validated before exec runs.
+func AppendWith(ctx context.Context, exec ExecFunc, events []Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	per := maxVarsPerStatement / eventCols
-	for start := 0; start < len(events); start += per {
-		end := min(start+per, len(events))
+	for start := 0; start < len(events); start += MaxAppendRows {
+		end := min(start+MaxAppendRows, len(events))
 		chunk := events[start:end]
-		var sb strings.Builder
-		sb.Grow(64 + len(chunk)*16)
-		sb.WriteString("INSERT INTO oi_events (tbl, key, op, vec, old, at) VALUES ")
 		args := make([]any, 0, len(chunk)*eventCols)
-		for i, e := range chunk {
-			if i > 0 {
-				sb.WriteByte(',')
-			}
-			sb.WriteString("(?,?,?,?,?,?)")
+		var now int64
+		for _, e := range chunk {
 			if !e.Op.Valid() {
 				return fmt.Errorf("%w: table %s key %v: op %d", ErrBadEvent, e.Table, e.Key, e.Op)
 			}
@@ -125,25 +137,59 @@ func Append(ctx context.Context, db DB, events []Event) error {
 			if err != nil {
 				return err
 			}
-			at := e.At
-			if at.IsZero() {
-				at = time.Now()
+			var at int64
+			if e.At.IsZero() {
+				if now == 0 {
+					now = time.Now().UnixNano()
+				}
+				at = now
+			} else {
+				at = e.At.UnixNano()
 			}
 			var vec any
 			switch {
 			case e.Vec == nil:
 			case len(e.Vec) == 0:
-				vec = "" // see NoVector
+				vec = NoVector
 			default:
 				vec = e.Vec
 			}
-			args = append(args, e.Table, e.Key, int64(e.Op), vec, old, at.UnixNano())
+			args = append(args, e.Table, e.Key, int64(e.Op), vec, old, at)
 		}
-		if _, err := db.ExecContext(ctx, sb.String(), args...); err != nil {
+		if err := exec(ctx, AppendQuery(len(chunk)), args...); err != nil {
 			return fmt.Errorf("outbox: append %d events: %w", len(chunk), err)
 		}
 	}
 	return nil
+}
+
+// appendQueries caches the query text of the most common statement sizes.
+var appendQueries [65]atomic.Pointer[string]
+
+// AppendQuery returns the INSERT statement that appends n events (1 ≤ n ≤
+// MaxAppendRows), with the arguments tbl, key, op, vec, old, at per event.
+func AppendQuery(n int) string {
+	if n < len(appendQueries) {
+		if q := appendQueries[n].Load(); q != nil {
+			return *q
+		}
+	}
+	const head = "INSERT INTO oi_events (tbl, key, op, vec, old, at) VALUES "
+	const row = "(?,?,?,?,?,?)"
+	var sb strings.Builder
+	sb.Grow(len(head) + n*(len(row)+1))
+	sb.WriteString(head)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(row)
+	}
+	q := sb.String()
+	if n < len(appendQueries) {
+		appendQueries[n].Store(&q)
+	}
+	return q
 }
 
 // ReadEvents returns up to limit events with id > after, in id order.
@@ -249,23 +295,39 @@ func EncodeVector(v []float32, dim int, encoding string) ([]byte, error) {
 	if len(v) != dim {
 		return nil, fmt.Errorf("%w: length %d, want dim=%d", ErrBadVector, len(v), dim)
 	}
-	for i, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return nil, fmt.Errorf("%w: element %d is %v", ErrBadVector, i, x)
-		}
-	}
 	if encoding == EncodingJSON {
+		if err := checkFinite(v); err != nil {
+			return nil, err
+		}
 		b, err := json.Marshal(v)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadVector, err)
 		}
 		return b, nil
 	}
+	// One pass: validate and encode.
 	b := make([]byte, 4*len(v))
 	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+		u := math.Float32bits(x)
+		if u&expMask == expMask { // NaN or ±Inf
+			return nil, fmt.Errorf("%w: element %d is %v", ErrBadVector, i, x)
+		}
+		binary.LittleEndian.PutUint32(b[4*i:], u)
 	}
 	return b, nil
+}
+
+// expMask is the exponent of a float32: all ones for NaN and ±Inf.
+const expMask = 0x7f800000
+
+// checkFinite reports the first NaN or infinite element of v.
+func checkFinite(v []float32) error {
+	for i, x := range v {
+		if math.Float32bits(x)&expMask == expMask {
+			return fmt.Errorf("%w: element %d is %v", ErrBadVector, i, x)
+		}
+	}
+	return nil
 }
 
 // DecodeVector is the inverse of EncodeVector. It accepts both encodings

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 )
 
 func TestSummarize(t *testing.T) {
@@ -47,5 +48,141 @@ func TestBaselinesRun(t *testing.T) {
 		v, err := w.Run(ctx, t.TempDir())
 		require.NoError(t, err, w.Name)
 		require.Greater(t, v, 0.0, w.Name)
+	}
+}
+
+var pairOrder int
+
+// benchPair runs ours and base on b.N rows each (fresh directories, in
+// alternating order, in the same run) and reports both figures and
+// their ratio. Run it with e.g. -benchtime=2000x -count=5.
+func benchPair(b *testing.B, ours, base func(n int) Workload) {
+	ctx := context.Background()
+	n := max(b.N, 1)
+	run := func(w Workload) float64 {
+		v, err := w.Run(ctx, b.TempDir())
+		require.NoError(b, err, w.Name)
+		return v
+	}
+	// Alternate which side runs first so that order effects (page cache,
+	// CPU frequency, the other tenant of the machine) hit both alike.
+	pairOrder++
+	var o, bl float64
+	if pairOrder%2 == 1 {
+		o = run(ours(n))
+		bl = run(base(n))
+	} else {
+		bl = run(base(n))
+		o = run(ours(n))
+	}
+	b.ReportMetric(o, "ours-"+ours(n).Unit)
+	b.ReportMetric(bl, "base-"+base(n).Unit)
+	b.ReportMetric(o/bl, "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// benchOne runs w on b.N rows and reports its figure (for profiling one
+// side alone).
+func benchOne(b *testing.B, w func(n int) Workload) {
+	n := max(b.N, 1)
+	v, err := w(n).Run(context.Background(), b.TempDir())
+	require.NoError(b, err)
+	b.ReportMetric(v, w(n).Unit)
+	b.ReportMetric(0, "ns/op")
+}
+
+func batches500(f func(n, batch int) Workload) func(int) Workload {
+	return func(n int) Workload { return f(n, 500) }
+}
+
+// Target 1: single-row Create with the plugin against the same bytes stored
+// by plain gorm.
+func BenchmarkCaptureCreateVsBlob(b *testing.B) { benchPair(b, OursCreate, GormBlobCreate) }
+
+// Target 1: single-row Create with the plugin against the synchronous design.
+func BenchmarkCaptureCreateVsSync(b *testing.B) { benchPair(b, OursCreate, SyncCreate) }
+
+// Target 2: CreateInBatches(500) with the plugin against the same bytes.
+func BenchmarkCaptureCreateInBatchesVsBlob(b *testing.B) {
+	benchPair(b, batches500(OursCreateInBatches), batches500(GormBlobCreateInBatches))
+}
+
+// Target 3: updates of a non-indexed column against plain gorm.
+func BenchmarkCaptureUpdateCounterVsPlain(b *testing.B) {
+	benchPair(b, OursUpdateCounter, PlainUpdateCounter)
+}
+
+// One side alone, for -cpuprofile.
+func BenchmarkOursCreate(b *testing.B)     { benchOne(b, OursCreate) }
+func BenchmarkGormBlobCreate(b *testing.B) { benchOne(b, GormBlobCreate) }
+func BenchmarkOursCreateInBatches(b *testing.B) {
+	benchOne(b, batches500(OursCreateInBatches))
+}
+func BenchmarkGormBlobCreateInBatches(b *testing.B) {
+	benchOne(b, batches500(GormBlobCreateInBatches))
+}
+func BenchmarkOursUpdateCounter(b *testing.B)  { benchOne(b, OursUpdateCounter) }
+func BenchmarkPlainUpdateCounter(b *testing.B) { benchOne(b, PlainUpdateCounter) }
+
+// benchInterleaved runs a and b on b.N operations each, interleaved in
+// blocks, and reports both costs and the ratio a/b.
+func benchInterleaved(b *testing.B, x, y Stepper, block int) {
+	n := max(b.N, block)
+	p, err := Interleave(context.Background(), x, y, b.TempDir(), b.TempDir(), n, block)
+	require.NoError(b, err)
+	b.ReportMetric(p.A, "ours-µs/op")
+	b.ReportMetric(p.B, "base-µs/op")
+	b.ReportMetric(p.Ratio, "ratio")
+	b.ReportMetric(p.CPURatio, "cpu-ratio")
+	b.ReportMetric(p.ACPU, "ours-cpu-µs/op")
+	b.ReportMetric(p.BCPU, "base-cpu-µs/op")
+	b.ReportMetric(0, "ns/op")
+}
+
+// Interleaved versions of the capture targets: the two sides alternate every
+// block of operations, which keeps the ratio stable on a busy machine.
+func BenchmarkInterleavedCreateVsBlob(b *testing.B) {
+	benchInterleaved(b, StepOursCreate(), StepGormBlobCreate(), 50)
+}
+
+func BenchmarkInterleavedCreateVsSync(b *testing.B) {
+	benchInterleaved(b, StepOursCreate(), StepSyncCreate(), 50)
+}
+
+func BenchmarkInterleavedCreateInBatchesVsBlob(b *testing.B) {
+	benchInterleaved(b, StepOursCreateInBatches(500), StepGormBlobCreateInBatches(500), 1000)
+}
+
+func BenchmarkInterleavedUpdateCounterVsPlain(b *testing.B) {
+	benchInterleaved(b, StepOursUpdateCounter(), StepPlainUpdateCounter(), 50)
+}
+
+// The Go-side cost of the plugin on an update of a non-indexed column,
+// without SQLite: the same Update in DryRun mode (gorm builds the statement
+// and runs every callback but executes nothing), with and without the
+// plugin.
+func BenchmarkUpdateCounterDryRun(b *testing.B) {
+	ctx := context.Background()
+	ours, err := openIndexed(ctx, b.TempDir())
+	require.NoError(b, err)
+	defer Close(ours)
+	plain, err := Open(b.TempDir())
+	require.NoError(b, err)
+	defer Close(plain)
+	require.NoError(b, plain.AutoMigrate(&CounterDoc{}))
+	for _, side := range []struct {
+		name  string
+		db    *gorm.DB
+		model any
+	}{{"ours", ours, &Article{}}, {"plain", plain, &CounterDoc{}}} {
+		b.Run(side.name, func(b *testing.B) {
+			db := side.db.Session(&gorm.Session{DryRun: true, Context: ctx})
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if err := db.Model(side.model).Where("id = ?", i).Update("views", gorm.Expr("views + 1")).Error; err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -1,0 +1,134 @@
+package gormplugin
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+
+	"github.com/outboxindexer/outboxindexer/outbox"
+	"gorm.io/gorm"
+)
+
+// maxCachedStmts bounds the prepared outbox INSERTs kept per database: one
+// per statement size (1 for single-row writes, the batch size and the last
+// batch's remainder for CreateInBatches…).
+const maxCachedStmts = 8
+
+// stmtCache keeps the outbox INSERTs prepared on one *sql.DB, so that
+// appending events inside a transaction binds a statement that SQLite has
+// already compiled on the transaction's connection instead of preparing it
+// again (the driver prepares every Exec).
+//
+// A statement is prepared on the pool only when the plugin holds no
+// connection (the first callback of a write that is not yet in a
+// transaction), so the preparation never waits for a connection that the
+// write itself holds. Inside a transaction, Tx.StmtContext binds the pooled
+// statement to the transaction's connection; database/sql prepares it on
+// that connection once and reuses it afterwards.
+type stmtCache struct {
+	mu     sync.Mutex
+	stmts  map[string]*sql.Stmt // by query text
+	wanted []string             // queries executed unprepared, to prepare when idle
+}
+
+// cacheFor returns the statement cache of pool, creating it.
+func (p *Plugin) cacheFor(pool *sql.DB) *stmtCache {
+	if c, ok := p.stmts.Load(pool); ok {
+		return c.(*stmtCache)
+	}
+	c, _ := p.stmts.LoadOrStore(pool, &stmtCache{stmts: map[string]*sql.Stmt{}})
+	return c.(*stmtCache)
+}
+
+// lookup returns the prepared statement for q, or records that q is wanted.
+func (c *stmtCache) lookup(q string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.stmts[q]; s != nil {
+		return s
+	}
+	if len(c.stmts)+len(c.wanted) < maxCachedStmts {
+		for _, w := range c.wanted {
+			if w == q {
+				return nil
+			}
+		}
+		c.wanted = append(c.wanted, q)
+	}
+	return nil
+}
+
+// prepareWanted prepares the wanted statements on pool. It is called only
+// when the caller holds none of pool's connections. A statement that fails
+// to prepare (the outbox table does not exist yet) is forgotten; it is
+// wanted again after the next successful append.
+func (c *stmtCache) prepareWanted(ctx context.Context, pool *sql.DB) {
+	c.mu.Lock()
+	wanted := c.wanted
+	c.wanted = nil
+	c.mu.Unlock()
+	for _, q := range wanted {
+		s, err := pool.PrepareContext(ctx, q)
+		if err != nil {
+			continue
+		}
+		c.mu.Lock()
+		if c.stmts[q] == nil {
+			c.stmts[q] = s
+			s = nil
+		}
+		c.mu.Unlock()
+		if s != nil {
+			_ = s.Close()
+		}
+	}
+}
+
+// hasWanted reports whether statements wait to be prepared.
+func (c *stmtCache) hasWanted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.wanted) > 0
+}
+
+// prepareIdle prepares the wanted outbox statements when the statement is
+// not in a transaction (so that the plugin holds no connection of the pool).
+func (p *Plugin) prepareIdle(db *gorm.DB) {
+	pool, ok := db.Statement.ConnPool.(*sql.DB)
+	if !ok {
+		return
+	}
+	c, ok := p.stmts.Load(pool)
+	if !ok || !c.(*stmtCache).hasWanted() {
+		return
+	}
+	c.(*stmtCache).prepareWanted(db.Statement.Context, pool)
+}
+
+// appendExec returns how events are appended on the statement's connection:
+// inside a *sql.Tx with a pooled prepared statement when there is one, else
+// with ConnPool.ExecContext.
+func (p *Plugin) appendExec(db *gorm.DB) outbox.ExecFunc {
+	conn := db.Statement.ConnPool
+	tx, inTx := conn.(*sql.Tx)
+	if !inTx {
+		return func(ctx context.Context, q string, args ...any) error {
+			_, err := conn.ExecContext(ctx, q, args...)
+			return err
+		}
+	}
+	return func(ctx context.Context, q string, args ...any) error {
+		var cache *stmtCache
+		if pool, err := db.DB(); err == nil { // the pool that tx belongs to
+			cache = p.cacheFor(pool)
+			if s := cache.lookup(q); s != nil {
+				ts := tx.StmtContext(ctx, s)
+				_, err := ts.ExecContext(ctx, args...)
+				_ = ts.Close() // releases the binding, keeps the prepared statement
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, q, args...)
+		return err
+	}
+}
