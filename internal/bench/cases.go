@@ -1,0 +1,59 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/outboxindexer/outboxindexer/indexer"
+)
+
+// OursCreateThenDrain is the end-to-end figure of target 1: n single-row
+// Creates through the plugin followed by one Drain. It returns the total
+// seconds.
+func OursCreateThenDrain(n int) Workload {
+	return Workload{Name: "ours: n Creates + one Drain", Unit: "s", Run: func(ctx context.Context, dir string) (float64, error) {
+		db, err := openIndexed(ctx, dir)
+		if err != nil {
+			return 0, err
+		}
+		defer Close(db)
+		rows := articles(n)
+		start := time.Now()
+		for i := range rows {
+			if err := db.WithContext(ctx).Create(&rows[i]).Error; err != nil {
+				return 0, err
+			}
+		}
+		ix, err := indexer.New(db)
+		if err != nil {
+			return 0, err
+		}
+		defer ix.Close()
+		if got, err := ix.Drain(ctx); err != nil || got != n {
+			return 0, fmt.Errorf("bench: drain applied %d of %d: %v", got, n, err)
+		}
+		return Since(start), nil
+	}}
+}
+
+// SyncCreateTotal is SyncCreate reported as the total seconds of n creates.
+func SyncCreateTotal(n int) Workload {
+	w := SyncCreate(n)
+	return Workload{Name: "synchronous: n creates (row + vec0 + FTS5 per tx)", Unit: "s", Run: func(ctx context.Context, dir string) (float64, error) {
+		perRow, err := w.Run(ctx, dir)
+		return perRow * float64(n) / 1e6, err
+	}}
+}
+
+// CaptureCases returns the cases of targets 1, 2 and 3: n single-row writes,
+// batch rows through CreateInBatches(500).
+func CaptureCases(n, batch int) []Case {
+	return []Case{
+		{ID: "1", Name: fmt.Sprintf("capture: %d single-row Creates vs same-bytes gorm Create", n), Ours: OursCreate(n), Baseline: GormBlobCreate(n), Target: 1.2},
+		{ID: "1", Name: fmt.Sprintf("capture: %d single-row Creates vs synchronous design", n), Ours: OursCreate(n), Baseline: SyncCreate(n), Target: 0.35},
+		{ID: "1", Name: fmt.Sprintf("end to end: %d Creates + one Drain vs synchronous", n), Ours: OursCreateThenDrain(n), Baseline: SyncCreateTotal(n), Target: 0.5},
+		{ID: "2", Name: fmt.Sprintf("capture: CreateInBatches(500) of %d", batch), Ours: OursCreateInBatches(batch, 500), Baseline: GormBlobCreateInBatches(batch, 500), Target: 1.25},
+		{ID: "3", Name: fmt.Sprintf("update of a non-indexed column, %d rows", n), Ours: OursUpdateCounter(n), Baseline: PlainUpdateCounter(n), Target: 1.05},
+	}
+}
