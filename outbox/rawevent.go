@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -85,6 +86,9 @@ func DecodeOldExact(s string) ([]any, error) {
 	var out []any
 	if err := d.Decode(&out); err != nil {
 		return nil, fmt.Errorf("%w: old column: %v", ErrBadEvent, err)
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: old column: data after the JSON array", ErrBadEvent)
 	}
 	if out == nil {
 		return nil, fmt.Errorf("%w: old column: not a JSON array", ErrBadEvent)
