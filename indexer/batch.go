@@ -53,7 +53,7 @@ func (e *unitError) Unwrap() error { return e.err }
 type straggler struct {
 	id     int64
 	op     outbox.Op
-	hasVec bool
+	hasVec bool // it sets the vector state: it carries a vector (or "no vector"), or it is a hard delete
 	at     int64
 }
 
@@ -307,8 +307,12 @@ func (ix *Indexer) applyTx(ctx context.Context, tx *sql.Tx, park map[unit]string
 		tb := batch[name]
 		t := tables[name]
 		tu := unit{table: name}
-		if err := ix.loadStragglers(ctx, tx, tb, last, 0); err != nil {
-			return res, err
+		// A final batch read the log to its end inside this write
+		// transaction: no later event of its keys can exist.
+		if !res.final {
+			if err := ix.loadStragglers(ctx, tx, tb, last, 0); err != nil {
+				return res, err
+			}
 		}
 		all := make([]*keyState, 0, len(tb.order))
 		for _, k := range tb.order {
@@ -438,7 +442,9 @@ func (ix *Indexer) loadStragglers(ctx context.Context, tx outbox.DB, tb *tableBa
 	}
 	return chunked(tb.order, 500, func(chunk []any) error {
 		args := append([]any{tb.name, last, upper}, chunk...)
-		rows, err := tx.QueryContext(ctx, `SELECT id, key, op, vec IS NOT NULL, at FROM oi_events WHERE tbl = ? AND id > ? AND id <= ? AND key IN (`+outbox.Placeholders(len(chunk))+`) ORDER BY id`, args...)
+		// A hard delete ends the key's vector: a row that exists again
+		// later (a raw SQL insert reusing the key) has none of its own.
+		rows, err := tx.QueryContext(ctx, `SELECT id, key, op, vec IS NOT NULL OR op = `+fmt.Sprint(int64(outbox.OpDelete))+`, at FROM oi_events WHERE tbl = ? AND id > ? AND id <= ? AND key IN (`+outbox.Placeholders(len(chunk))+`) ORDER BY id`, args...)
 		if err != nil {
 			return fmt.Errorf("read later events of %s: %w", tb.name, err)
 		}
@@ -484,8 +490,11 @@ func foldStragglers(ctx context.Context, st *sqlutil.Stmts, ks *keyState) error 
 		}
 	}
 	lastS := ks.strag[len(ks.strag)-1]
-	if _, err := st.Exec(ctx, `UPDATE oi_events SET op = ?, at = ?, vec = CASE WHEN ? > 0 THEN (SELECT vec FROM oi_events WHERE id = ?) ELSE vec END WHERE id = ?`,
-		int64(lastS.op), lastS.at, vecID, vecID, target); err != nil {
+	// The folded event keeps the key's vector state although it takes the
+	// last op: a hard delete (a straggler's, or the target's own when no
+	// straggler sets the vector) folds as "no vector" ('').
+	if _, err := st.Exec(ctx, `UPDATE oi_events SET op = ?, at = ?, vec = CASE WHEN ? > 0 THEN (SELECT coalesce(vec, '') FROM oi_events WHERE id = ?) WHEN op = ? THEN coalesce(vec, '') ELSE vec END WHERE id = ?`,
+		int64(lastS.op), lastS.at, vecID, vecID, int64(outbox.OpDelete), target); err != nil {
 		return fmt.Errorf("fold later events of key %v: %w", ks.key, err)
 	}
 	ids := make([]any, len(ks.strag))
@@ -596,7 +605,13 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, st *sqlutil.Stm
 		if len(ks.events) > 0 {
 			c.Old = ks.events[0].Old
 		}
+		// The vector is the latest one the key's events set; a hard delete
+		// sets "no vector" (the row that exists now, if any, is a new one).
 		for j := len(ks.events) - 1; j >= 0; j-- {
+			if ks.events[j].Op == outbox.OpDelete {
+				c.Vec = []byte{}
+				break
+			}
 			if ks.events[j].Vec != nil {
 				c.Vec = ks.events[j].Vec
 				break

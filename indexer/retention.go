@@ -99,6 +99,12 @@ func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more
 	if err := exec(`DELETE FROM oi_events WHERE id > ? AND id <= ? AND (vec IS NULL OR length(vec) = 0 OR op = ?)`, from, upto, int64(outbox.OpDelete)); err != nil {
 		return removed, false, err
 	}
+	// The events kept are there for their vectors: a before-image (the
+	// indexed text, as long as the document itself) only serves the apply
+	// of a pending event, and Rebuild re-derives text from the source.
+	if _, err := tx.ExecContext(ctx, `UPDATE oi_events SET old = NULL WHERE id > ? AND id <= ? AND old IS NOT NULL`, from, upto); err != nil {
+		return removed, false, fmt.Errorf("compact: %w", err)
+	}
 	// Every applied event of a table without a vec sidecar.
 	for name, t := range tables {
 		if t.spec != nil && t.spec.Vec == nil {

@@ -5,9 +5,11 @@ package gormq
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math"
 	"reflect"
+	"sync"
 
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"gorm.io/gorm"
@@ -51,7 +53,7 @@ func Resolve(ctx context.Context, db *gorm.DB, model any) (*Target, error) {
 	} else {
 		return nil, fmt.Errorf("model %s: *gorm.DB has no connection", sch.Name)
 	}
-	spec, err := outbox.LoadSpec(ctx, conn, table)
+	spec, err := loadSpec(ctx, conn, table)
 	if err != nil {
 		return nil, fmt.Errorf("model %s (table %s) is not migrated: %w", sch.Name, table, err)
 	}
@@ -67,6 +69,88 @@ func Resolve(ctx context.Context, db *gorm.DB, model any) (*Target, error) {
 		return nil, fmt.Errorf("%w: model %s (table %s) has a %s primary key, the registry says %s: run gormplugin.Migrate", outbox.ErrBadSpec, sch.Name, table, pk.FieldType, spec.KeyType)
 	}
 	return &Target{Schema: sch, Table: table, Key: pk, Spec: spec, Conn: conn}, nil
+}
+
+// specCache maps registry JSON texts to their parsed, validated specs, so
+// that a query reads its table's registry row (one indexed lookup, always:
+// the registry can change at any time) but parses it only when the text
+// differs from every text seen before. Cached specs are shared: read only.
+var specCache struct {
+	sync.RWMutex
+	m map[string]*outbox.Spec
+}
+
+// maxCachedSpecs bounds specCache; it is emptied when full.
+const maxCachedSpecs = 256
+
+// loadSpec is outbox.LoadSpec through specCache. Any failure to read the
+// row is left to outbox.LoadSpec, which classifies it.
+func loadSpec(ctx context.Context, conn outbox.DB, table string) (*outbox.Spec, error) {
+	var raw string
+	if err := registryRow(ctx, conn, table).Scan(&raw); err != nil {
+		return outbox.LoadSpec(ctx, conn, table)
+	}
+	specCache.RLock()
+	spec, ok := specCache.m[raw]
+	specCache.RUnlock()
+	if ok {
+		return spec, nil
+	}
+	spec, err := outbox.ParseSpec(raw)
+	if err != nil {
+		return nil, err
+	}
+	specCache.Lock()
+	if specCache.m == nil || len(specCache.m) >= maxCachedSpecs {
+		specCache.m = map[string]*outbox.Spec{}
+	}
+	specCache.m[raw] = spec
+	specCache.Unlock()
+	return spec, nil
+}
+
+const registryQuery = `SELECT spec FROM oi_registry WHERE source = ?`
+
+// registryStmts keeps the registry lookup prepared per *sql.DB, which saves
+// SQLite's parse and plan of the statement on every query (about as long
+// as running it). It is bounded: when full, every statement is closed
+// (queries using one finish first) and the map starts again.
+var registryStmts struct {
+	sync.Mutex
+	m map[*sql.DB]*sql.Stmt
+}
+
+// maxRegistryStmts bounds registryStmts.
+const maxRegistryStmts = 16
+
+// registryRow reads table's registry row on conn: through a prepared
+// statement when conn is a *sql.DB, as a plain query otherwise (a
+// transaction, gorm's prepared-statement pool) or when it cannot be
+// prepared (no oi_registry yet).
+func registryRow(ctx context.Context, conn outbox.DB, table string) *sql.Row {
+	if db, ok := conn.(*sql.DB); ok {
+		registryStmts.Lock()
+		st := registryStmts.m[db]
+		if st == nil {
+			if len(registryStmts.m) >= maxRegistryStmts {
+				for _, old := range registryStmts.m {
+					old.Close()
+				}
+				registryStmts.m = nil
+			}
+			if p, err := db.PrepareContext(ctx, registryQuery); err == nil {
+				if registryStmts.m == nil {
+					registryStmts.m = map[*sql.DB]*sql.Stmt{}
+				}
+				registryStmts.m[db], st = p, p
+			}
+		}
+		registryStmts.Unlock()
+		if st != nil {
+			return st.QueryRowContext(ctx, table)
+		}
+	}
+	return conn.QueryRowContext(ctx, registryQuery, table)
 }
 
 // maxInVars bounds the keys of one IN list, below SQLite's variable limit.

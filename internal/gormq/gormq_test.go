@@ -82,3 +82,27 @@ func TestResolveAndLoad(t *testing.T) {
 	_, err = gormq.Resolve(ctx, db, new(int))
 	require.Error(t, err)
 }
+
+// Resolve parses a registry row once and reuses it, yet always sees the
+// registry as it is now: a changed row gives the new spec, a removed one
+// outbox.ErrNotRegistered.
+func TestResolveFollowsRegistry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.New(t)
+	require.NoError(t, db.AutoMigrate(&byUint{}))
+	register(t, db, "by_uints", "id", outbox.KeyInteger)
+	a, err := gormq.Resolve(ctx, db, new(byUint))
+	require.NoError(t, err)
+	b, err := gormq.Resolve(ctx, db, new(byUint))
+	require.NoError(t, err)
+	require.Same(t, a.Spec, b.Spec)
+	require.NoError(t, db.Exec(`UPDATE oi_registry SET spec = json_set(spec, '$.vec.dim', 3) WHERE source = 'by_uints'`).Error)
+	c, err := gormq.Resolve(ctx, db, new(byUint))
+	require.NoError(t, err)
+	require.Equal(t, 3, c.Spec.Vec.Dim)
+	require.Equal(t, 2, a.Spec.Vec.Dim)
+	require.NoError(t, db.Exec(`DELETE FROM oi_registry WHERE source = 'by_uints'`).Error)
+	_, err = gormq.Resolve(ctx, db, new(byUint))
+	require.ErrorIs(t, err, outbox.ErrNotRegistered)
+}
