@@ -37,6 +37,7 @@ func commands() []cli.Command {
 		statusCommand,
 		deadlettersCommand,
 		demoCommand,
+		benchCommand,
 		versionCommand,
 	}
 }

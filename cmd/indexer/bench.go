@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/cli"
+	"github.com/outboxindexer/outboxindexer/internal/bench"
+	"github.com/outboxindexer/outboxindexer/internal/engine"
+)
+
+var benchCommand = cli.Command{
+	Name:          "bench",
+	Summary:       "measure every hot path against its baseline, in the same run",
+	Interruptible: true,
+	Run:           runBench,
+}
+
+const benchHelp = `
+Run the performance suite (issue 7) and print one table: for each
+measurement our figure and its baseline, both measured in this run on the
+same synthetic data (~200-word documents from a 5k-word Zipf vocabulary,
+384-dimension vectors; seeded), as the median and min–max of --reps
+interleaved repetitions, and the ratio against the target. The quick sizes
+take a few minutes on 2 cores; --full uses the issue's sizes (100k rows,
+30 s of lag per rate). Nothing is asserted: read the "met" column.`
+
+func runBench(ctx context.Context, env *cli.Env, args []string) error {
+	fs := cli.FlagSet("bench", "[flags]", benchHelp)
+	var c cli.Common
+	c.Register(fs, env, false)
+	full := fs.Bool("full", false, "use the issue's full sizes (100k rows; takes long)")
+	reps := fs.Int("reps", 3, "repetitions of each measurement")
+	only := fs.String("only", "", "comma-separated target numbers to run, e.g. 1,4,8 (default all)")
+	lag := fs.Duration("lag", 0, "duration of each lag measurement (default 10s, 30s with --full)")
+	rows := fs.Int("capture-rows", 2000, "rows of the single-row capture measurements")
+	if err := cli.ParseFlags(env, fs, args, false); err != nil {
+		return err
+	}
+	if *reps < 1 {
+		return cli.Usagef("--reps must be at least 1")
+	}
+	log, err := c.Logger()
+	if err != nil {
+		return err
+	}
+	c.UseCache(log)
+
+	batch := 20000
+	if *full {
+		batch = 100000
+	}
+	cases := append(bench.CaptureCases(*rows, batch), bench.ApplySuite(*full, *lag)...)
+	if *only != "" {
+		want := strings.Split(*only, ",")
+		cases = slices.DeleteFunc(cases, func(cs bench.Case) bool { return !slices.Contains(want, cs.ID) })
+	}
+	defer bench.CloseFixtures()
+	defer bench.RemoveBinary()
+
+	root, err := os.MkdirTemp("", "indexer-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	r := bench.Runner{
+		Reps:    *reps,
+		TempDir: func() (string, error) { return os.MkdirTemp(root, "rep-") },
+		Log: func(format string, a ...any) {
+			log.Info(fmt.Sprintf(format, a...))
+		},
+	}
+	start := time.Now()
+	results := r.Run(ctx, cases)
+	if ctx.Err() != nil {
+		fmt.Fprintln(env.Stdout, "interrupted: the table covers what finished")
+	}
+	fmt.Fprintf(env.Stdout, "outboxindexer bench — %s, %s/%s, %d CPUs, sqlite-vec %s, %d reps, %s sizes, %s\n\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), engine.VecVersion, *reps, map[bool]string{true: "full", false: "quick"}[*full], time.Since(start).Round(time.Second))
+	bench.Print(env.Stdout, results)
+	for _, res := range results {
+		if res.Err != nil {
+			return fmt.Errorf("bench: %s: %w", res.Name, res.Err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,308 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/outboxindexer/outboxindexer/indexer"
+	"gorm.io/gorm"
+)
+
+// Apply-side workloads (issue 7, targets 4, 5 and 6): Drain of pending
+// events, Rebuild, and the bulk-load path, each against the raw limit of
+// indexing the same rows on the same engine.
+
+// RawBatch is the transaction size of the raw indexing limit the apply
+// targets are measured against: "large transactions".
+const RawBatch = 10000
+
+// loadPending creates n Articles through the plugin with
+// CreateInBatches(500): n pending insert events (setup, not measured).
+func loadPending(ctx context.Context, dir string, n int) (*gorm.DB, error) {
+	db, err := openIndexed(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.WithContext(ctx).CreateInBatches(articles(n), 500).Error; err != nil {
+		Close(db)
+		return nil, err
+	}
+	return db, nil
+}
+
+// drainAll drains everything pending with a fresh indexer and checks the
+// count.
+func drainAll(ctx context.Context, db *gorm.DB, want int, opts ...indexer.Option) error {
+	ix, err := indexer.New(db, opts...)
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+	got, err := ix.Drain(ctx)
+	if err != nil {
+		return err
+	}
+	if want >= 0 && got != want {
+		return fmt.Errorf("bench: drain applied %d events, want %d", got, want)
+	}
+	return nil
+}
+
+// clock measures an interval: wall time, or the process's CPU time (user +
+// system, all threads), which a busy shared machine disturbs much less.
+type clock struct {
+	suffix, unit string
+	now          func() time.Duration
+}
+
+var (
+	wallClock = clock{unit: "rows/s", now: func() time.Duration { return time.Duration(time.Now().UnixNano()) }}
+	cpuClock  = clock{suffix: " (CPU time)", unit: "rows/CPU-s", now: cpuTime}
+)
+
+// OursDrain is target 4: Drain of n pending insert events (written by
+// CreateInBatches through the plugin) into fresh sidecars, with apply
+// transactions of batch events (0: the default). It returns rows/s.
+func OursDrain(n, batch int) Workload { return oursDrain(n, batch, wallClock) }
+
+// OursDrainCPU is OursDrain in rows per CPU-second of the process.
+func OursDrainCPU(n, batch int) Workload { return oursDrain(n, batch, cpuClock) }
+
+func oursDrain(n, batch int, c clock) Workload {
+	name := "ours: Drain, default batch"
+	var opts []indexer.Option
+	if batch > 0 {
+		name = fmt.Sprintf("ours: Drain, batch %d", batch)
+		opts = append(opts, indexer.WithBatchSize(batch))
+	}
+	return Workload{Name: name + c.suffix, Unit: c.unit, Run: func(ctx context.Context, dir string) (float64, error) {
+		db, err := loadPending(ctx, dir, n)
+		if err != nil {
+			return 0, err
+		}
+		defer Close(db)
+		start := c.now()
+		if err := drainAll(ctx, db, n, opts...); err != nil {
+			return 0, err
+		}
+		return float64(n) / (c.now() - start).Seconds(), nil
+	}}
+}
+
+// RawIndexCPU is RawIndex (the same statements, inlined here) in rows per
+// CPU-second of the process.
+func RawIndexCPU(n, batch int) Workload {
+	c := cpuClock
+	return Workload{Name: fmt.Sprintf("raw vec0 + FTS5 inserts, tx of %d%s", batch, c.suffix), Unit: c.unit, Run: func(ctx context.Context, dir string) (float64, error) {
+		db, err := Open(dir)
+		if err != nil {
+			return 0, err
+		}
+		defer Close(db)
+		if err := loadPlain(ctx, db, n); err != nil {
+			return 0, err
+		}
+		if err := exec(ctx, db, syncDDL...); err != nil {
+			return 0, err
+		}
+		docs := Docs(n)
+		start := c.now()
+		for i := 0; i < n; i += batch {
+			err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+				conn := tx.Statement.ConnPool
+				vs, err := conn.PrepareContext(ctx, `INSERT INTO plain_docs_vec(rowid, embedding) VALUES (?, ?)`)
+				if err != nil {
+					return err
+				}
+				defer vs.Close()
+				fs, err := conn.PrepareContext(ctx, `INSERT INTO plain_docs_fts(rowid, title, body) VALUES (?, ?, ?)`)
+				if err != nil {
+					return err
+				}
+				defer fs.Close()
+				for j := i; j < min(i+batch, n); j++ {
+					if _, err := vs.ExecContext(ctx, j+1, docs[j].VecBytes); err != nil {
+						return err
+					}
+					if _, err := fs.ExecContext(ctx, j+1, docs[j].Title, docs[j].Body); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return 0, err
+			}
+		}
+		return float64(n) / (c.now() - start).Seconds(), nil
+	}}
+}
+
+// RawRebuildCPU is RawRebuild (the same statements, inlined here) in rows
+// per CPU-second of the process.
+func RawRebuildCPU(n int) Workload {
+	c := cpuClock
+	return Workload{Name: "raw FTS5 'rebuild' + vec0 inserts, one tx" + c.suffix, Unit: c.unit, Run: func(ctx context.Context, dir string) (float64, error) {
+		db, err := Open(dir)
+		if err != nil {
+			return 0, err
+		}
+		defer Close(db)
+		if err := loadPlain(ctx, db, n); err != nil {
+			return 0, err
+		}
+		if err := exec(ctx, db, syncDDL...); err != nil {
+			return 0, err
+		}
+		docs := Docs(n)
+		start := c.now()
+		err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec(`INSERT INTO plain_docs_fts(plain_docs_fts) VALUES('rebuild')`).Error; err != nil {
+				return err
+			}
+			st, err := tx.Statement.ConnPool.PrepareContext(ctx, `INSERT INTO plain_docs_vec(rowid, embedding) VALUES (?, ?)`)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			for j, d := range docs {
+				if _, err := st.ExecContext(ctx, j+1, d.VecBytes); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		return float64(n) / (c.now() - start).Seconds(), nil
+	}}
+}
+
+// OursRebuild is target 5: Rebuild of the sidecars of n rows (FTS5 from the
+// source table, vectors from the retained log). It returns rows/s.
+func OursRebuild(n int) Workload { return oursRebuild(n, wallClock) }
+
+// OursRebuildCPU is OursRebuild in rows per CPU-second of the process.
+func OursRebuildCPU(n int) Workload { return oursRebuild(n, cpuClock) }
+
+func oursRebuild(n int, c clock) Workload {
+	return Workload{Name: "ours: Rebuild" + c.suffix, Unit: c.unit, Run: func(ctx context.Context, dir string) (float64, error) {
+		db, err := loadPending(ctx, dir, n)
+		if err != nil {
+			return 0, err
+		}
+		defer Close(db)
+		ix, err := indexer.New(db)
+		if err != nil {
+			return 0, err
+		}
+		defer ix.Close()
+		if _, err := ix.Drain(ctx); err != nil {
+			return 0, err
+		}
+		start := c.now()
+		if err := ix.Rebuild(ctx, "articles"); err != nil {
+			return 0, err
+		}
+		return float64(n) / (c.now() - start).Seconds(), nil
+	}}
+}
+
+// BulkPath is a way of loading rows and making them searchable.
+type BulkPath int
+
+const (
+	// BulkDrain: CreateInBatches through the plugin, then one Drain with
+	// large apply transactions.
+	BulkDrain BulkPath = iota
+	// BulkRebuild: CreateInBatches through the plugin, then Rebuild (the
+	// pending events are marked applied by the rebuild).
+	BulkRebuild
+)
+
+// BulkLoadBatch is the apply batch of the Drain bulk path.
+const BulkLoadBatch = 10000
+
+// OursBulkLoad is target 6: load n Articles with CreateInBatches(500)
+// through the plugin and make them searchable by path. It returns the total
+// seconds.
+func OursBulkLoad(n int, path BulkPath) Workload {
+	name := "ours: CreateInBatches + Drain(batch 10000)"
+	if path == BulkRebuild {
+		name = "ours: CreateInBatches + Rebuild"
+	}
+	return Workload{Name: name, Unit: "s", Run: func(ctx context.Context, dir string) (float64, error) {
+		db, err := openIndexed(ctx, dir)
+		if err != nil {
+			return 0, err
+		}
+		defer Close(db)
+		rows := articles(n)
+		start := time.Now()
+		if err := db.WithContext(ctx).CreateInBatches(rows, 500).Error; err != nil {
+			return 0, err
+		}
+		ix, err := indexer.New(db, indexer.WithBatchSize(BulkLoadBatch))
+		if err != nil {
+			return 0, err
+		}
+		defer ix.Close()
+		if path == BulkRebuild {
+			err = ix.Rebuild(ctx, "articles")
+			if err == nil {
+				_, err = ix.Drain(ctx) // moves the checkpoint past the rebuilt events and compacts
+			}
+		} else {
+			_, err = ix.Drain(ctx)
+		}
+		if err != nil {
+			return 0, err
+		}
+		return Since(start), nil
+	}}
+}
+
+// BulkLoadLimit is target 6's baseline: plain gorm CreateInBatches(500) of
+// the same bytes (vector as a BLOB column, no outbox) plus the raw limit of
+// indexing the same rows (RawIndex, transactions of RawBatch), measured one
+// after the other in subdirectories of dir. It returns the sum in seconds.
+func BulkLoadLimit(n int) Workload {
+	return Workload{Name: "plain CreateInBatches + raw indexing", Unit: "s", Run: func(ctx context.Context, dir string) (float64, error) {
+		var total float64
+		for i, w := range []Workload{GormBlobCreateInBatches(n, 500), RawIndex(n, RawBatch)} {
+			sub := filepath.Join(dir, fmt.Sprint(i))
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				return 0, err
+			}
+			v, err := w.Run(ctx, sub)
+			if err != nil {
+				return 0, err
+			}
+			if i == 0 {
+				total += v * float64(n) / 1e6 // µs/row
+			} else {
+				total += float64(n) / v // rows/s
+			}
+		}
+		return total, nil
+	}}
+}
+
+// ApplyCases returns the cases of targets 4, 5 and 6 on n rows.
+func ApplyCases(n int) []Case {
+	return []Case{
+		{ID: "4", Name: fmt.Sprintf("apply: Drain of %d pending inserts (default batch)", n), Ours: OursDrain(n, 0), Baseline: RawIndex(n, RawBatch), Direction: HigherIsBetter, Target: 0.8},
+		{ID: "4", Name: fmt.Sprintf("apply: Drain of %d pending inserts (batch %d)", n, BulkLoadBatch), Ours: OursDrain(n, BulkLoadBatch), Baseline: RawIndex(n, RawBatch), Direction: HigherIsBetter, Target: 0.8},
+		{ID: "5", Name: fmt.Sprintf("Rebuild of %d rows", n), Ours: OursRebuild(n), Baseline: RawRebuild(n), Direction: HigherIsBetter, Target: 0.8},
+		// The same in CPU time: a cross-check that a busy machine disturbs
+		// much less than wall time (report only).
+		{ID: "4", Name: fmt.Sprintf("apply: Drain of %d pending inserts (default batch), CPU time", n), Ours: OursDrainCPU(n, 0), Baseline: RawIndexCPU(n, RawBatch), Direction: HigherIsBetter},
+		{ID: "5", Name: fmt.Sprintf("Rebuild of %d rows, CPU time", n), Ours: OursRebuildCPU(n), Baseline: RawRebuildCPU(n), Direction: HigherIsBetter},
+		{ID: "6", Name: fmt.Sprintf("bulk load %d rows: CreateInBatches + Drain", n), Ours: OursBulkLoad(n, BulkDrain), Baseline: BulkLoadLimit(n), Target: 1.3},
+		{ID: "6", Name: fmt.Sprintf("bulk load %d rows: CreateInBatches + Rebuild", n), Ours: OursBulkLoad(n, BulkRebuild), Baseline: BulkLoadLimit(n), Target: 1.3},
+	}
+}

@@ -1,0 +1,232 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Subprocess workloads (issue 7, targets 9 and 11) run the indexer binary
+// on a database prepared in-process: start-up time of `indexer status`
+// with and without the Wasm compilation cache, and peak RSS of `indexer
+// drain` and `indexer rebuild`.
+
+// IndexerModule is the import path of the indexer binary.
+const IndexerModule = "github.com/outboxindexer/outboxindexer/cmd/indexer"
+
+var built struct {
+	sync.Mutex
+	path string
+	err  error
+}
+
+// IndexerBinary returns the path of an indexer binary: $OI_BENCH_INDEXER
+// when set, else one built once per process with `go build` (from within
+// the module) into a temporary directory, which RemoveBinary deletes.
+func IndexerBinary(ctx context.Context) (string, error) {
+	if p := os.Getenv("OI_BENCH_INDEXER"); p != "" {
+		return p, nil
+	}
+	built.Lock()
+	defer built.Unlock()
+	if built.path != "" || built.err != nil {
+		return built.path, built.err
+	}
+	dir, err := os.MkdirTemp("", "oi-bench-bin-")
+	if err != nil {
+		built.err = err
+		return "", err
+	}
+	bin := filepath.Join(dir, "indexer")
+	cmd := osexec.CommandContext(ctx, "go", "build", "-o", bin, IndexerModule)
+	cmd.Dir = moduleDir()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		built.err = fmt.Errorf("bench: go build %s: %w\n%s", IndexerModule, err, out)
+		return "", built.err
+	}
+	built.path = bin
+	return bin, nil
+}
+
+// moduleDir returns the module's root as this source file knows it (when
+// the sources are there), else "" (the current directory).
+func moduleDir() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return ""
+	}
+	dir := filepath.Join(filepath.Dir(file), "..", "..")
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+		return ""
+	}
+	return dir
+}
+
+// RemoveBinary deletes the binary IndexerBinary built, if any.
+func RemoveBinary() {
+	built.Lock()
+	defer built.Unlock()
+	if built.path != "" && os.Getenv("OI_BENCH_INDEXER") == "" {
+		os.RemoveAll(filepath.Dir(built.path))
+	}
+	built.path, built.err = "", nil
+}
+
+// procResult is a finished subprocess: wall time and peak RSS.
+type procResult struct {
+	wall   time.Duration
+	maxRSS int64 // bytes (VmHWM), when asked for
+}
+
+// rssPoll is how often runIndexer samples the child's VmHWM.
+const rssPoll = 2 * time.Millisecond
+
+// runIndexer runs the indexer binary with args and returns its wall time
+// and, with rss, its peak resident set size: the kernel's VmHWM of the
+// child, sampled from /proc/<pid>/status every rssPoll while it runs
+// (VmHWM only grows, so only a peak in the child's last ~2 ms could be
+// missed). The child's rusage cannot be used: Go starts children with
+// vfork, and Linux then records the parent's high-water mark in the
+// child's ru_maxrss.
+func runIndexer(ctx context.Context, bin string, rss bool, args ...string) (procResult, error) {
+	cmd := osexec.CommandContext(ctx, bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return procResult{}, fmt.Errorf("bench: indexer %v: %w", args, err)
+	}
+	var peak int64
+	done := make(chan struct{})
+	polled := make(chan struct{})
+	if rss {
+		go func() {
+			defer close(polled)
+			status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+			t := time.NewTicker(rssPoll)
+			defer t.Stop()
+			for {
+				if v, ok := vmHWM(status); ok {
+					peak = max(peak, v)
+				}
+				select {
+				case <-done:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	} else {
+		close(polled)
+	}
+	err := cmd.Wait()
+	wall := time.Since(start)
+	close(done)
+	<-polled
+	if err != nil {
+		return procResult{}, fmt.Errorf("bench: indexer %v: %w\n%s", args, err, out.Bytes())
+	}
+	if rss && peak == 0 {
+		return procResult{}, fmt.Errorf("bench: indexer %v: no VmHWM read from /proc", args)
+	}
+	return procResult{wall: wall, maxRSS: peak}, nil
+}
+
+// vmHWM reads the VmHWM line of a /proc/<pid>/status file, in bytes.
+func vmHWM(path string) (int64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if rest, ok := bytes.CutPrefix(line, []byte("VmHWM:")); ok {
+			f := bytes.Fields(rest)
+			if len(f) == 0 {
+				return 0, false
+			}
+			kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+			return kb * 1024, err == nil
+		}
+	}
+	return 0, false
+}
+
+// statusDB prepares a small indexed database in dir for `indexer status`.
+func statusDB(ctx context.Context, dir string, n int) (string, error) {
+	db, err := loadPending(ctx, dir, n)
+	if err != nil {
+		return "", err
+	}
+	defer Close(db)
+	if err := drainAll(ctx, db, n); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "bench.db"), nil
+}
+
+// StartupRuns is how many processes one start-up repetition times (the
+// median is reported).
+const StartupRuns = 5
+
+// IndexerStatus is target 11: wall time of `indexer status` on a database of
+// n indexed rows, from process start to exit, with the Wasm compilation
+// cache warm (a cache directory filled by an earlier run) or off (compiled
+// at every start). It returns the median of StartupRuns processes, in ms.
+func IndexerStatus(n int, warm bool) Workload {
+	name := "indexer status, compilation cache off"
+	if warm {
+		name = "indexer status, compilation cache warm"
+	}
+	return Workload{Name: name, Unit: "ms", Run: func(ctx context.Context, dir string) (float64, error) {
+		bin, err := IndexerBinary(ctx)
+		if err != nil {
+			return 0, err
+		}
+		path, err := statusDB(ctx, dir, n)
+		if err != nil {
+			return 0, err
+		}
+		cache := "off"
+		if warm {
+			cache = filepath.Join(dir, "wazero")
+			if _, err := runIndexer(ctx, bin, false, "status", "--db", path, "--cache-dir", cache); err != nil {
+				return 0, err
+			}
+		}
+		ts := make([]float64, StartupRuns)
+		for i := range ts {
+			r, err := runIndexer(ctx, bin, false, "status", "--db", path, "--cache-dir", cache)
+			if err != nil {
+				return 0, err
+			}
+			ts[i] = float64(r.wall.Microseconds()) / 1e3
+		}
+		slices.Sort(ts)
+		return ts[len(ts)/2], nil
+	}}
+}
+
+// Constant is a baseline that is a fixed figure (an absolute target), so
+// that the ratio column reads as "fraction of the target".
+func Constant(name, unit string, v float64) Workload {
+	return Workload{Name: name, Unit: unit, Run: func(context.Context, string) (float64, error) { return v, nil }}
+}
+
+// StartupCases returns target 11's cases: warm start against the 50 ms
+// target, and warm against cold (report).
+func StartupCases() []Case {
+	const n = 100
+	return []Case{
+		{ID: "11", Name: "start-up: indexer status, warm cache vs 50 ms", Ours: IndexerStatus(n, true), Baseline: Constant("target: 50 ms", "ms", 50), Target: 1},
+		{ID: "11", Name: "start-up: indexer status, warm vs cold cache", Ours: IndexerStatus(n, true), Baseline: IndexerStatus(n, false)},
+	}
+}

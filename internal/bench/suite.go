@@ -1,0 +1,37 @@
+package bench
+
+import "time"
+
+// ApplySuite returns the apply-side cases of issue 7 (targets 4–11) in
+// report order. Quick sizes finish in a few minutes on 2 cores; full
+// sizes are the issue's (100k rows, 30 s of lag per rate) and take much
+// longer. lag overrides the lag duration when positive. Call
+// CloseFixtures and RemoveBinary after running them.
+func ApplySuite(full bool, lag time.Duration) []Case {
+	apply, storage, small, large, queryQ := 5000, 1000, 2000, 20000, 30
+	querySizes := []int{20000}
+	lagDur := 10 * time.Second
+	if full {
+		apply, storage, small, large = 100000, 10000, 10000, 100000
+		querySizes = []int{20000, 100000}
+		lagDur = 30 * time.Second
+	}
+	if lag > 0 {
+		lagDur = lag
+	}
+	var cs []Case
+	cs = append(cs, ApplyCases(apply)...)
+	cs = append(cs, LagCases(200, lagDur)...)
+	cs = append(cs, LagCases(1000, lagDur)...)
+	for _, n := range querySizes {
+		q := queryQ
+		if n >= 100000 {
+			q = 10 // a KNN over 100k vectors takes ~0.1 s
+		}
+		cs = append(cs, QueryCases(n, q)...)
+	}
+	cs = append(cs, MemoryCases(small, large)...)
+	cs = append(cs, StorageCases(storage)...)
+	cs = append(cs, StartupCases()...)
+	return cs
+}
