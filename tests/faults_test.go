@@ -141,8 +141,10 @@ func TestFaultsBadStateParkedNotStalled(t *testing.T) {
 	}
 	var artID int64
 	require.NoError(t, sqlDB.QueryRow(`SELECT max(id) FROM articles`).Scan(&artID))
-	// A note the workload never touches (its keys are n000…n149), so that
-	// no later event of the key supersedes the bad vector.
+	// A note the workload never touches (it writes only its own notes,
+	// n000…n149), so that no later event of the key supersedes the bad
+	// vector: a newer vector or a hard delete would rightly have the
+	// indexer never apply it, and nothing would be parked.
 	noteID := "zz-fixed"
 	require.NoError(t, db.Create(&reliab.Note{ID: noteID, Text: "fixed"}).Error)
 	require.NoError(t, w.Sync(ctx))

@@ -18,7 +18,8 @@ import (
 // plugin. Each Step is one transaction that also appends a ledger row (see
 // LedgerDDL) with the vector state it left for each key it touched, so that
 // the reference check knows exactly which vectors committed, even when the
-// process is killed at any moment.
+// process is killed at any moment. It writes only the notes it creates
+// (keys n000…n149), never a note created by someone else.
 type Workload struct {
 	ID  string // writer identity, recorded in the ledger and used in text keys
 	rng *rand.Rand
@@ -107,6 +108,10 @@ func pick[K any](tx *gorm.DB, table, where string) (K, bool, error) {
 	}
 	return keys[0], true, nil
 }
+
+// noteKeys selects the notes the workload creates (keys n000…n149); the
+// workload never writes any other note.
+const noteKeys = `id GLOB 'n[0-9][0-9][0-9]'`
 
 // Kinds is the number of kinds of write Step chooses from.
 const Kinds = 24
@@ -297,7 +302,9 @@ func (w *Workload) do(tx *gorm.DB, kind int, s *step) error {
 		}
 		s.set("notes", id, n.Embedding)
 	case 19: // note vector update, soft delete, restore or hard delete
-		id, ok, err := pick[string](tx, "notes", "")
+		// Only the workload's own notes (see noteKeys): a test may keep a
+		// note of its own that no write must touch.
+		id, ok, err := pick[string](tx, "notes", noteKeys)
 		if err != nil || !ok {
 			return err
 		}
