@@ -105,6 +105,7 @@ type batchResult struct {
 	newest     int64
 	units      []unit // units applied, whose failure counts can be forgotten
 	parkedAt   map[unit]bool
+	parks      []parkGroup // what was parked, reported once the batch has committed
 }
 
 // parkGroup is a set of events to park with one reason.
@@ -142,6 +143,14 @@ func (ix *Indexer) step(ctx context.Context) (batchResult, error) {
 			}
 			for u := range res.parkedAt {
 				delete(ix.attempts, u)
+			}
+			// Parks are reported after the commit: a rolled-back batch parked
+			// nothing.
+			for _, p := range res.parks {
+				ix.log.Error("events parked as dead letters", "table", p.table, "events", len(p.ids), "attempts", p.attempts, "reason", p.reason)
+				if f := ix.cfg.observer.Parked; f != nil {
+					f(p.table, len(p.ids), p.reason)
+				}
 			}
 			if f := ix.cfg.observer.Batch; f != nil && res.events+res.parked > 0 {
 				st := BatchStats{Events: res.events, Keys: res.keys, Parked: res.parked, Checkpoint: res.checkpoint, Duration: ix.cfg.now().Sub(start)}
@@ -373,10 +382,7 @@ func (ix *Indexer) applyTx(ctx context.Context, tx *sql.Tx, park map[unit]string
 			return res, err
 		}
 		res.parked += len(p.ids)
-		ix.log.Error("events parked as dead letters", "table", p.table, "events", len(p.ids), "attempts", p.attempts, "reason", p.reason)
-		if f := ix.cfg.observer.Parked; f != nil {
-			f(p.table, len(p.ids), p.reason)
-		}
+		res.parks = append(res.parks, p)
 	}
 	res.checkpoint = max(last, head)
 	return res, outbox.SetCheckpoint(ctx, tx, outbox.MainCheckpoint, res.checkpoint)

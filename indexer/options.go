@@ -232,7 +232,8 @@ type Observer struct {
 	Batch func(BatchStats)
 	// Error is called after each failed attempt (it may be retried).
 	Error func(error)
-	// Parked is called when events are moved to oi_deadletters.
+	// Parked is called when events have been moved to oi_deadletters (after
+	// the transaction that moved them committed).
 	Parked func(table string, events int, reason string)
 	// Lease is called when this indexer gains or loses the lease.
 	Lease func(held bool)
