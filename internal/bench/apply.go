@@ -92,10 +92,12 @@ func oursDrain(n, batch int, c clock) Workload {
 	}}
 }
 
-// RawIndexCPU is RawIndex (the same statements, inlined here) in rows per
-// CPU-second of the process.
-func RawIndexCPU(n, batch int) Workload {
-	c := cpuClock
+// RawIndexCPU is RawIndex in rows per CPU-second of the process.
+func RawIndexCPU(n, batch int) Workload { return rawIndex(n, batch, cpuClock) }
+
+// rawIndex inserts n existing rows into vec0 and external-content FTS5 with
+// statements prepared once per transaction of batch rows, timed by c.
+func rawIndex(n, batch int, c clock) Workload {
 	return Workload{Name: fmt.Sprintf("raw vec0 + FTS5 inserts, tx of %d%s", batch, c.suffix), Unit: c.unit, Run: func(ctx context.Context, dir string) (float64, error) {
 		db, err := Open(dir)
 		if err != nil {
@@ -141,10 +143,12 @@ func RawIndexCPU(n, batch int) Workload {
 	}}
 }
 
-// RawRebuildCPU is RawRebuild (the same statements, inlined here) in rows
-// per CPU-second of the process.
-func RawRebuildCPU(n int) Workload {
-	c := cpuClock
+// RawRebuildCPU is RawRebuild in rows per CPU-second of the process.
+func RawRebuildCPU(n int) Workload { return rawRebuild(n, cpuClock) }
+
+// rawRebuild runs FTS5's 'rebuild' and one-transaction vec0 inserts of n
+// rows, timed by c.
+func rawRebuild(n int, c clock) Workload {
 	return Workload{Name: "raw FTS5 'rebuild' + vec0 inserts, one tx" + c.suffix, Unit: c.unit, Run: func(ctx context.Context, dir string) (float64, error) {
 		db, err := Open(dir)
 		if err != nil {

@@ -54,6 +54,16 @@ func articles(n int) []Article {
 	return out
 }
 
+// createEach creates rows one gorm Create at a time.
+func createEach(ctx context.Context, db *gorm.DB, rows []Article) error {
+	for i := range rows {
+		if err := db.WithContext(ctx).Create(&rows[i]).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // OursCreate is n single-row Creates of Article through the plugin (row +
 // event in one transaction). It returns seconds per row.
 func OursCreate(n int) Workload {
@@ -63,12 +73,9 @@ func OursCreate(n int) Workload {
 			return 0, err
 		}
 		defer Close(db)
-		rows := articles(n)
 		start := time.Now()
-		for i := range rows {
-			if err := db.WithContext(ctx).Create(&rows[i]).Error; err != nil {
-				return 0, err
-			}
+		if err := createEach(ctx, db, articles(n)); err != nil {
+			return 0, err
 		}
 		return Since(start) / float64(n) * 1e6, nil
 	}}

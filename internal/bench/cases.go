@@ -18,12 +18,9 @@ func OursCreateThenDrain(n int) Workload {
 			return 0, err
 		}
 		defer Close(db)
-		rows := articles(n)
 		start := time.Now()
-		for i := range rows {
-			if err := db.WithContext(ctx).Create(&rows[i]).Error; err != nil {
-				return 0, err
-			}
+		if err := createEach(ctx, db, articles(n)); err != nil {
+			return 0, err
 		}
 		ix, err := indexer.New(db)
 		if err != nil {
