@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"gorm.io/gorm"
 )
@@ -32,88 +31,20 @@ var syncDDL = []string{
 	fmt.Sprintf(`CREATE VIRTUAL TABLE plain_docs_vec USING vec0(embedding float[%d] distance_metric=cosine)`, Dim),
 }
 
-// GormBlobCreate is the capture baseline: n single-row gorm Creates of BlobDoc.
-// It returns seconds per row.
-func GormBlobCreate(n int) Workload {
-	return Workload{Name: "gorm Create, vector as BLOB column", Unit: "µs/row", Run: func(ctx context.Context, dir string) (float64, error) {
-		db, err := Open(dir)
-		if err != nil {
-			return 0, err
-		}
-		defer Close(db)
-		if err := db.AutoMigrate(&BlobDoc{}); err != nil {
-			return 0, err
-		}
-		docs := Docs(n)
-		start := time.Now()
-		for _, d := range docs {
-			if err := db.WithContext(ctx).Create(&BlobDoc{Title: d.Title, Body: d.Body, Embedding: d.VecBytes}).Error; err != nil {
-				return 0, err
-			}
-		}
-		return Since(start) / float64(n) * 1e6, nil
-	}}
-}
+// GormBlobCreate is the capture baseline: n single-row gorm Creates of
+// BlobDoc. It returns µs per row.
+func GormBlobCreate(n int) Workload { return StepGormBlobCreate().Workload(n, "µs/row") }
 
-// GormBlobCreateInBatches is the batch capture baseline: CreateInBatches(500)
-// of n BlobDocs. It returns seconds per row.
+// GormBlobCreateInBatches is the batch capture baseline: CreateInBatches(batch)
+// of n BlobDocs. It returns µs per row.
 func GormBlobCreateInBatches(n, batch int) Workload {
-	return Workload{Name: fmt.Sprintf("gorm CreateInBatches(%d), BLOB column", batch), Unit: "µs/row", Run: func(ctx context.Context, dir string) (float64, error) {
-		db, err := Open(dir)
-		if err != nil {
-			return 0, err
-		}
-		defer Close(db)
-		if err := db.AutoMigrate(&BlobDoc{}); err != nil {
-			return 0, err
-		}
-		rows := make([]BlobDoc, n)
-		for i, d := range Docs(n) {
-			rows[i] = BlobDoc{Title: d.Title, Body: d.Body, Embedding: d.VecBytes}
-		}
-		start := time.Now()
-		if err := db.WithContext(ctx).CreateInBatches(rows, batch).Error; err != nil {
-			return 0, err
-		}
-		return Since(start) / float64(n) * 1e6, nil
-	}}
+	return StepGormBlobCreateInBatches(batch).Workload(n, "µs/row")
 }
 
 // SyncCreate is the synchronous design: each single-row create writes the
 // source row, the vec0 row and the FTS5 row in the user's transaction.
-// It returns seconds per row.
-func SyncCreate(n int) Workload {
-	return Workload{Name: "synchronous: row + vec0 + FTS5 in the tx", Unit: "µs/row", Run: func(ctx context.Context, dir string) (float64, error) {
-		db, err := Open(dir)
-		if err != nil {
-			return 0, err
-		}
-		defer Close(db)
-		if err := db.AutoMigrate(&PlainDoc{}); err != nil {
-			return 0, err
-		}
-		if err := exec(ctx, db, syncDDL...); err != nil {
-			return 0, err
-		}
-		start := time.Now()
-		for _, d := range Docs(n) {
-			err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-				p := PlainDoc{Title: d.Title, Body: d.Body}
-				if err := tx.Create(&p).Error; err != nil {
-					return err
-				}
-				if err := tx.Exec(`INSERT INTO plain_docs_vec(rowid, embedding) VALUES (?, ?)`, p.ID, d.VecBytes).Error; err != nil {
-					return err
-				}
-				return tx.Exec(`INSERT INTO plain_docs_fts(rowid, title, body) VALUES (?, ?, ?)`, p.ID, d.Title, d.Body).Error
-			})
-			if err != nil {
-				return 0, err
-			}
-		}
-		return Since(start) / float64(n) * 1e6, nil
-	}}
-}
+// It returns µs per row.
+func SyncCreate(n int) Workload { return StepSyncCreate().Workload(n, "µs/row") }
 
 // loadPlain bulk-loads n PlainDocs with raw multi-row inserts in one
 // transaction (setup, not measured).

@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
-	"time"
 
 	"github.com/outboxindexer/outboxindexer/gormplugin"
 	"github.com/outboxindexer/outboxindexer/vecsink"
@@ -65,86 +63,19 @@ func createEach(ctx context.Context, db *gorm.DB, rows []Article) error {
 }
 
 // OursCreate is n single-row Creates of Article through the plugin (row +
-// event in one transaction). It returns seconds per row.
-func OursCreate(n int) Workload {
-	return Workload{Name: "ours: gorm Create + outbox event", Unit: "µs/row", Run: func(ctx context.Context, dir string) (float64, error) {
-		db, err := openIndexed(ctx, dir)
-		if err != nil {
-			return 0, err
-		}
-		defer Close(db)
-		start := time.Now()
-		if err := createEach(ctx, db, articles(n)); err != nil {
-			return 0, err
-		}
-		return Since(start) / float64(n) * 1e6, nil
-	}}
-}
+// event in one transaction). It returns µs per row.
+func OursCreate(n int) Workload { return StepOursCreate().Workload(n, "µs/row") }
 
 // OursCreateInBatches is CreateInBatches(batch) of n Articles through the
-// plugin. It returns seconds per row.
+// plugin. It returns µs per row.
 func OursCreateInBatches(n, batch int) Workload {
-	return Workload{Name: fmt.Sprintf("ours: CreateInBatches(%d) + events", batch), Unit: "µs/row", Run: func(ctx context.Context, dir string) (float64, error) {
-		db, err := openIndexed(ctx, dir)
-		if err != nil {
-			return 0, err
-		}
-		defer Close(db)
-		rows := articles(n)
-		start := time.Now()
-		if err := db.WithContext(ctx).CreateInBatches(rows, batch).Error; err != nil {
-			return 0, err
-		}
-		return Since(start) / float64(n) * 1e6, nil
-	}}
-}
-
-// updateViews increments Views of every row, one Update per row.
-func updateViews(ctx context.Context, db *gorm.DB, model any, n int) (float64, error) {
-	start := time.Now()
-	for i := 1; i <= n; i++ {
-		if err := db.WithContext(ctx).Model(model).Where("id = ?", i).Update("views", gorm.Expr("views + 1")).Error; err != nil {
-			return 0, err
-		}
-	}
-	return Since(start) / float64(n) * 1e6, nil
+	return StepOursCreateInBatches(batch).Workload(n, "µs/row")
 }
 
 // OursUpdateCounter updates a non-indexed column of n indexed rows, one row
-// per statement. It returns seconds per update.
-func OursUpdateCounter(n int) Workload {
-	return Workload{Name: "ours: Update of a non-indexed column", Unit: "µs/op", Run: func(ctx context.Context, dir string) (float64, error) {
-		db, err := openIndexed(ctx, dir)
-		if err != nil {
-			return 0, err
-		}
-		defer Close(db)
-		if err := db.WithContext(ctx).CreateInBatches(articles(n), 500).Error; err != nil {
-			return 0, err
-		}
-		return updateViews(ctx, db, &Article{}, n)
-	}}
-}
+// per statement. It returns µs per update.
+func OursUpdateCounter(n int) Workload { return StepOursUpdateCounter().Workload(n, "µs/op") }
 
 // PlainUpdateCounter is the same update on the same table shape without the
 // plugin.
-func PlainUpdateCounter(n int) Workload {
-	return Workload{Name: "plain gorm Update, no plugin", Unit: "µs/op", Run: func(ctx context.Context, dir string) (float64, error) {
-		db, err := Open(dir)
-		if err != nil {
-			return 0, err
-		}
-		defer Close(db)
-		if err := db.AutoMigrate(&CounterDoc{}); err != nil {
-			return 0, err
-		}
-		rows := make([]CounterDoc, n)
-		for i, d := range Docs(n) {
-			rows[i] = CounterDoc{Title: d.Title, Body: d.Body}
-		}
-		if err := db.WithContext(ctx).CreateInBatches(rows, 500).Error; err != nil {
-			return 0, err
-		}
-		return updateViews(ctx, db, &CounterDoc{}, n)
-	}}
-}
+func PlainUpdateCounter(n int) Workload { return StepPlainUpdateCounter().Workload(n, "µs/op") }

@@ -18,6 +18,23 @@ type Stepper struct {
 	Setup func(ctx context.Context, dir string, n int) (step func(from, to int) error, done func(), err error)
 }
 
+// Workload runs all n operations of s in one step (setup not measured) and
+// reports the wall-clock µs per operation in unit.
+func (s Stepper) Workload(n int, unit string) Workload {
+	return Workload{Name: s.Name, Unit: unit, Run: func(ctx context.Context, dir string) (float64, error) {
+		step, done, err := s.Setup(ctx, dir, n)
+		if err != nil {
+			return 0, err
+		}
+		defer done()
+		start := time.Now()
+		if err := step(0, n); err != nil {
+			return 0, err
+		}
+		return Since(start) / float64(n) * 1e6, nil
+	}}
+}
+
 // Pair is the outcome of Interleave: the cost per operation of each side.
 type Pair struct {
 	A, B  float64 // wall-clock µs per operation
@@ -89,14 +106,7 @@ func StepOursCreate() Stepper {
 			return nil, nil, err
 		}
 		rows := articles(n)
-		return func(from, to int) error {
-			for i := from; i < to; i++ {
-				if err := db.WithContext(ctx).Create(&rows[i]).Error; err != nil {
-					return err
-				}
-			}
-			return nil
-		}, closer(db), nil
+		return func(from, to int) error { return createEach(ctx, db, rows[from:to]) }, closer(db), nil
 	}}
 }
 
