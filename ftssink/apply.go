@@ -16,7 +16,7 @@ type Table struct {
 	spec *outbox.Spec
 	cols []string // source columns, in FTS5 column order
 
-	insert, del, extDelete, docsize string
+	insert, del, extDelete string
 }
 
 var _ outbox.Sink = (*Table)(nil)
@@ -40,7 +40,6 @@ func NewTable(spec *outbox.Spec) (*Table, error) {
 	ph := outbox.Placeholders(len(names))
 	if f.Mode == outbox.ModeExternal {
 		t.extDelete = fmt.Sprintf("INSERT INTO %s (%s, %s) VALUES ('delete', %s)", tbl, tbl, strings.Join(names, ", "), ph)
-		t.docsize = outbox.Quote(f.Table + "_docsize")
 	} else {
 		t.del = fmt.Sprintf("DELETE FROM %s WHERE rowid = ?", tbl)
 		if spec.SoftDelete != "" {
@@ -124,26 +123,9 @@ func (t *Table) indexed(ctx context.Context, tx outbox.DB, rowids map[any]int64)
 	for _, r := range rowids {
 		ids = append(ids, r)
 	}
-	out := make(map[int64]bool, len(ids))
-	for start := 0; start < len(ids); start += 500 {
-		chunk := ids[start:min(start+500, len(ids))]
-		rows, err := tx.QueryContext(ctx, "SELECT id FROM "+t.docsize+" WHERE id IN ("+outbox.Placeholders(len(chunk))+")", chunk...)
-		if err != nil {
-			return nil, fmt.Errorf("ftssink: %s: read indexed rowids: %w", t.Name(), err)
-		}
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("ftssink: %s: read indexed rowids: %w", t.Name(), err)
-			}
-			out[id] = true
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("ftssink: %s: read indexed rowids: %w", t.Name(), err)
-		}
+	out, err := sqlutil.Int64Set(ctx, tx, t.Name()+"_docsize", "id", ids)
+	if err != nil {
+		return nil, fmt.Errorf("ftssink: %s: read indexed rowids: %w", t.Name(), err)
 	}
 	return out, nil
 }
@@ -253,9 +235,11 @@ func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOp
 		return 0, err
 	}
 	src, key := outbox.Quote(spec.Source), outbox.Quote(spec.Key)
-	var total int64
-	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+src).Scan(&total); err != nil {
-		return 0, fmt.Errorf("ftssink: rebuild %s: count %s: %w", f.Table, spec.Source, err)
+	var total int64 // the result of an external rebuild; otherwise only progress needs it: counting scans the source table
+	if opts.Progress != nil || f.Mode == outbox.ModeExternal {
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+src).Scan(&total); err != nil {
+			return 0, fmt.Errorf("ftssink: rebuild %s: count %s: %w", f.Table, spec.Source, err)
+		}
 	}
 	tbl := outbox.Quote(f.Table)
 	if f.Mode == outbox.ModeExternal {

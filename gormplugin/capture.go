@@ -187,17 +187,9 @@ func queryRows(db *gorm.DB, m *model, q string, vars []any, ncols int) ([]preRow
 }
 
 // oldCols returns the FTS source columns whose before-images events carry
-// (external content only).
-func (m *model) oldCols() []string {
-	if !m.external {
-		return nil
-	}
-	cols := make([]string, len(m.spec.FTS.Columns))
-	for i, c := range m.spec.FTS.Columns {
-		cols[i] = c.Source
-	}
-	return cols
-}
+// (external content only), computed once by analyze. Callers must not
+// modify it.
+func (m *model) oldCols() []string { return m.old }
 
 // whereOf returns the statement's WHERE expression, or nil.
 func whereOf(stmt *gorm.Statement) clause.Expression {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
+	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 	"gorm.io/gorm"
@@ -89,9 +90,9 @@ func dropSidecars(tx *gorm.DB, t target) error {
 	}
 	conn := tx.Statement.ConnPool
 	var specs []*outbox.Spec
-	registry, err := hasTable(ctx, conn, outbox.RegistryTable)
+	registry, err := sqlutil.TableExists(ctx, conn, outbox.RegistryTable)
 	if err != nil {
-		return err
+		return fmt.Errorf("gormplugin: %w", err)
 	}
 	if registry {
 		s, err := outbox.LoadSpec(ctx, conn, t.table)
@@ -121,14 +122,6 @@ func dropSidecars(tx *gorm.DB, t target) error {
 		}
 	}
 	return nil
-}
-
-func hasTable(ctx context.Context, conn outbox.DB, name string) (bool, error) {
-	var n int
-	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, name).Scan(&n); err != nil {
-		return false, fmt.Errorf("gormplugin: look up table %s: %w", name, err)
-	}
-	return n > 0, nil
 }
 
 // dropTables is the DropTable cascade: sidecars, registry entries, events

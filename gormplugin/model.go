@@ -39,6 +39,7 @@ type model struct {
 
 	fts      []*schema.Field // FTS source fields, in spec column order
 	external bool            // external-content FTS: events carry before-images
+	old      []string        // external content: the FTS source columns of the before-images; read-only
 	soft     *schema.Field   // gorm.DeletedAt field or nil
 
 	watched map[string]bool // source columns whose change is an indexed change
@@ -371,6 +372,11 @@ func (m *model) build(vecFields, ftsFields []*schema.Field) error {
 			seen[c.Name] = c.Field
 		}
 		m.external = fs.Mode == outbox.ModeExternal
+		if m.external {
+			for _, c := range fs.Columns {
+				m.old = append(m.old, c.Source)
+			}
+		}
 		spec.FTS = fs
 	}
 	if spec.Vec != nil && spec.FTS != nil && spec.Vec.Table == spec.FTS.Table {

@@ -66,6 +66,18 @@ type keyState struct {
 	strag  []straggler
 }
 
+// vecStraggler returns the id of the last straggler that sets the key's
+// vector state, or 0.
+func (ks *keyState) vecStraggler() int64 {
+	var id int64
+	for _, s := range ks.strag {
+		if s.hasVec {
+			id = s.id
+		}
+	}
+	return id
+}
+
 // tableBatch is the part of a batch that concerns one table.
 type tableBatch struct {
 	name  string
@@ -364,7 +376,7 @@ func (ix *Indexer) applyTx(ctx context.Context, tx *sql.Tx, park map[unit]string
 		if t.err != nil {
 			return res, &unitError{u: tu, err: t.err}
 		}
-		if err := ix.applyTable(ctx, tx, st, t, live, outbox.ApplyOptions{}); err != nil {
+		if err := ix.applyTable(ctx, tx, t, live, outbox.ApplyOptions{}); err != nil {
 			return res, err
 		}
 		for _, ks := range live {
@@ -410,7 +422,7 @@ func tableBlocks(ctx context.Context, tx outbox.DB) (map[string]string, error) {
 // keyBlocks returns the keys of table that have dead letters.
 func keyBlocks(ctx context.Context, tx outbox.DB, table string, keys []any) (map[any]bool, error) {
 	out := map[any]bool{}
-	err := chunked(keys, 500, func(chunk []any) error {
+	err := sqlutil.Chunked(keys, sqlutil.ChunkSize, func(chunk []any) error {
 		rows, err := tx.QueryContext(ctx, `SELECT DISTINCT key FROM oi_deadletters WHERE tbl = ? AND key IN (`+outbox.Placeholders(len(chunk))+`)`, append([]any{table}, chunk...)...)
 		if err != nil {
 			return fmt.Errorf("read dead letters: %w", err)
@@ -430,15 +442,6 @@ func keyBlocks(ctx context.Context, tx outbox.DB, table string, keys []any) (map
 	return out, err
 }
 
-func chunked[T any](s []T, n int, fn func([]T) error) error {
-	for start := 0; start < len(s); start += n {
-		if err := fn(s[start:min(start+n, len(s))]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // loadStragglers finds the pending events after the batch of the batch's
 // keys (through the (tbl, key, id) index), without their payloads.
 // With upper > 0, only events up to upper are considered.
@@ -446,7 +449,7 @@ func (ix *Indexer) loadStragglers(ctx context.Context, tx outbox.DB, tb *tableBa
 	if upper <= 0 {
 		upper = 1<<63 - 1
 	}
-	return chunked(tb.order, 500, func(chunk []any) error {
+	return sqlutil.Chunked(tb.order, sqlutil.ChunkSize, func(chunk []any) error {
 		args := append([]any{tb.name, last, upper}, chunk...)
 		// A hard delete ends the key's vector: a row that exists again
 		// later (a raw SQL insert reusing the key) has none of its own.
@@ -489,12 +492,7 @@ func foldStragglers(ctx context.Context, st *sqlutil.Stmts, ks *keyState) error 
 		return nil
 	}
 	target := ks.ids[len(ks.ids)-1]
-	var vecID int64
-	for _, s := range ks.strag {
-		if s.hasVec {
-			vecID = s.id
-		}
-	}
+	vecID := ks.vecStraggler()
 	lastS := ks.strag[len(ks.strag)-1]
 	// The folded event keeps the key's vector state although it takes the
 	// last op: a hard delete (a straggler's, or the target's own when no
@@ -507,7 +505,7 @@ func foldStragglers(ctx context.Context, st *sqlutil.Stmts, ks *keyState) error 
 	for i, s := range ks.strag {
 		ids[i] = s.id
 	}
-	return chunked(ids, 500, func(chunk []any) error {
+	return sqlutil.Chunked(ids, sqlutil.ChunkSize, func(chunk []any) error {
 		if _, err := st.Exec(ctx, `DELETE FROM oi_events WHERE id IN (`+outbox.Placeholders(len(chunk))+`)`, chunk...); err != nil {
 			return fmt.Errorf("fold later events of key %v: %w", ks.key, err)
 		}
@@ -535,7 +533,7 @@ func readSource(ctx context.Context, tx outbox.DB, t *table, keys []any) (map[an
 	}
 	q := fmt.Sprintf("SELECT %s FROM %s WHERE %s IN (", strings.Join(sel, ", "), outbox.Quote(spec.Source), outbox.Quote(spec.Key))
 	out := make(map[any]srcRow, len(keys))
-	err := chunked(keys, 500, func(chunk []any) error {
+	err := sqlutil.Chunked(keys, sqlutil.ChunkSize, func(chunk []any) error {
 		rows, err := tx.QueryContext(ctx, q+outbox.Placeholders(len(chunk))+")", chunk...)
 		if err != nil {
 			return fmt.Errorf("read source table %s: %w", spec.Source, err)
@@ -566,7 +564,7 @@ func readSource(ctx context.Context, tx outbox.DB, t *table, keys []any) (map[an
 
 // applyTable brings every sink of t to the state of keys. A failure is
 // attributed to the key (a *outbox.KeyError from a sink) or to the table.
-func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, st *sqlutil.Stmts, t *table, keys []*keyState, opts outbox.ApplyOptions) error {
+func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys []*keyState, opts outbox.ApplyOptions) error {
 	tu := unit{table: t.spec.Source}
 	fail := func(err error) error {
 		if transient(err) || ctx.Err() != nil {
@@ -623,13 +621,7 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, st *sqlutil.Stm
 				break
 			}
 		}
-		var vecID int64
-		for _, s := range ks.strag {
-			if s.hasVec {
-				vecID = s.id
-			}
-		}
-		if vecID != 0 && t.vec != nil {
+		if vecID := ks.vecStraggler(); vecID != 0 && t.vec != nil {
 			var v []byte
 			if err := tx.QueryRowContext(ctx, `SELECT vec FROM oi_events WHERE id = ?`, vecID).Scan(&v); err != nil {
 				return fail(fmt.Errorf("read vector of event %d: %w", vecID, err))
@@ -657,6 +649,5 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, st *sqlutil.Stm
 			return fail(err)
 		}
 	}
-	_ = st
 	return nil
 }

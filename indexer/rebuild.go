@@ -201,7 +201,7 @@ func (ix *Indexer) replayTx(ctx context.Context, tx *sql.Tx, after, upper int64)
 		for _, k := range tb.order {
 			keys = append(keys, tb.keys[k])
 		}
-		if err := ix.applyTable(ctx, tx, nil, t, keys, outbox.ApplyOptions{Replay: true}); err != nil {
+		if err := ix.applyTable(ctx, tx, t, keys, outbox.ApplyOptions{Replay: true}); err != nil {
 			return after, err
 		}
 	}

@@ -181,7 +181,7 @@ func (t *Table) Apply(ctx context.Context, tx outbox.DB, changes []outbox.Change
 		full := make([]any, 0, len(meta)+2)
 		full = append(full, vec)
 		full = append(full, meta...)
-		if stored == nil || stored[c.Key] {
+		if k, _ := c.Key.(int64); stored == nil || stored[k] {
 			res, err := st.Exec(ctx, t.update, append(full, c.Key)...)
 			if err != nil {
 				return keyErr(err)
@@ -208,7 +208,7 @@ func (t *Table) Apply(ctx context.Context, tx outbox.DB, changes []outbox.Change
 // that a new key costs an INSERT instead of an UPDATE that finds nothing
 // and then an INSERT. It returns nil (unknown: update first) for text keys
 // or when the shadow table is not there.
-func (t *Table) storedKeys(ctx context.Context, tx outbox.DB, changes []outbox.Change) (map[any]bool, error) {
+func (t *Table) storedKeys(ctx context.Context, tx outbox.DB, changes []outbox.Change) (map[int64]bool, error) {
 	if t.spec.KeyType != outbox.KeyInteger {
 		return nil, nil
 	}
@@ -225,28 +225,11 @@ func (t *Table) storedKeys(ctx context.Context, tx outbox.DB, changes []outbox.C
 	if ok, err := sqlutil.TableExists(ctx, tx, shadow); err != nil || !ok {
 		return nil, err
 	}
-	out := make(map[any]bool, len(keys))
-	for start := 0; start < len(keys); start += 500 {
-		chunk := keys[start:min(start+500, len(keys))]
-		rows, err := tx.QueryContext(ctx, "SELECT rowid FROM "+outbox.Quote(shadow)+" WHERE rowid IN ("+outbox.Placeholders(len(chunk))+")", chunk...)
-		if err != nil {
-			return nil, fmt.Errorf("vecsink: %s: read stored rowids: %w", t.Name(), err)
-		}
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("vecsink: %s: read stored rowids: %w", t.Name(), err)
-			}
-			out[id] = true
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("vecsink: %s: read stored rowids: %w", t.Name(), err)
-		}
+	stored, err := sqlutil.Int64Set(ctx, tx, shadow, "rowid", keys)
+	if err != nil {
+		return nil, fmt.Errorf("vecsink: %s: read stored rowids: %w", t.Name(), err)
 	}
-	return out, nil
+	return stored, nil
 }
 
 func boolInt(b bool) int64 {

@@ -119,3 +119,39 @@ func KeyChunks(ctx context.Context, db outbox.DB, table, key, alias string, size
 		lo = hi
 	}
 }
+
+// ChunkSize bounds the number of values bound in one statement.
+const ChunkSize = 500
+
+// Chunked calls fn for consecutive slices of s of up to n elements.
+func Chunked[T any](s []T, n int, fn func([]T) error) error {
+	for start := 0; start < len(s); start += n {
+		if err := fn(s[start:min(start+n, len(s))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Int64Set returns which of ids the integer column col of table holds,
+// reading up to ChunkSize ids per query.
+func Int64Set(ctx context.Context, db outbox.DB, table, col string, ids []any) (map[int64]bool, error) {
+	out := make(map[int64]bool, len(ids))
+	q := "SELECT " + outbox.Quote(col) + " FROM " + outbox.Quote(table) + " WHERE " + outbox.Quote(col) + " IN ("
+	err := Chunked(ids, ChunkSize, func(chunk []any) error {
+		rows, err := db.QueryContext(ctx, q+outbox.Placeholders(len(chunk))+")", chunk...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			out[id] = true
+		}
+		return rows.Err()
+	})
+	return out, err
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/outboxindexer/outboxindexer/indexer"
+	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"gorm.io/gorm"
 )
@@ -35,13 +36,12 @@ func (c *Common) OpenIndexer(ctx context.Context, log *slog.Logger, opts ...inde
 	if err != nil {
 		return nil, err
 	}
-	var n int
-	err = db.WithContext(ctx).Raw(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, outbox.RegistryTable).Scan(&n).Error
+	ok, err := sqlutil.TableExists(ctx, db.Statement.ConnPool, outbox.RegistryTable)
 	if err != nil {
 		closeDB()
 		return nil, fmt.Errorf("read database %s: %w", c.DB, err)
 	}
-	if n == 0 {
+	if !ok {
 		closeDB()
 		return nil, fmt.Errorf("%s: %w", c.DB, ErrNotPrepared)
 	}
