@@ -153,7 +153,7 @@ func dropTables(db *gorm.DB, d *dialector, values []any) error {
 		// table's constraint would refuse the implicit DELETE of a parent).
 		// The pragma is a no-op inside a transaction, so it is set on one
 		// pinned connection around the transaction.
-		err = db.Connection(func(conn *gorm.DB) error {
+		err = db.Connection(func(conn *gorm.DB) (err error) {
 			var fk int
 			if err := conn.Raw("PRAGMA foreign_keys").Scan(&fk).Error; err != nil {
 				return err
@@ -162,7 +162,13 @@ func dropTables(db *gorm.DB, d *dialector, values []any) error {
 				if err := conn.Exec("PRAGMA foreign_keys = OFF").Error; err != nil {
 					return err
 				}
-				defer conn.Exec("PRAGMA foreign_keys = ON")
+				// The connection goes back to the pool: it must not keep
+				// foreign keys off.
+				defer func() {
+					if ferr := conn.Exec("PRAGMA foreign_keys = ON").Error; ferr != nil && err == nil {
+						err = fmt.Errorf("gormplugin: restore foreign_keys: %w", ferr)
+					}
+				}()
 			}
 			return drop(conn)
 		})

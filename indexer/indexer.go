@@ -102,7 +102,8 @@ func (ix *Indexer) LeaseHeld() bool {
 
 // Close stops Run if it is running (waiting for the batch in flight to
 // commit or roll back) and releases the lease, so that another indexer can
-// take over at once. Further calls return ErrClosed.
+// take over at once. Calling Close again returns nil; the other methods
+// return ErrClosed after it.
 func (ix *Indexer) Close() error {
 	ix.mu.Lock()
 	if ix.closed {
