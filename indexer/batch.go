@@ -49,33 +49,13 @@ type unitError struct {
 func (e *unitError) Error() string { return e.u.String() + ": " + e.err.Error() }
 func (e *unitError) Unwrap() error { return e.err }
 
-// straggler is a later pending event of a key in the batch, absorbed into it.
-type straggler struct {
-	id     int64
-	op     outbox.Op
-	hasVec bool // it sets the vector state: it carries a vector (or "no vector"), or it is a hard delete
-	at     int64
-}
-
 // keyState gathers what a batch knows about one key.
 type keyState struct {
 	key    any
 	ids    []int64        // in-batch event ids (applicable ones)
 	events []outbox.Event // decoded in-batch events
 	err    error          // first decode failure among them
-	strag  []straggler
-}
-
-// vecStraggler returns the id of the last straggler that sets the key's
-// vector state, or 0.
-func (ks *keyState) vecStraggler() int64 {
-	var id int64
-	for _, s := range ks.strag {
-		if s.hasVec {
-			id = s.id
-		}
-	}
-	return id
+	later  int64          // replay only: a newer event outside the batch that sets the vector state, or 0
 }
 
 // tableBatch is the part of a batch that concerns one table.
@@ -95,14 +75,11 @@ func (tb *tableBatch) keyState(k any) *keyState {
 	return ks
 }
 
-// allIDs returns every event id of the given keys: in batch and stragglers.
+// allIDs returns the in-batch event ids of the given keys.
 func allIDs(kss ...*keyState) []int64 {
 	var ids []int64
 	for _, ks := range kss {
 		ids = append(ids, ks.ids...)
-		for _, s := range ks.strag {
-			ids = append(ids, s.id)
-		}
 	}
 	return ids
 }
@@ -207,8 +184,8 @@ func (ix *Indexer) step(ctx context.Context) (batchResult, error) {
 	}
 }
 
-// applyTx is one apply transaction: fence, read a batch, absorb the later
-// events of its keys, read the source rows, apply every sink, park what must
+// applyTx is one apply transaction: fence, read a batch, read the source
+// rows of its keys, apply every sink, park what must
 // be parked, advance the checkpoint.
 func (ix *Indexer) applyTx(ctx context.Context, tx *sql.Tx, park map[unit]string, now time.Time) (res batchResult, err error) {
 	if err := ix.fence(ctx, tx); err != nil {
@@ -322,19 +299,11 @@ func (ix *Indexer) applyTx(ctx context.Context, tx *sql.Tx, park map[unit]string
 		}
 	}
 
-	st := sqlutil.NewStmts(tx)
-	defer st.Close()
+	var floorHead int64
 	for _, name := range names {
 		tb := batch[name]
 		t := tables[name]
 		tu := unit{table: name}
-		// A final batch read the log to its end inside this write
-		// transaction: no later event of its keys can exist.
-		if !res.final {
-			if err := ix.loadStragglers(ctx, tx, tb, last, 0); err != nil {
-				return res, err
-			}
-		}
 		all := make([]*keyState, 0, len(tb.order))
 		for _, k := range tb.order {
 			all = append(all, tb.keys[k])
@@ -376,14 +345,23 @@ func (ix *Indexer) applyTx(ctx context.Context, tx *sql.Tx, park map[unit]string
 		if t.err != nil {
 			return res, &unitError{u: tu, err: t.err}
 		}
-		if err := ix.applyTable(ctx, tx, t, live, outbox.ApplyOptions{}); err != nil {
+		// A key applied while later events of it remain in the log gets a
+		// floor (external-content FTS5): the head, read in this transaction.
+		// A final batch read the log to its end: no later event exists.
+		var floorAt int64
+		if !res.final && t.external != nil {
+			if floorHead == 0 {
+				if floorHead, err = outbox.Head(ctx, tx); err != nil {
+					return res, err
+				}
+			}
+			floorAt = floorHead
+		}
+		if err := ix.applyTable(ctx, tx, t, live, outbox.ApplyOptions{}, floorAt); err != nil {
 			return res, err
 		}
 		for _, ks := range live {
-			if err := foldStragglers(ctx, st, ks); err != nil {
-				return res, err
-			}
-			res.events += len(ks.ids) + len(ks.strag)
+			res.events += len(ks.ids)
 			res.units = append(res.units, unit{table: name, key: ks.key})
 		}
 		res.keys += len(live)
@@ -442,77 +420,6 @@ func keyBlocks(ctx context.Context, tx outbox.DB, table string, keys []any) (map
 	return out, err
 }
 
-// loadStragglers finds the pending events after the batch of the batch's
-// keys (through the (tbl, key, id) index), without their payloads.
-// With upper > 0, only events up to upper are considered.
-func (ix *Indexer) loadStragglers(ctx context.Context, tx outbox.DB, tb *tableBatch, last, upper int64) error {
-	if upper <= 0 {
-		upper = 1<<63 - 1
-	}
-	return sqlutil.Chunked(tb.order, sqlutil.ChunkSize, func(chunk []any) error {
-		args := append([]any{tb.name, last, upper}, chunk...)
-		// A hard delete ends the key's vector: a row that exists again
-		// later (a raw SQL insert reusing the key) has none of its own.
-		rows, err := tx.QueryContext(ctx, `SELECT id, key, op, vec IS NOT NULL OR op = `+fmt.Sprint(int64(outbox.OpDelete))+`, at FROM oi_events WHERE tbl = ? AND id > ? AND id <= ? AND key IN (`+outbox.Placeholders(len(chunk))+`) ORDER BY id`, args...)
-		if err != nil {
-			return fmt.Errorf("read later events of %s: %w", tb.name, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var s straggler
-			var k any
-			var op int64
-			if err := rows.Scan(&s.id, &k, &op, &s.hasVec, &s.at); err != nil {
-				return fmt.Errorf("read later events of %s: %w", tb.name, err)
-			}
-			nk, err := outbox.NormalizeKey(k)
-			if err != nil {
-				continue
-			}
-			ks := tb.keys[nk]
-			if ks == nil {
-				continue
-			}
-			s.op = outbox.Op(op)
-			if !s.op.Valid() && ks.err == nil {
-				ks.err = fmt.Errorf("%w: event %d: unknown op %d", outbox.ErrBadEvent, s.id, op)
-			}
-			ks.strag = append(ks.strag, s)
-		}
-		return rows.Err()
-	})
-}
-
-// foldStragglers merges the absorbed later events of a key into its last
-// event of the batch (newest vector, last op and time) and deletes them, so
-// that the checkpoint never reaches them: their before-images describe text
-// that is no longer indexed.
-func foldStragglers(ctx context.Context, st *sqlutil.Stmts, ks *keyState) error {
-	if len(ks.strag) == 0 {
-		return nil
-	}
-	target := ks.ids[len(ks.ids)-1]
-	vecID := ks.vecStraggler()
-	lastS := ks.strag[len(ks.strag)-1]
-	// The folded event keeps the key's vector state although it takes the
-	// last op: a hard delete (a straggler's, or the target's own when no
-	// straggler sets the vector) folds as "no vector" ('').
-	if _, err := st.Exec(ctx, `UPDATE oi_events SET op = ?, at = ?, vec = CASE WHEN ? > 0 THEN (SELECT coalesce(vec, '') FROM oi_events WHERE id = ?) WHEN op = ? THEN coalesce(vec, '') ELSE vec END WHERE id = ?`,
-		int64(lastS.op), lastS.at, vecID, vecID, int64(outbox.OpDelete), target); err != nil {
-		return fmt.Errorf("fold later events of key %v: %w", ks.key, err)
-	}
-	ids := make([]any, len(ks.strag))
-	for i, s := range ks.strag {
-		ids[i] = s.id
-	}
-	return sqlutil.Chunked(ids, sqlutil.ChunkSize, func(chunk []any) error {
-		if _, err := st.Exec(ctx, `DELETE FROM oi_events WHERE id IN (`+outbox.Placeholders(len(chunk))+`)`, chunk...); err != nil {
-			return fmt.Errorf("fold later events of key %v: %w", ks.key, err)
-		}
-		return nil
-	})
-}
-
 // srcRow is a source row as the sinks need it.
 type srcRow struct {
 	deleted bool
@@ -564,7 +471,16 @@ func readSource(ctx context.Context, tx outbox.DB, t *table, keys []any) (map[an
 
 // applyTable brings every sink of t to the state of keys. A failure is
 // attributed to the key (a *outbox.KeyError from a sink) or to the table.
-func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys []*keyState, opts outbox.ApplyOptions) error {
+//
+// The vector is the latest one the key's in-batch events set (or, in a
+// replay, a newer event's: keyState.later); later events of the key are
+// applied by later batches, and every sink but external-content FTS5 is
+// state based (delete by key, write the source row now), so applying them
+// again is harmless. External-content FTS5 skips a key's events at or below
+// its floor (already reflected), takes the before-image of the first event
+// above it, and, with floorAt > 0 (events after the batch exist), records
+// floorAt, the log head, as the floor of every key it re-indexed.
+func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys []*keyState, opts outbox.ApplyOptions, floorAt int64) error {
 	tu := unit{table: t.spec.Source}
 	fail := func(err error) error {
 		if transient(err) || ctx.Err() != nil {
@@ -600,6 +516,28 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 	if err != nil {
 		return fail(err)
 	}
+	// first[i] is the index in keys[i].events of the first event above the
+	// key's floor (external content only); len(events) when there is none.
+	var first []int
+	var floored []any
+	if t.external != nil && !opts.Replay {
+		floors, err := outbox.KeyFloors(ctx, tx, t.spec.Source, ids)
+		if err != nil {
+			return err
+		}
+		first = make([]int, len(keys))
+		for i, ks := range keys {
+			f := floors[ks.key]
+			j := 0
+			for j < len(ks.events) && ks.events[j].ID <= f {
+				j++
+			}
+			first[i] = j
+			if j < len(ks.events) && floorAt > 0 {
+				floored = append(floored, ks.key)
+			}
+		}
+	}
 	base := make([]outbox.Change, len(keys))
 	for i, ks := range keys {
 		c := &base[i]
@@ -621,12 +559,13 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 				break
 			}
 		}
-		if vecID := ks.vecStraggler(); vecID != 0 && t.vec != nil {
+		if ks.later != 0 && t.vec != nil {
 			var v []byte
-			if err := tx.QueryRowContext(ctx, `SELECT vec FROM oi_events WHERE id = ?`, vecID).Scan(&v); err != nil {
-				return fail(fmt.Errorf("read vector of event %d: %w", vecID, err))
+			var op int64
+			if err := tx.QueryRowContext(ctx, `SELECT vec, op FROM oi_events WHERE id = ?`, ks.later).Scan(&v, &op); err != nil {
+				return fail(fmt.Errorf("read vector of event %d: %w", ks.later, err))
 			}
-			if v == nil {
+			if v == nil || outbox.Op(op) == outbox.OpDelete {
 				v = []byte{}
 			}
 			c.Vec = v
@@ -645,8 +584,27 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 				changes[i].Values = vals
 			}
 		}
-		if err := s.Apply(ctx, tx, changes, opts); err != nil {
+		apply := changes
+		if first != nil && s == outbox.Sink(t.external) {
+			apply = apply[:0:0]
+			for i, ks := range keys {
+				if j := first[i]; j < len(ks.events) {
+					c := changes[i]
+					c.Old = ks.events[j].Old
+					apply = append(apply, c)
+				}
+			}
+		}
+		if len(apply) == 0 {
+			continue
+		}
+		if err := s.Apply(ctx, tx, apply, opts); err != nil {
 			return fail(err)
+		}
+	}
+	if len(floored) > 0 {
+		if err := outbox.SetKeyFloors(ctx, tx, t.spec.Source, floored, floorAt); err != nil {
+			return err
 		}
 	}
 	return nil

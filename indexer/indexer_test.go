@@ -56,14 +56,14 @@ func TestApplyLifecycle(t *testing.T) {
 	}
 }
 
-func TestCoalescingAndStragglers(t *testing.T) {
+func TestCoalescingAcrossBatches(t *testing.T) {
 	t.Parallel()
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, mode, outbox.ModeContentless)
-			// Batch size 3: the first batch sees only part of key 1's events;
-			// the rest are absorbed as stragglers.
+			// Batch size 3: each batch sees only part of key 1's events and
+			// applies the key as it is now; later batches apply it again.
 			ix := e.indexer(withBatch(3))
 			e.createDoc(Doc{ID: 1, Title: "one"}, vec(1))
 			e.createDoc(Doc{ID: 2, Title: "two"}, vec(2))
@@ -81,7 +81,7 @@ func TestCoalescingAndStragglers(t *testing.T) {
 			require.Equal(t, head, st.Head)
 			require.Equal(t, head, st.Applied)
 			require.Zero(t, st.Pending)
-			// Stragglers were folded: far fewer events remain than were written.
+			// Retention removed what no rebuild needs: fewer events remain than were written.
 			require.Less(t, e.count("SELECT count(*) FROM oi_events"), head)
 		})
 	}

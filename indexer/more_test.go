@@ -455,3 +455,50 @@ func encDim(t testing.TB, v []float32) []byte {
 	require.NoError(t, err)
 	return b
 }
+
+// A key applied while later events of it are pending gets a floor; when
+// events at or below the floor are parked and re-queued under new ids, the
+// floor moves with them, so external-content FTS5 never deletes with a
+// before-image that is no longer indexed.
+func TestKeyFloorFollowsRequeuedDeadLetters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbox.ModeExternal, outbox.ModeInTable)
+	ix := e.indexer(withBatch(2), indexer.WithMaxAttempts(2))
+	e.createDoc(Doc{ID: 1, Title: "alpha", Body: "first"}, vec(1))
+	e.createDoc(Doc{ID: 2, Title: "other", Body: "second"}, vec(2))
+	e.drain(ix)
+	e.updateDoc(1, map[string]any{"title": "beta"}, false, nil)
+	e.updateDoc(2, map[string]any{"body": "changed"}, false, nil)
+	// An event of key 1 with a vector of the wrong size (its before-image
+	// is right), then a good one.
+	e.exec(`INSERT INTO oi_events (tbl, key, op, vec, old, at) VALUES ('docs', 1, 2, x'00', '["beta","first"]', 0)`)
+	e.updateDoc(1, map[string]any{"title": "gamma"}, false, nil)
+	e.drain(ix)
+	// The first batch indexed key 1 at the head ("gamma") with a floor at
+	// the head; the bad event and the "gamma" event sat at or below it.
+	require.EqualValues(t, 1, e.count(`SELECT count(*) FROM oi_floor WHERE tbl = 'docs' AND key = 1`))
+	dl, err := ix.DeadLetters(e.ctx)
+	require.NoError(t, err)
+	require.Len(t, dl, 2)
+	require.Contains(t, dl[0].Error, "invalid vector")
+	// Parked behind them: an update whose before-image is "gamma".
+	e.updateDoc(1, map[string]any{"title": "delta"}, false, nil)
+	e.drain(ix)
+	_, err = ix.Compact(e.ctx)
+	require.NoError(t, err)
+	// Retention keeps a floor while dead letters of its key sit below it.
+	require.EqualValues(t, 1, e.count(`SELECT count(*) FROM oi_floor WHERE tbl = 'docs' AND key = 1`))
+	dl, err = ix.DeadLetters(e.ctx)
+	require.NoError(t, err)
+	require.Len(t, dl, 3)
+	e.exec(`UPDATE oi_deadletters SET vec = ? WHERE id = ?`, enc(t, vec(42), outbox.EncodingBinary), dl[0].ID)
+	e.vecs["docs/1"] = vec(42)
+	n, err := ix.RetryDeadLetters(e.ctx, dl[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	e.drain(ix)
+	e.check()
+	_, err = ix.Compact(e.ctx)
+	require.NoError(t, err)
+	require.Zero(t, e.count(`SELECT count(*) FROM oi_floor`))
+}

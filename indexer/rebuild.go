@@ -110,6 +110,11 @@ func (ix *Indexer) rebuildTx(ctx context.Context, tx *sql.Tx, names []string) ([
 		if err := outbox.SetCheckpoint(ctx, tx, outbox.RebuiltPrefix+n, head); err != nil {
 			return nil, err
 		}
+		// The rebuild floor covers every event up to the head: the table's
+		// key floors are all below it.
+		if err := outbox.DeleteKeyFloors(ctx, tx, n); err != nil {
+			return nil, err
+		}
 	}
 	return names, nil
 }
@@ -133,11 +138,12 @@ func (ix *Indexer) Replay(ctx context.Context, from int64) error {
 		return err
 	}
 	pos := max(from-1, 0)
+	latest := &latestVecs{seen: pos}
 	for pos < upper {
 		err := ix.retry(ctx, func(ctx context.Context) error {
 			return ix.inTx(ctx, func(tx *sql.Tx) error {
 				var err error
-				pos, err = ix.replayTx(ctx, tx, pos, upper)
+				pos, err = ix.replayTx(ctx, tx, pos, upper, latest)
 				return err
 			})
 		})
@@ -148,7 +154,48 @@ func (ix *Indexer) Replay(ctx context.Context, from int64) error {
 	return nil
 }
 
-func (ix *Indexer) replayTx(ctx context.Context, tx *sql.Tx, after, upper int64) (int64, error) {
+// latestVecs follows, across a replay's transactions, the newest event of
+// each key that sets its vector state (a vector, "no vector" or a hard
+// delete), from the replay's start to the log head: one pass over the log
+// in all, then only the events appended since.
+type latestVecs struct {
+	seen int64                    // events up to here were read
+	ids  map[string]map[any]int64 // table -> key -> event id
+}
+
+// catchUp reads the events appended since the last call.
+func (l *latestVecs) catchUp(ctx context.Context, tx outbox.DB) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, tbl, key FROM oi_events WHERE id > ? AND (vec IS NOT NULL OR op = ?) ORDER BY id`, l.seen, int64(outbox.OpDelete))
+	if err != nil {
+		return fmt.Errorf("read vector events: %w", err)
+	}
+	defer rows.Close()
+	if l.ids == nil {
+		l.ids = map[string]map[any]int64{}
+	}
+	for rows.Next() {
+		var id int64
+		var tbl string
+		var k any
+		if err := rows.Scan(&id, &tbl, &k); err != nil {
+			return fmt.Errorf("read vector events: %w", err)
+		}
+		l.seen = id
+		nk, err := outbox.NormalizeKey(k)
+		if err != nil {
+			continue
+		}
+		m := l.ids[tbl]
+		if m == nil {
+			m = map[any]int64{}
+			l.ids[tbl] = m
+		}
+		m[nk] = id
+	}
+	return rows.Err()
+}
+
+func (ix *Indexer) replayTx(ctx context.Context, tx *sql.Tx, after, upper int64, latest *latestVecs) (int64, error) {
 	raws, err := outbox.ReadRawEvents(ctx, tx, after, ix.cfg.batchSize)
 	if err != nil {
 		return after, err
@@ -184,6 +231,9 @@ func (ix *Indexer) replayTx(ctx context.Context, tx *sql.Tx, after, upper int64)
 		ks.events = append(ks.events, e)
 	}
 	slices.Sort(names)
+	if err := latest.catchUp(ctx, tx); err != nil {
+		return after, err
+	}
 	for _, n := range names {
 		t := tables[n]
 		if t == nil || t.err != nil {
@@ -191,17 +241,18 @@ func (ix *Indexer) replayTx(ctx context.Context, tx *sql.Tx, after, upper int64)
 			continue
 		}
 		tb := batch[n]
-		// Later events up to the log head, pending ones included, so that
-		// the vector is the latest the log holds (pending events a rebuild
-		// already reflected are never re-applied).
-		if err := ix.loadStragglers(ctx, tx, tb, last, 0); err != nil {
-			return after, err
-		}
+		// The newest vector state up to the log head, pending events
+		// included, so that the vector is the latest the log holds (pending
+		// events a rebuild already reflected are never re-applied).
 		keys := make([]*keyState, 0, len(tb.order))
 		for _, k := range tb.order {
-			keys = append(keys, tb.keys[k])
+			ks := tb.keys[k]
+			if id := latest.ids[n][k]; id > ks.ids[len(ks.ids)-1] {
+				ks.later = id
+			}
+			keys = append(keys, ks)
 		}
-		if err := ix.applyTable(ctx, tx, t, keys, outbox.ApplyOptions{Replay: true}); err != nil {
+		if err := ix.applyTable(ctx, tx, t, keys, outbox.ApplyOptions{Replay: true}, 0); err != nil {
 			return after, err
 		}
 	}

@@ -15,9 +15,12 @@ type table struct {
 	spec  *outbox.Spec
 	sinks []outbox.Sink
 	vec   *vecsink.Table // nil without a vec sidecar
-	err   error          // the registry entry is unusable
-	cols  []string       // union of the sinks' source columns
-	col   map[string]int // column -> index in cols
+	// external is the FTS5 sink when it is external content (its apply
+	// needs before-images and key floors), else nil.
+	external *ftssink.Table
+	err      error          // the registry entry is unusable
+	cols     []string       // union of the sinks' source columns
+	col      map[string]int // column -> index in cols
 }
 
 // registry caches parsed registry entries by their JSON text.
@@ -85,6 +88,9 @@ func newTable(src, raw string) *table {
 			return t
 		}
 		t.sinks = append(t.sinks, f)
+		if spec.FTS.Mode == outbox.ModeExternal {
+			t.external = f
+		}
 	}
 	for _, s := range t.sinks {
 		for _, c := range s.Columns() {

@@ -14,7 +14,8 @@ const compactChunk = 20000
 // Compact removes applied events that no rebuild needs any more, keeping,
 // per live key, its latest applied event that carries a vector; events of
 // tables without a vec sidecar, events without a vector, hard deletes and
-// everything older than a newer vector of the same key go. Events newer than
+// everything older than a newer vector of the same key go. Key floors
+// the checkpoint has passed are deleted too. Events newer than
 // the retention period (WithRetention) are kept in full. Compaction is
 // incremental: it looks only at events applied since the last compaction,
 // so its cost follows the write rate, not the log size. It returns the
@@ -89,10 +90,17 @@ func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more
 		return nil
 	}
 	// Older events of a key that a newer applied vector or hard delete
-	// supersedes.
-	if err := exec(`DELETE FROM oi_events WHERE id IN (
-		SELECT o.id FROM oi_events n JOIN oi_events o ON o.tbl = n.tbl AND o.key = n.key AND o.id < n.id
-		WHERE n.id > ? AND n.id <= ? AND (n.vec IS NOT NULL OR n.op = ?))`, from, upto, int64(outbox.OpDelete)); err != nil {
+	// supersedes. The log has no (tbl, key) index: the newest such event of
+	// each key of the range goes into a materialized table that SQLite
+	// indexes (automatic index) and every retained event up to the range's
+	// end is probed against it once — one pass over what retention keeps
+	// (about one event per live key), not a lookup per event.
+	if err := exec(`WITH n AS MATERIALIZED (
+		SELECT tbl, key, max(id) AS id FROM oi_events
+		WHERE id > ?1 AND id <= ?2 AND (vec IS NOT NULL OR op = ?3) GROUP BY tbl, key)
+		DELETE FROM oi_events WHERE id IN (
+		SELECT o.id FROM oi_events o JOIN n ON n.tbl = o.tbl AND n.key = o.key
+		WHERE o.id <= ?2 AND o.id < n.id)`, from, upto, int64(outbox.OpDelete)); err != nil {
 		return removed, false, err
 	}
 	// Applied events that carry no vector (or "no vector"), hard deletes.
@@ -117,6 +125,14 @@ func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more
 	if _, err := tx.ExecContext(ctx, `DELETE FROM oi_checkpoint WHERE name >= ? AND name < ? AND position <= (SELECT position FROM oi_checkpoint WHERE name = ?)`,
 		outbox.RebuiltPrefix, "rebuilt;", outbox.MainCheckpoint); err != nil {
 		return removed, false, fmt.Errorf("compact: %w", err)
+	}
+	// So are key floors (see outbox.KeyFloors).
+	main, err := outbox.Checkpoint(ctx, tx, outbox.MainCheckpoint)
+	if err != nil {
+		return removed, false, err
+	}
+	if err := outbox.PruneKeyFloors(ctx, tx, main); err != nil {
+		return removed, false, err
 	}
 	if err := outbox.SetCheckpoint(ctx, tx, outbox.CompactedCheckpoint, upto); err != nil {
 		return removed, false, err

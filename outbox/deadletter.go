@@ -128,6 +128,18 @@ func RequeueDeadLetters(ctx context.Context, db DB, ids ...int64) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("outbox: requeue dead letters: %w", err)
 	}
+	// A key floor covers the parked events at or below it (their text is
+	// indexed already); re-queued, they get new ids past the floor, so the
+	// floor moves to the new id of the last of them. New ids are assigned in
+	// order from the head on (AUTOINCREMENT, inside this write transaction).
+	head, err := Head(ctx, db)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: requeue dead letters: %w", err)
+	}
+	moved, err := floorsToMove(ctx, db, where, args)
+	if err != nil {
+		return 0, err
+	}
 	for start := 0; start < len(all); start += keyChunk {
 		chunk := all[start:min(start+keyChunk, len(all))]
 		cargs := make([]any, len(chunk))
@@ -143,7 +155,48 @@ func RequeueDeadLetters(ctx context.Context, db DB, ids ...int64) (int, error) {
 			return 0, fmt.Errorf("outbox: requeue dead letters: %w", err)
 		}
 	}
+	if len(moved) > 0 {
+		pos := make(map[int64]int64, len(all))
+		for i, id := range all {
+			pos[id] = head + 1 + int64(i)
+		}
+		for _, m := range moved {
+			if _, err := db.ExecContext(ctx, `UPDATE oi_floor SET upto = ? WHERE tbl = ? AND key = ?`, pos[m.id], m.tbl, m.key); err != nil {
+				return 0, fmt.Errorf("outbox: requeue dead letters: move key floor: %w", err)
+			}
+		}
+	}
 	return len(all), nil
+}
+
+// movedFloor is a key floor to move to the new id of dead letter id.
+type movedFloor struct {
+	tbl string
+	key any
+	id  int64
+}
+
+// floorsToMove returns, for each key floor with dead letters (among those
+// selected by where) at or below it, the last such dead letter.
+func floorsToMove(ctx context.Context, db DB, where string, args []any) ([]movedFloor, error) {
+	rows, err := db.QueryContext(ctx, `SELECT f.tbl, f.key, max(d.id) FROM oi_floor f JOIN oi_deadletters d ON d.tbl = f.tbl AND d.key = f.key AND d.id <= f.upto
+		WHERE d.id IN (SELECT id FROM oi_deadletters WHERE `+where+`) GROUP BY f.tbl, f.key`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: requeue dead letters: read key floors: %w", err)
+	}
+	defer rows.Close()
+	var out []movedFloor
+	for rows.Next() {
+		var m movedFloor
+		if err := rows.Scan(&m.tbl, &m.key, &m.id); err != nil {
+			return nil, fmt.Errorf("outbox: requeue dead letters: read key floors: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: requeue dead letters: read key floors: %w", err)
+	}
+	return out, nil
 }
 
 // RestoreDeadLetters moves the dead letters of table tbl that decode and

@@ -14,13 +14,15 @@ const (
 	LeaseTable       = "oi_lease"       // the single-applier lease with its fencing token
 	DeadLetterTable  = "oi_deadletters" // events that kept failing, parked for an operator
 	KeyMapTable      = "oi_keymap"      // FTS5 rowids assigned to string primary keys
+	FloorTable       = "oi_floor"       // per-key "applied up to" positions of external-content FTS5
 	SchemaVersionKey = "oi_schema_version"
 )
 
 // SchemaVersion is the version of the tables below. It is stored in
 // oi_checkpoint under SchemaVersionKey so that a newer binary can refuse, or
-// migrate, an older database.
-const SchemaVersion = 1
+// migrate, an older database. Version 2 dropped the (tbl, key, id) index of
+// oi_events (one page written per captured event) and added oi_floor.
+const SchemaVersion = 2
 
 // schema creates every bookkeeping table. Each statement is idempotent.
 //
@@ -28,6 +30,7 @@ const SchemaVersion = 1
 // stores integer keys as integers and text keys as text, unconverted ("007"
 // stays a string). AUTOINCREMENT guarantees that ids are never reused, so a
 // checkpoint never skips an event even after the newest row was deleted.
+// oi_floor.key is untyped for the same reason (see floor.go).
 var schema = []string{
 	`CREATE TABLE IF NOT EXISTS oi_events (
 	id  INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -38,7 +41,6 @@ var schema = []string{
 	old TEXT,
 	at  INTEGER NOT NULL
 )`,
-	`CREATE INDEX IF NOT EXISTS oi_events_key ON oi_events (tbl, key, id)`,
 	`CREATE TABLE IF NOT EXISTS oi_registry (
 	source     TEXT PRIMARY KEY,
 	spec       TEXT    NOT NULL,
@@ -72,6 +74,12 @@ var schema = []string{
 	key TEXT NOT NULL,
 	UNIQUE (tbl, key)
 )`,
+	`CREATE TABLE IF NOT EXISTS oi_floor (
+	tbl  TEXT    NOT NULL,
+	key          NOT NULL,
+	upto INTEGER NOT NULL,
+	PRIMARY KEY (tbl, key)
+) WITHOUT ROWID`,
 }
 
 // EnsureSchema creates the bookkeeping tables if they do not exist and records
@@ -87,7 +95,17 @@ func EnsureSchema(ctx context.Context, db DB) error {
 	switch {
 	case err == nil && v > SchemaVersion:
 		return fmt.Errorf("outbox: database schema version %d is newer than this build's %d: %w", v, SchemaVersion, ErrSchemaVersion)
+	case err == nil && v == SchemaVersion:
+		return nil
 	case err == nil:
+		// Version 1 indexed oi_events by (tbl, key, id); nothing reads it
+		// any more and every capture paid a page for it.
+		if _, err := db.ExecContext(ctx, `DROP INDEX IF EXISTS oi_events_key`); err != nil {
+			return fmt.Errorf("outbox: migrate schema from version %d: %w", v, err)
+		}
+		if err := SetCheckpoint(ctx, db, SchemaVersionKey, SchemaVersion); err != nil {
+			return fmt.Errorf("outbox: migrate schema from version %d: %w", v, err)
+		}
 		return nil
 	}
 	if _, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO oi_checkpoint (name, position) VALUES (?, ?)`, SchemaVersionKey, SchemaVersion); err != nil {

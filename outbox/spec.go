@@ -261,14 +261,15 @@ func LoadSpecs(ctx context.Context, db DB) (specs []*Spec, errs map[string]error
 }
 
 // DeleteSpec removes the registry entry of a source table and purges every
-// event of it (pending, retained and dead-lettered) plus its key map. Run it
-// inside the transaction that drops the sidecars.
+// event of it (pending, retained and dead-lettered) plus its key map and key
+// floors. Run it inside the transaction that drops the sidecars.
 func DeleteSpec(ctx context.Context, db DB, source string) error {
 	for _, q := range []string{
 		`DELETE FROM oi_registry WHERE source = ?`,
 		`DELETE FROM oi_events WHERE tbl = ?`,
 		`DELETE FROM oi_deadletters WHERE tbl = ?`,
 		`DELETE FROM oi_keymap WHERE tbl = ?`,
+		`DELETE FROM oi_floor WHERE tbl = ?`,
 	} {
 		if _, err := db.ExecContext(ctx, q, source); err != nil {
 			return fmt.Errorf("outbox: purge %s: %w", source, err)

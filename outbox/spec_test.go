@@ -97,6 +97,37 @@ func TestEnsureSchemaIdempotentAndVersioned(t *testing.T) {
 	require.ErrorIs(t, outbox.EnsureSchema(ctx, db), outbox.ErrSchemaVersion)
 }
 
+// A version-1 database loses the (tbl, key, id) index of the log and gains
+// oi_floor; its events stay.
+func TestEnsureSchemaMigratesVersion1(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlDB(t)
+	require.NoError(t, outbox.EnsureSchema(ctx, db))
+	for _, q := range []string{
+		`DROP TABLE oi_floor`,
+		`CREATE INDEX oi_events_key ON oi_events (tbl, key, id)`,
+		`UPDATE oi_checkpoint SET position = 1 WHERE name = 'oi_schema_version'`,
+		`INSERT INTO oi_events (tbl, key, op, vec, old, at) VALUES ('docs', 7, 1, '', NULL, 0)`,
+	} {
+		_, err := db.Exec(q)
+		require.NoError(t, err, q)
+	}
+	require.NoError(t, outbox.EnsureSchema(ctx, db))
+	count := func(q string) int64 {
+		var n int64
+		require.NoError(t, db.QueryRow(q).Scan(&n))
+		return n
+	}
+	require.Zero(t, count(`SELECT count(*) FROM sqlite_schema WHERE name = 'oi_events_key'`))
+	require.EqualValues(t, 1, count(`SELECT count(*) FROM sqlite_schema WHERE name = 'oi_floor'`))
+	require.EqualValues(t, 1, count(`SELECT count(*) FROM oi_events`))
+	v, err := outbox.Checkpoint(ctx, db, outbox.SchemaVersionKey)
+	require.NoError(t, err)
+	require.EqualValues(t, outbox.SchemaVersion, v)
+	require.EqualValues(t, 2, v)
+}
+
 func TestQuoteAndIdent(t *testing.T) {
 	t.Parallel()
 	require.True(t, outbox.ValidIdent("articles_fts"))
