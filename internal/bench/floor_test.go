@@ -16,8 +16,9 @@ import (
 // The physical floor of target 1: what any outbox row costs on this engine,
 // whatever the plugin does. Each committed single-row create writes every
 // page it touched to the WAL (one frame per page, two pwrite calls per
-// frame); the outbox row adds its table's leaf page and the leaf of the
-// (tbl, key, id) index to the source row's pages.
+// frame); the outbox row adds its table's leaf page to the source row's
+// pages (and, with the (tbl, key, id) index schema version 1 had, that
+// index's leaf).
 
 // floorArticle is Article's source row without the plugin.
 type floorArticle struct {
@@ -29,8 +30,8 @@ type floorArticle struct {
 
 // stepNaiveOutbox creates floorArticle rows and appends each row's event
 // from a plain gorm callback, in the create's transaction, with a statement
-// prepared once: the least any capture can do. index=false drops the
-// outbox's (tbl, key, id) index.
+// prepared once: the least any capture can do. index=true adds the
+// (tbl, key, id) index that schema version 1 had, for comparison.
 func stepNaiveOutbox(index bool) Stepper {
 	return Stepper{Name: "naive outbox", Setup: func(ctx context.Context, dir string, n int) (func(int, int) error, func(), error) {
 		db, err := Open(dir)
@@ -44,8 +45,8 @@ func stepNaiveOutbox(index bool) Stepper {
 		if err == nil {
 			err = outbox.EnsureSchema(ctx, sqlDB)
 		}
-		if err == nil && !index {
-			err = exec(ctx, db, "DROP INDEX oi_events_key")
+		if err == nil && index {
+			err = exec(ctx, db, "CREATE INDEX oi_events_key ON oi_events (tbl, key, id)")
 		}
 		var ins *sql.Stmt
 		if err == nil {
@@ -82,18 +83,18 @@ func stepNaiveOutbox(index bool) Stepper {
 // Ours against the naive outbox: what the plugin costs beyond the outbox
 // row itself (≈1 means nothing).
 func BenchmarkFloorOursVsNaiveOutbox(b *testing.B) {
-	benchInterleaved(b, StepOursCreate(), stepNaiveOutbox(true), 50)
+	benchInterleaved(b, StepOursCreate(), stepNaiveOutbox(false), 50)
 }
 
 // The naive outbox against the same-bytes baseline: the floor of target 1.
 func BenchmarkFloorNaiveOutboxVsBlob(b *testing.B) {
-	benchInterleaved(b, stepNaiveOutbox(true), StepGormBlobCreate(), 50)
+	benchInterleaved(b, stepNaiveOutbox(false), StepGormBlobCreate(), 50)
 }
 
-// The same floor without the outbox's (tbl, key, id) index: what the index
-// costs per create.
-func BenchmarkFloorNaiveOutboxNoIndexVsBlob(b *testing.B) {
-	benchInterleaved(b, stepNaiveOutbox(false), StepGormBlobCreate(), 50)
+// The same floor with the (tbl, key, id) index of schema version 1: what
+// that index cost per create.
+func BenchmarkFloorNaiveOutboxV1IndexVsBlob(b *testing.B) {
+	benchInterleaved(b, stepNaiveOutbox(true), StepGormBlobCreate(), 50)
 }
 
 // BenchmarkFloorWALFrames counts the WAL frames (pages) each single-row
@@ -106,7 +107,7 @@ func BenchmarkFloorWALFrames(b *testing.B) {
 	for _, side := range []struct {
 		name string
 		s    Stepper
-	}{{"blob", StepGormBlobCreate()}, {"naive-outbox", stepNaiveOutbox(true)}, {"naive-outbox-noindex", stepNaiveOutbox(false)}, {"ours", StepOursCreate()}} {
+	}{{"blob", StepGormBlobCreate()}, {"naive-outbox", stepNaiveOutbox(false)}, {"naive-outbox-v1index", stepNaiveOutbox(true)}, {"ours", StepOursCreate()}} {
 		dir := b.TempDir()
 		step, done, err := side.s.Setup(ctx, dir, n)
 		require.NoError(b, err)
