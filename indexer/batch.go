@@ -185,8 +185,8 @@ func (ix *Indexer) step(ctx context.Context) (batchResult, error) {
 }
 
 // applyTx is one apply transaction: fence, read a batch, read the source
-// rows of its keys, apply every sink, park what must
-// be parked, advance the checkpoint.
+// rows of its keys, apply every sink, park what must be parked, advance the
+// checkpoint.
 func (ix *Indexer) applyTx(ctx context.Context, tx *sql.Tx, park map[unit]string, now time.Time) (res batchResult, err error) {
 	if err := ix.fence(ctx, tx); err != nil {
 		return res, err
