@@ -270,7 +270,7 @@ func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOp
 			return 0, fmt.Errorf("vecsink: rebuild %s: count %s: %w", v.Table, spec.Source, err)
 		}
 	}
-	valid, value := t.vecSQL("l.vec")
+	valid, value := t.vecSQL("e.vec")
 	keyCol := "rowid"
 	if spec.KeyType == outbox.KeyText {
 		keyCol = "id"
@@ -286,35 +286,35 @@ func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOp
 		exprs = append(exprs, metaExpr(m.Type, "s."+outbox.Quote(m.Name)))
 	}
 	// The newest retained event of each key that carries a vector state,
-	// in one grouped pass over the log (SQLite's max() picks the bare
-	// columns from the row holding the maximum) into a temporary table keyed
-	// by the key; the fill joins the source to it. A hard delete ends a
-	// key's vector: when it is the newest such event, the row (inserted
-	// again since, bypassing gorm) has no vector. Rows whose newest state is
-	// "no vector", a hard delete, or invalid get none. The unary + strips
-	// the source key's affinity: the log's key has none, and comparing under
-	// INTEGER or TEXT affinity would convert it ("007" must not match 7).
+	// in one grouped pass over the log's (tbl, key, id) only, into a
+	// temporary table keyed by the key; the fill joins the source to it and
+	// reads the vector by rowid (sorting the vectors themselves would copy
+	// every one twice). A hard delete ends a key's vector: when it is the
+	// newest such event, the row (inserted again since, bypassing gorm) has
+	// no vector. Rows whose newest state is "no vector", a hard delete, or
+	// invalid get none. The unary + strips the source key's affinity: the
+	// log's key has none, and comparing under INTEGER or TEXT affinity
+	// would convert it ("007" must not match 7).
 	const latest = "temp.oi_rebuild_vec"
 	if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+latest); err != nil {
 		return 0, fmt.Errorf("vecsink: rebuild %s: %w", v.Table, err)
 	}
-	if _, err := tx.ExecContext(ctx, "CREATE TABLE "+latest+" (key PRIMARY KEY, vec) WITHOUT ROWID"); err != nil {
+	if _, err := tx.ExecContext(ctx, "CREATE TABLE "+latest+" (key PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID"); err != nil {
 		return 0, fmt.Errorf("vecsink: rebuild %s: %w", v.Table, err)
 	}
 	defer func() {
 		// Best effort: the next rebuild drops it too.
 		_, _ = tx.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+latest)
 	}()
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s (key, vec) SELECT key, v FROM (
-		SELECT key, CASE WHEN op = %d THEN NULL ELSE vec END AS v, max(id) FROM oi_events
-		WHERE tbl = ? AND (vec IS NOT NULL OR op = %d) GROUP BY key) WHERE v IS NOT NULL`, latest, int64(outbox.OpDelete), int64(outbox.OpDelete)), spec.Source); err != nil {
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s (key, id) SELECT key, max(id) FROM oi_events
+		WHERE tbl = ? AND (vec IS NOT NULL OR op = %d) GROUP BY key`, latest, int64(outbox.OpDelete)), spec.Source); err != nil {
 		return 0, fmt.Errorf("vecsink: rebuild %s: latest vectors: %w", v.Table, err)
 	}
 	var done, written int64
 	err := sqlutil.KeyChunks(ctx, tx, spec.Source, spec.Key, "s", opts.BatchSize, func(cond string, args []any, rows int64) error {
-		q := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s JOIN %s l ON l.key = +s.%s WHERE %s AND %s`,
+		q := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s JOIN %s l ON l.key = +s.%s JOIN oi_events e ON e.id = l.id WHERE %s AND e.op <> %d AND %s`,
 			outbox.Quote(v.Table), strings.Join(names, ", "), strings.Join(exprs, ", "),
-			outbox.Quote(spec.Source), latest, outbox.Quote(spec.Key), cond, valid)
+			outbox.Quote(spec.Source), latest, outbox.Quote(spec.Key), cond, int64(outbox.OpDelete), valid)
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("vecsink: rebuild %s: %w", v.Table, err)
