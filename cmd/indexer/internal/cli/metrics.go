@@ -88,9 +88,6 @@ func NewMetrics(snapshot func(context.Context) (Snapshot, error), stuckAfter tim
 	return m
 }
 
-// Registry returns the registry holding every metric.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // Batch records a committed batch of n events.
 func (m *Metrics) Batch(n int) {
 	m.applied.Add(float64(n))
