@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"slices"
@@ -221,26 +222,35 @@ func rawKNN(ctx context.Context, db *gorm.DB, q int) (func(int) error, error) {
 		}
 	}
 	return func(i int) error {
-		rows, err := sqlDB.QueryContext(ctx, `SELECT rowid, distance FROM articles_vec WHERE embedding MATCH ? AND k = ?`, blobs[i], QueryK)
-		if err != nil {
-			return err
-		}
-		ids := make([]any, 0, QueryK)
-		for rows.Next() {
-			var id int64
-			var d float64
-			if err := rows.Scan(&id, &d); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return findIDs(ctx, db, ids)
+		return rawThenFind(ctx, sqlDB, db, `SELECT rowid, distance FROM articles_vec WHERE embedding MATCH ? AND k = ?`, blobs[i], QueryK)
 	}, nil
+}
+
+// rawThenFind is the query baseline: the sidecar query in raw SQL (rowid and
+// score columns), then one gorm Find of the ids.
+func rawThenFind(ctx context.Context, sqlDB *sql.DB, db *gorm.DB, query string, args ...any) error {
+	rows, err := sqlDB.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	ids := make([]any, 0, QueryK)
+	for rows.Next() {
+		var id int64
+		var score float64
+		if err := rows.Scan(&id, &score); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return findIDs(ctx, db, ids)
 }
 
 func oursSearch(ctx context.Context, db *gorm.DB, q int) (func(int) error, error) {
@@ -258,28 +268,7 @@ func rawSearch(ctx context.Context, db *gorm.DB, q int) (func(int) error, error)
 	}
 	terms := queryTerms(q)
 	return func(i int) error {
-		rows, err := sqlDB.QueryContext(ctx, `SELECT rowid, bm25(articles_fts) FROM articles_fts WHERE articles_fts MATCH ? ORDER BY bm25(articles_fts), rowid LIMIT ?`, `"`+terms[i]+`"`, QueryK)
-		if err != nil {
-			return err
-		}
-		ids := make([]any, 0, QueryK)
-		for rows.Next() {
-			var id int64
-			var r float64
-			if err := rows.Scan(&id, &r); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		return findIDs(ctx, db, ids)
+		return rawThenFind(ctx, sqlDB, db, `SELECT rowid, bm25(articles_fts) FROM articles_fts WHERE articles_fts MATCH ? ORDER BY bm25(articles_fts), rowid LIMIT ?`, `"`+terms[i]+`"`, QueryK)
 	}, nil
 }
 
