@@ -95,6 +95,19 @@ func Interleave(ctx context.Context, a, b Stepper, dirA, dirB string, n, block i
 	return p, nil
 }
 
+// openMigrated opens a database in dir with model's table created.
+func openMigrated(dir string, model any) (*gorm.DB, error) {
+	db, err := Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.AutoMigrate(model); err != nil {
+		Close(db)
+		return nil, err
+	}
+	return db, nil
+}
+
 func closer(db *gorm.DB) func() { return func() { Close(db) } }
 
 // StepOursCreate is OursCreate as a Stepper: one single-row Create per
@@ -113,12 +126,8 @@ func StepOursCreate() Stepper {
 // StepGormBlobCreate is GormBlobCreate as a Stepper.
 func StepGormBlobCreate() Stepper {
 	return Stepper{Name: "gorm Create, vector as BLOB column", Setup: func(ctx context.Context, dir string, n int) (func(int, int) error, func(), error) {
-		db, err := Open(dir)
+		db, err := openMigrated(dir, &BlobDoc{})
 		if err != nil {
-			return nil, nil, err
-		}
-		if err := db.AutoMigrate(&BlobDoc{}); err != nil {
-			Close(db)
 			return nil, nil, err
 		}
 		docs := Docs(n)
@@ -136,12 +145,8 @@ func StepGormBlobCreate() Stepper {
 // StepSyncCreate is SyncCreate as a Stepper.
 func StepSyncCreate() Stepper {
 	return Stepper{Name: "synchronous: row + vec0 + FTS5 in the tx", Setup: func(ctx context.Context, dir string, n int) (func(int, int) error, func(), error) {
-		db, err := Open(dir)
+		db, err := openMigrated(dir, &PlainDoc{})
 		if err != nil {
-			return nil, nil, err
-		}
-		if err := db.AutoMigrate(&PlainDoc{}); err != nil {
-			Close(db)
 			return nil, nil, err
 		}
 		if err := exec(ctx, db, syncDDL...); err != nil {
@@ -189,12 +194,8 @@ func StepOursCreateInBatches(batch int) Stepper {
 // StepGormBlobCreateInBatches is GormBlobCreateInBatches as a Stepper.
 func StepGormBlobCreateInBatches(batch int) Stepper {
 	return Stepper{Name: fmt.Sprintf("gorm CreateInBatches(%d), BLOB column", batch), Setup: func(ctx context.Context, dir string, n int) (func(int, int) error, func(), error) {
-		db, err := Open(dir)
+		db, err := openMigrated(dir, &BlobDoc{})
 		if err != nil {
-			return nil, nil, err
-		}
-		if err := db.AutoMigrate(&BlobDoc{}); err != nil {
-			Close(db)
 			return nil, nil, err
 		}
 		rows := make([]BlobDoc, n)
@@ -236,12 +237,8 @@ func StepOursUpdateCounter() Stepper {
 // StepPlainUpdateCounter is PlainUpdateCounter as a Stepper.
 func StepPlainUpdateCounter() Stepper {
 	return Stepper{Name: "plain gorm Update, no plugin", Setup: func(ctx context.Context, dir string, n int) (func(int, int) error, func(), error) {
-		db, err := Open(dir)
+		db, err := openMigrated(dir, &CounterDoc{})
 		if err != nil {
-			return nil, nil, err
-		}
-		if err := db.AutoMigrate(&CounterDoc{}); err != nil {
-			Close(db)
 			return nil, nil, err
 		}
 		rows := make([]CounterDoc, n)
