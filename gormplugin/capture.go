@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/vecsink"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -57,8 +58,15 @@ func vectorOf(v any) ([]float32, error) {
 	switch x := v.(type) {
 	case nil:
 		return nil, nil
+	case vecsink.Embedding:
+		return x, nil
 	case []float32:
 		return x, nil
+	case *vecsink.Embedding:
+		if x == nil {
+			return nil, nil
+		}
+		return *x, nil
 	case *[]float32:
 		if x == nil {
 			return nil, nil

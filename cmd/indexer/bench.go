@@ -35,10 +35,10 @@ func runBench(ctx context.Context, env *cli.Env, args []string) error {
 	var c cli.Common
 	c.Register(fs, env, false)
 	full := fs.Bool("full", false, "use the issue's full sizes (100k rows; takes long)")
-	reps := fs.Int("reps", 3, "repetitions of each measurement")
+	reps := fs.Int("reps", 5, "repetitions of each measurement")
 	only := fs.String("only", "", "comma-separated target numbers to run, e.g. 1,4,8 (default all)")
 	lag := fs.Duration("lag", 0, "duration of each lag measurement (default 10s, 30s with --full)")
-	rows := fs.Int("capture-rows", 2000, "rows of the single-row capture measurements")
+	rows := fs.Int("capture-rows", 5000, "rows of the single-row capture measurements")
 	if err := cli.ParseFlags(env, fs, args, false); err != nil {
 		return err
 	}

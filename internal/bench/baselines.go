@@ -5,16 +5,19 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/outboxindexer/outboxindexer/vecsink"
 	"gorm.io/gorm"
 )
 
-// BlobDoc is the baseline model: the same bytes as an indexed document, with
-// the vector stored as a BLOB column of the source row, and no outbox.
+// BlobDoc is the baseline model: Article without the plugin, its vector
+// stored as a BLOB column of the source row (vecsink.Embedding encodes it
+// in Value, as Article's vector is encoded into its event), and no outbox.
 type BlobDoc struct {
 	ID        uint `gorm:"primaryKey"`
 	Title     string
 	Body      string
-	Embedding []byte
+	Views     int
+	Embedding vecsink.Embedding
 }
 
 // PlainDoc is the source row of the synchronous design (vector in vec0).

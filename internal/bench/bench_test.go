@@ -5,6 +5,7 @@ import (
 	"context"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
@@ -37,6 +38,45 @@ func TestRunnerRatiosAndTable(t *testing.T) {
 	Print(&buf, res)
 	require.Contains(t, buf.String(), "0.500×")
 	require.Contains(t, buf.String(), "NO")
+}
+
+// An interleaved case reports the median of its repetitions' ratios, their
+// range, and a report-only CPU-time line.
+func TestRunnerPairCase(t *testing.T) {
+	t.Parallel()
+	sleeper := func(name string, d time.Duration) Stepper {
+		return Stepper{Name: name, Setup: func(context.Context, string, int) (func(int, int) error, func(), error) {
+			return func(from, to int) error {
+				time.Sleep(time.Duration(to-from) * d)
+				return nil
+			}, func() {}, nil
+		}}
+	}
+	r := Runner{Reps: 3, TempDir: func() (string, error) { return t.TempDir(), nil }}
+	res := r.Run(context.Background(), []Case{
+		PairCase("1", "slow vs fast", sleeper("slow", 2*time.Millisecond), sleeper("fast", time.Millisecond), 20, 5, "µs/op", 1.2),
+	})
+	require.NotEmpty(t, res)
+	require.NoError(t, res[0].Err)
+	require.Equal(t, 3, res[0].Ratios.N)
+	require.Greater(t, res[0].Ratio, 1.2, "sleeping twice as long is about twice the cost")
+	require.Less(t, res[0].Ratio, 4.0)
+	require.False(t, res[0].Met())
+	require.Greater(t, res[0].Ours.Median, res[0].Base.Median)
+	for _, c := range res[1:] {
+		require.Contains(t, c.Name, "CPU time")
+		require.Zero(t, c.Target, "the CPU line is report-only")
+	}
+	var buf bytes.Buffer
+	Print(&buf, res)
+	require.Regexp(t, `\d\.\d{3}× \[\d\.\d{3}–\d\.\d{3}\]`, buf.String())
+
+	// The real capture steppers, on a tiny size: they run interleaved on
+	// real SQLite files and give positive figures.
+	res = r.Run(context.Background(), CaptureCases(20, 1000)[:1])
+	require.NoError(t, res[0].Err)
+	require.Greater(t, res[0].Ours.Median, 0.0)
+	require.Greater(t, res[0].Base.Median, 0.0)
 }
 
 // The baselines run on real SQLite files; a tiny size keeps this a test of

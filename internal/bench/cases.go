@@ -47,10 +47,10 @@ func SyncCreateTotal(n int) Workload {
 // batch rows through CreateInBatches(500).
 func CaptureCases(n, batch int) []Case {
 	return []Case{
-		{ID: "1", Name: fmt.Sprintf("capture: %d single-row Creates vs same-bytes gorm Create", n), Ours: OursCreate(n), Baseline: GormBlobCreate(n), Target: 1.2},
-		{ID: "1", Name: fmt.Sprintf("capture: %d single-row Creates vs synchronous design", n), Ours: OursCreate(n), Baseline: SyncCreate(n), Target: 0.35},
+		PairCase("1", fmt.Sprintf("capture: %d single-row Creates vs same-bytes gorm Create, interleaved every 50", n), StepOursCreate(), StepGormBlobCreate(), n, 50, "µs/row", 1.2),
+		PairCase("1", fmt.Sprintf("capture: %d single-row Creates vs synchronous design, interleaved every 50", n), StepOursCreate(), StepSyncCreate(), n, 50, "µs/row", 0.35),
 		{ID: "1", Name: fmt.Sprintf("end to end: %d Creates + one Drain vs synchronous", n), Ours: OursCreateThenDrain(n), Baseline: SyncCreateTotal(n), Target: 0.5},
-		{ID: "2", Name: fmt.Sprintf("capture: CreateInBatches(500) of %d", batch), Ours: OursCreateInBatches(batch, 500), Baseline: GormBlobCreateInBatches(batch, 500), Target: 1.25},
-		{ID: "3", Name: fmt.Sprintf("update of a non-indexed column, %d rows", n), Ours: OursUpdateCounter(n), Baseline: PlainUpdateCounter(n), Target: 1.05},
+		PairCase("2", fmt.Sprintf("capture: CreateInBatches(500) of %d, interleaved every 1000", batch), StepOursCreateInBatches(500), StepGormBlobCreateInBatches(500), batch, 1000, "µs/row", 1.25),
+		PairCase("3", fmt.Sprintf("update of a non-indexed column, %d rows, interleaved every 50", n), StepOursUpdateCounter(), StepPlainUpdateCounter(), n, 50, "µs/op", 1.05),
 	}
 }

@@ -42,6 +42,29 @@ type Case struct {
 	Baseline  Workload // zero Run: report only
 	Direction Direction
 	Target    float64 // ratio target: ≤ Target for LowerIsBetter, ≥ Target for HigherIsBetter; 0 = report only
+	// Pair, when set, measures the case by interleaving two steppers block
+	// by block within each repetition (see Interleave) instead of running
+	// the Ours and Baseline workloads one after the other; Ours and
+	// Baseline then only name the sides and their unit.
+	Pair *PairSpec
+}
+
+// PairSpec is an interleaved measurement: Ours and Base alternate every
+// Block of N operations, on two fresh databases per repetition.
+type PairSpec struct {
+	Ours, Base Stepper
+	N, Block   int
+}
+
+// PairCase returns a Case that measures ours against base interleaved,
+// in µs per operation of unit ("µs/row", "µs/op").
+func PairCase(id, name string, ours, base Stepper, n, block int, unit string, target float64) Case {
+	return Case{
+		ID: id, Name: name, Target: target,
+		Ours:     Workload{Name: ours.Name, Unit: unit},
+		Baseline: Workload{Name: base.Name, Unit: unit},
+		Pair:     &PairSpec{Ours: ours, Base: base, N: n, Block: block},
+	}
 }
 
 // Stat summarises repetitions.
@@ -67,8 +90,13 @@ func summarize(xs []float64) Stat {
 type Result struct {
 	Case
 	Ours, Base Stat
-	Ratio      float64 // Ours.Median / Base.Median (NaN when there is no baseline)
-	Err        error
+	// Ratio is Ours.Median / Base.Median (NaN when there is no baseline);
+	// for interleaved cases, the median of the repetitions' ratios.
+	Ratio float64
+	// Ratios summarises the repetitions' ratios of an interleaved case
+	// (N = 0 otherwise).
+	Ratios Stat
+	Err    error
 }
 
 // Met reports whether the target is met (true for report-only cases).
@@ -94,6 +122,10 @@ type Runner struct {
 func (r *Runner) Run(ctx context.Context, cases []Case) []Result {
 	out := make([]Result, 0, len(cases))
 	for _, c := range cases {
+		if c.Pair != nil {
+			out = append(out, r.runPair(ctx, c)...)
+			continue
+		}
 		res := Result{Case: c, Ratio: math.NaN()}
 		var ours, base []float64
 		for i := 0; i < max(r.Reps, 1) && res.Err == nil; i++ {
@@ -129,6 +161,45 @@ func (r *Runner) Run(ctx context.Context, cases []Case) []Result {
 	return out
 }
 
+// runPair measures an interleaved case. When the platform reports CPU
+// time, a second, report-only result gives the CPU-time ratio.
+func (r *Runner) runPair(ctx context.Context, c Case) []Result {
+	res := Result{Case: c, Ratio: math.NaN()}
+	var ours, base, ratios, ocpu, bcpu, cpuRatios []float64
+	for i := 0; i < max(r.Reps, 1); i++ {
+		dirA, err := r.TempDir()
+		var dirB string
+		if err == nil {
+			dirB, err = r.TempDir()
+		}
+		var p Pair
+		if err == nil {
+			p, err = Interleave(ctx, c.Pair.Ours, c.Pair.Base, dirA, dirB, c.Pair.N, c.Pair.Block)
+		}
+		if err != nil {
+			res.Err = err
+			return []Result{res}
+		}
+		ours, base, ratios = append(ours, p.A), append(base, p.B), append(ratios, p.Ratio)
+		if p.CPURatio > 0 {
+			ocpu, bcpu, cpuRatios = append(ocpu, p.ACPU), append(bcpu, p.BCPU), append(cpuRatios, p.CPURatio)
+		}
+		if r.Log != nil {
+			r.Log("%s  %-40s %12.4g %s  (interleaved with %s: %12.4g, ratio %.3f, CPU ratio %.3f)", c.ID, c.Ours.Name, p.A, c.Ours.Unit, c.Baseline.Name, p.B, p.Ratio, p.CPURatio)
+		}
+	}
+	res.Ours, res.Base, res.Ratios = summarize(ours), summarize(base), summarize(ratios)
+	res.Ratio = res.Ratios.Median
+	out := []Result{res}
+	if len(cpuRatios) > 0 {
+		cpu := Result{Case: Case{ID: c.ID, Name: c.Name + ", CPU time", Ours: Workload{Name: c.Ours.Name, Unit: "CPU-µs/op"}, Baseline: Workload{Name: c.Baseline.Name, Unit: "CPU-µs/op"}}}
+		cpu.Ours, cpu.Base, cpu.Ratios = summarize(ocpu), summarize(bcpu), summarize(cpuRatios)
+		cpu.Ratio = cpu.Ratios.Median
+		out = append(out, cpu)
+	}
+	return out
+}
+
 // Print writes the results as an aligned table.
 func Print(w io.Writer, results []Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -153,6 +224,9 @@ func Print(w io.Writer, results []Result) {
 		ratio := "-"
 		if !math.IsNaN(r.Ratio) {
 			ratio = fmt.Sprintf("%.3f×", r.Ratio)
+			if r.Ratios.N > 1 {
+				ratio += fmt.Sprintf(" [%.3f–%.3f]", r.Ratios.Min, r.Ratios.Max)
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, fmtStat(r.Ours, r.Ours.N, r.Case.Ours.Unit), fmtStat(r.Base, r.Base.N, r.Baseline.Unit), ratio, target, met)
 	}

@@ -133,7 +133,7 @@ func StepGormBlobCreate() Stepper {
 		docs := Docs(n)
 		return func(from, to int) error {
 			for _, d := range docs[from:to] {
-				if err := db.WithContext(ctx).Create(&BlobDoc{Title: d.Title, Body: d.Body, Embedding: d.VecBytes}).Error; err != nil {
+				if err := db.WithContext(ctx).Create(&BlobDoc{Title: d.Title, Body: d.Body, Embedding: d.Vec}).Error; err != nil {
 					return err
 				}
 			}
@@ -200,7 +200,7 @@ func StepGormBlobCreateInBatches(batch int) Stepper {
 		}
 		rows := make([]BlobDoc, n)
 		for i, d := range Docs(n) {
-			rows[i] = BlobDoc{Title: d.Title, Body: d.Body, Embedding: d.VecBytes}
+			rows[i] = BlobDoc{Title: d.Title, Body: d.Body, Embedding: d.Vec}
 		}
 		return func(from, to int) error {
 			return db.WithContext(ctx).CreateInBatches(rows[from:to], batch).Error
