@@ -2,12 +2,14 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/outboxindexer/outboxindexer/indexer"
+	"github.com/outboxindexer/outboxindexer/internal/bench/limits"
 	"gorm.io/gorm"
 )
 
@@ -99,48 +101,36 @@ func RawIndexCPU(n, batch int) Workload { return rawIndex(n, batch, cpuClock) }
 // statements prepared once per transaction of batch rows, timed by c.
 func rawIndex(n, batch int, c clock) Workload {
 	return Workload{Name: fmt.Sprintf("raw vec0 + FTS5 inserts, tx of %d%s", batch, c.suffix), Unit: c.unit, Run: func(ctx context.Context, dir string) (float64, error) {
-		db, err := Open(dir)
-		if err != nil {
-			return 0, err
-		}
-		defer Close(db)
-		if err := loadPlain(ctx, db, n); err != nil {
-			return 0, err
-		}
-		if err := exec(ctx, db, syncDDL...); err != nil {
-			return 0, err
-		}
-		docs := Docs(n)
-		start := c.now()
-		for i := 0; i < n; i += batch {
-			err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-				conn := tx.Statement.ConnPool
-				vs, err := conn.PrepareContext(ctx, `INSERT INTO plain_docs_vec(rowid, embedding) VALUES (?, ?)`)
-				if err != nil {
-					return err
-				}
-				defer vs.Close()
-				fs, err := conn.PrepareContext(ctx, `INSERT INTO plain_docs_fts(rowid, title, body) VALUES (?, ?, ?)`)
-				if err != nil {
-					return err
-				}
-				defer fs.Close()
-				for j := i; j < min(i+batch, n); j++ {
-					if _, err := vs.ExecContext(ctx, j+1, docs[j].VecBytes); err != nil {
-						return err
-					}
-					if _, err := fs.ExecContext(ctx, j+1, docs[j].Title, docs[j].Body); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return 0, err
-			}
-		}
-		return float64(n) / (c.now() - start).Seconds(), nil
+		return rawLimit(ctx, dir, n, c, func(ctx context.Context, db *sql.DB, docs []Doc) error {
+			return limits.Index(ctx, db, docs, batch)
+		})
 	}}
+}
+
+// rawLimit loads n documents into plain_docs with empty sidecars in a
+// database in dir (not timed) and returns fill's rows per second of c.
+func rawLimit(ctx context.Context, dir string, n int, c clock, fill func(context.Context, *sql.DB, []Doc) error) (float64, error) {
+	db, err := Open(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer Close(db)
+	sqlDB, err := db.DB()
+	if err != nil {
+		return 0, err
+	}
+	docs := Docs(n)
+	if err := limits.LoadSource(ctx, sqlDB, docs); err != nil {
+		return 0, err
+	}
+	if err := limits.Exec(ctx, sqlDB, limits.SidecarDDL...); err != nil {
+		return 0, err
+	}
+	start := c.now()
+	if err := fill(ctx, sqlDB, docs); err != nil {
+		return 0, err
+	}
+	return float64(n) / (c.now() - start).Seconds(), nil
 }
 
 // RawRebuildCPU is RawRebuild in rows per CPU-second of the process.
@@ -150,39 +140,7 @@ func RawRebuildCPU(n int) Workload { return rawRebuild(n, cpuClock) }
 // rows, timed by c.
 func rawRebuild(n int, c clock) Workload {
 	return Workload{Name: "raw FTS5 'rebuild' + vec0 inserts, one tx" + c.suffix, Unit: c.unit, Run: func(ctx context.Context, dir string) (float64, error) {
-		db, err := Open(dir)
-		if err != nil {
-			return 0, err
-		}
-		defer Close(db)
-		if err := loadPlain(ctx, db, n); err != nil {
-			return 0, err
-		}
-		if err := exec(ctx, db, syncDDL...); err != nil {
-			return 0, err
-		}
-		docs := Docs(n)
-		start := c.now()
-		err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			if err := tx.Exec(`INSERT INTO plain_docs_fts(plain_docs_fts) VALUES('rebuild')`).Error; err != nil {
-				return err
-			}
-			st, err := tx.Statement.ConnPool.PrepareContext(ctx, `INSERT INTO plain_docs_vec(rowid, embedding) VALUES (?, ?)`)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			for j, d := range docs {
-				if _, err := st.ExecContext(ctx, j+1, d.VecBytes); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return 0, err
-		}
-		return float64(n) / (c.now() - start).Seconds(), nil
+		return rawLimit(ctx, dir, n, c, limits.Rebuild)
 	}}
 }
 

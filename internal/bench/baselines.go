@@ -1,12 +1,8 @@
 package bench
 
 import (
-	"context"
-	"fmt"
-	"strings"
-
+	"github.com/outboxindexer/outboxindexer/internal/bench/limits"
 	"github.com/outboxindexer/outboxindexer/vecsink"
-	"gorm.io/gorm"
 )
 
 // BlobDoc is the baseline model: Article without the plugin, its vector
@@ -29,10 +25,7 @@ type PlainDoc struct {
 
 // syncDDL creates the sidecars of the synchronous design: external-content
 // FTS5 on plain_docs (porter) and a 384-d cosine vec0.
-var syncDDL = []string{
-	`CREATE VIRTUAL TABLE plain_docs_fts USING fts5(title, body, content='plain_docs', content_rowid='id', tokenize='porter unicode61')`,
-	fmt.Sprintf(`CREATE VIRTUAL TABLE plain_docs_vec USING vec0(embedding float[%d] distance_metric=cosine)`, Dim),
-}
+var syncDDL = limits.SidecarDDL
 
 // GormBlobCreate is the capture baseline: n single-row gorm Creates of
 // BlobDoc. It returns µs per row.
@@ -48,35 +41,6 @@ func GormBlobCreateInBatches(n, batch int) Workload {
 // source row, the vec0 row and the FTS5 row in the user's transaction.
 // It returns µs per row.
 func SyncCreate(n int) Workload { return StepSyncCreate().Workload(n, "µs/row") }
-
-// loadPlain bulk-loads n PlainDocs with raw multi-row inserts in one
-// transaction (setup, not measured).
-func loadPlain(ctx context.Context, db *gorm.DB, n int) error {
-	if err := db.AutoMigrate(&PlainDoc{}); err != nil {
-		return err
-	}
-	docs := Docs(n)
-	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		const per = 500
-		for i := 0; i < n; i += per {
-			end := min(i+per, n)
-			var sb strings.Builder
-			args := make([]any, 0, 3*(end-i))
-			sb.WriteString("INSERT INTO plain_docs (id, title, body) VALUES ")
-			for j := i; j < end; j++ {
-				if j > i {
-					sb.WriteByte(',')
-				}
-				sb.WriteString("(?,?,?)")
-				args = append(args, j+1, docs[j].Title, docs[j].Body)
-			}
-			if err := tx.Exec(sb.String(), args...).Error; err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
 
 // RawIndex is the physical limit of applying: direct inserts of n existing
 // rows into vec0 and external-content FTS5, in transactions of batch rows,

@@ -4,52 +4,25 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sync"
 
 	"github.com/ncruces/go-sqlite3/gormlite"
+	"github.com/outboxindexer/outboxindexer/internal/bench/limits"
 	"github.com/outboxindexer/outboxindexer/internal/engine"
-	"github.com/outboxindexer/outboxindexer/internal/synth"
-	"github.com/outboxindexer/outboxindexer/outbox"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
 
 // Dim is the vector size of every workload.
-const Dim = 384
+const Dim = limits.Dim
 
 // BodyWords is the length of a synthetic document body.
-const BodyWords = 200
+const BodyWords = limits.BodyWords
 
-// Doc is one synthetic document.
-type Doc struct {
-	Title, Body string
-	Vec         []float32
-	VecBytes    []byte // Vec as little-endian float32
-}
+// Doc is one synthetic document (limits.Doc).
+type Doc = limits.Doc
 
-var docCache struct {
-	sync.Mutex
-	docs []Doc
-}
-
-// Docs returns n deterministic documents (seed 1): ~200-word bodies from a
-// 5k-word Zipf vocabulary and random 384-d unit vectors. The first n of a
-// larger set are the same documents.
-func Docs(n int) []Doc {
-	docCache.Lock()
-	defer docCache.Unlock()
-	if len(docCache.docs) < n {
-		g := synth.New(1, synth.DefaultVocab)
-		docs := make([]Doc, n)
-		for i := range docs {
-			d := Doc{Title: g.Title(), Body: g.Text(BodyWords), Vec: g.Vector(Dim)}
-			d.VecBytes, _ = outbox.EncodeVector(d.Vec, Dim, outbox.EncodingBinary)
-			docs[i] = d
-		}
-		docCache.docs = docs
-	}
-	return docCache.docs[:n]
-}
+// Docs returns n deterministic documents (limits.Docs).
+func Docs(n int) []Doc { return limits.Docs(n) }
 
 // Open opens a database file in dir with the recommended DSN.
 func Open(dir string) (*gorm.DB, error) {

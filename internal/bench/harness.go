@@ -7,6 +7,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -218,7 +219,12 @@ func Print(w io.Writer, results []Result) {
 			met = "NO"
 		}
 		if r.Err != nil {
-			fmt.Fprintf(tw, "%s\t%s\terror: %v\t\t\t%s\t-\n", r.ID, r.Name, r.Err, target)
+			what := "error"
+			if errors.Is(r.Err, ErrUnavailable) {
+				what = "unavailable"
+			}
+			msg, _, _ := strings.Cut(r.Err.Error(), "\n")
+			fmt.Fprintf(tw, "%s\t%s\t%s: %s\t\t\t%s\t-\n", r.ID, r.Name, what, msg, target)
 			continue
 		}
 		ratio := "-"

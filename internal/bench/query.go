@@ -11,7 +11,7 @@ import (
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/indexer"
-	"github.com/outboxindexer/outboxindexer/internal/synth"
+	"github.com/outboxindexer/outboxindexer/internal/bench/limits"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 	"gorm.io/gorm"
@@ -23,7 +23,7 @@ import (
 // indexed database.
 
 // QueryK is the k of KNN and the limit of Search.
-const QueryK = 10
+const QueryK = limits.QueryK
 
 // fixtures are indexed databases of n Articles shared by the query
 // workloads of a run (building one of 100k rows takes a while); CloseFixtures
@@ -78,48 +78,6 @@ func CloseFixtures() {
 	}
 }
 
-// queryVectors returns q deterministic query vectors (another seed than the
-// documents).
-func queryVectors(q int) [][]float32 {
-	g := synth.New(2, synth.DefaultVocab)
-	out := make([][]float32, q)
-	for i := range out {
-		out[i] = g.Vector(Dim)
-	}
-	return out
-}
-
-// queryTerms returns q deterministic one-word queries: words of Zipf ranks
-// 200–2200 of the documents' vocabulary, each in a few percent of the
-// documents or less, so that the query's fixed costs are not drowned by
-// bm25-ranking half the table (a top-10 word makes every query ~25 ms).
-func queryTerms(q int) []string {
-	vocab := synth.New(3, synth.DefaultVocab).Vocab()
-	out := make([]string, q)
-	for i := range out {
-		out[i] = vocab[200+(i*397)%2000]
-	}
-	return out
-}
-
-// perQuery runs fn for each of q queries (after one warm-up) and returns the
-// median µs per query.
-func perQuery(q int, fn func(i int) error) (float64, error) {
-	if err := fn(0); err != nil {
-		return 0, err
-	}
-	ts := make([]float64, q)
-	for i := range q {
-		start := time.Now()
-		if err := fn(i); err != nil {
-			return 0, err
-		}
-		ts[i] = float64(time.Since(start).Nanoseconds()) / 1e3
-	}
-	slices.Sort(ts)
-	return ts[q/2], nil
-}
-
 // findIDs is the baseline's model load: one gorm Find of the ids.
 func findIDs(ctx context.Context, db *gorm.DB, ids []any) error {
 	var out []Article
@@ -147,7 +105,7 @@ func queryWorkload(name string, n, q int, fn queryFunc) Workload {
 		if err != nil {
 			return 0, err
 		}
-		return perQuery(q, f)
+		return limits.MedianMicros(q, f)
 	}}
 }
 
@@ -199,7 +157,7 @@ func pairedQueries(ctx context.Context, n, q int, ours, base queryFunc) (map[str
 }
 
 func oursKNN(ctx context.Context, db *gorm.DB, q int) (func(int) error, error) {
-	vs := queryVectors(q)
+	vs := limits.QueryVectors(q)
 	return func(i int) error {
 		rs, err := vecsink.KNN[Article](ctx, db, vs[i], QueryK)
 		if err == nil && len(rs) != QueryK {
@@ -214,7 +172,7 @@ func rawKNN(ctx context.Context, db *gorm.DB, q int) (func(int) error, error) {
 	if err != nil {
 		return nil, err
 	}
-	vs := queryVectors(q)
+	vs := limits.QueryVectors(q)
 	blobs := make([][]byte, q)
 	for i, v := range vs {
 		if blobs[i], err = outbox.EncodeVector(v, Dim, outbox.EncodingBinary); err != nil {
@@ -254,7 +212,7 @@ func rawThenFind(ctx context.Context, sqlDB *sql.DB, db *gorm.DB, query string, 
 }
 
 func oursSearch(ctx context.Context, db *gorm.DB, q int) (func(int) error, error) {
-	terms := queryTerms(q)
+	terms := limits.QueryTerms(q)
 	return func(i int) error {
 		_, err := ftssink.Search[Article](ctx, db, ftssink.Term(terms[i]), ftssink.WithLimit(QueryK))
 		return err
@@ -266,7 +224,7 @@ func rawSearch(ctx context.Context, db *gorm.DB, q int) (func(int) error, error)
 	if err != nil {
 		return nil, err
 	}
-	terms := queryTerms(q)
+	terms := limits.QueryTerms(q)
 	return func(i int) error {
 		return rawThenFind(ctx, sqlDB, db, `SELECT rowid, bm25(articles_fts) FROM articles_fts WHERE articles_fts MATCH ? ORDER BY bm25(articles_fts), rowid LIMIT ?`, `"`+terms[i]+`"`, QueryK)
 	}, nil

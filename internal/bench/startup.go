@@ -22,10 +22,45 @@ import (
 // IndexerModule is the import path of the indexer binary.
 const IndexerModule = "github.com/outboxindexer/outboxindexer/cmd/indexer"
 
-var built struct {
+// builtBinary is a program built once per process into a temporary
+// directory.
+type builtBinary struct {
 	sync.Mutex
 	path string
 	err  error
+}
+
+var built, builtCgo builtBinary
+
+// get returns the binary, building it with build (given a fresh directory
+// to write it into) on first use. A failed build is not retried.
+func (b *builtBinary) get(build func(dir string) (string, error)) (string, error) {
+	b.Lock()
+	defer b.Unlock()
+	if b.path != "" || b.err != nil {
+		return b.path, b.err
+	}
+	dir, err := os.MkdirTemp("", "oi-bench-bin-")
+	if err != nil {
+		b.err = err
+		return "", err
+	}
+	b.path, b.err = build(dir)
+	if b.err != nil {
+		os.RemoveAll(dir)
+		b.path = ""
+	}
+	return b.path, b.err
+}
+
+// remove deletes the binary, if one was built.
+func (b *builtBinary) remove() {
+	b.Lock()
+	defer b.Unlock()
+	if b.path != "" {
+		os.RemoveAll(filepath.Dir(b.path))
+	}
+	b.path, b.err = "", nil
 }
 
 // IndexerBinary returns the path of an indexer binary: $OI_BENCH_INDEXER
@@ -35,26 +70,15 @@ func IndexerBinary(ctx context.Context) (string, error) {
 	if p := os.Getenv("OI_BENCH_INDEXER"); p != "" {
 		return p, nil
 	}
-	built.Lock()
-	defer built.Unlock()
-	if built.path != "" || built.err != nil {
-		return built.path, built.err
-	}
-	dir, err := os.MkdirTemp("", "oi-bench-bin-")
-	if err != nil {
-		built.err = err
-		return "", err
-	}
-	bin := filepath.Join(dir, "indexer")
-	cmd := osexec.CommandContext(ctx, "go", "build", "-o", bin, IndexerModule)
-	cmd.Dir = moduleDir()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		built.err = fmt.Errorf("bench: go build %s: %w\n%s", IndexerModule, err, out)
-		return "", built.err
-	}
-	built.path = bin
-	return bin, nil
+	return built.get(func(dir string) (string, error) {
+		bin := filepath.Join(dir, "indexer")
+		cmd := osexec.CommandContext(ctx, "go", "build", "-o", bin, IndexerModule)
+		cmd.Dir = moduleDir()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("bench: go build %s: %w\n%s", IndexerModule, err, out)
+		}
+		return bin, nil
+	})
 }
 
 // moduleDir returns the module's root as this source file knows it (when
@@ -73,12 +97,9 @@ func moduleDir() string {
 
 // RemoveBinary deletes the binary IndexerBinary built, if any.
 func RemoveBinary() {
-	built.Lock()
-	defer built.Unlock()
-	if built.path != "" && os.Getenv("OI_BENCH_INDEXER") == "" {
-		os.RemoveAll(filepath.Dir(built.path))
+	if os.Getenv("OI_BENCH_INDEXER") == "" {
+		built.remove()
 	}
-	built.path, built.err = "", nil
 }
 
 // procResult is a finished subprocess: wall time and peak RSS.

@@ -2,17 +2,17 @@ package bench
 
 import "time"
 
-// ApplySuite returns the apply-side cases of issue 7 (targets 4–11) in
+// ApplySuite returns the apply-side cases of issue 7 (targets 4–12) in
 // report order. Quick sizes finish in a few minutes on 2 cores; full
 // sizes are the issue's (100k rows, 30 s of lag per rate) and take much
 // longer. lag overrides the lag duration when positive. Call
-// CloseFixtures and RemoveBinary after running them.
+// CloseFixtures, RemoveBinary and RemoveCgoEngine after running them.
 func ApplySuite(full bool, lag time.Duration) []Case {
-	apply, storage, small, large, queryQ := 5000, 1000, 2000, 20000, 30
+	apply, storage, small, large, queryQ, engineN := 5000, 1000, 2000, 20000, 30, 5000
 	querySizes := []int{20000}
 	lagDur := 10 * time.Second
 	if full {
-		apply, storage, small, large = 100000, 10000, 10000, 100000
+		apply, storage, small, large, engineN = 100000, 10000, 10000, 100000, 20000
 		querySizes = []int{20000, 100000}
 		lagDur = 30 * time.Second
 	}
@@ -33,5 +33,6 @@ func ApplySuite(full bool, lag time.Duration) []Case {
 	cs = append(cs, MemoryCases(small, large)...)
 	cs = append(cs, StorageCases(storage)...)
 	cs = append(cs, StartupCases()...)
+	cs = append(cs, EngineCases(engineN)...)
 	return cs
 }

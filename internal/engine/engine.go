@@ -18,6 +18,9 @@ import (
 // VecVersion is the sqlite-vec version this module is built and tested with.
 const VecVersion = "v0.1.6"
 
+// SQLiteVersion is the SQLite version that sqlite-vec's Wasm build embeds.
+const SQLiteVersion = "3.47.0"
+
 // DefaultBusyTimeoutMS is the busy timeout DSN puts in every connection
 // string. Once a DSN has any _pragma the driver no longer adds its own default
 // busy timeout, so it must always be explicit.

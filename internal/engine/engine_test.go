@@ -37,7 +37,9 @@ func TestEngineHasVecAndFTS5(t *testing.T) {
 	var v, sv string
 	require.NoError(t, sqlDB.QueryRow("SELECT vec_version(), sqlite_version()").Scan(&v, &sv))
 	require.Equal(t, "v0.1.6", v)
+	require.Equal(t, engine.VecVersion, v)
 	require.Equal(t, "3.47.0", sv)
+	require.Equal(t, engine.SQLiteVersion, sv)
 	_, err = sqlDB.Exec("CREATE VIRTUAL TABLE f USING fts5(a)")
 	require.NoError(t, err)
 	var mode string
