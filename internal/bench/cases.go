@@ -44,10 +44,14 @@ func SyncCreateTotal(n int) Workload {
 }
 
 // CaptureCases returns the cases of targets 1, 2 and 3: n single-row writes,
-// batch rows through CreateInBatches(500).
+// batch rows through CreateInBatches(500). Target 1 also reports its floor
+// (any outbox row, written by hand with no plugin code, against the same
+// baseline) and what the plugin costs above that floor.
 func CaptureCases(n, batch int) []Case {
 	return []Case{
 		PairCase("1", fmt.Sprintf("capture: %d single-row Creates vs same-bytes gorm Create, interleaved every 50", n), StepOursCreate(), StepGormBlobCreate(), n, 50, "µs/row", 1.2),
+		PairCase("1", fmt.Sprintf("floor: %d Creates + a hand-written outbox row (no plugin) vs same-bytes gorm Create", n), StepNaiveOutbox(false), StepGormBlobCreate(), n, 50, "µs/row", 0),
+		PairCase("1", fmt.Sprintf("plugin: %d Creates with the plugin vs + a hand-written outbox row", n), StepOursCreate(), StepNaiveOutbox(false), n, 50, "µs/row", 0),
 		PairCase("1", fmt.Sprintf("capture: %d single-row Creates vs synchronous design, interleaved every 50", n), StepOursCreate(), StepSyncCreate(), n, 50, "µs/row", 0.35),
 		{ID: "1", Name: fmt.Sprintf("end to end: %d Creates + one Drain vs synchronous", n), Ours: OursCreateThenDrain(n), Baseline: SyncCreateTotal(n), Target: 0.5},
 		PairCase("2", fmt.Sprintf("capture: CreateInBatches(500) of %d, interleaved every 1000", batch), StepOursCreateInBatches(500), StepGormBlobCreateInBatches(500), batch, 1000, "µs/row", 1.25),

@@ -162,8 +162,9 @@ func (r *Runner) Run(ctx context.Context, cases []Case) []Result {
 	return out
 }
 
-// runPair measures an interleaved case. When the platform reports CPU
-// time, a second, report-only result gives the CPU-time ratio.
+// runPair measures an interleaved case. For a case with a target, when the
+// platform reports CPU time, a second, report-only result gives the
+// CPU-time ratio.
 func (r *Runner) runPair(ctx context.Context, c Case) []Result {
 	res := Result{Case: c, Ratio: math.NaN()}
 	var ours, base, ratios, ocpu, bcpu, cpuRatios []float64
@@ -192,7 +193,7 @@ func (r *Runner) runPair(ctx context.Context, c Case) []Result {
 	res.Ours, res.Base, res.Ratios = summarize(ours), summarize(base), summarize(ratios)
 	res.Ratio = res.Ratios.Median
 	out := []Result{res}
-	if len(cpuRatios) > 0 {
+	if len(cpuRatios) > 0 && c.Target != 0 {
 		cpu := Result{Case: Case{ID: c.ID, Name: c.Name + ", CPU time", Ours: Workload{Name: c.Ours.Name, Unit: "CPU-µs/op"}, Baseline: Workload{Name: c.Baseline.Name, Unit: "CPU-µs/op"}}}
 		cpu.Ours, cpu.Base, cpu.Ratios = summarize(ocpu), summarize(bcpu), summarize(cpuRatios)
 		cpu.Ratio = cpu.Ratios.Median
