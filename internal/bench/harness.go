@@ -111,8 +111,10 @@ func (r Result) Met() bool {
 	return r.Ratio <= r.Target
 }
 
-// Runner runs cases with interleaved repetitions (ours, baseline, ours, …)
-// so that drift of the machine affects both sides alike.
+// Runner runs cases with interleaved repetitions (ours, baseline, baseline,
+// ours, ours, …) so that drift of the machine and the order of the two
+// affect both sides alike. Cases with a Pair interleave inside each
+// repetition.
 type Runner struct {
 	Reps    int
 	TempDir func() (string, error) // a fresh directory per repetition
@@ -130,10 +132,14 @@ func (r *Runner) Run(ctx context.Context, cases []Case) []Result {
 		res := Result{Case: c, Ratio: math.NaN()}
 		var ours, base []float64
 		for i := 0; i < max(r.Reps, 1) && res.Err == nil; i++ {
-			for _, side := range []struct {
+			sides := []struct {
 				w   Workload
 				dst *[]float64
-			}{{c.Ours, &ours}, {c.Baseline, &base}} {
+			}{{c.Ours, &ours}, {c.Baseline, &base}}
+			if i%2 == 1 { // alternate which side goes first
+				sides[0], sides[1] = sides[1], sides[0]
+			}
+			for _, side := range sides {
 				if side.w.Run == nil {
 					continue
 				}

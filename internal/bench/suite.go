@@ -8,7 +8,7 @@ import "time"
 // longer. lag overrides the lag duration when positive. Call
 // CloseFixtures, RemoveBinary and RemoveCgoEngine after running them.
 func ApplySuite(full bool, lag time.Duration) []Case {
-	apply, storage, small, large, queryQ, engineN := 5000, 1000, 2000, 20000, 30, 5000
+	apply, storage, small, large, queryQ, engineN := 20000, 1000, 2000, 20000, 30, 5000
 	querySizes := []int{20000}
 	lagDur := 10 * time.Second
 	if full {
