@@ -168,7 +168,8 @@ func BenchmarkPlainUpdateCounter(b *testing.B) { benchOne(b, PlainUpdateCounter)
 // blocks, and reports both costs and the ratio a/b.
 func benchInterleaved(b *testing.B, x, y Stepper, block int) {
 	n := max(b.N, block)
-	p, err := Interleave(context.Background(), x, y, b.TempDir(), b.TempDir(), n, block)
+	pairOrder++
+	p, err := InterleaveAlternating(context.Background(), x, y, b.TempDir(), b.TempDir(), n, block, pairOrder)
 	require.NoError(b, err)
 	b.ReportMetric(p.A, "ours-µs/op")
 	b.ReportMetric(p.B, "base-µs/op")

@@ -51,7 +51,8 @@ type Case struct {
 }
 
 // PairSpec is an interleaved measurement: Ours and Base alternate every
-// Block of N operations, on two fresh databases per repetition.
+// Block of N operations, on two fresh databases per repetition, and swap
+// the roles of first and second set up from one repetition to the next.
 type PairSpec struct {
 	Ours, Base Stepper
 	N, Block   int
@@ -182,7 +183,7 @@ func (r *Runner) runPair(ctx context.Context, c Case) []Result {
 		}
 		var p Pair
 		if err == nil {
-			p, err = Interleave(ctx, c.Pair.Ours, c.Pair.Base, dirA, dirB, c.Pair.N, c.Pair.Block)
+			p, err = InterleaveAlternating(ctx, c.Pair.Ours, c.Pair.Base, dirA, dirB, c.Pair.N, c.Pair.Block, i)
 		}
 		if err != nil {
 			res.Err = err

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"time"
 
 	"gorm.io/gorm"
@@ -46,9 +47,12 @@ type Pair struct {
 }
 
 // Interleave sets both steppers up on n operations in directories dirA and
-// dirB, then runs them alternately in blocks of block operations (A, B, B,
-// A, A, B, …, so that neither side always goes first) and returns their
-// costs per operation.
+// dirB, collects the setups' garbage, then runs them alternately in blocks
+// of block operations (A, B, B, A, A, B, …, so that neither side always
+// goes first) and returns their costs per operation. A is set up first;
+// callers that repeat a measurement should alternate the roles (see
+// InterleaveAlternating), since being set up first or second is not quite
+// neutral.
 func Interleave(ctx context.Context, a, b Stepper, dirA, dirB string, n, block int) (Pair, error) {
 	stepA, doneA, err := a.Setup(ctx, dirA, n)
 	if err != nil {
@@ -60,6 +64,9 @@ func Interleave(ctx context.Context, a, b Stepper, dirA, dirB string, n, block i
 		return Pair{}, fmt.Errorf("%s: %w", b.Name, err)
 	}
 	defer doneB()
+	// Both setups leave garbage (documents, vectors) that the collector
+	// would otherwise charge to whichever side runs while it works.
+	runtime.GC()
 	var ta, tb, ca, cb time.Duration
 	run := func(step func(int, int) error, from, to int, acc, cpu *time.Duration) error {
 		c0, start := cpuTime(), time.Now()
@@ -90,6 +97,25 @@ func Interleave(ctx context.Context, a, b Stepper, dirA, dirB string, n, block i
 	p.Ratio = p.A / p.B
 	if cb > 0 {
 		p.ACPU, p.BCPU = ca.Seconds()/float64(n)*1e6, cb.Seconds()/float64(n)*1e6
+		p.CPURatio = p.ACPU / p.BCPU
+	}
+	return p, nil
+}
+
+// InterleaveAlternating is Interleave with the roles of a and b swapped on
+// odd repetitions (rep), the result always reported as a against b.
+func InterleaveAlternating(ctx context.Context, a, b Stepper, dirA, dirB string, n, block, rep int) (Pair, error) {
+	if rep%2 == 0 {
+		return Interleave(ctx, a, b, dirA, dirB, n, block)
+	}
+	p, err := Interleave(ctx, b, a, dirB, dirA, n, block)
+	if err != nil {
+		return p, err
+	}
+	p.A, p.B = p.B, p.A
+	p.ACPU, p.BCPU = p.BCPU, p.ACPU
+	p.Ratio = p.A / p.B
+	if p.BCPU > 0 {
 		p.CPURatio = p.ACPU / p.BCPU
 	}
 	return p, nil
