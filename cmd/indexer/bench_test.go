@@ -13,7 +13,7 @@ func TestBenchPrintsRatioTable(t *testing.T) {
 	r := run(t, nil, "bench", "--only", "3", "--reps", "1", "--capture-rows", "20")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "outboxindexer bench")
-	require.Contains(t, r.stdout, "update of a non-indexed column, 20 rows")
+	require.Contains(t, r.stdout, "update of a non-indexed column, 80 updates")
 	require.Regexp(t, `\d\.\d{3}×\s+≤ 1\.05×\s+(yes|NO)`, r.stdout)
 
 	r = run(t, nil, "bench", "--reps", "0")
