@@ -110,6 +110,14 @@ func rawIndex(n, batch int, c clock) Workload {
 // rawLimit loads n documents into plain_docs with empty sidecars in a
 // database in dir (not timed) and returns fill's rows per second of c.
 func rawLimit(ctx context.Context, dir string, n int, c clock, fill func(context.Context, *sql.DB, []Doc) error) (float64, error) {
+	return withSQL(dir, func(db *sql.DB) (float64, error) {
+		return limits.FillRate(ctx, db, n, fill, c.now)
+	})
+}
+
+// withSQL opens a database in dir with the recommended DSN and returns fn's
+// figure on its *sql.DB.
+func withSQL(dir string, fn func(*sql.DB) (float64, error)) (float64, error) {
 	db, err := Open(dir)
 	if err != nil {
 		return 0, err
@@ -119,18 +127,7 @@ func rawLimit(ctx context.Context, dir string, n int, c clock, fill func(context
 	if err != nil {
 		return 0, err
 	}
-	docs := Docs(n)
-	if err := limits.LoadSource(ctx, sqlDB, docs); err != nil {
-		return 0, err
-	}
-	if err := limits.Exec(ctx, sqlDB, limits.SidecarDDL...); err != nil {
-		return 0, err
-	}
-	start := c.now()
-	if err := fill(ctx, sqlDB, docs); err != nil {
-		return 0, err
-	}
-	return float64(n) / (c.now() - start).Seconds(), nil
+	return fn(sqlDB)
 }
 
 // RawRebuildCPU is RawRebuild in rows per CPU-second of the process.

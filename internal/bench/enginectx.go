@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -92,16 +93,7 @@ func EngineCases(n int) []Case {
 // wasmEngine runs w in-process on this product's engine.
 func wasmEngine(w limits.Workload, n int) Workload {
 	return Workload{Name: "Wasm engine (ncruces/go-sqlite3): " + w.ID, Unit: w.Unit, Run: func(ctx context.Context, dir string) (float64, error) {
-		db, err := Open(dir)
-		if err != nil {
-			return 0, err
-		}
-		defer Close(db)
-		sqlDB, err := db.DB()
-		if err != nil {
-			return 0, err
-		}
-		return w.Run(ctx, sqlDB, n)
+		return withSQL(dir, func(db *sql.DB) (float64, error) { return w.Run(ctx, db, n) })
 	}}
 }
 

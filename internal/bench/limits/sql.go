@@ -73,6 +73,15 @@ func LoadSource(ctx context.Context, db *sql.DB, docs []Doc) error {
 	})
 }
 
+// Prepare loads docs into plain_docs (LoadSource) and creates the empty
+// sidecars.
+func Prepare(ctx context.Context, db *sql.DB, docs []Doc) error {
+	if err := LoadSource(ctx, db, docs); err != nil {
+		return err
+	}
+	return Exec(ctx, db, SidecarDDL...)
+}
+
 // Index inserts docs (ids 1…n of plain_docs) into both sidecars with
 // statements prepared once per transaction of batch rows: the raw limit of
 // applying inserts.

@@ -74,42 +74,37 @@ func runInsertEach(ctx context.Context, db *sql.DB, n int) (float64, error) {
 }
 
 func runIndex(ctx context.Context, db *sql.DB, n int) (float64, error) {
-	docs := Docs(n)
-	if err := LoadSource(ctx, db, docs); err != nil {
-		return 0, err
-	}
-	if err := Exec(ctx, db, SidecarDDL...); err != nil {
-		return 0, err
-	}
-	start := time.Now()
-	if err := Index(ctx, db, docs, 10000); err != nil {
-		return 0, err
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return FillRate(ctx, db, n, func(ctx context.Context, db *sql.DB, docs []Doc) error {
+		return Index(ctx, db, docs, 10000)
+	}, nil)
 }
 
 func runRebuild(ctx context.Context, db *sql.DB, n int) (float64, error) {
+	return FillRate(ctx, db, n, Rebuild, nil)
+}
+
+// FillRate prepares n documents with empty sidecars (Prepare, not timed)
+// and returns fill's rate in rows per second of clock (wall-clock time when
+// nil; e.g. the process's CPU time).
+func FillRate(ctx context.Context, db *sql.DB, n int, fill func(context.Context, *sql.DB, []Doc) error, clock func() time.Duration) (float64, error) {
+	if clock == nil {
+		clock = func() time.Duration { return time.Duration(time.Now().UnixNano()) }
+	}
 	docs := Docs(n)
-	if err := LoadSource(ctx, db, docs); err != nil {
+	if err := Prepare(ctx, db, docs); err != nil {
 		return 0, err
 	}
-	if err := Exec(ctx, db, SidecarDDL...); err != nil {
+	start := clock()
+	if err := fill(ctx, db, docs); err != nil {
 		return 0, err
 	}
-	start := time.Now()
-	if err := Rebuild(ctx, db, docs); err != nil {
-		return 0, err
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return float64(n) / (clock() - start).Seconds(), nil
 }
 
 // indexed loads and indexes n documents (setup of the query workloads).
 func indexed(ctx context.Context, db *sql.DB, n int) error {
 	docs := Docs(n)
-	if err := LoadSource(ctx, db, docs); err != nil {
-		return err
-	}
-	if err := Exec(ctx, db, SidecarDDL...); err != nil {
+	if err := Prepare(ctx, db, docs); err != nil {
 		return err
 	}
 	return Rebuild(ctx, db, docs)
