@@ -502,3 +502,71 @@ func TestKeyFloorFollowsRequeuedDeadLetters(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, e.count(`SELECT count(*) FROM oi_floor`))
 }
+
+// Status WithoutCounts agrees with the full Status on everything it
+// reports (the positions, pending and dead-letter counts per table, the
+// lease, problems with tables) and leaves out the counts that scan whole
+// tables.
+func TestStatusWithoutCounts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbox.ModeExternal, outbox.ModeInTable)
+	ix := e.indexer(withBatch(50))
+	e.seed(40)
+	e.drain(ix)
+	for i := 1; i <= 10; i++ {
+		e.updateDoc(int64(i), map[string]any{"body": "before the rebuild"}, false, nil)
+	}
+	// The rebuild of docs covers its pending events; later ones are pending
+	// again, above both the checkpoint and the table's rebuild position.
+	require.NoError(t, ix.Rebuild(e.ctx, "docs"))
+	for i := 1; i <= 5; i++ {
+		e.updateDoc(int64(i), map[string]any{"body": "after the rebuild"}, true, vec(900+i))
+	}
+	e.createNote(Note{ID: "late", Text: "pending note"}, vec(999))
+
+	compare := func() {
+		t.Helper()
+		full, err := ix.Status(e.ctx)
+		require.NoError(t, err)
+		lite, err := ix.Status(e.ctx, indexer.WithoutCounts())
+		require.NoError(t, err)
+		require.Equal(t, full.Head, lite.Head)
+		require.Equal(t, full.Applied, lite.Applied)
+		require.Equal(t, full.Pending, lite.Pending)
+		require.Equal(t, full.DeadLetters, lite.DeadLetters)
+		require.Equal(t, full.Lease, lite.Lease)
+		require.Equal(t, full.OldestPendingAge > 0, lite.OldestPendingAge > 0)
+		require.Positive(t, full.Retained)
+		require.Zero(t, lite.Retained)
+		require.Len(t, lite.Tables, len(full.Tables))
+		for i, ft := range full.Tables {
+			lt := lite.Tables[i]
+			require.Equal(t, ft.Table, lt.Table)
+			require.Equal(t, ft.Pending, lt.Pending, ft.Table)
+			require.Equal(t, ft.DeadLetters, lt.DeadLetters, ft.Table)
+			require.Equal(t, ft.Error, lt.Error, ft.Table)
+			require.Zero(t, lt.Retained)
+			require.Len(t, lt.Sidecars, len(ft.Sidecars))
+			for j, fs := range ft.Sidecars {
+				require.Equal(t, fs.Exists, lt.Sidecars[j].Exists)
+				require.Zero(t, lt.Sidecars[j].Rows)
+			}
+		}
+	}
+	compare()
+	st, err := ix.Status(e.ctx, indexer.WithoutCounts())
+	require.NoError(t, err)
+	require.EqualValues(t, 6, st.Pending, "5 doc updates after the rebuild and 1 note")
+
+	e.drain(ix)
+	compare()
+	e.exec("DROP TABLE docs_vec")
+	compare()
+	st, err = ix.Status(e.ctx, indexer.WithoutCounts())
+	require.NoError(t, err)
+	for _, ts := range st.Tables {
+		if ts.Table == "docs" {
+			require.Contains(t, ts.Error, "docs_vec")
+		}
+	}
+}

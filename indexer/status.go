@@ -53,11 +53,33 @@ type SidecarStatus struct {
 	Rows   int64 // entries (vectors, or indexed documents)
 }
 
+// StatusOption is a per-call knob of Status.
+type StatusOption func(*statusOptions)
+
+type statusOptions struct {
+	skipCounts bool
+}
+
+// WithoutCounts makes Status read only what grows with the pending part of
+// the log, not with the data: it leaves out the counts that scan whole
+// tables (Retained, TableStatus.SourceRows, TableStatus.Retained and
+// SidecarStatus.Rows stay zero) but still reports missing tables in
+// TableStatus.Error. It is meant for frequent polling, such as a metrics
+// scrape: a full Status reads the whole retained log, every source table
+// and every sidecar.
+func WithoutCounts() StatusOption {
+	return func(o *statusOptions) { o.skipCounts = true }
+}
+
 // Status returns a snapshot, read in one read transaction.
-func (ix *Indexer) Status(ctx context.Context) (Status, error) {
+func (ix *Indexer) Status(ctx context.Context, opts ...StatusOption) (Status, error) {
 	var st Status
 	if err := ix.checkOpen(); err != nil {
 		return st, err
+	}
+	var o statusOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
 	err := ix.retry(ctx, func(ctx context.Context) error {
 		tx, err := ix.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -65,7 +87,7 @@ func (ix *Indexer) Status(ctx context.Context) (Status, error) {
 			return err
 		}
 		defer tx.Rollback()
-		st, err = ix.status(ctx, tx)
+		st, err = ix.status(ctx, tx, o)
 		return err
 	})
 	if err != nil {
@@ -74,7 +96,7 @@ func (ix *Indexer) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
-func (ix *Indexer) status(ctx context.Context, tx *sql.Tx) (Status, error) {
+func (ix *Indexer) status(ctx context.Context, tx *sql.Tx, o statusOptions) (Status, error) {
 	var st Status
 	var err error
 	now := ix.cfg.now()
@@ -103,11 +125,20 @@ func (ix *Indexer) status(ctx context.Context, tx *sql.Tx) (Status, error) {
 		byName[n] = t
 		return t
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT e.tbl,
+	// Pending events of a table are those above both the checkpoint and
+	// the table's last rebuild. Without counts only the log above the
+	// checkpoint is read (a range of ids), so retained stays 0.
+	query := `SELECT e.tbl,
 		sum(e.id > max(?1, coalesce(c.position, 0))),
 		sum(e.id <= max(?1, coalesce(c.position, 0))),
 		min(CASE WHEN e.id > max(?1, coalesce(c.position, 0)) THEN e.at END)
-		FROM oi_events e LEFT JOIN oi_checkpoint c ON c.name = ?2 || e.tbl GROUP BY e.tbl`, st.Applied, outbox.RebuiltPrefix)
+		FROM oi_events e LEFT JOIN oi_checkpoint c ON c.name = ?2 || e.tbl GROUP BY e.tbl`
+	if o.skipCounts {
+		query = `SELECT e.tbl, count(*), 0, min(e.at)
+		FROM oi_events e LEFT JOIN oi_checkpoint c ON c.name = ?2 || e.tbl
+		WHERE e.id > ?1 AND e.id > coalesce(c.position, 0) GROUP BY e.tbl`
+	}
+	rows, err := tx.QueryContext(ctx, query, st.Applied, outbox.RebuiltPrefix)
 	if err != nil {
 		return st, fmt.Errorf("count events: %w", err)
 	}
@@ -173,15 +204,17 @@ func (ix *Indexer) status(ctx context.Context, tx *sql.Tx) (Status, error) {
 			ts.Error = t.err.Error()
 			continue
 		}
-		ts.SourceRows = -1
-		if ok, err := sqlutil.TableExists(ctx, tx, n); err != nil {
+		ok, err := sqlutil.TableExists(ctx, tx, n)
+		switch {
+		case err != nil:
 			return st, err
-		} else if ok {
+		case !ok:
+			ts.SourceRows = -1
+			ts.Error = fmt.Sprintf("source table %s does not exist", n)
+		case !o.skipCounts:
 			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+outbox.Quote(n)).Scan(&ts.SourceRows); err != nil {
 				return st, fmt.Errorf("count %s: %w", n, err)
 			}
-		} else {
-			ts.Error = fmt.Sprintf("source table %s does not exist", n)
 		}
 		for _, s := range t.sinks {
 			sc := SidecarStatus{Name: s.Name(), Kind: "fts5"}
@@ -191,12 +224,15 @@ func (ix *Indexer) status(ctx context.Context, tx *sql.Tx) (Status, error) {
 			if sc.Exists, err = s.Exists(ctx, tx); err != nil {
 				return st, err
 			}
-			if sc.Exists {
+			switch {
+			case !sc.Exists:
+				if ts.Error == "" {
+					ts.Error = fmt.Sprintf("sidecar %s does not exist; rebuild the table", s.Name())
+				}
+			case !o.skipCounts:
 				if sc.Rows, err = s.Count(ctx, tx); err != nil {
 					return st, err
 				}
-			} else if ts.Error == "" {
-				ts.Error = fmt.Sprintf("sidecar %s does not exist; rebuild the table", s.Name())
 			}
 			ts.Sidecars = append(ts.Sidecars, sc)
 		}

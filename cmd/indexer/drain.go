@@ -80,7 +80,7 @@ func runDrain(ctx context.Context, env *cli.Env, args []string) error {
 	}
 	defer s.Close()
 
-	st, err := s.Indexer.Status(ctx)
+	st, err := s.Indexer.Status(ctx, indexer.WithoutCounts())
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func runDrain(ctx context.Context, env *cli.Env, args []string) error {
 	// Report what is left with a fresh context: ours may be cancelled.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	after, serr := s.Indexer.Status(sctx)
+	after, serr := s.Indexer.Status(sctx, indexer.WithoutCounts())
 	if serr != nil {
 		return serr
 	}

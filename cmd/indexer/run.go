@@ -72,7 +72,7 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 		if s == nil {
 			return cli.Snapshot{}, errors.New("indexer not started")
 		}
-		st, err := s.Indexer.Status(ctx)
+		st, err := s.Indexer.Status(ctx, indexer.WithoutCounts()) // every scrape: no table scans
 		if err != nil {
 			return cli.Snapshot{}, err
 		}
