@@ -1,0 +1,64 @@
+package indexer_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/ncruces/go-sqlite3/gormlite"
+	"github.com/outboxindexer/outboxindexer/gormplugin"
+	"github.com/outboxindexer/outboxindexer/indexer"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Status with WithoutCounts is cheap enough to poll (it reads only the
+// pending part of the log); a full Status also counts rows in the source
+// table and its sidecars.
+func ExampleIndexer_Status() {
+	dir, _ := os.MkdirTemp("", "status-example-")
+	defer os.RemoveAll(dir)
+	db, err := gorm.Open(gormlite.Open(gormplugin.DSN(filepath.Join(dir, "app.db"))), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		panic(err)
+	}
+	if err := db.Use(gormplugin.New()); err != nil {
+		panic(err)
+	}
+	if err := gormplugin.Migrate(db, &workerPost{}); err != nil {
+		panic(err)
+	}
+	db.Create(&workerPost{Title: "Sailing to the volcano island", Embedding: []float32{1, 0, 0, 0}})
+	db.Create(&workerPost{Title: "Baking bread in winter", Embedding: []float32{0, 1, 0, 0}})
+
+	ctx := context.Background()
+	ix, err := indexer.New(db)
+	if err != nil {
+		panic(err)
+	}
+	defer ix.Close()
+	st, err := ix.Status(ctx, indexer.WithoutCounts())
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("pending:", st.Pending)
+	if _, err := ix.Drain(ctx); err != nil {
+		panic(err)
+	}
+	st, err = ix.Status(ctx)
+	if err != nil {
+		panic(err)
+	}
+	for _, t := range st.Tables {
+		fmt.Printf("%s: %d rows, %d pending\n", t.Table, t.SourceRows, t.Pending)
+		for _, s := range t.Sidecars {
+			fmt.Printf("  %s (%s): %d rows\n", s.Name, s.Kind, s.Rows)
+		}
+	}
+	// Output:
+	// pending: 2
+	// worker_posts: 2 rows, 0 pending
+	//   worker_posts_vec (vec0): 2 rows
+	//   worker_posts_fts (fts5): 2 rows
+}
