@@ -91,35 +91,9 @@ func TestBaselinesRun(t *testing.T) {
 	}
 }
 
+// pairOrder alternates the roles of the interleaved benchmarks' sides
+// from one run (-count) to the next.
 var pairOrder int
-
-// benchPair runs ours and base on b.N rows each (fresh directories, in
-// alternating order, in the same run) and reports both figures and
-// their ratio. Run it with e.g. -benchtime=2000x -count=5.
-func benchPair(b *testing.B, ours, base func(n int) Workload) {
-	ctx := context.Background()
-	n := max(b.N, 1)
-	run := func(w Workload) float64 {
-		v, err := w.Run(ctx, b.TempDir())
-		require.NoError(b, err, w.Name)
-		return v
-	}
-	// Alternate which side runs first so that order effects (page cache,
-	// CPU frequency, the other tenant of the machine) hit both alike.
-	pairOrder++
-	var o, bl float64
-	if pairOrder%2 == 1 {
-		o = run(ours(n))
-		bl = run(base(n))
-	} else {
-		bl = run(base(n))
-		o = run(ours(n))
-	}
-	b.ReportMetric(o, "ours-"+ours(n).Unit)
-	b.ReportMetric(bl, "base-"+base(n).Unit)
-	b.ReportMetric(o/bl, "ratio")
-	b.ReportMetric(0, "ns/op")
-}
 
 // benchOne runs w on b.N rows and reports its figure (for profiling one
 // side alone).
@@ -133,23 +107,6 @@ func benchOne(b *testing.B, w func(n int) Workload) {
 
 func batches500(f func(n, batch int) Workload) func(int) Workload {
 	return func(n int) Workload { return f(n, 500) }
-}
-
-// Target 1: single-row Create with the plugin against the same bytes stored
-// by plain gorm.
-func BenchmarkCaptureCreateVsBlob(b *testing.B) { benchPair(b, OursCreate, GormBlobCreate) }
-
-// Target 1: single-row Create with the plugin against the synchronous design.
-func BenchmarkCaptureCreateVsSync(b *testing.B) { benchPair(b, OursCreate, SyncCreate) }
-
-// Target 2: CreateInBatches(500) with the plugin against the same bytes.
-func BenchmarkCaptureCreateInBatchesVsBlob(b *testing.B) {
-	benchPair(b, batches500(OursCreateInBatches), batches500(GormBlobCreateInBatches))
-}
-
-// Target 3: updates of a non-indexed column against plain gorm.
-func BenchmarkCaptureUpdateCounterVsPlain(b *testing.B) {
-	benchPair(b, OursUpdateCounter, PlainUpdateCounter)
 }
 
 // One side alone, for -cpuprofile.

@@ -40,12 +40,12 @@ func Close(db *gorm.DB) {
 	}
 }
 
-// exec runs statements, stopping at the first error.
+// exec runs statements on db's pool, stopping at the first error
+// (limits.Exec).
 func exec(ctx context.Context, db *gorm.DB, stmts ...string) error {
-	for _, q := range stmts {
-		if err := db.WithContext(ctx).Exec(q).Error; err != nil {
-			return fmt.Errorf("bench: %s: %w", q, err)
-		}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
 	}
-	return nil
+	return limits.Exec(ctx, sqlDB, stmts...)
 }
