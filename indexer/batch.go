@@ -483,8 +483,8 @@ func readSource(ctx context.Context, tx outbox.DB, t *table, keys []any) (map[an
 func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys []*keyState, opts outbox.ApplyOptions, floorAt int64) error {
 	tu := unit{table: t.spec.Source}
 	fail := func(err error) error {
-		if transient(err) || ctx.Err() != nil {
-			return err
+		if transient(err) || readOnly(err) || ctx.Err() != nil {
+			return err // the connection's failure, not the unit's
 		}
 		var ke *outbox.KeyError
 		if errors.As(err, &ke) {

@@ -19,4 +19,11 @@ var (
 	ErrDrift = outbox.ErrDrift
 	// ErrClosed reports a call on a closed Indexer.
 	ErrClosed = errors.New("indexer: closed")
+	// ErrReadOnly reports that the Indexer's database handle cannot write:
+	// it was opened read-only (a mode=ro URI) or on a write-protected file.
+	// A SQLite connection stays read-only until it is reopened, so the call
+	// fails at once instead of retrying; the error also wraps the driver's
+	// SQLITE_READONLY. Run, which never returns such errors, logs it and
+	// keeps retrying with backoff.
+	ErrReadOnly = errors.New("indexer: the database handle is read-only")
 )

@@ -155,6 +155,9 @@ func (ix *Indexer) retry(ctx context.Context, op func(ctx context.Context) error
 	b.Reset()
 	for {
 		err := op(ctx)
+		if readOnly(err) && !errors.Is(err, ErrReadOnly) {
+			err = fmt.Errorf("%w: %w", ErrReadOnly, err)
+		}
 		if err == nil || !transient(err) || ctx.Err() != nil {
 			if err != nil && ctx.Err() != nil {
 				return errors.Join(err, ctx.Err())
