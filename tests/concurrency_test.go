@@ -36,16 +36,8 @@ import (
 func TestConcurrencyWritersWorkerAndBinary(t *testing.T) {
 	bins := reliab.Build(t)
 	path := testdb.Path(t)
-	db := reliab.Prepare(t, path)
-	sqlDB, err := db.DB()
-	require.NoError(t, err)
+	db, sqlDB := reliab.PrepareIndexed(t, path)
 	ctx := context.Background()
-
-	// The outbox tables exist after Migrate; an indexer creates its own
-	// bookkeeping, then the history triggers go in.
-	ix0, err := indexer.New(db)
-	require.NoError(t, err)
-	require.NoError(t, ix0.Close())
 	reliab.InstallHistory(t, sqlDB)
 
 	writers, phases, phase := 4, 4, 600*time.Millisecond

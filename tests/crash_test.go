@@ -18,7 +18,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/outboxindexer/outboxindexer/indexer"
 	"github.com/outboxindexer/outboxindexer/tests/internal/reliab"
 )
 
@@ -42,12 +41,7 @@ func TestCrashRecovery(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "crash.db")
 	journal := filepath.Join(dir, "journal")
-	db := reliab.Prepare(t, path)
-	sqlDB, err := db.DB()
-	require.NoError(t, err)
-	ix0, err := indexer.New(db)
-	require.NoError(t, err)
-	require.NoError(t, ix0.Close())
+	_, sqlDB := reliab.PrepareIndexed(t, path)
 	reliab.InstallHistory(t, sqlDB)
 
 	writerN := 0

@@ -2,6 +2,7 @@ package reliab
 
 import (
 	"bytes"
+	"database/sql"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,4 +104,18 @@ func Prepare(t testing.TB, path string) *gorm.DB {
 	require.NoError(t, gormplugin.Migrate(db, Models()...))
 	require.NoError(t, db.Exec(LedgerDDL).Error)
 	return db
+}
+
+// PrepareIndexed is Prepare followed by an indexer's creation of its own
+// bookkeeping tables (indexer.New), so that triggers can be installed on
+// them; it returns the gorm handle and its *sql.DB.
+func PrepareIndexed(t testing.TB, path string) (*gorm.DB, *sql.DB) {
+	t.Helper()
+	db := Prepare(t, path)
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+	ix, err := indexer.New(db)
+	require.NoError(t, err)
+	require.NoError(t, ix.Close())
+	return db, sqlDB
 }
