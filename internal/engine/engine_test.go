@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -26,6 +28,19 @@ func TestGoModPinsDriver(t *testing.T) {
 		require.Contains(t, mod, want, "go.mod must pin %s", want)
 	}
 	require.Regexp(t, `gorm\.io/gorm v1\.31\.`, mod)
+
+	// wazero up to v1.8.x crashes on Intel CPUs with ERMS and FSRM ("wasm
+	// error: out of bounds memory access": its amd64 code keeps DX across Go's
+	// runtime.memmove, which clobbers DX there since Go 1.24; wazero issue
+	// 2375, fixed in v1.9.0). Never go back below v1.9.0, and keep the cache
+	// key's version (engine.WazeroVersion) equal to the pin.
+	m := regexp.MustCompile(`github\.com/tetratelabs/wazero v1\.(\d+)\.(\d+)`).FindStringSubmatch(mod)
+	require.NotNil(t, m, "go.mod must pin github.com/tetratelabs/wazero")
+	minor, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, minor, 9, "wazero %s: v1.9.0 or later is required (Intel ERMS+FSRM crash)", m[0])
+	require.Equal(t, "github.com/tetratelabs/wazero "+engine.WazeroVersion, m[0],
+		"engine.WazeroVersion keys the compilation cache and must equal the pinned version")
 }
 
 func TestEngineHasVecAndFTS5(t *testing.T) {
