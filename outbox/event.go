@@ -23,10 +23,11 @@ const (
 	OpDelete     Op = 3 // the row was removed (hard delete)
 	OpSoftDelete Op = 4 // the soft-delete column was set
 	OpRestore    Op = 5 // the soft-delete column was cleared
-	OpUpsert     Op = 6 // INSERT … ON CONFLICT: created or overwritten, not known which
+	OpUpsert     Op = 6 // INSERT … ON CONFLICT: created or overwritten, not known which (written by schema version 2 only)
+	OpVector     Op = 7 // the application set the row's vector (Vec); no source column changed with it
 )
 
-var opNames = [...]string{OpInsert: "insert", OpUpdate: "update", OpDelete: "delete", OpSoftDelete: "softdelete", OpRestore: "restore", OpUpsert: "upsert"}
+var opNames = [...]string{OpInsert: "insert", OpUpdate: "update", OpDelete: "delete", OpSoftDelete: "softdelete", OpRestore: "restore", OpUpsert: "upsert", OpVector: "vector"}
 
 // String returns the op's lower-case name.
 func (o Op) String() string {
@@ -37,7 +38,7 @@ func (o Op) String() string {
 }
 
 // Valid reports whether o is one of the defined operations.
-func (o Op) Valid() bool { return o >= OpInsert && o <= OpUpsert }
+func (o Op) Valid() bool { return o >= OpInsert && o <= OpVector }
 
 // Vector states carried by Event.Vec.
 //
@@ -50,8 +51,9 @@ func (o Op) Valid() bool { return o >= OpInsert && o <= OpUpsert }
 //   - otherwise: the new vector, little-endian float32 (encoding=binary) or
 //     a JSON array (encoding=json), exactly as vec0 accepts it.
 //
-// Insert and upsert events always carry a non-nil Vec for models with a vector
-// field, so a re-created key never inherits the vector of a deleted one.
+// The capture triggers write insert events with the empty Vec for tables with
+// a vector sidecar, so a re-created key never inherits the vector of a deleted
+// one; the plugin's OpVector event that follows carries the vector.
 
 // NoVector is the SQL value of oi_events.vec meaning "this row has no vector".
 // In SQL, test it with length(vec) = 0.

@@ -15,6 +15,7 @@ const (
 	DeadLetterTable  = "oi_deadletters" // events that kept failing, parked for an operator
 	KeyMapTable      = "oi_keymap"      // FTS5 rowids assigned to string primary keys
 	FloorTable       = "oi_floor"       // per-key "applied up to" positions of external-content FTS5
+	BackfillTable    = "oi_backfill"    // source tables whose existing rows are still to be queued
 	SchemaVersionKey = "oi_schema_version"
 )
 
@@ -22,7 +23,9 @@ const (
 // oi_checkpoint under SchemaVersionKey so that a newer binary can refuse, or
 // migrate, an older database. Version 2 dropped the (tbl, key, id) index of
 // oi_events (one page written per captured event) and added oi_floor.
-const SchemaVersion = 2
+// Version 3 captures with triggers on the source tables (see trigger.go) and
+// added oi_backfill.
+const SchemaVersion = 3
 
 // schema creates every bookkeeping table. Each statement is idempotent.
 //
@@ -74,6 +77,11 @@ var schema = []string{
 	key TEXT NOT NULL,
 	UNIQUE (tbl, key)
 )`,
+	`CREATE TABLE IF NOT EXISTS oi_backfill (
+	tbl       TEXT PRIMARY KEY,
+	after,
+	queued_at INTEGER NOT NULL
+) WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS oi_floor (
 	tbl  TEXT    NOT NULL,
 	key          NOT NULL,
@@ -102,6 +110,17 @@ func EnsureSchema(ctx context.Context, db DB) error {
 		// any more and every capture paid a page for it.
 		if _, err := db.ExecContext(ctx, `DROP INDEX IF EXISTS oi_events_key`); err != nil {
 			return fmt.Errorf("outbox: migrate schema from version %d: %w", v, err)
+		}
+		// Versions 1 and 2 captured in the gorm callbacks only; from 3 on the
+		// source tables carry capture triggers.
+		specs, _, err := LoadSpecs(ctx, db)
+		if err != nil {
+			return fmt.Errorf("outbox: migrate schema from version %d: %w", v, err)
+		}
+		for _, sp := range specs {
+			if err := CreateTriggers(ctx, db, sp); err != nil {
+				return fmt.Errorf("outbox: migrate schema from version %d: %w", v, err)
+			}
 		}
 		if err := SetCheckpoint(ctx, db, SchemaVersionKey, SchemaVersion); err != nil {
 			return fmt.Errorf("outbox: migrate schema from version %d: %w", v, err)

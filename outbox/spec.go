@@ -190,7 +190,9 @@ func (s *Spec) Validate() error {
 	return nil
 }
 
-// SaveSpec inserts or replaces the registry entry of spec.Source.
+// SaveSpec inserts or replaces the registry entry of spec.Source and
+// (re)creates the source table's capture triggers to match it (see
+// TriggerDDL): the source table must exist.
 func SaveSpec(ctx context.Context, db DB, spec *Spec) error {
 	if err := spec.Validate(); err != nil {
 		return err
@@ -205,7 +207,7 @@ func SaveSpec(ctx context.Context, db DB, spec *Spec) error {
 	if err != nil {
 		return fmt.Errorf("outbox: save spec of %s: %w", spec.Source, err)
 	}
-	return nil
+	return CreateTriggers(ctx, db, spec)
 }
 
 // LoadSpec returns the registry entry of a source table, or ErrNotRegistered.
@@ -260,11 +262,16 @@ func LoadSpecs(ctx context.Context, db DB) (specs []*Spec, errs map[string]error
 	return specs, errs, rows.Err()
 }
 
-// DeleteSpec removes the registry entry of a source table and purges every
-// event of it (pending, retained and dead-lettered) plus its key map and key
-// floors. Run it inside the transaction that drops the sidecars.
+// DeleteSpec removes the registry entry of a source table and its capture
+// triggers, and purges every event of it (pending, retained and
+// dead-lettered) plus its key map, key floors and queued backfill. Run it
+// inside the transaction that drops the sidecars.
 func DeleteSpec(ctx context.Context, db DB, source string) error {
+	if err := DropTriggers(ctx, db, source); err != nil {
+		return err
+	}
 	for _, q := range []string{
+		`DELETE FROM oi_backfill WHERE tbl = ?`,
 		`DELETE FROM oi_registry WHERE source = ?`,
 		`DELETE FROM oi_events WHERE tbl = ?`,
 		`DELETE FROM oi_deadletters WHERE tbl = ?`,

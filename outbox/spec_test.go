@@ -57,7 +57,13 @@ func TestRegistryRoundTrip(t *testing.T) {
 	require.ErrorIs(t, err, outbox.ErrNotRegistered)
 
 	s := validSpec()
+	require.ErrorContains(t, outbox.SaveSpec(ctx, db, s), "no such table", "the capture triggers need the source table")
+	_, err = db.Exec(`CREATE TABLE articles (id INTEGER PRIMARY KEY, title TEXT, body TEXT, deleted_at DATETIME)`)
+	require.NoError(t, err)
 	require.NoError(t, outbox.SaveSpec(ctx, db, s))
+	ok, err := outbox.TriggersPresent(ctx, db, "articles")
+	require.NoError(t, err)
+	require.True(t, ok)
 	got, err := outbox.LoadSpec(ctx, db, "articles")
 	require.NoError(t, err)
 	require.Equal(t, s, got)
@@ -79,6 +85,9 @@ func TestRegistryRoundTrip(t *testing.T) {
 
 	require.NoError(t, outbox.Append(ctx, db, []outbox.Event{{Table: "articles", Key: int64(1), Op: outbox.OpInsert}, {Table: "other", Key: int64(1), Op: outbox.OpInsert}}))
 	require.NoError(t, outbox.DeleteSpec(ctx, db, "articles"))
+	ok, err = outbox.TriggersPresent(ctx, db, "articles")
+	require.NoError(t, err)
+	require.False(t, ok, "DeleteSpec drops the capture triggers")
 	_, err = outbox.LoadSpec(ctx, db, "articles")
 	require.ErrorIs(t, err, outbox.ErrNotRegistered)
 	evs, err := outbox.ReadEvents(ctx, db, 0, 10)
@@ -98,7 +107,7 @@ func TestEnsureSchemaIdempotentAndVersioned(t *testing.T) {
 }
 
 // A version-1 database loses the (tbl, key, id) index of the log and gains
-// oi_floor; its events stay.
+// oi_floor and oi_backfill; its events stay.
 func TestEnsureSchemaMigratesVersion1(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -106,6 +115,7 @@ func TestEnsureSchemaMigratesVersion1(t *testing.T) {
 	require.NoError(t, outbox.EnsureSchema(ctx, db))
 	for _, q := range []string{
 		`DROP TABLE oi_floor`,
+		`DROP TABLE oi_backfill`,
 		`CREATE INDEX oi_events_key ON oi_events (tbl, key, id)`,
 		`UPDATE oi_checkpoint SET position = 1 WHERE name = 'oi_schema_version'`,
 		`INSERT INTO oi_events (tbl, key, op, vec, old, at) VALUES ('docs', 7, 1, '', NULL, 0)`,
@@ -121,11 +131,29 @@ func TestEnsureSchemaMigratesVersion1(t *testing.T) {
 	}
 	require.Zero(t, count(`SELECT count(*) FROM sqlite_schema WHERE name = 'oi_events_key'`))
 	require.EqualValues(t, 1, count(`SELECT count(*) FROM sqlite_schema WHERE name = 'oi_floor'`))
+	require.EqualValues(t, 1, count(`SELECT count(*) FROM sqlite_schema WHERE name = 'oi_backfill'`))
 	require.EqualValues(t, 1, count(`SELECT count(*) FROM oi_events`))
 	v, err := outbox.Checkpoint(ctx, db, outbox.SchemaVersionKey)
 	require.NoError(t, err)
 	require.EqualValues(t, outbox.SchemaVersion, v)
-	require.EqualValues(t, 2, v)
+	require.EqualValues(t, 3, v)
+}
+
+// A version-2 database (capture in the gorm callbacks only) gets the capture
+// triggers of every registered table when it is opened by this build.
+func TestEnsureSchemaMigratesVersion2AddsTriggers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlDB(t)
+	_, err := db.Exec(`CREATE TABLE articles (id INTEGER PRIMARY KEY, title TEXT, body TEXT, deleted_at DATETIME)`)
+	require.NoError(t, err)
+	require.NoError(t, outbox.SaveSpec(ctx, db, validSpec()))
+	require.NoError(t, outbox.DropTriggers(ctx, db, "articles"))
+	require.NoError(t, outbox.SetCheckpoint(ctx, db, outbox.SchemaVersionKey, 2))
+	require.NoError(t, outbox.EnsureSchema(ctx, db))
+	ok, err := outbox.TriggersPresent(ctx, db, "articles")
+	require.NoError(t, err)
+	require.True(t, ok)
 }
 
 func TestQuoteAndIdent(t *testing.T) {

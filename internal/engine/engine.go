@@ -28,9 +28,11 @@ const DefaultBusyTimeoutMS = 10000
 
 // DSN turns a database path (or an existing "file:" DSN, returned unchanged)
 // into the connection string the project recommends: WAL journal, a busy
-// timeout, synchronous=NORMAL, and BEGIN IMMEDIATE for every transaction so
-// that writers queue on the busy timeout instead of failing with SQLITE_BUSY
-// when a read transaction tries to upgrade.
+// timeout, synchronous=NORMAL, recursive_triggers (so that the rows a REPLACE
+// conflict resolution deletes fire the capture triggers' DELETE trigger), and
+// BEGIN IMMEDIATE for every transaction so that writers queue on the busy
+// timeout instead of failing with SQLITE_BUSY when a read transaction tries
+// to upgrade.
 func DSN(path string) string {
 	if strings.HasPrefix(path, "file:") {
 		return path
@@ -39,6 +41,7 @@ func DSN(path string) string {
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeoutMS))
 	q.Add("_pragma", "journal_mode(wal)")
 	q.Add("_pragma", "synchronous(normal)")
+	q.Add("_pragma", "recursive_triggers(1)")
 	q.Add("_txlock", "immediate")
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
