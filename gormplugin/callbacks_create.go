@@ -3,6 +3,7 @@ package gormplugin
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/outboxindexer/outboxindexer/outbox"
@@ -90,23 +91,27 @@ const (
 	conflictDoUpdates
 )
 
+// conflictPlan is what a create statement with a conflict clause needs to
+// find out, after the insert, which of its rows the database inserted.
 type conflictPlan struct {
-	mode           int
-	target         []string  // conflict target columns
-	vecTouched     bool      // DoUpdates named the vector
-	indexedTouched bool      // DoUpdates named an indexed column
-	existing       []*preRow // per row: the row it conflicts with, read before the insert
-	oldOffset      int       // index of the first before-image column in preRow.vals
+	mode       int
+	target     []string // ON CONFLICT columns, if named
+	vecTouched bool     // DoUpdates named the vector
+	head       int64    // the log's last id before the statement; -1: not read (no conflict clause)
+	preKeys    []any    // per row: the key it carried before the insert (nil: assigned by the database)
 }
 
-// beforeCreate validates and collects vectors, keeps them out of the SQL and
-// reads the rows an upsert will conflict with.
+// beforeCreate validates and collects vectors and keeps them out of the
+// SQL. The capture triggers record the inserted rows; the plugin adds the
+// vectors afterwards (afterCreate).
 func (p *Plugin) beforeCreate(db *gorm.DB) {
 	_, m, ok := p.capturing(db)
 	switch {
 	case m == nil:
 	case ok:
-		p.planCreate(db, ensureState(db, m))
+		if m.vec != nil {
+			p.planCreate(db, ensureState(db, m))
+		}
 	case m.vec != nil:
 		if rows := createRows(db.Statement); rows.maps != nil {
 			stripMapVectors(ensureState(db, m), rows)
@@ -131,33 +136,42 @@ func stripMapVectors(st *state, rows rowSet) []any {
 	return vals
 }
 
+// planCreate encodes the rows' vectors (an empty vector leaves the row
+// without one) and, for statements with a conflict clause, notes what
+// afterCreate needs to tell inserted rows from skipped or updated ones.
 func (p *Plugin) planCreate(db *gorm.DB, st *state) {
 	stmt, m := db.Statement, st.m
 	st.rows = createRows(stmt)
 	n := st.rows.len()
-	if m.vec != nil {
-		mapVecs := stripMapVectors(st, st.rows)
-		selected, _ := m.vecSelected(stmt)
-		st.vecs = make([][]byte, n)
-		for i := 0; i < n; i++ {
-			var v any
-			if selected {
-				if st.rows.structs != nil {
-					v = m.vec.ReflectValueOf(stmt.Context, st.rows.structs[i]).Interface()
-				} else {
-					v = mapVecs[i]
-				}
+	mapVecs := stripMapVectors(st, st.rows)
+	selected, _ := m.vecSelected(stmt)
+	st.vecs = make([][]byte, n)
+	some := false
+	for i := 0; i < n; i++ {
+		var v any
+		if selected {
+			if st.rows.structs != nil {
+				v = m.vec.ReflectValueOf(stmt.Context, st.rows.structs[i]).Interface()
+			} else {
+				v = mapVecs[i]
 			}
-			b, err := m.encodeVec(v)
-			if err != nil {
-				db.AddError(fmt.Errorf("row %d: %w", i, err))
-				return
-			}
+		}
+		b, err := m.encodeVec(v)
+		if err != nil {
+			db.AddError(fmt.Errorf("row %d: %w", i, err))
+			return
+		}
+		if len(b) > 0 {
 			st.vecs[i] = b
+			some = true
 		}
 	}
+	if !some {
+		st.vecs = nil
+		return
+	}
 	if st.rows.maps != nil && !hasKeys(stmt, m, st.rows) && !(st.rows.mapSlice != nil || len(st.rows.maps) == 1) {
-		db.AddError(fmt.Errorf("%w: %s: creating from []map without primary keys: pass a pointer to the slice, structs, or set %q in each map", ErrUnsupportedWrite, m.spec.Source, m.key.DBName))
+		db.AddError(fmt.Errorf("%w: %s: creating from []map with vectors and without primary keys: pass a pointer to the slice, structs, or set %q in each map", ErrUnsupportedWrite, m.spec.Source, m.key.DBName))
 		return
 	}
 
@@ -191,14 +205,25 @@ func (p *Plugin) planCreate(db *gorm.DB, st *state) {
 			}
 		}
 	}
-	if cp.mode == conflictNone || db.DryRun || n == 0 {
+	if db.DryRun {
 		return
 	}
-	if len(cp.target) == 0 {
-		cp.target = []string{m.key.DBName}
+	cp.head = -1 // no conflict clause: the statement's events are the newest n
+	if cp.mode != conflictNone {
+		h, err := logHead(db)
+		if err != nil {
+			db.AddError(fmt.Errorf("gormplugin: %s: %w", m.spec.Source, err))
+			return
+		}
+		cp.head = h
 	}
-	if err := p.readConflicts(db, st); err != nil {
-		db.AddError(err)
+	if cp.mode == conflictDoNothing || (cp.mode == conflictDoUpdates && !cp.vecTouched) {
+		cp.preKeys = make([]any, n)
+		for i := 0; i < n; i++ {
+			if k, ok := normKey(st.rows.value(stmt, i, m.key)); ok {
+				cp.preKeys[i] = k
+			}
+		}
 	}
 }
 
@@ -213,7 +238,7 @@ func hasKeys(stmt *gorm.Statement, m *model, rows rowSet) bool {
 }
 
 // stripUpsertVector removes the vector from DoUpdates (the source has no
-// such column) and notes whether indexed columns are updated.
+// such column) and notes that the upsert sets it.
 func stripUpsertVector(stmt *gorm.Statement, st *state, orig clause.Clause, oc clause.OnConflict) {
 	m, cp := st.m, &st.conflict
 	kept := make([]clause.Assignment, 0, len(oc.DoUpdates))
@@ -221,9 +246,6 @@ func stripUpsertVector(stmt *gorm.Statement, st *state, orig clause.Clause, oc c
 		if m.vecNames[a.Column.Name] {
 			cp.vecTouched = true
 			continue
-		}
-		if m.watched[a.Column.Name] {
-			cp.indexedTouched = true
 		}
 		kept = append(kept, a)
 	}
@@ -242,116 +264,276 @@ func stripUpsertVector(stmt *gorm.Statement, st *state, orig clause.Clause, oc c
 	st.cleanup = append(st.cleanup, func() { clauses["ON CONFLICT"] = orig })
 }
 
-// readConflicts reads, before the insert, the existing rows that the
-// statement's rows conflict with on the target columns: their keys and, for
-// external-content FTS, their before-images.
-func (p *Plugin) readConflicts(db *gorm.DB, st *state) error {
+// afterCreate puts the vectors of the rows the statement wrote on the events
+// the capture triggers recorded for them (see attachVectors).
+func (p *Plugin) afterCreate(db *gorm.DB) {
+	st, _, ok := p.capturing(db)
+	if !ok || st == nil || st.vecs == nil || db.DryRun {
+		return
+	}
 	stmt, m, cp := db.Statement, st.m, &st.conflict
 	n := st.rows.len()
-	cp.existing = make([]*preRow, n)
-	onKey := len(cp.target) == 1 && cp.target[0] == m.key.DBName
-	var tfields []*schema.Field
-	for _, c := range cp.target {
-		f := stmt.Schema.LookUpField(c)
-		if f == nil || f.DBName == "" {
-			return fmt.Errorf("%w: %s: ON CONFLICT column %q is not a column of the model", ErrUnsupportedWrite, m.spec.Source, c)
+	// keys[i]: the key row i was written under; nil when it was not written
+	// (or, for DoUpdates without the vector, not inserted).
+	keys := make([]any, n)
+	switch {
+	case cp.preKeys != nil && cp.mode == conflictDoUpdates:
+		// Every row was inserted or updated, and gorm's RETURNING keys are
+		// in order; an updated row keeps its vector.
+		inserted, err := insertedKeys(db, m, cp.head)
+		if err != nil {
+			db.AddError(err)
+			return
 		}
-		tfields = append(tfields, f)
-	}
-	// Tuples of the rows that may conflict.
-	tuples := make([][]any, n)
-	var idx []int
-	for i := 0; i < n; i++ {
-		t := make([]any, len(tfields))
-		ok := true
-		for j, f := range tfields {
-			v := st.rows.value(stmt, i, f)
-			if f == m.key {
-				k, kok := normKey(v)
-				if !kok {
-					ok = false
-					break
-				}
-				v = k
-			} else if v == nil {
-				ok = false
-				break
+		set := make(map[any]bool, len(inserted))
+		for _, k := range inserted {
+			set[k] = true
+		}
+		for i := 0; i < n; i++ {
+			if k, ok := st.rows.key(stmt, m, i, n); ok && set[k] {
+				keys[i] = k
 			}
-			t[j] = v
 		}
-		if ok {
-			tuples[i] = t
-			idx = append(idx, i)
+	case cp.preKeys != nil:
+		inserted, err := insertedKeys(db, m, cp.head)
+		if err != nil {
+			db.AddError(err)
+			return
+		}
+		if err := p.matchInserted(db, st, inserted, keys); err != nil {
+			db.AddError(err)
+			return
+		}
+	case cp.mode != conflictNone && len(cp.target) > 0 && !(len(cp.target) == 1 && cp.target[0] == m.key.DBName):
+		// An upsert on another unique column writes each row under the key
+		// of the row holding its target values, which may not be the key
+		// the row carried: look it up now that the statement ran.
+		found, err := keysByTarget(db, st, cp.target)
+		if err != nil {
+			db.AddError(err)
+			return
+		}
+		copy(keys, found)
+	default:
+		for i := 0; i < n; i++ {
+			if st.vecs[i] == nil {
+				continue
+			}
+			k, ok := st.rows.key(stmt, m, i, n)
+			if !ok {
+				db.AddError(fmt.Errorf("%w: %s: cannot determine the primary key of inserted row %d", ErrUnsupportedWrite, m.spec.Source, i))
+				return
+			}
+			keys[i] = k
 		}
 	}
-	if len(idx) == 0 {
+	var wk []any
+	var wv [][]byte
+	for i, k := range keys {
+		if k != nil && st.vecs[i] != nil {
+			wk, wv = append(wk, k), append(wv, st.vecs[i])
+		}
+	}
+	p.attachVectors(db, st, cp.head, n, wk, wv)
+}
+
+// matchInserted finds, for a create whose rows may have been skipped (DO
+// NOTHING, OR IGNORE), which rows the database inserted: inserted holds the keys of the triggers' insert
+// events, ascending. Rows that carried a key match it. Rows whose key the
+// database assigned are inserted in statement order, so the remaining keys
+// go to them in order, each to the next row whose conflict-target values
+// equal the inserted row's. gorm hands RETURNING ids to the structs in
+// order, which shifts them when a row was skipped: the structs get their
+// real keys back here (zero for skipped rows).
+func (p *Plugin) matchInserted(db *gorm.DB, st *state, inserted []any, keys []any) error {
+	stmt, m, cp := db.Statement, st.m, &st.conflict
+	set := make(map[any]bool, len(inserted))
+	for _, k := range inserted {
+		set[k] = true
+	}
+	var auto []int
+	for i, k := range cp.preKeys {
+		switch {
+		case k == nil:
+			auto = append(auto, i)
+		case set[k]:
+			keys[i] = k
+			delete(set, k)
+		}
+	}
+	if len(auto) == 0 {
 		return nil
 	}
-	var cols []string
-	if !onKey {
-		cols = append(cols, cp.target...)
+	var rest []any
+	for _, k := range inserted {
+		if set[k] {
+			rest = append(rest, k)
+		}
 	}
-	cp.oldOffset = len(cols)
-	cols = append(cols, m.oldCols()...)
-	found := map[string]*preRow{}
-	per := 30000 / len(tfields)
-	for start := 0; start < len(idx); start += per {
-		end := min(start+per, len(idx))
-		var sb strings.Builder
-		sb.WriteString("SELECT ")
-		sb.WriteString(outbox.Quote(m.key.DBName))
-		for _, c := range cols {
-			sb.WriteByte(',')
-			sb.WriteString(outbox.Quote(c))
+	target, err := conflictColumns(db, m, cp.target)
+	if err != nil {
+		return err
+	}
+	var tfields []*schema.Field
+	for _, c := range target {
+		if f := stmt.Schema.LookUpField(c); f != nil && f.DBName != "" {
+			tfields = append(tfields, f)
 		}
-		sb.WriteString(" FROM ")
-		sb.WriteString(outbox.Quote(m.spec.Source))
-		sb.WriteString(" WHERE ")
-		var vars []any
-		if len(tfields) == 1 {
-			sb.WriteString(outbox.Quote(cp.target[0]))
-			sb.WriteString(" IN (")
-			for k, i := range idx[start:end] {
-				if k > 0 {
-					sb.WriteByte(',')
-				}
-				sb.WriteByte('?')
-				vars = append(vars, tuples[i][0])
-			}
-		} else {
-			sb.WriteString("(" + quoteList(cp.target) + ") IN (VALUES ")
-			for k, i := range idx[start:end] {
-				if k > 0 {
-					sb.WriteByte(',')
-				}
-				sb.WriteString("(" + strings.TrimSuffix(strings.Repeat("?,", len(tfields)), ",") + ")")
-				vars = append(vars, tuples[i]...)
-			}
+	}
+	var read map[any][]any
+	if len(tfields) > 0 && len(rest) > 0 {
+		cols := make([]string, len(tfields))
+		for i, f := range tfields {
+			cols[i] = f.DBName
 		}
-		sb.WriteByte(')')
-		rows, err := queryRows(db, m, sb.String(), vars, len(cols))
-		if err != nil {
+		if read, err = readColumns(db, m, cols, rest); err != nil {
 			return err
 		}
-		for i := range rows {
-			r := &rows[i]
-			var t []any
-			if onKey {
-				t = []any{r.key}
-			} else {
-				t = r.vals[:len(cp.target)]
+	}
+	j := 0
+	for _, k := range rest {
+		for j < len(auto) {
+			i := auto[j]
+			j++
+			if read != nil {
+				want := make([]any, len(tfields))
+				for x, f := range tfields {
+					want[x] = st.rows.value(stmt, i, f)
+				}
+				if tupleKey(want) != tupleKey(read[k]) {
+					continue
+				}
 			}
-			found[tupleKey(t)] = r
+			keys[i] = k
+			break
 		}
 	}
-	for _, i := range idx {
-		cp.existing[i] = found[tupleKey(tuples[i])]
+	if st.rows.structs != nil {
+		for _, i := range auto {
+			v := any(reflect.Zero(m.key.FieldType).Interface())
+			if keys[i] != nil {
+				v = keys[i]
+			}
+			if err := m.key.Set(stmt.Context, st.rows.structs[i], v); err != nil {
+				return fmt.Errorf("gormplugin: %s: set the key of row %d: %w", m.spec.Source, i, err)
+			}
+		}
 	}
 	return nil
 }
 
-// tupleKey is a comparable form of conflict-target values, equal for a Go
-// value and the same value scanned back from SQLite.
+// keysByTarget returns, per row of the statement with a vector, the key of
+// the source row that holds the row's values of the target columns.
+func keysByTarget(db *gorm.DB, st *state, target []string) ([]any, error) {
+	stmt, m := db.Statement, st.m
+	var tfields []*schema.Field
+	for _, c := range target {
+		f := stmt.Schema.LookUpField(c)
+		if f == nil || f.DBName == "" {
+			return nil, fmt.Errorf("%w: %s: ON CONFLICT column %q is not a column of the model", ErrUnsupportedWrite, m.spec.Source, c)
+		}
+		tfields = append(tfields, f)
+	}
+	n := st.rows.len()
+	keys := make([]any, n)
+	tuple := func(i int) []any {
+		t := make([]any, len(tfields))
+		for j, f := range tfields {
+			t[j] = st.rows.value(stmt, i, f)
+		}
+		return t
+	}
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", len(tfields)), ",") + ")"
+	cols := make([]string, len(tfields))
+	for j, f := range tfields {
+		cols[j] = f.DBName
+	}
+	found := map[string]any{}
+	var idx []int
+	for i := 0; i < n; i++ {
+		if st.vecs[i] != nil {
+			idx = append(idx, i)
+		}
+	}
+	per := 30000 / len(tfields)
+	for start := 0; start < len(idx); start += per {
+		end := min(start+per, len(idx))
+		var sb strings.Builder
+		sb.WriteString("SELECT " + outbox.Quote(m.spec.Key) + "," + quoteList(cols) + " FROM " + outbox.Quote(m.spec.Source) + " WHERE (" + quoteList(cols) + ") IN (VALUES ")
+		var vars []any
+		for k, i := range idx[start:end] {
+			if k > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString(row)
+			vars = append(vars, tuple(i)...)
+		}
+		sb.WriteByte(')')
+		rows, err := stmt.ConnPool.QueryContext(stmt.Context, sb.String(), vars...)
+		if err != nil {
+			return nil, fmt.Errorf("gormplugin: rows written to %s: %w", m.spec.Source, err)
+		}
+		for rows.Next() {
+			vals := make([]any, len(cols)+1)
+			dest := make([]any, len(vals))
+			for j := range vals {
+				dest[j] = &vals[j]
+			}
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("gormplugin: rows written to %s: %w", m.spec.Source, err)
+			}
+			for j, v := range vals {
+				if b, ok := v.([]byte); ok {
+					vals[j] = string(b)
+				}
+			}
+			k, err := outbox.NormalizeKey(vals[0])
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			found[tupleKey(vals[1:])] = k
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("gormplugin: rows written to %s: %w", m.spec.Source, err)
+		}
+	}
+	for _, i := range idx {
+		keys[i] = found[tupleKey(tuple(i))]
+	}
+	return keys, nil
+}
+
+// conflictColumns returns the columns a DO NOTHING or DO UPDATE can conflict
+// on when the key was assigned by the database: the named target, else the
+// columns of the table's unique indexes (as SQLite has them).
+func conflictColumns(db *gorm.DB, m *model, target []string) ([]string, error) {
+	if len(target) > 0 {
+		return target, nil
+	}
+	ctx := db.Statement.Context
+	conn := db.Statement.ConnPool
+	rows, err := conn.QueryContext(ctx, `SELECT ii.name FROM pragma_index_list(?) AS il, pragma_index_info(il.name) AS ii WHERE il."unique" AND il.origin != 'pk' ORDER BY il.name, ii.seqno`, m.spec.Source)
+	if err != nil {
+		return nil, fmt.Errorf("gormplugin: unique indexes of %s: %w", m.spec.Source, err)
+	}
+	defer rows.Close()
+	var cols []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("gormplugin: unique indexes of %s: %w", m.spec.Source, err)
+		}
+		if !slices.Contains(cols, c) {
+			cols = append(cols, c)
+		}
+	}
+	return cols, rows.Err()
+}
+
+// tupleKey is a comparable form of column values, equal for a Go value and
+// the same value scanned back from SQLite.
 func tupleKey(t []any) string {
 	var sb strings.Builder
 	for _, v := range t {
@@ -361,58 +543,4 @@ func tupleKey(t []any) string {
 		fmt.Fprintf(&sb, "%T:%v\x00", v, v)
 	}
 	return sb.String()
-}
-
-// afterCreate turns the inserted (or upserted) rows into events.
-func (p *Plugin) afterCreate(db *gorm.DB) {
-	st, _, ok := p.capturing(db)
-	if !ok || st == nil || db.DryRun {
-		return
-	}
-	stmt, m, cp := db.Statement, st.m, &st.conflict
-	n := st.rows.len()
-	events := make([]outbox.Event, 0, n)
-	for i := 0; i < n; i++ {
-		var ex *preRow
-		if cp.existing != nil {
-			ex = cp.existing[i]
-		}
-		var vec []byte
-		if st.vecs != nil {
-			vec = st.vecs[i]
-		}
-		if ex != nil {
-			e := outbox.Event{Table: m.spec.Source, Key: ex.key, At: st.at}
-			if m.external {
-				e.Old = ex.vals[cp.oldOffset:]
-			}
-			switch cp.mode {
-			case conflictDoNothing:
-				continue
-			case conflictUpdateAll:
-				e.Op, e.Vec = outbox.OpUpsert, vec
-			case conflictDoUpdates:
-				switch {
-				case cp.vecTouched:
-					e.Op, e.Vec = outbox.OpUpsert, vec
-				case cp.indexedTouched:
-					e.Op = outbox.OpUpdate
-				default:
-					continue
-				}
-			}
-			events = append(events, e)
-			continue
-		}
-		key, ok := st.rows.key(stmt, m, i, n)
-		if !ok {
-			if cp.mode == conflictDoNothing && m.keyInt {
-				continue // not inserted: gorm left the key unassigned
-			}
-			db.AddError(fmt.Errorf("%w: %s: cannot determine the primary key of inserted row %d", ErrUnsupportedWrite, m.spec.Source, i))
-			return
-		}
-		events = append(events, outbox.Event{Table: m.spec.Source, Key: key, Op: outbox.OpInsert, Vec: vec, At: st.at})
-	}
-	p.appendEvents(db, st, events)
 }

@@ -6,10 +6,10 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // normKey converts a key value (a struct field, a map value or a scanned
@@ -129,100 +129,178 @@ func (m *model) vecKeys(mp map[string]any) []string {
 	return ks
 }
 
-// preRow is one row read before a write: its key and the values of the
-// extra columns asked for.
-type preRow struct {
-	key  any
-	vals []any
-}
-
-// selectRows reads the key and cols of the rows matching where, on the
-// statement's connection (the write's transaction).
-func selectRows(db *gorm.DB, m *model, cols []string, where clause.Expression) ([]preRow, error) {
-	stmt := db.Statement
-	sel := &gorm.Statement{DB: db, Table: stmt.Table, Schema: stmt.Schema, Context: stmt.Context, Clauses: map[string]clause.Clause{}}
-	sel.WriteString("SELECT ")
-	sel.WriteQuoted(m.key.DBName)
-	for _, c := range cols {
-		sel.WriteByte(',')
-		sel.WriteQuoted(c)
-	}
-	sel.WriteString(" FROM ")
-	sel.WriteQuoted(stmt.Table)
-	if where != nil {
-		sel.WriteByte(' ')
-		sel.Clauses["WHERE"] = clause.Clause{Name: "WHERE", Expression: where}
-		sel.Build("WHERE")
-	}
-	return queryRows(db, m, sel.SQL.String(), sel.Vars, len(cols))
-}
-
-func queryRows(db *gorm.DB, m *model, q string, vars []any, ncols int) ([]preRow, error) {
-	rows, err := db.Statement.ConnPool.QueryContext(db.Statement.Context, q, vars...)
+// logHead returns the id of the last event in the log, on the statement's
+// connection (inside the write's transaction, so no other writer appends
+// until it commits): every event the statement's triggers write is above it.
+func logHead(db *gorm.DB) (int64, error) {
+	var h int64
+	err := db.Statement.ConnPool.QueryRowContext(db.Statement.Context, `SELECT coalesce(max(id), 0) FROM oi_events`).Scan(&h)
 	if err != nil {
-		return nil, fmt.Errorf("gormplugin: resolve affected rows of %s: %w", m.spec.Source, err)
+		return 0, fmt.Errorf("read the outbox head (did you run gormplugin.Migrate?): %w", err)
+	}
+	return h, nil
+}
+
+// changedKeys returns, in log order and without duplicates, the keys of m's
+// table that the capture triggers recorded above head with one of ops: the
+// rows the statement really wrote.
+func changedKeys(db *gorm.DB, m *model, head int64, ops ...outbox.Op) ([]any, error) {
+	q := `SELECT key FROM oi_events WHERE id > ? AND tbl = ? AND op IN (` + outbox.Placeholders(len(ops)) + `) ORDER BY id`
+	args := []any{head, m.spec.Source}
+	for _, o := range ops {
+		args = append(args, int64(o))
+	}
+	rows, err := db.Statement.ConnPool.QueryContext(db.Statement.Context, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("gormplugin: rows written to %s: %w", m.spec.Source, err)
 	}
 	defer rows.Close()
-	var out []preRow
-	dest := make([]any, ncols+1)
+	var out []any
+	seen := map[any]bool{}
 	for rows.Next() {
-		var key any
-		vals := make([]any, ncols)
-		dest[0] = &key
-		for i := range vals {
-			dest[i+1] = &vals[i]
+		var k any
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("gormplugin: rows written to %s: %w", m.spec.Source, err)
 		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("gormplugin: resolve affected rows of %s: %w", m.spec.Source, err)
+		nk, err := outbox.NormalizeKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("gormplugin: rows written to %s: %w", m.spec.Source, err)
 		}
-		k, ok := normKey(key)
-		if !ok {
-			if k, ok = key.(int64); !ok { // a zero integer key is a valid row
-				return nil, fmt.Errorf("gormplugin: %s: row with key %v of type %T", m.spec.Source, key, key)
-			}
+		if !seen[nk] {
+			seen[nk] = true
+			out = append(out, nk)
 		}
-		for i, v := range vals {
-			if b, isBytes := v.([]byte); isBytes {
-				vals[i] = string(b)
-			}
-		}
-		out = append(out, preRow{key: k, vals: vals})
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("gormplugin: resolve affected rows of %s: %w", m.spec.Source, err)
+	return out, rows.Err()
+}
+
+// insertedKeys returns the keys the statement inserted into m's table.
+func insertedKeys(db *gorm.DB, m *model, head int64) ([]any, error) {
+	return changedKeys(db, m, head, outbox.OpInsert)
+}
+
+// attachVectors puts vecs[i] on the capture trigger's event of keys[i]
+// written by this statement, so that a write costs one event per row. The
+// statement's events are those above head or, when head is -1 (an INSERT of
+// rows rows without conflict clause, each firing the insert trigger once),
+// the newest rows events of the log: had a user trigger interleaved events of
+// other tables, fewer of ours would be in that window, never older ones. A
+// key with no such event (an upsert that updated no watched column, a
+// window cut short) gets an OpVector event of its own.
+func (p *Plugin) attachVectors(db *gorm.DB, st *state, head int64, rows int, keys []any, vecs [][]byte) {
+	if len(keys) == 0 {
+		return
+	}
+	ctx, m := db.Statement.Context, st.m
+	fail := func(err error) {
+		db.AddError(fmt.Errorf("gormplugin: record the vectors of %s (did you run gormplugin.Migrate?): %w", m.spec.Source, err))
+	}
+	var missing []int
+	if head < 0 && rows == 1 {
+		res, err := p.exec(ctx, db, `UPDATE oi_events SET vec = ? WHERE id = (SELECT max(id) FROM oi_events) AND tbl = ? AND key = ? AND op = ?`,
+			vecs[0], m.spec.Source, keys[0], int64(outbox.OpInsert))
+		if err != nil {
+			fail(err)
+			return
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			missing = []int{0}
+		}
+	} else {
+		lower, bound := "?", any(head)
+		if head < 0 {
+			lower, bound = "(SELECT max(id) FROM oi_events) - ?", int64(rows)
+		}
+		done := map[any]bool{}
+		const per = 2000
+		for start := 0; start < len(keys); start += per {
+			end := min(start+per, len(keys))
+			var sb strings.Builder
+			args := make([]any, 0, 2*(end-start)+4)
+			sb.WriteString(`UPDATE oi_events SET vec = v.column2 FROM (VALUES `)
+			for i := start; i < end; i++ {
+				if i > start {
+					sb.WriteByte(',')
+				}
+				sb.WriteString("(?,?)")
+				args = append(args, keys[i], vecs[i])
+			}
+			sb.WriteString(`) AS v WHERE oi_events.id > ` + lower + ` AND oi_events.tbl = ? AND oi_events.op IN (?, ?, ?, ?) AND oi_events.key = v.column1 RETURNING oi_events.key`)
+			args = append(args, bound, m.spec.Source, int64(outbox.OpInsert), int64(outbox.OpUpdate), int64(outbox.OpSoftDelete), int64(outbox.OpRestore))
+			rows, err := db.Statement.ConnPool.QueryContext(ctx, sb.String(), args...)
+			if err != nil {
+				fail(err)
+				return
+			}
+			for rows.Next() {
+				var k any
+				if err := rows.Scan(&k); err != nil {
+					rows.Close()
+					fail(err)
+					return
+				}
+				nk, _ := outbox.NormalizeKey(k)
+				done[nk] = true
+			}
+			if err := rows.Close(); err != nil {
+				fail(err)
+				return
+			}
+		}
+		for i, k := range keys {
+			if !done[k] {
+				missing = append(missing, i)
+			}
+		}
+	}
+	st.wrote = true
+	if len(missing) == 0 {
+		return
+	}
+	events := make([]outbox.Event, len(missing))
+	for j, i := range missing {
+		events[j] = outbox.Event{Table: m.spec.Source, Key: keys[i], Op: outbox.OpVector, Vec: vecs[i], At: st.at}
+	}
+	p.appendEvents(db, st, events)
+}
+
+// readColumns reads cols of the rows with the given keys, on the
+// statement's connection, by key.
+func readColumns(db *gorm.DB, m *model, cols []string, keys []any) (map[any][]any, error) {
+	out := make(map[any][]any, len(keys))
+	q := "SELECT " + outbox.Quote(m.spec.Key) + "," + quoteList(cols) + " FROM " + outbox.Quote(m.spec.Source) + " WHERE " + outbox.Quote(m.spec.Key) + " IN ("
+	err := sqlutil.Chunked(keys, sqlutil.ChunkSize, func(chunk []any) error {
+		rows, err := db.Statement.ConnPool.QueryContext(db.Statement.Context, q+outbox.Placeholders(len(chunk))+")", chunk...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			vals := make([]any, len(cols)+1)
+			dest := make([]any, len(vals))
+			for i := range vals {
+				dest[i] = &vals[i]
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			for i, v := range vals {
+				if b, ok := v.([]byte); ok {
+					vals[i] = string(b)
+				}
+			}
+			k, err := outbox.NormalizeKey(vals[0])
+			if err != nil {
+				return err
+			}
+			out[k] = vals[1:]
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gormplugin: read rows of %s: %w", m.spec.Source, err)
 	}
 	return out, nil
-}
-
-// oldCols returns the FTS source columns whose before-images events carry
-// (external content only), computed once by analyze. Callers must not
-// modify it.
-func (m *model) oldCols() []string { return m.old }
-
-// whereOf returns the statement's WHERE expression, or nil.
-func whereOf(stmt *gorm.Statement) clause.Expression {
-	if c, ok := stmt.Clauses["WHERE"]; ok {
-		if w, ok := c.Expression.(clause.Where); ok && len(w.Exprs) > 0 {
-			return w
-		}
-	}
-	return nil
-}
-
-// missingWhere mirrors gorm's checkMissingWhereConditions: gorm refuses the
-// statement, so the plugin reads nothing.
-func missingWhere(db *gorm.DB) bool {
-	if db.AllowGlobalUpdate {
-		return false
-	}
-	where, ok := db.Statement.Clauses["WHERE"]
-	if ok {
-		if _, soft := db.Statement.Clauses["soft_delete_enabled"]; soft {
-			w, _ := where.Expression.(clause.Where)
-			ok = len(w.Exprs) > 1
-		}
-	}
-	return !ok
 }
 
 // quoteList quotes identifiers for SQL.

@@ -102,11 +102,25 @@ func migrateModel(ctx context.Context, conn outbox.DB, m *model, update bool) er
 		if err := createSidecars(ctx, conn, spec, true, true); err != nil {
 			return err
 		}
-		return outbox.SaveSpec(ctx, conn, spec)
+		if err := outbox.SaveSpec(ctx, conn, spec); err != nil {
+			return err
+		}
+		// Rows that exist before the table is indexed are queued for the
+		// indexer, which indexes them in bounded steps.
+		var rows int
+		if err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+outbox.Quote(spec.Source)+`)`).Scan(&rows); err != nil {
+			return fmt.Errorf("gormplugin: migrate %s: %w", spec.Source, err)
+		}
+		if rows == 1 {
+			return outbox.QueueBackfill(ctx, conn, spec.Source)
+		}
+		return nil
 	case err != nil:
 		return fmt.Errorf("gormplugin: migrate %s: %w", spec.Source, err)
 	case old.Equal(spec):
-		return nil
+		// gorm's SQLite migrator recreates a table to alter it, which drops
+		// its triggers: put them back.
+		return outbox.CreateTriggers(ctx, conn, spec)
 	}
 	changes := specDiff(old, spec)
 	if !update {

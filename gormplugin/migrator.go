@@ -1,6 +1,10 @@
 package gormplugin
 
 import (
+	"context"
+
+	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
+	"github.com/outboxindexer/outboxindexer/outbox"
 	"gorm.io/gorm"
 )
 
@@ -56,10 +60,71 @@ type migrator struct {
 	d  *dialector
 }
 
-// AutoMigrate prepares tagged models, then delegates.
+// AutoMigrate prepares tagged models, then delegates, then puts back the
+// capture triggers of the tables it recreated.
 func (m *migrator) AutoMigrate(values ...any) error {
 	m.prepare(values)
-	return m.Migrator.AutoMigrate(values...)
+	return m.restoreTriggers(m.Migrator.AutoMigrate(values...))
+}
+
+// AlterColumn delegates, then puts back the capture triggers: SQLite's
+// migrator alters a column by recreating the table.
+func (m *migrator) AlterColumn(value any, field string) error {
+	return m.restoreTriggers(m.Migrator.AlterColumn(value, field))
+}
+
+// DropColumn delegates, then puts back the capture triggers.
+func (m *migrator) DropColumn(value any, name string) error {
+	return m.restoreTriggers(m.Migrator.DropColumn(value, name))
+}
+
+// CreateConstraint delegates, then puts back the capture triggers.
+func (m *migrator) CreateConstraint(value any, name string) error {
+	return m.restoreTriggers(m.Migrator.CreateConstraint(value, name))
+}
+
+// DropConstraint delegates, then puts back the capture triggers.
+func (m *migrator) DropConstraint(value any, name string) error {
+	return m.restoreTriggers(m.Migrator.DropConstraint(value, name))
+}
+
+// restoreTriggers re-creates the capture triggers of every registered table
+// that lost them, unless err (the migration's) is set.
+func (m *migrator) restoreTriggers(err error) error {
+	if err != nil {
+		return err
+	}
+	ctx := m.db.Statement.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	conn := m.db.Statement.ConnPool
+	if ok, err := sqlutil.TableExists(ctx, conn, outbox.RegistryTable); err != nil || !ok {
+		return err
+	}
+	specs, _, err := outbox.LoadSpecs(ctx, conn)
+	if err != nil {
+		return err
+	}
+	for _, s := range specs {
+		ok, err := outbox.TriggersPresent(ctx, conn, s.Source)
+		if err != nil {
+			return err
+		}
+		if ok {
+			continue
+		}
+		if exists, err := sqlutil.TableExists(ctx, conn, s.Source); err != nil || !exists {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := outbox.CreateTriggers(ctx, conn, s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CreateTable prepares tagged models, then delegates.

@@ -78,7 +78,7 @@ func (ms *models) get(s *schema.Schema) *model {
 func (ms *models) forTable(name string) *model {
 	var found *model
 	ms.m.Range(func(_, v any) bool {
-		if m := v.(*model); m.indexed && m.spec != nil && m.spec.Source == name {
+		if m := v.(*model); m.indexed && m.spec != nil && strings.EqualFold(m.spec.Source, name) {
 			found = m
 			return false
 		}
@@ -165,9 +165,11 @@ func analyze(s *schema.Schema) *model {
 	return m
 }
 
-// hideField turns f into a non-column field, like `gorm:"-:all"`.
+// hideField turns f into a non-column field, like `gorm:"-:all"`, except
+// that it stays readable: gorm copies readable fields of Attrs/Assign values
+// into the model (FirstOrCreate), and there is no column to scan into it.
 func hideField(s *schema.Schema, f *schema.Field) {
-	f.Creatable, f.Updatable, f.Readable = false, false, false
+	f.Creatable, f.Updatable, f.Readable = false, false, true
 	f.IgnoreMigration = true
 	if f.DBName == "" {
 		return

@@ -2,6 +2,7 @@ package gormplugin
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,28 +38,27 @@ func New(opts ...Option) gorm.Plugin {
 // Name implements gorm.Plugin.
 func (p *Plugin) Name() string { return PluginName }
 
-// Initialize implements gorm.Plugin: it registers the capture callbacks and
+// Initialize implements gorm.Plugin: it registers the callbacks that add
+// vectors to what the capture triggers record (deletes need none), and
 // wraps the dialector so that db.Migrator() cascades DropTable to the
 // sidecars, the registry and the outbox.
 func (p *Plugin) Initialize(db *gorm.DB) error {
 	cr := db.Callback().Create()
 	up := db.Callback().Update()
-	de := db.Callback().Delete()
 	steps := []error{
 		cr.Before("*").Register("outboxindexer:begin", p.begin),
 		cr.Before("gorm:create").Register("outboxindexer:before_create", p.beforeCreate),
-		cr.Before("gorm:after_create").Register("outboxindexer:after_create", p.afterCreate),
+		// Right after the INSERT, before associations are saved: the
+		// trigger's events of the statement are then the newest in the log.
+		cr.After("gorm:create").Before("gorm:save_after_associations").Register("outboxindexer:after_create", p.afterCreate),
 		cr.After("*").Register("outboxindexer:finish", p.finish),
 
 		up.Before("*").Register("outboxindexer:begin", p.begin),
 		up.Before("gorm:update").Register("outboxindexer:before_update", p.beforeUpdate),
-		up.Before("gorm:after_update").Register("outboxindexer:after_update", p.afterWrite),
+		up.After("gorm:update").Before("gorm:save_after_associations").Register("outboxindexer:after_update", p.afterUpdate),
 		up.After("*").Register("outboxindexer:finish", p.finish),
 
-		de.Before("*").Register("outboxindexer:begin", p.begin),
-		de.Before("gorm:delete").Register("outboxindexer:before_delete", p.beforeDelete),
-		de.Before("gorm:after_delete").Register("outboxindexer:after_delete", p.afterWrite),
-		de.After("*").Register("outboxindexer:finish", p.finish),
+		db.Callback().Delete().After("*").Register("outboxindexer:finish", p.finish),
 
 		// Queries read the fields that the plugin adjusts on first sight of a
 		// tagged model; passing through the same cached lookup orders that
@@ -107,17 +107,16 @@ type stateKey struct{ stmt *gorm.Statement }
 type state struct {
 	m       *model
 	ownTx   bool           // the plugin opened the transaction (SkipDefaultTransaction)
-	events  []outbox.Event // events to append after the write succeeded
 	wrote   bool           // events were appended
 	cleanup []func()       // undo changes made to the caller's values and the statement
 	at      time.Time
 
 	// create
 	rows     rowSet
-	vecs     [][]byte
+	vecs     [][]byte // per row: the encoded vector, nil for none
 	conflict conflictPlan
-	// update/delete
-	pending func(db *gorm.DB) []outbox.Event
+	// update
+	update *vectorUpdate
 }
 
 func getState(db *gorm.DB) *state {
@@ -161,17 +160,9 @@ func (p *Plugin) begin(db *gorm.DB) {
 	if db.Error != nil {
 		return
 	}
-	if stmt.Schema == nil {
-		if stmt.Table != "" {
-			if m := p.models.forTable(stmt.Table); m != nil && !m.dropped.Load() {
-				db.AddError(fmt.Errorf("%w: table %s: write it through its model (db.Model(&%s{})) so that the change is captured", ErrUnsupportedWrite, stmt.Table, m.spec.Model))
-			}
-		}
-		return
-	}
 	m := p.modelOf(db)
 	if m == nil {
-		return
+		return // no model (db.Table without one) or not indexed: the triggers capture it
 	}
 	if m.err != nil {
 		db.AddError(m.err)
@@ -218,22 +209,13 @@ func (p *Plugin) capturing(db *gorm.DB) (*state, *model, bool) {
 	if m.dropped.Load() {
 		return st, m, false
 	}
-	if db.Statement.Table != m.spec.Source {
+	if !strings.EqualFold(db.Statement.Table, m.spec.Source) {
 		// The model is written to another table (db.Table): that table is
-		// not indexed. The vector is still kept out of the SQL.
+		// not indexed. The vector is still kept out of the SQL. SQLite
+		// table names are case-insensitive: "ARTICLES" is the source.
 		return st, m, false
 	}
 	return st, m, true
-}
-
-// afterWrite appends the events that the before-callback planned, once the
-// statement succeeded.
-func (p *Plugin) afterWrite(db *gorm.DB) {
-	st := getState(db)
-	if st == nil || db.Error != nil || st.pending == nil || db.DryRun {
-		return
-	}
-	p.appendEvents(db, st, st.pending(db))
 }
 
 func (p *Plugin) appendEvents(db *gorm.DB, st *state, events []outbox.Event) {
@@ -252,6 +234,11 @@ func (p *Plugin) appendEvents(db *gorm.DB, st *state, events []outbox.Event) {
 func (p *Plugin) finish(db *gorm.DB) {
 	st := getState(db)
 	if st == nil {
+		if p.cfg.notify != nil && db.Error == nil && db.RowsAffected > 0 && !db.DryRun {
+			if _, _, ok := p.capturing(db); ok {
+				p.cfg.notify()
+			}
+		}
 		return
 	}
 	db.Statement.Settings.Delete(stateKey{db.Statement})
@@ -268,7 +255,7 @@ func (p *Plugin) finish(db *gorm.DB) {
 		}
 		db.Statement.ConnPool = db.ConnPool
 	}
-	if st.wrote && db.Error == nil && p.cfg.notify != nil {
+	if (st.wrote || db.RowsAffected > 0) && db.Error == nil && p.cfg.notify != nil {
 		p.cfg.notify()
 	}
 }

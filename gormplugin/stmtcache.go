@@ -105,30 +105,27 @@ func (p *Plugin) prepareIdle(db *gorm.DB) {
 	c.(*stmtCache).prepareWanted(db.Statement.Context, pool)
 }
 
-// appendExec returns how events are appended on the statement's connection:
-// inside a *sql.Tx with a pooled prepared statement when there is one, else
-// with ConnPool.ExecContext.
+// appendExec returns how events are appended on the statement's connection
+// (see exec).
 func (p *Plugin) appendExec(db *gorm.DB) outbox.ExecFunc {
-	conn := db.Statement.ConnPool
-	tx, inTx := conn.(*sql.Tx)
-	if !inTx {
-		return func(ctx context.Context, q string, args ...any) error {
-			_, err := conn.ExecContext(ctx, q, args...)
-			return err
-		}
-	}
 	return func(ctx context.Context, q string, args ...any) error {
-		var cache *stmtCache
-		if pool, err := db.DB(); err == nil { // the pool that tx belongs to
-			cache = p.cacheFor(pool)
-			if s := cache.lookup(q); s != nil {
-				ts := tx.StmtContext(ctx, s)
-				_, err := ts.ExecContext(ctx, args...)
-				_ = ts.Close() // releases the binding, keeps the prepared statement
-				return err
-			}
-		}
-		_, err := tx.ExecContext(ctx, q, args...)
+		_, err := p.exec(ctx, db, q, args...)
 		return err
 	}
+}
+
+// exec runs q on the statement's connection: inside a *sql.Tx with a pooled
+// prepared statement when there is one, else with ConnPool.ExecContext.
+func (p *Plugin) exec(ctx context.Context, db *gorm.DB, q string, args ...any) (sql.Result, error) {
+	conn := db.Statement.ConnPool
+	if tx, inTx := conn.(*sql.Tx); inTx {
+		if pool, err := db.DB(); err == nil { // the pool that tx belongs to
+			if s := p.cacheFor(pool).lookup(q); s != nil {
+				ts := tx.StmtContext(ctx, s)
+				defer ts.Close() // releases the binding, keeps the prepared statement
+				return ts.ExecContext(ctx, args...)
+			}
+		}
+	}
+	return conn.ExecContext(ctx, q, args...)
 }
