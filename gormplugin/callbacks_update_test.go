@@ -79,7 +79,7 @@ func TestUpdateOnlyTheVector(t *testing.T) {
 	require.Equal(t, vecsink.Embedding{0, 1, 0}, a.Embedding, "the model is updated like for any other field")
 	require.NoError(t, db.Model(a).Update("Embedding", []float32{0, 2, 0}).Error)
 	require.NoError(t, db.Model(a).Updates(&Article{Embedding: vecsink.Embedding{0, 3, 0}}).Error)
-	require.NoError(t, db.Model(a).Updates(map[string]any{"embedding": nil}).Error) // empty: leaves it alone
+	require.NoError(t, db.Model(a).Updates(map[string]any{"embedding": nil}).Error)                    // empty: leaves it alone
 	require.NoError(t, db.Model(a).Updates(map[string]any{"embedding": gormplugin.ClearVector}).Error) // removes it
 	a.Embedding = vecsink.Embedding{0, 4, 0}
 	require.NoError(t, db.Save(a).Error)

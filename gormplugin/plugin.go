@@ -106,9 +106,9 @@ type stateKey struct{ stmt *gorm.Statement }
 // state is the capture state of one write statement.
 type state struct {
 	m       *model
-	ownTx   bool           // the plugin opened the transaction (SkipDefaultTransaction)
-	wrote   bool           // events were appended
-	cleanup []func()       // undo changes made to the caller's values and the statement
+	ownTx   bool     // the plugin opened the transaction (SkipDefaultTransaction)
+	wrote   bool     // events were appended
+	cleanup []func() // undo changes made to the caller's values and the statement
 	at      time.Time
 
 	// create

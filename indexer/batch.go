@@ -528,8 +528,10 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 		first = make([]int, len(keys))
 		for i, ks := range keys {
 			f := floors[ks.key]
+			// The first event above the floor that changed the row: an
+			// OpVector event changed no text and carries no before-image.
 			j := 0
-			for j < len(ks.events) && ks.events[j].ID <= f {
+			for j < len(ks.events) && (ks.events[j].ID <= f || ks.events[j].Op == outbox.OpVector) {
 				j++
 			}
 			first[i] = j
