@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 
 	"github.com/outboxindexer/outboxindexer/outbox"
@@ -132,10 +133,67 @@ func (ix *Indexer) applyPending(ctx context.Context, target int64, all bool) (ap
 		if err != nil {
 			return applied, false, err
 		}
+		if res.final && all {
+			// Caught up: queue the next rows of a pending backfill, if any,
+			// and go on applying them.
+			var queued int64
+			err = ix.retry(ctx, func(ctx context.Context) error {
+				var err error
+				queued, err = ix.backfillStep(ctx)
+				return err
+			})
+			if err != nil {
+				return applied, false, err
+			}
+			if queued > 0 {
+				continue
+			}
+		}
 		if res.final || (!all && res.checkpoint >= target) {
 			return applied, true, nil
 		}
 	}
+}
+
+// backfillBatch bounds the rows one backfill step queues: a short write
+// transaction (an INSERT … SELECT of that many rows).
+const backfillBatch = 1000
+
+// backfillStep queues the next rows of the first table with a pending
+// backfill (see outbox.BackfillStep) in one short transaction, and returns
+// how many events it appended; 0 when no backfill is pending.
+func (ix *Indexer) backfillStep(ctx context.Context) (int64, error) {
+	var queued int64
+	err := ix.inTx(ctx, func(tx *sql.Tx) error {
+		tables, err := outbox.Backfills(ctx, tx)
+		if err != nil || len(tables) == 0 {
+			return err
+		}
+		for _, name := range tables {
+			spec, err := outbox.LoadSpec(ctx, tx, name)
+			if errors.Is(err, outbox.ErrNotRegistered) {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM oi_backfill WHERE tbl = ?`, name); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			n, done, err := outbox.BackfillStep(ctx, tx, spec, backfillBatch)
+			if err != nil {
+				return err
+			}
+			if done {
+				ix.log.Info("backfill finished", "table", name)
+				continue
+			}
+			queued = n
+			return nil
+		}
+		return nil
+	})
+	return queued, err
 }
 
 // compactIfDue compacts the log if retention allows and the interval has
