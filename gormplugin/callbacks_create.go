@@ -166,11 +166,7 @@ func (p *Plugin) planCreate(db *gorm.DB, st *state) {
 			some = true
 		}
 	}
-	if !some {
-		st.vecs = nil
-		return
-	}
-	if st.rows.maps != nil && !hasKeys(stmt, m, st.rows) && !(st.rows.mapSlice != nil || len(st.rows.maps) == 1) {
+	if st.rows.maps != nil && some && !hasKeys(stmt, m, st.rows) && !(st.rows.mapSlice != nil || len(st.rows.maps) == 1) {
 		db.AddError(fmt.Errorf("%w: %s: creating from []map with vectors and without primary keys: pass a pointer to the slice, structs, or set %q in each map", ErrUnsupportedWrite, m.spec.Source, m.key.DBName))
 		return
 	}
@@ -204,6 +200,10 @@ func (p *Plugin) planCreate(db *gorm.DB, st *state) {
 				cp.mode = conflictUpdateAll
 			}
 		}
+	}
+	if !some {
+		st.vecs = nil // the DO UPDATE clause is still stripped of the vector
+		return
 	}
 	if db.DryRun {
 		return

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outboxindexer/outboxindexer/gormplugin"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
@@ -202,6 +203,14 @@ func (e *modelEnv) setRef(m *mt, key any, v []float32) {
 }
 
 func (e *modelEnv) dropRef(m *mt, key any) { delete(e.ref[m.name], key) }
+
+// writeRef records a write of v to an existing (or new) row: an empty
+// vector leaves the stored one alone (only gormplugin.ClearVector clears).
+func (e *modelEnv) writeRef(m *mt, key any, v []float32) {
+	if len(v) > 0 {
+		e.setRef(m, key, v)
+	}
+}
 
 func (e *modelEnv) ok(res *gorm.DB) *gorm.DB {
 	e.t.Helper()
@@ -426,7 +435,7 @@ func (e *modelEnv) opSaveInsert(db *gorm.DB, m *mt) bool {
 	v := e.fill(m, row)
 	e.ok(db.Save(row.Interface()))
 	k := m.keyOf(row)
-	e.setRef(m, k, v)
+	e.writeRef(m, k, v)
 	e.logf("save (insert) %s %v %s", m.name, k, vdesc(v))
 	return true
 }
@@ -436,9 +445,10 @@ func (e *modelEnv) opSaveUpdate(db *gorm.DB, m *mt) bool {
 	row := m.newRow(key)
 	v := e.fill(m, row)
 	e.ok(db.Save(row.Interface()))
-	// Save writes every field, the vector too (nil clears it), and
-	// overwrites (restores) a soft-deleted row through its upsert fallback.
-	e.setRef(m, key, v)
+	// Save writes every field, the vector too (an empty one leaves it
+	// alone), and overwrites (restores) a soft-deleted row through its
+	// upsert fallback.
+	e.writeRef(m, key, v)
 	e.logf("save %s %v %s", m.name, key, vdesc(v))
 	return true
 }
@@ -458,7 +468,11 @@ func (e *modelEnv) opSaveSlice(db *gorm.DB, m *mt) bool {
 	}
 	p := m.sliceOf(rows)
 	e.ok(db.Save(p)) // a slice is saved with ON CONFLICT UPDATE ALL
-	e.recordRows(m, "save slice", p)
+	keys, vecs := m.keysOfSlice(p), m.vecsOfSlice(p)
+	for i, k := range keys {
+		e.writeRef(m, k, vecs[i])
+	}
+	e.logf("save slice %s %v", m.name, keys)
 	return true
 }
 
@@ -533,22 +547,27 @@ func (e *modelEnv) opUpdateVector(db *gorm.DB, m *mt) bool {
 		how = "Update(" + name + ")"
 		var arg any = v
 		if v == nil {
-			arg = nil
+			arg = gormplugin.ClearVector
 		}
 		e.ok(d.Model(model).Update(name, arg))
 	case 1:
 		how = "UpdateColumn(" + name + ")"
 		e.ok(d.Model(model).UpdateColumn(name, v))
+		set = len(v) > 0
 	case 2:
 		how = "Updates(map " + name + ")"
 		mp := map[string]any{name: v}
 		if v == nil {
-			mp[name] = nil
+			mp[name] = gormplugin.ClearVector
 		}
 		e.ok(d.Model(model).Updates(mp))
 	case 3:
 		how = "UpdateColumns(map " + name + ")"
-		e.ok(d.Model(model).UpdateColumns(map[string]any{name: v}))
+		var arg any = v
+		if v == nil {
+			arg = gormplugin.ClearVector
+		}
+		e.ok(d.Model(model).UpdateColumns(map[string]any{name: arg}))
 	case 4:
 		// A struct update: an empty vector is a zero field, not written.
 		how = "Updates(struct with the vector only)"
@@ -557,8 +576,9 @@ func (e *modelEnv) opUpdateVector(db *gorm.DB, m *mt) bool {
 		e.ok(d.Model(model).Updates(p.Interface()))
 		set = len(v) > 0
 	default:
-		// Select makes the empty vector explicit: it clears.
+		// Even selected, an empty vector leaves the stored one alone.
 		how = "Select(" + name + ").Updates(struct)"
+		set = len(v) > 0
 		p := m.newRow(nil)
 		m.setVec(p, v)
 		e.ok(d.Model(model).Select(name).Updates(p.Interface()))
@@ -616,7 +636,7 @@ func (e *modelEnv) randMap(m *mt) (map[string]any, bool, []float32) {
 	if withVec {
 		v = e.vector(m)
 		if v == nil {
-			mp[e.vecName(m)] = nil
+			mp[e.vecName(m)] = gormplugin.ClearVector
 		} else {
 			mp[e.vecName(m)] = v
 		}
@@ -714,8 +734,11 @@ func (e *modelEnv) opUpsert(db *gorm.DB, m *mt) bool {
 	for _, row := range rows {
 		k := m.keyOf(row)
 		v := m.vecOf(row)
-		if !existed[k] || vecUpdated {
+		switch {
+		case !existed[k]:
 			e.setRef(m, k, v)
+		case vecUpdated:
+			e.writeRef(m, k, v)
 		}
 		ds = append(ds, fmt.Sprintf("%v(existed=%v) %s", k, existed[k], vdesc(v)))
 	}
@@ -933,7 +956,11 @@ func (e *modelEnv) opBatchUpdate(db *gorm.DB, m *mt) bool {
 		}
 		withVec = true
 		v = e.vector(m)
-		e.ok(q.Update(e.vecName(m), v))
+		var arg any = v
+		if v == nil {
+			arg = gormplugin.ClearVector
+		}
+		e.ok(q.Update(e.vecName(m), arg))
 		desc = "Update(vector " + vdesc(v) + ")"
 	default:
 		var mp map[string]any
