@@ -60,8 +60,9 @@ func noteSpec(mode string) *outbox.Spec {
 }
 
 // env is a database with docs and notes registered, written without the
-// gorm plugin: rows with plain gorm, events with outbox.Append, exactly as
-// the capture side would.
+// gorm plugin and without the capture triggers (dropped after
+// registration): rows with plain gorm, events with outbox.Append, as the
+// capture side would write them, so that a test controls every event.
 type env struct {
 	t     testing.TB
 	ctx   context.Context
@@ -84,6 +85,7 @@ func newEnv(t testing.TB, docMode, noteMode string) *env {
 	require.NoError(t, outbox.EnsureSchema(e.ctx, s))
 	for _, sp := range []*outbox.Spec{e.docs, e.notes} {
 		require.NoError(t, outbox.SaveSpec(e.ctx, s, sp))
+		require.NoError(t, outbox.DropTriggers(e.ctx, s, sp.Source))
 		require.NoError(t, vecsink.Create(e.ctx, s, sp))
 		require.NoError(t, ftssink.Create(e.ctx, s, sp))
 	}
