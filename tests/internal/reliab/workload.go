@@ -283,16 +283,18 @@ func (w *Workload) do(tx *gorm.DB, kind int, s *step) error {
 	case 17, 18: // create or overwrite a note (text key, small key space)
 		id := fmt.Sprintf("n%03d", w.rng.IntN(150))
 		n := Note{ID: id, Text: w.Text(), Embedding: w.maybeVector()}
+		var cnt int64
+		if err := tx.Raw(`SELECT count(*) FROM notes WHERE id = ?`, id).Scan(&cnt).Error; err != nil {
+			return err
+		}
 		if w.rng.IntN(2) == 0 {
 			if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&n).Error; err != nil {
 				return err
 			}
-			s.set("notes", id, n.Embedding)
+			if cnt == 0 || len(n.Embedding) > 0 { // an empty vector leaves an existing row's alone
+				s.set("notes", id, n.Embedding)
+			}
 			return nil
-		}
-		var cnt int64
-		if err := tx.Raw(`SELECT count(*) FROM notes WHERE id = ?`, id).Scan(&cnt).Error; err != nil {
-			return err
 		}
 		if cnt > 0 {
 			return tx.Unscoped().Model(&Note{ID: id}).Update("text", n.Text).Error
