@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -133,9 +134,21 @@ func hitIDs(hs []ftssink.Hit[stPost]) []uint {
 // A transaction that writes, calls SyncTx and queries through tx sees its
 // own writes in KNN and Search, while the committed sidecars do not change
 // until it commits; after the commit a Drain has nothing left to do.
+//
+// With a batch size of 1, SyncTx applies in many batches, and keys of
+// external-content FTS5 get floors exactly as in Drain.
 func TestSyncTxReadYourWritesAndCommit(t *testing.T) {
 	t.Parallel()
-	e := newSTEnv(t)
+	for _, batch := range []int{1000, 1} {
+		t.Run(fmt.Sprint("batch", batch), func(t *testing.T) {
+			t.Parallel()
+			testSyncTxCommit(t, batch)
+		})
+	}
+}
+
+func testSyncTxCommit(t *testing.T, batch int) {
+	e := newSTEnv(t, indexer.WithBatchSize(batch))
 	for i := 1; i <= 3; i++ {
 		e.create(e.db, i, "plain title", "ordinary words")
 		e.vecs[int64(i)] = stVec(i)
