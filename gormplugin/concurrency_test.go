@@ -17,6 +17,7 @@ func TestConcurrentFirstUse(t *testing.T) {
 	t.Parallel()
 	path := testdb.Path(t)
 	db := testdb.Open(t, path)
+	require.NoError(t, db.Use(gormplugin.New()))
 	require.NoError(t, gormplugin.Migrate(db, &Article{}, &Comment{}))
 
 	db2 := testdb.Open(t, path)

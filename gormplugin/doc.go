@@ -35,7 +35,10 @@
 // space in any value); prefix=N1,N2; detail=full|column|none; table=NAME
 // (default <source>_fts); external=true|false; contentless=true; and, per
 // field, column=NAME (default the field's column). Table-level keys given on
-// several fields must agree. Modes: external content (the default for
+// several fields must agree (prefix lengths in any order, table names in any
+// case), and so must the modes they ask for: contentless=true on one field
+// and external=true or external=false on another is an ErrBadTag naming both
+// fields; a field that gives none of them takes the others'. Modes: external content (the default for
 // integer keys: FTS5 reads the text from the source table; events carry the
 // indexed text's before-image so that stale tokens can be deleted),
 // in-table (external=false: FTS5 keeps its own copy; the default for string

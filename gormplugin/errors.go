@@ -30,4 +30,10 @@ var (
 	// cannot capture exactly (for example db.Table("t") without a model, or
 	// UPDATE … FROM). It is refused rather than left unindexed.
 	ErrUnsupportedWrite = errors.New("gormplugin: unsupported write to an indexed table")
+
+	// ErrPluginNotInstalled reports a Migrate or UpdateSpec call on a
+	// *gorm.DB that has not installed the capture plugin: the sidecars would
+	// be created but no later write would be recorded, so they would silently
+	// stay empty. Install it first with db.Use(gormplugin.New()).
+	ErrPluginNotInstalled = errors.New("gormplugin: capture plugin not installed on this *gorm.DB: call db.Use(gormplugin.New()) before Migrate, or writes are not captured")
 )

@@ -23,6 +23,10 @@ import (
 // Migrate again with the same tags changes nothing. If a model's tags no
 // longer match its registry entry, Migrate returns an error wrapping
 // ErrSpecChanged that says what changed; see UpdateSpec.
+//
+// The capture plugin must be installed on db first (db.Use(New())):
+// without it no write would be recorded and the sidecars would silently stay
+// empty, so Migrate returns ErrPluginNotInstalled and changes nothing.
 func Migrate(db *gorm.DB, models ...any) error {
 	return migrate(db, false, models)
 }
@@ -34,13 +38,21 @@ func Migrate(db *gorm.DB, models ...any) error {
 // transaction. Events are kept: the retained log still holds every live
 // row's latest vector. Then rebuild the table's sidecars with the indexer:
 // indexer Rebuild(ctx, "table"), or `indexer rebuild --table table`. Until
-// the rebuild, queries see the new, partly filled sidecars.
+// the rebuild, queries see the new, partly filled sidecars. Like Migrate, it
+// returns ErrPluginNotInstalled when db has not installed the plugin.
 func UpdateSpec(db *gorm.DB, models ...any) error {
 	return migrate(db, true, models)
 }
 
 func migrate(db *gorm.DB, update bool, values []any) error {
-	ms := modelsOf(db)
+	if db == nil {
+		return fmt.Errorf("gormplugin: Migrate: db is nil")
+	}
+	p := pluginOf(db)
+	if p == nil {
+		return ErrPluginNotInstalled
+	}
+	ms := p.models
 	var indexed []*model
 	for _, v := range values {
 		if _, isName := v.(string); isName {
@@ -58,11 +70,9 @@ func migrate(db *gorm.DB, update bool, values []any) error {
 		}
 		indexed = append(indexed, m)
 	}
-	if p := pluginOf(db); p != nil {
-		seen := map[any]bool{}
-		for _, m := range indexed {
-			p.prepareSchema(m.schema, seen)
-		}
+	seen := map[any]bool{}
+	for _, m := range indexed {
+		p.prepareSchema(m.schema, seen)
 	}
 	ctx := db.Statement.Context
 	if ctx == nil {

@@ -198,9 +198,31 @@ func TestAutoMigrateNeverCreatesTheVectorColumn(t *testing.T) {
 	require.NoError(t, db.Use(gormplugin.New()))
 	require.NoError(t, db.AutoMigrate(&Article{}))
 	require.NotContains(t, columns(t, db, "articles"), "embedding")
-	// Migrate works without the plugin (writes are then not captured).
-	db2 := testdb.New(t)
-	require.NoError(t, gormplugin.Migrate(db2, &Article{}))
-	require.NotContains(t, columns(t, db2, "articles"), "embedding")
-	require.True(t, strings.HasPrefix(ddl(t, db2, "articles_vec"), "CREATE VIRTUAL TABLE"))
+}
+
+// Without the plugin no write would be captured: Migrate and UpdateSpec
+// refuse, say what to do, and create nothing.
+func TestMigrateWithoutPluginFails(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	for _, f := range []func(*gorm.DB, ...any) error{gormplugin.Migrate, gormplugin.UpdateSpec} {
+		err := f(db, &Article{}, &Plain{})
+		require.ErrorIs(t, err, gormplugin.ErrPluginNotInstalled)
+		require.Contains(t, err.Error(), "db.Use(gormplugin.New())")
+	}
+	var n int
+	require.NoError(t, db.Raw("SELECT count(*) FROM sqlite_master").Scan(&n).Error)
+	require.Zero(t, n, "nothing was created")
+
+	// A plugin installed on another *gorm.DB does not count; on this one
+	// (or a session of it) it does.
+	other := testdb.New(t)
+	require.NoError(t, other.Use(gormplugin.New()))
+	require.ErrorIs(t, gormplugin.Migrate(db, &Article{}), gormplugin.ErrPluginNotInstalled)
+	require.NoError(t, db.Use(gormplugin.New()))
+	require.NoError(t, gormplugin.Migrate(db.Session(&gorm.Session{}).WithContext(context.Background()), &Article{}))
+	require.NotContains(t, columns(t, db, "articles"), "embedding")
+	require.True(t, strings.HasPrefix(ddl(t, db, "articles_vec"), "CREATE VIRTUAL TABLE"))
+	require.NoError(t, db.Create(&Article{Title: "captured"}).Error)
+	require.Len(t, events(t, db), 1)
 }

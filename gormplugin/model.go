@@ -294,9 +294,8 @@ func (m *model) build(vecFields, ftsFields []*schema.Field) error {
 	// Full text.
 	if len(ftsFields) > 0 {
 		fs := &outbox.FTSSpec{}
-		var first ftsTag
-		var firstField string
-		for i, f := range ftsFields {
+		merged := newFTSMerge()
+		for _, f := range ftsFields {
 			if f.DBName == "" || f.IgnoreMigration {
 				return fail(f.Name, "fts5 tag on a field that is not a column of the source table")
 			}
@@ -310,21 +309,8 @@ func (m *model) build(vecFields, ftsFields []*schema.Field) error {
 			if err != nil {
 				return fail(f.Name, "%v", err)
 			}
-			if i == 0 {
-				first, firstField = t, f.Name
-			} else {
-				for _, k := range ftsTableKeys {
-					a, aok := first.set[k]
-					b, bok := t.set[k]
-					if aok && bok && a != b {
-						return fail(f.Name, "fts5 tag key %q: %q conflicts with %q on field %s (all fields share one FTS5 table)", k, b, a, firstField)
-					}
-					if !aok && bok {
-						first.set[k] = b
-						first = mergeTableKey(first, t, k)
-						firstField = f.Name
-					}
-				}
+			if err := merged.add(f.Name, t); err != nil {
+				return fail(f.Name, "%v", err)
 			}
 			col := t.Column
 			if col == "" {
@@ -337,6 +323,7 @@ func (m *model) build(vecFields, ftsFields []*schema.Field) error {
 			m.fts = append(m.fts, f)
 			m.watched[f.DBName] = true
 		}
+		first := merged.tag
 		fs.Table = first.Table
 		if fs.Table == "" {
 			fs.Table = s.Table + "_fts"
@@ -354,7 +341,7 @@ func (m *model) build(vecFields, ftsFields []*schema.Field) error {
 		case extSet && !first.External:
 			fs.Mode = outbox.ModeInTable
 		case extSet && first.External && !m.keyInt:
-			return fail(ftsFields[0].Name, "fts5 tag key \"external\": external content needs an integer primary key, %s is %s (use external=false or contentless=true)", m.key.Name, m.key.FieldType)
+			return fail(merged.origin["external"], "fts5 tag key \"external\": external content needs an integer primary key, %s is %s (use external=false or contentless=true)", m.key.Name, m.key.FieldType)
 		case m.keyInt:
 			fs.Mode = outbox.ModeExternal
 		default:
@@ -389,25 +376,6 @@ func (m *model) build(vecFields, ftsFields []*schema.Field) error {
 	}
 	m.spec = spec
 	return nil
-}
-
-// mergeTableKey copies table-level key k from t into first.
-func mergeTableKey(first, t ftsTag, k string) ftsTag {
-	switch k {
-	case "tokenize":
-		first.Tokenize = t.Tokenize
-	case "prefix":
-		first.Prefix = t.Prefix
-	case "table":
-		first.Table = t.Table
-	case "detail":
-		first.Detail = t.Detail
-	case "external":
-		first.External = t.External
-	case "contentless":
-		first.Contentless = t.Contentless
-	}
-	return first
 }
 
 // metaType maps a Go type to a vec0 metadata column type.

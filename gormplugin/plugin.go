@@ -90,7 +90,7 @@ func pluginOf(db *gorm.DB) *Plugin {
 }
 
 // modelsOf returns the model cache of the plugin installed on db, or a
-// private one when the plugin is not installed (Migrate works without it).
+// private one when the plugin is not installed (DropSidecar works without it).
 func modelsOf(db *gorm.DB) *models {
 	if p := pluginOf(db); p != nil {
 		return p.models

@@ -2,6 +2,7 @@ package gormplugin
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -231,15 +232,19 @@ func parseFTSTag(tag string) (ftsTag, error) {
 	return t, nil
 }
 
-// canonical is the comparable form of a table-level key's parsed value.
+// canonical is the comparable form of a table-level key's parsed value:
+// prefix lengths compare as a set, table names case-insensitively (SQLite
+// names are), the rest as parsed.
 func canonical(key string, t ftsTag) string {
 	switch key {
 	case "tokenize":
 		return t.Tokenize
 	case "prefix":
-		return fmt.Sprint(t.Prefix)
+		p := slices.Clone(t.Prefix)
+		slices.Sort(p)
+		return fmt.Sprint(p)
 	case "table":
-		return t.Table
+		return strings.ToLower(t.Table)
 	case "detail":
 		return t.Detail
 	case "external":
@@ -248,4 +253,95 @@ func canonical(key string, t ftsTag) string {
 		return strconv.FormatBool(t.Contentless)
 	}
 	return ""
+}
+
+// declaredMode is the FTS5 mode a field's tag asks for on its own, with the
+// keys that ask for it; "" when the tag leaves the mode to the default
+// (neither contentless=true nor external=…).
+func declaredMode(t ftsTag) (mode, keys string) {
+	_, ext := t.set["external"]
+	switch {
+	case t.Contentless:
+		return outbox.ModeContentless, "contentless=true"
+	case ext && t.External:
+		return outbox.ModeExternal, "external=true"
+	case ext:
+		return outbox.ModeInTable, "external=false"
+	}
+	return "", ""
+}
+
+// ftsMerge merges the table-level keys of the fts5 tags of one model's
+// fields, which all describe the same FTS5 table: a key given on several
+// fields must have the same value on each, and the modes the fields ask for
+// (contentless=true, external=true, external=false) must be the same.
+type ftsMerge struct {
+	tag       ftsTag            // merged table-level keys
+	origin    map[string]string // table-level key → first field that gave it
+	mode      string            // declared mode, "" = none yet
+	modeKeys  string            // the keys that declared it
+	modeField string            // the field that declared it
+}
+
+func newFTSMerge() *ftsMerge {
+	return &ftsMerge{tag: ftsTag{set: map[string]string{}}, origin: map[string]string{}}
+}
+
+// add merges the tag of field. On a conflict it returns a message naming
+// the key, both values and the other field (the caller names field).
+func (m *ftsMerge) add(field string, t ftsTag) error {
+	for _, k := range ftsTableKeys {
+		b, ok := t.set[k]
+		if !ok {
+			continue
+		}
+		if a, seen := m.tag.set[k]; seen {
+			if a != b {
+				return fmt.Errorf("fts5 tag key %q: %q conflicts with %q on field %s (all fields share one FTS5 table)", k, rawValue(k, t), rawValue(k, m.tag), m.origin[k])
+			}
+			continue
+		}
+		m.tag.set[k] = b
+		m.tag = mergeTableKey(m.tag, t, k)
+		m.origin[k] = field
+	}
+	if mode, keys := declaredMode(t); mode != "" {
+		switch {
+		case m.mode == "":
+			m.mode, m.modeKeys, m.modeField = mode, keys, field
+		case m.mode != mode:
+			return fmt.Errorf("fts5 tag: %s (%s mode) conflicts with %s (%s mode) on field %s (all fields share one FTS5 table)", keys, mode, m.modeKeys, m.mode, m.modeField)
+		}
+	}
+	return nil
+}
+
+// rawValue is the value of table-level key k as parsed, for messages.
+func rawValue(k string, t ftsTag) string {
+	if k == "prefix" {
+		return strings.Trim(strings.ReplaceAll(fmt.Sprint(t.Prefix), " ", ","), "[]")
+	}
+	if k == "table" {
+		return t.Table
+	}
+	return canonical(k, t)
+}
+
+// mergeTableKey copies table-level key k from t into first.
+func mergeTableKey(first, t ftsTag, k string) ftsTag {
+	switch k {
+	case "tokenize":
+		first.Tokenize = t.Tokenize
+	case "prefix":
+		first.Prefix = t.Prefix
+	case "table":
+		first.Table = t.Table
+	case "detail":
+		first.Detail = t.Detail
+	case "external":
+		first.External = t.External
+	case "contentless":
+		first.Contentless = t.Contentless
+	}
+	return first
 }

@@ -92,3 +92,68 @@ func FuzzParseFTSTag(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMergeFTSTags checks the merge of the fts5 tags of two fields that
+// share one FTS5 table: it succeeds or fails whatever the field order, a
+// failure names the other field, a success agrees with both tags on every
+// table-level key and on the mode, and a tag always agrees with itself.
+func FuzzMergeFTSTags(f *testing.F) {
+	f.Add("external=true", "contentless=true")
+	f.Add("tokenize=porter;prefix=2,3", "prefix=3,2;detail=column")
+	f.Add("table=A_fts;external=false", "table=a_fts;contentless=false")
+	f.Add("contentless=true;external=false", "external=false")
+	f.Fuzz(func(t *testing.T, tagA, tagB string) {
+		a, errA := parseFTSTag(tagA)
+		b, errB := parseFTSTag(tagB)
+		if errA != nil || errB != nil {
+			return
+		}
+		self := newFTSMerge()
+		if err := self.add("FieldOne", a); err != nil {
+			t.Fatalf("tag %q conflicts with nothing: %v", tagA, err)
+		}
+		if err := self.add("FieldTwo", a); err != nil {
+			t.Fatalf("tag %q conflicts with itself: %v", tagA, err)
+		}
+		ab, ba := newFTSMerge(), newFTSMerge()
+		if err := ab.add("FieldOne", a); err != nil {
+			t.Fatal(err)
+		}
+		if err := ba.add("FieldTwo", b); err != nil {
+			t.Fatal(err)
+		}
+		errAB, errBA := ab.add("FieldTwo", b), ba.add("FieldOne", a)
+		if (errAB == nil) != (errBA == nil) {
+			t.Fatalf("tags %q, %q: the merge depends on the field order: %v / %v", tagA, tagB, errAB, errBA)
+		}
+		if errAB != nil {
+			if !strings.Contains(errAB.Error(), "field FieldOne") || !strings.Contains(errBA.Error(), "field FieldTwo") {
+				t.Fatalf("tags %q, %q: the conflict does not name the other field: %v / %v", tagA, tagB, errAB, errBA)
+			}
+			return
+		}
+		for _, k := range ftsTableKeys {
+			va, okA := a.set[k]
+			vb, okB := b.set[k]
+			if okA && okB && va != vb {
+				t.Fatalf("tags %q, %q: merged although key %s differs (%q, %q)", tagA, tagB, k, va, vb)
+			}
+			want, ok := va, okA
+			if !ok {
+				want, ok = vb, okB
+			}
+			got, gotOK := ab.tag.set[k]
+			if ok != gotOK || got != want || canonical(k, ab.tag) != canonical(k, ba.tag) {
+				t.Fatalf("tags %q, %q: merged key %s is %q (%v), want %q (%v); other order %q", tagA, tagB, k, got, gotOK, want, ok, canonical(k, ba.tag))
+			}
+		}
+		ma, _ := declaredMode(a)
+		mb, _ := declaredMode(b)
+		if ma != "" && mb != "" && ma != mb {
+			t.Fatalf("tags %q, %q: merged although the modes differ (%s, %s)", tagA, tagB, ma, mb)
+		}
+		if ab.mode != ba.mode || (ab.mode == "" && (ma != "" || mb != "")) {
+			t.Fatalf("tags %q, %q: merged mode %q / %q", tagA, tagB, ab.mode, ba.mode)
+		}
+	})
+}

@@ -121,8 +121,11 @@ func (ix *Indexer) step(ctx context.Context) (batchResult, error) {
 		var res batchResult
 		start := ix.cfg.now()
 		err := ix.inTx(ctx, func(tx *sql.Tx) error {
+			if err := ix.fence(ctx, tx); err != nil {
+				return err
+			}
 			var err error
-			res, err = ix.applyTx(ctx, tx, park, start)
+			res, err = ix.applyTx(ctx, tx, &ix.registry, park, start)
 			return err
 		})
 		if err == nil {
@@ -184,13 +187,13 @@ func (ix *Indexer) step(ctx context.Context) (batchResult, error) {
 	}
 }
 
-// applyTx is one apply transaction: fence, read a batch, read the source
-// rows of its keys, apply every sink, park what must be parked, advance the
-// checkpoint.
-func (ix *Indexer) applyTx(ctx context.Context, tx *sql.Tx, park map[unit]string, now time.Time) (res batchResult, err error) {
-	if err := ix.fence(ctx, tx); err != nil {
-		return res, err
-	}
+// applyTx applies one batch inside a write transaction that the caller
+// opened (and fenced, if it applies under the lease): read a batch, read the
+// source rows of its keys, apply every sink, park what must be parked,
+// advance the checkpoint. reg is the registry cache to use; it is not safe
+// for concurrent use. With an empty park map, applyTx does not touch
+// ix.attempts.
+func (ix *Indexer) applyTx(ctx context.Context, tx outbox.DB, reg *registry, park map[unit]string, now time.Time) (res batchResult, err error) {
 	cp, err := outbox.Checkpoint(ctx, tx, outbox.MainCheckpoint)
 	if err != nil {
 		return res, err
@@ -219,7 +222,7 @@ func (ix *Indexer) applyTx(ctx context.Context, tx *sql.Tx, park map[unit]string
 	if err != nil {
 		return res, err
 	}
-	tables, err := ix.registry.load(ctx, tx)
+	tables, err := reg.load(ctx, tx)
 	if err != nil {
 		return res, err
 	}

@@ -17,10 +17,16 @@ import (
 // waits, like Sync, until everything that was pending when it was called
 // has been applied (taking the lease over if the holder dies), and reports
 // only what it applied itself.
+//
+// Unless Run is running on this Indexer (a Worker), Drain releases the
+// lease it took before it returns, so that another indexer (the next
+// indexer.New + Drain in the same program, the binary) can apply at once
+// rather than after the lease TTL; Close is not needed for that.
 func (ix *Indexer) Drain(ctx context.Context) (int, error) {
 	if err := ix.checkOpen(); err != nil {
 		return 0, err
 	}
+	defer ix.releaseOneShot(ctx)
 	target, err := ix.head(ctx)
 	if err != nil {
 		return 0, err
@@ -37,11 +43,13 @@ func (ix *Indexer) Drain(ctx context.Context) (int, error) {
 
 // Sync returns once every event committed before the call has been applied,
 // by this indexer or any other one on the database (read-your-writes). When
-// no other indexer holds the lease, Sync applies the events itself.
+// no other indexer holds the lease, Sync applies the events itself; like
+// Drain, it then releases the lease unless Run is running on this Indexer.
 func (ix *Indexer) Sync(ctx context.Context) error {
 	if err := ix.checkOpen(); err != nil {
 		return err
 	}
+	defer ix.releaseOneShot(ctx)
 	target, err := ix.head(ctx)
 	if err != nil {
 		return err

@@ -26,4 +26,8 @@ var (
 	// SQLITE_READONLY. Run, which never returns such errors, logs it and
 	// keeps retrying with backoff.
 	ErrReadOnly = errors.New("indexer: the database handle is read-only")
+	// ErrNotInTransaction reports a SyncTx call whose *gorm.DB is not a
+	// transaction (db.Begin(), or the tx of db.Transaction). Use Sync
+	// outside transactions.
+	ErrNotInTransaction = errors.New("indexer: SyncTx needs a transaction (the tx of db.Transaction or db.Begin()); outside one, use Sync")
 )

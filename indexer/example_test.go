@@ -2,13 +2,16 @@ package indexer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/ncruces/go-sqlite3/gormlite"
+	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/gormplugin"
 	"github.com/outboxindexer/outboxindexer/indexer"
+	"github.com/outboxindexer/outboxindexer/vecsink"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -61,4 +64,59 @@ func ExampleIndexer_Status() {
 	// worker_posts: 2 rows, 0 pending
 	//   worker_posts_vec (vec0): 2 rows
 	//   worker_posts_fts (fts5): 2 rows
+}
+
+// SyncTx indexes a transaction's own writes inside it, so that searches
+// through tx see them; a rollback undoes the writes and their indexing.
+func ExampleIndexer_SyncTx() {
+	dir, _ := os.MkdirTemp("", "synctx-example-")
+	defer os.RemoveAll(dir)
+	db, err := gorm.Open(gormlite.Open(gormplugin.DSN(filepath.Join(dir, "app.db"))), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		panic(err)
+	}
+	if err := db.Use(gormplugin.New()); err != nil {
+		panic(err)
+	}
+	if err := gormplugin.Migrate(db, &workerPost{}); err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	ix, err := indexer.New(db)
+	if err != nil {
+		panic(err)
+	}
+	defer ix.Close()
+
+	search := func(tx *gorm.DB, word string) int {
+		hits, err := ftssink.Search[workerPost](ctx, tx, ftssink.Term(word))
+		if err != nil {
+			panic(err)
+		}
+		return len(hits)
+	}
+	err = db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&workerPost{Title: "Sailing to the volcano island", Embedding: []float32{1, 0, 0, 0}}).Error; err != nil {
+			return err
+		}
+		fmt.Println("before SyncTx:", search(tx, "volcano"))
+		if err := ix.SyncTx(ctx, tx); err != nil {
+			return err
+		}
+		fmt.Println("after SyncTx, in tx:", search(tx, "volcano"))
+		near, err := vecsink.KNN[workerPost](ctx, tx, []float32{1, 0, 0, 0}, 1)
+		if err != nil {
+			return err
+		}
+		fmt.Println("nearest, in tx:", near[0].Model.Title)
+		return errors.New("changed my mind")
+	})
+	fmt.Println("rolled back:", err)
+	fmt.Println("after the rollback:", search(db, "volcano"))
+	// Output:
+	// before SyncTx: 0
+	// after SyncTx, in tx: 1
+	// nearest, in tx: Sailing to the volcano island
+	// rolled back: changed my mind
+	// after the rollback: 0
 }

@@ -3,6 +3,7 @@ package indexer
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"time"
 
 	"github.com/outboxindexer/outboxindexer/outbox"
@@ -123,6 +124,37 @@ func (ix *Indexer) lostLease() {
 // releaseLease gives the lease up so that another indexer can take over
 // without waiting for it to expire.
 func (ix *Indexer) releaseLease(ctx context.Context) error {
+	return ix.release(ctx, slog.LevelInfo)
+}
+
+// releaseOneShot gives up the lease that a one-shot call (Drain, Sync) took,
+// unless Run is running on this Indexer: a worker keeps its lease, but a
+// one-shot caller is not a worker, and a lease it kept would make the next
+// indexer on the database wait up to the lease TTL. Callers of Drain need
+// not Close the Indexer for that. A failure to release is logged, not
+// returned: the call's work is committed, and the lease then merely expires.
+func (ix *Indexer) releaseOneShot(ctx context.Context) {
+	idle := func() bool {
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+		return ix.running == 0 && ix.held
+	}
+	// Checked first without applyMu, which a running worker holds for
+	// whole backlogs: a Worker's Sync must not wait for it.
+	if !idle() {
+		return
+	}
+	ix.applyMu.Lock()
+	defer ix.applyMu.Unlock()
+	if !idle() {
+		return
+	}
+	if err := ix.release(ctx, slog.LevelDebug); err != nil {
+		ix.log.Warn("release the lease after a one-shot call; it expires after its TTL", "lease", ix.cfg.leaseName, "err", err)
+	}
+}
+
+func (ix *Indexer) release(ctx context.Context, level slog.Level) error {
 	token, held := ix.leaseToken()
 	if !held {
 		return nil
@@ -135,7 +167,7 @@ func (ix *Indexer) releaseLease(ctx context.Context) error {
 	ix.mu.Lock()
 	ix.held = false
 	ix.mu.Unlock()
-	ix.log.Info("lease released", "lease", ix.cfg.leaseName)
+	ix.log.Log(ctx, level, "lease released", "lease", ix.cfg.leaseName)
 	if f := ix.cfg.observer.Lease; f != nil {
 		f(false)
 	}

@@ -222,50 +222,6 @@ func TestRetryOnBusy(t *testing.T) {
 	e.check()
 }
 
-func TestLease(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, outbox.ModeExternal, outbox.ModeInTable)
-	a := e.indexer(indexer.WithHolder("a"), indexer.WithLease("main", time.Hour))
-	b := e.indexer(indexer.WithHolder("b"), indexer.WithLease("main", time.Hour))
-	e.seed(4)
-	require.Equal(t, 6, e.drain(a))
-	require.True(t, a.LeaseHeld())
-	// b cannot apply while a holds a live lease: its Drain waits for a (Sync
-	// semantics), so run a's Drain concurrently.
-	e.updateDoc(1, map[string]any{"title": "by a"}, false, nil)
-	ctx, cancel := context.WithTimeout(e.ctx, 50*time.Millisecond)
-	n, err := b.Drain(ctx)
-	cancel()
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Zero(t, n)
-	require.False(t, b.LeaseHeld())
-	go func() { time.Sleep(10 * time.Millisecond); a.Drain(e.ctx) }()
-	require.NoError(t, b.Sync(e.ctx))
-	e.check()
-
-	// Fencing: a's lease expires (simulate a frozen holder), b takes over;
-	// a resumes and must not apply anything.
-	e.exec(`UPDATE oi_lease SET expires_at = 0`)
-	e.updateDoc(2, map[string]any{"title": "by b"}, false, nil)
-	require.Equal(t, 1, e.drain(b))
-	require.True(t, b.LeaseHeld())
-	e.updateDoc(3, map[string]any{"title": "not by a"}, false, nil)
-	before := e.count(`SELECT position FROM oi_checkpoint WHERE name = 'main'`)
-	ctx, cancel = context.WithTimeout(e.ctx, 50*time.Millisecond)
-	n, err = a.Drain(ctx) // a still believes it holds the lease
-	cancel()
-	require.Zero(t, n)
-	require.Error(t, err)
-	require.Equal(t, before, e.count(`SELECT position FROM oi_checkpoint WHERE name = 'main'`))
-	require.False(t, a.LeaseHeld())
-	token := e.count(`SELECT token FROM oi_lease`)
-	require.EqualValues(t, 2, token)
-	// Close releases the lease: a takes over at once.
-	require.NoError(t, b.Close())
-	require.Equal(t, 1, e.drain(a))
-	e.check()
-}
-
 func TestRunWakes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, outbox.ModeInTable, outbox.ModeContentless)
