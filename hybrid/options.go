@@ -2,7 +2,6 @@ package hybrid
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/vecsink"
@@ -77,7 +76,6 @@ func (c *config) validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidOption, fmt.Sprintf(format, args...))
 	}
-	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 	switch {
 	case c.limit < 1:
 		return bad("WithLimit(%d): want at least 1", c.limit)
