@@ -338,15 +338,15 @@ func TestSearchFragmentErrors(t *testing.T) {
 		opt  ftssink.Option
 		want string
 	}{
-		"empty filter":        {ftssink.WithFilter(""), "empty condition"},
-		"filter separator":    {ftssink.WithFilter("1; DELETE FROM f_docs"), "';'"},
-		"filter args":         {ftssink.WithFilter("tenant = ?"), "1 ? placeholders but 0 arguments"},
-		"filter order":        {ftssink.WithFilter("1 ORDER BY 1"), "ORDER"},
-		"empty join":          {ftssink.WithJoin(""), "empty join clause"},
-		"join natural":        {ftssink.WithJoin("NATURAL JOIN f_authors"), "NATURAL"},
-		"select from":         {ftssink.WithSelect("name FROM f_authors"), "FROM"},
-		"select comment":      {ftssink.WithSelect("name /* x */"), "comment"},
-		"order offset":        {ftssink.WithOrderBy("1 OFFSET 3"), "OFFSET"},
+		"empty filter":     {ftssink.WithFilter(""), "empty condition"},
+		"filter separator": {ftssink.WithFilter("1; DELETE FROM f_docs"), "';'"},
+		"filter args":      {ftssink.WithFilter("tenant = ?"), "1 ? placeholders but 0 arguments"},
+		"filter order":     {ftssink.WithFilter("1 ORDER BY 1"), "ORDER"},
+		"empty join":       {ftssink.WithJoin(""), "empty join clause"},
+		"join natural":     {ftssink.WithJoin("NATURAL JOIN f_authors"), "NATURAL"},
+		"select from":      {ftssink.WithSelect("name FROM f_authors"), "FROM"},
+		"select comment":   {ftssink.WithSelect("name /* x */"), "comment"},
+		"order offset":     {ftssink.WithOrderBy("1 OFFSET 3"), "OFFSET"},
 	} {
 		_, _, err := ftssink.SearchSQL[fDoc](ctx, db, q, c.opt)
 		require.ErrorIs(t, err, ftssink.ErrInvalidOption, name)
