@@ -337,8 +337,9 @@ type nearQuery struct {
 // most distance tokens between each term and the next one of the group (FTS5's
 // NEAR("a" "b", distance)); distance 0 means adjacent. Each term is written
 // as an FTS5 string exactly like Phrase, so no input can change the query's
-// structure: a term of several words must appear as those adjacent tokens,
-// and a term with no tokens makes the group match nothing.
+// structure: a term of several words must appear as those adjacent tokens.
+// FTS5 leaves a term with no tokens (empty, blanks, punctuation) out of the
+// group; a group in which no term has tokens matches nothing.
 //
 // FTS5 counts the tokens between the first and the last phrase of the
 // group. NEAR needs token positions: on tables with detail=column or none,
