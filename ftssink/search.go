@@ -98,11 +98,11 @@ func matches(ctx context.Context, db outbox.DB, spec *outbox.Spec, q Query, cfg 
 	if len(cfg.selects) > 0 {
 		return nil, fmt.Errorf("%w: table %s: WithSelect changes the shape of the rows: use SearchSQL and run it with db.Raw(sql, args...).Scan(&rows)", ErrInvalidOption, f.Table)
 	}
-	query, args, expr, err := buildSearch(spec, cfg, q)
+	stmt, args, expr, err := buildSearch(spec, cfg, q)
 	if err != nil {
 		return nil, err
 	}
-	out, err := scanMatches(ctx, db, spec, cfg, query, args)
+	out, err := scanMatches(ctx, db, spec, cfg, stmt, args)
 	if err != nil {
 		if errors.Is(err, errFragment) {
 			return nil, fmt.Errorf("%w: table %s: WithFilter, WithJoin or WithOrderBy SQL: %w", ErrInvalidOption, f.Table, err)
@@ -125,11 +125,11 @@ type preparer interface {
 	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
-// query runs the statement. With caller fragments it is prepared first:
+// runQuery runs the statement. With caller fragments it is prepared first:
 // SQLite compiles the fragments then, while FTS5 parses the MATCH
 // expression (a bound argument) only when the statement runs, so a failure
 // to prepare is the fragments' (unless the sidecar itself is missing).
-func query(ctx context.Context, db outbox.DB, spec *outbox.Spec, cfg *searchConfig, q string, args []any) (*sql.Rows, error) {
+func runQuery(ctx context.Context, db outbox.DB, spec *outbox.Spec, cfg *searchConfig, q string, args []any) (*sql.Rows, error) {
 	p, ok := db.(preparer)
 	if !cfg.shaped() || !ok {
 		return db.QueryContext(ctx, q, args...)
@@ -147,7 +147,7 @@ func query(ctx context.Context, db outbox.DB, spec *outbox.Spec, cfg *searchConf
 
 func scanMatches(ctx context.Context, db outbox.DB, spec *outbox.Spec, cfg *searchConfig, q string, args []any) ([]Match, error) {
 	f := spec.FTS
-	rows, err := query(ctx, db, spec, cfg, q, args)
+	rows, err := runQuery(ctx, db, spec, cfg, q, args)
 	if err != nil {
 		return nil, err
 	}

@@ -384,3 +384,46 @@ func TestSearchFragmentErrors(t *testing.T) {
 	require.NotContains(t, stmt, "DROP")
 	require.Contains(t, args, hostile)
 }
+
+// TestSearchSQLPlanStartsFromTheMatch checks that with a join and a filter
+// SQLite still runs the MATCH first and looks the other tables up by key:
+// the FTS5 table is the outer loop.
+func TestSearchSQLPlanStartsFromTheMatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, drain := ftsPipeline(t, &fDoc{}, &fNote{})
+	seedDocs(t, db)
+	drain()
+	for _, c := range []struct {
+		stmt func() (string, []any, error)
+		fts  string
+	}{
+		{func() (string, []any, error) {
+			return ftssink.SearchSQL[fDoc](ctx, db, ftssink.Term("fox"),
+				ftssink.WithJoin("LEFT JOIN f_authors ON f_authors.id = f_docs.author_id"),
+				ftssink.WithJoin("JOIN f_authors AS a2 ON a2.id = f_docs.author_id"),
+				ftssink.WithFilter("f_docs.tenant = ?", "a"), ftssink.WithOrderBy("f_authors.name"))
+		}, "f_docs_fts"},
+		{func() (string, []any, error) {
+			return ftssink.SearchSQL[fNote](ctx, db, ftssink.Term("wolf"), ftssink.WithFilter("tenant = ?", "y"))
+		}, "f_notes_fts"},
+	} {
+		stmt, args, err := c.stmt()
+		require.NoError(t, err)
+		rows, err := db.Raw("EXPLAIN QUERY PLAN "+stmt, args...).Rows()
+		require.NoError(t, err)
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			require.NoError(t, rows.Scan(&id, &parent, &notused, &detail))
+			plan = append(plan, detail)
+		}
+		require.NoError(t, rows.Close())
+		require.NotEmpty(t, plan)
+		require.Contains(t, plan[0], "SCAN "+c.fts+" VIRTUAL TABLE", "plan %q", plan)
+		for _, p := range plan[1:] {
+			require.NotContains(t, p, "SCAN f_", "plan %q: every other table is searched by key", plan)
+		}
+	}
+}
