@@ -140,3 +140,34 @@ func TestSearchIsRRFOfBothSides(t *testing.T) {
 		require.Equal(t, want[i].Ranks, []int{r.VecRank, r.TextRank})
 	}
 }
+
+// TestSearchSideFilters: both sides filter on the language (vec0 metadata
+// inside the KNN, the source column before the full-text limit), so every
+// fused result is in that language and the text side still contributes a
+// full candidate list.
+func TestSearchSideFilters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.New(t)
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(43, 44))
+	sp := spec("docs", "id", outbox.KeyInteger, outbox.ModeExternal)
+	seed(t, db, &doc{}, sp, 300, func(i int) any { return int64(i) }, rng)
+	res, err := hybrid.Search[doc](ctx, db, []float32{1, 0, 0, 0}, ftssink.Term("alpha"),
+		hybrid.WithCandidates(10), hybrid.WithLimit(40),
+		hybrid.WithVecOptions(vecsink.WithFilter("lang = ?", "fr")),
+		hybrid.WithTextOptions(ftssink.WithFilter("docs.lang = ?", "fr")))
+	require.NoError(t, err)
+	text := 0
+	for _, r := range res {
+		require.Equal(t, "fr", r.Model.Lang)
+		if r.TextRank > 0 {
+			text++
+		}
+	}
+	ms, err := ftssink.Matches(ctx, sqlDB, sp, ftssink.Term("alpha"), ftssink.WithLimit(1000))
+	require.NoError(t, err)
+	require.Greater(t, len(ms), 20, "enough matches in both languages")
+	require.Equal(t, 10, text, "the filtered text side still fills its 10 candidates")
+}
