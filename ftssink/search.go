@@ -21,9 +21,10 @@ import (
 // T is a gorm model migrated by gormplugin.Migrate with fts5 tags; its table
 // name comes from gorm's schema parser with db's naming strategy (or from
 // db.Table). The statement SearchSQL returns is run on db's connection (or
-// transaction), then the models are loaded with one gorm query (WHERE key IN …) on db, so
-// db's Preload, Select and other settings apply; conditions on db filter the
-// loaded models, which can then be fewer than the limit. Rows whose source
+// transaction), then the models are loaded with one gorm query
+// (WHERE key IN …) on db, so db's Preload, Select and other settings apply;
+// conditions on db filter the loaded models, which can then be fewer than
+// the limit. Rows whose source
 // row no longer exists are dropped. Soft-deleted rows are excluded unless
 // IncludeDeleted is given (in external-content mode the source's
 // soft-delete column is read live; in the other modes the indexed flag).
@@ -136,8 +137,9 @@ func runQuery(ctx context.Context, db outbox.DB, spec *outbox.Spec, cfg *searchC
 	}
 	st, err := p.PrepareContext(ctx, q)
 	if err != nil {
-		if strings.Contains(err.Error(), "no such table: "+spec.FTS.Table) {
-			return nil, err
+		var e *sqlite3.Error
+		if !errors.As(err, &e) || e.Code() != sqlite3.ERROR || strings.Contains(err.Error(), "no such table: "+spec.FTS.Table) {
+			return nil, err // busy, cancelled, or the sidecar is missing
 		}
 		return nil, fmt.Errorf("%w: %w", errFragment, err)
 	}
