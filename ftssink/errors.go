@@ -11,7 +11,8 @@ var (
 	ErrNoFTS = errors.New("ftssink: model has no fts5 sidecar")
 	// ErrInvalidQuery reports a query the builder cannot render: a Not
 	// outside And, And() or Or() without operands, a nil operand, an unknown
-	// Column name.
+	// Column name, a Near without terms, with a negative distance or on a
+	// table with detail=column or none.
 	ErrInvalidQuery = errors.New("ftssink: invalid query")
 	// ErrQuerySyntax reports an expression FTS5 refused: a syntax error or
 	// unknown column in a Raw expression, or a phrase on a table with
@@ -20,7 +21,9 @@ var (
 	// ErrInvalidOption reports a bad option value: a limit below 1, a
 	// negative offset, more ranking weights than columns or a non-finite
 	// weight, an unknown snippet or highlight column, a snippet length
-	// outside 1..64.
+	// outside 1..64, a WithFilter, WithSelect, WithJoin or WithOrderBy
+	// fragment that fails the lexical checks or that SQLite cannot compile,
+	// WithSelect given to Search or Matches.
 	ErrInvalidOption = errors.New("ftssink: invalid option")
 	// ErrNoContent reports a snippet or highlight asked of a contentless
 	// table, which keeps no text to show.

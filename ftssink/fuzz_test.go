@@ -46,9 +46,12 @@ func fuzzDB(f *testing.F) (*sql.DB, *outbox.Spec, *outbox.Spec) {
 	return sqlDB, full, col
 }
 
+// shapes is the number of query shapes fuzzQuery builds.
+const shapes = 13
+
 // fuzzQuery combines three user strings into one of the builder's shapes.
 func fuzzQuery(shape uint8, a, b, c string) ftssink.Query {
-	switch shape % 10 {
+	switch shape % shapes {
 	case 0:
 		return ftssink.Term(a)
 	case 1:
@@ -67,23 +70,29 @@ func fuzzQuery(shape uint8, a, b, c string) ftssink.Query {
 		return ftssink.And(ftssink.Column("body", ftssink.Prefix(a)), ftssink.Not(ftssink.Or(ftssink.Term(b), ftssink.Column("title", ftssink.Phrase(c)))))
 	case 8:
 		return ftssink.And(ftssink.Not(ftssink.Term(a)), ftssink.Column("TITLE", ftssink.Term(b)), ftssink.Not(ftssink.And(ftssink.Prefix(c), ftssink.Term(a))))
-	default:
+	case 9:
 		return ftssink.Column("body", ftssink.Or(ftssink.Column("title", ftssink.Term(a)), ftssink.Prefix(b), ftssink.And(ftssink.Term(c), ftssink.Not(ftssink.Phrase(a)))))
+	case 10:
+		return ftssink.Near(len(c)%12, a, b)
+	case 11:
+		return ftssink.Column("title", ftssink.Near(len(a)%4, a, b, c))
+	default:
+		return ftssink.And(ftssink.Or(ftssink.Near(0, a), ftssink.Near(3, b, c)), ftssink.Not(ftssink.Near(1, c, a)))
 	}
 }
 
 // onlyWords reports whether shape uses only Term and Prefix, the
 // constructors that work on detail=column tables for any input.
 func onlyWords(shape uint8) bool {
-	switch shape % 10 {
+	switch shape % shapes {
 	case 0, 2:
 		return true
 	}
 	return false
 }
 
-// FuzzQueryBuilder checks that no user string given to Term, Phrase or
-// Prefix, in any combination with And, Or, Not and Column, produces an FTS5
+// FuzzQueryBuilder checks that no user string given to Term, Phrase, Prefix
+// or Near, in any combination with And, Or, Not and Column, produces an FTS5
 // error in a real MATCH.
 func FuzzQueryBuilder(f *testing.F) {
 	for _, s := range [][3]string{
@@ -102,7 +111,7 @@ func FuzzQueryBuilder(f *testing.F) {
 		{"e-mail", "big data", "data base"},
 		{"   ", "\t\n", "!!!"},
 	} {
-		for shape := uint8(0); shape < 10; shape++ {
+		for shape := uint8(0); shape < shapes; shape++ {
 			f.Add(shape, s[0], s[1], s[2])
 		}
 	}
@@ -111,11 +120,11 @@ func FuzzQueryBuilder(f *testing.F) {
 	f.Fuzz(func(t *testing.T, shape uint8, a, b, c string) {
 		q := fuzzQuery(shape, a, b, c)
 		if _, err := ftssink.Matches(ctx, db, full, q, ftssink.WithSnippet("body", "[", "]", "…", 8)); err != nil {
-			t.Fatalf("query %s (shape %d, %q %q %q): %v", q, shape%10, a, b, c, err)
+			t.Fatalf("query %s (shape %d, %q %q %q): %v", q, shape%shapes, a, b, c, err)
 		}
 		if onlyWords(shape) {
 			if _, err := ftssink.Matches(ctx, db, col, q); err != nil {
-				t.Fatalf("detail=column: query %s (shape %d, %q): %v", q, shape%10, a, err)
+				t.Fatalf("detail=column: query %s (shape %d, %q): %v", q, shape%shapes, a, err)
 			}
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/outboxindexer/outboxindexer/internal/sqlfrag"
 	"github.com/outboxindexer/outboxindexer/outbox"
 )
 
@@ -14,7 +15,7 @@ const DefaultLimit = 10
 // MaxSnippetTokens is the longest snippet FTS5 produces, in tokens.
 const MaxSnippetTokens = 64
 
-// Option configures one Search or Matches call.
+// Option configures one Search, SearchSQL or Matches call.
 type Option func(*searchConfig)
 
 type snippetOpt struct {
@@ -28,6 +29,12 @@ type highlightOpt struct {
 	before, after string
 }
 
+// fragment is a piece of caller SQL with its bound arguments.
+type fragment struct {
+	sql  string
+	args []any
+}
+
 type searchConfig struct {
 	limit          int
 	offset         int
@@ -35,6 +42,10 @@ type searchConfig struct {
 	snippets       []snippetOpt
 	highlights     []highlightOpt
 	includeDeleted bool
+	filters        []fragment
+	selects        []string
+	joins          []fragment
+	orders         []fragment
 }
 
 func newSearchConfig(opts []Option) *searchConfig {
@@ -81,6 +92,71 @@ func WithHighlight(column, before, after string) Option {
 	}
 }
 
+// WithFilter adds a condition on the source table's columns (tenant,
+// status, date, …) to the full-text query: hits whose source row does not
+// satisfy it are left out before WithLimit and WithOffset apply, so a
+// filtered query still returns limit hits when that many match. The source
+// table is joined under its own name; qualify columns that the FTS5 table
+// also has ("articles.title", or "articles.status" for clarity). Several
+// filters are ANDed.
+//
+// args are bound to the anonymous "?" placeholders of sql in order (their
+// number must match; numbered or named parameters are refused); never
+// format user input into sql: the SQL text is trusted code, pasted into the
+// query as written (inside parentheses). A fragment with a ';', a comment,
+// unbalanced parentheses or quotes, or a clause keyword such as WHERE or
+// ORDER outside parentheses is refused with ErrInvalidOption, and so is
+// one SQLite cannot compile (an unknown column).
+//
+// The filter is evaluated for every row that matches the expression, with
+// one primary-key lookup in the source table each: a selective MATCH
+// expression keeps it cheap.
+func WithFilter(sql string, args ...any) Option {
+	return func(c *searchConfig) { c.filters = append(c.filters, fragment{sql: sql, args: args}) }
+}
+
+// WithSelect adds result columns to the statement SearchSQL returns, after
+// the key, the rank, the snippets and the highlights: each string is one or
+// more result columns ("authors.name AS author_name", "articles.title,
+// articles.year"), which may use the source table (joined under its own
+// name), the tables of WithJoin and the FTS5 table. It changes the shape of
+// the rows, so only SearchSQL accepts it: Search and Matches fail with
+// ErrInvalidOption. The text is trusted SQL and takes no arguments; the
+// lexical checks of WithFilter apply.
+func WithSelect(columns ...string) Option {
+	return func(c *searchConfig) { c.selects = append(c.selects, columns...) }
+}
+
+// WithJoin joins another table to the hits: clause starts with JOIN, INNER
+// JOIN, LEFT [OUTER] JOIN or CROSS JOIN and usually relates the table to the
+// source table, which is joined under its own name whenever WithFilter,
+// WithSelect, WithJoin or WithOrderBy is given ("JOIN authors ON authors.id
+// = articles.author_id"). args are bound to its "?" placeholders. Joins
+// apply before the limit: an inner join drops the hits it finds no row for
+// (the next ones take their place), and a join to several rows per hit
+// repeats the hit (Search and Matches keep its first row; SearchSQL returns
+// them all, each taking a place within the limit). RIGHT, FULL and NATURAL
+// joins are refused (ErrInvalidOption), as is an empty clause.
+func WithJoin(clause string, args ...any) Option {
+	return func(c *searchConfig) { c.joins = append(c.joins, fragment{sql: clause, args: args}) }
+}
+
+// WithOrderBy orders the hits by expr first ("articles.published_at DESC",
+// "authors.name"), then by rank and rowid as usual; the order applies
+// before WithLimit and WithOffset, so WithOrderBy("articles.published_at
+// DESC") with WithLimit(10) returns the ten newest matching rows. expr may
+// use the source table, the tables of WithJoin and the result columns
+// (oi_rank, see RankColumn); args are bound to its "?" placeholders. Search,
+// SearchSQL and Matches all honour it.
+func WithOrderBy(expr string, args ...any) Option {
+	return func(c *searchConfig) { c.orders = append(c.orders, fragment{sql: expr, args: args}) }
+}
+
+// shaped reports whether the statement joins the source table.
+func (c *searchConfig) shaped() bool {
+	return len(c.filters) > 0 || len(c.selects) > 0 || len(c.joins) > 0 || len(c.orders) > 0
+}
+
 // IncludeDeleted makes Search return soft-deleted rows too (they are
 // excluded by default) and loads their models with gorm's Unscoped.
 func IncludeDeleted() Option { return func(c *searchConfig) { c.includeDeleted = true } }
@@ -104,6 +180,26 @@ func (c *searchConfig) validate(spec *outbox.Spec) (snippetCols, highlightCols [
 	for i, w := range c.weights {
 		if math.IsNaN(w) || math.IsInf(w, 0) {
 			return nil, nil, bad("WithRanking: weight %d is %v", i, w)
+		}
+	}
+	for _, x := range c.filters {
+		if err := sqlfrag.Check(sqlfrag.Expr, x.sql, len(x.args)); err != nil {
+			return nil, nil, bad("WithFilter(%q): %v", x.sql, err)
+		}
+	}
+	for _, x := range c.selects {
+		if err := sqlfrag.Check(sqlfrag.Columns, x, 0); err != nil {
+			return nil, nil, bad("WithSelect(%q): %v", x, err)
+		}
+	}
+	for _, x := range c.joins {
+		if err := sqlfrag.Check(sqlfrag.Join, x.sql, len(x.args)); err != nil {
+			return nil, nil, bad("WithJoin(%q): %v", x.sql, err)
+		}
+	}
+	for _, x := range c.orders {
+		if err := sqlfrag.Check(sqlfrag.Order, x.sql, len(x.args)); err != nil {
+			return nil, nil, bad("WithOrderBy(%q): %v", x.sql, err)
 		}
 	}
 	if (len(c.snippets) > 0 || len(c.highlights) > 0) && f.Mode == outbox.ModeContentless {

@@ -2,6 +2,7 @@ package ftssink
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -9,9 +10,9 @@ import (
 )
 
 // Query is a full-text query for Search, built with Term, Phrase, Prefix,
-// And, Or, Not, Column and Raw. It renders to an FTS5 MATCH expression.
+// Near, And, Or, Not, Column and Raw. It renders to an FTS5 MATCH expression.
 //
-// Every user string given to Term, Phrase and Prefix is written as an FTS5
+// Every user string given to Term, Phrase, Prefix and Near is written as an FTS5
 // string ("…", with " doubled), so that no input — quotes, *, ^, :, NEAR,
 // AND, OR, NOT, parentheses, unicode, control characters, empty — can change
 // the structure of the query or produce an FTS5 syntax error: the string is
@@ -324,6 +325,54 @@ func (q columnQuery) render(r *renderer, b *strings.Builder) error {
 	return nil
 }
 
+// MaxNearDistance is the largest distance Near accepts.
+const MaxNearDistance = 1 << 20
+
+type nearQuery struct {
+	distance int
+	terms    []string
+}
+
+// Near matches rows in which the terms all occur, in any order, with at
+// most distance tokens between each term and the next one of the group (FTS5's
+// NEAR("a" "b", distance)); distance 0 means adjacent. Each term is written
+// as an FTS5 string exactly like Phrase, so no input can change the query's
+// structure: a term of several words must appear as those adjacent tokens.
+// FTS5 leaves a term with no tokens (empty, blanks, punctuation) out of the
+// group; a group in which no term has tokens matches nothing.
+//
+// FTS5 counts the tokens between the first and the last phrase of the
+// group. NEAR needs token positions: on tables with detail=column or none,
+// Near is an error wrapping ErrInvalidQuery, as are a Near without terms and
+// a distance outside 0..MaxNearDistance. (FTS5's default distance, when a
+// raw NEAR omits it, is 10.)
+func Near(distance int, terms ...string) Query {
+	return nearQuery{distance: distance, terms: append([]string(nil), terms...)}
+}
+
+func (q nearQuery) String() string { return stringOf(q) }
+
+func (q nearQuery) render(r *renderer, b *strings.Builder) error {
+	if len(q.terms) == 0 {
+		return fmt.Errorf("%w: Near(%d) without terms", ErrInvalidQuery, q.distance)
+	}
+	if q.distance < 0 || q.distance > MaxNearDistance {
+		return fmt.Errorf("%w: Near distance %d, want 0..%d", ErrInvalidQuery, q.distance, MaxNearDistance)
+	}
+	if r.tokenOK != nil {
+		return fmt.Errorf("%w: Near on table %s: NEAR needs detail=full (token positions)", ErrInvalidQuery, r.table)
+	}
+	b.WriteString("NEAR(")
+	for i, t := range q.terms {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		quote(b, t)
+	}
+	b.WriteString(", " + strconv.Itoa(q.distance) + ")")
+	return nil
+}
+
 type rawQuery struct{ expr string }
 
 // Raw is an FTS5 expression written by the programmer, passed through as is
@@ -348,4 +397,5 @@ var (
 	_ Query = notQuery{}
 	_ Query = columnQuery{}
 	_ Query = rawQuery{}
+	_ Query = nearQuery{}
 )

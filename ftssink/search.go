@@ -20,13 +20,17 @@ import (
 //
 // T is a gorm model migrated by gormplugin.Migrate with fts5 tags; its table
 // name comes from gorm's schema parser with db's naming strategy (or from
-// db.Table). The sidecar is queried on db's connection (or transaction),
-// then the models are loaded with one gorm query (WHERE key IN …) on db, so
-// db's Preload, Select and other settings apply; conditions on db filter the
-// loaded models, which can then be fewer than the limit. Rows whose source
+// db.Table). The statement SearchSQL returns is run on db's connection (or
+// transaction), then the models are loaded with one gorm query
+// (WHERE key IN …) on db, so db's Preload, Select and other settings apply;
+// conditions on db filter the loaded models, which can then be fewer than
+// the limit. Rows whose source
 // row no longer exists are dropped. Soft-deleted rows are excluded unless
 // IncludeDeleted is given (in external-content mode the source's
 // soft-delete column is read live; in the other modes the indexed flag).
+//
+// WithFilter, WithJoin and WithOrderBy apply before the limit (see them);
+// WithSelect is refused (use SearchSQL).
 //
 // Search sees what the indexer has applied; call the indexer's Sync first
 // for read-your-writes.
@@ -35,12 +39,9 @@ import (
 // migrated), ErrInvalidQuery, ErrQuerySyntax, ErrInvalidOption or
 // ErrNoContent.
 func Search[T any](ctx context.Context, db *gorm.DB, q Query, opts ...Option) ([]Hit[T], error) {
-	t, err := gormq.Resolve(ctx, db, new(T))
+	t, err := resolve[T](ctx, db)
 	if err != nil {
-		return nil, fmt.Errorf("ftssink: search: %w", err)
-	}
-	if t.Spec.FTS == nil {
-		return nil, fmt.Errorf("%w: model %s (table %s) has no fts5 tag", ErrNoFTS, t.Schema.Name, t.Table)
+		return nil, err
 	}
 	cfg := newSearchConfig(opts)
 	ms, err := matches(ctx, t.Conn, t.Spec, q, cfg)
@@ -64,6 +65,18 @@ func Search[T any](ctx context.Context, db *gorm.DB, q Query, opts ...Option) ([
 	return out, nil
 }
 
+// resolve finds T's registry spec and checks that it has an FTS5 sidecar.
+func resolve[T any](ctx context.Context, db *gorm.DB) (*gormq.Target, error) {
+	t, err := gormq.Resolve(ctx, db, new(T))
+	if err != nil {
+		return nil, fmt.Errorf("ftssink: search: %w", err)
+	}
+	if t.Spec.FTS == nil {
+		return nil, fmt.Errorf("%w: model %s (table %s) has no fts5 tag", ErrNoFTS, t.Schema.Name, t.Table)
+	}
+	return t, nil
+}
+
 // Matches is Search without models: it returns the primary keys (int64 or
 // string) of the best matches of q in spec's FTS5 sidecar, with their ranks,
 // snippets and highlights. It needs no Go model type (db may be a *sql.DB,
@@ -83,17 +96,18 @@ func Matches(ctx context.Context, db outbox.DB, spec *outbox.Spec, q Query, opts
 
 func matches(ctx context.Context, db outbox.DB, spec *outbox.Spec, q Query, cfg *searchConfig) ([]Match, error) {
 	f := spec.FTS
-	snipCols, hlCols, err := cfg.validate(spec)
+	if len(cfg.selects) > 0 {
+		return nil, fmt.Errorf("%w: table %s: WithSelect changes the shape of the rows: use SearchSQL and run it with db.Raw(sql, args...).Scan(&rows)", ErrInvalidOption, f.Table)
+	}
+	stmt, args, expr, err := buildSearch(spec, cfg, q)
 	if err != nil {
 		return nil, err
 	}
-	expr, err := renderQuery(q, spec)
+	out, err := scanMatches(ctx, db, spec, cfg, stmt, args)
 	if err != nil {
-		return nil, fmt.Errorf("ftssink: search %s: %w", f.Table, err)
-	}
-	query, args := searchSQL(spec, cfg, expr, snipCols, hlCols)
-	out, err := scanMatches(ctx, db, spec, cfg, query, args)
-	if err != nil {
+		if errors.Is(err, errFragment) {
+			return nil, fmt.Errorf("%w: table %s: WithFilter, WithJoin or WithOrderBy SQL: %w", ErrInvalidOption, f.Table, err)
+		}
 		if isQueryError(err) {
 			return nil, fmt.Errorf("%w: table %s, expression %q: %w", ErrQuerySyntax, f.Table, expr, err)
 		}
@@ -102,9 +116,40 @@ func matches(ctx context.Context, db outbox.DB, spec *outbox.Spec, q Query, cfg 
 	return out, nil
 }
 
-func scanMatches(ctx context.Context, db outbox.DB, spec *outbox.Spec, cfg *searchConfig, query string, args []any) ([]Match, error) {
+// errFragment marks a statement that SQLite could not compile although its
+// own parts are generated from a validated spec: the caller's fragments are
+// at fault.
+var errFragment = errors.New("statement does not compile")
+
+// preparer is implemented by *sql.DB, *sql.Tx, *sql.Conn and gorm's pools.
+type preparer interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// runQuery runs the statement. With caller fragments it is prepared first:
+// SQLite compiles the fragments then, while FTS5 parses the MATCH
+// expression (a bound argument) only when the statement runs, so a failure
+// to prepare is the fragments' (unless the sidecar itself is missing).
+func runQuery(ctx context.Context, db outbox.DB, spec *outbox.Spec, cfg *searchConfig, q string, args []any) (*sql.Rows, error) {
+	p, ok := db.(preparer)
+	if !cfg.shaped() || !ok {
+		return db.QueryContext(ctx, q, args...)
+	}
+	st, err := p.PrepareContext(ctx, q)
+	if err != nil {
+		var e *sqlite3.Error
+		if !errors.As(err, &e) || e.Code() != sqlite3.ERROR || strings.Contains(err.Error(), "no such table: "+spec.FTS.Table) {
+			return nil, err // busy, cancelled, or the sidecar is missing
+		}
+		return nil, fmt.Errorf("%w: %w", errFragment, err)
+	}
+	defer st.Close() // the rows keep what they need: closing waits for them in database/sql
+	return st.QueryContext(ctx, args...)
+}
+
+func scanMatches(ctx context.Context, db outbox.DB, spec *outbox.Spec, cfg *searchConfig, q string, args []any) ([]Match, error) {
 	f := spec.FTS
-	rows, err := db.QueryContext(ctx, query, args...)
+	rows, err := runQuery(ctx, db, spec, cfg, q, args)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +157,7 @@ func scanMatches(ctx context.Context, db outbox.DB, spec *outbox.Spec, cfg *sear
 	nExtra := len(cfg.snippets) + len(cfg.highlights)
 	extra := make([]sql.NullString, nExtra)
 	var out []Match
+	seen := map[any]bool{}
 	for rows.Next() {
 		var (
 			key  any
@@ -129,6 +175,10 @@ func scanMatches(ctx context.Context, db outbox.DB, spec *outbox.Spec, cfg *sear
 		if err != nil {
 			return nil, err
 		}
+		if seen[k] { // a join to several rows
+			continue
+		}
+		seen[k] = true
 		m := Match{Key: k, Rank: rank}
 		for i, s := range cfg.snippets {
 			if m.Snippets == nil {
@@ -160,41 +210,56 @@ func columnName(f *outbox.FTSSpec, name string) string {
 	return name
 }
 
-// searchSQL builds the query on the FTS5 sidecar:
-//
-//	SELECT fts.rowid | km.key, bm25(fts, ?…) AS oi_rank, snippet(…)…, highlight(…)…
-//	FROM fts [CROSS JOIN oi_keymap AS km ON km.rid = fts.rowid AND km.tbl = ?]
-//	WHERE fts MATCH ? [AND <not deleted>]
-//	ORDER BY oi_rank, fts.rowid LIMIT ? OFFSET ?
-func searchSQL(spec *outbox.Spec, cfg *searchConfig, expr string, snipCols, hlCols []int) (string, []any) {
+// buildSearch validates the options and the query and builds the
+// statement of Search, SearchSQL and Matches (see SearchSQL). It also
+// returns the rendered MATCH expression, for error messages.
+func buildSearch(spec *outbox.Spec, cfg *searchConfig, q Query) (stmt string, args []any, expr string, err error) {
 	f := spec.FTS
-	fts := outbox.Quote(f.Table)
-	var sb strings.Builder
-	var args []any
-	sb.WriteString("SELECT ")
-	if spec.KeyType == outbox.KeyText {
-		sb.WriteString("km.key")
-	} else {
-		sb.WriteString(fts + ".rowid")
+	snipCols, hlCols, err := cfg.validate(spec)
+	if err != nil {
+		return "", nil, "", err
 	}
-	sb.WriteString(", bm25(" + fts)
+	expr, err = renderQuery(q, spec)
+	if err != nil {
+		return "", nil, "", fmt.Errorf("ftssink: search %s: %w", f.Table, err)
+	}
+	fts := outbox.Quote(f.Table)
+	key := fts + ".rowid"
+	if spec.KeyType == outbox.KeyText {
+		key = "km.key"
+	}
+	var sb strings.Builder
+	sb.WriteString("SELECT " + key + " AS " + outbox.Quote(spec.Key) + ", bm25(" + fts)
 	for _, w := range cfg.weights {
 		sb.WriteString(", ?")
 		args = append(args, w)
 	}
-	sb.WriteString(") AS oi_rank")
+	sb.WriteString(") AS " + RankColumn)
 	for i, s := range cfg.snippets {
-		sb.WriteString(", snippet(" + fts + ", " + strconv.Itoa(snipCols[i]) + ", ?, ?, ?, ?)")
+		sb.WriteString(", snippet(" + fts + ", " + strconv.Itoa(snipCols[i]) + ", ?, ?, ?, ?) AS " + outbox.Quote("snippet_"+f.Columns[snipCols[i]].Name))
 		args = append(args, s.before, s.after, s.ellipsis, s.tokens)
 	}
 	for i, h := range cfg.highlights {
-		sb.WriteString(", highlight(" + fts + ", " + strconv.Itoa(hlCols[i]) + ", ?, ?)")
+		sb.WriteString(", highlight(" + fts + ", " + strconv.Itoa(hlCols[i]) + ", ?, ?) AS " + outbox.Quote("highlight_"+f.Columns[hlCols[i]].Name))
 		args = append(args, h.before, h.after)
+	}
+	for _, s := range cfg.selects {
+		sb.WriteString(", " + s)
 	}
 	sb.WriteString(" FROM " + fts)
 	if spec.KeyType == outbox.KeyText {
 		sb.WriteString(" CROSS JOIN " + outbox.KeyMapTable + " AS km ON km.rid = " + fts + ".rowid AND km.tbl = ?")
 		args = append(args, spec.Source)
+	}
+	if cfg.shaped() {
+		// CROSS JOIN keeps the FTS5 table in the outer loop: the MATCH
+		// drives the query, the source is looked up by primary key.
+		src := outbox.Quote(spec.Source)
+		sb.WriteString(" CROSS JOIN " + src + " ON " + src + "." + outbox.Quote(spec.Key) + " = " + key)
+	}
+	for _, j := range cfg.joins {
+		sb.WriteString(" " + j.sql)
+		args = append(args, j.args...)
 	}
 	sb.WriteString(" WHERE " + fts + " MATCH ?")
 	args = append(args, expr)
@@ -205,9 +270,18 @@ func searchSQL(spec *outbox.Spec, cfg *searchConfig, expr string, snipCols, hlCo
 			sb.WriteString(" AND " + fts + "." + outbox.DeletedColumn + " = 0")
 		}
 	}
-	sb.WriteString(" ORDER BY oi_rank, " + fts + ".rowid LIMIT ? OFFSET ?")
+	for _, x := range cfg.filters {
+		sb.WriteString(" AND (" + x.sql + ")")
+		args = append(args, x.args...)
+	}
+	sb.WriteString(" ORDER BY ")
+	for _, o := range cfg.orders {
+		sb.WriteString(o.sql + ", ")
+		args = append(args, o.args...)
+	}
+	sb.WriteString(RankColumn + ", " + fts + ".rowid LIMIT ? OFFSET ?")
 	args = append(args, cfg.limit, cfg.offset)
-	return sb.String(), args
+	return sb.String(), args, expr, nil
 }
 
 // isQueryError reports whether err is FTS5 refusing the MATCH expression.

@@ -1,7 +1,9 @@
 // Package hybrid runs a vector (KNN) search and a full-text search on the
 // same gorm model and fuses the two rankings with reciprocal-rank fusion
 // (RRF): each model's score is the sum, over the rankings it appears in, of
-// weight / (k + rank), rank counting from 1.
+// weight / (k + rank), rank counting from 1. The fusion itself is RRF, a
+// function over any number of ranked key lists, usable on lists obtained
+// elsewhere.
 //
 // It is a package of its own, above vecsink and ftssink, because it is the
 // one place that needs both: each sink stays usable alone (a model with only

@@ -2,7 +2,6 @@ package hybrid
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/vecsink"
@@ -57,14 +56,18 @@ func WithWeights(vector, text float64) Option {
 	return func(c *config) { c.vecW, c.textW = vector, text }
 }
 
-// WithVecOptions passes options to the vector side (vecsink.WithFilter).
+// WithVecOptions passes options to the vector side (vecsink.WithFilter,
+// WithJoin, WithOrderBy; WithSelect is refused). A WithOrderBy there
+// changes the vector ranking that the fusion uses.
 func WithVecOptions(opts ...vecsink.Option) Option {
 	return func(c *config) { c.vecOpts = append(c.vecOpts, opts...) }
 }
 
 // WithTextOptions passes options to the full-text side (ftssink.WithRanking,
-// WithSnippet, WithHighlight). Its WithLimit and WithOffset are overridden
-// by WithCandidates.
+// WithSnippet, WithHighlight, WithFilter, WithJoin, WithOrderBy; WithSelect
+// is refused). Its WithLimit and WithOffset are overridden by
+// WithCandidates; a WithOrderBy changes the full-text ranking that the
+// fusion uses.
 func WithTextOptions(opts ...ftssink.Option) Option {
 	return func(c *config) { c.textOpts = append(c.textOpts, opts...) }
 }
@@ -77,7 +80,6 @@ func (c *config) validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidOption, fmt.Sprintf(format, args...))
 	}
-	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 	switch {
 	case c.limit < 1:
 		return bad("WithLimit(%d): want at least 1", c.limit)

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/internal/gormq"
+	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 	"gorm.io/gorm"
 )
@@ -18,8 +18,9 @@ import (
 // q on model T (which needs both a vec tag and fts5 tags), takes
 // WithCandidates results from each (default 50), fuses the two rankings with
 // reciprocal-rank fusion and returns the best WithLimit models (default 10),
-// best first, each with both sides' scores (see Result). Ties of the fused
-// score are broken by primary key.
+// best first, each with both sides' scores (see Result). The fusion is RRF
+// (the function of this package) over the two candidate lists, so ties of
+// the fused score are broken by primary key.
 //
 // Both side queries run on db's connection (or transaction); then the
 // models are loaded with one gorm query on db, as in vecsink.KNN. Rows whose
@@ -62,7 +63,10 @@ func Search[T any](ctx context.Context, db *gorm.DB, vector []float32, q ftssink
 	if err != nil {
 		return nil, fmt.Errorf("hybrid: full-text side: %w", err)
 	}
-	fused := fuse(ns, ms, cfg)
+	fused, err := fuse(t.Spec.KeyType, ns, ms, cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	out := make([]Result[T], 0, min(cfg.limit, len(fused)))
 	for next := 0; len(out) < cfg.limit && next < len(fused); {
@@ -93,48 +97,48 @@ type fused struct {
 	Result[struct{}]
 }
 
-// fuse merges the two rankings with RRF and sorts by score, then key.
-func fuse(ns []vecsink.Neighbor, ms []ftssink.Match, cfg *config) []*fused {
-	byKey := make(map[any]*fused, len(ns)+len(ms))
-	var all []*fused
-	get := func(k any) *fused {
-		f, ok := byKey[k]
-		if !ok {
-			f = &fused{key: k}
-			f.Distance, f.BM25 = math.NaN(), math.NaN()
-			byKey[k] = f
-			all = append(all, f)
-		}
-		return f
+// fuse merges the two rankings with RRF (ties by key) and attaches what
+// each side said about each key.
+func fuse(keyType string, ns []vecsink.Neighbor, ms []ftssink.Match, cfg *config) ([]*fused, error) {
+	if keyType == outbox.KeyText {
+		return fuseAs[string](ns, ms, cfg)
 	}
-	for i, n := range ns {
-		f := get(n.Key)
-		f.VecRank, f.Distance = i+1, n.Distance
-		f.Score += cfg.vecW / (cfg.rrfK + float64(i+1))
-	}
-	for i, m := range ms {
-		f := get(m.Key)
-		f.TextRank, f.BM25 = i+1, m.Rank
-		f.Snippets, f.Highlights = m.Snippets, m.Highlights
-		f.Score += cfg.textW / (cfg.rrfK + float64(i+1))
-	}
-	slices.SortStableFunc(all, func(a, b *fused) int {
-		if c := cmp.Compare(b.Score, a.Score); c != 0 {
-			return c
-		}
-		return compareKeys(a.key, b.key)
-	})
-	return all
+	return fuseAs[int64](ns, ms, cfg)
 }
 
-func compareKeys(a, b any) int {
-	switch a := a.(type) {
-	case int64:
-		b, _ := b.(int64)
-		return cmp.Compare(a, b)
-	case string:
-		b, _ := b.(string)
-		return strings.Compare(a, b)
+func fuseAs[K cmp.Ordered](ns []vecsink.Neighbor, ms []ftssink.Match, cfg *config) ([]*fused, error) {
+	lists := [][]K{make([]K, len(ns)), make([]K, len(ms))}
+	for i, n := range ns {
+		k, ok := n.Key.(K)
+		if !ok {
+			return nil, fmt.Errorf("hybrid: vector side returned key %v of type %T", n.Key, n.Key)
+		}
+		lists[0][i] = k
 	}
-	return 0
+	for i, m := range ms {
+		k, ok := m.Key.(K)
+		if !ok {
+			return nil, fmt.Errorf("hybrid: full-text side returned key %v of type %T", m.Key, m.Key)
+		}
+		lists[1][i] = k
+	}
+	fs, err := RRF(lists, RRFK(cfg.rrfK), RRFWeights(cfg.vecW, cfg.textW))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*fused, len(fs))
+	for i, f := range fs {
+		r := &fused{key: f.Key}
+		r.Score, r.VecRank, r.TextRank = f.Score, f.Ranks[0], f.Ranks[1]
+		r.Distance, r.BM25 = math.NaN(), math.NaN()
+		if r.VecRank > 0 {
+			r.Distance = ns[r.VecRank-1].Distance
+		}
+		if r.TextRank > 0 {
+			m := ms[r.TextRank-1]
+			r.BM25, r.Snippets, r.Highlights = m.Rank, m.Snippets, m.Highlights
+		}
+		out[i] = r
+	}
+	return out, nil
 }
