@@ -1,6 +1,6 @@
 module github.com/outboxindexer/outboxindexer
 
-go 1.24
+go 1.24.0
 
 require (
 	github.com/asg017/sqlite-vec-go-bindings v0.1.6
@@ -32,5 +32,6 @@ require (
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sys v0.35.0 // indirect
 	golang.org/x/text v0.28.0 // indirect
+	golang.org/x/time v0.14.0 // indirect
 	google.golang.org/protobuf v1.36.8 // indirect
 )
