@@ -18,10 +18,10 @@ const DefaultEmbedRequestTimeout = 60 * time.Second
 type EmbedderOption func(*embedderConfig)
 
 type embedderConfig struct {
-	apiKey    *string
-	dim       int
-	client    *http.Client
-	timeout   time.Duration
+	apiKey  *string
+	dim     int
+	client  *http.Client
+	timeout time.Duration
 }
 
 // WithAPIKey sets the API key, sent as "Authorization: Bearer KEY". Without
