@@ -239,3 +239,5 @@ var providers = []provider{
 		return vecsink.NewOllamaEmbedder(f.URL(), "m", opts...)
 	}},
 }
+
+func decodeJSON(r *http.Request, v any) error { return json.NewDecoder(r.Body).Decode(v) }
