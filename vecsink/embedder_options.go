@@ -25,8 +25,9 @@ type embedderConfig struct {
 }
 
 // WithAPIKey sets the API key, sent as "Authorization: Bearer KEY". Without
-// it the key comes from the environment variable [APIKeyEnv]; with neither,
-// no Authorization header is sent (local servers need none). The key never
+// it the key comes from the environment variable [APIKeyEnv] (read when the
+// embedder is built); with neither, and with WithAPIKey(""), no
+// Authorization header is sent (local servers need none). The key never
 // appears in an error or a log message.
 func WithAPIKey(key string) EmbedderOption {
 	return func(c *embedderConfig) { c.apiKey = &key }

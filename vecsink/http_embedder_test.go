@@ -213,4 +213,14 @@ func TestAPIKeyNeverLeaks(t *testing.T) {
 		require.NotContains(t, logs.String(), key)
 		require.NotContains(t, strings.ReplaceAll(logs.String(), "[REDACTED]", ""), "sk-secret")
 	}
+
+	// WithAPIKey wins over the environment; WithAPIKey("") sends no header.
+	f := newFakeEmbed(t, 8)
+	for _, opt := range []vecsink.EmbedderOption{vecsink.WithAPIKey("other"), vecsink.WithAPIKey("")} {
+		e, err := vecsink.NewOllamaEmbedder(f.URL(), "m", opt)
+		require.NoError(t, err)
+		_, err = e.Embed(context.Background(), []string{"a"})
+		require.NoError(t, err)
+	}
+	require.Equal(t, []string{"Bearer other", ""}, f.auth)
 }
