@@ -49,9 +49,12 @@ type BatchEmbedder struct {
 
 // Defaults of a BatchEmbedder.
 const (
-	DefaultEmbedBatchSize   = 32
+	// DefaultEmbedBatchSize is the most texts per request.
+	DefaultEmbedBatchSize = 32
+	// DefaultEmbedConcurrency is the most requests in flight.
 	DefaultEmbedConcurrency = 4
-	DefaultEmbedMaxRetry    = 2 * time.Minute
+	// DefaultEmbedMaxRetry is how long a request is retried.
+	DefaultEmbedMaxRetry = 2 * time.Minute
 )
 
 // BatchOption configures a [BatchEmbedder].
