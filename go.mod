@@ -1,6 +1,6 @@
 module github.com/outboxindexer/outboxindexer
 
-go 1.24
+go 1.24.0
 
 require (
 	github.com/asg017/sqlite-vec-go-bindings v0.1.6
@@ -14,6 +14,7 @@ require (
 	github.com/stretchr/testify v1.12.1
 	github.com/tetratelabs/wazero v1.9.0
 	golang.org/x/term v0.28.0
+	golang.org/x/time v0.14.0
 	gorm.io/gorm v1.31.2
 )
 

@@ -1,4 +1,10 @@
 // Package vecsink owns the sqlite-vec vec0 sidecar of an indexed model: its
-// DDL, how the indexer applies changes to it, the [Embedding] field type, and
-// nearest-neighbour queries that return gorm models.
+// DDL, how the indexer applies changes to it, the [Embedding] field type,
+// nearest-neighbour queries that return gorm models, and the computing of
+// embeddings from text: the [Embedder] interface with its classified errors
+// ([EmbedError], [PartialError]), HTTP clients for the OpenAI-compatible and
+// Ollama APIs ([NewOpenAIEmbedder], [NewOllamaEmbedder]), the deterministic
+// [HashEmbedder], the [BatchEmbedder] that adds batching, concurrency, rate
+// limits, retries and per-text isolation to any Embedder, and the [Chunker]
+// that splits long texts.
 package vecsink

@@ -1,6 +1,6 @@
 module github.com/outboxindexer/outboxindexer/internal/bench/enginecgo
 
-go 1.24
+go 1.24.0
 
 require (
 	github.com/asg017/sqlite-vec-go-bindings v0.1.6
