@@ -28,9 +28,9 @@ import (
 
 type capDoc struct {
 	ID        uint
-	Title     string            `fts5:"tokenize=porter unicode61"`
-	Body      string            `fts5:""`
-	Slug      string            `gorm:"uniqueIndex"`
+	Title     string `fts5:"tokenize=porter unicode61"`
+	Body      string `fts5:""`
+	Slug      string `gorm:"uniqueIndex"`
 	Views     int
 	Embedding vecsink.Embedding `vec:"dim=3;metric=l2"`
 }
