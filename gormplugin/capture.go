@@ -207,50 +207,40 @@ func (p *Plugin) attachVectors(db *gorm.DB, st *state, head int64, rows int, key
 			missing = []int{0}
 		}
 	} else {
-		lower, bound := "?", any(head)
-		if head < 0 {
-			lower, bound = "(SELECT max(id) FROM oi_events) - ?", int64(rows)
+		ids, err := statementEvents(db, m, head, rows)
+		if err != nil {
+			fail(err)
+			return
 		}
-		done := map[any]bool{}
-		const per = 2000
-		for start := 0; start < len(keys); start += per {
-			end := min(start+per, len(keys))
-			var sb strings.Builder
-			args := make([]any, 0, 2*(end-start)+4)
-			sb.WriteString(`UPDATE oi_events SET vec = v.column2 FROM (VALUES `)
-			for i := start; i < end; i++ {
-				if i > start {
-					sb.WriteByte(',')
-				}
-				sb.WriteString("(?,?)")
-				args = append(args, keys[i], vecs[i])
+		// By rowid: the log has no key index, and a join on key would
+		// scan the statement's events once per row.
+		const per = 8000
+		args := make([]any, 0, 2*min(per, len(keys)))
+		flush := func() error {
+			if len(args) == 0 {
+				return nil
 			}
-			sb.WriteString(`) AS v WHERE oi_events.id > ` + lower + ` AND oi_events.tbl = ? AND oi_events.op IN (?, ?, ?, ?) AND oi_events.key = v.column1 RETURNING oi_events.key`)
-			args = append(args, bound, m.spec.Source, int64(outbox.OpInsert), int64(outbox.OpUpdate), int64(outbox.OpSoftDelete), int64(outbox.OpRestore))
-			rows, err := db.Statement.ConnPool.QueryContext(ctx, sb.String(), args...)
-			if err != nil {
-				fail(err)
-				return
+			q := `UPDATE oi_events SET vec = v.column2 FROM (VALUES ` + strings.TrimSuffix(strings.Repeat("(?,?),", len(args)/2), ",") + `) AS v WHERE oi_events.id = v.column1`
+			_, err := p.exec(ctx, db, q, args...)
+			args = args[:0]
+			return err
+		}
+		for i, k := range keys {
+			id, ok := ids[k]
+			if !ok {
+				missing = append(missing, i)
+				continue
 			}
-			for rows.Next() {
-				var k any
-				if err := rows.Scan(&k); err != nil {
-					rows.Close()
+			if args = append(args, id, vecs[i]); len(args) == 2*per {
+				if err := flush(); err != nil {
 					fail(err)
 					return
 				}
-				nk, _ := outbox.NormalizeKey(k)
-				done[nk] = true
-			}
-			if err := rows.Close(); err != nil {
-				fail(err)
-				return
 			}
 		}
-		for i, k := range keys {
-			if !done[k] {
-				missing = append(missing, i)
-			}
+		if err := flush(); err != nil {
+			fail(err)
+			return
 		}
 	}
 	st.wrote = true
@@ -262,6 +252,39 @@ func (p *Plugin) attachVectors(db *gorm.DB, st *state, head int64, rows int, key
 		events[j] = outbox.Event{Table: m.spec.Source, Key: keys[i], Op: outbox.OpVector, Vec: vecs[i], At: st.at}
 	}
 	p.appendEvents(db, st, events)
+}
+
+// statementEvents returns the id of the newest event the statement's
+// triggers wrote for each key of m's table that it inserted or updated:
+// the events above head, or, when head is -1, among the newest rows events
+// of the log (see attachVectors).
+func statementEvents(db *gorm.DB, m *model, head int64, rows int) (map[any]int64, error) {
+	q := `SELECT id, key FROM oi_events WHERE id > ? AND tbl = ? AND op IN (?, ?, ?, ?)`
+	var bound any = head
+	if head < 0 {
+		q = `SELECT id, key FROM oi_events WHERE id > (SELECT max(id) FROM oi_events) - ? AND tbl = ? AND op IN (?, ?, ?, ?)`
+		bound = int64(rows)
+	}
+	r, err := db.Statement.ConnPool.QueryContext(db.Statement.Context, q, bound, m.spec.Source,
+		int64(outbox.OpInsert), int64(outbox.OpUpdate), int64(outbox.OpSoftDelete), int64(outbox.OpRestore))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	out := map[any]int64{}
+	for r.Next() {
+		var id int64
+		var k any
+		if err := r.Scan(&id, &k); err != nil {
+			return nil, err
+		}
+		nk, err := outbox.NormalizeKey(k)
+		if err != nil {
+			return nil, err
+		}
+		out[nk] = id
+	}
+	return out, r.Err()
 }
 
 // readColumns reads cols of the rows with the given keys, on the
