@@ -51,48 +51,69 @@
 // the field and the key. The primary key must be a single integer or string
 // column. The soft-delete column is the model's gorm.DeletedAt field.
 //
-// # Events
+// # Capture
 //
-// The plugin follows the event contract of docs/ARCHITECTURE.md: one event
-// per affected row, appended with one multi-row INSERT per statement on the
-// statement's own connection (db.Statement.ConnPool), so that the events
-// commit or roll back with the write — in db.Transaction, nested
-// transactions and SavePoint/RollbackTo alike. A create costs one extra
-// statement; upserts read the rows they conflict with first; updates and
-// deletes of indexed rows read the affected keys (and, for external-content
-// FTS, the before-images) with the statement's own WHERE, in the same
-// transaction, before the write. Updates that touch no indexed column (FTS
-// columns, soft-delete column, vec metadata columns, the vector, the key)
-// record nothing and cost nothing extra. Writes of untagged models are not
-// touched.
+// The database records the changes: Migrate gives every indexed source
+// table four AFTER triggers (insert, update of the watched columns, key
+// change, delete; see outbox.TriggerDDL) that append one event per changed
+// row to oi_events in the statement that changes it. They see exactly the
+// rows a statement changes, whoever issued it: gorm through any write path,
+// db.Exec, another program or the sqlite3 shell, foreign-key actions
+// (ON DELETE CASCADE / SET NULL, ON UPDATE CASCADE) and the rows a REPLACE
+// conflict resolution deletes (with recursive_triggers on, as DSN sets it).
+// A write and its events commit or roll back together, in db.Transaction,
+// nested transactions and SavePoint/RollbackTo alike. Updates that touch
+// none of the watched columns (FTS columns, soft-delete column, vec
+// metadata columns, the key) record nothing and cost nothing extra.
+//
+// The plugin adds only what the database cannot know: the vector, which is
+// not a column. It keeps the vector out of the SQL and, once the statement
+// ran, puts it on the events the triggers wrote for the rows the statement
+// really wrote (found in the log, not guessed from the WHERE): one extra
+// statement for a single-row create, two for a batch. An update that sets a
+// vector names the key in its SET list (key = key), so that the trigger
+// reports every row it matched. ON CONFLICT DO NOTHING batches are matched
+// row by row (by key, or by conflict-target values for keys the database
+// assigns) and gorm's shifted ids are given back to the structs; an upsert
+// on another unique column finds the written key by its target values.
 //
 // Vectors are validated before any SQL runs: a length other than dim, NaN
 // or Inf fails the gorm call with an error wrapping ErrInvalidVector and
-// nothing is written. A nil or empty vector means "no vector". Updating only
-// the vector works (Update("embedding", v), Updates(&T{Embedding: v}),
-// Save, batch updates): the vector is kept out of the SQL and carried by the
-// event. A struct update that leaves the vector empty does not touch it;
-// Select("Embedding") makes it explicit.
+// nothing is written. An empty vector leaves the stored one alone in every
+// path — Save of a row loaded with First or Find (vectors are not read back
+// into models), Updates, upserts — and a new row written without one has
+// none. ClearVector clears: db.Model(&a).Update("embedding",
+// gormplugin.ClearVector). Updating only the vector works
+// (Update("embedding", v), Updates(&T{Embedding: v}), Save, batch updates,
+// FirstOrCreate with Attrs or Assign).
 //
 // Under SkipDefaultTransaction the plugin opens a transaction around each
 // write statement of an indexed model (and only of those), so that the write
-// and its events stay atomic; CreateInBatches batches are then atomic one by
+// and its vectors stay atomic; CreateInBatches batches are then atomic one by
 // one, as gorm's own are.
 //
-// Changing the primary key of an indexed row is refused (ErrKeyChange).
-// Writes to an indexed table without its model (db.Table("t") alone) are
-// refused (ErrUnsupportedWrite) rather than left unindexed; writing a model
-// to another table (db.Table("copy").Create(&a)) records nothing. Raw SQL
-// (db.Exec) bypasses the plugin: run the indexer's Rebuild after bulk loads
-// done that way. ON CONFLICT DO NOTHING is resolved against the conflict
-// target columns (the primary key when none are given). Creating from
-// []map[string]any needs the keys in the maps or a pointer to the slice.
+// A changed primary key is a delete of the old key and an insert of the new
+// one; the vector does not follow it. Table names are case-insensitive, as
+// in SQLite: db.Table("ARTICLES") writes the articles table and is
+// captured. A model written to another table (db.Table("copy").Create(&a))
+// records nothing, and its vector is kept out of the SQL. Vectors cannot be
+// written with raw SQL (there is no column); rows inserted that way have
+// none. Creating from []map[string]any with vectors needs the keys in the
+// maps or a pointer to the slice.
+//
+// gorm's SQLite migrator recreates a table to alter it, which drops its
+// triggers: Migrate re-creates them, and so does the plugin's migrator after
+// AutoMigrate, AlterColumn, DropColumn, CreateConstraint and
+// DropConstraint.
 //
 // # Migrate and spec changes
 //
-// Migrate auto-migrates the models, creates the outbox tables and the
-// sidecars, and stores each tagged model's outbox.Spec in oi_registry, in
-// one transaction. Running it again changes nothing. When the tags no longer
+// Migrate auto-migrates the models, creates the outbox tables, the
+// sidecars and the capture triggers, and stores each tagged model's
+// outbox.Spec in oi_registry, in one transaction. A table that already has
+// rows when it is first migrated is queued for backfill (oi_backfill): the
+// indexer queues its rows' events in steps of 1000 and indexes them, so a
+// large table never holds the write lock for long. Running it again changes nothing. When the tags no longer
 // match the stored spec (a new metric, tokenizer, mode…), Migrate fails with
 // ErrSpecChanged and a message that says what changed. To apply the change,
 // call UpdateSpec: it records the new spec and recreates the changed

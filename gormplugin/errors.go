@@ -22,13 +22,9 @@ var (
 	// with the indexer (indexer.Rebuild, or `indexer rebuild --table T`).
 	ErrSpecChanged = errors.New("gormplugin: sidecar spec changed")
 
-	// ErrKeyChange reports an update that would change the primary key of a
-	// row of an indexed model. Delete and re-create the row instead.
-	ErrKeyChange = errors.New("gormplugin: changing the primary key of an indexed row is not supported")
-
-	// ErrUnsupportedWrite reports a write to an indexed table that the plugin
-	// cannot capture exactly (for example db.Table("t") without a model, or
-	// UPDATE … FROM). It is refused rather than left unindexed.
+	// ErrUnsupportedWrite reports a write whose vectors the plugin cannot
+	// place exactly (creating from []map with vectors and without keys). It
+	// is refused rather than left unindexed.
 	ErrUnsupportedWrite = errors.New("gormplugin: unsupported write to an indexed table")
 
 	// ErrPluginNotInstalled reports a Migrate or UpdateSpec call on a
