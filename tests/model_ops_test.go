@@ -255,6 +255,10 @@ var writeOps = []writeOp{
 	{"restore", 3, (*modelEnv).opRestore},
 	{"association", 3, (*modelEnv).opAssociation},
 	{"generics", 4, (*modelEnv).opGenerics},
+	{"raw SQL", 3, (*modelEnv).opRawSQL},
+	{"random WHERE", 2, (*modelEnv).opRandomWhere},
+	{"table name case", 2, (*modelEnv).opTableCase},
+	{"drop sidecars and migrate again", 1, (*modelEnv).opRemigrate},
 }
 
 var writeWeight = func() int {
@@ -1239,4 +1243,133 @@ func (e *modelEnv) rawUpdateAndRebuild() {
 	e.logf("rebuild [%s]", m.name)
 	require.NoError(e.t, e.ix.Rebuild(e.ctx, m.name))
 	delete(e.dirty, m.name)
+}
+
+// opRawSQL writes with db.Exec, which the plugin never sees: the capture
+// triggers record it. Raw SQL cannot set vectors: inserted rows have none,
+// deleted rows lose theirs, updated rows keep theirs.
+func (e *modelEnv) opRawSQL(db *gorm.DB, m *mt) bool {
+	tbl, key := outbox.Quote(m.name), outbox.Quote(m.keyCol)
+	switch e.r.IntN(3) {
+	case 0:
+		if len(m.textCols) == 0 {
+			return false
+		}
+		where, args := e.randWhere(db, m)
+		col, s := pickOne(e.r, m.textCols), e.sentence()
+		e.ok(db.Exec("UPDATE "+tbl+" SET "+outbox.Quote(col)+" = ? WHERE "+where, append([]any{s}, args...)...))
+		e.logf("raw UPDATE %s SET %s=%q WHERE %s %v", m.name, col, s, where, args)
+	case 1:
+		where, args := e.randWhere(db, m)
+		affected := e.rowsWhere(db, m, where, args...)
+		e.ok(db.Exec("DELETE FROM "+tbl+" WHERE "+where, args...))
+		for _, r := range affected {
+			e.dropRef(m, r.key)
+		}
+		e.logf("raw DELETE %s WHERE %s %v (rows=%v)", m.name, where, args, affected)
+	default:
+		// A copy of an existing row under a new key (every NOT NULL column
+		// gets a value), inserted with INSERT … SELECT.
+		src := e.someKey(db, m)
+		nk := e.absentKey(db, m)
+		if src == nil || nk == nil {
+			return false
+		}
+		var cols []string
+		for _, c := range m.columns(db) {
+			if c != m.keyCol {
+				cols = append(cols, outbox.Quote(c))
+			}
+		}
+		list := strings.Join(cols, ", ")
+		res := e.ok(db.Exec("INSERT INTO "+tbl+" ("+key+", "+list+") SELECT ?, "+list+" FROM "+tbl+" WHERE "+key+" = ?", nk, src))
+		if res.RowsAffected == 1 {
+			e.setRef(m, nk, nil)
+		}
+		e.logf("raw INSERT %s %v copied from %v (%d rows)", m.name, nk, src, res.RowsAffected)
+	}
+	return true
+}
+
+// opRandomWhere updates rows the database picks at random, with a vector:
+// the plugin must not guess them from the WHERE. A unique marker in a text
+// column tells the oracle afterwards which rows were hit.
+func (e *modelEnv) opRandomWhere(db *gorm.DB, m *mt) bool {
+	if m.vecField == "" || len(m.textCols) == 0 {
+		return false
+	}
+	tbl, key := outbox.Quote(m.name), outbox.Quote(m.keyCol)
+	col := pickOne(e.r, m.textCols)
+	marker := fmt.Sprintf("marker%d", e.step)
+	v := e.vector(m)
+	var arg any = v
+	if v == nil {
+		arg = gormplugin.ClearVector
+	}
+	where := key + " IN (SELECT " + key + " FROM " + tbl + " ORDER BY random() LIMIT 3)"
+	e.ok(db.Model(m.newRow(nil).Interface()).Where(where).Updates(map[string]any{col: marker, e.vecName(m): arg}))
+	hit := e.rowsWhere(db, m, outbox.Quote(col)+" = ?", marker)
+	for _, r := range e.visibleOf(m, hit, false) {
+		e.setRef(m, r.key, v)
+	}
+	e.logf("random WHERE %s %s=%s %s (rows=%v)", m.name, col, marker, vdesc(v), hit)
+	return true
+}
+
+// opTableCase writes through db.Table with the table name in another case:
+// SQLite's names are case-insensitive, and so is the capture.
+func (e *modelEnv) opTableCase(db *gorm.DB, m *mt) bool {
+	name := strings.ToUpper(m.name)
+	if e.r.IntN(2) == 0 {
+		name = strings.ToUpper(m.name[:1]) + m.name[1:]
+	}
+	if m.vecField == "" || e.r.IntN(2) == 0 {
+		key := e.absentKey(db, m)
+		if key == nil {
+			return false
+		}
+		row := m.newRow(key)
+		v := e.fill(m, row)
+		e.ok(db.Table(name).Create(row.Interface()))
+		k := m.keyOf(row)
+		e.setRef(m, k, v)
+		e.logf("Table(%s).Create %v %s", name, k, vdesc(v))
+		return true
+	}
+	key := e.someKey(db, m)
+	exists, deleted := e.state(db, m, key)
+	v := e.vector(m)
+	if v == nil {
+		return false
+	}
+	e.ok(db.Table(name).Model(m.newRow(key).Interface()).Update(e.vecName(m), v))
+	if visible(m, exists, deleted, false) {
+		e.setRef(m, key, v)
+	}
+	e.logf("Table(%s).Update(vector) %v %s (exists=%v deleted=%v)", name, key, vdesc(v), exists, deleted)
+	return true
+}
+
+// columns returns the source table's column names, as SQLite has them.
+func (m *mt) columns(db *gorm.DB) []string {
+	var cols []string
+	if err := db.Raw("SELECT name FROM pragma_table_info(?)", m.name).Scan(&cols).Error; err != nil {
+		panic(err)
+	}
+	return cols
+}
+
+// opRemigrate drops a model's sidecars (and with them its events, so its
+// vectors) and migrates it again: the table has rows, so Migrate queues a
+// backfill that the indexer works through while the writes go on.
+func (e *modelEnv) opRemigrate(db *gorm.DB, m *mt) bool {
+	if m.parent || m.name == "m_comments" {
+		return false // keep the association's tables migrated together
+	}
+	model := reflect.New(m.typ).Interface()
+	require.NoError(e.t, gormplugin.DropSidecar(db, model), "step %d", e.step)
+	require.NoError(e.t, gormplugin.Migrate(db, model), "step %d", e.step)
+	e.ref[m.name] = map[any][]float32{}
+	e.logf("DropSidecar + Migrate %s (backfill queued)", m.name)
+	return true
 }
