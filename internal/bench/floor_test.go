@@ -37,11 +37,15 @@ func BenchmarkFloorNaiveOutboxV1IndexVsBlob(b *testing.B) {
 //
 // The same-bytes baseline writes 4.0 pages per create: its table's new leaf
 // (a ~3 KB row fills one), the table's root (interior) page that points to
-// it, sqlite_sequence (AUTOINCREMENT) and page 1 (the database grew). Ours
-// writes 4.5: the source row (~1.5 KB without its vector) and the event
-// (~1.6 KB, mostly the vector) each go to a leaf that every other create
-// starts, so each root and page 1 are written every other create, plus
-// sqlite_sequence. The (tbl, key, id) index of schema version 1 cost one more.
+// it, sqlite_sequence (AUTOINCREMENT) and page 1 (the database grew). A
+// hand-written outbox row writes 4.5: the source row (~1.5 KB without its
+// vector) and the event (~1.6 KB, mostly the vector) each go to a leaf that
+// every other create starts, so each root and page 1 are written every
+// other create, plus sqlite_sequence. The (tbl, key, id) index of schema
+// version 1 cost one more. Ours (schema version 3) writes 5.0: the capture
+// trigger's small insert event still fits on the log's previous leaf, which
+// is written once more every other create, while the plugin's vector event
+// starts the new leaf.
 func TestWALFramesPerCreate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -55,7 +59,7 @@ func TestWALFramesPerCreate(t *testing.T) {
 		{"blob", StepGormBlobCreate(), 4.0, map[string]float64{"page 1": 1, "sqlite_sequence": 1, "blob_docs root": 1, "other": 1}},
 		{"naive-outbox", StepNaiveOutbox(false), 4.5, map[string]float64{"page 1": 0.5, "sqlite_sequence": 1, "floor_articles root": 0.5, "oi_events root": 0.5, "other": 2}},
 		{"naive-outbox-v1index", StepNaiveOutbox(true), 5.5, nil},
-		{"ours", StepOursCreate(), 4.5, map[string]float64{"page 1": 0.5, "sqlite_sequence": 1, "articles root": 0.5, "oi_events root": 0.5, "other": 2}},
+		{"ours", StepOursCreate(), 5.0, map[string]float64{"page 1": 0.5, "sqlite_sequence": 1, "articles root": 0.5, "oi_events root": 0.5, "other": 2.5}},
 	} {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
