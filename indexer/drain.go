@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 
+	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
 	"github.com/outboxindexer/outboxindexer/outbox"
 )
 
@@ -163,6 +164,39 @@ func (ix *Indexer) applyPending(ctx context.Context, target int64, all bool) (ap
 	}
 }
 
+// restoreTriggers re-creates the capture triggers of registered tables that
+// lost them: a migration done outside gorm (or outside the plugin's
+// migrator) that recreated the table drops them, and writes are not
+// captured until they are back. What changed meanwhile is not in the log:
+// the error log says to rebuild the table.
+func (ix *Indexer) restoreTriggers(ctx context.Context, tx *sql.Tx) error {
+	specs, _, err := outbox.LoadSpecs(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, sp := range specs {
+		ok, err := outbox.TriggersPresent(ctx, tx, sp.Source)
+		if err != nil || ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if exists, err := sqlutil.TableExists(ctx, tx, sp.Source); err != nil || !exists {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := outbox.CreateTriggers(ctx, tx, sp); err != nil {
+			return err
+		}
+		ix.log.Error("capture triggers were missing and are re-created; writes made without them are not indexed: rebuild the table",
+			"table", sp.Source, "fix", "indexer rebuild --table "+sp.Source)
+	}
+	return nil
+}
+
 // backfillBatch bounds the rows one backfill step queues: a short write
 // transaction (an INSERT … SELECT of that many rows).
 const backfillBatch = 1000
@@ -173,6 +207,9 @@ const backfillBatch = 1000
 func (ix *Indexer) backfillStep(ctx context.Context) (int64, error) {
 	var queued int64
 	err := ix.inTx(ctx, func(tx *sql.Tx) error {
+		if err := ix.restoreTriggers(ctx, tx); err != nil {
+			return err
+		}
 		tables, err := outbox.Backfills(ctx, tx)
 		if err != nil || len(tables) == 0 {
 			return err

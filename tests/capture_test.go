@@ -322,4 +322,16 @@ func TestCaptureTriggersSurviveAlterColumn(t *testing.T) {
 	require.NoError(t, db.Exec("INSERT INTO cap_docs (title, slug) VALUES ('after alter', 'a')").Error)
 	drain(t, ix)
 	require.Equal(t, []int64{1}, ftsKeys(t, db, "cap_docs_fts", "alter"))
+
+	// A migration by another tool drops them behind the plugin's back: the
+	// indexer puts them back once it has caught up (and logs that the
+	// table needs a rebuild).
+	require.NoError(t, db.Exec("DROP TRIGGER oi_cap_docs_ins").Error)
+	drain(t, ix)
+	var n int
+	require.NoError(t, db.Raw("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'cap_docs'").Scan(&n).Error)
+	require.Equal(t, 4, n)
+	require.NoError(t, db.Exec("INSERT INTO cap_docs (title, slug) VALUES ('restored', 'b')").Error)
+	drain(t, ix)
+	require.Equal(t, []int64{2}, ftsKeys(t, db, "cap_docs_fts", "restored"))
 }
