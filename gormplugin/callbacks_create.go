@@ -97,7 +97,7 @@ type conflictPlan struct {
 	mode       int
 	target     []string // ON CONFLICT columns, if named
 	vecTouched bool     // DoUpdates named the vector
-	head       int64    // the log's last id before the statement (DO NOTHING, DO UPDATE without the vector)
+	head       int64    // the log's last id before the statement; -1: not read (no conflict clause)
 	preKeys    []any    // per row: the key it carried before the insert (nil: assigned by the database)
 }
 
@@ -208,13 +208,16 @@ func (p *Plugin) planCreate(db *gorm.DB, st *state) {
 	if db.DryRun {
 		return
 	}
-	if cp.mode == conflictDoNothing || (cp.mode == conflictDoUpdates && !cp.vecTouched) {
+	cp.head = -1 // no conflict clause: the statement's events are the newest n
+	if cp.mode != conflictNone {
 		h, err := logHead(db)
 		if err != nil {
 			db.AddError(fmt.Errorf("gormplugin: %s: %w", m.spec.Source, err))
 			return
 		}
 		cp.head = h
+	}
+	if cp.mode == conflictDoNothing || (cp.mode == conflictDoUpdates && !cp.vecTouched) {
 		cp.preKeys = make([]any, n)
 		for i := 0; i < n; i++ {
 			if k, ok := normKey(st.rows.value(stmt, i, m.key)); ok {
@@ -261,11 +264,8 @@ func stripUpsertVector(stmt *gorm.Statement, st *state, orig clause.Clause, oc c
 	st.cleanup = append(st.cleanup, func() { clauses["ON CONFLICT"] = orig })
 }
 
-// afterCreate appends the vectors of the rows the statement wrote, as
-// OpVector events right after the triggers' events of the statement. (A
-// new event row costs less than growing the trigger's event in place: an
-// INSERT appends to the log's last page, measured 126 µs against 156 µs per
-// single-row create on the Wasm engine.)
+// afterCreate puts the vectors of the rows the statement wrote on the events
+// the capture triggers recorded for them (see attachVectors).
 func (p *Plugin) afterCreate(db *gorm.DB) {
 	st, _, ok := p.capturing(db)
 	if !ok || st == nil || st.vecs == nil || db.DryRun {
@@ -327,13 +327,14 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 			keys[i] = k
 		}
 	}
-	events := make([]outbox.Event, 0, n)
+	var wk []any
+	var wv [][]byte
 	for i, k := range keys {
 		if k != nil && st.vecs[i] != nil {
-			events = append(events, outbox.Event{Table: m.spec.Source, Key: k, Op: outbox.OpVector, Vec: st.vecs[i], At: st.at})
+			wk, wv = append(wk, k), append(wv, st.vecs[i])
 		}
 	}
-	p.appendEvents(db, st, events)
+	p.attachVectors(db, st, cp.head, n, wk, wv)
 }
 
 // matchInserted finds, for a create whose rows may have been skipped (DO

@@ -29,10 +29,10 @@ func TestCreateOne(t *testing.T) {
 	a := Article{Title: "hello", Body: "world", Lang: "en", Embedding: vecsink.Embedding{1, 2, 3}}
 	require.NoError(t, counted(db, &log).Create(&a).Error)
 	require.Equal(t, uint(1), a.ID)
-	require.Equal(t, []outbox.Event{ev("articles", int64(1), outbox.OpInsert, none), ev("articles", int64(1), outbox.OpVector, vec(t, 3, "binary", 1, 2, 3))}, events(t, db))
-	// One extra statement: the vector event (the trigger wrote the insert).
+	require.Equal(t, []outbox.Event{ev("articles", int64(1), outbox.OpInsert, vec(t, 3, "binary", 1, 2, 3))}, events(t, db))
+	// One extra statement: the vector goes onto the trigger's event.
 	require.Len(t, log, 2, "%q", log)
-	require.True(t, strings.HasPrefix(log[1], "INSERT INTO oi_events"), log[1])
+	require.True(t, strings.HasPrefix(log[1], "UPDATE oi_events SET vec"), log[1])
 
 	// The vector lives only in the event: the source table has no such column.
 	var cols []string
@@ -53,13 +53,10 @@ func TestCreateSliceAndNoVector(t *testing.T) {
 		{Title: "c", Embedding: vecsink.Embedding{0, 0, 1}},
 	}
 	require.NoError(t, db.Create(&as).Error)
-	// The triggers' insert events, then the statement's vectors.
 	require.Equal(t, []outbox.Event{
-		ev("articles", int64(1), outbox.OpInsert, none),
+		ev("articles", int64(1), outbox.OpInsert, vec(t, 3, "binary", 1, 0, 0)),
 		ev("articles", int64(2), outbox.OpInsert, none),
-		ev("articles", int64(3), outbox.OpInsert, none),
-		ev("articles", int64(1), outbox.OpVector, vec(t, 3, "binary", 1, 0, 0)),
-		ev("articles", int64(3), outbox.OpVector, vec(t, 3, "binary", 0, 0, 1)),
+		ev("articles", int64(3), outbox.OpInsert, vec(t, 3, "binary", 0, 0, 1)),
 	}, events(t, db))
 	require.NotNil(t, events(t, db)[1].Vec)
 }
@@ -73,26 +70,19 @@ func TestCreateInBatchesOneVectorStatementPerBatch(t *testing.T) {
 	}
 	var log []string
 	require.NoError(t, counted(db, &log).CreateInBatches(&notes, 4).Error)
-	// Per batch: the triggers' insert events, then one multi-row INSERT of
-	// the batch's vectors.
 	var want []outbox.Event
-	for start := 0; start < 10; start += 4 {
-		for i := start; i < min(start+4, 10); i++ {
-			want = append(want, ev("notes", string(rune('a'+i)), outbox.OpInsert, none))
-		}
-		for i := start; i < min(start+4, 10); i++ {
-			want = append(want, ev("notes", string(rune('a'+i)), outbox.OpVector, vec(t, 2, "binary", float32(i), 1)))
-		}
+	for i := range 10 {
+		want = append(want, ev("notes", string(rune('a'+i)), outbox.OpInsert, vec(t, 2, "binary", float32(i), 1)))
 	}
 	require.Equal(t, want, events(t, db))
 	var inserts int
 	for _, q := range log {
-		if strings.HasPrefix(q, "INSERT INTO oi_events") {
+		if strings.HasPrefix(q, "UPDATE oi_events SET vec") {
 			inserts++
 		}
 	}
-	require.Equal(t, 3, inserts, "one multi-row vector INSERT per batch")
-	require.Len(t, log, 6, "%q", log)
+	require.Equal(t, 3, inserts, "one multi-row vector UPDATE per batch")
+	require.Len(t, log, 9, "%q", log) // per batch: the INSERT, the read of its events' ids, the UPDATE
 }
 
 func TestCreateFromMap(t *testing.T) {
@@ -104,9 +94,9 @@ func TestCreateFromMap(t *testing.T) {
 	rows := []map[string]any{{"slug": "x", "text": "one", "Vec": []float32{1, 1}}, {"slug": "y", "text": "two"}}
 	require.NoError(t, db.Model(&Note{}).Create(rows).Error)
 	require.Equal(t, []outbox.Event{
-		ev("articles", int64(1), outbox.OpInsert, none), ev("articles", int64(1), outbox.OpVector, vec(t, 3, "binary", 0, 1, 0)),
-		ev("notes", "x", outbox.OpInsert, none), ev("notes", "y", outbox.OpInsert, none),
-		ev("notes", "x", outbox.OpVector, vec(t, 2, "binary", 1, 1)),
+		ev("articles", int64(1), outbox.OpInsert, vec(t, 3, "binary", 0, 1, 0)),
+		ev("notes", "x", outbox.OpInsert, vec(t, 2, "binary", 1, 1)),
+		ev("notes", "y", outbox.OpInsert, none),
 	}, events(t, db))
 }
 
@@ -156,19 +146,18 @@ func TestSave(t *testing.T) {
 	n := Note{Slug: "n", Text: "x", Vec: []float32{1, 2}}
 	require.NoError(t, db.Save(&n).Error) // string key: update of nothing, then upsert
 	require.Equal(t, []outbox.Event{
-		ev("articles", int64(1), outbox.OpInsert, none), ev("articles", int64(1), outbox.OpVector, vec(t, 3, "binary", 1, 2, 3)),
+		ev("articles", int64(1), outbox.OpInsert, vec(t, 3, "binary", 1, 2, 3)),
 		ev("articles", int64(1), outbox.OpUpdate, vec(t, 3, "binary", 1, 2, 3), "t1", "b1"),
 		ev("articles", int64(1), outbox.OpUpdate, nil, "t2", "b1"),
-		ev("notes", "n", outbox.OpInsert, none), ev("notes", "n", outbox.OpVector, vec(t, 2, "binary", 1, 2)),
+		ev("notes", "n", outbox.OpInsert, vec(t, 2, "binary", 1, 2)),
 	}, events(t, db))
 	// Saving a slice is an upsert.
 	clearEvents(t, db)
 	ns := []Note{{Slug: "n", Text: "y", Vec: []float32{3, 4}}, {Slug: "m", Text: "z"}}
 	require.NoError(t, db.Save(&ns).Error)
 	require.Equal(t, []outbox.Event{
-		ev("notes", "n", outbox.OpUpdate, nil),
+		ev("notes", "n", outbox.OpUpdate, vec(t, 2, "binary", 3, 4)),
 		ev("notes", "m", outbox.OpInsert, none),
-		ev("notes", "n", outbox.OpVector, vec(t, 2, "binary", 3, 4)),
 	}, events(t, db))
 }
 
@@ -181,16 +170,15 @@ func TestUpsert(t *testing.T) {
 	// DoNothing: only the row actually inserted gets an event.
 	rows := []Article{{ID: 1, Title: "dup"}, {ID: 2, Title: "two", Embedding: vecsink.Embedding{0, 1, 0}}}
 	require.NoError(t, db.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error)
-	require.Equal(t, []outbox.Event{ev("articles", int64(2), outbox.OpInsert, none), ev("articles", int64(2), outbox.OpVector, vec(t, 3, "binary", 0, 1, 0))}, events(t, db))
+	require.Equal(t, []outbox.Event{ev("articles", int64(2), outbox.OpInsert, vec(t, 3, "binary", 0, 1, 0))}, events(t, db))
 	clearEvents(t, db)
 
 	// UpdateAll: the existing row is overwritten (with its before-image), the new one inserted.
 	rows = []Article{{ID: 1, Title: "uno", Embedding: vecsink.Embedding{0, 0, 1}}, {ID: 3, Title: "three"}}
 	require.NoError(t, db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&rows).Error)
 	require.Equal(t, []outbox.Event{
-		ev("articles", int64(1), outbox.OpUpdate, nil, "one", "b"),
+		ev("articles", int64(1), outbox.OpUpdate, vec(t, 3, "binary", 0, 0, 1), "one", "b"),
 		ev("articles", int64(3), outbox.OpInsert, none),
-		ev("articles", int64(1), outbox.OpVector, vec(t, 3, "binary", 0, 0, 1)),
 	}, events(t, db))
 	clearEvents(t, db)
 
@@ -212,8 +200,7 @@ func TestUpsert(t *testing.T) {
 	require.Equal(t, "eins", got.Title)
 	require.Equal(t, []outbox.Event{
 		ev("articles", int64(1), outbox.OpUpdate, nil, "uno", ""),
-		ev("articles", int64(1), outbox.OpUpdate, nil, "eins", ""), // key = key in DO UPDATE
-		ev("articles", int64(1), outbox.OpVector, vec(t, 3, "binary", 1, 1, 1)),
+		ev("articles", int64(1), outbox.OpUpdate, vec(t, 3, "binary", 1, 1, 1), "eins", ""),
 	}, events(t, db))
 	clearEvents(t, db)
 
@@ -277,7 +264,7 @@ func TestGenerics(t *testing.T) {
 	_, err = gorm.G[Article](db).Where("id = ?", a.ID).Delete(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []outbox.Event{
-		ev("articles", int64(1), outbox.OpInsert, none), ev("articles", int64(1), outbox.OpVector, vec(t, 3, "binary", 1, 2, 3)),
+		ev("articles", int64(1), outbox.OpInsert, vec(t, 3, "binary", 1, 2, 3)),
 		ev("articles", int64(1), outbox.OpUpdate, nil, "g", ""),
 		ev("articles", int64(1), outbox.OpUpdate, vec(t, 3, "binary", 3, 2, 1), "h", ""),
 		ev("articles", int64(1), outbox.OpSoftDelete, nil, "h", ""),

@@ -206,7 +206,7 @@ func TestTableOnlyWritesAreCaptured(t *testing.T) {
 	require.Equal(t, []outbox.Event{
 		ev("articles", int64(1), outbox.OpUpdate, nil, "a1", "b1"),
 		ev("articles", int64(2), outbox.OpDelete, nil, "a2", "b2"),
-		ev("articles", int64(7), outbox.OpInsert, none), ev("articles", int64(7), outbox.OpVector, vec(t, 3, "binary", 1, 2, 3)),
+		ev("articles", int64(7), outbox.OpInsert, vec(t, 3, "binary", 1, 2, 3)),
 		ev("articles", int64(7), outbox.OpUpdate, vec(t, 3, "binary", 3, 2, 1), "t", ""),
 	}, events(t, db))
 	require.NoError(t, db.Exec("DELETE FROM oi_events").Error)

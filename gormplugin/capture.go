@@ -179,6 +179,114 @@ func insertedKeys(db *gorm.DB, m *model, head int64) ([]any, error) {
 	return changedKeys(db, m, head, outbox.OpInsert)
 }
 
+// attachVectors puts vecs[i] on the capture trigger's event of keys[i]
+// written by this statement, so that a write costs one event per row. The
+// statement's events are those above head or, when head is -1 (an INSERT of
+// rows rows without conflict clause, each firing the insert trigger once),
+// the newest rows events of the log: had a user trigger interleaved events of
+// other tables, fewer of ours would be in that window, never older ones. A
+// key with no such event (an upsert that updated no watched column, a
+// window cut short) gets an OpVector event of its own.
+func (p *Plugin) attachVectors(db *gorm.DB, st *state, head int64, rows int, keys []any, vecs [][]byte) {
+	if len(keys) == 0 {
+		return
+	}
+	ctx, m := db.Statement.Context, st.m
+	fail := func(err error) {
+		db.AddError(fmt.Errorf("gormplugin: record the vectors of %s (did you run gormplugin.Migrate?): %w", m.spec.Source, err))
+	}
+	var missing []int
+	if head < 0 && rows == 1 {
+		res, err := p.exec(ctx, db, `UPDATE oi_events SET vec = ? WHERE id = (SELECT max(id) FROM oi_events) AND tbl = ? AND key = ? AND op = ?`,
+			vecs[0], m.spec.Source, keys[0], int64(outbox.OpInsert))
+		if err != nil {
+			fail(err)
+			return
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			missing = []int{0}
+		}
+	} else {
+		ids, err := statementEvents(db, m, head, rows)
+		if err != nil {
+			fail(err)
+			return
+		}
+		// By rowid: the log has no key index, and a join on key would
+		// scan the statement's events once per row.
+		const per = 8000
+		args := make([]any, 0, 2*min(per, len(keys)))
+		flush := func() error {
+			if len(args) == 0 {
+				return nil
+			}
+			q := `UPDATE oi_events SET vec = v.column2 FROM (VALUES ` + strings.TrimSuffix(strings.Repeat("(?,?),", len(args)/2), ",") + `) AS v WHERE oi_events.id = v.column1`
+			_, err := p.exec(ctx, db, q, args...)
+			args = args[:0]
+			return err
+		}
+		for i, k := range keys {
+			id, ok := ids[k]
+			if !ok {
+				missing = append(missing, i)
+				continue
+			}
+			if args = append(args, id, vecs[i]); len(args) == 2*per {
+				if err := flush(); err != nil {
+					fail(err)
+					return
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			fail(err)
+			return
+		}
+	}
+	st.wrote = true
+	if len(missing) == 0 {
+		return
+	}
+	events := make([]outbox.Event, len(missing))
+	for j, i := range missing {
+		events[j] = outbox.Event{Table: m.spec.Source, Key: keys[i], Op: outbox.OpVector, Vec: vecs[i], At: st.at}
+	}
+	p.appendEvents(db, st, events)
+}
+
+// statementEvents returns the id of the newest event the statement's
+// triggers wrote for each key of m's table that it inserted or updated:
+// the events above head, or, when head is -1, among the newest rows events
+// of the log (see attachVectors).
+func statementEvents(db *gorm.DB, m *model, head int64, rows int) (map[any]int64, error) {
+	q := `SELECT id, key FROM oi_events WHERE id > ? AND tbl = ? AND op IN (?, ?, ?, ?)`
+	var bound any = head
+	if head < 0 {
+		q = `SELECT id, key FROM oi_events WHERE id > (SELECT max(id) FROM oi_events) - ? AND tbl = ? AND op IN (?, ?, ?, ?)`
+		bound = int64(rows)
+	}
+	r, err := db.Statement.ConnPool.QueryContext(db.Statement.Context, q, bound, m.spec.Source,
+		int64(outbox.OpInsert), int64(outbox.OpUpdate), int64(outbox.OpSoftDelete), int64(outbox.OpRestore))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	out := map[any]int64{}
+	for r.Next() {
+		var id int64
+		var k any
+		if err := r.Scan(&id, &k); err != nil {
+			return nil, err
+		}
+		nk, err := outbox.NormalizeKey(k)
+		if err != nil {
+			return nil, err
+		}
+		out[nk] = id
+	}
+	return out, r.Err()
+}
+
 // readColumns reads cols of the rows with the given keys, on the
 // statement's connection, by key.
 func readColumns(db *gorm.DB, m *model, cols []string, keys []any) (map[any][]any, error) {

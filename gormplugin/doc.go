@@ -68,12 +68,11 @@
 //
 // The plugin adds only what the database cannot know: the vector, which is
 // not a column. It keeps the vector out of the SQL and, once the statement
-// ran, records it for the rows the statement really wrote: a create appends
-// one OpVector event per row with a vector (one extra multi-row INSERT);
-// an update that sets a vector names the key in its SET list (key = key),
-// so that the trigger reports every row it matched, and puts the vector on
-// those events (found in the log, not guessed from the WHERE). ON CONFLICT
-// DO NOTHING batches are matched
+// ran, puts it on the events the triggers wrote for the rows the statement
+// really wrote (found in the log, not guessed from the WHERE): one extra
+// statement for a single-row create, two for a batch. An update that sets a
+// vector names the key in its SET list (key = key), so that the trigger
+// reports every row it matched. ON CONFLICT DO NOTHING batches are matched
 // row by row (by key, or by conflict-target values for keys the database
 // assigns) and gorm's shifted ids are given back to the structs; an upsert
 // on another unique column finds the written key by its target values.

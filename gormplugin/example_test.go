@@ -47,8 +47,7 @@ func Example() {
 		fmt.Println(e.Table, e.Key, e.Op, v, e.Old)
 	}
 	// Output:
-	// posts 1 insert [] []
-	// posts 1 vector [0.6 0.8] []
+	// posts 1 insert [0.6 0.8] []
 	// posts 1 update [] [hello]
 	// posts 1 delete [] [hello, world]
 }
