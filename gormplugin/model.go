@@ -35,14 +35,8 @@ type model struct {
 
 	vec      *schema.Field   // nil: no vector
 	vecNames map[string]bool // names that designate the vector in maps and Select/Omit lists
-	meta     []*schema.Field // vec0 metadata source fields
 
-	fts      []*schema.Field // FTS source fields, in spec column order
-	external bool            // external-content FTS: events carry before-images
-	old      []string        // external content: the FTS source columns of the before-images; read-only
-	soft     *schema.Field   // gorm.DeletedAt field or nil
-
-	watched map[string]bool // source columns whose change is an indexed change
+	soft *schema.Field // gorm.DeletedAt field or nil
 
 	// dropped is set by DropSidecar and the DropTable cascade: the sidecars and
 	// registry entry are gone, so writes record no events until Migrate runs
@@ -232,12 +226,10 @@ func (m *model) build(vecFields, ftsFields []*schema.Field) error {
 			break
 		}
 	}
-	m.watched = map[string]bool{m.key.DBName: true}
 	if m.soft != nil {
 		if !outbox.ValidIdent(m.soft.DBName) {
 			return fail(m.soft.Name, "soft-delete column %q is not a plain SQL name", m.soft.DBName)
 		}
-		m.watched[m.soft.DBName] = true
 	}
 
 	// Vector.
@@ -282,8 +274,6 @@ func (m *model) build(vecFields, ftsFields []*schema.Field) error {
 				return fail(f.Name, "vec tag key \"metadata\": column %q listed twice", mf.DBName)
 			}
 			v.Metadata = append(v.Metadata, outbox.MetaCol{Name: mf.DBName, Type: typ})
-			m.meta = append(m.meta, mf)
-			m.watched[mf.DBName] = true
 		}
 		m.vec = f
 		m.vecNames[f.Name] = true
@@ -320,8 +310,6 @@ func (m *model) build(vecFields, ftsFields []*schema.Field) error {
 				return fail(f.Name, "column %q is not a plain SQL name", f.DBName)
 			}
 			fs.Columns = append(fs.Columns, outbox.FTSCol{Name: col, Source: f.DBName, Field: f.Name})
-			m.fts = append(m.fts, f)
-			m.watched[f.DBName] = true
 		}
 		first := merged.tag
 		fs.Table = first.Table
@@ -359,12 +347,6 @@ func (m *model) build(vecFields, ftsFields []*schema.Field) error {
 				return fail(c.Field, "fts5 tag key \"column\": external content reads columns by name, so the FTS5 column must be %q (or use external=false)", c.Source)
 			}
 			seen[c.Name] = c.Field
-		}
-		m.external = fs.Mode == outbox.ModeExternal
-		if m.external {
-			for _, c := range fs.Columns {
-				m.old = append(m.old, c.Source)
-			}
 		}
 		spec.FTS = fs
 	}
