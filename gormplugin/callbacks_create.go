@@ -315,8 +315,9 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 		}
 		copy(keys, found)
 	default:
+		plain := cp.mode == conflictNone && n > 1
 		for i := 0; i < n; i++ {
-			if st.vecs[i] == nil {
+			if st.vecs[i] == nil && !plain {
 				continue
 			}
 			k, ok := st.rows.key(stmt, m, i, n)
@@ -325,6 +326,10 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 				return
 			}
 			keys[i] = k
+		}
+		if plain {
+			p.replaceInsertEvents(db, st, keys)
+			return
 		}
 	}
 	var wk []any
@@ -335,6 +340,46 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 		}
 	}
 	p.attachVectors(db, st, cp.head, n, wk, wv)
+}
+
+// replaceInsertEvents rewrites the insert events the triggers wrote for a
+// multi-row INSERT without conflict clause (every row inserted, keys as gorm
+// assigned them) as events that carry the rows' vectors: it deletes the
+// statement's insert events, which are among the newest n of the log, and
+// appends one per row with one multi-row INSERT. Growing n small events in
+// place would rebalance most of the log's last pages.
+func (p *Plugin) replaceInsertEvents(db *gorm.DB, st *state, keys []any) {
+	ctx, m := db.Statement.Context, st.m
+	// All or nothing: only when all n events are in the window.
+	res, err := p.exec(ctx, db, `DELETE FROM oi_events WHERE id > (SELECT max(id) FROM oi_events) - ?1 AND tbl = ?2 AND op = ?3
+		AND (SELECT count(*) FROM oi_events WHERE id > (SELECT max(id) FROM oi_events) - ?1 AND tbl = ?2 AND op = ?3) = ?1`,
+		int64(len(keys)), m.spec.Source, int64(outbox.OpInsert))
+	if err != nil {
+		db.AddError(fmt.Errorf("gormplugin: record the vectors of %s: %w", m.spec.Source, err))
+		return
+	}
+	if n, _ := res.RowsAffected(); n != int64(len(keys)) {
+		// Events of other tables interleaved (a user trigger): the
+		// triggers' events stay, and the vectors follow as events of their
+		// own.
+		var events []outbox.Event
+		for i, k := range keys {
+			if st.vecs[i] != nil {
+				events = append(events, outbox.Event{Table: m.spec.Source, Key: k, Op: outbox.OpVector, Vec: st.vecs[i], At: st.at})
+			}
+		}
+		p.appendEvents(db, st, events)
+		return
+	}
+	events := make([]outbox.Event, len(keys))
+	for i, k := range keys {
+		vec := st.vecs[i]
+		if vec == nil {
+			vec = []byte{}
+		}
+		events[i] = outbox.Event{Table: m.spec.Source, Key: k, Op: outbox.OpInsert, Vec: vec, At: st.at}
+	}
+	p.appendEvents(db, st, events)
 }
 
 // matchInserted finds, for a create whose rows may have been skipped (DO
