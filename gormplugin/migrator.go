@@ -102,29 +102,8 @@ func (m *migrator) restoreTriggers(err error) error {
 	if ok, err := sqlutil.TableExists(ctx, conn, outbox.RegistryTable); err != nil || !ok {
 		return err
 	}
-	specs, _, err := outbox.LoadSpecs(ctx, conn)
-	if err != nil {
-		return err
-	}
-	for _, s := range specs {
-		ok, err := outbox.TriggersPresent(ctx, conn, s.Source)
-		if err != nil {
-			return err
-		}
-		if ok {
-			continue
-		}
-		if exists, err := sqlutil.TableExists(ctx, conn, s.Source); err != nil || !exists {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		if err := outbox.CreateTriggers(ctx, conn, s); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err = outbox.RestoreTriggers(ctx, conn)
+	return err
 }
 
 // CreateTable prepares tagged models, then delegates.

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 
-	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
 	"github.com/outboxindexer/outboxindexer/outbox"
 )
 
@@ -170,31 +169,12 @@ func (ix *Indexer) applyPending(ctx context.Context, target int64, all bool) (ap
 // captured until they are back. What changed meanwhile is not in the log:
 // the error log says to rebuild the table.
 func (ix *Indexer) restoreTriggers(ctx context.Context, tx *sql.Tx) error {
-	specs, _, err := outbox.LoadSpecs(ctx, tx)
-	if err != nil {
-		return err
-	}
-	for _, sp := range specs {
-		ok, err := outbox.TriggersPresent(ctx, tx, sp.Source)
-		if err != nil || ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		if exists, err := sqlutil.TableExists(ctx, tx, sp.Source); err != nil || !exists {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		if err := outbox.CreateTriggers(ctx, tx, sp); err != nil {
-			return err
-		}
+	restored, err := outbox.RestoreTriggers(ctx, tx)
+	for _, t := range restored {
 		ix.log.Error("capture triggers were missing and are re-created; writes made without them are not indexed: rebuild the table",
-			"table", sp.Source, "fix", "indexer rebuild --table "+sp.Source)
+			"table", t, "fix", "indexer rebuild --table "+t)
 	}
-	return nil
+	return err
 }
 
 // backfillBatch bounds the rows one backfill step queues: a short write

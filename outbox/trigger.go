@@ -161,3 +161,35 @@ func TriggersPresent(ctx context.Context, db DB, source string) (bool, error) {
 	}
 	return n == len(names), nil
 }
+
+// RestoreTriggers re-creates the capture triggers of every registered table
+// that exists and lost them (gorm's SQLite migrator, like any migration that
+// recreates a table, drops its triggers), and returns those tables.
+func RestoreTriggers(ctx context.Context, db DB) ([]string, error) {
+	specs, _, err := LoadSpecs(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	var restored []string
+	for _, sp := range specs {
+		ok, err := TriggersPresent(ctx, db, sp.Source)
+		if err != nil {
+			return restored, err
+		}
+		if ok {
+			continue
+		}
+		var exists int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE`, sp.Source).Scan(&exists); err != nil {
+			return restored, fmt.Errorf("outbox: look up table %s: %w", sp.Source, err)
+		}
+		if exists == 0 {
+			continue
+		}
+		if err := CreateTriggers(ctx, db, sp); err != nil {
+			return restored, err
+		}
+		restored = append(restored, sp.Source)
+	}
+	return restored, nil
+}
