@@ -344,90 +344,42 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 
 // replaceInsertEvents rewrites the insert events the triggers wrote for a
 // multi-row INSERT without conflict clause (every row inserted, keys as gorm
-// assigned them) as events that carry the rows' vectors, under the same ids
-// (growing n small events in place would rebalance most of the log's last
-// pages; appending them again, in id order at the log's end, does not): it
-// deletes the statement's insert events, which are the newest n of the log,
-// and inserts them again with their vectors in one multi-row INSERT. Events
-// of other tables interleaved by a user trigger leave the triggers' events
-// as they are, and the vectors follow as events of their own.
+// assigned them) as events that carry the rows' vectors: it deletes the
+// statement's insert events, which are among the newest n of the log, and
+// appends one per row with one multi-row INSERT. Growing n small events in
+// place would rebalance most of the log's last pages.
 func (p *Plugin) replaceInsertEvents(db *gorm.DB, st *state, keys []any) {
 	ctx, m := db.Statement.Context, st.m
-	fail := func(err error) {
-		db.AddError(fmt.Errorf("gormplugin: record the vectors of %s: %w", m.spec.Source, err))
-	}
-	// All or nothing: only when the n newest events are the statement's.
-	rows, err := db.Statement.ConnPool.QueryContext(ctx, `DELETE FROM oi_events WHERE id > (SELECT max(id) FROM oi_events) - ?1 AND tbl = ?2 AND op = ?3
-		AND (SELECT count(*) FROM oi_events WHERE id > (SELECT max(id) FROM oi_events) - ?1 AND tbl = ?2 AND op = ?3) = ?1
-		RETURNING id, key, at`, int64(len(keys)), m.spec.Source, int64(outbox.OpInsert))
+	// All or nothing: only when all n events are in the window.
+	res, err := p.exec(ctx, db, `DELETE FROM oi_events WHERE id > (SELECT max(id) FROM oi_events) - ?1 AND tbl = ?2 AND op = ?3
+		AND (SELECT count(*) FROM oi_events WHERE id > (SELECT max(id) FROM oi_events) - ?1 AND tbl = ?2 AND op = ?3) = ?1`,
+		int64(len(keys)), m.spec.Source, int64(outbox.OpInsert))
 	if err != nil {
-		fail(err)
+		db.AddError(fmt.Errorf("gormplugin: record the vectors of %s: %w", m.spec.Source, err))
 		return
 	}
-	type slot struct{ id, at int64 }
-	deleted := make(map[any]slot, len(keys))
-	for rows.Next() {
-		var sl slot
-		var k any
-		if err := rows.Scan(&sl.id, &k, &sl.at); err != nil {
-			rows.Close()
-			fail(err)
-			return
-		}
-		nk, err := outbox.NormalizeKey(k)
-		if err != nil {
-			rows.Close()
-			fail(err)
-			return
-		}
-		deleted[nk] = sl
-	}
-	if err := rows.Close(); err != nil {
-		fail(err)
-		return
-	}
-	const cols = 6 // id, tbl, key, op, vec, at
-	const per = 30000 / cols
-	var (
-		args   []any
-		extra  []outbox.Event
-		values int
-	)
-	flush := func() error {
-		if values == 0 {
-			return nil
-		}
-		q := `INSERT INTO oi_events (id, tbl, key, op, vec, at) VALUES ` + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?),", values), ",")
-		_, err := p.exec(ctx, db, q, args...)
-		args, values = args[:0], 0
-		return err
-	}
-	for i, k := range keys {
-		sl, ok := deleted[k]
-		if !ok {
+	if n, _ := res.RowsAffected(); n != int64(len(keys)) {
+		// Events of other tables interleaved (a user trigger): the
+		// triggers' events stay, and the vectors follow as events of their
+		// own.
+		var events []outbox.Event
+		for i, k := range keys {
 			if st.vecs[i] != nil {
-				extra = append(extra, outbox.Event{Table: m.spec.Source, Key: k, Op: outbox.OpVector, Vec: st.vecs[i], At: st.at})
-			}
-			continue
-		}
-		var vec any = outbox.NoVector
-		if st.vecs[i] != nil {
-			vec = st.vecs[i]
-		}
-		args = append(args, sl.id, m.spec.Source, k, int64(outbox.OpInsert), vec, sl.at)
-		if values++; values == per {
-			if err := flush(); err != nil {
-				fail(err)
-				return
+				events = append(events, outbox.Event{Table: m.spec.Source, Key: k, Op: outbox.OpVector, Vec: st.vecs[i], At: st.at})
 			}
 		}
-	}
-	if err := flush(); err != nil {
-		fail(err)
+		p.appendEvents(db, st, events)
 		return
 	}
-	st.wrote = true
-	p.appendEvents(db, st, extra)
+	events := make([]outbox.Event, len(keys))
+	for i, k := range keys {
+		vec := st.vecs[i]
+		if vec == nil {
+			vec = []byte{}
+		}
+		events[i] = outbox.Event{Table: m.spec.Source, Key: k, Op: outbox.OpInsert, Vec: vec, At: st.at}
+	}
+	p.appendEvents(db, st, events)
 }
 
 // matchInserted finds, for a create whose rows may have been skipped (DO

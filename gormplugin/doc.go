@@ -71,7 +71,7 @@
 // ran, puts it on the events the triggers wrote for the rows the statement
 // really wrote (found in the log, not guessed from the WHERE): one extra
 // statement for a single-row create, two for a batch (its insert events are
-// replaced, under the same ids, by ones that carry the vectors). An update that sets a
+// replaced by ones that carry the vectors). An update that sets a
 // vector names the key in its SET list (key = key), so that the trigger
 // reports every row it matched. ON CONFLICT DO NOTHING batches are matched
 // row by row (by key, or by conflict-target values for keys the database
