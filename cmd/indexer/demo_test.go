@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -58,8 +59,8 @@ func TestDemoKeepsDatabaseForOtherCommands(t *testing.T) {
 	require.Contains(t, r.stdout, "indexer status --db "+path)
 
 	st := status(t, path)
-	require.EqualValues(t, 120, st.Head)
-	require.EqualValues(t, 120, st.Applied)
+	require.GreaterOrEqual(t, st.Head, int64(120))
+	require.Equal(t, st.Head, st.Applied)
 	require.EqualValues(t, 0, st.Pending)
 	require.EqualValues(t, 0, st.DeadLetters)
 	require.Len(t, st.Tables, 1)
@@ -72,7 +73,7 @@ func TestDemoKeepsDatabaseForOtherCommands(t *testing.T) {
 	// The human table says the same.
 	h := run(t, nil, "status", "--db", path)
 	require.Equal(t, 0, h.code, h.stderr)
-	require.Contains(t, h.stdout, "head 120  applied 120  pending 0  dead letters 0")
+	require.Contains(t, h.stdout, fmt.Sprintf("head %d  applied %d  pending 0  dead letters 0", st.Head, st.Head))
 	require.Regexp(t, `(?m)^TABLE +ROWS +PENDING +RETAINED +DEAD +SIDECARS +PROBLEM$`, h.stdout)
 	require.Regexp(t, `(?m)^articles +120 +0 +\d+ +0 +articles_vec \(vec0\) 120, articles_fts \(fts5\) 120 +-$`, h.stdout)
 
