@@ -3,12 +3,11 @@ package ftssink
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
-	"github.com/ncruces/go-sqlite3"
+	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/internal/gormq"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"gorm.io/gorm"
@@ -216,9 +215,8 @@ func searchSQL(spec *outbox.Spec, cfg *searchConfig, expr string, snipCols, hlCo
 // vary: "fts5: syntax error near …", "unterminated string", "no such column:
 // x", "expected integer, got …"), except for a missing sidecar table.
 func isQueryError(err error) bool {
-	var e *sqlite3.Error
-	if !errors.As(err, &e) || e.Code() != sqlite3.ERROR {
+	if c, ok := engine.ErrorCode(err); !ok || c != engine.CodeError {
 		return false
 	}
-	return !strings.Contains(e.Error(), "no such table")
+	return !strings.Contains(err.Error(), "no such table")
 }

@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -12,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ncruces/go-sqlite3"
-	"github.com/ncruces/go-sqlite3/gormlite"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -144,14 +141,8 @@ func TestConcurrencyWritersWorkerAndBinary(t *testing.T) {
 	require.NoError(t, sampler.Close())
 
 	for _, err := range writeErrs {
-		var code sqlite3.ErrorCode
-		if errors.As(err, &code) && (code == sqlite3.BUSY || code == sqlite3.LOCKED) {
-			var se *sqlite3.Error
-			ext := ""
-			if errors.As(err, &se) {
-				ext = fmt.Sprintf(" (extended code %d, %s)", se.ExtendedCode(), se.SQL())
-			}
-			t.Errorf("SQLITE_BUSY/LOCKED reached the application: %v%s", err, ext)
+		if code, ok := engine.ErrorCode(err); ok && (code == engine.CodeBusy || code == engine.CodeLocked) {
+			t.Errorf("SQLITE_BUSY/LOCKED reached the application: %v", err)
 		}
 	}
 	require.Empty(t, writeErrs, "write errors")
@@ -217,7 +208,7 @@ func TestConcurrencyDSNRequirements(t *testing.T) {
 		return "file:" + path + "?" + pragmas + "&_txlock=" + txlock
 	}
 	open := func(t *testing.T, d string) *gorm.DB {
-		db, err := gorm.Open(gormlite.Open(d), &gorm.Config{Logger: logger.Discard})
+		db, err := gorm.Open(engine.Dialector(d), &gorm.Config{Logger: logger.Discard})
 		require.NoError(t, err)
 		t.Cleanup(func() {
 			if s, err := db.DB(); err == nil {
@@ -230,8 +221,8 @@ func TestConcurrencyDSNRequirements(t *testing.T) {
 		return db
 	}
 	isBusy := func(err error) bool {
-		var code sqlite3.ErrorCode
-		return errors.As(err, &code) && code == sqlite3.BUSY
+		code, ok := engine.ErrorCode(err)
+		return ok && code == engine.CodeBusy
 	}
 
 	// Two read-then-write transactions that interleave (what the capture

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/ncruces/go-sqlite3"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
@@ -275,8 +273,8 @@ func TestFaultsDiskFull(t *testing.T) {
 	require.Error(t, err)
 	// SQLite says "database or disk is full"; sqlite-vec, when it is the
 	// one that needed a page, loses the cause (see indexer/transient.go).
-	var code sqlite3.ErrorCode
-	require.True(t, errors.As(err, &code) && code == sqlite3.FULL || strings.Contains(err.Error(), "Could not insert a new vector chunk"), "want SQLITE_FULL, got %v", err)
+	code, ok := engine.ErrorCode(err)
+	require.True(t, ok && code == engine.CodeFull || engine.IsVecChunkFailure(err), "want SQLITE_FULL, got %v", err)
 	t.Logf("faults: disk full: Drain returned %q", err)
 	require.Zero(t, parked.Load(), "events parked as dead letters because the disk was full")
 	require.NoError(t, ix.Close())
@@ -285,7 +283,7 @@ func TestFaultsDiskFull(t *testing.T) {
 	var fullErrs atomic.Int64
 	w, err := indexer.Start(ctx, limited, indexer.WithPollInterval(5*time.Millisecond), indexer.WithBackoff(relFastBackoff(200*time.Millisecond)),
 		indexer.WithObserver(indexer.Observer{Error: func(err error) {
-			if errors.As(err, &code) && code == sqlite3.FULL || strings.Contains(err.Error(), "Could not insert a new vector chunk") {
+			if code, ok := engine.ErrorCode(err); ok && code == engine.CodeFull || engine.IsVecChunkFailure(err) {
 				fullErrs.Add(1)
 			}
 		}, Parked: noPark.Parked}))
@@ -326,8 +324,8 @@ func TestFaultsReadOnlyDatabase(t *testing.T) {
 	require.Error(t, err)
 	require.NoError(t, ix.Close())
 	require.ErrorIs(t, err, indexer.ErrReadOnly)
-	var code sqlite3.ErrorCode
-	require.True(t, errors.As(err, &code) && code == sqlite3.READONLY, "want SQLITE_READONLY, got %v", err)
+	code, ok := engine.ErrorCode(err)
+	require.True(t, ok && code == engine.CodeReadOnly, "want SQLITE_READONLY, got %v", err)
 	require.Empty(t, retried, "SQLITE_READONLY from a read-only handle was retried")
 	t.Logf("faults: read-only: Drain returned %q", err)
 
@@ -431,7 +429,7 @@ func TestFaultsFrozenLeaseHolderIsFenced(t *testing.T) {
 // database within 200 ms.
 func relWriteLockFree(t *testing.T, path string) bool {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?_pragma=busy_timeout(200)&_txlock=immediate")
+	db, err := sql.Open(engine.DriverName, "file:"+path+"?_pragma=busy_timeout(200)&_txlock=immediate")
 	require.NoError(t, err)
 	defer db.Close()
 	tx, err := db.Begin()

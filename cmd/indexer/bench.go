@@ -50,7 +50,7 @@ func runBench(ctx context.Context, env *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c.UseCache(log)
+	c.NoteDeprecated(log)
 
 	batch := 20000
 	if *full {

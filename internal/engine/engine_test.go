@@ -2,9 +2,8 @@ package engine_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -13,34 +12,31 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The sqlite-vec Wasm build only runs on ncruces/go-sqlite3 v0.19.0–v0.21.3;
-// this guards the pin in go.mod against a blind upgrade.
+// go.mod pins the engine. ncruces/go-sqlite3 v0.37.0 (SQLite 3.54.1) is the
+// first release this module runs on without wazero: SQLite is Go code
+// translated from Wasm by wasm2go, and FTS5 and sqlite-vec are dylink.0
+// modules linked into each connection with sqlite3.ExtensionInit; the
+// committed sqlite-vec translation (package vec) is generated against the
+// extension ABI of this release, so upgrade the two together (rerun
+// vec/build/build.sh). gormlite v0.34.0 is the newest gormlite the proxy
+// serves and works with v0.37.0. sqlite-vec-go-bindings v0.1.6 provides the
+// sqlite-vec C source (cgo package) compiled into package vec. wazero, the
+// Wasm runtime of the former engine (JIT compilation, a CPU-specific crash,
+// issue 11), must not come back.
 func TestGoModPinsDriver(t *testing.T) {
 	t.Parallel()
 	b, err := os.ReadFile("../../go.mod")
 	require.NoError(t, err)
 	mod := string(b)
 	for _, want := range []string{
-		"github.com/ncruces/go-sqlite3 v0.21.3",
-		"github.com/ncruces/go-sqlite3/gormlite v0.21.0",
+		"github.com/ncruces/go-sqlite3 v0.37.0",
+		"github.com/ncruces/go-sqlite3/gormlite v0.34.0",
 		"github.com/asg017/sqlite-vec-go-bindings v0.1.6",
 	} {
 		require.Contains(t, mod, want, "go.mod must pin %s", want)
 	}
 	require.Regexp(t, `gorm\.io/gorm v1\.31\.`, mod)
-
-	// wazero up to v1.8.x crashes on Intel CPUs with ERMS and FSRM ("wasm
-	// error: out of bounds memory access": its amd64 code keeps DX across Go's
-	// runtime.memmove, which clobbers DX there since Go 1.24; wazero issue
-	// 2375, fixed in v1.9.0). Never go back below v1.9.0, and keep the cache
-	// key's version (engine.WazeroVersion) equal to the pin.
-	m := regexp.MustCompile(`github\.com/tetratelabs/wazero v1\.(\d+)\.(\d+)`).FindStringSubmatch(mod)
-	require.NotNil(t, m, "go.mod must pin github.com/tetratelabs/wazero")
-	minor, err := strconv.Atoi(m[1])
-	require.NoError(t, err)
-	require.GreaterOrEqual(t, minor, 9, "wazero %s: v1.9.0 or later is required (Intel ERMS+FSRM crash)", m[0])
-	require.Equal(t, "github.com/tetratelabs/wazero "+engine.WazeroVersion, m[0],
-		"engine.WazeroVersion keys the compilation cache and must equal the pinned version")
+	require.NotContains(t, mod, "github.com/tetratelabs/wazero", "the engine runs without wazero")
 }
 
 func TestEngineHasVecAndFTS5(t *testing.T) {
@@ -53,13 +49,77 @@ func TestEngineHasVecAndFTS5(t *testing.T) {
 	require.NoError(t, sqlDB.QueryRow("SELECT vec_version(), sqlite_version()").Scan(&v, &sv))
 	require.Equal(t, "v0.1.6", v)
 	require.Equal(t, engine.VecVersion, v)
-	require.Equal(t, "3.47.0", sv)
+	require.Equal(t, "3.54.1", sv)
 	require.Equal(t, engine.SQLiteVersion, sv)
 	_, err = sqlDB.Exec("CREATE VIRTUAL TABLE f USING fts5(a)")
 	require.NoError(t, err)
+	_, err = sqlDB.Exec("INSERT INTO f(a) VALUES ('hello world'), ('goodbye')")
+	require.NoError(t, err)
+	var hit string
+	require.NoError(t, sqlDB.QueryRow("SELECT a FROM f WHERE f MATCH 'hello'").Scan(&hit))
+	require.Equal(t, "hello world", hit)
 	var mode string
 	require.NoError(t, sqlDB.QueryRow("PRAGMA journal_mode").Scan(&mode))
 	require.Equal(t, "wal", strings.ToLower(mode))
+}
+
+// Every connection of the pool gets both extensions, not only the first.
+func TestEveryConnectionHasExtensions(t *testing.T) {
+	t.Parallel()
+	sqlDB, err := sql.Open(engine.DriverName, engine.DSN(testdb.Path(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() { sqlDB.Close() })
+	ctx := context.Background()
+	var conns []*sql.Conn
+	for range 4 {
+		c, err := sqlDB.Conn(ctx)
+		require.NoError(t, err)
+		conns = append(conns, c)
+		var v string
+		require.NoError(t, c.QueryRowContext(ctx, "SELECT vec_version()").Scan(&v))
+		require.Equal(t, engine.VecVersion, v)
+		_, err = c.ExecContext(ctx, "CREATE VIRTUAL TABLE IF NOT EXISTS f USING fts5(a)")
+		require.NoError(t, err)
+	}
+	for _, c := range conns {
+		require.NoError(t, c.Close())
+	}
+}
+
+// vec0 works end to end on the translated sqlite-vec: create, insert, KNN.
+func TestVec0KNN(t *testing.T) {
+	t.Parallel()
+	sqlDB, err := sql.Open(engine.DriverName, engine.DSN(testdb.Path(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() { sqlDB.Close() })
+	_, err = sqlDB.Exec("CREATE VIRTUAL TABLE v USING vec0(embedding float[3] distance_metric=cosine)")
+	require.NoError(t, err)
+	for i, vec := range []string{"[1,0,0]", "[0,1,0]", "[0.9,0.1,0]"} {
+		_, err = sqlDB.Exec("INSERT INTO v(rowid, embedding) VALUES (?, ?)", i+1, vec)
+		require.NoError(t, err)
+	}
+	rows, err := sqlDB.Query("SELECT rowid FROM v WHERE embedding MATCH '[1,0,0]' AND k = 2 ORDER BY distance")
+	require.NoError(t, err)
+	defer rows.Close()
+	var got []int64
+	for rows.Next() {
+		var id int64
+		require.NoError(t, rows.Scan(&id))
+		got = append(got, id)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []int64{1, 3}, got)
+}
+
+func TestCheckReportsMissingExtensions(t *testing.T) {
+	t.Parallel()
+	sqlDB, err := sql.Open(engine.DriverName, engine.DSN(testdb.Path(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() { sqlDB.Close() })
+	require.NoError(t, engine.Check(context.Background(), sqlDB))
+	var fts int
+	require.NoError(t, sqlDB.QueryRow("SELECT count(*) FROM pragma_module_list WHERE name = 'fts5'").Scan(&fts))
+	require.Equal(t, 1, fts)
 }
 
 func TestDSN(t *testing.T) {

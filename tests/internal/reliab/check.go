@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	_ "github.com/ncruces/go-sqlite3/driver" // the "sqlite3" database/sql driver
 	"github.com/stretchr/testify/require"
 
 	"github.com/outboxindexer/outboxindexer/internal/engine"
@@ -213,7 +212,7 @@ func Integrity(t testing.TB, db *sql.DB) {
 	ctx := context.Background()
 	var path string
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&path))
-	own, err := sql.Open("sqlite3", engine.DSN(path))
+	own, err := sql.Open(engine.DriverName, engine.DSN(path))
 	require.NoError(t, err)
 	defer own.Close()
 	var res string

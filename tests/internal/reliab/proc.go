@@ -14,7 +14,6 @@ import (
 
 	"github.com/outboxindexer/outboxindexer/gormplugin"
 	"github.com/outboxindexer/outboxindexer/indexer"
-	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
 )
 
@@ -51,9 +50,7 @@ func Build(t testing.TB) Binaries {
 	for i := range errs {
 		require.NoError(t, errs[i], "go build: %s", outs[i])
 	}
-	cache, err := engine.DefaultCacheDir()
-	require.NoError(t, err)
-	b.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), engine.CacheDirEnv + "=" + cache}
+	b.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	return b
 }
 
