@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/outboxindexer/outboxindexer/indexer"
-	"github.com/outboxindexer/outboxindexer/internal/bench/limits"
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/bench/limits"
 	"gorm.io/gorm"
 )
 
