@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/cli"
 	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/bench"
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/cli"
 	"github.com/outboxindexer/outboxindexer/internal/engine"
 )
 

@@ -11130,5 +11130,6 @@ func table_init[T1, T2, T3 int | int32 | int64](tab, elems []any, dest T1, src T
 	w := z + uint64(n)
 	copy(tab[x:y:len(tab)], elems[z:w:len(elems)])
 }
+
 //go:embed vec.dat
 var data string

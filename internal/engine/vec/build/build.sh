@@ -89,4 +89,4 @@ wasm-opt "$TMP/vec.so" -o "$TMP/vec.wasm" -O3 \
 (cd "$TMP" && $LIBC_GEN -wasm vec.wasm -pkg vec -o libc.go)
 (cd "$TMP" && $WASM2GO -pkg vec -embed -unsafe -provided libc.go -o vec.go vec.wasm)
 cp "$TMP/vec.go" "$TMP/libc.go" "$TMP/vec.dat" "$OUT/"
-gofmt -l "$OUT" >/dev/null
+gofmt -w "$OUT/vec.go" "$OUT/libc.go"
