@@ -17,8 +17,7 @@ import (
 )
 
 // DefaultBusyTimeoutMS is the busy timeout DSN puts in every connection
-// string. Once a DSN has any _pragma the driver no longer adds its own default
-// busy timeout, so it must always be explicit.
+// string.
 const DefaultBusyTimeoutMS = 10000
 
 // ErrMissingExtension reports that an open database lacks sqlite-vec or FTS5
@@ -26,20 +25,35 @@ const DefaultBusyTimeoutMS = 10000
 var ErrMissingExtension = errors.New("engine: extension missing")
 
 // DSN turns a database path (or an existing "file:" DSN, returned unchanged)
-// into the connection string the project recommends: WAL journal, a busy
-// timeout, synchronous=NORMAL, and BEGIN IMMEDIATE for every transaction so
-// that writers queue on the busy timeout instead of failing with SQLITE_BUSY
-// when a read transaction tries to upgrade.
+// into the connection string the project recommends, in the spelling of the
+// engine's driver: WAL journal, a busy timeout, synchronous=NORMAL, and
+// BEGIN IMMEDIATE for every transaction so that writers queue on the busy
+// timeout instead of failing with SQLITE_BUSY when a read transaction tries
+// to upgrade.
 func DSN(path string) string {
 	if strings.HasPrefix(path, "file:") {
 		return path
 	}
 	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeoutMS))
-	q.Add("_pragma", "journal_mode(wal)")
-	q.Add("_pragma", "synchronous(normal)")
-	q.Add("_txlock", "immediate")
+	for _, kv := range dsnQuery() {
+		q.Add(kv[0], kv[1])
+	}
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// EnsureBusyTimeout adds the default busy timeout (DefaultBusyTimeoutMS) to
+// the query parameters of a "file:" DSN unless they set one already, in the
+// spelling of the engine's driver.
+func EnsureBusyTimeout(q url.Values) {
+	for k, vs := range q {
+		for _, v := range vs {
+			if hasBusyTimeout(k, v) {
+				return
+			}
+		}
+	}
+	k, v := busyTimeoutParam()
+	q.Add(k, v)
 }
 
 // Check verifies that the connected engine has sqlite-vec VecVersion and

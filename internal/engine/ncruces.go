@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ncruces/go-sqlite3"
 	sqlite3driver "github.com/ncruces/go-sqlite3/driver"
@@ -31,6 +32,29 @@ func init() {
 		}
 		return sqlite3.ExtensionInit(c, vec.New, vec.DylinkInfo)
 	})
+}
+
+// dsnQuery returns the connection parameters DSN adds, in
+// ncruces/go-sqlite3's spelling. Once a DSN has any _pragma the driver no
+// longer adds its own default busy timeout, so it is always explicit.
+func dsnQuery() [][2]string {
+	return [][2]string{
+		{"_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeoutMS)},
+		{"_pragma", "journal_mode(wal)"},
+		{"_pragma", "synchronous(normal)"},
+		{"_txlock", "immediate"},
+	}
+}
+
+// hasBusyTimeout reports whether the DSN parameter k=v sets a busy timeout.
+func hasBusyTimeout(k, v string) bool {
+	return k == "_pragma" && strings.HasPrefix(strings.ToLower(strings.TrimSpace(v)), "busy_timeout")
+}
+
+// busyTimeoutParam is the DSN parameter, and its value, that sets the
+// default busy timeout.
+func busyTimeoutParam() (string, string) {
+	return "_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeoutMS)
 }
 
 // Dialector returns the gorm dialector of the engine for dsn (a DSN as made

@@ -117,15 +117,7 @@ func ResolveDSN(db string) (dsn, path string, err error) {
 		path = p
 	}
 	q := u.Query()
-	busy := false
-	for _, p := range q["_pragma"] {
-		if strings.HasPrefix(strings.ToLower(strings.TrimSpace(p)), "busy_timeout") {
-			busy = true
-		}
-	}
-	if !busy {
-		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", engine.DefaultBusyTimeoutMS))
-	}
+	engine.EnsureBusyTimeout(q)
 	if q.Get("mode") == "" {
 		q.Set("mode", "rw")
 	}
