@@ -8,7 +8,8 @@
 #   - sqlite-vec.c: the cgo package of github.com/asg017/sqlite-vec-go-bindings,
 #     at the version go.mod requires (module cache, `go list -m`);
 #   - SQLite's headers (declarations only; the code links against the driver's
-#     own SQLite at run time): github.com/mattn/go-sqlite3 at MATTN_VERSION;
+#     own SQLite at run time): github.com/mattn/go-sqlite3 at the version
+#     go.mod requires (the cgo engine's driver; SQLite 3.54.1, as ncruces');
 #   - the C library headers and the Go libc functions: wasm2go's libc-gen, and
 #     the translator itself: github.com/ncruces/wasm2go at WASM2GO_VERSION;
 #   - Debian's clang, lld and binaryen (apt-get install clang lld binaryen).
@@ -18,17 +19,15 @@ set -euo pipefail
 cd -P -- "$(dirname -- "$0")"
 
 WASM2GO_VERSION=v0.4.21
-MATTN_VERSION=v1.14.24
 OUT=..
 
 for tool in clang wasm-ld wasm-opt; do
 	command -v "$tool" >/dev/null || { echo "build.sh: $tool missing (apt-get install -y clang lld binaryen)" >&2; exit 1; }
 done
 
+go mod download github.com/asg017/sqlite-vec-go-bindings github.com/mattn/go-sqlite3
 VEC_DIR="$(go list -m -f '{{.Dir}}' github.com/asg017/sqlite-vec-go-bindings)/cgo"
-VEC_VERSION="$(go list -m -f '{{.Version}}' github.com/asg017/sqlite-vec-go-bindings)"
-go mod download github.com/asg017/sqlite-vec-go-bindings
-MATTN_DIR="$(go mod download -json "github.com/mattn/go-sqlite3@$MATTN_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+MATTN_DIR="$(go list -m -f '{{.Dir}}' github.com/mattn/go-sqlite3)"
 [ -f "$VEC_DIR/sqlite-vec.c" ] || { echo "build.sh: no sqlite-vec.c in $VEC_DIR" >&2; exit 1; }
 [ -f "$MATTN_DIR/sqlite3-binding.h" ] || { echo "build.sh: no sqlite3-binding.h in $MATTN_DIR" >&2; exit 1; }
 
