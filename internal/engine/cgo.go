@@ -19,6 +19,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"unsafe"
 
@@ -61,13 +62,20 @@ func dsnQuery() [][2]string {
 	}
 }
 
-// hasBusyTimeout reports whether the DSN parameter k=v sets a busy timeout.
-func hasBusyTimeout(k, _ string) bool { return k == "_busy_timeout" || k == "_timeout" }
+// busyTimeout returns the busy timeout the DSN parameter k=v sets:
+// _busy_timeout=ms or _timeout=ms.
+func busyTimeout(k, v string) (int, bool) {
+	if k != "_busy_timeout" && k != "_timeout" {
+		return 0, false
+	}
+	ms, err := strconv.Atoi(v)
+	return ms, err == nil
+}
 
-// busyTimeoutParam is the DSN parameter, and its value, that sets the
-// default busy timeout.
-func busyTimeoutParam() (string, string) {
-	return "_busy_timeout", fmt.Sprint(DefaultBusyTimeoutMS)
+// BusyTimeoutParam returns the DSN parameter, and its value, that sets a
+// busy timeout of ms milliseconds on the engine's driver.
+func BusyTimeoutParam(ms int) (key, value string) {
+	return "_busy_timeout", strconv.Itoa(ms)
 }
 
 // Dialector returns the gorm dialector of the engine for dsn (a DSN as made

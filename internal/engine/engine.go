@@ -45,15 +45,25 @@ func DSN(path string) string {
 // the query parameters of a "file:" DSN unless they set one already, in the
 // spelling of the engine's driver.
 func EnsureBusyTimeout(q url.Values) {
+	if _, ok := BusyTimeoutMS(q); ok {
+		return
+	}
+	k, v := BusyTimeoutParam(DefaultBusyTimeoutMS)
+	q.Add(k, v)
+}
+
+// BusyTimeoutMS returns the busy timeout, in milliseconds, that the query
+// parameters of a DSN set for the engine's driver, and false when they set
+// none.
+func BusyTimeoutMS(q url.Values) (int, bool) {
 	for k, vs := range q {
 		for _, v := range vs {
-			if hasBusyTimeout(k, v) {
-				return
+			if ms, ok := busyTimeout(k, v); ok {
+				return ms, true
 			}
 		}
 	}
-	k, v := busyTimeoutParam()
-	q.Add(k, v)
+	return 0, false
 }
 
 // Check verifies that the connected engine has sqlite-vec VecVersion and

@@ -3,6 +3,9 @@ package engine_test
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -129,4 +132,87 @@ func TestDSN(t *testing.T) {
 	require.Contains(t, d, "busy_timeout")
 	require.Contains(t, d, "_txlock=immediate")
 	require.Equal(t, "file:x.db?mode=ro", engine.DSN("file:x.db?mode=ro"))
+}
+
+func TestBusyTimeout(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(engine.DSN("/tmp/x.db"))
+	require.NoError(t, err)
+	ms, ok := engine.BusyTimeoutMS(u.Query())
+	require.True(t, ok)
+	require.Equal(t, engine.DefaultBusyTimeoutMS, ms)
+
+	q := url.Values{"mode": {"ro"}}
+	_, ok = engine.BusyTimeoutMS(q)
+	require.False(t, ok)
+	engine.EnsureBusyTimeout(q)
+	ms, ok = engine.BusyTimeoutMS(q)
+	require.True(t, ok)
+	require.Equal(t, engine.DefaultBusyTimeoutMS, ms)
+
+	k, v := engine.BusyTimeoutParam(250)
+	q = url.Values{k: {v}}
+	engine.EnsureBusyTimeout(q)
+	ms, ok = engine.BusyTimeoutMS(q)
+	require.True(t, ok)
+	require.Equal(t, 250, ms, "an explicit timeout is kept")
+	require.Len(t, q, 1)
+}
+
+func TestErrorClassification(t *testing.T) {
+	t.Parallel()
+	for _, c := range []engine.Code{engine.CodeBusy, engine.CodeLocked, engine.CodeIOErr, engine.CodeFull} {
+		err := fmt.Errorf("wrapped: %w", engine.NewError(c))
+		got, ok := engine.ErrorCode(err)
+		require.True(t, ok)
+		require.Equal(t, c, got)
+		require.True(t, engine.Transient(err), "code %d", c)
+		require.False(t, engine.ReadOnly(err))
+	}
+	ro := engine.NewError(engine.CodeReadOnly)
+	require.True(t, engine.ReadOnly(ro))
+	require.False(t, engine.Transient(ro), "a read-only connection stays read-only")
+	require.False(t, engine.Transient(errors.New("other")))
+	_, ok := engine.ErrorCode(errors.New("other"))
+	require.False(t, ok)
+
+	// A real error from the driver: SQLITE_ERROR, not transient.
+	db, err := sql.Open(engine.DriverName, engine.DSN(testdb.Path(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	_, err = db.Exec("SELECT * FROM no_such_table")
+	c, ok := engine.ErrorCode(err)
+	require.True(t, ok, "%v", err)
+	require.Equal(t, engine.CodeError, c)
+	require.False(t, engine.Transient(err))
+}
+
+// RegisterFunction's functions exist on every connection, with each SQL
+// type converted both ways.
+func TestRegisteredFunction(t *testing.T) {
+	t.Parallel()
+	db, err := sql.Open(engine.DriverName, engine.DSN(testdb.Path(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	var typ, back string
+	for _, tc := range []struct {
+		arg      any
+		typ      string
+		backType string
+	}{
+		{nil, "<nil>", "null"},
+		{int64(7), "int64", "integer"},
+		{2.5, "float64", "real"},
+		{"text", "string", "text"},
+		{[]byte{1, 2}, "[]uint8", "blob"},
+	} {
+		require.NoError(t, db.QueryRow("SELECT oi_test_type(?), typeof(oi_test_echo(?))", tc.arg, tc.arg).Scan(&typ, &back))
+		require.Equal(t, tc.typ, typ)
+		require.Equal(t, tc.backType, back)
+	}
+	var echoed []byte
+	require.NoError(t, db.QueryRow("SELECT oi_test_echo(?)", []byte{9, 8, 7}).Scan(&echoed))
+	require.Equal(t, []byte{9, 8, 7}, echoed)
+	err = db.QueryRow("SELECT oi_test_echo(?)", "fail").Scan(&back)
+	require.ErrorContains(t, err, "asked to fail")
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/ncruces/go-sqlite3"
@@ -46,15 +47,28 @@ func dsnQuery() [][2]string {
 	}
 }
 
-// hasBusyTimeout reports whether the DSN parameter k=v sets a busy timeout.
-func hasBusyTimeout(k, v string) bool {
-	return k == "_pragma" && strings.HasPrefix(strings.ToLower(strings.TrimSpace(v)), "busy_timeout")
+// busyTimeout returns the busy timeout the DSN parameter k=v sets:
+// _pragma=busy_timeout(ms).
+func busyTimeout(k, v string) (int, bool) {
+	if k != "_pragma" {
+		return 0, false
+	}
+	v = strings.ToLower(strings.ReplaceAll(v, " ", ""))
+	arg, ok := strings.CutPrefix(v, "busy_timeout(")
+	if !ok {
+		arg, ok = strings.CutPrefix(v, "busy_timeout=")
+	}
+	if !ok {
+		return 0, false
+	}
+	ms, err := strconv.Atoi(strings.TrimSuffix(arg, ")"))
+	return ms, err == nil
 }
 
-// busyTimeoutParam is the DSN parameter, and its value, that sets the
-// default busy timeout.
-func busyTimeoutParam() (string, string) {
-	return "_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeoutMS)
+// BusyTimeoutParam returns the DSN parameter, and its value, that sets a
+// busy timeout of ms milliseconds on the engine's driver.
+func BusyTimeoutParam(ms int) (key, value string) {
+	return "_pragma", fmt.Sprintf("busy_timeout(%d)", ms)
 }
 
 // Dialector returns the gorm dialector of the engine for dsn (a DSN as made

@@ -170,8 +170,13 @@ func (c *faultConn) ExecContext(ctx context.Context, q string, args []driver.Nam
 	return c.inner.(driver.ExecerContext).ExecContext(ctx, q, args)
 }
 
+// CheckNamedValue defers to the driver's own check when it has one, else
+// (driver.ErrSkip) to database/sql's default conversion.
 func (c *faultConn) CheckNamedValue(v *driver.NamedValue) error {
-	return c.inner.(driver.NamedValueChecker).CheckNamedValue(v)
+	if ch, ok := c.inner.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(v)
+	}
+	return driver.ErrSkip
 }
 
 func (c *faultConn) Close() error { return c.inner.Close() }
@@ -236,5 +241,8 @@ func (s *faultStmt) QueryContext(ctx context.Context, args []driver.NamedValue) 
 }
 
 func (s *faultStmt) CheckNamedValue(v *driver.NamedValue) error {
-	return s.Stmt.(driver.NamedValueChecker).CheckNamedValue(v)
+	if ch, ok := s.Stmt.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(v)
+	}
+	return s.c.CheckNamedValue(v)
 }
