@@ -192,4 +192,3 @@ func TestStartRejectsBadOptions(t *testing.T) {
 	_, err = indexer.Start(t.Context(), nil)
 	require.Error(t, err)
 }
-
