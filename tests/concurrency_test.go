@@ -204,8 +204,10 @@ func relWaitApplier(t *testing.T, db *sql.DB, holder string) {
 // recommended DSN the same interleavings succeed.
 func TestConcurrencyDSNRequirements(t *testing.T) {
 	t.Parallel()
-	dsn := func(path, pragmas, txlock string) string {
-		return "file:" + path + "?" + pragmas + "&_txlock=" + txlock
+	dsn := func(path string, p engine.Params) string {
+		d, err := engine.DSNWith(path, p)
+		require.NoError(t, err)
+		return d
 	}
 	open := func(t *testing.T, d string) *gorm.DB {
 		db, err := gorm.Open(engine.Dialector(d), &gorm.Config{Logger: logger.Discard})
@@ -257,7 +259,7 @@ func TestConcurrencyDSNRequirements(t *testing.T) {
 	}
 	t.Run("deferred transactions fail to upgrade", func(t *testing.T) {
 		t.Parallel()
-		db := open(t, dsn(testdb.Path(t), "_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)", "deferred"))
+		db := open(t, dsn(testdb.Path(t), engine.Params{BusyTimeoutMS: 10000, JournalMode: "wal", TxLock: "deferred"}))
 		errA, errB := readThenWrite(t, db, false)
 		require.NoError(t, errB)
 		require.True(t, isBusy(errA), "want SQLITE_BUSY despite the busy timeout, got %v", errA)
@@ -300,7 +302,7 @@ func TestConcurrencyDSNRequirements(t *testing.T) {
 	}
 	t.Run("no busy timeout", func(t *testing.T) {
 		t.Parallel()
-		db := open(t, dsn(testdb.Path(t), "_pragma=journal_mode(wal)", "immediate"))
+		db := open(t, dsn(testdb.Path(t), engine.Params{BusyTimeoutMS: 0, JournalMode: "wal", TxLock: "immediate"}))
 		err := twoWriters(t, db)
 		require.True(t, isBusy(err), "want SQLITE_BUSY without a busy timeout, got %v", err)
 	})
@@ -323,13 +325,13 @@ func TestConcurrencyDSNRequirements(t *testing.T) {
 	}
 	t.Run("rollback journal blocks writers behind readers", func(t *testing.T) {
 		t.Parallel()
-		db := open(t, dsn(testdb.Path(t), "_pragma=busy_timeout(300)&_pragma=journal_mode(delete)", "immediate"))
+		db := open(t, dsn(testdb.Path(t), engine.Params{BusyTimeoutMS: 300, JournalMode: "delete", TxLock: "immediate"}))
 		err := readerOpen(t, db)
 		require.True(t, isBusy(err), "want SQLITE_BUSY in rollback-journal mode, got %v", err)
 	})
 	t.Run("WAL lets writers commit while reading", func(t *testing.T) {
 		t.Parallel()
-		db := open(t, dsn(testdb.Path(t), "_pragma=busy_timeout(300)&_pragma=journal_mode(wal)", "immediate"))
+		db := open(t, dsn(testdb.Path(t), engine.Params{BusyTimeoutMS: 300, JournalMode: "wal", TxLock: "immediate"}))
 		require.NoError(t, readerOpen(t, db))
 	})
 }

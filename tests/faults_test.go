@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -256,7 +257,15 @@ func TestFaultsDiskFull(t *testing.T) {
 	var pages int64
 	require.NoError(t, sqlDB.QueryRow(`PRAGMA page_count`).Scan(&pages))
 
-	limited := testdb.Open(t, "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_txlock=immediate&_pragma=max_page_count("+strconv.FormatInt(pages, 10)+")")
+	limitedDSN, err := engine.DSNWith(path, engine.Params{BusyTimeoutMS: 10000, JournalMode: "wal", TxLock: "immediate",
+		Pragmas: []string{"max_page_count(" + strconv.FormatInt(pages, 10) + ")"}})
+	if errors.Is(err, engine.ErrUnsupported) {
+		// mattn/go-sqlite3 takes no PRAGMA in a DSN and the pool's
+		// connections cannot be limited one by one (issue 13, part 3).
+		t.Skipf("engine %s: %v", engine.Name, err)
+	}
+	require.NoError(t, err)
+	limited := testdb.Open(t, limitedDSN)
 	sidecars := func() string {
 		var v, f int64
 		require.NoError(t, sqlDB.QueryRow(`SELECT (SELECT count(*) FROM articles_vec), (SELECT count(*) FROM articles_fts_docsize)`).Scan(&v, &f))
@@ -429,7 +438,7 @@ func TestFaultsFrozenLeaseHolderIsFenced(t *testing.T) {
 // database within 200 ms.
 func relWriteLockFree(t *testing.T, path string) bool {
 	t.Helper()
-	db, err := sql.Open(engine.DriverName, "file:"+path+"?_pragma=busy_timeout(200)&_txlock=immediate")
+	db, err := sql.Open(engine.DriverName, relDSN(t, path, engine.Params{BusyTimeoutMS: 200, TxLock: "immediate"}))
 	require.NoError(t, err)
 	defer db.Close()
 	tx, err := db.Begin()
@@ -465,4 +474,12 @@ func relMetric(t *testing.T, url, name string) float64 {
 	}
 	t.Fatalf("metric %s not found in:\n%s", name, body)
 	return 0
+}
+
+// relDSN is engine.DSNWith for settings every engine takes.
+func relDSN(t *testing.T, path string, p engine.Params) string {
+	t.Helper()
+	d, err := engine.DSNWith(path, p)
+	require.NoError(t, err)
+	return d
 }

@@ -19,7 +19,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -76,6 +78,23 @@ func busyTimeout(k, v string) (int, bool) {
 // busy timeout of ms milliseconds on the engine's driver.
 func BusyTimeoutParam(ms int) (key, value string) {
 	return "_busy_timeout", strconv.Itoa(ms)
+}
+
+// dsnParams spells p for mattn/go-sqlite3, which knows a fixed set of
+// parameters and no arbitrary PRAGMA.
+func dsnParams(p Params) (url.Values, error) {
+	if len(p.Pragmas) > 0 {
+		return nil, fmt.Errorf("%w: PRAGMAs %q in a DSN", ErrUnsupported, p.Pragmas)
+	}
+	q := url.Values{}
+	q.Set("_busy_timeout", strconv.Itoa(p.BusyTimeoutMS))
+	if p.JournalMode != "" {
+		q.Set("_journal_mode", strings.ToUpper(p.JournalMode))
+	}
+	if p.TxLock != "" {
+		q.Set("_txlock", p.TxLock)
+	}
+	return q, nil
 }
 
 // Dialector returns the gorm dialector of the engine for dsn (a DSN as made

@@ -216,3 +216,27 @@ func TestRegisteredFunction(t *testing.T) {
 	err = db.QueryRow("SELECT oi_test_echo(?)", "fail").Scan(&back)
 	require.ErrorContains(t, err, "asked to fail")
 }
+
+// DSNWith's settings take effect on the engine's driver.
+func TestDSNWith(t *testing.T) {
+	t.Parallel()
+	d, err := engine.DSNWith(testdb.Path(t), engine.Params{BusyTimeoutMS: 1234, JournalMode: "wal", TxLock: "immediate"})
+	require.NoError(t, err)
+	db, err := sql.Open(engine.DriverName, d)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	var busy int
+	var mode string
+	require.NoError(t, db.QueryRow("PRAGMA busy_timeout").Scan(&busy))
+	require.NoError(t, db.QueryRow("PRAGMA journal_mode").Scan(&mode))
+	require.Equal(t, 1234, busy)
+	require.Equal(t, "wal", strings.ToLower(mode))
+
+	d, err = engine.DSNWith(testdb.Path(t), engine.Params{})
+	require.NoError(t, err)
+	db0, err := sql.Open(engine.DriverName, d)
+	require.NoError(t, err)
+	t.Cleanup(func() { db0.Close() })
+	require.NoError(t, db0.QueryRow("PRAGMA busy_timeout").Scan(&busy))
+	require.Zero(t, busy, "BusyTimeoutMS 0 means no busy timeout, not the driver's default")
+}

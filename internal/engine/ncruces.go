@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -69,6 +70,23 @@ func busyTimeout(k, v string) (int, bool) {
 // busy timeout of ms milliseconds on the engine's driver.
 func BusyTimeoutParam(ms int) (key, value string) {
 	return "_pragma", fmt.Sprintf("busy_timeout(%d)", ms)
+}
+
+// dsnParams spells p for ncruces/go-sqlite3: every setting is a _pragma
+// except the transaction mode.
+func dsnParams(p Params) (url.Values, error) {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", p.BusyTimeoutMS))
+	if p.JournalMode != "" {
+		q.Add("_pragma", "journal_mode("+p.JournalMode+")")
+	}
+	for _, pr := range p.Pragmas {
+		q.Add("_pragma", pr)
+	}
+	if p.TxLock != "" {
+		q.Add("_txlock", p.TxLock)
+	}
+	return q, nil
 }
 
 // Dialector returns the gorm dialector of the engine for dsn (a DSN as made
