@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/outboxindexer/outboxindexer/internal/engine"
 )
 
 // binary is the indexer built once for this test process by TestMain; the
@@ -33,7 +35,8 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "indexer")
-	args := []string{"build", "-o", binary}
+	// The binary runs on the engine this test binary was built for.
+	args := []string{"build", "-tags", engine.BuildTags, "-o", binary}
 	if raceEnabled {
 		args = append(args, "-race")
 	}

@@ -234,3 +234,7 @@ func oiCallFunction(ctx *C.sqlite3_context, argc C.int, argv **C.sqlite3_value) 
 		C.sqlite3_result_error(ctx, msg, -1)
 	}
 }
+
+// BuildTags are the build tags that select this engine, for tests and tools
+// that build the module's programs with `go build`.
+const BuildTags = "outboxindexer_cgo,sqlite_fts5"

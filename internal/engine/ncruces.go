@@ -170,3 +170,7 @@ func RegisterFunction(name string, nArg int, fn Func) {
 
 // DriverName is the database/sql driver name the engine's driver registers.
 const DriverName = "sqlite3"
+
+// BuildTags are the build tags that select this engine ("" for the default),
+// for tests and tools that build the module's programs with `go build`.
+const BuildTags = ""

@@ -14,6 +14,7 @@ import (
 
 	"github.com/outboxindexer/outboxindexer/gormplugin"
 	"github.com/outboxindexer/outboxindexer/indexer"
+	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
 )
 
@@ -43,7 +44,7 @@ func Build(t testing.TB) Binaries {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i], errs[i] = exec.Command("go", "build", "-o", p.out, p.pkg).CombinedOutput()
+			outs[i], errs[i] = exec.Command("go", "build", "-tags", engine.BuildTags, "-o", p.out, p.pkg).CombinedOutput()
 		}()
 	}
 	wg.Wait()

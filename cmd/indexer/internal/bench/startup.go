@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/outboxindexer/outboxindexer/internal/engine"
 )
 
 // Subprocess workloads (issue 7, targets 9 and 11) run the indexer binary
@@ -72,7 +74,7 @@ func IndexerBinary(ctx context.Context) (string, error) {
 	}
 	return built.get(func(dir string) (string, error) {
 		bin := filepath.Join(dir, "indexer")
-		cmd := osexec.CommandContext(ctx, "go", "build", "-o", bin, IndexerModule)
+		cmd := osexec.CommandContext(ctx, "go", "build", "-tags", engine.BuildTags, "-o", bin, IndexerModule)
 		cmd.Dir = moduleDir()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("bench: go build %s: %w\n%s", IndexerModule, err, out)
