@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/bench/limits"
+	"github.com/outboxindexer/outboxindexer/internal/engine"
 )
 
 // Engine context (issue 7, target 12, report only): the raw limits of
@@ -82,7 +83,7 @@ func EngineCases(n int) []Case {
 		cs = append(cs, Case{
 			ID:        "12",
 			Name:      fmt.Sprintf("engine: %s, %d rows: pure Go vs cgo", w.Title, w.Rows(n)),
-			Ours:      wasmEngine(w, n),
+			Ours:      ownEngine(w, n),
 			Baseline:  cgoEngine(w, n),
 			Direction: dir,
 		})
@@ -90,9 +91,9 @@ func EngineCases(n int) []Case {
 	return cs
 }
 
-// wasmEngine runs w in-process on this product's engine.
-func wasmEngine(w limits.Workload, n int) Workload {
-	return Workload{Name: "pure-Go engine (ncruces/go-sqlite3): " + w.ID, Unit: w.Unit, Run: func(ctx context.Context, dir string) (float64, error) {
+// ownEngine runs w in-process on the engine this build uses.
+func ownEngine(w limits.Workload, n int) Workload {
+	return Workload{Name: engine.Name + ": " + w.ID, Unit: w.Unit, Run: func(ctx context.Context, dir string) (float64, error) {
 		return withSQL(dir, func(db *sql.DB) (float64, error) { return w.Run(ctx, db, n) })
 	}}
 }
