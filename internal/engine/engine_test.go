@@ -23,7 +23,10 @@ import (
 // extension ABI of this release, so upgrade the two together (rerun
 // vec/build/build.sh). gormlite v0.34.0 is the newest gormlite the proxy
 // serves and works with v0.37.0. sqlite-vec-go-bindings v0.1.6 provides the
-// sqlite-vec C source (cgo package) compiled into package vec. wazero, the
+// sqlite-vec C source (cgo package) compiled into package vec. The cgo engine
+// (build tag outboxindexer_cgo) is gorm.io/driver/sqlite v1.6.0 over
+// mattn/go-sqlite3 v1.14.53, the release that embeds the same SQLite 3.54.1;
+// vec/build/build.sh also takes SQLite's headers from it. wazero, the
 // Wasm runtime of the former engine (JIT compilation, a CPU-specific crash,
 // issue 11), must not come back.
 func TestGoModPinsDriver(t *testing.T) {
@@ -35,6 +38,8 @@ func TestGoModPinsDriver(t *testing.T) {
 		"github.com/ncruces/go-sqlite3 v0.37.0",
 		"github.com/ncruces/go-sqlite3/gormlite v0.34.0",
 		"github.com/asg017/sqlite-vec-go-bindings v0.1.6",
+		"github.com/mattn/go-sqlite3 v1.14.53",
+		"gorm.io/driver/sqlite v1.6.0",
 	} {
 		require.Contains(t, mod, want, "go.mod must pin %s", want)
 	}
