@@ -31,10 +31,10 @@ func New(v0 Xenv) *Module {
 	m.memImp = v0.Xmemory()
 	m.memory = m.memImp.Slice()
 	m.t0 = v0.X__indirect_function_table()
-	m.elements = [][]any{{fn77, m.fn79, fn77, m.fn90, m.fn122, m.fn123, m.fn124, m.fn125, m.fn126, m.fn127, m.fn128, m.fn129, m.fn130, m.fn131, m.fn132, m.fn133, m.fn134, m.fn135, m.fn136, m.fn137, m.fn138, m.fn140, m.fn142, m.fn143, m.fn144, m.fn145, m.fn146, m.fn147, m.fn148, m.fn149, m.fn150, m.fn151, m.fn152, m.fn153, fn154, m.fn155, fn154, fn154, m.fn156, m.fn157, m.fn158, m.fn159, m.fn160, m.fn161, m.fn162, m.fn163, m.fn164, m.fn165, m.fn166}}
+	m.elements = [][]any{{fn77, fn77, m.fn79, m.fn98, m.fn99, m.fn100, m.fn101, m.fn102, m.fn103, m.fn104, m.fn105, m.fn106, m.fn107, m.fn108, m.fn109, m.fn110, m.fn111, m.fn112, m.fn113, m.fn114, m.fn116, m.fn118, m.fn119, m.fn120, m.fn121, m.fn122, m.fn123, m.fn124, m.fn125, m.fn126, m.fn127, m.fn128, m.fn129, fn130, m.fn131, fn130, fn130, m.fn132, m.fn133, m.fn134, m.fn135, m.fn136, m.fn137, m.fn138, m.fn139, m.fn140, m.fn141, m.fn142}}
 	table_init(*m.t0, m.elements[0], int32(m.g2), 0, len(m.elements[0]))
 	m.elements[0] = nil
-	memory_init(*m.memory, data[0:15116], uint32(m.g1), 0, len(data[0:15116]))
+	memory_init(*m.memory, data[0:15100], uint32(m.g1), 0, len(data[0:15100]))
 	if i, ok := any(v0).(interface {
 		Init(any)
 	}); ok {
@@ -145,17 +145,17 @@ func (m *Module) fn3(v0 int32, v1 int64) int32 {
 func (m *Module) fn4(v0 int32) int32 {
 	return m._env.Xsqlite3_value_subtype(v0)
 }
-func (m *Module) fn5(v0, v1 int32) int32 {
-	return m._env.Xsqlite3_mprintf(v0, v1)
-}
-func (m *Module) fn6(v0 int32) int32 {
+func (m *Module) fn5(v0 int32) int32 {
 	return m._env.Xsqlite3_value_type(v0)
 }
-func (m *Module) fn7(v0 int32) int32 {
+func (m *Module) fn6(v0 int32) int32 {
 	return m._env.Xsqlite3_value_blob(v0)
 }
-func (m *Module) fn8(v0 int32) int32 {
+func (m *Module) fn7(v0 int32) int32 {
 	return m._env.Xsqlite3_value_bytes(v0)
+}
+func (m *Module) fn8(v0, v1 int32) int32 {
+	return m._env.Xsqlite3_mprintf(v0, v1)
 }
 func (m *Module) fn9(v0 int32) int32 {
 	return m._env.Xsqlite3_value_text(v0)
@@ -229,11 +229,11 @@ func (m *Module) fn35(v0 int32) int32 {
 func (m *Module) fn36(v0, v1, v2 int32) {
 	m._env.Xsqlite3_str_appendf(v0, v1, v2)
 }
-func (m *Module) fn37(v0 int32) int32 {
-	return m._env.Xsqlite3_str_finish(v0)
-}
-func (m *Module) fn38(v0, v1 int32) {
+func (m *Module) fn37(v0, v1 int32) {
 	m._env.Xsqlite3_str_appendall(v0, v1)
+}
+func (m *Module) fn38(v0 int32) int32 {
+	return m._env.Xsqlite3_str_finish(v0)
 }
 func (m *Module) fn39(v0, v1 int32) int32 {
 	return m._env.Xsqlite3_column_type(v0, v1)
@@ -334,11 +334,11 @@ func (m *Module) fn70(v0, v1, v2 int32) int32 {
 func (m *Module) fn71(v0, v1, v2 int32) {
 	m._env.Xsqlite3_str_appendchar(v0, v1, v2)
 }
-func (m *Module) fn72(v0 int32) {
-	m._env.Xsqlite3_result_null(v0)
-}
-func (m *Module) fn73(v0 int32) int32 {
+func (m *Module) fn72(v0 int32) int32 {
 	return m._env.Xsqlite3_vtab_nochange(v0)
+}
+func (m *Module) fn73(v0 int32) {
+	m._env.Xsqlite3_result_null(v0)
 }
 func (m *Module) fn74(v0, v1 int32) int32 {
 	return m._env.Xsqlite3_declare_vtab(v0, v1)
@@ -347,124 +347,132 @@ func (m *Module) fn75(v0, v1, v2 int32) int32 {
 	return m._env.Xsqlite3_bind_int(v0, v1, v2)
 }
 func (m *Module) fn76() {
-	var v0, v1 int32
+	var v0, v1, v2, v3, v4 int32
 	v0 = m.g1
 	store32(*m.memory, uint64(uint32(v0+i32(14416))), uint32(v0+i32(8775)))
 	t0 := v0 + i32(14420)
 	v1 = m.g2
-	store32(*m.memory, uint64(uint32(t0)), uint32(v1+i32(5)))
+	store32(*m.memory, uint64(uint32(t0)), uint32(v1+i32(4)))
 	store32(*m.memory, uint64(uint32(v0+i32(14432))), uint32(v0+i32(8871)))
-	store32(*m.memory, uint64(uint32(v0+i32(14436))), uint32(v1+i32(6)))
+	store32(*m.memory, uint64(uint32(v0+i32(14436))), uint32(v1+i32(5)))
 	store32(*m.memory, uint64(uint32(v0+i32(14448))), uint32(v0+i32(3351)))
-	store32(*m.memory, uint64(uint32(v0+i32(14452))), uint32(v1+i32(7)))
+	store32(*m.memory, uint64(uint32(v0+i32(14452))), uint32(v1+i32(6)))
 	store32(*m.memory, uint64(uint32(v0+i32(14464))), uint32(v0+i32(3604)))
-	store32(*m.memory, uint64(uint32(v0+i32(14468))), uint32(v1+i32(8)))
+	store32(*m.memory, uint64(uint32(v0+i32(14468))), uint32(v1+i32(7)))
 	store32(*m.memory, uint64(uint32(v0+i32(14480))), uint32(v0+i32(3160)))
-	store32(*m.memory, uint64(uint32(v0+i32(14484))), uint32(v1+i32(9)))
+	store32(*m.memory, uint64(uint32(v0+i32(14484))), uint32(v1+i32(8)))
 	store32(*m.memory, uint64(uint32(v0+i32(14496))), uint32(v0+i32(3595)))
-	store32(*m.memory, uint64(uint32(v0+i32(14500))), uint32(v1+i32(10)))
+	store32(*m.memory, uint64(uint32(v0+i32(14500))), uint32(v1+i32(9)))
 	store32(*m.memory, uint64(uint32(v0+i32(14512))), uint32(v0+i32(2703)))
-	store32(*m.memory, uint64(uint32(v0+i32(14516))), uint32(v1+i32(11)))
+	store32(*m.memory, uint64(uint32(v0+i32(14516))), uint32(v1+i32(10)))
 	store32(*m.memory, uint64(uint32(v0+i32(14528))), uint32(v0+i32(5986)))
-	store32(*m.memory, uint64(uint32(v0+i32(14532))), uint32(v1+i32(12)))
+	store32(*m.memory, uint64(uint32(v0+i32(14532))), uint32(v1+i32(11)))
 	store32(*m.memory, uint64(uint32(v0+i32(14544))), uint32(v0+i32(6569)))
-	store32(*m.memory, uint64(uint32(v0+i32(14548))), uint32(v1+i32(13)))
+	store32(*m.memory, uint64(uint32(v0+i32(14548))), uint32(v1+i32(12)))
 	store32(*m.memory, uint64(uint32(v0+i32(14560))), uint32(v0+i32(3744)))
-	store32(*m.memory, uint64(uint32(v0+i32(14564))), uint32(v1+i32(14)))
+	store32(*m.memory, uint64(uint32(v0+i32(14564))), uint32(v1+i32(13)))
 	store32(*m.memory, uint64(uint32(v0+i32(14576))), uint32(v0+i32(3386)))
-	store32(*m.memory, uint64(uint32(v0+i32(14580))), uint32(v1+i32(15)))
+	store32(*m.memory, uint64(uint32(v0+i32(14580))), uint32(v1+i32(14)))
 	store32(*m.memory, uint64(uint32(v0+i32(14592))), uint32(v0+i32(8799)))
-	store32(*m.memory, uint64(uint32(v0+i32(14596))), uint32(v1+i32(16)))
+	store32(*m.memory, uint64(uint32(v0+i32(14596))), uint32(v1+i32(15)))
 	store32(*m.memory, uint64(uint32(v0+i32(14608))), uint32(v0+i32(1010)))
-	store32(*m.memory, uint64(uint32(v0+i32(14612))), uint32(v1+i32(17)))
+	store32(*m.memory, uint64(uint32(v0+i32(14612))), uint32(v1+i32(16)))
 	store32(*m.memory, uint64(uint32(v0+i32(14624))), uint32(v0+i32(8268)))
-	store32(*m.memory, uint64(uint32(v0+i32(14628))), uint32(v1+i32(18)))
+	store32(*m.memory, uint64(uint32(v0+i32(14628))), uint32(v1+i32(17)))
 	store32(*m.memory, uint64(uint32(v0+i32(14640))), uint32(v0+i32(8250)))
-	store32(*m.memory, uint64(uint32(v0+i32(14644))), uint32(v1+i32(19)))
+	store32(*m.memory, uint64(uint32(v0+i32(14644))), uint32(v1+i32(18)))
 	store32(*m.memory, uint64(uint32(v0+i32(14656))), uint32(v0+i32(285)))
-	store32(*m.memory, uint64(uint32(v0+i32(14660))), uint32(v1+i32(20)))
-	store32(*m.memory, uint64(uint32(v0+i32(14672))), uint32(v0+i32(9016)))
-	store32(*m.memory, uint64(uint32(v0+i32(14676))), uint32(v0+i32(14704)))
-	store32(*m.memory, uint64(uint32(v0+i32(14688))), uint32(v0+i32(3280)))
-	store32(*m.memory, uint64(uint32(v0+i32(14692))), uint32(v0+i32(14804)))
-	store32(*m.memory, uint64(uint32(v0+i32(14708))), uint32(v1+i32(21)))
-	store32(*m.memory, uint64(uint32(v0+i32(14712))), uint32(v1+i32(22)))
-	store32(*m.memory, uint64(uint32(v0+i32(14716))), uint32(v1+i32(23)))
-	store32(*m.memory, uint64(uint32(v0+i32(14720))), uint32(v1+i32(24)))
-	store32(*m.memory, uint64(uint32(v0+i32(14724))), uint32(v1+i32(25)))
-	store32(*m.memory, uint64(uint32(v0+i32(14728))), uint32(v1+i32(26)))
-	store32(*m.memory, uint64(uint32(v0+i32(14732))), uint32(v1+i32(27)))
-	store32(*m.memory, uint64(uint32(v0+i32(14736))), uint32(v1+i32(28)))
-	store32(*m.memory, uint64(uint32(v0+i32(14740))), uint32(v1+i32(29)))
-	store32(*m.memory, uint64(uint32(v0+i32(14744))), uint32(v1+i32(30)))
-	store32(*m.memory, uint64(uint32(v0+i32(14748))), uint32(v1+i32(31)))
-	store32(*m.memory, uint64(uint32(v0+i32(14752))), uint32(v1+i32(32)))
-	store32(*m.memory, uint64(uint32(v0+i32(14756))), uint32(v1+i32(33)))
-	store32(*m.memory, uint64(uint32(v0+i32(14760))), uint32(v1+i32(34)))
-	store32(*m.memory, uint64(uint32(v0+i32(14764))), uint32(v1+i32(35)))
-	store32(*m.memory, uint64(uint32(v0+i32(14768))), uint32(v1+i32(36)))
-	store32(*m.memory, uint64(uint32(v0+i32(14772))), uint32(v1+i32(37)))
-	store32(*m.memory, uint64(uint32(v0+i32(14796))), uint32(v1+i32(38)))
-	store32(*m.memory, uint64(uint32(v0+i32(14812))), uint32(v1+i32(39)))
-	store32(*m.memory, uint64(uint32(v0+i32(14816))), uint32(v1+i32(40)))
-	store32(*m.memory, uint64(uint32(v0+i32(14820))), uint32(v1+i32(41)))
-	store32(*m.memory, uint64(uint32(v0+i32(14828))), uint32(v1+i32(42)))
-	store32(*m.memory, uint64(uint32(v0+i32(14832))), uint32(v1+i32(43)))
-	store32(*m.memory, uint64(uint32(v0+i32(14836))), uint32(v1+i32(44)))
-	store32(*m.memory, uint64(uint32(v0+i32(14840))), uint32(v1+i32(45)))
-	store32(*m.memory, uint64(uint32(v0+i32(14844))), uint32(v1+i32(46)))
-	store32(*m.memory, uint64(uint32(v0+i32(14848))), uint32(v1+i32(47)))
-	store32(*m.memory, uint64(uint32(v0+i32(14852))), uint32(v1+i32(48)))
-	store32(*m.memory, uint64(uint32(v0+i32(14912))), uint32(v0+i32(1427)))
-	store32(*m.memory, uint64(uint32(v0+i32(14916))), uint32(v0+i32(1288)))
-	store32(*m.memory, uint64(uint32(v0+i32(14920))), uint32(v0+i32(313)))
-	store32(*m.memory, uint64(uint32(v0+i32(14924))), uint32(v0+i32(2698)))
-	store32(*m.memory, uint64(uint32(v0+i32(14928))), uint32(v0+i32(9068)))
-	store32(*m.memory, uint64(uint32(v0+i32(14932))), uint32(v0+i32(8999)))
-	store32(*m.memory, uint64(uint32(v0+i32(14936))), uint32(v0+i32(8854)))
-	store32(*m.memory, uint64(uint32(v0+i32(14940))), uint32(v0+i32(8758)))
-	store32(*m.memory, uint64(uint32(v0+i32(14944))), uint32(v0+i32(8694)))
-	store32(*m.memory, uint64(uint32(v0+i32(14948))), uint32(v0+i32(8602)))
-	store32(*m.memory, uint64(uint32(v0+i32(14952))), uint32(v0+i32(8531)))
-	store32(*m.memory, uint64(uint32(v0+i32(14956))), uint32(v0+i32(8499)))
-	store32(*m.memory, uint64(uint32(v0+i32(14960))), uint32(v0+i32(8343)))
-	store32(*m.memory, uint64(uint32(v0+i32(14964))), uint32(v0+i32(8233)))
-	store32(*m.memory, uint64(uint32(v0+i32(14968))), uint32(v0+i32(9036)))
-	store32(*m.memory, uint64(uint32(v0+i32(14972))), uint32(v0+i32(8967)))
-	store32(*m.memory, uint64(uint32(v0+i32(14976))), uint32(v0+i32(8822)))
-	store32(*m.memory, uint64(uint32(v0+i32(14980))), uint32(v0+i32(8726)))
-	store32(*m.memory, uint64(uint32(v0+i32(14984))), uint32(v0+i32(8662)))
-	store32(*m.memory, uint64(uint32(v0+i32(14988))), uint32(v0+i32(8570)))
-	store32(*m.memory, uint64(uint32(v0+i32(14992))), uint32(v0+i32(9053)))
-	store32(*m.memory, uint64(uint32(v0+i32(14996))), uint32(v0+i32(8984)))
-	store32(*m.memory, uint64(uint32(v0+i32(15000))), uint32(v0+i32(8839)))
-	store32(*m.memory, uint64(uint32(v0+i32(15004))), uint32(v0+i32(8743)))
-	store32(*m.memory, uint64(uint32(v0+i32(15008))), uint32(v0+i32(8679)))
-	store32(*m.memory, uint64(uint32(v0+i32(15012))), uint32(v0+i32(8587)))
-	store32(*m.memory, uint64(uint32(v0+i32(15016))), uint32(v0+i32(8516)))
-	store32(*m.memory, uint64(uint32(v0+i32(15020))), uint32(v0+i32(8484)))
-	store32(*m.memory, uint64(uint32(v0+i32(15024))), uint32(v0+i32(8328)))
-	store32(*m.memory, uint64(uint32(v0+i32(15028))), uint32(v0+i32(8218)))
-	store32(*m.memory, uint64(uint32(v0+i32(15032))), uint32(v0+i32(9021)))
-	store32(*m.memory, uint64(uint32(v0+i32(15036))), uint32(v0+i32(8952)))
-	store32(*m.memory, uint64(uint32(v0+i32(15040))), uint32(v0+i32(8807)))
-	store32(*m.memory, uint64(uint32(v0+i32(15044))), uint32(v0+i32(8711)))
-	store32(*m.memory, uint64(uint32(v0+i32(15048))), uint32(v0+i32(8647)))
-	store32(*m.memory, uint64(uint32(v0+i32(15052))), uint32(v0+i32(8555)))
-	store32(*m.memory, uint64(uint32(v0+i32(15056))), uint32(v0+i32(6668)))
-	store32(*m.memory, uint64(uint32(v0+i32(15060))), uint32(v0+i32(6620)))
-	store32(*m.memory, uint64(uint32(v0+i32(15064))), uint32(v0+i32(6615)))
-	store32(*m.memory, uint64(uint32(v0+i32(15068))), uint32(v0+i32(6717)))
-	store32(*m.memory, uint64(uint32(v0+i32(15072))), uint32(v0+i32(6691)))
-	store32(*m.memory, uint64(uint32(v0+i32(15076))), uint32(v0+i32(8791)))
-	store32(*m.memory, uint64(uint32(v0+i32(15080))), uint32(v0+i32(1014)))
-	store32(*m.memory, uint64(uint32(v0+i32(15084))), uint32(v0+i32(8320)))
-	store32(*m.memory, uint64(uint32(v0+i32(15088))), uint32(v0+i32(13535)))
-	store32(*m.memory, uint64(uint32(v0+i32(15092))), uint32(v0+i32(13452)))
-	store32(*m.memory, uint64(uint32(v0+i32(15096))), uint32(v0+i32(13493)))
-	store32(*m.memory, uint64(uint32(v0+i32(15100))), uint32(v0+i32(13555)))
-	store32(*m.memory, uint64(uint32(v0+i32(15104))), uint32(v0+i32(13472)))
-	store32(*m.memory, uint64(uint32(v0+i32(15108))), uint32(v0+i32(13514)))
+	store32(*m.memory, uint64(uint32(v0+i32(14660))), uint32(v1+i32(19)))
+	store32(*m.memory, uint64(uint32(v0+i32(14676))), uint32(v1+i32(20)))
+	store32(*m.memory, uint64(uint32(v0+i32(14680))), uint32(v1+i32(21)))
+	store32(*m.memory, uint64(uint32(v0+i32(14684))), uint32(v1+i32(22)))
+	store32(*m.memory, uint64(uint32(v0+i32(14688))), uint32(v1+i32(23)))
+	store32(*m.memory, uint64(uint32(v0+i32(14692))), uint32(v1+i32(24)))
+	store32(*m.memory, uint64(uint32(v0+i32(14696))), uint32(v1+i32(25)))
+	store32(*m.memory, uint64(uint32(v0+i32(14700))), uint32(v1+i32(26)))
+	store32(*m.memory, uint64(uint32(v0+i32(14704))), uint32(v1+i32(27)))
+	store32(*m.memory, uint64(uint32(v0+i32(14708))), uint32(v1+i32(28)))
+	store32(*m.memory, uint64(uint32(v0+i32(14712))), uint32(v1+i32(29)))
+	store32(*m.memory, uint64(uint32(v0+i32(14716))), uint32(v1+i32(30)))
+	store32(*m.memory, uint64(uint32(v0+i32(14720))), uint32(v1+i32(31)))
+	store32(*m.memory, uint64(uint32(v0+i32(14724))), uint32(v1+i32(32)))
+	store32(*m.memory, uint64(uint32(v0+i32(14728))), uint32(v1+i32(33)))
+	store32(*m.memory, uint64(uint32(v0+i32(14732))), uint32(v1+i32(34)))
+	store32(*m.memory, uint64(uint32(v0+i32(14736))), uint32(v1+i32(35)))
+	store32(*m.memory, uint64(uint32(v0+i32(14740))), uint32(v1+i32(36)))
+	store32(*m.memory, uint64(uint32(v0+i32(14764))), uint32(v1+i32(37)))
+	store32(*m.memory, uint64(uint32(v0+i32(14780))), uint32(v1+i32(38)))
+	store32(*m.memory, uint64(uint32(v0+i32(14784))), uint32(v1+i32(39)))
+	store32(*m.memory, uint64(uint32(v0+i32(14788))), uint32(v1+i32(40)))
+	store32(*m.memory, uint64(uint32(v0+i32(14796))), uint32(v1+i32(41)))
+	store32(*m.memory, uint64(uint32(v0+i32(14800))), uint32(v1+i32(42)))
+	store32(*m.memory, uint64(uint32(v0+i32(14804))), uint32(v1+i32(43)))
+	store32(*m.memory, uint64(uint32(v0+i32(14808))), uint32(v1+i32(44)))
+	store32(*m.memory, uint64(uint32(v0+i32(14812))), uint32(v1+i32(45)))
+	store32(*m.memory, uint64(uint32(v0+i32(14816))), uint32(v1+i32(46)))
+	store32(*m.memory, uint64(uint32(v0+i32(14820))), uint32(v1+i32(47)))
+	store32(*m.memory, uint64(uint32(v0+i32(14880))), uint32(v0+i32(1427)))
+	store32(*m.memory, uint64(uint32(v0+i32(14884))), uint32(v0+i32(1288)))
+	store32(*m.memory, uint64(uint32(v0+i32(14888))), uint32(v0+i32(313)))
+	store32(*m.memory, uint64(uint32(v0+i32(14892))), uint32(v0+i32(2698)))
+	store32(*m.memory, uint64(uint32(v0+i32(14896))), uint32(v0+i32(9068)))
+	store32(*m.memory, uint64(uint32(v0+i32(14900))), uint32(v0+i32(8999)))
+	store32(*m.memory, uint64(uint32(v0+i32(14904))), uint32(v0+i32(8854)))
+	store32(*m.memory, uint64(uint32(v0+i32(14908))), uint32(v0+i32(8758)))
+	store32(*m.memory, uint64(uint32(v0+i32(14912))), uint32(v0+i32(8694)))
+	store32(*m.memory, uint64(uint32(v0+i32(14916))), uint32(v0+i32(8602)))
+	store32(*m.memory, uint64(uint32(v0+i32(14920))), uint32(v0+i32(8531)))
+	store32(*m.memory, uint64(uint32(v0+i32(14924))), uint32(v0+i32(8499)))
+	store32(*m.memory, uint64(uint32(v0+i32(14928))), uint32(v0+i32(8343)))
+	store32(*m.memory, uint64(uint32(v0+i32(14932))), uint32(v0+i32(8233)))
+	store32(*m.memory, uint64(uint32(v0+i32(14936))), uint32(v0+i32(9036)))
+	store32(*m.memory, uint64(uint32(v0+i32(14940))), uint32(v0+i32(8967)))
+	store32(*m.memory, uint64(uint32(v0+i32(14944))), uint32(v0+i32(8822)))
+	store32(*m.memory, uint64(uint32(v0+i32(14948))), uint32(v0+i32(8726)))
+	store32(*m.memory, uint64(uint32(v0+i32(14952))), uint32(v0+i32(8662)))
+	store32(*m.memory, uint64(uint32(v0+i32(14956))), uint32(v0+i32(8570)))
+	store32(*m.memory, uint64(uint32(v0+i32(14960))), uint32(v0+i32(9053)))
+	store32(*m.memory, uint64(uint32(v0+i32(14964))), uint32(v0+i32(8984)))
+	store32(*m.memory, uint64(uint32(v0+i32(14968))), uint32(v0+i32(8839)))
+	store32(*m.memory, uint64(uint32(v0+i32(14972))), uint32(v0+i32(8743)))
+	store32(*m.memory, uint64(uint32(v0+i32(14976))), uint32(v0+i32(8679)))
+	store32(*m.memory, uint64(uint32(v0+i32(14980))), uint32(v0+i32(8587)))
+	store32(*m.memory, uint64(uint32(v0+i32(14984))), uint32(v0+i32(8516)))
+	store32(*m.memory, uint64(uint32(v0+i32(14988))), uint32(v0+i32(8484)))
+	store32(*m.memory, uint64(uint32(v0+i32(14992))), uint32(v0+i32(8328)))
+	store32(*m.memory, uint64(uint32(v0+i32(14996))), uint32(v0+i32(8218)))
+	store32(*m.memory, uint64(uint32(v0+i32(15000))), uint32(v0+i32(9021)))
+	store32(*m.memory, uint64(uint32(v0+i32(15004))), uint32(v0+i32(8952)))
+	store32(*m.memory, uint64(uint32(v0+i32(15008))), uint32(v0+i32(8807)))
+	store32(*m.memory, uint64(uint32(v0+i32(15012))), uint32(v0+i32(8711)))
+	store32(*m.memory, uint64(uint32(v0+i32(15016))), uint32(v0+i32(8647)))
+	store32(*m.memory, uint64(uint32(v0+i32(15020))), uint32(v0+i32(8555)))
+	store32(*m.memory, uint64(uint32(v0+i32(15024))), uint32(v0+i32(13535)))
+	store32(*m.memory, uint64(uint32(v0+i32(15028))), uint32(v0+i32(13452)))
+	store32(*m.memory, uint64(uint32(v0+i32(15032))), uint32(v0+i32(13493)))
+	store32(*m.memory, uint64(uint32(v0+i32(15036))), uint32(v0+i32(13555)))
+	store32(*m.memory, uint64(uint32(v0+i32(15040))), uint32(v0+i32(13472)))
+	store32(*m.memory, uint64(uint32(v0+i32(15044))), uint32(v0+i32(13514)))
+	t1 := v0 + i32(15048)
+	v1 = v0 + i32(6668)
+	store32(*m.memory, uint64(uint32(t1)), uint32(v1))
+	t2 := v0 + i32(15052)
+	v2 = v0 + i32(6620)
+	store32(*m.memory, uint64(uint32(t2)), uint32(v2))
+	t3 := v0 + i32(15056)
+	v3 = v0 + i32(6615)
+	store32(*m.memory, uint64(uint32(t3)), uint32(v3))
+	t4 := v0 + i32(15060)
+	v4 = v0 + i32(6717)
+	store32(*m.memory, uint64(uint32(t4)), uint32(v4))
+	store32(*m.memory, uint64(uint32(v0+i32(15064))), uint32(v0+i32(6691)))
+	store32(*m.memory, uint64(uint32(v0+i32(15068))), uint32(v1))
+	store32(*m.memory, uint64(uint32(v0+i32(15072))), uint32(v2))
+	store32(*m.memory, uint64(uint32(v0+i32(15076))), uint32(v3))
+	store32(*m.memory, uint64(uint32(v0+i32(15080))), uint32(v4))
+	store32(*m.memory, uint64(uint32(v0+i32(15084))), uint32(v0+i32(8791)))
+	store32(*m.memory, uint64(uint32(v0+i32(15088))), uint32(v0+i32(1014)))
+	store32(*m.memory, uint64(uint32(v0+i32(15092))), uint32(v0+i32(8320)))
 }
 func fn77(v0 int32) {
 }
@@ -483,22 +491,7 @@ func (m *Module) fn78(v0, v1, v2 int32) {
 func (m *Module) fn79(v0 int32) {
 	m.fn0(v0)
 }
-func (m *Module) fn80(v0, v1, v2 int32) int32 {
-	var v3, v4 int32
-	v4 = v1 * v2
-	t0 := m.fn2(v4)
-	v3 = t0
-	if v3 == 0 {
-		return i32(7)
-	}
-	memory_zero(*m.memory, uint32(v3), uint32(v4))
-	store32(*m.memory, uint64(uint32(v0))+12, uint32(v3))
-	store32(*m.memory, uint64(uint32(v0))+8, uint32(v2))
-	store32(*m.memory, uint64(uint32(v0))+4, uint32(i32(0)))
-	store32(*m.memory, uint64(uint32(v0)), uint32(v1))
-	return i32(0)
-}
-func (m *Module) fn81(v0, v1 int32) int32 {
+func (m *Module) fn80(v0, v1 int32) int32 {
 	var v2, v3, v4 int32
 	{
 		t0 := int32(load32(*m.memory, uint64(uint32(v0))+4))
@@ -532,60 +525,44 @@ l0:
 	store32(*m.memory, uint64(uint32(v0))+4, uint32(t10+i32(1)))
 	return i32(0)
 }
-func (m *Module) fn82(v0 int32) {
-	if v0 != 0 {
-		store32(*m.memory, uint64(uint32(v0))+8, uint32(i32(0)))
-		store64(*m.memory, uint64(uint32(v0)), uint64(i64(0)))
-		t0 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-		m.fn0(t0)
-		store32(*m.memory, uint64(uint32(v0))+12, uint32(i32(0)))
-	}
-}
-func (m *Module) fn83(v0 int32) int32 {
-	var v1 int32
-	v1 = m.g1
-	v0 = v0 - i32(223)
-	if uint32(v0) > uint32(i32(2)) {
-		return v1 + i32(13895)
-	}
-	t0 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15076)+v0<<2))))
-	return t0
-}
-func (m *Module) fn84(v0 int32) int32 {
-	var v1 int32
-	v1 = m.g1
-	v0 = v0 - i32(1)
-	if uint32(v0) > uint32(i32(4)) {
-		return v1 + i32(13895)
-	}
-	t0 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15056)+v0<<2))))
-	return t0
-}
-func (m *Module) fn85(v0, v1, v2, v3, v4, v5 int32) int32 {
+func (m *Module) fn81(v0, v1, v2, v3, v4, v5 int32) int32 {
 	var v6, v7 int32
 	t0 := *m.g0
-	v6 = t0 - i32(16)
-	*m.g0 = v6
+	v7 = t0 - i32(16)
+	*m.g0 = v7
 	{
 		{
 			{
 				t1 := m.fn4(v0)
-				v7 = t1
-				switch v7 - i32(223) {
+				v6 = t1
+				switch v6 - i32(223) {
 				case 0:
 					goto l0
 				case 1:
-					t3 := m.fn87(v0, v1, v2, v4, v5)
-					v0 = t3
-					if v0 != 0 {
-						goto l5
+					t3 := m.fn5(v0)
+					if t3 == i32(4) {
+						t4 := m.fn6(v0)
+						v6 = t4
+						t5 := m.fn7(v0)
+						v0 = t5
+						if v0 != 0 {
+							store32(*m.memory, uint64(uint32(v1)), uint32(v6))
+							store32(*m.memory, uint64(uint32(v2)), uint32(v0<<3))
+							store32(*m.memory, uint64(uint32(v4)), uint32(m.g2))
+							store32(*m.memory, uint64(uint32(v3)), uint32(i32(224)))
+							v0 = i32(0)
+							goto l5
+						}
+						t6 := m.fn8(m.g1+i32(10716), i32(0))
+						store32(*m.memory, uint64(uint32(v5)), uint32(t6))
+						goto l7
 					}
-					store32(*m.memory, uint64(uint32(v3)), uint32(i32(224)))
-					v0 = i32(0)
-					goto l5
+					t7 := m.fn8(m.g1+i32(9935), i32(0))
+					store32(*m.memory, uint64(uint32(v5)), uint32(t7))
+					goto l7
 				case 2:
-					t4 := m.fn88(v0, v1, v2, v4, v5)
-					v0 = t4
+					t8 := m.fn83(v0, v1, v2, v4, v5)
+					v0 = t8
 					if v0 != 0 {
 						goto l5
 					}
@@ -593,16 +570,16 @@ func (m *Module) fn85(v0, v1, v2, v3, v4, v5 int32) int32 {
 					v0 = i32(0)
 					goto l5
 				default:
-					if v7 == i32(74) {
+					if v6 == i32(74) {
 						goto l0
 					}
-					if v7 != 0 {
+					if v6 != 0 {
 						goto l4
 					}
 				}
 			}
 		l0:
-			t2 := m.fn86(v0, v1, v2, v4, v5)
+			t2 := m.fn82(v0, v1, v2, v4, v5)
 			v0 = t2
 			if v0 != 0 {
 				goto l5
@@ -612,444 +589,464 @@ func (m *Module) fn85(v0, v1, v2, v3, v4, v5 int32) int32 {
 			goto l5
 		}
 	l4:
-		store32(*m.memory, uint64(uint32(v6)), uint32(v7))
-		t5 := m.fn5(m.g1+i32(6533), v6)
-		store32(*m.memory, uint64(uint32(v5)), uint32(t5))
-		v0 = i32(1)
+		store32(*m.memory, uint64(uint32(v7)), uint32(v6))
+		t9 := m.fn8(m.g1+i32(6533), v7)
+		store32(*m.memory, uint64(uint32(v5)), uint32(t9))
 	}
-l5:
-	*m.g0 = v6 + i32(16)
-	return v0
-}
-func (m *Module) fn86(v0, v1, v2, v3, v4 int32) int32 {
-	var v5, v6, v7, v8, v9 int32
-	var v10 float64
-	t0 := *m.g0
-	v5 = t0 - i32(48)
-	*m.g0 = v5
-	{
-		{
-			t1 := m.fn6(v0)
-			v6 = t1
-			switch v6 - i32(3) {
-			case 1:
-				t2 := m.fn7(v0)
-				v6 = t2
-				t3 := m.fn8(v0)
-				v0 = t3
-				if v0 == 0 {
-					t4 := m.fn5(m.g1+i32(10716), i32(0))
-					store32(*m.memory, uint64(uint32(v4)), uint32(t4))
-					goto l3
-				}
-				if v0&i32(3) != 0 {
-					store32(*m.memory, uint64(uint32(v5))+20, uint32(v0))
-					store32(*m.memory, uint64(uint32(v5))+16, uint32(i32(4)))
-					t5 := m.fn5(m.g1+i32(6463), v5+i32(16))
-					store32(*m.memory, uint64(uint32(v4)), uint32(t5))
-					goto l3
-				}
-				store32(*m.memory, uint64(uint32(v1)), uint32(v6))
-				store32(*m.memory, uint64(uint32(v2)), uint32(int32(uint32(v0)>>2)))
-				store32(*m.memory, uint64(uint32(v3)), uint32(m.g2))
-				v0 = i32(0)
-				goto l4
-			case 0:
-				t6 := m.fn9(v0)
-				v8 = t6
-				t7 := m.fn8(v0)
-				v7 = t7
-				if v7 == 0 {
-					t8 := m.fn5(m.g1+i32(10716), i32(0))
-					store32(*m.memory, uint64(uint32(v4)), uint32(t8))
-					goto l3
-				}
-				t9 := m.fn80(v5+i32(32), i32(4), i32_trunc_sat_f64_u(math.Ceil(float64(float64(v7)*float64(0.5)))))
-				v0 = t9
-				if v0 != 0 {
-					goto l4
-				}
-				v0 = i32(0)
-				p10 := i32(0)
-				if v7 > i32(0) {
-					p10 = v7
-				}
-				v6 = p10
-				{
-				l6:
-					{
-						if v0 == v6 {
-							v0 = v6
-							t15 := int32((*m.memory)[uint64(uint32(v0+v8))])
-							if t15 == i32(91) {
-								goto l7
-							}
-							t16 := m.fn5(m.g1+i32(12751), i32(0))
-							store32(*m.memory, uint64(uint32(v4)), uint32(t16))
-							store32(*m.memory, uint64(uint32(v5))+40, uint32(i32(0)))
-							store64(*m.memory, uint64(uint32(v5))+32, uint64(i64(0)))
-							t17 := int32(load32(*m.memory, uint64(uint32(v5))+44))
-							m.fn0(t17)
-							goto l3
-						}
-						t11 := int32((*m.memory)[uint64(uint32(v0+v8))])
-						v9 = t11
-						t12 := int32((*m.memory)[uint64(uint32(v9+(m.g1+i32(13904))))])
-						if t12 != 0 {
-							v0 = v0 + i32(1)
-							goto l6
-						}
-					}
-					if v9 == i32(91) {
-						goto l7
-					}
-					t13 := m.fn5(m.g1+i32(12751), i32(0))
-					store32(*m.memory, uint64(uint32(v4)), uint32(t13))
-					store32(*m.memory, uint64(uint32(v5))+40, uint32(i32(0)))
-					store64(*m.memory, uint64(uint32(v5))+32, uint64(i64(0)))
-					t14 := int32(load32(*m.memory, uint64(uint32(v5))+44))
-					m.fn0(t14)
-					goto l3
-				}
-			l7:
-				v0 = v0 + i32(1)
-			l10:
-				{
-					if v0 >= v7 {
-						goto l8
-					}
-					v6 = m.g1 + i32(15112)
-					store32(*m.memory, uint64(uint32(v6)), uint32(i32(0)))
-					v0 = v0 + v8
-					t18 := m._strtod(v0, v5+i32(28))
-					v10 = t18
-					{
-						t19 := int32(load32(*m.memory, uint64(uint32(v6))))
-						v6 = t19
-						p20 := i32(0)
-						if v10 == float64(0) {
-							p20 = v6
-						}
-						var p21 int32
-						if v10 == math.Float64frombits(0x7ff0000000000000) {
-							p21 = 1
-						}
-						var p22 int32
-						if v10 == math.Float64frombits(0xfff0000000000000) {
-							p22 = 1
-						}
-						t23 := p21 | p22
-						var p24 int32
-						if v6 == i32(34) {
-							p24 = 1
-						}
-						if p20|t23&p24 == 0 {
-							t25 := int32(load32(*m.memory, uint64(uint32(v5))+28))
-							if t25 != v0 {
-								store32(*m.memory, uint64(uint32(v5))+24, math.Float32bits(float32(v10)))
-								_ = m.fn81(v5+i32(32), v5+i32(24))
-								t30 := int32(load32(*m.memory, uint64(uint32(v5))+28))
-								t31 := v7
-								v0 = t30 - v8
-								p32 := v0
-								if v0 < v7 {
-									p32 = t31
-								}
-								v6 = p32
-							l11:
-								{
-									if v0 >= v7 {
-										v0 = v6
-										goto l10
-									}
-									t33 := int32((*m.memory)[uint64(uint32(v0+v8))])
-									v9 = t33
-									t34 := int32((*m.memory)[uint64(uint32(v9+(m.g1+i32(13904))))])
-									var p35 int32
-									if v9 == i32(44) {
-										p35 = 1
-									}
-									if t34|p35 != 0 {
-										v0 = v0 + i32(1)
-										goto l11
-									} else {
-										if v9 != i32(93) {
-											goto l10
-										}
-										goto l8
-									}
-								}
-							}
-							t26 := int32((*m.memory)[uint64(uint32(v0))])
-							if t26 == i32(93) {
-								goto l8
-							}
-						}
-						t27 := int32(load32(*m.memory, uint64(uint32(v5))+44))
-						m.fn0(t27)
-						t28 := m.fn5(m.g1+i32(2509), i32(0))
-						store32(*m.memory, uint64(uint32(v4)), uint32(t28))
-						goto l3
-					}
-				}
-			default:
-				t36 := m.fn84(v6)
-				store32(*m.memory, uint64(uint32(v5)), uint32(t36))
-				t37 := m.fn5(m.g1+i32(1588), v5)
-				store32(*m.memory, uint64(uint32(v4)), uint32(t37))
-				goto l3
-			}
-		}
-	l8:
-		t38 := int32(load32(*m.memory, uint64(uint32(v5))+36))
-		v0 = t38
-		if v0 != 0 {
-			t39 := int32(load32(*m.memory, uint64(uint32(v5))+44))
-			store32(*m.memory, uint64(uint32(v1)), uint32(t39))
-			store32(*m.memory, uint64(uint32(v2)), uint32(v0))
-			store32(*m.memory, uint64(uint32(v3)), uint32(m.g2+i32(1)))
-			v0 = i32(0)
-			goto l4
-		}
-		t40 := int32(load32(*m.memory, uint64(uint32(v5))+44))
-		m.fn0(t40)
-		t41 := m.fn5(m.g1+i32(10716), i32(0))
-		store32(*m.memory, uint64(uint32(v4)), uint32(t41))
-	}
-l3:
+l7:
 	v0 = i32(1)
-l4:
-	*m.g0 = v5 + i32(48)
+l5:
+	*m.g0 = v7 + i32(16)
 	return v0
 }
-func (m *Module) fn87(v0, v1, v2, v3, v4 int32) int32 {
-	var v5 int32
-	{
-		t0 := m.fn6(v0)
-		if t0 == i32(4) {
-			t1 := m.fn7(v0)
-			v5 = t1
-			t2 := m.fn8(v0)
-			v0 = t2
-			if v0 == 0 {
-				t3 := m.fn5(m.g1+i32(10716), i32(0))
-				store32(*m.memory, uint64(uint32(v4)), uint32(t3))
-				goto l0
-			}
-			store32(*m.memory, uint64(uint32(v1)), uint32(v5))
-			store32(*m.memory, uint64(uint32(v2)), uint32(v0<<3))
-			store32(*m.memory, uint64(uint32(v3)), uint32(m.g2+i32(2)))
-			return i32(0)
-		}
-		t4 := m.fn5(m.g1+i32(9935), i32(0))
-		store32(*m.memory, uint64(uint32(v4)), uint32(t4))
-	}
-l0:
-	return i32(1)
-}
-func (m *Module) fn88(v0, v1, v2, v3, v4 int32) int32 {
-	var v5, v6, v7, v8, v9, v10 int32
+func (m *Module) fn82(v0, v1, v2, v3, v4 int32) int32 {
+	var v5, v6, v7, v8, v9, v10, v11, v12 int32
+	var v13 float64
 	t0 := *m.g0
-	v5 = t0 - i32(32)
-	*m.g0 = v5
+	v7 = t0 - i32(32)
+	*m.g0 = v7
+	v5 = m.g1 + i32(6668)
 	{
 		{
 			{
-				t1 := m.fn6(v0)
-				switch t1 - i32(3) {
-				case 1:
-					t2 := m.fn7(v0)
+				t1 := m.fn5(v0)
+				switch t1 - i32(1) {
+				case 0:
+					goto l0
+				case 3:
+					t2 := m.fn6(v0)
 					v6 = t2
-					t3 := m.fn8(v0)
+					t3 := m.fn7(v0)
 					v0 = t3
 					if v0 == 0 {
-						t4 := m.fn5(m.g1+i32(10716), i32(0))
+						t4 := m.fn8(m.g1+i32(10716), i32(0))
 						store32(*m.memory, uint64(uint32(v4)), uint32(t4))
-						goto l3
+						goto l6
+					}
+					if v0&i32(3) != 0 {
+						store32(*m.memory, uint64(uint32(v7))+20, uint32(v0))
+						store32(*m.memory, uint64(uint32(v7))+16, uint32(i32(4)))
+						t5 := m.fn8(m.g1+i32(6463), v7+i32(16))
+						store32(*m.memory, uint64(uint32(v4)), uint32(t5))
+						goto l6
 					}
 					store32(*m.memory, uint64(uint32(v1)), uint32(v6))
-					store32(*m.memory, uint64(uint32(v2)), uint32(v0))
-					store32(*m.memory, uint64(uint32(v3)), uint32(m.g2+i32(2)))
-					v0 = i32(0)
-					goto l4
-				case 0:
-					t5 := m.fn9(v0)
-					v9 = t5
-					t6 := m.fn8(v0)
-					v8 = t6
+					store32(*m.memory, uint64(uint32(v2)), uint32(int32(uint32(v0)>>2)))
+					store32(*m.memory, uint64(uint32(v3)), uint32(m.g2+i32(1)))
+					v5 = i32(0)
+					goto l7
+				case 2:
+					t6 := m.fn9(v0)
+					v11 = t6
+					t7 := m.fn7(v0)
+					v8 = t7
 					if v8 == 0 {
-						t7 := m.fn5(m.g1+i32(10716), i32(0))
-						store32(*m.memory, uint64(uint32(v4)), uint32(t7))
-						goto l3
+						t8 := m.fn8(m.g1+i32(10716), i32(0))
+						store32(*m.memory, uint64(uint32(v4)), uint32(t8))
+						goto l6
 					}
-					t8 := m.fn80(v5+i32(16), i32(1), i32_trunc_sat_f64_u(math.Ceil(float64(float64(v8)*float64(0.5)))))
-					v0 = t8
-					if v0 != 0 {
-						goto l4
+					v12 = i32_trunc_sat_f64_u(math.Ceil(float64(float64(v8) * float64(0.5))))
+					v5 = v12 << 2
+					t9 := m.fn2(v5)
+					v6 = t9
+					if v6 == 0 {
+						v5 = i32(7)
+						goto l7
 					}
 					v0 = i32(0)
-					p9 := i32(0)
-					if v8 > i32(0) {
-						p9 = v8
+					memory_zero(*m.memory, uint32(v6), uint32(v5))
+					if v8 <= i32(0) {
+						goto l8
 					}
-					v6 = p9
-					{
-					l6:
-						{
-							if v0 == v6 {
-								v0 = v6
-								t14 := int32((*m.memory)[uint64(uint32(v0+v9))])
-								if t14 == i32(91) {
-									goto l7
-								}
-								t15 := m.fn5(m.g1+i32(12751), i32(0))
-								store32(*m.memory, uint64(uint32(v4)), uint32(t15))
-								store32(*m.memory, uint64(uint32(v5))+24, uint32(i32(0)))
-								store64(*m.memory, uint64(uint32(v5))+16, uint64(i64(0)))
-								t16 := int32(load32(*m.memory, uint64(uint32(v5))+28))
-								m.fn0(t16)
-								goto l3
-							}
-							t10 := int32((*m.memory)[uint64(uint32(v0+v9))])
-							v7 = t10
-							t11 := int32((*m.memory)[uint64(uint32(v7+(m.g1+i32(13904))))])
-							if t11 != 0 {
-								v0 = v0 + i32(1)
-								goto l6
-							}
-						}
-						if v7 == i32(91) {
-							goto l7
-						}
-						t12 := m.fn5(m.g1+i32(12751), i32(0))
-						store32(*m.memory, uint64(uint32(v4)), uint32(t12))
-						store32(*m.memory, uint64(uint32(v5))+24, uint32(i32(0)))
-						store64(*m.memory, uint64(uint32(v5))+16, uint64(i64(0)))
-						t13 := int32(load32(*m.memory, uint64(uint32(v5))+28))
-						m.fn0(t13)
-						goto l3
-					}
-				l7:
-					v0 = v0 + i32(1)
 				l10:
 					{
-						if v0 >= v8 {
-							goto l8
-						}
-						v7 = m.g1
-						v10 = v7 + i32(15112)
-						store32(*m.memory, uint64(uint32(v10)), uint32(i32(0)))
-						v6 = v0 + v9
-						t17 := m._strtol(v6, v5+i32(12), i32(10))
-						v0 = t17
-						t18 := int32(load32(*m.memory, uint64(uint32(v10))))
-						t19 := v0
-						v10 = t18
-						var p20 int32
-						if v10 == 0 {
-							p20 = 1
-						}
-						if t19|p20 == 0 {
-							v0 = v7 + i32(2509)
-							goto l9
-						}
-						v7 = m.g1
-						var p21 int32
-						if v10 != i32(34) {
-							p21 = 1
-						}
-						var p22 int32
-						if uint32(v0-i32(0x7fffffff)) >= uint32(i32(2)) {
-							p22 = 1
-						}
-						if p21|p22 == 0 {
-							v0 = v7 + i32(2509)
-							goto l9
-						}
-						t23 := int32(load32(*m.memory, uint64(uint32(v5))+12))
-						if v6 == t23 {
-							t24 := int32((*m.memory)[uint64(uint32(v6))])
-							if t24 == i32(93) {
+						t10 := int32((*m.memory)[uint64(uint32(v0+v11))])
+						v5 = t10
+						t11 := int32((*m.memory)[uint64(uint32(v5+(m.g1+i32(13904))))])
+						if t11 == 0 {
+							if v5 == i32(91) {
 								goto l8
 							}
-							v0 = m.g1 + i32(2509)
-							goto l9
+							t13 := m.fn8(m.g1+i32(12751), i32(0))
+							store32(*m.memory, uint64(uint32(v4)), uint32(t13))
+							m.fn0(v6)
+							goto l6
 						}
-						v6 = m.g1
-						if uint32(v0-i32(128)) < uint32(i32(-256)) {
-							v0 = v6 + i32(8277)
-							goto l9
-						}
-						(*m.memory)[uint64(uint32(v5))+11] = byte(v0)
-						_ = m.fn81(v5+i32(16), v5+i32(11))
-						t26 := int32(load32(*m.memory, uint64(uint32(v5))+12))
-						t27 := v8
-						v0 = t26 - v9
-						p28 := v0
-						if v0 < v8 {
-							p28 = t27
-						}
-						v6 = p28
-					l11:
-						{
-							if v0 == v6 {
-								v0 = v6
-								goto l10
-							}
-							t29 := int32((*m.memory)[uint64(uint32(v0+v9))])
-							v7 = t29
-							t30 := int32((*m.memory)[uint64(uint32(v7+(m.g1+i32(13904))))])
-							var p31 int32
-							if v7 == i32(44) {
-								p31 = 1
-							}
-							if t30|p31 != 0 {
-								v0 = v0 + i32(1)
-								goto l11
-							} else {
-								if v7 != i32(93) {
-									goto l10
-								}
-								goto l8
-							}
+						t12 := v8
+						v0 = v0 + i32(1)
+						if t12 != v0 {
+							goto l10
 						}
 					}
+					v0 = v8
+					goto l8
+				case 1:
+					v5 = m.g1 + i32(6620)
+					goto l0
+				case 4:
+					v5 = m.g1 + i32(6691)
+					goto l0
 				default:
-					t32 := m.fn5(m.g1+i32(9963), i32(0))
-					store32(*m.memory, uint64(uint32(v4)), uint32(t32))
-					goto l3
+					v5 = m.g1 + i32(13895)
 				}
 			}
-		l8:
-			t33 := int32(load32(*m.memory, uint64(uint32(v5))+28))
-			v0 = t33
-			t34 := int32(load32(*m.memory, uint64(uint32(v5))+20))
-			v6 = t34
-			if v6 != 0 {
-				store32(*m.memory, uint64(uint32(v1)), uint32(v0))
-				store32(*m.memory, uint64(uint32(v2)), uint32(v6))
-				store32(*m.memory, uint64(uint32(v3)), uint32(m.g2+i32(1)))
-				v0 = i32(0)
-				goto l4
+		l0:
+			store32(*m.memory, uint64(uint32(v7)), uint32(v5))
+			t14 := m.fn8(m.g1+i32(1588), v7)
+			store32(*m.memory, uint64(uint32(v4)), uint32(t14))
+			goto l6
+		}
+	l8:
+		t15 := int32((*m.memory)[uint64(uint32(v0+v11))])
+		if t15 != i32(91) {
+			t16 := m.fn8(m.g1+i32(12751), i32(0))
+			store32(*m.memory, uint64(uint32(v4)), uint32(t16))
+			m.fn0(v6)
+			goto l6
+		}
+		v5 = i32(1)
+		v0 = v0 + i32(1)
+		if v0 >= v8 {
+			goto l11
+		}
+	l20:
+		{
+			v10 = m.g1 + i32(15096)
+			store32(*m.memory, uint64(uint32(v10)), uint32(i32(0)))
+			v0 = v0 + v11
+			t17 := m._strtod(v0, v7+i32(28))
+			v13 = t17
+			{
+				{
+					t18 := int32(load32(*m.memory, uint64(uint32(v10))))
+					v10 = t18
+					p19 := i32(0)
+					if v13 == float64(0) {
+						p19 = v10
+					}
+					if p19 != 0 {
+						goto l12
+					}
+					if v10 == i32(34) {
+						if v13 == math.Float64frombits(0x7ff0000000000000) {
+							goto l12
+						}
+						if v13 == math.Float64frombits(0xfff0000000000000) {
+							goto l12
+						}
+					}
+					t20 := int32(load32(*m.memory, uint64(uint32(v7))+28))
+					if t20 != v0 {
+						goto l13
+					}
+					t21 := int32((*m.memory)[uint64(uint32(v0))])
+					if t21 == i32(93) {
+						goto l14
+					}
+				}
+			l12:
+				m.fn0(v6)
+				t22 := m.fn8(m.g1+i32(2509), i32(0))
+				store32(*m.memory, uint64(uint32(v4)), uint32(t22))
+				goto l6
 			}
-			m.fn0(v0)
-			t35 := m.fn5(m.g1+i32(10716), i32(0))
-			store32(*m.memory, uint64(uint32(v4)), uint32(t35))
+		l13:
+			{
+				if v9 != v12 {
+					v0 = v6
+					goto l15
+				}
+				t23 := v6
+				v12 = v9<<1 + i32(100)
+				t24 := m.fn3(t23, int64(uint32(v12<<2)))
+				v0 = t24
+				if v0 != 0 {
+					goto l15
+				}
+				v12 = v9
+				goto l16
+			}
+		l15:
+			store32(*m.memory, uint64(uint32(v0+v9<<2)), math.Float32bits(float32(v13)))
+			v9 = v9 + i32(1)
+			v6 = v0
+		l16:
+			{
+				t25 := int32(load32(*m.memory, uint64(uint32(v7))+28))
+				v0 = t25 - v11
+				if v0 >= v8 {
+					goto l17
+				}
+			l19:
+				{
+					{
+						t26 := int32((*m.memory)[uint64(uint32(v0+v11))])
+						v10 = t26
+						t27 := int32((*m.memory)[uint64(uint32(v10+(m.g1+i32(13904))))])
+						if t27 != 0 {
+							goto l18
+						}
+						if v10 == i32(44) {
+							goto l18
+						}
+						if v10 == i32(93) {
+							goto l14
+						}
+						goto l17
+					}
+				l18:
+					t28 := v8
+					v0 = v0 + i32(1)
+					if t28 != v0 {
+						goto l19
+					}
+				}
+				goto l14
+			}
+		l17:
+			if v0 < v8 {
+				goto l20
+			}
+		}
+	l14:
+		if v9 == 0 {
+			goto l11
+		}
+		store32(*m.memory, uint64(uint32(v1)), uint32(v6))
+		store32(*m.memory, uint64(uint32(v2)), uint32(v9))
+		store32(*m.memory, uint64(uint32(v3)), uint32(m.g2+i32(2)))
+		v5 = i32(0)
+		goto l7
+	l11:
+		m.fn0(v6)
+		t29 := m.fn8(m.g1+i32(10716), i32(0))
+		store32(*m.memory, uint64(uint32(v4)), uint32(t29))
+		goto l7
+	}
+l6:
+	v5 = i32(1)
+l7:
+	*m.g0 = v7 + i32(32)
+	return v5
+}
+func (m *Module) fn83(v0, v1, v2, v3, v4 int32) int32 {
+	var v5, v6, v7, v8, v9, v10, v11, v12, v13, v14 int32
+	t0 := *m.g0
+	v11 = t0 - i32(16)
+	*m.g0 = v11
+	{
+		{
+			t1 := m.fn5(v0)
+			switch t1 - i32(3) {
+			case 1:
+				t2 := m.fn6(v0)
+				v5 = t2
+				t3 := m.fn7(v0)
+				v0 = t3
+				if v0 == 0 {
+					t4 := m.fn8(m.g1+i32(10716), i32(0))
+					store32(*m.memory, uint64(uint32(v4)), uint32(t4))
+					goto l3
+				}
+				store32(*m.memory, uint64(uint32(v1)), uint32(v5))
+				store32(*m.memory, uint64(uint32(v2)), uint32(v0))
+				store32(*m.memory, uint64(uint32(v3)), uint32(m.g2))
+				goto l4
+			case 0:
+				t5 := m.fn9(v0)
+				v10 = t5
+				t6 := m.fn7(v0)
+				v6 = t6
+				if v6 == 0 {
+					t7 := m.fn8(m.g1+i32(10716), i32(0))
+					store32(*m.memory, uint64(uint32(v4)), uint32(t7))
+					goto l3
+				}
+				v12 = i32_trunc_sat_f64_u(math.Ceil(float64(float64(v6) * float64(0.5))))
+				t8 := m.fn2(v12)
+				v5 = t8
+				if v5 == 0 {
+					v9 = i32(7)
+					goto l4
+				}
+				v0 = i32(0)
+				memory_zero(*m.memory, uint32(v5), uint32(v12))
+				if v6 <= i32(0) {
+					goto l5
+				}
+			l7:
+				{
+					t9 := int32((*m.memory)[uint64(uint32(v0+v10))])
+					v9 = t9
+					t10 := int32((*m.memory)[uint64(uint32(v9+(m.g1+i32(13904))))])
+					if t10 == 0 {
+						if v9 == i32(91) {
+							goto l5
+						}
+						t12 := m.fn8(m.g1+i32(12751), i32(0))
+						store32(*m.memory, uint64(uint32(v4)), uint32(t12))
+						m.fn0(v5)
+						goto l3
+					}
+					t11 := v6
+					v0 = v0 + i32(1)
+					if t11 != v0 {
+						goto l7
+					}
+				}
+				v0 = v6
+				goto l5
+			default:
+				t13 := m.fn8(m.g1+i32(9963), i32(0))
+				store32(*m.memory, uint64(uint32(v4)), uint32(t13))
+				goto l3
+			}
+		}
+	l5:
+		t14 := int32((*m.memory)[uint64(uint32(v0+v10))])
+		if t14 != i32(91) {
+			t15 := m.fn8(m.g1+i32(12751), i32(0))
+			store32(*m.memory, uint64(uint32(v4)), uint32(t15))
+			m.fn0(v5)
 			goto l3
 		}
-	l9:
-		t36 := int32(load32(*m.memory, uint64(uint32(v5))+28))
-		m.fn0(t36)
-		t37 := m.fn5(v0, i32(0))
-		store32(*m.memory, uint64(uint32(v4)), uint32(t37))
+		v9 = i32(1)
+		{
+			v0 = v0 + i32(1)
+			if v0 >= v6 {
+				goto l8
+			}
+		l18:
+			{
+				v13 = m.g1
+				v14 = v13 + i32(15096)
+				store32(*m.memory, uint64(uint32(v14)), uint32(i32(0)))
+				v0 = v0 + v10
+				t16 := m._strtol(v0, v11+i32(12), i32(10))
+				v7 = t16
+				{
+					t17 := int32(load32(*m.memory, uint64(uint32(v14))))
+					v14 = t17
+					if v14 == 0 {
+						goto l9
+					}
+					if v7 != 0 {
+						goto l9
+					}
+					v0 = v13 + i32(2509)
+					goto l10
+				}
+			l9:
+				v13 = m.g1
+				if v14 != i32(34) {
+					goto l11
+				}
+				if uint32(v7-i32(0x7fffffff)) >= uint32(i32(2)) {
+					goto l11
+				}
+				v0 = v13 + i32(2509)
+				goto l10
+			l11:
+				{
+					t18 := int32(load32(*m.memory, uint64(uint32(v11))+12))
+					if v0 == t18 {
+						t19 := int32((*m.memory)[uint64(uint32(v0))])
+						if t19 == i32(93) {
+							goto l12
+						}
+						v0 = m.g1 + i32(2509)
+						goto l10
+					}
+					v0 = m.g1
+					if uint32(v7-i32(128)) < uint32(i32(-256)) {
+						v0 = v0 + i32(8277)
+						goto l10
+					}
+					{
+						if v8 != v12 {
+							v0 = v5
+							goto l13
+						}
+						t20 := v5
+						v12 = v8<<1 + i32(100)
+						t21 := m.fn3(t20, int64(uint32(v12)))
+						v0 = t21
+						if v0 != 0 {
+							goto l13
+						}
+						v12 = v8
+						goto l14
+					}
+				l13:
+					(*m.memory)[uint64(uint32(v0+v8))] = byte(v7)
+					v8 = v8 + i32(1)
+					v5 = v0
+				l14:
+					{
+						t22 := int32(load32(*m.memory, uint64(uint32(v11))+12))
+						v0 = t22 - v10
+						if v0 >= v6 {
+							goto l15
+						}
+					l17:
+						{
+							{
+								t23 := int32((*m.memory)[uint64(uint32(v0+v10))])
+								v7 = t23
+								t24 := int32((*m.memory)[uint64(uint32(v7+(m.g1+i32(13904))))])
+								if t24 != 0 {
+									goto l16
+								}
+								if v7 == i32(44) {
+									goto l16
+								}
+								if v7 == i32(93) {
+									goto l12
+								}
+								goto l15
+							}
+						l16:
+							t25 := v6
+							v0 = v0 + i32(1)
+							if t25 != v0 {
+								goto l17
+							}
+						}
+						goto l12
+					}
+				l15:
+					if v0 < v6 {
+						goto l18
+					}
+				}
+			l12:
+			}
+			if v8 == 0 {
+				goto l8
+			}
+			store32(*m.memory, uint64(uint32(v1)), uint32(v5))
+			store32(*m.memory, uint64(uint32(v2)), uint32(v8))
+			store32(*m.memory, uint64(uint32(v3)), uint32(m.g2+i32(2)))
+			v9 = i32(0)
+			goto l4
+		l8:
+			m.fn0(v5)
+			t26 := m.fn8(m.g1+i32(10716), i32(0))
+			store32(*m.memory, uint64(uint32(v4)), uint32(t26))
+			goto l4
+		}
+	l10:
+		m.fn0(v5)
+		t27 := m.fn8(v0, i32(0))
+		store32(*m.memory, uint64(uint32(v4)), uint32(t27))
 	}
 l3:
-	v0 = i32(1)
+	v9 = i32(1)
 l4:
-	*m.g0 = v5 + i32(32)
-	return v0
+	*m.g0 = v11 + i32(16)
+	return v9
 }
-func (m *Module) fn89(v0, v1, v2, v3, v4, v5, v6, v7, v8 int32) int32 {
+func (m *Module) fn84(v0, v1, v2, v3, v4, v5, v6, v7, v8 int32) int32 {
 	var v9, v10 int32
 	t0 := *m.g0
 	v9 = t0 - i32(80)
@@ -1057,25 +1054,25 @@ func (m *Module) fn89(v0, v1, v2, v3, v4, v5, v6, v7, v8 int32) int32 {
 	store32(*m.memory, uint64(uint32(v9))+60, uint32(i32(0)))
 	var p1 int32
 	{
-		t2 := m.fn85(v0, v2, v9+i32(68), v9+i32(76), v9+i32(56), v9+i32(60))
+		t2 := m.fn81(v0, v2, v9+i32(68), v9+i32(76), v9+i32(56), v9+i32(60))
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v9))+60))
 			t4 := v9
 			v0 = t3
 			store32(*m.memory, uint64(uint32(t4))+48, uint32(v0))
-			t5 := m.fn5(m.g1+i32(1895), v9+i32(48))
+			t5 := m.fn8(m.g1+i32(1895), v9+i32(48))
 			store32(*m.memory, uint64(uint32(v8)), uint32(t5))
 			m.fn0(v0)
 			p1 = i32(1)
 			goto l0
 		}
-		t6 := m.fn85(v1, v3, v9-i32(-64), v9+i32(72), v9+i32(52), v9+i32(60))
+		t6 := m.fn81(v1, v3, v9-i32(-64), v9+i32(72), v9+i32(52), v9+i32(60))
 		if t6 != 0 {
 			t7 := int32(load32(*m.memory, uint64(uint32(v9))+60))
 			t8 := v9
 			v0 = t7
 			store32(*m.memory, uint64(uint32(t8))+32, uint32(v0))
-			t9 := m.fn5(m.g1+i32(1924), v9+i32(32))
+			t9 := m.fn8(m.g1+i32(1924), v9+i32(32))
 			store32(*m.memory, uint64(uint32(v8)), uint32(t9))
 			m.fn0(v0)
 			t10 := int32(load32(*m.memory, uint64(uint32(v9))+56))
@@ -1089,47 +1086,64 @@ func (m *Module) fn89(v0, v1, v2, v3, v4, v5, v6, v7, v8 int32) int32 {
 		t13 := v0
 		v1 = t12
 		if t13 != v1 {
-			t14 := m.fn83(v0)
-			v0 = t14
-			t15 := m.fn83(v1)
-			store32(*m.memory, uint64(uint32(v9))+20, uint32(t15))
+			v4 = m.g1
+			v0 = v0 - i32(223)
+			var p14 int32
+			if uint32(v0) > uint32(i32(2)) {
+				p14 = v4 + i32(13895)
+			} else {
+				t15 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15084)+v0<<2))))
+				p14 = t15
+			}
+			v0 = p14
+			v4 = m.g1
+			t16 := v9
+			v1 = v1 - i32(223)
+			var p17 int32
+			if uint32(v1) > uint32(i32(2)) {
+				p17 = v4 + i32(13895)
+			} else {
+				t18 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15084)+v1<<2))))
+				p17 = t18
+			}
+			store32(*m.memory, uint64(uint32(t16))+20, uint32(p17))
 			store32(*m.memory, uint64(uint32(v9))+16, uint32(v0))
-			t16 := m.fn5(m.g1+i32(9856), v9+i32(16))
-			store32(*m.memory, uint64(uint32(v8)), uint32(t16))
-			t17 := int32(load32(*m.memory, uint64(uint32(v2))))
-			t18 := int32(load32(*m.memory, uint64(uint32(v9))+56))
-			(*m.t0)[uint(t18)].(func(int32))(t17)
-			t19 := int32(load32(*m.memory, uint64(uint32(v3))))
-			t20 := int32(load32(*m.memory, uint64(uint32(v9))+52))
-			(*m.t0)[uint(t20)].(func(int32))(t19)
+			t19 := m.fn8(m.g1+i32(9856), v9+i32(16))
+			store32(*m.memory, uint64(uint32(v8)), uint32(t19))
+			t20 := int32(load32(*m.memory, uint64(uint32(v2))))
+			t21 := int32(load32(*m.memory, uint64(uint32(v9))+56))
+			(*m.t0)[uint(t21)].(func(int32))(t20)
+			t22 := int32(load32(*m.memory, uint64(uint32(v3))))
+			t23 := int32(load32(*m.memory, uint64(uint32(v9))+52))
+			(*m.t0)[uint(t23)].(func(int32))(t22)
 			p1 = i32(1)
 			goto l0
 		}
-		t21 := int32(load32(*m.memory, uint64(uint32(v9))+68))
-		v1 = t21
-		t22 := int32(load32(*m.memory, uint64(uint32(v9))+64))
-		t23 := v1
-		v10 = t22
-		if t23 != v10 {
+		t24 := int32(load32(*m.memory, uint64(uint32(v9))+68))
+		v1 = t24
+		t25 := int32(load32(*m.memory, uint64(uint32(v9))+64))
+		t26 := v1
+		v10 = t25
+		if t26 != v10 {
 			store32(*m.memory, uint64(uint32(v9))+4, uint32(v10))
 			store32(*m.memory, uint64(uint32(v9)), uint32(v1))
-			t24 := m.fn5(m.g1+i32(9539), v9)
-			store32(*m.memory, uint64(uint32(v8)), uint32(t24))
-			t25 := int32(load32(*m.memory, uint64(uint32(v2))))
-			t26 := int32(load32(*m.memory, uint64(uint32(v9))+56))
-			(*m.t0)[uint(t26)].(func(int32))(t25)
-			t27 := int32(load32(*m.memory, uint64(uint32(v3))))
-			t28 := int32(load32(*m.memory, uint64(uint32(v9))+52))
-			(*m.t0)[uint(t28)].(func(int32))(t27)
+			t27 := m.fn8(m.g1+i32(9539), v9)
+			store32(*m.memory, uint64(uint32(v8)), uint32(t27))
+			t28 := int32(load32(*m.memory, uint64(uint32(v2))))
+			t29 := int32(load32(*m.memory, uint64(uint32(v9))+56))
+			(*m.t0)[uint(t29)].(func(int32))(t28)
+			t30 := int32(load32(*m.memory, uint64(uint32(v3))))
+			t31 := int32(load32(*m.memory, uint64(uint32(v9))+52))
+			(*m.t0)[uint(t31)].(func(int32))(t30)
 			p1 = i32(1)
 			goto l0
 		}
 		store32(*m.memory, uint64(uint32(v4)), uint32(v0))
-		t29 := int32(load32(*m.memory, uint64(uint32(v9))+56))
-		store32(*m.memory, uint64(uint32(v6)), uint32(t29))
+		t32 := int32(load32(*m.memory, uint64(uint32(v9))+56))
+		store32(*m.memory, uint64(uint32(v6)), uint32(t32))
 		store32(*m.memory, uint64(uint32(v5)), uint32(v1))
-		t30 := int32(load32(*m.memory, uint64(uint32(v9))+52))
-		store32(*m.memory, uint64(uint32(v7)), uint32(t30))
+		t33 := int32(load32(*m.memory, uint64(uint32(v9))+52))
+		store32(*m.memory, uint64(uint32(v7)), uint32(t33))
 		p1 = i32(0)
 	}
 l0:
@@ -1137,139 +1151,132 @@ l0:
 	*m.g0 = v9 + i32(80)
 	return v0
 }
-func (m *Module) fn90(v0, v1 int32) int32 {
-	t0 := int64(load64(*m.memory, uint64(uint32(v0))))
-	t1 := int64(load64(*m.memory, uint64(uint32(v1))))
-	return int32(t0 - t1)
-}
-func (m *Module) fn91(v0, v1 int32) int32 {
-	var v2, v3, v4, v5, v6 int32
-	t0 := int32(load32(*m.memory, uint64(uint32(v0))))
-	v2 = t0
-	t1 := int32(load32(*m.memory, uint64(uint32(v0))+4))
-	v6 = t1
-	v4 = v1
+func (m *Module) fn85(v0, v1, v2 int32) int32 {
+	var v3, v4, v5, v6, v7, v8 int32
 	v3 = i32(1)
-l1:
+	if uint32(v0) >= uint32(v1) {
+		goto l0
+	}
+	v8 = v1 - v0
+	v7 = v8 - i32(1)
+l14:
 	{
-		if uint32(v2) >= uint32(v6) {
+		v4 = v0 + v6
+		t0 := int32((*m.memory)[uint64(uint32(v4))])
+		v5 = t0
+		switch v5 - i32(9) {
+		case 0, 1, 4, 23:
+			v7 = v7 - i32(1)
+			t3 := v8
+			v6 = v6 + i32(1)
+			if t3 != v6 {
+				goto l14
+			}
 			goto l0
-		}
-		t2 := int32((*m.memory)[uint64(uint32(v2))])
-		v1 = t2
-		v5 = v1 - i32(9)
-		var p3 int32
-		if uint32(v5) > uint32(i32(23)) {
-			p3 = 1
-		}
-		var p4 int32
-		if i32_shl(i32(1), v5)&i32(8388627) == 0 {
-			p4 = 1
-		}
-		if p3|p4 == 0 {
-			v2 = v2 + i32(1)
-			goto l1
+		case 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51:
+			goto l2
+		case 52:
+			v3 = i32(5)
+			v4 = v4 + i32(1)
+			v1 = v4
+			goto l8
+		default:
+			switch v5 - i32(91) {
+			case 0:
+				v3 = i32(2)
+				v4 = v0 + v6 + i32(1)
+				v1 = v4
+				goto l8
+			case 2:
+				v3 = i32(3)
+				v4 = v0 + v6 + i32(1)
+				v1 = v4
+				goto l8
+			default:
+				goto l2
+			}
+		case 34:
+			v3 = i32(4)
+			v4 = v4 + i32(1)
+			v1 = v4
+			goto l8
 		}
 	}
-	{
-		var p5 int32
-		switch v1 - i32(91) {
-		case 0:
-			goto l2
-		case 1:
-			goto l3
-		default:
-			if v1 == i32(61) {
-				v3 = i32(5)
-				t8 := v2 + i32(1)
-				p5 = t8
-				goto l7
-			}
-			if v1 != i32(43) {
-				goto l3
-			}
-			v3 = i32(4)
-			t6 := v2 + i32(1)
-			p5 = t6
-			goto l7
-		case 2:
-			v3 = i32(3)
-			t7 := v2 + i32(1)
-			p5 = t7
-			goto l7
+l2:
+	if uint32((v5&i32(223)-i32(91))&i32(255)) >= uint32(i32(230)) {
+		v3 = i32(0)
+		if uint32(v1) <= uint32(v4) {
+			v1 = v4
+			goto l8
 		}
-	l3:
-		if uint32((v1&i32(223)-i32(91))&i32(255)) >= uint32(i32(230)) {
-			v1 = v2
-		l9:
-			{
-				v3 = i32(0)
-				if uint32(v1) >= uint32(v6) {
-					goto l8
-				}
-				t9 := int32((*m.memory)[uint64(uint32(v1))])
-				v5 = t9
-				var p10 int32
-				if uint32((v5&i32(223)-i32(91))&i32(255)) > uint32(i32(229)) {
-					p10 = 1
-				}
-				var p11 int32
-				if v5 == i32(95) {
-					p11 = 1
-				}
-				var p12 int32
-				if p10|p11 == 0 {
-					p12 = 1
-				}
-				var p13 int32
-				if uint32((v5-i32(48))&i32(255)) > uint32(i32(9)) {
-					p13 = 1
-				}
-				if p12&p13 != 0 {
-					goto l8
-				}
-				v1 = v1 + i32(1)
+		v1 = v4 + (v8 - v6)
+	l12:
+		{
+			if uint32((v5&i32(223)-i32(91))&i32(255)) > uint32(i32(229)) {
 				goto l9
 			}
-		}
-		v3 = i32(3)
-		if uint32((v1-i32(58))&i32(255)) < uint32(i32(246)) {
-			goto l0
-		}
-		v3 = i32(1)
-		v1 = v2
-	l10:
-		{
-			if uint32(v1) >= uint32(v6) {
-				goto l8
+			if v5 == i32(95) {
+				goto l9
 			}
-			t14 := int32((*m.memory)[uint64(uint32(v1))])
-			if uint32((t14-i32(58))&i32(255)) < uint32(i32(246)) {
-				goto l8
+			if uint32((v5-i32(48))&i32(255)) > uint32(i32(9)) {
+				goto l10
 			}
-			v1 = v1 + i32(1)
-			goto l10
+		l9:
+			if v3 == v7 {
+				goto l11
+			}
+			v5 = v3 + v4
+			v3 = v3 + i32(1)
+			t1 := int32((*m.memory)[uint64(uint32(v5+i32(1)))])
+			v5 = t1
+			goto l12
 		}
-	l2:
-		v3 = i32(2)
-		p5 = v2 + i32(1)
-	l7:
-		v2 = p5
-		v1 = v2
 	}
+	v3 = i32(3)
+	if uint32((v5-i32(58))&i32(255)) < uint32(i32(246)) {
+		goto l0
+	}
+	v3 = i32(1)
+	if uint32(v1) <= uint32(v4) {
+		v1 = v4
+		goto l8
+	}
+	if uint32((v5-i32(58))&i32(255)) < uint32(i32(246)) {
+		v1 = v4
+		goto l8
+	}
+	v1 = v4 + (v8 - v6)
+	v6 = v4
+l13:
+	{
+		if v7 == 0 {
+			goto l8
+		}
+		v7 = v7 - i32(1)
+		v0 = v6 + i32(1)
+		v5 = v0
+		v6 = v0
+		t2 := int32((*m.memory)[uint64(uint32(v5))])
+		if uint32((t2-i32(58))&i32(255)) >= uint32(i32(246)) {
+			goto l13
+		}
+	}
+	v1 = v0
+	goto l8
+l10:
+	v1 = v0 + v6 + v3
+l11:
+	v3 = i32(0)
 l8:
-	store32(*m.memory, uint64(uint32(v4))+8, uint32(v1))
-	store32(*m.memory, uint64(uint32(v4))+4, uint32(v2))
-	store32(*m.memory, uint64(uint32(v4)), uint32(v3))
+	store32(*m.memory, uint64(uint32(v2))+8, uint32(v1))
+	store32(*m.memory, uint64(uint32(v2))+4, uint32(v4))
+	store32(*m.memory, uint64(uint32(v2)), uint32(v3))
 	v3 = i32(2)
 l0:
-	if v3 == i32(2) {
-		t15 := int32(load32(*m.memory, uint64(uint32(v4))+8))
-		store32(*m.memory, uint64(uint32(v0)), uint32(t15))
-	}
 	return v3
 }
-func (m *Module) fn92(v0 int32) {
+func (m *Module) fn86(v0 int32) {
+	var v1, v2, v3 int32
 	t0 := int32(load32(*m.memory, uint64(uint32(v0))+1196))
 	_ = m.fn15(t0)
 	store32(*m.memory, uint64(uint32(v0))+1196, uint32(i32(0)))
@@ -1285,139 +1292,128 @@ func (m *Module) fn92(v0 int32) {
 	t8 := int32(load32(*m.memory, uint64(uint32(v0))+1212))
 	_ = m.fn15(t8)
 	store32(*m.memory, uint64(uint32(v0))+1212, uint32(i32(0)))
-}
-func (m *Module) fn93(v0 int32) {
-	var v1, v2, v3 int32
-	m.fn92(v0)
-	t0 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-	m.fn0(t0)
+	t10 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+	m.fn0(t10)
 	store32(*m.memory, uint64(uint32(v0))+36, uint32(i32(0)))
-	t1 := int32(load32(*m.memory, uint64(uint32(v0))+40))
-	m.fn0(t1)
+	t11 := int32(load32(*m.memory, uint64(uint32(v0))+40))
+	m.fn0(t11)
 	store32(*m.memory, uint64(uint32(v0))+40, uint32(i32(0)))
-	t2 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-	m.fn0(t2)
+	t12 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+	m.fn0(t12)
 	store32(*m.memory, uint64(uint32(v0))+48, uint32(i32(0)))
-	t3 := int32(load32(*m.memory, uint64(uint32(v0))+44))
-	m.fn0(t3)
+	t13 := int32(load32(*m.memory, uint64(uint32(v0))+44))
+	m.fn0(t13)
 	store32(*m.memory, uint64(uint32(v0))+44, uint32(i32(0)))
-	v1 = v0 + i32(312)
-	v2 = v0 + i32(440)
-l0:
-	{
-		t4 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-		if v3 < t4 {
-			t5 := int32(load32(*m.memory, uint64(uint32(v1))))
-			m.fn0(t5)
-			store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
-			t6 := int32(load32(*m.memory, uint64(uint32(v2))))
-			m.fn0(t6)
+	t14 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+	if t14 > i32(0) {
+		v1 = v0 + i32(440)
+		v2 = v0 + i32(312)
+	l0:
+		{
+			t15 := int32(load32(*m.memory, uint64(uint32(v2))))
+			m.fn0(t15)
 			store32(*m.memory, uint64(uint32(v2)), uint32(i32(0)))
-			v1 = v1 + i32(4)
-			v2 = v2 + i32(20)
+			t16 := int32(load32(*m.memory, uint64(uint32(v1))))
+			m.fn0(t16)
+			store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+			v1 = v1 + i32(20)
+			v2 = v2 + i32(4)
 			v3 = v3 + i32(1)
-			goto l0
+			t17 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+			if v3 < t17 {
+				goto l0
+			}
 		}
 	}
 }
-func (m *Module) fn94(v0, v1 int32) int32 {
-	t0 := m.fn167(v0, v1, i32(1))
-	return t0
-}
-func (m *Module) fn95(v0, v1 int32) int32 {
-	t0 := m.fn167(v0, v1, i32(2))
-	return t0
-}
-func (m *Module) fn96(v0, v1 int32) int32 {
-	t0 := m.fn167(v0, v1, i32(3))
-	return t0
-}
-func (m *Module) fn97(v0, v1 int32) int32 {
-	t0 := m.fn167(v0, v1, i32(4))
-	return t0
-}
-func (m *Module) fn98(v0 int32, v1 int64, v2, v3, v4 int32) int32 {
+func (m *Module) fn87(v0 int32, v1 int64, v2, v3, v4 int32) int32 {
 	var v5, v6, v7, v8 int32
 	t0 := *m.g0
 	v7 = t0 - i32(16)
 	*m.g0 = v7
-	v5 = v0 + i32(1212)
+	v6 = v0 + i32(1212)
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v0))+1212))
-		v6 = t1
+		v5 = t1
 		var p2 int32
-		if v6 != 0 {
-			p2 = v6
+		if v5 != 0 {
+			p2 = v5
 		} else {
 			t3 := int64(load64(*m.memory, uint64(uint32(v0))+36))
 			store64(*m.memory, uint64(uint32(v7)), uint64(t3))
-			t4 := m.fn5(m.g1+i32(7025), v7)
+			t4 := m.fn8(m.g1+i32(7025), v7)
 			v8 = t4
 			if v8 == 0 {
+				v5 = i32(7)
 				goto l0
 			}
 			t5 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-			t6 := m.fn16(t5, v8, i32(-1), v5, i32(0))
-			v6 = t6
+			t6 := m.fn16(t5, v8, i32(-1), v6, i32(0))
+			v5 = t6
 			m.fn0(v8)
-			if v6 != 0 {
-				m.fn78(v0, m.g1+i32(769), i32(0))
-				goto l3
+			if v5 != 0 {
+				goto l1
 			}
-			t7 := int32(load32(*m.memory, uint64(uint32(v5))))
+			t7 := int32(load32(*m.memory, uint64(uint32(v6))))
 			p2 = t7
 		}
 		_ = m.fn17(p2, i32(1), v1)
-		v6 = i32(16)
+		v5 = i32(16)
 		{
-			t9 := int32(load32(*m.memory, uint64(uint32(v5))))
+			t9 := int32(load32(*m.memory, uint64(uint32(v6))))
 			t10 := m.fn18(t9)
 			v0 = t10
 			switch v0 - i32(100) {
 			case 1:
-				goto l3
+				goto l0
 			case 0:
-				if v2 != 0 {
-					t11 := int32(load32(*m.memory, uint64(uint32(v5))))
+				{
+					if v2 == 0 {
+						goto l4
+					}
+					t11 := int32(load32(*m.memory, uint64(uint32(v6))))
 					t12 := m.fn19(t11, i32(0))
 					t13 := m.fn20(t12)
 					t14 := v2
 					v0 = t13
 					store32(*m.memory, uint64(uint32(t14)), uint32(v0))
-					if v0 == 0 {
-						goto l0
+					if v0 != 0 {
+						goto l4
 					}
+					v5 = i32(7)
+					goto l0
 				}
+			l4:
 				if v3 != 0 {
-					t15 := int32(load32(*m.memory, uint64(uint32(v5))))
+					t15 := int32(load32(*m.memory, uint64(uint32(v6))))
 					t16 := m.fn21(t15, i32(1))
 					store64(*m.memory, uint64(uint32(v3)), uint64(t16))
 				}
-				v6 = i32(0)
+				v5 = i32(0)
 				if v4 == 0 {
-					goto l3
+					goto l0
 				}
-				t17 := int32(load32(*m.memory, uint64(uint32(v5))))
+				t17 := int32(load32(*m.memory, uint64(uint32(v6))))
 				t18 := m.fn21(t17, i32(2))
 				store64(*m.memory, uint64(uint32(v4)), uint64(t18))
-				goto l3
+				goto l0
 			default:
-				v6 = v0
-				goto l3
+				v5 = v0
+				goto l0
 			}
 		}
 	}
+l1:
+	m.fn78(v0, m.g1+i32(769), i32(0))
 l0:
-	v6 = i32(7)
-l3:
-	t19 := int32(load32(*m.memory, uint64(uint32(v5))))
+	t19 := int32(load32(*m.memory, uint64(uint32(v6))))
 	_ = m.fn22(t19)
-	t21 := int32(load32(*m.memory, uint64(uint32(v5))))
+	t21 := int32(load32(*m.memory, uint64(uint32(v6))))
 	_ = m.fn23(t21)
 	*m.g0 = v7 + i32(16)
-	return v6
+	return v5
 }
-func (m *Module) fn99(v0, v1, v2 int32) int32 {
+func (m *Module) fn88(v0, v1, v2 int32) int32 {
 	var v3, v4 int32
 	t0 := *m.g0
 	v3 = t0 - i32(16)
@@ -1426,7 +1422,7 @@ func (m *Module) fn99(v0, v1, v2 int32) int32 {
 	t1 := int64(load64(*m.memory, uint64(uint32(v0))+36))
 	store64(*m.memory, uint64(uint32(v3)), uint64(t1))
 	{
-		t2 := m.fn5(m.g1+i32(7319), v3)
+		t2 := m.fn8(m.g1+i32(7319), v3)
 		v4 = t2
 		if v4 == 0 {
 			v0 = i32(7)
@@ -1473,139 +1469,103 @@ l0:
 	*m.g0 = v3 + i32(16)
 	return v0
 }
-func (m *Module) fn100(v0, v1 int32, v2 int64) int32 {
-	var v3, v4 int32
-	t0 := *m.g0
-	v3 = t0 - i32(16)
-	*m.g0 = v3
-	{
-		t1 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-		if t1 == 0 {
-			m.fn25(v1, v2)
-			v0 = i32(0)
-			goto l0
-		}
-		t2 := m.fn98(v0, v2, v3+i32(12), i32(0), i32(0))
-		v0 = t2
-		if v0 != 0 {
-			goto l0
-		}
-		t3 := int32(load32(*m.memory, uint64(uint32(v3))+12))
-		v4 = t3
-		if v4 == 0 {
-			m.fn26(v1)
-			goto l0
-		}
-		m.fn27(v1, v4)
-		t4 := int32(load32(*m.memory, uint64(uint32(v3))+12))
-		m.fn28(t4)
-	}
-l0:
-	*m.g0 = v3 + i32(16)
-	return v0
-}
-func (m *Module) fn101(v0 int32, v1 int64, v2, v3, v4 int32) int32 {
+func (m *Module) fn89(v0 int32, v1 int64, v2, v3, v4 int32) int32 {
 	var v5, v6 int32
 	var v7 int64
 	t0 := *m.g0
-	v6 = t0 + i32(-64)
-	*m.g0 = v6
-	store32(*m.memory, uint64(uint32(v6))+44, uint32(i32(0)))
+	v5 = t0 + i32(-64)
+	*m.g0 = v5
+	store32(*m.memory, uint64(uint32(v5))+44, uint32(i32(0)))
 	{
-		t1 := m.fn98(v0, v1, i32(0), v6+i32(56), v6+i32(48))
-		v5 = t1
-		if v5 != 0 {
-			if v5 != i32(16) {
-				goto l0
+		t1 := m.fn87(v0, v1, i32(0), v5+i32(56), v5+i32(48))
+		v6 = t1
+		switch v6 {
+		default:
+			goto l1
+		case 16:
+			store64(*m.memory, uint64(uint32(v5)), uint64(v1))
+			m.fn78(v0, m.g1+i32(5555), v5)
+			v6 = i32(16)
+			goto l1
+		case 0:
+			t2 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+			t3 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+			t4 := int32(load32(*m.memory, uint64(uint32(v0+v2<<2+i32(312)))))
+			t5 := int64(load64(*m.memory, uint64(uint32(v5))+56))
+			t6 := m.fn29(t2, t3, t4, m.g1+i32(1063), t5, i32(0), v5+i32(44))
+			if t6 != 0 {
+				store64(*m.memory, uint64(uint32(v5))+32, uint64(v1))
+				m.fn78(v0, m.g1+i32(5718), v5+i32(32))
+				v6 = i32(1)
+				goto l1
 			}
-			store64(*m.memory, uint64(uint32(v6)), uint64(v1))
-			m.fn78(v0, m.g1+i32(5555), v6)
-			v5 = i32(16)
-			goto l0
-		}
-		t2 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-		t3 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-		t4 := int32(load32(*m.memory, uint64(uint32(v0+v2<<2+i32(312)))))
-		t5 := int64(load64(*m.memory, uint64(uint32(v6))+56))
-		t6 := m.fn29(t2, t3, t4, m.g1+i32(1063), t5, i32(0), v6+i32(44))
-		if t6 != 0 {
-			store64(*m.memory, uint64(uint32(v6))+32, uint64(v1))
-			m.fn78(v0, m.g1+i32(5718), v6+i32(32))
-			v5 = i32(1)
-			goto l0
-		}
-		t7 := int64(load64(*m.memory, uint64(uint32(v6))+48))
-		v7 = t7
-		var p8 int32
-		{
-			v2 = v0 + v2*i32(20)
-			t9 := int32(load32(*m.memory, uint64(uint32(v2+i32(452)))))
-			v5 = t9
-			t10 := int32(load32(*m.memory, uint64(uint32(v2+i32(448)))))
-			v2 = t10
-			switch v5 - i32(223) {
-			case 0:
-				t11 := v2 << 2
-				p8 = t11
-				goto l5
-			case 1:
-				t12 := int32(uint32(v2) >> 3)
-				p8 = t12
-				goto l5
-			default:
-				v2 = i32(0)
-				fallthrough
-			case 2:
-				p8 = v2
+			v6 = v0 + v2*i32(20)
+			t7 := int32(load32(*m.memory, uint64(uint32(v6+i32(448)))))
+			v2 = t7
+			{
+				t8 := int32(load32(*m.memory, uint64(uint32(v6+i32(452)))))
+				switch t8 - i32(223) {
+				case 2:
+					goto l5
+				case 0:
+					v2 = v2 << 2
+					goto l5
+				case 1:
+					v2 = int32(uint32(v2) >> 3)
+					goto l5
+				default:
+					v2 = i32(0)
+				}
 			}
+		l5:
+			t9 := int64(load64(*m.memory, uint64(uint32(v5))+48))
+			v7 = t9
+			t10 := m.fn2(v2)
+			v6 = t10
+			if v6 == 0 {
+				v6 = i32(7)
+				goto l1
+			}
+			t11 := int32(load32(*m.memory, uint64(uint32(v5))+44))
+			t12 := m.fn30(t11, v6, v2, v2*int32(v7))
+			if t12 != 0 {
+				m.fn0(v6)
+				store64(*m.memory, uint64(uint32(v5))+16, uint64(v1))
+				m.fn78(v0, m.g1+i32(5655), v5+i32(16))
+				v6 = i32(1)
+				goto l1
+			}
+			store32(*m.memory, uint64(uint32(v3)), uint32(v6))
+			v6 = i32(0)
+			if v4 == 0 {
+				goto l1
+			}
+			store32(*m.memory, uint64(uint32(v4)), uint32(v2))
 		}
-	l5:
-		v2 = p8
-		t13 := m.fn2(v2)
-		v5 = t13
-		if v5 == 0 {
-			v5 = i32(7)
-			goto l0
-		}
-		t14 := int32(load32(*m.memory, uint64(uint32(v6))+44))
-		t15 := m.fn30(t14, v5, v2, v2*int32(v7))
-		if t15 != 0 {
-			m.fn0(v5)
-			store64(*m.memory, uint64(uint32(v6))+16, uint64(v1))
-			m.fn78(v0, m.g1+i32(5655), v6+i32(16))
-			v5 = i32(1)
-			goto l0
-		}
-		store32(*m.memory, uint64(uint32(v3)), uint32(v5))
-		v5 = i32(0)
-		if v4 == 0 {
-			goto l0
-		}
-		store32(*m.memory, uint64(uint32(v4)), uint32(v2))
 	}
-l0:
-	t16 := int32(load32(*m.memory, uint64(uint32(v6))+44))
-	t17 := m.fn31(t16)
-	t18 := v5
-	v2 = t17
-	var p19 int32
+l1:
+	t13 := int32(load32(*m.memory, uint64(uint32(v5))+44))
+	t14 := m.fn31(t13)
+	v2 = t14
+	if v6 != 0 {
+		goto l7
+	}
 	if v2 == 0 {
-		p19 = 1
+		goto l7
 	}
-	if t18|p19 == 0 {
-		m.fn78(v0, m.g1+i32(3503), i32(0))
-		v5 = v2
-	}
-	*m.g0 = v6 - i32(-64)
-	return v5
+	m.fn78(v0, m.g1+i32(3503), i32(0))
+	v6 = v2
+l7:
+	*m.g0 = v5 - i32(-64)
+	return v6
 }
-func (m *Module) fn102(v0 int32, v1 int64, v2, v3 int32) int32 {
+func (m *Module) fn90(v0 int32, v1 int64, v2, v3 int32) int32 {
 	var v4, v5 int32
 	t0 := *m.g0
 	v4 = t0 - i32(32)
 	*m.g0 = v4
 	{
-		t1 := m.fn98(v0, v1, i32(0), v4+i32(24), v4+i32(16))
+		t1 := m.fn87(v0, v1, i32(0), v4+i32(24), v4+i32(16))
 		v5 = t1
 		if v5 != 0 {
 			goto l0
@@ -1615,7 +1575,7 @@ func (m *Module) fn102(v0 int32, v1 int64, v2, v3 int32) int32 {
 		v1 = t2
 		store32(*m.memory, uint64(uint32(v4)), uint32(v2))
 		store64(*m.memory, uint64(uint32(v4))+4, uint64(v1))
-		t3 := m.fn5(m.g1+i32(7257), v4)
+		t3 := m.fn8(m.g1+i32(7257), v4)
 		v2 = t3
 		if v2 == 0 {
 			v5 = i32(7)
@@ -1654,7 +1614,7 @@ l0:
 	*m.g0 = v4 + i32(32)
 	return v5
 }
-func (m *Module) fn103(v0 int32, v1 int64, v2, v3 int32) int32 {
+func (m *Module) fn91(v0 int32, v1 int64, v2, v3 int32) int32 {
 	var v4 int32
 	var v5 int64
 	t0 := *m.g0
@@ -1666,7 +1626,7 @@ func (m *Module) fn103(v0 int32, v1 int64, v2, v3 int32) int32 {
 	store32(*m.memory, uint64(uint32(v4)), uint32(v2))
 	store64(*m.memory, uint64(uint32(v4))+4, uint64(v5))
 	{
-		t2 := m.fn5(m.g1+i32(6919), v4)
+		t2 := m.fn8(m.g1+i32(6919), v4)
 		v2 = t2
 		if v2 == 0 {
 			v0 = i32(7)
@@ -1704,14 +1664,14 @@ l0:
 	*m.g0 = v4 + i32(16)
 	return v0
 }
-func (m *Module) fn104(v0 int32, v1 int64, v2, v3 int32) int32 {
+func (m *Module) fn92(v0 int32, v1 int64, v2, v3 int32) int32 {
 	var v4, v5 int32
 	var v6 int64
 	t0 := *m.g0
 	v4 = t0 + i32(-64)
 	*m.g0 = v4
 	{
-		t1 := m.fn98(v0, v1, i32(0), v4+i32(56), v4+i32(48))
+		t1 := m.fn87(v0, v1, i32(0), v4+i32(56), v4+i32(48))
 		v5 = t1
 		if v5 != 0 {
 			goto l0
@@ -1785,7 +1745,7 @@ func (m *Module) fn104(v0 int32, v1 int64, v2, v3 int32) int32 {
 				v6 = t26
 				store32(*m.memory, uint64(uint32(v4))+8, uint32(v2))
 				store64(*m.memory, uint64(uint32(v4)), uint64(v6))
-				t27 := m.fn5(m.g1+i32(7142), v4)
+				t27 := m.fn8(m.g1+i32(7142), v4)
 				v2 = t27
 				if v2 == 0 {
 					v5 = i32(1)
@@ -1825,7 +1785,7 @@ l0:
 	*m.g0 = v4 - i32(-64)
 	return v5
 }
-func (m *Module) fn105(v0, v1, v2 int32) int32 {
+func (m *Module) fn93(v0, v1, v2 int32) int32 {
 	var v3, v4, v5, v6 int32
 	t0 := *m.g0
 	v4 = t0 - i32(48)
@@ -1839,7 +1799,7 @@ func (m *Module) fn105(v0, v1, v2 int32) int32 {
 			}
 			t2 := int64(load64(*m.memory, uint64(uint32(v0))+36))
 			store64(*m.memory, uint64(uint32(v4))+32, uint64(t2))
-			t3 := m.fn5(m.g1+i32(8103), v4+i32(32))
+			t3 := m.fn8(m.g1+i32(8103), v4+i32(32))
 			v6 = t3
 			if v6 == 0 {
 				v3 = i32(7)
@@ -1897,128 +1857,122 @@ l1:
 	*m.g0 = v4 + i32(48)
 	return v3
 }
-func (m *Module) fn106(v0 int32) {
+func (m *Module) fn94(v0 int32) {
 	var v1 int32
-	{
-		if v0 == 0 {
-			return
-		}
-		t0 := int32(load32(*m.memory, uint64(uint32(v0))))
-		v1 = t0
-		if v1 == 0 {
-			return
-		}
-		_ = m.fn15(v1)
+	if v0 != 0 {
+		t0 := int32(load32(*m.memory, uint64(uint32(v0))+8))
+		m.fn0(t0)
+		store32(*m.memory, uint64(uint32(v0))+8, uint32(i32(0)))
+		v1 = v0 + i32(12)
+		t1 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t1)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v1 = v0 + i32(16)
+		t2 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t2)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v1 = v0 + i32(20)
+		t3 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t3)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v1 = v0 + i32(24)
+		t4 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t4)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v1 = v0 + i32(28)
+		t5 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t5)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v1 = v0 + i32(32)
+		t6 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t6)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v1 = v0 + i32(36)
+		t7 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t7)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v1 = v0 + i32(40)
+		t8 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t8)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v1 = v0 + i32(44)
+		t9 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t9)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v1 = v0 + i32(48)
+		t10 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t10)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v1 = v0 + i32(52)
+		t11 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t11)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v1 = v0 + i32(56)
+		t12 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t12)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v1 = v0 + i32(60)
+		t13 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t13)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v1 = v0 - i32(-64)
+		t14 := int32(load32(*m.memory, uint64(uint32(v1))))
+		m.fn0(t14)
+		store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+		v0 = v0 + i32(68)
+		t15 := int32(load32(*m.memory, uint64(uint32(v0))))
+		m.fn0(t15)
 		store32(*m.memory, uint64(uint32(v0)), uint32(i32(0)))
 	}
 }
-func (m *Module) fn107(v0 int32) {
-	var v1, v2 int32
-	if v0 == 0 {
-		return
-	}
-	v1 = v0 + i32(8)
-	v0 = i32(0)
-l1:
-	{
-		if v0 == i32(64) {
-			return
-		}
-		v2 = v0 + v1
-		t0 := int32(load32(*m.memory, uint64(uint32(v2))))
-		m.fn0(t0)
-		store32(*m.memory, uint64(uint32(v2)), uint32(i32(0)))
-		v0 = v0 + i32(4)
-		goto l1
-	}
-}
-func (m *Module) fn108(v0 int32) {
+func (m *Module) fn95(v0 int32) {
 	var v1, v2 int32
 	t0 := int32(load32(*m.memory, uint64(uint32(v0))+8))
 	v1 = t0
 	if v1 != 0 {
-		m.fn106(v1)
-		t1 := int32(load32(*m.memory, uint64(uint32(v0))+8))
-		m.fn0(t1)
+		t1 := int32(load32(*m.memory, uint64(uint32(v1))))
+		v2 = t1
+		var p2 int32
+		if v2 != 0 {
+			_ = m.fn15(v2)
+			store32(*m.memory, uint64(uint32(v1)), uint32(i32(0)))
+			t4 := int32(load32(*m.memory, uint64(uint32(v0))+8))
+			p2 = t4
+		} else {
+			p2 = v1
+		}
+		m.fn0(p2)
 		store32(*m.memory, uint64(uint32(v0))+8, uint32(i32(0)))
 	}
-	t2 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-	v1 = t2
+	t5 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+	v1 = t5
 	if v1 != 0 {
-		{
-			if v1 == 0 {
-				goto l0
-			}
-			t3 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-			v2 = t3
-			if v2 != 0 {
-				m.fn0(v2)
-				store32(*m.memory, uint64(uint32(v1))+16, uint32(i32(0)))
-			}
-			t4 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-			v2 = t4
-			if v2 == 0 {
-				goto l0
-			}
+		t6 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+		v2 = t6
+		if v2 != 0 {
+			m.fn0(v2)
+			store32(*m.memory, uint64(uint32(v1))+16, uint32(i32(0)))
+		}
+		t7 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+		v2 = t7
+		if v2 != 0 {
 			m.fn0(v2)
 			store32(*m.memory, uint64(uint32(v1))+20, uint32(i32(0)))
 		}
-	l0:
-		t5 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-		m.fn0(t5)
+		t8 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+		m.fn0(t8)
 		store32(*m.memory, uint64(uint32(v0))+12, uint32(i32(0)))
 	}
-	t6 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-	v1 = t6
+	t9 := int32(load32(*m.memory, uint64(uint32(v0))+16))
+	v1 = t9
 	if v1 != 0 {
-		m.fn107(v1)
-		t7 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-		m.fn0(t7)
+		m.fn94(v1)
+		t10 := int32(load32(*m.memory, uint64(uint32(v0))+16))
+		m.fn0(t10)
 		store32(*m.memory, uint64(uint32(v0))+16, uint32(i32(0)))
 	}
 }
-func (m *Module) fn109(v0 int32) int32 {
-	var v1 int32
-	v1 = int32(uint32(v0) >> 3)
-	t0 := m.fn2(v1)
-	v0 = t0
-	if v0 != 0 {
-		memory_zero(*m.memory, uint32(v0), uint32(v1))
-	}
-	return v0
-}
-func (m *Module) fn110(v0, v1, v2 int32) {
-	v2 = v2 / i32(8)
-	p0 := i32(0)
-	if v2 > i32(0) {
-		p0 = v2
-	}
-	v2 = p0
-l0:
-	if v2 != 0 {
-		t1 := int32((*m.memory)[uint64(uint32(v1))])
-		t2 := int32((*m.memory)[uint64(uint32(v0))])
-		(*m.memory)[uint64(uint32(v0))] = byte(t1 & t2)
-		v1 = v1 + i32(1)
-		v0 = v0 + i32(1)
-		v2 = v2 - i32(1)
-		goto l0
-	}
-}
-func (m *Module) fn111(v0, v1, v2 int32) {
-	v0 = v0 + v1/i32(8)
-	t0 := int32((*m.memory)[uint64(uint32(v0))])
-	t1 := v0
-	v0 = t0
-	t2 := v0
-	v1 = v1 & i32(7)
-	p3 := v0 & i32_rotl(i32(-2), v1)
-	if v2 != 0 {
-		p3 = t2 | i32_shl(i32(1), v1)
-	}
-	(*m.memory)[uint64(uint32(t1))] = byte(p3)
-}
-func (m *Module) fn112(v0, v1, v2 int32, v3 int64, v4, v5 int32) int32 {
+func (m *Module) fn96(v0, v1, v2 int32, v3 int64, v4, v5 int32) int32 {
 	var v6, v7 int32
 	var v8 int64
 	t0 := *m.g0
@@ -2035,7 +1989,7 @@ func (m *Module) fn112(v0, v1, v2 int32, v3 int64, v4, v5 int32) int32 {
 			v8 = t3
 			store32(*m.memory, uint64(uint32(v6))+8, uint32(v2))
 			store64(*m.memory, uint64(uint32(v6)), uint64(v8))
-			t4 := m.fn5(m.g1+i32(6722), v6)
+			t4 := m.fn8(m.g1+i32(6722), v6)
 			v2 = t4
 			if v2 == 0 {
 				v0 = i32(7)
@@ -2072,199 +2026,7 @@ l0:
 	*m.g0 = v6 + i32(16)
 	return v0
 }
-func (m *Module) fn113(v0, v1, v2 int32) float32 {
-	var v3, v4 float32
-	t0 := int32(load32(*m.memory, uint64(uint32(v2))))
-	v2 = t0
-l0:
-	if v2 != 0 {
-		v2 = v2 - i32(1)
-		t1 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-		t2 := math.Float32frombits(load32(*m.memory, uint64(uint32(v1))))
-		v4 = float32(t1 - t2)
-		v3 = float32(float32(v4*v4) + v3)
-		v1 = v1 + i32(4)
-		v0 = v0 + i32(4)
-		goto l0
-	}
-	return float32(math.Sqrt(float64(v3)))
-}
-func (m *Module) fn114(v0, v1, v2 int32) float64 {
-	var v3 float64
-	t0 := int32(load32(*m.memory, uint64(uint32(v2))))
-	v2 = t0
-l0:
-	if v2 != 0 {
-		v2 = v2 - i32(1)
-		t1 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-		t2 := math.Float32frombits(load32(*m.memory, uint64(uint32(v1))))
-		v3 = float64(v3 + math.Abs(float64(float64(t1)-float64(t2))))
-		v1 = v1 + i32(4)
-		v0 = v0 + i32(4)
-		goto l0
-	}
-	return v3
-}
-func (m *Module) fn115(v0, v1, v2 int32) float32 {
-	var v3, v4, v5, v6, v7 float32
-	t0 := int32(load32(*m.memory, uint64(uint32(v2))))
-	v2 = t0
-	var p1 float32
-l0:
-	{
-		var p2 float32
-		if v2 != 0 {
-			v2 = v2 - i32(1)
-			t3 := math.Float32frombits(load32(*m.memory, uint64(uint32(v1))))
-			v3 = t3
-			v4 = float32(float32(v3*v3) + v4)
-			t4 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-			v5 = t4
-			v6 = float32(float32(v5*v5) + v6)
-			v7 = float32(float32(v5*v3) + v7)
-			v1 = v1 + i32(4)
-			v0 = v0 + i32(4)
-			goto l0
-		} else {
-			p2 = float32(float64(float64(1) - float64(float64(v7)/float64(math.Sqrt(float64(v6))*math.Sqrt(float64(v4))))))
-		}
-		p1 = p2
-	}
-	return p1
-}
-func (m *Module) fn116(v0, v1, v2 int32) float32 {
-	var v3, v4 float32
-	t0 := int32(load32(*m.memory, uint64(uint32(v2))))
-	v2 = t0
-l0:
-	if v2 != 0 {
-		v2 = v2 - i32(1)
-		t1 := int32(int8((*m.memory)[uint64(uint32(v0))]))
-		t2 := int32(int8((*m.memory)[uint64(uint32(v1))]))
-		v4 = float32(t1 - t2)
-		v3 = float32(float32(v4*v4) + v3)
-		v1 = v1 + i32(1)
-		v0 = v0 + i32(1)
-		goto l0
-	}
-	return float32(math.Sqrt(float64(v3)))
-}
-func (m *Module) fn117(v0, v1, v2 int32) int32 {
-	var v3, v4 int32
-	t0 := int32(load32(*m.memory, uint64(uint32(v2))))
-	v2 = t0
-l0:
-	if v2 != 0 {
-		t1 := int32(int8((*m.memory)[uint64(uint32(v0))]))
-		t2 := int32(int8((*m.memory)[uint64(uint32(v1))]))
-		t3 := v4
-		v3 = t1 - t2
-		t4 := v3
-		v3 = v3 >> 31
-		v4 = t3 + (t4 + v3 ^ v3)
-		v2 = v2 - i32(1)
-		v1 = v1 + i32(1)
-		v0 = v0 + i32(1)
-		goto l0
-	}
-	return v4
-}
-func (m *Module) fn118(v0, v1, v2 int32) float32 {
-	var v3, v4, v5 float32
-	var v6, v7 int32
-	t0 := int32(load32(*m.memory, uint64(uint32(v2))))
-	v2 = t0
-	var p1 float32
-l0:
-	{
-		var p2 float32
-		if v2 != 0 {
-			v2 = v2 - i32(1)
-			t3 := int32(int8((*m.memory)[uint64(uint32(v1))]))
-			t4 := v3
-			v6 = t3
-			v3 = float32(t4 + float32(v6*v6))
-			t5 := int32(int8((*m.memory)[uint64(uint32(v0))]))
-			t6 := v4
-			v7 = t5
-			v4 = float32(t6 + float32(v7*v7))
-			v5 = float32(v5 + float32(v6*v7))
-			v1 = v1 + i32(1)
-			v0 = v0 + i32(1)
-			goto l0
-		} else {
-			p2 = float32(float64(float64(1) - float64(float64(v5)/float64(math.Sqrt(float64(v4))*math.Sqrt(float64(v3))))))
-		}
-		p1 = p2
-	}
-	return p1
-}
-func (m *Module) fn119(v0, v1, v2 int32) float32 {
-	var v3 int32
-	{
-		t0 := int32(load32(*m.memory, uint64(uint32(v2))))
-		v2 = t0
-		if v2&i32(63) == 0 {
-			v3 = int32(uint32(v2) >> 6)
-			v2 = i32(0)
-		l1:
-			{
-				if v3 == 0 {
-					goto l0
-				}
-				v3 = v3 - i32(1)
-				t1 := int64(load64(*m.memory, uint64(uint32(v1))))
-				t2 := int64(load64(*m.memory, uint64(uint32(v0))))
-				v2 = int32(bits.OnesCount32(uint32(int32(t1^t2)))) + v2
-				v0 = v0 + i32(8)
-				v1 = v1 + i32(8)
-				goto l1
-			}
-		}
-		v3 = int32(uint32(v2) >> 3)
-		v2 = i32(0)
-	l2:
-		{
-			if v3 == 0 {
-				goto l0
-			}
-			t3 := int32((*m.memory)[uint64(uint32(v1))])
-			t4 := int32((*m.memory)[uint64(uint32(v0))])
-			t5 := int32((*m.memory)[uint64(uint32(m.g1+i32(14160)+(t3^t4)))])
-			v2 = v2 + t5
-			v3 = v3 - i32(1)
-			v0 = v0 + i32(1)
-			v1 = v1 + i32(1)
-			goto l2
-		}
-	}
-l0:
-	return float32(v2)
-}
-func (m *Module) fn120(v0 int32, v1 int64, v2, v3, v4 int32) int32 {
-	t1 := v0
-	t2 := v2
-	var p0 int32
-	switch v4 - i32(224) {
-	default:
-		v0 = int32(v1) * v3 << 2
-		t3 := v3 << 2
-		p0 = t3
-		goto l3
-	case 1:
-		v0 = int32(v1) * v3
-		t4 := v3
-		p0 = t4
-		goto l3
-	case 0:
-		v0 = int32(int64(uint32(v3)) * v1 / i64(8))
-		p0 = int32(uint32(v3) >> 3)
-	}
-l3:
-	t5 := m.fn56(t1, t2, p0, v0)
-	return t5
-}
-func (m *Module) fn121(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
+func (m *Module) fn97(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
 	var v7, v8, v9, v10 int32
 	t0 := *m.g0
 	v7 = t0 - i32(128)
@@ -2278,7 +2040,7 @@ func (m *Module) fn121(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
 				goto l4
 			case 0:
 				v8 = i32(1)
-				t2 := m.fn6(v5)
+				t2 := m.fn5(v5)
 				if t2 == i32(1) {
 					t3 := m.fn50(v5)
 					if t3 == 0 {
@@ -2294,44 +2056,83 @@ func (m *Module) fn121(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
 				m.fn78(v0, m.g1+i32(1434), v7+i32(32))
 				goto l5
 			case 1:
-				v8 = i32(1)
-				t6 := m.fn6(v5)
+				t6 := m.fn5(v5)
 				if t6 == i32(1) {
 					goto l4
 				}
-				t7 := int64(load64(*m.memory, uint64(uint32(v0+v1*i32(12)+i32(1004)))))
-				v2 = t7
-				t8 := m.fn6(v5)
-				t9 := m.fn84(t8)
-				store32(*m.memory, uint64(uint32(v7))+56, uint32(t9))
-				store64(*m.memory, uint64(uint32(v7))+48, uint64(i64_rotl(v2, i64(32))))
+				v6 = m.g1
+				v1 = v0 + v1*i32(12)
+				t7 := int32(load32(*m.memory, uint64(uint32(v1+i32(1004)))))
+				v8 = t7
+				t8 := int32(load32(*m.memory, uint64(uint32(v1+i32(1008)))))
+				v1 = t8
+				t9 := m.fn5(v5)
+				t10 := v7
+				v5 = t9 - i32(1)
+				var p11 int32
+				if uint32(v5) > uint32(i32(4)) {
+					p11 = v6 + i32(13895)
+				} else {
+					t12 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15048)+v5<<2))))
+					p11 = t12
+				}
+				store32(*m.memory, uint64(uint32(t10))+56, uint32(p11))
+				store32(*m.memory, uint64(uint32(v7))+52, uint32(v8))
+				store32(*m.memory, uint64(uint32(v7))+48, uint32(v1))
 				m.fn78(v0, m.g1+i32(1772), v7+i32(48))
+				v8 = i32(1)
 				goto l5
 			case 2:
-				t10 := m.fn6(v5)
-				if t10 == i32(2) {
+				t13 := m.fn5(v5)
+				if t13 == i32(2) {
 					goto l4
 				}
-				t11 := int64(load64(*m.memory, uint64(uint32(v0+v1*i32(12)+i32(1004)))))
-				v2 = t11
-				t12 := m.fn6(v5)
-				t13 := m.fn84(t12)
-				store32(*m.memory, uint64(uint32(v7))+72, uint32(t13))
-				store64(*m.memory, uint64(uint32(v7))+64, uint64(i64_rotl(v2, i64(32))))
+				v6 = m.g1
+				v1 = v0 + v1*i32(12)
+				t14 := int32(load32(*m.memory, uint64(uint32(v1+i32(1004)))))
+				v8 = t14
+				t15 := int32(load32(*m.memory, uint64(uint32(v1+i32(1008)))))
+				v1 = t15
+				t16 := m.fn5(v5)
+				t17 := v7
+				v5 = t16 - i32(1)
+				var p18 int32
+				if uint32(v5) > uint32(i32(4)) {
+					p18 = v6 + i32(13895)
+				} else {
+					t19 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15048)+v5<<2))))
+					p18 = t19
+				}
+				store32(*m.memory, uint64(uint32(t17))+72, uint32(p18))
+				store32(*m.memory, uint64(uint32(v7))+68, uint32(v8))
+				store32(*m.memory, uint64(uint32(v7))+64, uint32(v1))
 				m.fn78(v0, m.g1+i32(1713), v7-i32(-64))
 				v8 = i32(1)
 				goto l5
 			case 3:
-				t14 := m.fn6(v5)
-				if t14 == i32(3) {
+				t20 := m.fn5(v5)
+				if t20 == i32(3) {
 					goto l4
 				}
-				t15 := int64(load64(*m.memory, uint64(uint32(v0+v1*i32(12)+i32(1004)))))
-				v2 = t15
-				t16 := m.fn6(v5)
-				t17 := m.fn84(t16)
-				store32(*m.memory, uint64(uint32(v7))+88, uint32(t17))
-				store64(*m.memory, uint64(uint32(v7))+80, uint64(i64_rotl(v2, i64(32))))
+				v6 = m.g1
+				v1 = v0 + v1*i32(12)
+				t21 := int32(load32(*m.memory, uint64(uint32(v1+i32(1004)))))
+				v8 = t21
+				t22 := int32(load32(*m.memory, uint64(uint32(v1+i32(1008)))))
+				v1 = t22
+				t23 := m.fn5(v5)
+				t24 := v7
+				v5 = t23 - i32(1)
+				var p25 int32
+				if uint32(v5) > uint32(i32(4)) {
+					p25 = v6 + i32(13895)
+				} else {
+					t26 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15048)+v5<<2))))
+					p25 = t26
+				}
+				store32(*m.memory, uint64(uint32(t24))+88, uint32(p25))
+				store32(*m.memory, uint64(uint32(v7))+84, uint32(v8))
+				store32(*m.memory, uint64(uint32(v7))+80, uint32(v1))
 				m.fn78(v0, m.g1+i32(1656), v7+i32(80))
 				v8 = i32(1)
 				goto l5
@@ -2339,172 +2140,171 @@ func (m *Module) fn121(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
 		}
 	l4:
 		store32(*m.memory, uint64(uint32(v7))+124, uint32(i32(0)))
-		t18 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-		t19 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-		t20 := int32(load32(*m.memory, uint64(uint32(v0+v1<<2+i32(376)))))
-		t21 := m.fn29(t18, t19, t20, m.g1+i32(6606), v3, i32(1), v7+i32(124))
-		v8 = t21
+		t27 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+		t28 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+		t29 := int32(load32(*m.memory, uint64(uint32(v0+v1<<2+i32(376)))))
+		t30 := m.fn29(t27, t28, t29, m.g1+i32(6606), v3, i32(1), v7+i32(124))
+		v8 = t30
 		if v8 != 0 {
 			goto l5
 		}
-		{
-			switch v9 {
-			default:
-				goto l10
-			case 0:
-				t22 := m.fn50(v5)
-				v0 = t22
-				t23 := int32(load32(*m.memory, uint64(uint32(v7))+124))
-				t24 := v7 + i32(96)
-				v2 = v4 / i64(8)
-				v1 = int32(v2)
-				t25 := m.fn30(t23, t24, i32(1), v1)
-				v8 = t25
-				if v8 != 0 {
-					goto l5
+		switch v9 {
+		default:
+			goto l10
+		case 0:
+			t31 := m.fn50(v5)
+			v0 = t31
+			t32 := int32(load32(*m.memory, uint64(uint32(v7))+124))
+			t33 := v7 + i32(96)
+			v2 = v4 / i64(8)
+			v1 = int32(v2)
+			t34 := m.fn30(t32, t33, i32(1), v1)
+			v8 = t34
+			if v8 != 0 {
+				goto l5
+			}
+			t35 := int32((*m.memory)[uint64(uint32(v7))+96])
+			t36 := v7
+			v5 = t35
+			t37 := v5
+			v6 = int32(v4 - v2<<3)
+			p38 := v5 & i32_rotl(i32(-2), v6)
+			if v0 != 0 {
+				p38 = t37 | i32_shl(i32(1), v6)
+			}
+			(*m.memory)[uint64(uint32(t36))+96] = byte(p38)
+			t39 := int32(load32(*m.memory, uint64(uint32(v7))+124))
+			_ = m.fn56(t39, v7+i32(96), i32(1), v1)
+			goto l10
+		case 1:
+			t41 := m.fn51(v5)
+			store64(*m.memory, uint64(uint32(v7))+96, uint64(t41))
+			t42 := int32(load32(*m.memory, uint64(uint32(v7))+124))
+			_ = m.fn56(t42, v7+i32(96), i32(8), int32(v4)<<3)
+			goto l10
+		case 2:
+			t44 := m.fn52(v5)
+			store64(*m.memory, uint64(uint32(v7))+96, math.Float64bits(t44))
+			t45 := int32(load32(*m.memory, uint64(uint32(v7))+124))
+			_ = m.fn56(t45, v7+i32(96), i32(8), int32(v4)<<3)
+			goto l10
+		case 3:
+			t47 := int32(load32(*m.memory, uint64(uint32(v7))+124))
+			t48 := v7 + i32(120)
+			v10 = int32(v4) << 4
+			t49 := m.fn30(t47, t48, i32(4), v10)
+			v8 = t49
+			if v8 != 0 {
+				goto l5
+			}
+			t50 := m.fn9(v5)
+			v9 = t50
+			t51 := m.fn7(v5)
+			v5 = t51
+			store64(*m.memory, uint64(uint32(v7))+96, uint64(i64(0)))
+			store64(*m.memory, uint64(uint32(v7))+104, uint64(i64(0)))
+			store32(*m.memory, uint64(uint32(v7))+96, uint32(v5))
+			v8 = v7 + i32(96)
+			t53 := v8 | i32(4)
+			t54 := v9
+			p52 := i32(12)
+			if v5 < i32(12) {
+				p52 = v5
+			}
+			memory_copy(*m.memory, uint32(t53), uint32(t54), uint32(p52))
+			t55 := int32(load32(*m.memory, uint64(uint32(v7))+124))
+			_ = m.fn56(t55, v8, i32(16), v10)
+			if v5 >= i32(13) {
+				t57 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+				store64(*m.memory, uint64(uint32(v7)), uint64(t57))
+				store32(*m.memory, uint64(uint32(v7))+8, uint32(v1))
+				v1 = m.g1
+				t58 := v1 + i32(8887)
+				v1 = v1 + i32(12391)
+				t59 := int32(load32(*m.memory, uint64(uint32(v7))+120))
+				p60 := v1
+				if t59 > i32(12) {
+					p60 = t58
 				}
-				t26 := int32((*m.memory)[uint64(uint32(v7))+96])
-				t27 := v7
-				v5 = t26
-				t28 := v5
-				v6 = int32(v4 - v2<<3)
-				p29 := v5 & i32_rotl(i32(-2), v6)
-				if v0 != 0 {
-					p29 = t28 | i32_shl(i32(1), v6)
+				p61 := v1
+				if v6 != 0 {
+					p61 = p60
 				}
-				(*m.memory)[uint64(uint32(t27))+96] = byte(p29)
-				t30 := int32(load32(*m.memory, uint64(uint32(v7))+124))
-				_ = m.fn56(t30, v7+i32(96), i32(1), v1)
-				goto l10
-			case 1:
-				t32 := m.fn51(v5)
-				store64(*m.memory, uint64(uint32(v7))+96, uint64(t32))
-				t33 := int32(load32(*m.memory, uint64(uint32(v7))+124))
-				_ = m.fn56(t33, v7+i32(96), i32(8), int32(v4)<<3)
-				goto l10
-			case 2:
-				t35 := m.fn52(v5)
-				store64(*m.memory, uint64(uint32(v7))+96, math.Float64bits(t35))
-				t36 := int32(load32(*m.memory, uint64(uint32(v7))+124))
-				_ = m.fn56(t36, v7+i32(96), i32(8), int32(v4)<<3)
-				goto l10
-			case 3:
-				t38 := int32(load32(*m.memory, uint64(uint32(v7))+124))
-				t39 := v7 + i32(120)
-				v10 = int32(v4) << 4
-				t40 := m.fn30(t38, t39, i32(4), v10)
-				v8 = t40
-				if v8 != 0 {
-					goto l5
-				}
-				t41 := m.fn9(v5)
-				v9 = t41
-				t42 := m.fn8(v5)
-				v5 = t42
-				store64(*m.memory, uint64(uint32(v7))+96, uint64(i64(0)))
-				store64(*m.memory, uint64(uint32(v7))+104, uint64(i64(0)))
-				store32(*m.memory, uint64(uint32(v7))+96, uint32(v5))
-				v8 = v7 + i32(96)
-				t44 := v8 | i32(4)
-				t45 := v9
-				p43 := i32(12)
-				if v5 < i32(12) {
-					p43 = v5
-				}
-				memory_copy(*m.memory, uint32(t44), uint32(t45), uint32(p43))
-				t46 := int32(load32(*m.memory, uint64(uint32(v7))+124))
-				_ = m.fn56(t46, v8, i32(16), v10)
-				if v5 >= i32(13) {
-					t48 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-					store64(*m.memory, uint64(uint32(v7)), uint64(t48))
-					store32(*m.memory, uint64(uint32(v7))+8, uint32(v1))
-					v1 = m.g1
-					t49 := v1 + i32(8887)
-					v1 = v1 + i32(12391)
-					t50 := int32(load32(*m.memory, uint64(uint32(v7))+120))
-					p51 := v1
-					if t50 > i32(12) {
-						p51 = t49
-					}
-					p52 := v1
-					if v6 != 0 {
-						p52 = p51
-					}
-					t53 := m.fn5(p52, v7)
-					v1 = t53
-					if v1 == 0 {
-						goto l11
-					}
-					t54 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-					t55 := m.fn16(t54, v1, i32(-1), v7+i32(92), i32(0))
-					v8 = t55
-					if v8 != 0 {
-						goto l5
-					}
-					v8 = i32(1)
-					t56 := int32(load32(*m.memory, uint64(uint32(v7))+92))
-					_ = m.fn17(t56, i32(1), v2)
-					t58 := int32(load32(*m.memory, uint64(uint32(v7))+92))
-					_ = m.fn57(t58, i32(2), v9, v5, i32(0))
-					t60 := int32(load32(*m.memory, uint64(uint32(v7))+92))
-					t61 := m.fn18(t60)
-					v0 = t61
-					t62 := int32(load32(*m.memory, uint64(uint32(v7))+92))
-					_ = m.fn15(t62)
-					if v0 == i32(101) {
-						goto l10
-					}
-					goto l5
-				}
-				t64 := int32(load32(*m.memory, uint64(uint32(v7))+120))
-				if t64 < i32(13) {
-					goto l10
-				}
-				t65 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-				v3 = t65
-				store32(*m.memory, uint64(uint32(v7))+24, uint32(v1))
-				store64(*m.memory, uint64(uint32(v7))+16, uint64(v3))
-				t66 := m.fn5(m.g1+i32(7202), v7+i32(16))
-				v1 = t66
+				t62 := m.fn8(p61, v7)
+				v1 = t62
 				if v1 == 0 {
-					goto l11
+					v8 = i32(7)
+					goto l5
 				}
-				t67 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-				t68 := m.fn16(t67, v1, i32(-1), v7+i32(92), i32(0))
-				v8 = t68
+				t63 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+				t64 := m.fn16(t63, v1, i32(-1), v7+i32(92), i32(0))
+				v8 = t64
 				if v8 != 0 {
 					goto l5
 				}
 				v8 = i32(1)
+				t65 := int32(load32(*m.memory, uint64(uint32(v7))+92))
+				_ = m.fn17(t65, i32(1), v2)
+				t67 := int32(load32(*m.memory, uint64(uint32(v7))+92))
+				_ = m.fn57(t67, i32(2), v9, v5, i32(0))
 				t69 := int32(load32(*m.memory, uint64(uint32(v7))+92))
-				_ = m.fn17(t69, i32(1), v2)
+				t70 := m.fn18(t69)
+				v0 = t70
 				t71 := int32(load32(*m.memory, uint64(uint32(v7))+92))
-				t72 := m.fn18(t71)
-				v0 = t72
-				t73 := int32(load32(*m.memory, uint64(uint32(v7))+92))
-				_ = m.fn15(t73)
-				if v0 != i32(101) {
-					goto l5
+				_ = m.fn15(t71)
+				if v0 == i32(101) {
+					goto l10
 				}
+				goto l5
 			}
-		l10:
-			t75 := int32(load32(*m.memory, uint64(uint32(v7))+124))
-			t76 := m.fn31(t75)
-			v8 = t76
-			goto l5
+			t73 := int32(load32(*m.memory, uint64(uint32(v7))+120))
+			if t73 < i32(13) {
+				goto l10
+			}
+			t74 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+			v3 = t74
+			store32(*m.memory, uint64(uint32(v7))+24, uint32(v1))
+			store64(*m.memory, uint64(uint32(v7))+16, uint64(v3))
+			t75 := m.fn8(m.g1+i32(7202), v7+i32(16))
+			v1 = t75
+			if v1 == 0 {
+				v8 = i32(7)
+				goto l5
+			}
+			t76 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+			t77 := m.fn16(t76, v1, i32(-1), v7+i32(92), i32(0))
+			v8 = t77
+			if v8 != 0 {
+				goto l5
+			}
+			v8 = i32(1)
+			t78 := int32(load32(*m.memory, uint64(uint32(v7))+92))
+			_ = m.fn17(t78, i32(1), v2)
+			t80 := int32(load32(*m.memory, uint64(uint32(v7))+92))
+			t81 := m.fn18(t80)
+			v0 = t81
+			t82 := int32(load32(*m.memory, uint64(uint32(v7))+92))
+			_ = m.fn15(t82)
+			if v0 != i32(101) {
+				goto l5
+			}
 		}
-	l11:
-		v8 = i32(7)
+	l10:
+		t84 := int32(load32(*m.memory, uint64(uint32(v7))+124))
+		t85 := m.fn31(t84)
+		v8 = t85
 	}
 l5:
 	*m.g0 = v7 + i32(128)
 	return v8
 }
-func (m *Module) fn122(v0, v1, v2 int32) {
+func (m *Module) fn98(v0, v1, v2 int32) {
 	t0 := m.fn61(v0)
 	m.fn34(v0, t0, i32(-1), i32(0))
 }
-func (m *Module) fn123(v0, v1, v2 int32) {
+func (m *Module) fn99(v0, v1, v2 int32) {
+	var v3, v4 float32
+	var v5, v6 int32
 	t0 := *m.g0
 	v1 = t0 - i32(32)
 	*m.g0 = v1
@@ -2513,7 +2313,7 @@ func (m *Module) fn123(v0, v1, v2 int32) {
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
 		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-		t3 := m.fn89(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
+		t3 := m.fn84(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
 		if t3 != 0 {
 			t4 := int32(load32(*m.memory, uint64(uint32(v1))+8))
 			t5 := v0
@@ -2523,45 +2323,162 @@ func (m *Module) fn123(v0, v1, v2 int32) {
 			goto l0
 		}
 		{
-			t6 := int32(load32(*m.memory, uint64(uint32(v1))+4))
-			switch t6 - i32(223) {
-			default:
-				goto l4
-			case 1:
-				m.fn62(v0, m.g1+i32(9310), i32(-1))
-				goto l4
-			case 0:
-				t7 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-				t8 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-				t9 := m.fn113(t7, t8, v1+i32(20))
-				m.fn33(v0, float64(t9))
-				goto l4
-			case 2:
-				t10 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-				t11 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-				t12 := m.fn116(t10, t11, v1+i32(20))
-				m.fn33(v0, float64(t12))
+			t7 := v0
+			var p6 float64
+			{
+				t8 := int32(load32(*m.memory, uint64(uint32(v1))+4))
+				switch t8 - i32(223) {
+				default:
+					goto l4
+				case 1:
+					m.fn62(v0, m.g1+i32(9310), i32(-1))
+					goto l4
+				case 0:
+					t9 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+					v5 = t9
+					if v5 == 0 {
+						p6 = float64(0)
+						goto l5
+					}
+					_ = float64(0)
+					v6 = v5 & i32(3)
+					t10 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+					v2 = t10
+					t11 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+					v0 = t11
+					if uint32(v5-i32(1)) < uint32(i32(3)) {
+						goto l6
+					}
+					v5 = v5 & i32(-4)
+				l7:
+					{
+						t12 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(12)))))
+						t13 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(12)))))
+						v3 = float32(t12 - t13)
+						t14 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(8)))))
+						t15 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(8)))))
+						t16 := float32(v3 * v3)
+						v3 = float32(t14 - t15)
+						t17 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(4)))))
+						t18 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(4)))))
+						t19 := float32(v3 * v3)
+						v3 = float32(t17 - t18)
+						t20 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
+						t21 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
+						t22 := float32(v3 * v3)
+						v3 = float32(t20 - t21)
+						v4 = float32(t16 + float32(t19+float32(t22+float32(float32(v3*v3)+v4))))
+						v0 = v0 + i32(16)
+						v2 = v2 + i32(16)
+						v5 = v5 - i32(4)
+						if v5 != 0 {
+							goto l7
+						}
+					}
+					goto l6
+				case 2:
+					t23 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+					t24 := v0
+					v5 = t23
+					var p25 float64
+					if v5 != 0 {
+						v6 = v5 & i32(3)
+						t26 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+						v2 = t26
+						t27 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+						v0 = t27
+						if uint32(v5-i32(1)) >= uint32(i32(3)) {
+							v5 = v5 & i32(-4)
+						l8:
+							{
+								t28 := int32(int8((*m.memory)[uint64(uint32(v2+i32(3)))]))
+								t29 := int32(int8((*m.memory)[uint64(uint32(v0+i32(3)))]))
+								v3 = float32(t28 - t29)
+								t30 := int32(int8((*m.memory)[uint64(uint32(v2+i32(2)))]))
+								t31 := int32(int8((*m.memory)[uint64(uint32(v0+i32(2)))]))
+								t32 := float32(v3 * v3)
+								v3 = float32(t30 - t31)
+								t33 := int32(int8((*m.memory)[uint64(uint32(v2+i32(1)))]))
+								t34 := int32(int8((*m.memory)[uint64(uint32(v0+i32(1)))]))
+								t35 := float32(v3 * v3)
+								v3 = float32(t33 - t34)
+								t36 := int32(int8((*m.memory)[uint64(uint32(v2))]))
+								t37 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+								t38 := float32(v3 * v3)
+								v3 = float32(t36 - t37)
+								v4 = float32(t32 + float32(t35+float32(t38+float32(float32(v3*v3)+v4))))
+								v0 = v0 + i32(4)
+								v2 = v2 + i32(4)
+								v5 = v5 - i32(4)
+								if v5 != 0 {
+									goto l8
+								}
+							}
+						}
+						if v6 != 0 {
+						l9:
+							{
+								t39 := int32(int8((*m.memory)[uint64(uint32(v2))]))
+								t40 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+								v3 = float32(t39 - t40)
+								v4 = float32(float32(v3*v3) + v4)
+								v2 = v2 + i32(1)
+								v0 = v0 + i32(1)
+								v6 = v6 - i32(1)
+								if v6 != 0 {
+									goto l9
+								}
+							}
+						}
+						p25 = float64(v4)
+					} else {
+						p25 = float64(0)
+					}
+					m.fn33(t24, float64(float32(math.Sqrt(p25))))
+					goto l4
+				}
 			}
+		l6:
+			if v6 != 0 {
+			l10:
+				{
+					t41 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
+					t42 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
+					v3 = float32(t41 - t42)
+					v4 = float32(float32(v3*v3) + v4)
+					v2 = v2 + i32(4)
+					v0 = v0 + i32(4)
+					v6 = v6 - i32(1)
+					if v6 != 0 {
+						goto l10
+					}
+				}
+			}
+			p6 = float64(v4)
+		l5:
+			m.fn33(t7, float64(float32(math.Sqrt(p6))))
 		}
 	l4:
-		t13 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-		t14 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-		(*m.t0)[uint(t14)].(func(int32))(t13)
-		t15 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-		t16 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-		(*m.t0)[uint(t16)].(func(int32))(t15)
+		t43 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+		t44 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+		(*m.t0)[uint(t44)].(func(int32))(t43)
+		t45 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+		t46 := int32(load32(*m.memory, uint64(uint32(v1))+12))
+		(*m.t0)[uint(t46)].(func(int32))(t45)
 	}
 l0:
 	*m.g0 = v1 + i32(32)
 }
-func (m *Module) fn124(v0, v1, v2 int32) {
+func (m *Module) fn100(v0, v1, v2 int32) {
+	var v3, v4, v5, v6 int32
+	var v7 float64
 	t0 := *m.g0
 	v1 = t0 - i32(32)
 	*m.g0 = v1
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
 		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-		t3 := m.fn89(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
+		t3 := m.fn84(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
 		if t3 != 0 {
 			t4 := int32(load32(*m.memory, uint64(uint32(v1))+8))
 			t5 := v0
@@ -2579,30 +2496,270 @@ func (m *Module) fn124(v0, v1, v2 int32) {
 				m.fn62(v0, m.g1+i32(9363), i32(-1))
 				goto l4
 			case 0:
-				t7 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-				t8 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-				t9 := m.fn114(t7, t8, v1+i32(20))
-				m.fn33(v0, t9)
+				t7 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+				v5 = t7
+				if v5 == 0 {
+					m.fn33(v0, float64(0))
+					goto l4
+				}
+				t8 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+				v2 = t8
+				t9 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+				v4 = t9
+				if v5 != i32(1) {
+					v3 = v5 & i32(-2)
+				l5:
+					{
+						t10 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
+						t11 := math.Float32frombits(load32(*m.memory, uint64(uint32(v4))))
+						t12 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(4)))))
+						t13 := math.Float32frombits(load32(*m.memory, uint64(uint32(v4+i32(4)))))
+						v7 = float64(float64(v7+math.Abs(float64(float64(t10)-float64(t11)))) + math.Abs(float64(float64(t12)-float64(t13))))
+						v4 = v4 + i32(8)
+						v2 = v2 + i32(8)
+						v3 = v3 - i32(2)
+						if v3 != 0 {
+							goto l5
+						}
+					}
+				}
+				t15 := v0
+				var p14 float64
+				if v5&i32(1) != 0 {
+					t16 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
+					t17 := math.Float32frombits(load32(*m.memory, uint64(uint32(v4))))
+					p14 = float64(v7 + math.Abs(float64(float64(t16)-float64(t17))))
+				} else {
+					p14 = v7
+				}
+				m.fn33(t15, p14)
 				goto l4
 			case 2:
-				t10 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-				t11 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-				t12 := m.fn117(t10, t11, v1+i32(20))
-				m.fn32(v0, t12)
+				{
+					t18 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+					v3 = t18
+					if v3 == 0 {
+						v3 = i32(0)
+						goto l6
+					}
+					v6 = v3 & i32(1)
+					t19 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+					v2 = t19
+					t20 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+					v4 = t20
+					if v3 == i32(1) {
+						v3 = i32(0)
+						goto l7
+					}
+					v5 = v3 & i32(-2)
+					v3 = i32(0)
+				l8:
+					{
+						t21 := int32(int8((*m.memory)[uint64(uint32(v2))]))
+						t22 := int32(int8((*m.memory)[uint64(uint32(v4))]))
+						t23 := v3
+						v3 = t21 - t22
+						t24 := v3
+						v3 = v3 >> 31
+						t25 := int32(int8((*m.memory)[uint64(uint32(v2+i32(1)))]))
+						t26 := int32(int8((*m.memory)[uint64(uint32(v4+i32(1)))]))
+						t27 := t23 + (t24 + v3 ^ v3)
+						v3 = t25 - t26
+						t28 := v3
+						v3 = v3 >> 31
+						v3 = t27 + (t28 + v3 ^ v3)
+						v4 = v4 + i32(2)
+						v2 = v2 + i32(2)
+						v5 = v5 - i32(2)
+						if v5 != 0 {
+							goto l8
+						}
+					}
+				l7:
+					if v6 == 0 {
+						goto l6
+					}
+					t29 := int32(int8((*m.memory)[uint64(uint32(v2))]))
+					t30 := int32(int8((*m.memory)[uint64(uint32(v4))]))
+					v2 = t29 - t30
+					t31 := v2
+					v2 = v2 >> 31
+					v3 = t31 + v2 ^ v2 + v3
+				}
+			l6:
+				m.fn32(v0, v3)
 			}
 		}
 	l4:
-		t13 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-		t14 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-		(*m.t0)[uint(t14)].(func(int32))(t13)
-		t15 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-		t16 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-		(*m.t0)[uint(t16)].(func(int32))(t15)
+		t32 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+		t33 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+		(*m.t0)[uint(t33)].(func(int32))(t32)
+		t34 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+		t35 := int32(load32(*m.memory, uint64(uint32(v1))+12))
+		(*m.t0)[uint(t35)].(func(int32))(t34)
 	}
 l0:
 	*m.g0 = v1 + i32(32)
 }
-func (m *Module) fn125(v0, v1, v2 int32) {
+func (m *Module) fn101(v0, v1, v2 int32) {
+	var v3, v4, v5, v6, v7, v8, v9 int32
+	t0 := *m.g0
+	v3 = t0 - i32(32)
+	*m.g0 = v3
+	store32(*m.memory, uint64(uint32(v3))+28, uint32(i32(0)))
+	store32(*m.memory, uint64(uint32(v3))+24, uint32(i32(0)))
+	{
+		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
+		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
+		t3 := m.fn84(t1, t2, v3+i32(28), v3+i32(24), v3+i32(4), v3+i32(20), v3+i32(16), v3+i32(12), v3+i32(8))
+		if t3 != 0 {
+			t4 := int32(load32(*m.memory, uint64(uint32(v3))+8))
+			t5 := v0
+			v0 = t4
+			m.fn62(t5, v0, i32(-1))
+			m.fn0(v0)
+			goto l0
+		}
+		{
+			t7 := v0
+			var p6 float32
+			{
+				{
+					{
+						t8 := int32(load32(*m.memory, uint64(uint32(v3))+4))
+						switch t8 - i32(223) {
+						default:
+							goto l4
+						case 1:
+							t9 := int32(load32(*m.memory, uint64(uint32(v3))+24))
+							v5 = t9
+							t10 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+							v6 = t10
+							t11 := int32(load32(*m.memory, uint64(uint32(v3))+20))
+							v4 = t11
+							if v4&i32(63) == 0 {
+								if uint32(v4) < uint32(i32(64)) {
+									p6 = float32(0)
+									goto l5
+								}
+								_ = float32(0)
+								v0 = int32(uint32(v4) >> 6)
+								if v0 == i32(1) {
+									v0 = i32(0)
+									goto l6
+								}
+								v8 = v0 & i32(0x3fffffe)
+								v2 = v5
+								v1 = v6
+								v0 = i32(0)
+							l7:
+								{
+									t12 := int64(load64(*m.memory, uint64(uint32(v2+i32(8)))))
+									t13 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+									t14 := int64(load64(*m.memory, uint64(uint32(v2))))
+									t15 := int64(load64(*m.memory, uint64(uint32(v1))))
+									v0 = int32(bits.OnesCount32(uint32(int32(t12^t13)))) + (int32(bits.OnesCount32(uint32(int32(t14^t15)))) + v0)
+									v2 = v2 + i32(16)
+									v1 = v1 + i32(16)
+									t16 := v8
+									v7 = v7 + i32(2)
+									if t16 != v7 {
+										goto l7
+									}
+								}
+								goto l6
+							}
+							if uint32(v4) < uint32(i32(8)) {
+								p6 = float32(0)
+								goto l5
+							}
+							_ = float32(0)
+							v0 = int32(uint32(v4) >> 3)
+							if v0 == i32(1) {
+								v2 = i32(0)
+								v1 = i32(0)
+								goto l8
+							}
+							v0 = v0 & i32(0x1ffffffe)
+							v2 = i32(0)
+							v1 = i32(0)
+						l9:
+							{
+								t17 := v1
+								v7 = m.g1 + i32(14160)
+								t18 := v7
+								v8 = v2 + v6
+								t19 := int32((*m.memory)[uint64(uint32(v8))])
+								v9 = v2 + v5
+								t20 := int32((*m.memory)[uint64(uint32(v9))])
+								t21 := int32((*m.memory)[uint64(uint32(t18+(t19^t20)))])
+								t22 := int32((*m.memory)[uint64(uint32(v9+i32(1)))])
+								t23 := int32((*m.memory)[uint64(uint32(v8+i32(1)))])
+								t24 := int32((*m.memory)[uint64(uint32(v7+(t22^t23)))])
+								v1 = t17 + t21 + t24
+								t25 := v0
+								v2 = v2 + i32(2)
+								if t25 != v2 {
+									goto l9
+								}
+							}
+							goto l8
+						case 0:
+							m.fn62(v0, m.g1+i32(9476), i32(-1))
+							goto l4
+						case 2:
+							m.fn62(v0, m.g1+i32(9416), i32(-1))
+							goto l4
+						}
+					}
+				l8:
+					;
+					var p26 int32
+					if v4&i32(8) != 0 {
+						t27 := int32((*m.memory)[uint64(uint32(v2+v5))])
+						t28 := int32((*m.memory)[uint64(uint32(v2+v6))])
+						t29 := int32((*m.memory)[uint64(uint32(m.g1+i32(14160)+(t27^t28)))])
+						p26 = v1 + t29
+					} else {
+						p26 = v1
+					}
+					t30 := float32(p26)
+					p6 = t30
+					goto l5
+				}
+			l6:
+				;
+				var p31 int32
+				if v4&i32(64) != 0 {
+					t32 := v0
+					t33 := v5
+					v0 = v7 << 3
+					t34 := int64(load64(*m.memory, uint64(uint32(t33+v0))))
+					t35 := int64(load64(*m.memory, uint64(uint32(v0+v6))))
+					p31 = t32 + int32(bits.OnesCount32(uint32(int32(t34^t35))))
+				} else {
+					p31 = v0
+				}
+				p6 = float32(p31)
+			}
+		l5:
+			m.fn33(t7, float64(p6))
+		}
+	l4:
+		t36 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+		t37 := int32(load32(*m.memory, uint64(uint32(v3))+16))
+		(*m.t0)[uint(t37)].(func(int32))(t36)
+		t38 := int32(load32(*m.memory, uint64(uint32(v3))+24))
+		t39 := int32(load32(*m.memory, uint64(uint32(v3))+12))
+		(*m.t0)[uint(t39)].(func(int32))(t38)
+	}
+l0:
+	*m.g0 = v3 + i32(32)
+}
+func (m *Module) fn102(v0, v1, v2 int32) {
+	var v3, v4, v5, v6, v7, v8, v9 float32
+	var v10, v11, v12, v13, v14, v15 int32
+	var v16, v17 float64
 	t0 := *m.g0
 	v1 = t0 - i32(32)
 	*m.g0 = v1
@@ -2611,7 +2768,7 @@ func (m *Module) fn125(v0, v1, v2 int32) {
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
 		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-		t3 := m.fn89(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
+		t3 := m.fn84(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
 		if t3 != 0 {
 			t4 := int32(load32(*m.memory, uint64(uint32(v1))+8))
 			t5 := v0
@@ -2621,91 +2778,148 @@ func (m *Module) fn125(v0, v1, v2 int32) {
 			goto l0
 		}
 		{
-			t6 := int32(load32(*m.memory, uint64(uint32(v1))+4))
-			switch t6 - i32(223) {
-			default:
-				goto l4
-			case 1:
-				t7 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-				t8 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-				t9 := m.fn119(t7, t8, v1+i32(20))
-				m.fn33(v0, float64(t9))
-				goto l4
-			case 0:
-				m.fn62(v0, m.g1+i32(9476), i32(-1))
-				goto l4
-			case 2:
-				m.fn62(v0, m.g1+i32(9416), i32(-1))
+			t7 := v0
+			var p6 float64
+			{
+				t8 := int32(load32(*m.memory, uint64(uint32(v1))+4))
+				switch t8 - i32(223) {
+				default:
+					goto l4
+				case 1:
+					m.fn62(v0, m.g1+i32(9253), i32(-1))
+					goto l4
+				case 0:
+					t9 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+					v10 = t9
+					if v10 == 0 {
+						p6 = float64(0)
+						goto l5
+					}
+					_ = float64(0)
+					v11 = v10 & i32(1)
+					t10 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+					v2 = t10
+					t11 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+					v0 = t11
+					if v10 == i32(1) {
+						goto l6
+					}
+					v10 = v10 & i32(-2)
+				l7:
+					{
+						t12 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(4)))))
+						v6 = t12
+						t13 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
+						t14 := float32(v6 * v6)
+						v7 = t13
+						v4 = float32(t14 + float32(float32(v7*v7)+v4))
+						t15 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(4)))))
+						v8 = t15
+						t16 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
+						t17 := float32(v8 * v8)
+						v9 = t16
+						v5 = float32(t17 + float32(float32(v9*v9)+v5))
+						v3 = float32(float32(v8*v6) + float32(float32(v9*v7)+v3))
+						v0 = v0 + i32(8)
+						v2 = v2 + i32(8)
+						v10 = v10 - i32(2)
+						if v10 != 0 {
+							goto l7
+						}
+					}
+					goto l6
+				case 2:
+					t18 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+					t19 := v0
+					v10 = t18
+					var p20 float64
+					if v10 != 0 {
+						t21 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+						v2 = t21
+						t22 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+						v0 = t22
+						if v10 != i32(1) {
+							v11 = v10 & i32(-2)
+						l8:
+							{
+								t23 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+								t24 := v4
+								v12 = t23
+								t25 := int32(int8((*m.memory)[uint64(uint32(v0+i32(1)))]))
+								t26 := float32(t24 + float32(v12*v12))
+								v13 = t25
+								v4 = float32(t26 + float32(v13*v13))
+								t27 := int32(int8((*m.memory)[uint64(uint32(v2))]))
+								t28 := v5
+								v14 = t27
+								t29 := int32(int8((*m.memory)[uint64(uint32(v2+i32(1)))]))
+								t30 := float32(t28 + float32(v14*v14))
+								v15 = t29
+								v5 = float32(t30 + float32(v15*v15))
+								v3 = float32(float32(v3+float32(v12*v14)) + float32(v13*v15))
+								v0 = v0 + i32(2)
+								v2 = v2 + i32(2)
+								v11 = v11 - i32(2)
+								if v11 != 0 {
+									goto l8
+								}
+							}
+						}
+						if v10&i32(1) != 0 {
+							t31 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+							t32 := v4
+							v0 = t31
+							v4 = float32(t32 + float32(v0*v0))
+							t33 := int32(int8((*m.memory)[uint64(uint32(v2))]))
+							t34 := v5
+							v2 = t33
+							v5 = float32(t34 + float32(v2*v2))
+							v3 = float32(v3 + float32(v0*v2))
+						}
+						v16 = float64(v4)
+						v17 = float64(v5)
+						p20 = float64(v3)
+					} else {
+						p20 = float64(0)
+					}
+					m.fn33(t19, float64(float32(float64(float64(1)-float64(p20/float64(math.Sqrt(v17)*math.Sqrt(v16)))))))
+					goto l4
+				}
 			}
+		l6:
+			if v11 != 0 {
+				t35 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
+				v6 = t35
+				v4 = float32(float32(v6*v6) + v4)
+				t36 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
+				v7 = t36
+				v5 = float32(float32(v7*v7) + v5)
+				v3 = float32(float32(v7*v6) + v3)
+			}
+			v16 = float64(v4)
+			v17 = float64(v5)
+			p6 = float64(v3)
+		l5:
+			m.fn33(t7, float64(float32(float64(float64(1)-float64(p6/float64(math.Sqrt(v17)*math.Sqrt(v16)))))))
 		}
 	l4:
-		t10 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-		t11 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-		(*m.t0)[uint(t11)].(func(int32))(t10)
-		t12 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-		t13 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-		(*m.t0)[uint(t13)].(func(int32))(t12)
+		t37 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+		t38 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+		(*m.t0)[uint(t38)].(func(int32))(t37)
+		t39 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+		t40 := int32(load32(*m.memory, uint64(uint32(v1))+12))
+		(*m.t0)[uint(t40)].(func(int32))(t39)
 	}
 l0:
 	*m.g0 = v1 + i32(32)
 }
-func (m *Module) fn126(v0, v1, v2 int32) {
-	t0 := *m.g0
-	v1 = t0 - i32(32)
-	*m.g0 = v1
-	store32(*m.memory, uint64(uint32(v1))+28, uint32(i32(0)))
-	store32(*m.memory, uint64(uint32(v1))+24, uint32(i32(0)))
-	{
-		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-		t3 := m.fn89(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
-		if t3 != 0 {
-			t4 := int32(load32(*m.memory, uint64(uint32(v1))+8))
-			t5 := v0
-			v0 = t4
-			m.fn62(t5, v0, i32(-1))
-			m.fn0(v0)
-			goto l0
-		}
-		{
-			t6 := int32(load32(*m.memory, uint64(uint32(v1))+4))
-			switch t6 - i32(223) {
-			default:
-				goto l4
-			case 1:
-				m.fn62(v0, m.g1+i32(9253), i32(-1))
-				goto l4
-			case 0:
-				t7 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-				t8 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-				t9 := m.fn115(t7, t8, v1+i32(20))
-				m.fn33(v0, float64(t9))
-				goto l4
-			case 2:
-				t10 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-				t11 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-				t12 := m.fn118(t10, t11, v1+i32(20))
-				m.fn33(v0, float64(t12))
-			}
-		}
-	l4:
-		t13 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-		t14 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-		(*m.t0)[uint(t14)].(func(int32))(t13)
-		t15 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-		t16 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-		(*m.t0)[uint(t16)].(func(int32))(t15)
-	}
-l0:
-	*m.g0 = v1 + i32(32)
-}
-func (m *Module) fn127(v0, v1, v2 int32) {
+func (m *Module) fn103(v0, v1, v2 int32) {
 	t0 := *m.g0
 	v1 = t0 - i32(32)
 	*m.g0 = v1
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn85(t1, v1+i32(28), v1+i32(24), v1+i32(12), v1+i32(20), v1+i32(16))
+		t2 := m.fn81(t1, v1+i32(28), v1+i32(24), v1+i32(12), v1+i32(20), v1+i32(16))
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v1))+16))
 			t4 := v0
@@ -2723,13 +2937,13 @@ func (m *Module) fn127(v0, v1, v2 int32) {
 l0:
 	*m.g0 = v1 + i32(32)
 }
-func (m *Module) fn128(v0, v1, v2 int32) {
+func (m *Module) fn104(v0, v1, v2 int32) {
 	t0 := *m.g0
 	v1 = t0 - i32(32)
 	*m.g0 = v1
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn85(t1, v1+i32(28), v1+i32(24), v1+i32(12), v1+i32(20), v1+i32(16))
+		t2 := m.fn81(t1, v1+i32(28), v1+i32(24), v1+i32(12), v1+i32(20), v1+i32(16))
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v1))+16))
 			t4 := v0
@@ -2738,27 +2952,36 @@ func (m *Module) fn128(v0, v1, v2 int32) {
 			m.fn0(v0)
 			goto l0
 		}
+		v2 = m.g1
 		t5 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-		t6 := m.fn83(t5)
-		m.fn34(v0, t6, i32(-1), i32(0))
-		t7 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-		t8 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-		(*m.t0)[uint(t8)].(func(int32))(t7)
+		t6 := v0
+		v0 = t5 - i32(223)
+		var p7 int32
+		if uint32(v0) > uint32(i32(2)) {
+			p7 = v2 + i32(13895)
+		} else {
+			t8 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15084)+v0<<2))))
+			p7 = t8
+		}
+		m.fn34(t6, p7, i32(-1), i32(0))
+		t9 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+		t10 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+		(*m.t0)[uint(t10)].(func(int32))(t9)
 	}
 l0:
 	*m.g0 = v1 + i32(32)
 }
-func (m *Module) fn129(v0, v1, v2 int32) {
+func (m *Module) fn105(v0, v1, v2 int32) {
 	var v3, v4, v5, v6, v7 int32
 	var v8 float32
 	t0 := *m.g0
-	v1 = t0 + i32(-64)
+	v1 = t0 - i32(112)
 	*m.g0 = v1
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn85(t1, v1+i32(60), v1+i32(56), v1+i32(44), v1+i32(52), v1+i32(48))
+		t2 := m.fn81(t1, v1+i32(108), v1+i32(104), v1+i32(92), v1+i32(100), v1+i32(96))
 		if t2 != 0 {
-			t3 := int32(load32(*m.memory, uint64(uint32(v1))+48))
+			t3 := int32(load32(*m.memory, uint64(uint32(v1))+96))
 			t4 := v0
 			v0 = t3
 			m.fn62(t4, v0, i32(-1))
@@ -2768,81 +2991,119 @@ func (m *Module) fn129(v0, v1, v2 int32) {
 		t5 := m.fn63(v0)
 		t6 := m.fn35(t5)
 		v3 = t6
-		m.fn38(v3, m.g1+i32(6613))
-		v2 = i32(0)
-		t7 := int32(load32(*m.memory, uint64(uint32(v1))+56))
-		v6 = t7
-		t8 := int32(load32(*m.memory, uint64(uint32(v1))+44))
-		v7 = t8 - i32(223)
-		t9 := int32(load32(*m.memory, uint64(uint32(v1))+60))
-		v4 = t9
-		v5 = v4
-	l7:
-		if v2 == v6 {
-			m.fn38(v3, m.g1+i32(6611))
-			t10 := m.fn64(v3)
-			v2 = t10
-			t11 := m.fn37(v3)
-			v3 = t11
-			if v3 == 0 {
+		m.fn37(v3, m.g1+i32(6613))
+		{
+			t7 := int32(load32(*m.memory, uint64(uint32(v1))+104))
+			v6 = t7
+			if v6 == 0 {
 				goto l1
 			}
-			m.fn34(v0, v3, v2, m.g2+i32(1))
-			m.fn65(v0, i32(74))
-			goto l2
-		}
-		if v2 != 0 {
-			m.fn38(v3, m.g1+i32(12154))
-		}
-		switch v7 {
-		default:
-			goto l6
-		case 0:
-			t12 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
-			v8 = t12
-			if v8 != v8 {
-				m.fn38(v3, m.g1+i32(2990))
-				goto l6
+			t8 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+			v4 = t8
+			{
+				t9 := int32(load32(*m.memory, uint64(uint32(v1))+92))
+				v2 = t9
+				switch v2 - i32(223) {
+				default:
+					goto l5
+				case 1:
+					t10 := int32((*m.memory)[uint64(uint32(v4))])
+					store32(*m.memory, uint64(uint32(v1))+80, uint32(t10&i32(1)))
+					m.fn36(v3, m.g1+i32(6550), v1+i32(80))
+					goto l5
+				case 2:
+					t11 := int32(int8((*m.memory)[uint64(uint32(v4))]))
+					store32(*m.memory, uint64(uint32(v1))+64, uint32(t11))
+					m.fn36(v3, m.g1+i32(6550), v1-i32(-64))
+					goto l5
+				case 0:
+					t12 := math.Float32frombits(load32(*m.memory, uint64(uint32(v4))))
+					v8 = t12
+					if v8 == v8 {
+						store64(*m.memory, uint64(uint32(v1))+48, math.Float64bits(float64(v8)))
+						m.fn36(v3, m.g1+i32(3372), v1+i32(48))
+						goto l5
+					}
+					m.fn37(v3, m.g1+i32(2990))
+				}
 			}
-			store64(*m.memory, uint64(uint32(v1)), math.Float64bits(float64(v8)))
-			m.fn36(v3, m.g1+i32(3372), v1)
-			goto l6
-		case 2:
-			t13 := int32(int8((*m.memory)[uint64(uint32(v2+v4))]))
-			store32(*m.memory, uint64(uint32(v1))+16, uint32(t13))
-			m.fn36(v3, m.g1+i32(6550), v1+i32(16))
-			goto l6
-		case 1:
-			t14 := int32((*m.memory)[uint64(uint32(v4+int32(uint32(v2)>>3)))])
-			store32(*m.memory, uint64(uint32(v1))+32, uint32(i32_shr_u(t14, v2&i32(7))&i32(1)))
-			m.fn36(v3, m.g1+i32(6550), v1+i32(32))
+		l5:
+			if v6 == i32(1) {
+				goto l1
+			}
+			v7 = v2 - i32(223)
+			v5 = i32(4)
+			v2 = i32(1)
+		l10:
+			{
+				m.fn37(v3, m.g1+i32(12154))
+				switch v7 {
+				default:
+					goto l9
+				case 0:
+					t13 := math.Float32frombits(load32(*m.memory, uint64(uint32(v4+v5))))
+					v8 = t13
+					if v8 != v8 {
+						m.fn37(v3, m.g1+i32(2990))
+						goto l9
+					}
+					store64(*m.memory, uint64(uint32(v1)), math.Float64bits(float64(v8)))
+					m.fn36(v3, m.g1+i32(3372), v1)
+					goto l9
+				case 2:
+					t14 := int32(int8((*m.memory)[uint64(uint32(v2+v4))]))
+					store32(*m.memory, uint64(uint32(v1))+16, uint32(t14))
+					m.fn36(v3, m.g1+i32(6550), v1+i32(16))
+					goto l9
+				case 1:
+					t15 := int32((*m.memory)[uint64(uint32(v4+int32(uint32(v2)>>3)))])
+					store32(*m.memory, uint64(uint32(v1))+32, uint32(i32_shr_u(t15, v2&i32(7))&i32(1)))
+					m.fn36(v3, m.g1+i32(6550), v1+i32(32))
+				}
+			l9:
+				v5 = v5 + i32(4)
+				t16 := v6
+				v2 = v2 + i32(1)
+				if t16 != v2 {
+					goto l10
+				}
+			}
 		}
-	l6:
-		v5 = v5 + i32(4)
-		v2 = v2 + i32(1)
-		goto l7
 	l1:
-		m.fn26(v0)
-	l2:
-		t15 := int32(load32(*m.memory, uint64(uint32(v1))+52))
-		(*m.t0)[uint(t15)].(func(int32))(v4)
+		m.fn37(v3, m.g1+i32(6611))
+		t17 := m.fn64(v3)
+		v2 = t17
+		{
+			t18 := m.fn38(v3)
+			v3 = t18
+			if v3 != 0 {
+				m.fn34(v0, v3, v2, m.g2+i32(2))
+				m.fn65(v0, i32(74))
+				goto l11
+			}
+			m.fn26(v0)
+		}
+	l11:
+		t19 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+		t20 := int32(load32(*m.memory, uint64(uint32(v1))+100))
+		(*m.t0)[uint(t20)].(func(int32))(t19)
 	}
 l0:
-	*m.g0 = v1 - i32(-64)
+	*m.g0 = v1 + i32(112)
 }
-func (m *Module) fn130(v0, v1, v2 int32) {
-	var v3, v4, v5, v6, v7 int32
+func (m *Module) fn106(v0, v1, v2 int32) {
+	var v3, v4, v5, v6, v7, v8, v9, v10, v11 int32
 	t0 := *m.g0
-	v1 = t0 - i32(32)
-	*m.g0 = v1
-	store32(*m.memory, uint64(uint32(v1))+28, uint32(i32(0)))
-	store32(*m.memory, uint64(uint32(v1))+24, uint32(i32(0)))
+	v3 = t0 - i32(32)
+	*m.g0 = v3
+	store32(*m.memory, uint64(uint32(v3))+28, uint32(i32(0)))
+	store32(*m.memory, uint64(uint32(v3))+24, uint32(i32(0)))
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
 		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-		t3 := m.fn89(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
+		t3 := m.fn84(t1, t2, v3+i32(28), v3+i32(24), v3+i32(4), v3+i32(20), v3+i32(16), v3+i32(12), v3+i32(8))
 		if t3 != 0 {
-			t4 := int32(load32(*m.memory, uint64(uint32(v1))+8))
+			t4 := int32(load32(*m.memory, uint64(uint32(v3))+8))
 			t5 := v0
 			v0 = t4
 			m.fn62(t5, v0, i32(-1))
@@ -2850,94 +3111,144 @@ func (m *Module) fn130(v0, v1, v2 int32) {
 			goto l0
 		}
 		{
-			t6 := int32(load32(*m.memory, uint64(uint32(v1))+4))
+			t6 := int32(load32(*m.memory, uint64(uint32(v3))+4))
 			switch t6 - i32(223) {
 			default:
 				goto l4
 			case 0:
-				t7 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-				v3 = t7
-				v5 = v3 << 2
-				t8 := m.fn2(v5)
-				v4 = t8
-				if v4 == 0 {
-					goto l5
-				}
-				v2 = i32(0)
-				memory_zero(*m.memory, uint32(v4), uint32(v5))
-				t9 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-				v6 = t9
-				t10 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-				v7 = t10
-			l6:
-				if v3 != 0 {
-					t11 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+v7))))
-					t12 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+v6))))
-					store32(*m.memory, uint64(uint32(v2+v4)), math.Float32bits(float32(t11+t12)))
-					v2 = v2 + i32(4)
-					v3 = v3 - i32(1)
-					goto l6
-				} else {
-					m.fn66(v0, v4, v5, m.g2+i32(1))
-					m.fn65(v0, i32(223))
+				t7 := int32(load32(*m.memory, uint64(uint32(v3))+20))
+				v6 = t7
+				v9 = v6 << 2
+				t8 := m.fn2(v9)
+				v1 = t8
+				if v1 == 0 {
+					m.fn26(v0)
 					goto l4
 				}
+				memory_zero(*m.memory, uint32(v1), uint32(v9))
+				{
+					if v6 == 0 {
+						goto l5
+					}
+					t9 := int32(load32(*m.memory, uint64(uint32(v3))+24))
+					v7 = t9
+					t10 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+					v8 = t10
+					if v6 != i32(1) {
+						v11 = v6 & i32(-2)
+						v2 = v1
+						v4 = v7
+						v5 = v8
+					l6:
+						{
+							t11 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
+							t12 := math.Float32frombits(load32(*m.memory, uint64(uint32(v4))))
+							store32(*m.memory, uint64(uint32(v2)), math.Float32bits(float32(t11+t12)))
+							t13 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5+i32(4)))))
+							t14 := math.Float32frombits(load32(*m.memory, uint64(uint32(v4+i32(4)))))
+							store32(*m.memory, uint64(uint32(v2+i32(4))), math.Float32bits(float32(t13+t14)))
+							v2 = v2 + i32(8)
+							v4 = v4 + i32(8)
+							v5 = v5 + i32(8)
+							t15 := v11
+							v10 = v10 + i32(2)
+							if t15 != v10 {
+								goto l6
+							}
+						}
+					}
+					if v6&i32(1) == 0 {
+						goto l5
+					}
+					t16 := v1
+					v2 = v10 << 2
+					t17 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+v8))))
+					t18 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+v7))))
+					store32(*m.memory, uint64(uint32(t16+v2)), math.Float32bits(float32(t17+t18)))
+				}
+			l5:
+				m.fn66(v0, v1, v9, m.g2+i32(2))
+				m.fn65(v0, i32(223))
+				goto l4
 			case 2:
-				t13 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-				v3 = t13
-				t14 := m.fn2(v3)
-				v4 = t14
+				t19 := int32(load32(*m.memory, uint64(uint32(v3))+20))
+				v1 = t19
+				t20 := m.fn2(v1)
+				v4 = t20
 				if v4 == 0 {
-					goto l5
+					m.fn26(v0)
+					goto l4
 				}
 				v2 = i32(0)
-				memory_zero(*m.memory, uint32(v4), uint32(v3))
-				t15 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-				v5 = t15
-			l7:
-				if v2 == v3 {
-					m.fn66(v0, v4, v3, m.g2+i32(1))
-					m.fn65(v0, i32(225))
-					goto l4
-				} else {
-					t16 := int32((*m.memory)[uint64(uint32(v2+v5))])
-					t17 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-					t18 := int32((*m.memory)[uint64(uint32(t17+v2))])
-					(*m.memory)[uint64(uint32(v2+v4))] = byte(t16 + t18)
-					v2 = v2 + i32(1)
-					goto l7
+				memory_zero(*m.memory, uint32(v4), uint32(v1))
+				{
+					if v1 == 0 {
+						goto l7
+					}
+					t21 := int32(load32(*m.memory, uint64(uint32(v3))+24))
+					v5 = t21
+					if v1 != i32(1) {
+						v7 = v1 & i32(-2)
+					l8:
+						{
+							v8 = v2 + v4
+							t22 := v8
+							v6 = v2 + v5
+							t23 := int32((*m.memory)[uint64(uint32(v6))])
+							t24 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+							t25 := int32((*m.memory)[uint64(uint32(t24+v2))])
+							(*m.memory)[uint64(uint32(t22))] = byte(t23 + t25)
+							t26 := int32((*m.memory)[uint64(uint32(v6+i32(1)))])
+							t27 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+							t28 := int32((*m.memory)[uint64(uint32(t27+v2+i32(1)))])
+							(*m.memory)[uint64(uint32(v8+i32(1)))] = byte(t26 + t28)
+							t29 := v7
+							v2 = v2 + i32(2)
+							if t29 != v2 {
+								goto l8
+							}
+						}
+					}
+					if v1&i32(1) == 0 {
+						goto l7
+					}
+					t30 := int32((*m.memory)[uint64(uint32(v2+v5))])
+					t31 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+					t32 := int32((*m.memory)[uint64(uint32(t31+v2))])
+					(*m.memory)[uint64(uint32(v2+v4))] = byte(t30 + t32)
 				}
+			l7:
+				m.fn66(v0, v4, v1, m.g2+i32(2))
+				m.fn65(v0, i32(225))
+				goto l4
 			case 1:
 				m.fn62(v0, m.g1+i32(10034), i32(-1))
-				goto l4
 			}
 		}
-	l5:
-		m.fn26(v0)
 	l4:
-		t19 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-		t20 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-		(*m.t0)[uint(t20)].(func(int32))(t19)
-		t21 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-		t22 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-		(*m.t0)[uint(t22)].(func(int32))(t21)
+		t33 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+		t34 := int32(load32(*m.memory, uint64(uint32(v3))+16))
+		(*m.t0)[uint(t34)].(func(int32))(t33)
+		t35 := int32(load32(*m.memory, uint64(uint32(v3))+24))
+		t36 := int32(load32(*m.memory, uint64(uint32(v3))+12))
+		(*m.t0)[uint(t36)].(func(int32))(t35)
 	}
 l0:
-	*m.g0 = v1 + i32(32)
+	*m.g0 = v3 + i32(32)
 }
-func (m *Module) fn131(v0, v1, v2 int32) {
-	var v3, v4, v5, v6, v7 int32
+func (m *Module) fn107(v0, v1, v2 int32) {
+	var v3, v4, v5, v6, v7, v8, v9, v10, v11 int32
 	t0 := *m.g0
-	v1 = t0 - i32(32)
-	*m.g0 = v1
-	store32(*m.memory, uint64(uint32(v1))+28, uint32(i32(0)))
-	store32(*m.memory, uint64(uint32(v1))+24, uint32(i32(0)))
+	v3 = t0 - i32(32)
+	*m.g0 = v3
+	store32(*m.memory, uint64(uint32(v3))+28, uint32(i32(0)))
+	store32(*m.memory, uint64(uint32(v3))+24, uint32(i32(0)))
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
 		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-		t3 := m.fn89(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
+		t3 := m.fn84(t1, t2, v3+i32(28), v3+i32(24), v3+i32(4), v3+i32(20), v3+i32(16), v3+i32(12), v3+i32(8))
 		if t3 != 0 {
-			t4 := int32(load32(*m.memory, uint64(uint32(v1))+8))
+			t4 := int32(load32(*m.memory, uint64(uint32(v3))+8))
 			t5 := v0
 			v0 = t4
 			m.fn62(t5, v0, i32(-1))
@@ -2945,91 +3256,141 @@ func (m *Module) fn131(v0, v1, v2 int32) {
 			goto l0
 		}
 		{
-			t6 := int32(load32(*m.memory, uint64(uint32(v1))+4))
+			t6 := int32(load32(*m.memory, uint64(uint32(v3))+4))
 			switch t6 - i32(223) {
 			default:
 				goto l4
 			case 0:
-				t7 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-				v3 = t7
-				v5 = v3 << 2
-				t8 := m.fn2(v5)
-				v4 = t8
-				if v4 == 0 {
-					goto l5
-				}
-				v2 = i32(0)
-				memory_zero(*m.memory, uint32(v4), uint32(v5))
-				t9 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-				v6 = t9
-				t10 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-				v7 = t10
-			l6:
-				if v3 != 0 {
-					t11 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+v7))))
-					t12 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+v6))))
-					store32(*m.memory, uint64(uint32(v2+v4)), math.Float32bits(float32(t11-t12)))
-					v2 = v2 + i32(4)
-					v3 = v3 - i32(1)
-					goto l6
-				} else {
-					m.fn66(v0, v4, v5, m.g2+i32(1))
-					m.fn65(v0, i32(223))
+				t7 := int32(load32(*m.memory, uint64(uint32(v3))+20))
+				v6 = t7
+				v9 = v6 << 2
+				t8 := m.fn2(v9)
+				v1 = t8
+				if v1 == 0 {
+					m.fn26(v0)
 					goto l4
 				}
+				memory_zero(*m.memory, uint32(v1), uint32(v9))
+				{
+					if v6 == 0 {
+						goto l5
+					}
+					t9 := int32(load32(*m.memory, uint64(uint32(v3))+24))
+					v7 = t9
+					t10 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+					v8 = t10
+					if v6 != i32(1) {
+						v11 = v6 & i32(-2)
+						v2 = v1
+						v4 = v7
+						v5 = v8
+					l6:
+						{
+							t11 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
+							t12 := math.Float32frombits(load32(*m.memory, uint64(uint32(v4))))
+							store32(*m.memory, uint64(uint32(v2)), math.Float32bits(float32(t11-t12)))
+							t13 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5+i32(4)))))
+							t14 := math.Float32frombits(load32(*m.memory, uint64(uint32(v4+i32(4)))))
+							store32(*m.memory, uint64(uint32(v2+i32(4))), math.Float32bits(float32(t13-t14)))
+							v2 = v2 + i32(8)
+							v4 = v4 + i32(8)
+							v5 = v5 + i32(8)
+							t15 := v11
+							v10 = v10 + i32(2)
+							if t15 != v10 {
+								goto l6
+							}
+						}
+					}
+					if v6&i32(1) == 0 {
+						goto l5
+					}
+					t16 := v1
+					v2 = v10 << 2
+					t17 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+v8))))
+					t18 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+v7))))
+					store32(*m.memory, uint64(uint32(t16+v2)), math.Float32bits(float32(t17-t18)))
+				}
+			l5:
+				m.fn66(v0, v1, v9, m.g2+i32(2))
+				m.fn65(v0, i32(223))
+				goto l4
 			case 2:
-				t13 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-				v3 = t13
-				t14 := m.fn2(v3)
-				v4 = t14
+				t19 := int32(load32(*m.memory, uint64(uint32(v3))+20))
+				v1 = t19
+				t20 := m.fn2(v1)
+				v4 = t20
 				if v4 == 0 {
-					goto l5
+					m.fn26(v0)
+					goto l4
 				}
 				v2 = i32(0)
-				memory_zero(*m.memory, uint32(v4), uint32(v3))
-				t15 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-				v5 = t15
-			l7:
-				if v2 == v3 {
-					m.fn66(v0, v4, v3, m.g2+i32(1))
-					m.fn65(v0, i32(225))
-					goto l4
-				} else {
-					t16 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-					t17 := int32((*m.memory)[uint64(uint32(t16+v2))])
-					t18 := int32((*m.memory)[uint64(uint32(v2+v5))])
-					(*m.memory)[uint64(uint32(v2+v4))] = byte(t17 - t18)
-					v2 = v2 + i32(1)
-					goto l7
+				memory_zero(*m.memory, uint32(v4), uint32(v1))
+				{
+					if v1 == 0 {
+						goto l7
+					}
+					t21 := int32(load32(*m.memory, uint64(uint32(v3))+24))
+					v5 = t21
+					if v1 != i32(1) {
+						v7 = v1 & i32(-2)
+					l8:
+						{
+							v8 = v2 + v4
+							t22 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+							t23 := int32((*m.memory)[uint64(uint32(t22+v2))])
+							t24 := v8
+							v6 = v2 + v5
+							t25 := int32((*m.memory)[uint64(uint32(v6))])
+							(*m.memory)[uint64(uint32(t24))] = byte(t23 - t25)
+							t26 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+							t27 := int32((*m.memory)[uint64(uint32(t26+v2+i32(1)))])
+							t28 := int32((*m.memory)[uint64(uint32(v6+i32(1)))])
+							(*m.memory)[uint64(uint32(v8+i32(1)))] = byte(t27 - t28)
+							t29 := v7
+							v2 = v2 + i32(2)
+							if t29 != v2 {
+								goto l8
+							}
+						}
+					}
+					if v1&i32(1) == 0 {
+						goto l7
+					}
+					t30 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+					t31 := int32((*m.memory)[uint64(uint32(t30+v2))])
+					t32 := int32((*m.memory)[uint64(uint32(v2+v5))])
+					(*m.memory)[uint64(uint32(v2+v4))] = byte(t31 - t32)
 				}
+			l7:
+				m.fn66(v0, v4, v1, m.g2+i32(2))
+				m.fn65(v0, i32(225))
+				goto l4
 			case 1:
 				m.fn62(v0, m.g1+i32(9993), i32(-1))
-				goto l4
 			}
 		}
-	l5:
-		m.fn26(v0)
 	l4:
-		t19 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-		t20 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-		(*m.t0)[uint(t20)].(func(int32))(t19)
-		t21 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-		t22 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-		(*m.t0)[uint(t22)].(func(int32))(t21)
+		t33 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+		t34 := int32(load32(*m.memory, uint64(uint32(v3))+16))
+		(*m.t0)[uint(t34)].(func(int32))(t33)
+		t35 := int32(load32(*m.memory, uint64(uint32(v3))+24))
+		t36 := int32(load32(*m.memory, uint64(uint32(v3))+12))
+		(*m.t0)[uint(t36)].(func(int32))(t35)
 	}
 l0:
-	*m.g0 = v1 + i32(32)
+	*m.g0 = v3 + i32(32)
 }
-func (m *Module) fn132(v0, v1, v2 int32) {
-	var v3, v4, v5, v6 int32
+func (m *Module) fn108(v0, v1, v2 int32) {
+	var v3, v4, v5, v6, v7, v8, v9, v10, v11, v12 int32
 	t0 := *m.g0
-	v1 = t0 - i32(32)
-	*m.g0 = v1
+	v5 = t0 - i32(32)
+	*m.g0 = v5
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn85(t1, v1+i32(28), v1+i32(24), v1+i32(12), v1+i32(20), v1+i32(16))
+		t2 := m.fn81(t1, v5+i32(28), v5+i32(24), v5+i32(12), v5+i32(20), v5+i32(16))
 		if t2 != 0 {
-			t3 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+			t3 := int32(load32(*m.memory, uint64(uint32(v5))+16))
 			t4 := v0
 			v0 = t3
 			m.fn62(t4, v0, i32(-1))
@@ -3038,140 +3399,260 @@ func (m *Module) fn132(v0, v1, v2 int32) {
 		}
 		t5 := int32(load32(*m.memory, uint64(uint32(v2))+4))
 		t6 := m.fn50(t5)
-		v3 = t6
+		v1 = t6
 		t7 := int32(load32(*m.memory, uint64(uint32(v2))+8))
 		t8 := m.fn50(t7)
 		v2 = t8
 		{
+			if v1 < i32(0) {
+				m.fn62(v0, m.g1+i32(10070), i32(-1))
+				goto l1
+			}
+			if v2 < i32(0) {
+				m.fn62(v0, m.g1+i32(10116), i32(-1))
+				goto l1
+			}
+			t9 := int32(load32(*m.memory, uint64(uint32(v5))+24))
+			v3 = t9
+			if uint32(v3) < uint32(v1) {
+				m.fn62(v0, m.g1+i32(1071), i32(-1))
+				goto l1
+			}
+			if uint32(v2) > uint32(v3) {
+				m.fn62(v0, m.g1+i32(1132), i32(-1))
+				goto l1
+			}
+			if uint32(v1) > uint32(v2) {
+				m.fn62(v0, m.g1+i32(404), i32(-1))
+				goto l1
+			}
+			if v1 == v2 {
+				m.fn62(v0, m.g1+i32(3171), i32(-1))
+				goto l1
+			}
+			v3 = v2 - v1
 			{
-				if v3 < i32(0) {
-					m.fn62(v0, m.g1+i32(10070), i32(-1))
+				t10 := int32(load32(*m.memory, uint64(uint32(v5))+12))
+				switch t10 - i32(223) {
+				default:
 					goto l1
-				}
-				if v2 < i32(0) {
-					m.fn62(v0, m.g1+i32(10116), i32(-1))
-					goto l1
-				}
-				t9 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-				v4 = t9
-				if uint32(v4) < uint32(v3) {
-					m.fn62(v0, m.g1+i32(1071), i32(-1))
-					goto l1
-				}
-				if uint32(v2) > uint32(v4) {
-					m.fn62(v0, m.g1+i32(1132), i32(-1))
-					goto l1
-				}
-				if uint32(v2) < uint32(v3) {
-					m.fn62(v0, m.g1+i32(404), i32(-1))
-					goto l1
-				}
-				if v2 == v3 {
-					m.fn62(v0, m.g1+i32(3171), i32(-1))
-					goto l1
-				}
-				v4 = v2 - v3
-				{
-					t10 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-					switch t10 - i32(223) {
-					default:
+				case 0:
+					v9 = v3 << 2
+					t11 := m.fn2(v9)
+					v4 = t11
+					if v4 == 0 {
+						m.fn26(v0)
 						goto l1
-					case 0:
-						v6 = v4 << 2
-						t11 := m.fn2(v6)
-						v5 = t11
-						if v5 == 0 {
-							m.fn26(v0)
-							goto l1
-						}
-						v2 = i32(0)
-						memory_zero(*m.memory, uint32(v5), uint32(v6))
-						t12 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-						v3 = t12 + v3<<2
-					l5:
-						if v4 != 0 {
-							t13 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+v3))))
-							store32(*m.memory, uint64(uint32(v2+v5)), math.Float32bits(t13))
-							v2 = v2 + i32(4)
-							v4 = v4 - i32(1)
+					}
+					memory_zero(*m.memory, uint32(v4), uint32(v9))
+					{
+						if v3 == 0 {
 							goto l5
-						} else {
-							m.fn66(v0, v5, v6, m.g2+i32(1))
-							m.fn65(v0, i32(223))
-							goto l1
 						}
-					case 2:
-						t14 := m.fn2(v4)
-						v5 = t14
-						if v5 == 0 {
-							goto l6
+						v7 = v3 & i32(3)
+						t12 := int32(load32(*m.memory, uint64(uint32(v5))+28))
+						v10 = t12
+						if uint32(v2+(v1^i32(-1))) >= uint32(i32(3)) {
+							v11 = v3 & i32(-4)
+							v12 = v10 + v1<<2
+							v2 = i32(0)
+						l6:
+							{
+								v3 = v2 + v4
+								t13 := v3
+								v6 = v2 + v12
+								t14 := math.Float32frombits(load32(*m.memory, uint64(uint32(v6))))
+								store32(*m.memory, uint64(uint32(t13)), math.Float32bits(t14))
+								t15 := math.Float32frombits(load32(*m.memory, uint64(uint32(v6+i32(4)))))
+								store32(*m.memory, uint64(uint32(v3+i32(4))), math.Float32bits(t15))
+								t16 := math.Float32frombits(load32(*m.memory, uint64(uint32(v6+i32(8)))))
+								store32(*m.memory, uint64(uint32(v3+i32(8))), math.Float32bits(t16))
+								t17 := math.Float32frombits(load32(*m.memory, uint64(uint32(v6+i32(12)))))
+								store32(*m.memory, uint64(uint32(v3+i32(12))), math.Float32bits(t17))
+								v2 = v2 + i32(16)
+								t18 := v11
+								v8 = v8 + i32(4)
+								if t18 != v8 {
+									goto l6
+								}
+							}
 						}
-						v2 = i32(0)
-						memory_zero(*m.memory, uint32(v5), uint32(v4))
-						t15 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-						v3 = t15 + v3
+						if v7 == 0 {
+							goto l5
+						}
+						v2 = v4 + v8<<2
+						v1 = v10 + (v1+v8)<<2
 					l7:
-						if v2 != v4 {
-							t16 := int32((*m.memory)[uint64(uint32(v2+v3))])
-							(*m.memory)[uint64(uint32(v2+v5))] = byte(t16)
-							v2 = v2 + i32(1)
-							goto l7
+						{
+							t19 := math.Float32frombits(load32(*m.memory, uint64(uint32(v1))))
+							store32(*m.memory, uint64(uint32(v2)), math.Float32bits(t19))
+							v1 = v1 + i32(4)
+							v2 = v2 + i32(4)
+							v7 = v7 - i32(1)
+							if v7 != 0 {
+								goto l7
+							}
 						}
-						m.fn66(v0, v5, v4, m.g2+i32(1))
-						m.fn65(v0, i32(225))
-						goto l1
-					case 1:
-						if v3&i32(7) != 0 {
-							m.fn62(v0, m.g1+i32(11823), i32(-1))
-							goto l1
-						}
-						if v2&i32(7) != 0 {
-							m.fn62(v0, m.g1+i32(11859), i32(-1))
-							goto l1
-						}
-						v4 = int32(uint32(v4) >> 3)
-						t17 := m.fn2(v4)
-						v5 = t17
-						if v5 == 0 {
-							goto l6
-						}
-						v2 = i32(0)
-						memory_zero(*m.memory, uint32(v5), uint32(v4))
-						t18 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-						v3 = t18 + int32(uint32(v3)>>3)
-					l8:
-						if v2 != v4 {
-							t19 := int32((*m.memory)[uint64(uint32(v2+v3))])
-							(*m.memory)[uint64(uint32(v2+v5))] = byte(t19)
-							v2 = v2 + i32(1)
+					}
+				l5:
+					m.fn66(v0, v4, v9, m.g2+i32(2))
+					m.fn65(v0, i32(223))
+					goto l1
+				case 2:
+					t20 := m.fn2(v3)
+					v6 = t20
+					if v6 == 0 {
+						m.fn26(v0)
+						goto l0
+					}
+					memory_zero(*m.memory, uint32(v6), uint32(v3))
+					{
+						if v3 == 0 {
 							goto l8
 						}
-						m.fn66(v0, v5, v4, m.g2+i32(1))
-						m.fn65(v0, i32(224))
+						v7 = v3 & i32(3)
+						t21 := int32(load32(*m.memory, uint64(uint32(v5))+28))
+						v9 = t21
+						if uint32(v2+(v1^i32(-1))) >= uint32(i32(3)) {
+							v10 = v1 + v9
+							v11 = v3 & i32(-4)
+						l9:
+							{
+								v2 = v4 + v6
+								t22 := v2
+								v8 = v4 + v10
+								t23 := int32((*m.memory)[uint64(uint32(v8))])
+								(*m.memory)[uint64(uint32(t22))] = byte(t23)
+								t24 := int32((*m.memory)[uint64(uint32(v8+i32(1)))])
+								(*m.memory)[uint64(uint32(v2+i32(1)))] = byte(t24)
+								t25 := int32((*m.memory)[uint64(uint32(v8+i32(2)))])
+								(*m.memory)[uint64(uint32(v2+i32(2)))] = byte(t25)
+								t26 := int32((*m.memory)[uint64(uint32(v8+i32(3)))])
+								(*m.memory)[uint64(uint32(v2+i32(3)))] = byte(t26)
+								t27 := v11
+								v4 = v4 + i32(4)
+								if t27 != v4 {
+									goto l9
+								}
+							}
+						}
+						if v7 == 0 {
+							goto l8
+						}
+						v2 = v4 + v6
+						v1 = v9 + (v1 + v4)
+					l10:
+						{
+							t28 := int32((*m.memory)[uint64(uint32(v1))])
+							(*m.memory)[uint64(uint32(v2))] = byte(t28)
+							v1 = v1 + i32(1)
+							v2 = v2 + i32(1)
+							v7 = v7 - i32(1)
+							if v7 != 0 {
+								goto l10
+							}
+						}
 					}
+				l8:
+					m.fn66(v0, v6, v3, m.g2+i32(2))
+					m.fn65(v0, i32(225))
+					goto l1
+				case 1:
+					if v1&i32(7) != 0 {
+						m.fn62(v0, m.g1+i32(11823), i32(-1))
+						goto l1
+					}
+					if v2&i32(7) != 0 {
+						m.fn62(v0, m.g1+i32(11859), i32(-1))
+						goto l1
+					}
+					v7 = int32(uint32(v3) >> 3)
+					t29 := m.fn2(v7)
+					v6 = t29
+					if v6 == 0 {
+						m.fn26(v0)
+						goto l0
+					}
+					v2 = i32(0)
+					memory_zero(*m.memory, uint32(v6), uint32(v7))
+					{
+						if uint32(v3) < uint32(i32(8)) {
+							goto l11
+						}
+						v8 = int32(uint32(v1) >> 3)
+						p30 := i32(1)
+						if uint32(v7) > uint32(i32(1)) {
+							p30 = v7
+						}
+						v1 = p30
+						v4 = v1 & i32(3)
+						t31 := int32(load32(*m.memory, uint64(uint32(v5))+28))
+						v9 = t31
+						if uint32(v1-i32(1)) >= uint32(i32(3)) {
+							v10 = v8 + v9
+							v11 = v1 & i32(0x1ffffffc)
+						l12:
+							{
+								v1 = v2 + v6
+								t32 := v1
+								v3 = v2 + v10
+								t33 := int32((*m.memory)[uint64(uint32(v3))])
+								(*m.memory)[uint64(uint32(t32))] = byte(t33)
+								t34 := int32((*m.memory)[uint64(uint32(v3+i32(1)))])
+								(*m.memory)[uint64(uint32(v1+i32(1)))] = byte(t34)
+								t35 := int32((*m.memory)[uint64(uint32(v3+i32(2)))])
+								(*m.memory)[uint64(uint32(v1+i32(2)))] = byte(t35)
+								t36 := int32((*m.memory)[uint64(uint32(v3+i32(3)))])
+								(*m.memory)[uint64(uint32(v1+i32(3)))] = byte(t36)
+								t37 := v11
+								v2 = v2 + i32(4)
+								if t37 != v2 {
+									goto l12
+								}
+							}
+						}
+						if v4 == 0 {
+							goto l11
+						}
+						v1 = i32(0) - v4
+						v4 = v2 + v6
+						v2 = v9 + (v2 + v8)
+					l13:
+						{
+							t38 := int32((*m.memory)[uint64(uint32(v2))])
+							(*m.memory)[uint64(uint32(v4))] = byte(t38)
+							v2 = v2 + i32(1)
+							v4 = v4 + i32(1)
+							t39 := v1
+							v1 = v1 + i32(1)
+							if uint32(t39) <= uint32(v1) {
+								goto l13
+							}
+						}
+					}
+				l11:
+					m.fn66(v0, v6, v7, m.g2+i32(2))
+					m.fn65(v0, i32(224))
 				}
 			}
-		l1:
-			t20 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-			t21 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-			(*m.t0)[uint(t21)].(func(int32))(t20)
-			goto l0
 		}
-	l6:
-		m.fn26(v0)
+	l1:
+		t40 := int32(load32(*m.memory, uint64(uint32(v5))+28))
+		t41 := int32(load32(*m.memory, uint64(uint32(v5))+20))
+		(*m.t0)[uint(t41)].(func(int32))(t40)
 	}
 l0:
-	*m.g0 = v1 + i32(32)
+	*m.g0 = v5 + i32(32)
 }
-func (m *Module) fn133(v0, v1, v2 int32) {
-	var v3, v4, v5, v6, v7 int32
-	var v8, v9 float32
+func (m *Module) fn109(v0, v1, v2 int32) {
+	var v3, v4, v5, v6, v7, v8, v9, v10 int32
+	var v11, v12 float32
 	t0 := *m.g0
 	v3 = t0 - i32(32)
 	*m.g0 = v3
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn85(t1, v3+i32(28), v3+i32(24), v3+i32(12), v3+i32(20), v3+i32(16))
+		t2 := m.fn81(t1, v3+i32(28), v3+i32(24), v3+i32(12), v3+i32(20), v3+i32(16))
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v3))+16))
 			t4 := v0
@@ -3189,59 +3670,118 @@ func (m *Module) fn133(v0, v1, v2 int32) {
 			goto l0
 		}
 		t8 := int32(load32(*m.memory, uint64(uint32(v3))+24))
-		v1 = t8
-		v6 = v1 << 2
-		t9 := m.fn2(v6)
-		v4 = t9
-		if v4 == 0 {
+		v4 = t8
+		v9 = v4 << 2
+		t9 := m.fn2(v9)
+		v7 = t9
+		if v7 == 0 {
 			t10 := int32(load32(*m.memory, uint64(uint32(v3))+28))
 			t11 := int32(load32(*m.memory, uint64(uint32(v3))+20))
 			(*m.t0)[uint(t11)].(func(int32))(t10)
 			m.fn67(v0, i32(7))
 			goto l0
 		}
-		memory_zero(*m.memory, uint32(v4), uint32(v6))
+		memory_zero(*m.memory, uint32(v7), uint32(v9))
 		t12 := int32(load32(*m.memory, uint64(uint32(v3))+28))
-		v7 = t12
-		v5 = v7
-		v2 = v1
-	l1:
-		if v2 != 0 {
-			v2 = v2 - i32(1)
-			t13 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
-			v9 = t13
-			v8 = float32(float32(v9*v9) + v8)
-			v5 = v5 + i32(4)
-			goto l1
-		} else {
-			v8 = float32(math.Sqrt(float64(v8)))
-			v2 = i32(0)
-		l2:
-			if v1 != 0 {
-				t14 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+v7))))
-				store32(*m.memory, uint64(uint32(v2+v4)), math.Float32bits(float32(t14/v8)))
-				v2 = v2 + i32(4)
-				v1 = v1 - i32(1)
-				goto l2
-			} else {
-				m.fn66(v0, v4, v6, m.g2+i32(1))
-				m.fn65(v0, i32(223))
-				t15 := int32(load32(*m.memory, uint64(uint32(v3))+20))
-				(*m.t0)[uint(t15)].(func(int32))(v7)
+		v1 = t12
+		{
+			if v4 == 0 {
+				goto l1
 			}
+			v5 = v4 & i32(3)
+			v10 = v4 - i32(1)
+			if uint32(v10) >= uint32(i32(3)) {
+				v8 = v4 & i32(-4)
+				v2 = v1
+			l2:
+				{
+					t13 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(12)))))
+					v11 = t13
+					t14 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(8)))))
+					t15 := float32(v11 * v11)
+					v11 = t14
+					t16 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(4)))))
+					t17 := float32(v11 * v11)
+					v11 = t16
+					t18 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
+					t19 := float32(v11 * v11)
+					v11 = t18
+					v12 = float32(t15 + float32(t17+float32(t19+float32(float32(v11*v11)+v12))))
+					v2 = v2 + i32(16)
+					t20 := v8
+					v6 = v6 + i32(4)
+					if t20 != v6 {
+						goto l2
+					}
+				}
+			}
+			if v5 != 0 {
+				v2 = v1 + v6<<2
+			l3:
+				{
+					t21 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
+					v11 = t21
+					v12 = float32(float32(v11*v11) + v12)
+					v2 = v2 + i32(4)
+					v5 = v5 - i32(1)
+					if v5 != 0 {
+						goto l3
+					}
+				}
+			}
+			if v4 == 0 {
+				goto l1
+			}
+			v12 = float32(math.Sqrt(float64(v12)))
+			v8 = v4 & i32(1)
+			if v10 == 0 {
+				v6 = i32(0)
+				goto l4
+			}
+			v4 = v4 & i32(-2)
+			v6 = i32(0)
+			v2 = v7
+			v5 = v1
+		l5:
+			{
+				t22 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
+				store32(*m.memory, uint64(uint32(v2)), math.Float32bits(float32(t22/v12)))
+				t23 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5+i32(4)))))
+				store32(*m.memory, uint64(uint32(v2+i32(4))), math.Float32bits(float32(t23/v12)))
+				v2 = v2 + i32(8)
+				v5 = v5 + i32(8)
+				t24 := v4
+				v6 = v6 + i32(2)
+				if t24 != v6 {
+					goto l5
+				}
+			}
+		l4:
+			if v8 == 0 {
+				goto l1
+			}
+			t25 := v7
+			v2 = v6 << 2
+			t26 := math.Float32frombits(load32(*m.memory, uint64(uint32(v1+v2))))
+			store32(*m.memory, uint64(uint32(t25+v2)), math.Float32bits(float32(t26/v12)))
 		}
+	l1:
+		m.fn66(v0, v7, v9, m.g2+i32(2))
+		m.fn65(v0, i32(223))
+		t27 := int32(load32(*m.memory, uint64(uint32(v3))+20))
+		(*m.t0)[uint(t27)].(func(int32))(v1)
 	}
 l0:
 	*m.g0 = v3 + i32(32)
 }
-func (m *Module) fn134(v0, v1, v2 int32) {
+func (m *Module) fn110(v0, v1, v2 int32) {
 	t0 := *m.g0
 	v1 = t0 - i32(16)
 	*m.g0 = v1
 	store32(*m.memory, uint64(uint32(v1))+12, uint32(i32(0)))
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn86(t1, v1+i32(12), v1+i32(8), v1+i32(4), v1)
+		t2 := m.fn82(t1, v1+i32(12), v1+i32(8), v1+i32(4), v1)
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v1))))
 			t4 := v0
@@ -3259,40 +3799,44 @@ func (m *Module) fn134(v0, v1, v2 int32) {
 l0:
 	*m.g0 = v1 + i32(16)
 }
-func (m *Module) fn135(v0, v1, v2 int32) {
-	t0 := *m.g0
-	v1 = t0 - i32(16)
-	*m.g0 = v1
+func (m *Module) fn111(v0, v1, v2 int32) {
+	var v3 int32
+	v3 = m.g1
 	{
-		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn87(t1, v1+i32(12), v1+i32(8), v1+i32(4), v1)
-		if t2 != 0 {
-			t3 := int32(load32(*m.memory, uint64(uint32(v1))))
-			t4 := v0
-			v0 = t3
-			m.fn62(t4, v0, i32(-1))
-			m.fn0(v0)
-			goto l0
+		t0 := int32(load32(*m.memory, uint64(uint32(v2))))
+		t1 := v0
+		v1 = t0
+		t2 := m.fn5(v1)
+		var p3 int32
+		if t2 != i32(4) {
+			p3 = v3 + i32(9935)
+		} else {
+			t4 := m.fn6(v1)
+			v2 = t4
+			t5 := m.fn7(v1)
+			v1 = t5
+			if v1 != 0 {
+				goto l0
+			}
+			p3 = m.g1 + i32(10716)
 		}
-		t5 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-		t6 := v0
-		v2 = t5
-		t7 := int32(load32(*m.memory, uint64(uint32(v1))+8))
-		m.fn66(t6, v2, int32(uint32(t7)>>3), i32(-1))
-		m.fn65(v0, i32(224))
-		t8 := int32(load32(*m.memory, uint64(uint32(v1))+4))
-		(*m.t0)[uint(t8)].(func(int32))(v2)
+		t6 := m.fn8(p3, i32(0))
+		v0 = t6
+		m.fn62(t1, v0, i32(-1))
+		m.fn0(v0)
+		return
 	}
 l0:
-	*m.g0 = v1 + i32(16)
+	m.fn66(v0, v2, v1&i32(0x1fffffff), i32(-1))
+	m.fn65(v0, i32(224))
 }
-func (m *Module) fn136(v0, v1, v2 int32) {
+func (m *Module) fn112(v0, v1, v2 int32) {
 	t0 := *m.g0
 	v1 = t0 - i32(16)
 	*m.g0 = v1
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn88(t1, v1+i32(12), v1+i32(8), v1+i32(4), v1)
+		t2 := m.fn83(t1, v1+i32(12), v1+i32(8), v1+i32(4), v1)
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v1))))
 			t4 := v0
@@ -3313,16 +3857,16 @@ func (m *Module) fn136(v0, v1, v2 int32) {
 l0:
 	*m.g0 = v1 + i32(16)
 }
-func (m *Module) fn137(v0, v1, v2 int32) {
-	var v3, v4, v5 int32
+func (m *Module) fn113(v0, v1, v2 int32) {
+	var v3, v4, v5, v6, v7, v8 int32
 	t0 := *m.g0
-	v1 = t0 - i32(16)
-	*m.g0 = v1
+	v3 = t0 - i32(16)
+	*m.g0 = v3
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn86(t1, v1+i32(12), v1+i32(8), v1+i32(4), v1)
+		t2 := m.fn82(t1, v3+i32(12), v3+i32(8), v3+i32(4), v3)
 		if t2 != 0 {
-			t3 := int32(load32(*m.memory, uint64(uint32(v1))))
+			t3 := int32(load32(*m.memory, uint64(uint32(v3))))
 			t4 := v0
 			v0 = t3
 			m.fn62(t4, v0, i32(-1))
@@ -3330,23 +3874,23 @@ func (m *Module) fn137(v0, v1, v2 int32) {
 			goto l0
 		}
 		{
-			t5 := int32(load32(*m.memory, uint64(uint32(v1))+8))
+			t5 := int32(load32(*m.memory, uint64(uint32(v3))+8))
 			v4 = t5
 			t6 := m.fn2(v4)
-			v3 = t6
-			if v3 == 0 {
+			v5 = t6
+			if v5 == 0 {
 				m.fn26(v0)
 				goto l1
 			}
-			memory_zero(*m.memory, uint32(v3), uint32(v4))
+			memory_zero(*m.memory, uint32(v5), uint32(v4))
 			{
 				t7 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-				t8 := m.fn6(t7)
+				t8 := m.fn5(t7)
 				if t8 != i32(3) {
 					goto l2
 				}
 				t9 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-				t10 := m.fn8(t9)
+				t10 := m.fn7(t9)
 				t11 := m._strlen(m.g1 + i32(1005))
 				if t10 != t11 {
 					goto l2
@@ -3357,42 +3901,61 @@ func (m *Module) fn137(v0, v1, v2 int32) {
 				if t14 != 0 {
 					goto l2
 				}
-				v2 = i32(0)
-				t15 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-				v5 = t15
-			l3:
-				if v2 == v4 {
-					m.fn66(v0, v3, v4, m.g2+i32(1))
-					m.fn65(v0, i32(225))
-					goto l1
-				} else {
-					t16 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
-					(*m.memory)[uint64(uint32(v2+v3))] = byte(i32_trunc_sat_f64_s(float64(float64(float64(float64(t16)+float64(1))/float64(0x1.010102p-07)) + float64(-128))))
-					v5 = v5 + i32(4)
-					v2 = v2 + i32(1)
-					goto l3
+				{
+					if v4 == 0 {
+						goto l3
+					}
+					t15 := int32(load32(*m.memory, uint64(uint32(v3))+12))
+					v1 = t15
+					if v4 != i32(1) {
+						v7 = v4 & i32(-2)
+						v2 = v1
+					l4:
+						{
+							v8 = v5 + v6
+							t16 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
+							(*m.memory)[uint64(uint32(v8))] = byte(i32_trunc_sat_f64_s(float64(float64(float64(float64(t16)+float64(1))/float64(0x1.010102p-07)) + float64(-128))))
+							t17 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(4)))))
+							(*m.memory)[uint64(uint32(v8+i32(1)))] = byte(i32_trunc_sat_f64_s(float64(float64(float64(float64(t17)+float64(1))/float64(0x1.010102p-07)) + float64(-128))))
+							v2 = v2 + i32(8)
+							t18 := v7
+							v6 = v6 + i32(2)
+							if t18 != v6 {
+								goto l4
+							}
+						}
+					}
+					if v4&i32(1) == 0 {
+						goto l3
+					}
+					t19 := math.Float32frombits(load32(*m.memory, uint64(uint32(v1+v6<<2))))
+					(*m.memory)[uint64(uint32(v5+v6))] = byte(i32_trunc_sat_f64_s(float64(float64(float64(float64(t19)+float64(1))/float64(0x1.010102p-07)) + float64(-128))))
 				}
+			l3:
+				m.fn66(v0, v5, v4, m.g2+i32(2))
+				m.fn65(v0, i32(225))
+				goto l1
 			}
 		l2:
 			m.fn62(v0, m.g1+i32(12002), i32(-1))
-			m.fn0(v3)
+			m.fn0(v5)
 		}
 	l1:
-		t17 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-		t18 := int32(load32(*m.memory, uint64(uint32(v1))+4))
-		(*m.t0)[uint(t18)].(func(int32))(t17)
+		t20 := int32(load32(*m.memory, uint64(uint32(v3))+12))
+		t21 := int32(load32(*m.memory, uint64(uint32(v3))+4))
+		(*m.t0)[uint(t21)].(func(int32))(t20)
 	}
 l0:
-	*m.g0 = v1 + i32(16)
+	*m.g0 = v3 + i32(16)
 }
-func (m *Module) fn138(v0, v1, v2 int32) {
-	var v3, v4, v5, v6, v7 int32
+func (m *Module) fn114(v0, v1, v2 int32) {
+	var v3, v4, v5, v6, v7, v8, v9 int32
 	t0 := *m.g0
 	v1 = t0 - i32(32)
 	*m.g0 = v1
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn85(t1, v1+i32(28), v1+i32(24), v1+i32(12), v1+i32(20), v1+i32(16))
+		t2 := m.fn81(t1, v1+i32(28), v1+i32(24), v1+i32(12), v1+i32(20), v1+i32(16))
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v1))+16))
 			t4 := v0
@@ -3402,86 +3965,110 @@ func (m *Module) fn138(v0, v1, v2 int32) {
 			goto l0
 		}
 		{
-			t5 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-			v5 = t5
-			if v5 == 0 {
-				m.fn62(v0, m.g1+i32(10755), i32(-1))
-				goto l1
-			}
-			if v5&i32(7) != 0 {
-				m.fn62(v0, m.g1+i32(8360), i32(-1))
-				goto l1
-			}
-			v7 = int32(uint32(v5) >> 3)
-			t6 := m.fn2(v7)
-			v3 = t6
-			if v3 == 0 {
-				m.fn67(v0, i32(7))
-				goto l1
-			}
-			memory_zero(*m.memory, uint32(v3), uint32(v7))
 			{
-				t7 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-				switch t7 - i32(223) {
-				default:
-					goto l5
-				case 0:
-					v2 = i32(0)
-					t8 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-					v4 = t8
-				l6:
-					{
-						if v2 == v5 {
-							goto l5
-						}
-						v6 = v3 + int32(uint32(v2)>>3)
-						t9 := int32((*m.memory)[uint64(uint32(v6))])
-						t10 := math.Float32frombits(load32(*m.memory, uint64(uint32(v4))))
-						t11 := v6
-						var p12 int32
-						if t10 > float32(0) {
-							p12 = 1
-						}
-						(*m.memory)[uint64(uint32(t11))] = byte(t9 | i32_shl(p12, v2&i32(7)))
-						v4 = v4 + i32(4)
-						v2 = v2 + i32(1)
-						goto l6
-					}
-				case 2:
-					t13 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-					v4 = t13
-					v2 = i32(0)
-				l7:
-					{
-						if v2 == v5 {
-							goto l5
-						}
-						v6 = v3 + int32(uint32(v2)>>3)
-						t14 := int32((*m.memory)[uint64(uint32(v6))])
-						t15 := int32(int8((*m.memory)[uint64(uint32(v2+v4))]))
-						t16 := v6
-						var p17 int32
-						if t15 > i32(0) {
-							p17 = 1
-						}
-						(*m.memory)[uint64(uint32(t16))] = byte(t14 | i32_shl(p17, v2&i32(7)))
-						v2 = v2 + i32(1)
-						goto l7
-					}
-				case 1:
-					m.fn62(v0, m.g1+i32(1024), i32(-1))
-					m.fn0(v3)
-					goto l0
+				t5 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+				v5 = t5
+				if v5 == 0 {
+					m.fn62(v0, m.g1+i32(10755), i32(-1))
+					goto l1
 				}
+				if v5&i32(7) != 0 {
+					m.fn62(v0, m.g1+i32(8360), i32(-1))
+					goto l1
+				}
+				v8 = int32(uint32(v5) >> 3)
+				t6 := m.fn2(v8)
+				v4 = t6
+				if v4 == 0 {
+					m.fn67(v0, i32(7))
+					goto l1
+				}
+				memory_zero(*m.memory, uint32(v4), uint32(v8))
+				{
+					t7 := int32(load32(*m.memory, uint64(uint32(v1))+12))
+					switch t7 - i32(223) {
+					case 1:
+						goto l3
+					default:
+						goto l5
+					case 0:
+						v2 = i32(0)
+						t8 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+						v3 = t8
+					l6:
+						{
+							v6 = v4 + int32(uint32(v2)>>3)
+							t9 := int32((*m.memory)[uint64(uint32(v6))])
+							t10 := math.Float32frombits(load32(*m.memory, uint64(uint32(v3))))
+							t11 := v6
+							var p12 int32
+							if t10 > float32(0) {
+								p12 = 1
+							}
+							v7 = t9 | i32_shl(p12, v2&i32(6))
+							(*m.memory)[uint64(uint32(t11))] = byte(v7)
+							t13 := math.Float32frombits(load32(*m.memory, uint64(uint32(v3+i32(4)))))
+							t14 := v6
+							t15 := v7
+							var p16 int32
+							if t13 > float32(0) {
+								p16 = 1
+							}
+							(*m.memory)[uint64(uint32(t14))] = byte(t15 | i32_shl(p16, (v2+i32(1))&i32(7)))
+							v3 = v3 + i32(8)
+							t17 := v5
+							v2 = v2 + i32(2)
+							if t17 != v2 {
+								goto l6
+							}
+						}
+						goto l5
+					case 2:
+						t18 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+						v6 = t18
+						v2 = i32(0)
+					l7:
+						{
+							v3 = v4 + int32(uint32(v2)>>3)
+							t19 := int32((*m.memory)[uint64(uint32(v3))])
+							t20 := v3
+							v7 = v2 + v6
+							t21 := int32(int8((*m.memory)[uint64(uint32(v7))]))
+							var p22 int32
+							if t21 > i32(0) {
+								p22 = 1
+							}
+							v9 = t19 | i32_shl(p22, v2&i32(6))
+							(*m.memory)[uint64(uint32(t20))] = byte(v9)
+							t23 := int32(int8((*m.memory)[uint64(uint32(v7+i32(1)))]))
+							t24 := v3
+							t25 := v9
+							var p26 int32
+							if t23 > i32(0) {
+								p26 = 1
+							}
+							(*m.memory)[uint64(uint32(t24))] = byte(t25 | i32_shl(p26, (v2+i32(1))&i32(7)))
+							t27 := v5
+							v2 = v2 + i32(2)
+							if t27 != v2 {
+								goto l7
+							}
+						}
+					}
+				}
+			l5:
+				m.fn66(v0, v4, v8, m.g2+i32(2))
+				m.fn65(v0, i32(224))
 			}
-		l5:
-			m.fn66(v0, v3, v7, m.g2+i32(1))
-			m.fn65(v0, i32(224))
+		l1:
+			t28 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+			t29 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+			(*m.t0)[uint(t29)].(func(int32))(t28)
+			goto l0
 		}
-	l1:
-		t18 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-		t19 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-		(*m.t0)[uint(t19)].(func(int32))(t18)
+	l3:
+		m.fn62(v0, m.g1+i32(1024), i32(-1))
+		m.fn0(v4)
 	}
 l0:
 	*m.g0 = v1 + i32(32)
@@ -3489,2103 +4076,2343 @@ l0:
 func (m *Module) Xsqlite3_extension_init(v0, v1, v2 int32) int32 {
 	var v3, v4 int32
 	t0 := *m.g0
-	v4 = t0 - i32(32)
-	*m.g0 = v4
+	v3 = t0 - i32(32)
+	*m.g0 = v3
 	{
-		v2 = v0
-		t1 := v2
-		v0 = m.g1
-		t2 := m.fn59(t1, v0+i32(2844), i32(0), i32(2099201), v0+i32(8548), m.g2+i32(4), i32(0), i32(0), i32(0))
-		v3 = t2
-		if v3 != 0 {
+		t1 := v0
+		v2 = m.g1
+		t2 := m.fn59(t1, v2+i32(2844), i32(0), i32(2099201), v2+i32(8548), m.g2+i32(3), i32(0), i32(0), i32(0))
+		v2 = t2
+		if v2 != 0 {
 			goto l0
 		}
-		t3 := v2
-		v0 = m.g1
-		t4 := m.fn59(t3, v0+i32(3289), i32(0), i32(2099201), v0+i32(13784), m.g2+i32(4), i32(0), i32(0), i32(0))
-		v3 = t4
-		if v3 != 0 {
+		t3 := v0
+		v2 = m.g1
+		t4 := m.fn59(t3, v2+i32(3289), i32(0), i32(2099201), v2+i32(13784), m.g2+i32(3), i32(0), i32(0), i32(0))
+		v2 = t4
+		if v2 != 0 {
 			goto l0
 		}
-		v0 = i32(-272)
+		v4 = i32(-256)
 		t6 := v1
 		var p5 int32
 		{
-		l3:
 			{
-				v1 = v0 + i32(16)
-				if v1 == 0 {
-					v0 = i32(-48)
-				l1:
-					{
-						v1 = v0 + i32(16)
-						if v1 == 0 {
-							v3 = i32(0)
-							goto l0
-						}
-						v3 = m.g1 + i32(14672) + v0
-						v0 = v1
-						t7 := int32(load32(*m.memory, uint64(uint32(v3+i32(48)))))
-						t8 := v2
-						v1 = t7
-						t9 := int32(load32(*m.memory, uint64(uint32(v3+i32(52)))))
-						t10 := m.fn60(t8, v1, t9, i32(0), i32(0))
-						v3 = t10
-						if v3 == 0 {
-							goto l1
-						}
+			l2:
+				{
+					t7 := v0
+					v1 = m.g1 + i32(14416) + v4
+					t8 := int32(load32(*m.memory, uint64(uint32(v1+i32(256)))))
+					v2 = t8
+					t9 := int32(load32(*m.memory, uint64(uint32(v1+i32(264)))))
+					t10 := int32(load32(*m.memory, uint64(uint32(v1+i32(268)))))
+					t11 := int32(load32(*m.memory, uint64(uint32(v1+i32(260)))))
+					t12 := m.fn59(t7, v2, t9, t10, i32(0), t11, i32(0), i32(0), i32(0))
+					v1 = t12
+					if v1 != 0 {
+						goto l1
 					}
-					t11 := m.fn42(v2)
-					store32(*m.memory, uint64(uint32(v4))+4, uint32(t11))
-					store32(*m.memory, uint64(uint32(v4)), uint32(v1))
-					t12 := m.fn5(m.g1+i32(1866), v4)
-					p5 = t12
-					goto l2
+					v4 = v4 + i32(16)
+					if v4 != 0 {
+						goto l2
+					}
 				}
-				v3 = m.g1 + i32(14416) + v0
-				v0 = v1
-				t13 := int32(load32(*m.memory, uint64(uint32(v3+i32(272)))))
-				t14 := v2
-				v1 = t13
-				t15 := int32(load32(*m.memory, uint64(uint32(v3+i32(280)))))
-				t16 := int32(load32(*m.memory, uint64(uint32(v3+i32(284)))))
-				t17 := int32(load32(*m.memory, uint64(uint32(v3+i32(276)))))
-				t18 := m.fn59(t14, v1, t15, t16, i32(0), t17, i32(0), i32(0), i32(0))
-				v3 = t18
-				if v3 == 0 {
-					goto l3
+				v2 = i32(0)
+				t13 := v0
+				v1 = m.g1
+				v4 = v1 + i32(9016)
+				t14 := m.fn60(t13, v4, v1+i32(14672), i32(0), i32(0))
+				v1 = t14
+				if v1 == 0 {
+					t15 := v0
+					v1 = m.g1
+					v4 = v1 + i32(3280)
+					t16 := m.fn60(t15, v4, v1+i32(14772), i32(0), i32(0))
+					v1 = t16
+					if v1 == 0 {
+						goto l0
+					}
 				}
+				t17 := m.fn42(v0)
+				store32(*m.memory, uint64(uint32(v3))+4, uint32(t17))
+				store32(*m.memory, uint64(uint32(v3)), uint32(v4))
+				t18 := m.fn8(m.g1+i32(1866), v3)
+				p5 = t18
+				goto l3
 			}
-			t19 := m.fn42(v2)
-			store32(*m.memory, uint64(uint32(v4))+20, uint32(t19))
-			store32(*m.memory, uint64(uint32(v4))+16, uint32(v1))
-			t20 := m.fn5(m.g1+i32(1835), v4+i32(16))
+		l1:
+			t19 := m.fn42(v0)
+			store32(*m.memory, uint64(uint32(v3))+20, uint32(t19))
+			store32(*m.memory, uint64(uint32(v3))+16, uint32(v2))
+			t20 := m.fn8(m.g1+i32(1835), v3+i32(16))
 			p5 = t20
 		}
-	l2:
+	l3:
 		store32(*m.memory, uint64(uint32(t6)), uint32(p5))
+		v2 = v1
 	}
 l0:
-	*m.g0 = v4 + i32(32)
-	return v3
+	*m.g0 = v3 + i32(32)
+	return v2
 }
-func (m *Module) fn140(v0, v1, v2, v3, v4, v5 int32) int32 {
-	t0 := m.fn141(v0, v2, v3, v4, v5, i32(1))
+func (m *Module) fn116(v0, v1, v2, v3, v4, v5 int32) int32 {
+	t0 := m.fn117(v0, v2, v3, v4, v5, i32(1))
 	return t0
 }
-func (m *Module) fn141(v0, v1, v2, v3, v4, v5 int32) int32 {
-	var v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34 int32
-	var v35 int64
+func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
+	var v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36 int32
+	var v37 int64
 	t0 := *m.g0
-	v7 = t0 - i32(736)
-	*m.g0 = v7
+	v6 = t0 - i32(736)
+	*m.g0 = v6
+	var p1 int32
 	{
-		t1 := m.fn2(i32(1216))
-		v12 = t1
-		if v12 == 0 {
-			v9 = i32(7)
+		t2 := m.fn2(i32(1216))
+		v10 = t2
+		if v10 == 0 {
+			p1 = i32(7)
 			goto l0
 		}
-		memory_zero(*m.memory, uint32(v12), uint32(i32(1216)))
-		v9 = v2 + i32(12)
-		v29 = v12 + i32(760)
-		v30 = v12 + i32(808)
-		v24 = v12 + i32(1000)
-		v31 = v12 + i32(440)
-		v25 = v12 + i32(260)
-		v26 = v12 + i32(52)
-		p2 := i32(3)
-		if v1 > i32(3) {
-			p2 = v1
-		}
-		v28 = p2 - i32(3)
-		v32 = i32(1)
-		v1 = i32(0)
-		v20 = i32(-1)
-	l49:
+		memory_zero(*m.memory, uint32(v10), uint32(i32(1216)))
 		{
-			if v28 != 0 {
-				store32(*m.memory, uint64(uint32(v7))+708, uint32(i32(0)))
-				t4 := v4
-				var p3 int32
-				{
-					{
-						t6 := v4
-						var p5 int32
-						{
-							t7 := int32(load32(*m.memory, uint64(uint32(v9))))
-							v6 = t7
-							v8 = v6
-							t8 := m._strlen(v6)
-							v11 = t8
-							v10 = v7 + i32(712)
-							v15 = i32(0)
-							t9 := *m.g0
-							v6 = t9 - i32(48)
-							*m.g0 = v6
-							store32(*m.memory, uint64(uint32(v6))+40, uint32(v8))
-							store32(*m.memory, uint64(uint32(v6))+32, uint32(v8))
-							store32(*m.memory, uint64(uint32(v6))+36, uint32(v8+v11))
-							v11 = i32(16)
-							{
-								t10 := m.fn91(v6+i32(32), v6+i32(16))
-								if t10 != i32(2) {
-									t11 := int32(load32(*m.memory, uint64(uint32(v6))+16))
-									if t11 != 0 {
-										goto l1
-									}
-								}
-								t12 := int32(load32(*m.memory, uint64(uint32(v6))+20))
-								v16 = t12
-								t13 := int32(load32(*m.memory, uint64(uint32(v6))+24))
-								v13 = t13
-								t14 := m.fn91(v6+i32(32), v6+i32(16))
-								if t14 != i32(2) {
-									goto l1
-								}
-								t15 := int32(load32(*m.memory, uint64(uint32(v6))+16))
-								if t15 != 0 {
-									goto l1
-								}
-								v14 = i32(223)
-								{
-									t16 := int32(load32(*m.memory, uint64(uint32(v6))+20))
-									v8 = t16
-									t17 := m.fn12(v8, m.g1+i32(1018), i32(5))
-									if t17 == 0 {
-										goto l2
-									}
-									t18 := m.fn12(v8, m.g1+i32(8803), i32(3))
-									if t18 == 0 {
-										goto l2
-									}
-									v14 = i32(225)
-									t19 := m.fn12(v8, m.g1+i32(8320), i32(4))
-									if t19 == 0 {
-										goto l2
-									}
-									t20 := m.fn12(v8, m.g1+i32(8325), i32(2))
-									if t20 == 0 {
-										goto l2
-									}
-									t21 := m.fn12(v8, m.g1+i32(1014), i32(3))
-									if t21 != 0 {
-										goto l1
-									}
-									v14 = i32(224)
-									v15 = i32(1)
-								}
-							l2:
-								t22 := m.fn91(v6+i32(32), v6+i32(16))
-								if t22 != i32(2) {
-									t23 := int32(load32(*m.memory, uint64(uint32(v6))+16))
-									if t23 != i32(2) {
-										goto l1
-									}
-								}
-								t24 := m.fn91(v6+i32(32), v6+i32(16))
-								if t24 != i32(2) {
-									v11 = i32(1)
-									t25 := int32(load32(*m.memory, uint64(uint32(v6))+16))
-									if t25 != i32(1) {
-										goto l1
-									}
-								}
-								v11 = i32(1)
-								t26 := int32(load32(*m.memory, uint64(uint32(v6))+20))
-								t27 := m._strtol(t26, i32(0), i32(10))
-								v33 = t27
-								if v33 <= i32(0) {
-									goto l1
-								}
-								t28 := m.fn91(v6+i32(32), v6+i32(16))
-								if t28 != i32(2) {
-									t29 := int32(load32(*m.memory, uint64(uint32(v6))+16))
-									if t29 != i32(3) {
-										goto l1
-									}
-								}
-								v17 = v13 - v16
-								v8 = i32(1)
-							l3:
-								{
-									t30 := m.fn91(v6+i32(32), v6+i32(16))
-									v13 = t30
-									if v13 != i32(1) {
-										if v13 != i32(2) {
-											t31 := int32(load32(*m.memory, uint64(uint32(v6))+16))
-											if t31 != 0 {
-												goto l1
-											}
-										}
-										t32 := int32(load32(*m.memory, uint64(uint32(v6))+20))
-										v8 = t32
-										t33 := int32(load32(*m.memory, uint64(uint32(v6))+24))
-										t34 := m.fn12(v8, m.g1+i32(6553), t33-v8)
-										if t34|v15 != 0 {
-											goto l1
-										}
-										t35 := m.fn91(v6+i32(32), v6+i32(16))
-										if t35 != i32(2) {
-											t36 := int32(load32(*m.memory, uint64(uint32(v6))+16))
-											if t36 != i32(5) {
-												goto l1
-											}
-										}
-										t37 := m.fn91(v6+i32(32), v6+i32(16))
-										if t37 != i32(2) {
-											t38 := int32(load32(*m.memory, uint64(uint32(v6))+16))
-											if t38 != 0 {
-												goto l1
-											}
-										}
-										v8 = i32(1)
-										t39 := int32(load32(*m.memory, uint64(uint32(v6))+20))
-										v13 = t39
-										t40 := int32(load32(*m.memory, uint64(uint32(v6))+24))
-										t41 := v13
-										t42 := m.g1 + i32(8788)
-										v18 = t40 - v13
-										t43 := m.fn12(t41, t42, v18)
-										if t43 == 0 {
-											goto l3
-										}
-										v8 = i32(3)
-										t44 := m.fn12(v13, m.g1+i32(8884), v18)
-										if t44 == 0 {
-											goto l3
-										}
-										v8 = i32(2)
-										t45 := m.fn12(v13, m.g1+i32(3617), v18)
-										if t45 == 0 {
-											goto l3
-										}
-										goto l1
-									}
-								}
-								store32(*m.memory, uint64(uint32(v6))+4, uint32(v16))
-								store32(*m.memory, uint64(uint32(v6)), uint32(v17))
-								t46 := m.fn5(m.g1+i32(1529), v6)
-								t47 := v10
-								v11 = t46
-								store32(*m.memory, uint64(uint32(t47)), uint32(v11))
-								if v11 == 0 {
-									v11 = i32(1)
-									goto l1
-								}
-								store32(*m.memory, uint64(uint32(v10))+16, uint32(v8))
-								store32(*m.memory, uint64(uint32(v10))+4, uint32(v17))
-								store32(*m.memory, uint64(uint32(v10))+12, uint32(v14))
-								store32(*m.memory, uint64(uint32(v10))+8, uint32(v33))
-								v11 = i32(0)
-							}
-						l1:
-							*m.g0 = v6 + i32(48)
-							switch v11 {
-							case 0:
-								if v19 >= i32(16) {
-									t48 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-									m.fn0(t48)
-									store32(*m.memory, uint64(uint32(v7))+640, uint32(i32(16)))
-									t49 := m.fn5(m.g1+i32(6318), v7+i32(640))
-									p5 = t49
-									goto l7
-								}
-								t50 := int32(load32(*m.memory, uint64(uint32(v7))+720))
-								v6 = t50
-								if uint32(v6) >= uint32(i32(8193)) {
-									t51 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-									m.fn0(t51)
-									store32(*m.memory, uint64(uint32(v7))+664, uint32(i32(8192)))
-									store64(*m.memory, uint64(uint32(v7))+656, uint64(uint32(v6)))
-									t52 := m.fn5(m.g1+i32(4987), v7+i32(656))
-									p5 = t52
-									goto l7
-								}
-								store32(*m.memory, uint64(uint32(v26+v1<<2)), uint32(i32(1)))
-								(*m.memory)[uint64(uint32(v1+v25))] = byte(v19)
-								v6 = v31 + v19*i32(20)
-								t53 := int32(load32(*m.memory, uint64(uint32(v7+i32(728)))))
-								store32(*m.memory, uint64(uint32(v6+i32(16))), uint32(t53))
-								t54 := int64(load64(*m.memory, uint64(uint32(v7+i32(720)))))
-								store64(*m.memory, uint64(uint32(v6+i32(8))), uint64(t54))
-								t55 := int64(load64(*m.memory, uint64(uint32(v7))+712))
-								store64(*m.memory, uint64(uint32(v6)), uint64(t55))
-								v1 = v1 + i32(1)
-								v19 = v19 + i32(1)
-								goto l8
-							default:
-								t56 := int32(load32(*m.memory, uint64(uint32(v9))))
-								v6 = t56
-								v8 = v6
-								t57 := m._strlen(v6)
-								v11 = t57
-								v15 = v7 + i32(708)
-								v16 = v7 + i32(704)
-								v17 = v7 + i32(700)
-								t58 := *m.g0
-								v6 = t58 - i32(32)
-								*m.g0 = v6
-								store32(*m.memory, uint64(uint32(v6))+24, uint32(v8))
-								store32(*m.memory, uint64(uint32(v6))+16, uint32(v8))
-								store32(*m.memory, uint64(uint32(v6))+20, uint32(v8+v11))
-								v11 = i32(16)
-								{
-									t59 := m.fn91(v6+i32(16), v6)
-									if t59 != i32(2) {
-										t60 := int32(load32(*m.memory, uint64(uint32(v6))))
-										if t60 != 0 {
-											goto l9
-										}
-									}
-									t61 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-									v14 = t61
-									t62 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-									v18 = t62
-									t63 := m.fn91(v6+i32(16), v6)
-									if t63 != i32(2) {
-										t64 := int32(load32(*m.memory, uint64(uint32(v6))))
-										if t64 != 0 {
-											goto l9
-										}
-									}
-									{
-										t65 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-										v10 = t65
-										t66 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-										t67 := v10
-										t68 := m.g1 + i32(603)
-										v13 = t66 - v10
-										t69 := m.fn12(t67, t68, v13)
-										if t69 == 0 {
-											v8 = i32(3)
-											goto l10
-										}
-										v8 = i32(1)
-										t70 := m.fn12(v10, m.g1+i32(608), v13)
-										if t70 == 0 {
-											goto l10
-										}
-										t71 := m.fn12(v10, m.g1+i32(2617), v13)
-										if t71 != 0 {
-											goto l9
-										}
-									}
-								l10:
-									t72 := m.fn91(v6+i32(16), v6)
-									if t72 != i32(2) {
-										t73 := int32(load32(*m.memory, uint64(uint32(v6))))
-										if t73 != 0 {
-											goto l9
-										}
-									}
-									t74 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-									v10 = t74
-									t75 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-									t76 := m.fn12(v10, m.g1+i32(2715), t75-v10)
-									if t76 != 0 {
-										goto l9
-									}
-									t77 := m.fn91(v6+i32(16), v6)
-									if t77 != i32(2) {
-										t78 := int32(load32(*m.memory, uint64(uint32(v6))))
-										if t78 != 0 {
-											goto l9
-										}
-									}
-									t79 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-									v10 = t79
-									t80 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-									t81 := m.fn12(v10, m.g1+i32(362), t80-v10)
-									if t81 != 0 {
-										goto l9
-									}
-									store32(*m.memory, uint64(uint32(v16)), uint32(v18-v14))
-									store32(*m.memory, uint64(uint32(v15)), uint32(v14))
-									store32(*m.memory, uint64(uint32(v17)), uint32(v8))
-									v11 = i32(0)
-								}
-							l9:
-								*m.g0 = v6 + i32(32)
-								if v11 == 0 {
-									if v21 >= i32(4) {
-										store32(*m.memory, uint64(uint32(v7))+464, uint32(i32(4)))
-										t82 := m.fn5(m.g1+i32(5845), v7+i32(464))
-										p5 = t82
-										goto l7
-									}
-									t83 := int32(load32(*m.memory, uint64(uint32(v7))+704))
-									t84 := v7
-									v8 = t83
-									store32(*m.memory, uint64(uint32(t84))+480, uint32(v8))
-									t85 := int32(load32(*m.memory, uint64(uint32(v7))+708))
-									store32(*m.memory, uint64(uint32(v7))+484, uint32(t85))
-									t86 := int32(load32(*m.memory, uint64(uint32(v7))+700))
-									v11 = t86
-									t87 := m.fn5(m.g1+i32(1529), v7+i32(480))
-									v10 = t87
-									if v10 == 0 {
-										goto l11
-									}
-									store32(*m.memory, uint64(uint32(v26+v1<<2)), uint32(i32(2)))
-									(*m.memory)[uint64(uint32(v1+v25))] = byte(v21)
-									v6 = v29 + v21*i32(12)
-									store32(*m.memory, uint64(uint32(v6))+8, uint32(v8))
-									store32(*m.memory, uint64(uint32(v6))+4, uint32(v10))
-									store32(*m.memory, uint64(uint32(v6)), uint32(v11))
-									v1 = v1 + i32(1)
-									v21 = v21 + i32(1)
-									goto l8
-								}
-								t88 := int32(load32(*m.memory, uint64(uint32(v9))))
-								v6 = t88
-								v8 = v6
-								t89 := m._strlen(v6)
-								v11 = t89
-								v15 = v7 + i32(708)
-								v16 = v7 + i32(704)
-								v17 = v7 + i32(700)
-								t90 := *m.g0
-								v6 = t90 - i32(32)
-								*m.g0 = v6
-								store32(*m.memory, uint64(uint32(v6))+24, uint32(v8))
-								store32(*m.memory, uint64(uint32(v6))+16, uint32(v8))
-								store32(*m.memory, uint64(uint32(v6))+20, uint32(v8+v11))
-								v11 = i32(16)
-								{
-									t91 := m.fn91(v6+i32(16), v6)
-									if t91 != i32(2) {
-										t92 := int32(load32(*m.memory, uint64(uint32(v6))))
-										if t92 != 0 {
-											goto l12
-										}
-									}
-									t93 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-									v14 = t93
-									t94 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-									v18 = t94
-									t95 := m.fn91(v6+i32(16), v6)
-									if t95 != i32(2) {
-										t96 := int32(load32(*m.memory, uint64(uint32(v6))))
-										if t96 != 0 {
-											goto l12
-										}
-									}
-									{
-										t97 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-										v10 = t97
-										t98 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-										t99 := v10
-										t100 := m.g1 + i32(603)
-										v13 = t98 - v10
-										t101 := m.fn12(t99, t100, v13)
-										if t101 == 0 {
-											v8 = i32(3)
-											goto l13
-										}
-										v8 = i32(1)
-										t102 := m.fn12(v10, m.g1+i32(608), v13)
-										if t102 == 0 {
-											goto l13
-										}
-										t103 := m.fn12(v10, m.g1+i32(2617), v13)
-										if t103 != 0 {
-											goto l12
-										}
-									}
-								l13:
-									t104 := m.fn91(v6+i32(16), v6)
-									if t104 != i32(2) {
-										t105 := int32(load32(*m.memory, uint64(uint32(v6))))
-										if t105 != 0 {
-											goto l12
-										}
-									}
-									t106 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-									v10 = t106
-									t107 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-									t108 := m.fn12(v10, m.g1+i32(305), t107-v10)
-									if t108 != 0 {
-										goto l12
-									}
-									t109 := m.fn91(v6+i32(16), v6)
-									if t109 != i32(2) {
-										t110 := int32(load32(*m.memory, uint64(uint32(v6))))
-										if t110 != 0 {
-											goto l12
-										}
-									}
-									t111 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-									v10 = t111
-									t112 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-									t113 := m.fn12(v10, m.g1+i32(362), t112-v10)
-									if t113 != 0 {
-										goto l12
-									}
-									store32(*m.memory, uint64(uint32(v16)), uint32(v18-v14))
-									store32(*m.memory, uint64(uint32(v15)), uint32(v14))
-									store32(*m.memory, uint64(uint32(v17)), uint32(v8))
-									v11 = i32(0)
-								}
-							l12:
-								*m.g0 = v6 + i32(32)
-								if v11 == 0 {
-									if v27 != 0 {
-										t114 := int32(load32(*m.memory, uint64(uint32(v9))))
-										store32(*m.memory, uint64(uint32(v7))+496, uint32(t114))
-										t115 := m.fn5(m.g1+i32(2856), v7+i32(496))
-										p5 = t115
-										goto l7
-									}
-									t116 := int32(load32(*m.memory, uint64(uint32(v7))+700))
-									v32 = t116
-									t117 := int32(load32(*m.memory, uint64(uint32(v7))+704))
-									v34 = t117
-									t118 := int32(load32(*m.memory, uint64(uint32(v7))+708))
-									v27 = t118
-									goto l8
-								}
-								t119 := int32(load32(*m.memory, uint64(uint32(v9))))
-								v6 = t119
-								v8 = v6
-								t120 := m._strlen(v6)
-								v11 = t120
-								v15 = v7 + i32(708)
-								v16 = v7 + i32(704)
-								v17 = v7 + i32(700)
-								t121 := *m.g0
-								v6 = t121 - i32(32)
-								*m.g0 = v6
-								store32(*m.memory, uint64(uint32(v6))+24, uint32(v8))
-								store32(*m.memory, uint64(uint32(v6))+16, uint32(v8))
-								store32(*m.memory, uint64(uint32(v6))+20, uint32(v8+v11))
-								v14 = i32(16)
-								{
-									t122 := m.fn91(v6+i32(16), v6)
-									if t122 != i32(2) {
-										goto l14
-									}
-									t123 := int32(load32(*m.memory, uint64(uint32(v6))))
-									if t123 != i32(4) {
-										goto l14
-									}
-									t124 := m.fn91(v6+i32(16), v6)
-									if t124 != i32(2) {
-										t125 := int32(load32(*m.memory, uint64(uint32(v6))))
-										if t125 != 0 {
-											goto l14
-										}
-									}
-									t126 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-									v13 = t126
-									t127 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-									v18 = t127
-									t128 := m.fn91(v6+i32(16), v6)
-									if t128 != i32(2) {
-										t129 := int32(load32(*m.memory, uint64(uint32(v6))))
-										if t129 != 0 {
-											goto l14
-										}
-									}
-									{
-										t130 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-										v11 = t130
-										t131 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-										t132 := v11
-										t133 := m.g1 + i32(603)
-										v10 = t131 - v11
-										t134 := m.fn12(t132, t133, v10)
-										if t134 == 0 {
-											v8 = i32(3)
-											goto l15
-										}
-										v8 = i32(1)
-										t135 := m.fn12(v11, m.g1+i32(608), v10)
-										if t135 == 0 {
-											goto l15
-										}
-										t136 := m.fn12(v11, m.g1+i32(2617), v10)
-										if t136 == 0 {
-											goto l15
-										}
-										v8 = i32(2)
-										t137 := m.fn12(v11, m.g1+i32(1018), v10)
-										if t137 == 0 {
-											goto l15
-										}
-										t138 := m.fn12(v11, m.g1+i32(3624), v10)
-										if t138 == 0 {
-											goto l15
-										}
-										t139 := m.fn12(v11, m.g1+i32(6601), v10)
-										if t139 != 0 {
-											goto l14
-										}
-										v8 = i32(4)
-									}
-								l15:
-									store32(*m.memory, uint64(uint32(v16)), uint32(v18-v13))
-									store32(*m.memory, uint64(uint32(v15)), uint32(v13))
-									store32(*m.memory, uint64(uint32(v17)), uint32(v8))
-									v14 = i32(0)
-								}
-							l14:
-								*m.g0 = v6 + i32(32)
-								if v14 == 0 {
-									if v22 >= i32(16) {
-										store32(*m.memory, uint64(uint32(v7))+512, uint32(i32(16)))
-										t140 := m.fn5(m.g1+i32(5776), v7+i32(512))
-										p5 = t140
-										goto l7
-									}
-									t141 := int32(load32(*m.memory, uint64(uint32(v7))+704))
-									t142 := v7
-									v8 = t141
-									store32(*m.memory, uint64(uint32(t142))+528, uint32(v8))
-									t143 := int32(load32(*m.memory, uint64(uint32(v7))+708))
-									store32(*m.memory, uint64(uint32(v7))+532, uint32(t143))
-									t144 := int32(load32(*m.memory, uint64(uint32(v7))+700))
-									v11 = t144
-									t145 := m.fn5(m.g1+i32(1529), v7+i32(528))
-									v10 = t145
-									if v10 == 0 {
-										goto l11
-									}
-									store32(*m.memory, uint64(uint32(v26+v1<<2)), uint32(i32(3)))
-									(*m.memory)[uint64(uint32(v1+v25))] = byte(v22)
-									v6 = v30 + v22*i32(12)
-									store32(*m.memory, uint64(uint32(v6))+8, uint32(v8))
-									store32(*m.memory, uint64(uint32(v6))+4, uint32(v10))
-									store32(*m.memory, uint64(uint32(v6)), uint32(v11))
-									v1 = v1 + i32(1)
-									v22 = v22 + i32(1)
-									goto l8
-								}
-								t146 := int32(load32(*m.memory, uint64(uint32(v9))))
-								v6 = t146
-								v11 = v6
-								t147 := m._strlen(v6)
-								v10 = t147
-								v15 = v7 + i32(708)
-								v16 = v7 + i32(704)
-								v17 = v7 + i32(696)
-								v8 = i32(0)
-								t148 := *m.g0
-								v6 = t148 - i32(32)
-								*m.g0 = v6
-								store32(*m.memory, uint64(uint32(v6))+24, uint32(v11))
-								store32(*m.memory, uint64(uint32(v6))+16, uint32(v11))
-								store32(*m.memory, uint64(uint32(v6))+20, uint32(v10+v11))
-								v14 = i32(16)
-								{
-									t149 := m.fn91(v6+i32(16), v6)
-									if t149 != i32(2) {
-										goto l16
-									}
-									t150 := int32(load32(*m.memory, uint64(uint32(v6))))
-									if t150 != 0 {
-										goto l16
-									}
-									t151 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-									v13 = t151
-									t152 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-									v18 = t152
-									t153 := m.fn91(v6+i32(16), v6)
-									if t153 != i32(2) {
-										goto l16
-									}
-									t154 := int32(load32(*m.memory, uint64(uint32(v6))))
-									if t154 != 0 {
-										goto l16
-									}
-									{
-										t155 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-										v11 = t155
-										t156 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-										t157 := v11
-										t158 := m.g1 + i32(2977)
-										v10 = t156 - v11
-										t159 := m.fn12(t157, t158, v10)
-										if t159 == 0 {
-											goto l17
-										}
-										t160 := m.fn12(v11, m.g1+i32(2985), v10)
-										if t160 == 0 {
-											goto l17
-										}
-										v8 = i32(1)
-										t161 := m.fn12(v11, m.g1+i32(8619), v10)
-										if t161 == 0 {
-											goto l17
-										}
-										t162 := m.fn12(v11, m.g1+i32(8633), v10)
-										if t162 == 0 {
-											goto l17
-										}
-										t163 := m.fn12(v11, m.g1+i32(2617), v10)
-										if t163 == 0 {
-											goto l17
-										}
-										t164 := m.fn12(v11, m.g1+i32(608), v10)
-										if t164 == 0 {
-											goto l17
-										}
-										v8 = i32(2)
-										t165 := m.fn12(v11, m.g1+i32(1018), v10)
-										if t165 == 0 {
-											goto l17
-										}
-										t166 := m.fn12(v11, m.g1+i32(3624), v10)
-										if t166 == 0 {
-											goto l17
-										}
-										t167 := m.fn12(v11, m.g1+i32(8625), v10)
-										if t167 == 0 {
-											goto l17
-										}
-										t168 := m.fn12(v11, m.g1+i32(8643), v10)
-										if t168 == 0 {
-											goto l17
-										}
-										t169 := m.fn12(v11, m.g1+i32(603), v10)
-										if t169 != 0 {
-											goto l16
-										}
-										v8 = i32(3)
-									}
-								l17:
-									store32(*m.memory, uint64(uint32(v16)), uint32(v18-v13))
-									store32(*m.memory, uint64(uint32(v15)), uint32(v13))
-									store32(*m.memory, uint64(uint32(v17)), uint32(v8))
-									v14 = i32(0)
-								}
-							l16:
-								*m.g0 = v6 + i32(32)
-								if v14 == 0 {
-									if v23 >= i32(16) {
-										store32(*m.memory, uint64(uint32(v7))+544, uint32(i32(16)))
-										t170 := m.fn5(m.g1+i32(5918), v7+i32(544))
-										store32(*m.memory, uint64(uint32(v4)), uint32(t170))
-										goto l11
-									}
-									t171 := int32(load32(*m.memory, uint64(uint32(v7))+704))
-									t172 := v7
-									v8 = t171
-									store32(*m.memory, uint64(uint32(t172))+560, uint32(v8))
-									t173 := int32(load32(*m.memory, uint64(uint32(v7))+708))
-									store32(*m.memory, uint64(uint32(v7))+564, uint32(t173))
-									t174 := int32(load32(*m.memory, uint64(uint32(v7))+696))
-									v11 = t174
-									t175 := m.fn5(m.g1+i32(1529), v7+i32(560))
-									v10 = t175
-									if v10 == 0 {
-										goto l11
-									}
-									store32(*m.memory, uint64(uint32(v26+v1<<2)), uint32(i32(4)))
-									(*m.memory)[uint64(uint32(v1+v25))] = byte(v23)
-									v6 = v24 + v23*i32(12)
-									store32(*m.memory, uint64(uint32(v6))+8, uint32(v8))
-									store32(*m.memory, uint64(uint32(v6))+4, uint32(v10))
-									store32(*m.memory, uint64(uint32(v6)), uint32(v11))
-									v1 = v1 + i32(1)
-									v23 = v23 + i32(1)
-									goto l8
-								}
-								t176 := int32(load32(*m.memory, uint64(uint32(v9))))
-								v6 = t176
-								v8 = v6
-								t177 := m._strlen(v6)
-								v11 = t177
-								v14 = v7 + i32(692)
-								v20 = v7 + i32(684)
-								v13 = v7 + i32(688)
-								v15 = v7 + i32(680)
-								t178 := *m.g0
-								v6 = t178 - i32(32)
-								*m.g0 = v6
-								store32(*m.memory, uint64(uint32(v6))+24, uint32(v8))
-								store32(*m.memory, uint64(uint32(v6))+16, uint32(v8))
-								store32(*m.memory, uint64(uint32(v6))+20, uint32(v8+v11))
-								v8 = i32(16)
-								{
-									t179 := m.fn91(v6+i32(16), v6)
-									if t179 != i32(2) {
-										t180 := int32(load32(*m.memory, uint64(uint32(v6))))
-										if t180 != 0 {
-											goto l18
-										}
-									}
-									t181 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-									v11 = t181
-									t182 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-									v16 = t182
-									t183 := m.fn91(v6+i32(16), v6)
-									if t183 != i32(2) {
-										t184 := int32(load32(*m.memory, uint64(uint32(v6))))
-										if t184 != i32(5) {
-											goto l18
-										}
-									}
-									{
-										t185 := m.fn91(v6+i32(16), v6)
-										if t185 == i32(2) {
-											goto l19
-										}
-										t186 := int32(load32(*m.memory, uint64(uint32(v6))))
-										v10 = t186
-										if v10 == 0 {
-											goto l19
-										}
-										v8 = i32(1)
-										if v10 != i32(1) {
-											goto l18
-										}
-									}
-								l19:
-									t187 := int32(load32(*m.memory, uint64(uint32(v6))+8))
-									v17 = t187
-									t188 := int32(load32(*m.memory, uint64(uint32(v6))+4))
-									v10 = t188
-									v8 = i32(1)
-									t189 := m.fn91(v6+i32(16), v6)
-									if t189 != i32(1) {
-										goto l18
-									}
-									store32(*m.memory, uint64(uint32(v20)), uint32(v16-v11))
-									store32(*m.memory, uint64(uint32(v14)), uint32(v11))
-									store32(*m.memory, uint64(uint32(v15)), uint32(v17-v10))
-									store32(*m.memory, uint64(uint32(v13)), uint32(v10))
-									v8 = i32(0)
-								}
-							l18:
-								*m.g0 = v6 + i32(32)
-								switch v8 {
-								case 1:
-									goto l21
-								case 0:
-									t190 := int32(load32(*m.memory, uint64(uint32(v7))+692))
-									v6 = t190
-									t191 := int32(load32(*m.memory, uint64(uint32(v7))+684))
-									t192 := v6
-									t193 := m.g1 + i32(3375)
-									v8 = t191
-									t194 := m.fn12(t192, t193, v8)
-									if t194 == 0 {
-										t195 := int32(load32(*m.memory, uint64(uint32(v7))+688))
-										t196 := m._strtol(t195, i32(0), i32(10))
-										v20 = t196
-										if v20 <= i32(0) {
-											t197 := m.fn5(m.g1+i32(2554), i32(0))
-											p3 = t197
-											goto l23
-										}
-										if v20&i32(7) != 0 {
-											t198 := m.fn5(m.g1+i32(8426), i32(0))
-											p3 = t198
-											goto l23
-										}
-										if uint32(v20) < uint32(i32(4097)) {
-											goto l8
-										}
-										t199 := m.fn5(m.g1+i32(3699), i32(0))
-										p3 = t199
-										goto l23
-									}
-									store32(*m.memory, uint64(uint32(v7))+612, uint32(v6))
-									store32(*m.memory, uint64(uint32(v7))+608, uint32(v8))
-									t200 := m.fn5(m.g1+i32(1483), v7+i32(608))
-									p3 = t200
-									goto l23
-								default:
-									t201 := int32(load32(*m.memory, uint64(uint32(v9))))
-									store32(*m.memory, uint64(uint32(v7))+576, uint32(t201))
-									t202 := m.fn5(m.g1+i32(12644), v7+i32(576))
-									p3 = t202
-									goto l23
-								}
-							case 1:
-								t203 := int32(load32(*m.memory, uint64(uint32(v9))))
-								store32(*m.memory, uint64(uint32(v7))+624, uint32(t203))
-								t204 := m.fn5(m.g1+i32(12585), v7+i32(624))
-								p5 = t204
-							}
-						}
-					l7:
-						store32(*m.memory, uint64(uint32(t6)), uint32(p5))
-						goto l11
-					}
-				l21:
-					t205 := int32(load32(*m.memory, uint64(uint32(v9))))
-					store32(*m.memory, uint64(uint32(v7))+592, uint32(t205))
-					t206 := m.fn5(m.g1+i32(12527), v7+i32(592))
-					p3 = t206
-				}
-			l23:
-				store32(*m.memory, uint64(uint32(t4)), uint32(p3))
-				goto l11
+			if v1 < i32(4) {
+				v30 = i32(1)
+				goto l1
 			}
-			if v19 <= i32(0) {
-				t207 := m.fn5(m.g1+i32(5592), i32(0))
-				store32(*m.memory, uint64(uint32(v4)), uint32(t207))
-				goto l11
-			}
-			t208 := m.fn35(i32(0))
-			v6 = t208
-			m.fn38(v6, m.g1+i32(12460))
-			if v27 != 0 {
-				store32(*m.memory, uint64(uint32(v7))+452, uint32(v27))
-				store32(*m.memory, uint64(uint32(v7))+448, uint32(v34))
-				m.fn36(v6, m.g1+i32(13631), v7+i32(448))
-				goto l24
-			}
-			m.fn38(v6, m.g1+i32(13652))
-		l24:
-			v9 = i32(0)
-			v1 = v22 + v23 + v21 + v19
-			p209 := i32(0)
-			if v1 > i32(0) {
-				p209 = v1
-			}
-			v11 = p209
-			v1 = i32(52)
-		l32:
-			if v9 == v11 {
-				{
-					m.fn38(v6, m.g1+i32(13669))
-					if v27 != 0 {
-						m.fn38(v6, m.g1+i32(13310))
-					}
-					t210 := m.fn37(v6)
-					v1 = t210
-					if v1 == 0 {
-						goto l11
-					}
-					t211 := m.fn74(v0, v1)
-					v9 = t211
-					m.fn0(v1)
-					if v9 == 0 {
-						goto l25
-					}
-					t212 := m.fn42(v0)
-					store32(*m.memory, uint64(uint32(v7))+416, uint32(t212))
-					t213 := m.fn5(m.g1+i32(12689), v7+i32(416))
-					store32(*m.memory, uint64(uint32(v4)), uint32(t213))
-					goto l11
-				}
-			l25:
-			} else {
-				{
-					var p214 int32
-					{
-						t215 := int32(load32(*m.memory, uint64(uint32(v1+v12))))
-						switch t215 - i32(1) {
-						default:
-							goto l30
-						case 0:
-							t216 := int32((*m.memory)[uint64(uint32(v9+v12+i32(260)))])
-							v8 = v31 + t216*i32(20)
-							t217 := v8 + i32(4)
-							p214 = t217
-							goto l31
-						case 1:
-							t218 := int32((*m.memory)[uint64(uint32(v9+v12+i32(260)))])
-							v10 = v29 + t218*i32(12)
-							v8 = v10 + i32(4)
-							t219 := v10 + i32(8)
-							p214 = t219
-							goto l31
-						case 2:
-							t220 := int32((*m.memory)[uint64(uint32(v9+v12+i32(260)))])
-							v10 = v30 + t220*i32(12)
-							v8 = v10 + i32(4)
-							t221 := v10 + i32(8)
-							p214 = t221
-							goto l31
-						case 3:
-							t222 := int32((*m.memory)[uint64(uint32(v9+v12+i32(260)))])
-							v10 = v24 + t222*i32(12)
-							v8 = v10 + i32(4)
-							p214 = v10 + i32(8)
-						}
-					}
-				l31:
-					t223 := int32(load32(*m.memory, uint64(uint32(p214))))
-					v10 = t223
-					t224 := int32(load32(*m.memory, uint64(uint32(v8))))
-					store32(*m.memory, uint64(uint32(v7))+436, uint32(t224))
-					store32(*m.memory, uint64(uint32(v7))+432, uint32(v10))
-					m.fn36(v6, m.g1+i32(13660), v7+i32(432))
-				}
-			l30:
-				v1 = v1 + i32(4)
-				v9 = v9 + i32(1)
-				goto l32
-			}
-			t225 := v12
-			var p226 int32
-			if v32 == i32(3) {
-				p226 = 1
-			}
-			store32(*m.memory, uint64(uint32(t225))+16, uint32(p226))
-			t227 := int32(load32(*m.memory, uint64(uint32(v2))+8))
-			v6 = t227
-			t228 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-			v1 = t228
-			store32(*m.memory, uint64(uint32(v12))+12, uint32(v0))
-			store32(*m.memory, uint64(uint32(v7))+400, uint32(v1))
-			t229 := m.fn5(m.g1+i32(2488), v7+i32(400))
-			t230 := v12
-			v1 = t229
-			store32(*m.memory, uint64(uint32(t230))+36, uint32(v1))
-			if v1 == 0 {
-				goto l11
-			}
-			store32(*m.memory, uint64(uint32(v7))+384, uint32(v6))
-			t231 := m.fn5(m.g1+i32(2488), v7+i32(384))
-			t232 := v12
-			v1 = t231
-			store32(*m.memory, uint64(uint32(t232))+40, uint32(v1))
-			if v1 == 0 {
-				goto l11
-			}
-			store32(*m.memory, uint64(uint32(v7))+368, uint32(v6))
-			t233 := m.fn5(m.g1+i32(1400), v7+i32(368))
-			t234 := v12
-			v1 = t233
-			store32(*m.memory, uint64(uint32(t234))+44, uint32(v1))
-			if v1 == 0 {
-				goto l11
-			}
-			store32(*m.memory, uint64(uint32(v7))+352, uint32(v6))
-			t235 := m.fn5(m.g1+i32(1285), v7+i32(352))
-			t236 := v12
-			v1 = t235
-			store32(*m.memory, uint64(uint32(t236))+48, uint32(v1))
-			if v1 == 0 {
-				goto l11
-			}
-			p237 := v20
-			if v20 < i32(0) {
-				p237 = i32(1024)
-			}
-			v2 = p237
-			store32(*m.memory, uint64(uint32(v12))+32, uint32(v23))
-			store32(*m.memory, uint64(uint32(v12))+28, uint32(v22))
-			store32(*m.memory, uint64(uint32(v12))+24, uint32(v21))
-			store32(*m.memory, uint64(uint32(v12))+20, uint32(v19))
-			v1 = v12 + i32(312)
-			v9 = i32(0)
-		l35:
+			v12 = v2 + i32(12)
+			v21 = v1 - i32(3)
+			v31 = v10 + i32(760)
+			v32 = v10 + i32(808)
+			v33 = v10 + i32(1000)
+			v34 = v10 + i32(440)
+			v27 = v10 + i32(260)
+			v28 = v10 + i32(52)
+			v20 = i32(-1)
+			v1 = i32(0)
+			v30 = i32(1)
+		l40:
 			{
-				if v9 >= v19 {
-					v1 = v12 + i32(376)
-					v9 = i32(0)
-				l34:
-					{
-						t238 := int32(load32(*m.memory, uint64(uint32(v12))+32))
-						if v9 >= t238 {
-							store32(*m.memory, uint64(uint32(v12))+1192, uint32(v2))
-							{
-								if v5 == 0 {
-									goto l36
-								}
-								t244 := int64(load64(*m.memory, uint64(uint32(v12))+36))
-								store64(*m.memory, uint64(uint32(v7))+336, uint64(t244))
-								t245 := m.fn5(m.g1+i32(12156), v7+i32(336))
-								v1 = t245
-								if v1 == 0 {
-									goto l11
-								}
-								t246 := m.fn16(v0, v1, i32(-1), v7+i32(712), i32(0))
-								v2 = t246
-								m.fn0(v1)
-								{
-									if v2 == 0 {
-										t247 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-										t248 := m.fn18(t247)
-										if t248 == i32(101) {
-											t253 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-											_ = m.fn15(t253)
-											t255 := int64(load64(*m.memory, uint64(uint32(v12))+36))
-											store64(*m.memory, uint64(uint32(v7))+304, uint64(t255))
-											t256 := m.fn5(m.g1+i32(13698), v7+i32(304))
-											v1 = t256
-											if v1 == 0 {
-												goto l11
-											}
-											t257 := m.fn16(v0, v1, i32(-1), v7+i32(712), i32(0))
-											v2 = t257
-											m.fn0(v1)
-											t258 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-											v1 = t258
-											if v2 != 0 {
-												_ = m.fn15(v1)
-												t260 := m.fn42(v0)
-												store32(*m.memory, uint64(uint32(v7))+288, uint32(t260))
-												t261 := m.fn5(m.g1+i32(2287), v7+i32(288))
-												store32(*m.memory, uint64(uint32(v4)), uint32(t261))
-												goto l11
-											}
-											t262 := v1
-											v1 = m.g1
-											_ = m.fn57(t262, i32(1), v1+i32(6676), i32(-1), i32(0))
-											t264 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-											_ = m.fn57(t264, i32(2), v1+i32(8548), i32(-1), i32(0))
-											t266 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-											_ = m.fn57(t266, i32(3), v1+i32(6647), i32(-1), i32(0))
-											t268 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-											_ = m.fn75(t268, i32(4), i32(0))
-											t270 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-											_ = m.fn57(t270, i32(5), v1+i32(6626), i32(-1), i32(0))
-											t272 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-											_ = m.fn75(t272, i32(6), i32(1))
-											t274 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-											_ = m.fn57(t274, i32(7), v1+i32(6696), i32(-1), i32(0))
-											t276 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-											_ = m.fn75(t276, i32(8), i32(6))
-											t278 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-											t279 := m.fn18(t278)
-											v1 = t279
-											t280 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-											_ = m.fn15(t280)
-											if v1 != i32(101) {
-												t282 := m.fn42(v0)
-												store32(*m.memory, uint64(uint32(v7))+272, uint32(t282))
-												t283 := m.fn5(m.g1+i32(2287), v7+i32(272))
-												store32(*m.memory, uint64(uint32(v4)), uint32(t283))
-												goto l11
-											}
-											var p284 int32
-											{
-												t285 := int32(load32(*m.memory, uint64(uint32(v12))+24))
-												if t285 != 0 {
-													v9 = i32(0)
-													t286 := m.fn35(i32(0))
-													v1 = t286
-													t287 := int64(load64(*m.memory, uint64(uint32(v12))+36))
-													store64(*m.memory, uint64(uint32(v7))+256, uint64(t287))
-													t288 := v1
-													v2 = m.g1
-													m.fn36(t288, v2+i32(12476), v7+i32(256))
-													m.fn38(v1, v2+i32(12090))
-													m.fn38(v1, v2+i32(12054))
-												l39:
-													{
-														t289 := int32(load32(*m.memory, uint64(uint32(v12))+24))
-														if t289 <= v9 {
-															m.fn38(v1, m.g1+i32(7927))
-															t290 := m.fn37(v1)
-															p284 = t290
-															goto l38
-														} else {
-															store32(*m.memory, uint64(uint32(v7))+240, uint32(v9))
-															m.fn36(v1, m.g1+i32(12075), v7+i32(240))
-															v9 = v9 + i32(1)
-															goto l39
-														}
-													}
-												}
-												t291 := int64(load64(*m.memory, uint64(uint32(v12))+36))
-												store64(*m.memory, uint64(uint32(v7))+224, uint64(t291))
-												t292 := m.fn5(m.g1+i32(7786), v7+i32(224))
-												p284 = t292
-											}
-										l38:
-											v1 = p284
-											if v1 == 0 {
-												goto l11
-											}
-											t293 := m.fn16(v0, v1, i32(-1), v7+i32(712), i32(0))
-											v2 = t293
-											m.fn0(v1)
-											{
-												if v2 == 0 {
-													t294 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-													t295 := m.fn18(t294)
-													if t295 == i32(101) {
-														t300 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-														_ = m.fn15(t300)
-														t302 := int32(load32(*m.memory, uint64(uint32(v12))+16))
-														v1 = t302
-														t303 := int64(load64(*m.memory, uint64(uint32(v12))+36))
-														store64(*m.memory, uint64(uint32(v7))+192, uint64(t303))
-														t305 := m.g1
-														p304 := i32(7456)
-														if v1 != 0 {
-															p304 = i32(7569)
-														}
-														t306 := m.fn5(t305+p304, v7+i32(192))
-														v1 = t306
-														if v1 == 0 {
-															goto l11
-														}
-														t307 := m.fn16(v0, v1, i32(-1), v7+i32(712), i32(0))
-														v2 = t307
-														m.fn0(v1)
-														{
-															if v2 == 0 {
-																t308 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-																t309 := m.fn18(t308)
-																if t309 == i32(101) {
-																	t314 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-																	_ = m.fn15(t314)
-																	v9 = i32(0)
-																l48:
-																	{
-																		t316 := int32(load32(*m.memory, uint64(uint32(v12))+20))
-																		if t316 <= v9 {
-																			v9 = i32(0)
-																		l44:
-																			{
-																				t317 := int32(load32(*m.memory, uint64(uint32(v12))+32))
-																				if t317 > v9 {
-																					t318 := int64(load64(*m.memory, uint64(uint32(v12))+36))
-																					v35 = t318
-																					store32(*m.memory, uint64(uint32(v7))+120, uint32(v9))
-																					store64(*m.memory, uint64(uint32(v7))+112, uint64(v35))
-																					t319 := m.fn5(m.g1+i32(7974), v7+i32(112))
-																					v1 = t319
-																					if v1 == 0 {
-																						goto l11
-																					}
-																					t320 := m.fn16(v0, v1, i32(-1), v7+i32(712), i32(0))
-																					v2 = t320
-																					m.fn0(v1)
-																					{
-																						if v2 == 0 {
-																							t321 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-																							t322 := m.fn18(t321)
-																							if t322 == i32(101) {
-																								t327 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-																								_ = m.fn15(t327)
-																								t329 := int32(load32(*m.memory, uint64(uint32(v24))))
-																								if t329 == i32(3) {
-																									t330 := int64(load64(*m.memory, uint64(uint32(v12))+36))
-																									v35 = t330
-																									store32(*m.memory, uint64(uint32(v7))+88, uint32(v9))
-																									store64(*m.memory, uint64(uint32(v7))+80, uint64(v35))
-																									t331 := m.fn5(m.g1+i32(7385), v7+i32(80))
-																									v1 = t331
-																									if v1 == 0 {
-																										goto l11
-																									}
-																									t332 := m.fn16(v0, v1, i32(-1), v7+i32(712), i32(0))
-																									v2 = t332
-																									m.fn0(v1)
-																									{
-																										if v2 == 0 {
-																											t333 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-																											t334 := m.fn18(t333)
-																											if t334 == i32(101) {
-																												goto l43
-																											}
-																										}
-																										t335 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-																										_ = m.fn15(t335)
-																										t337 := m.fn42(v0)
-																										store32(*m.memory, uint64(uint32(v7))+68, uint32(t337))
-																										store32(*m.memory, uint64(uint32(v7))+64, uint32(v9))
-																										t338 := m.fn5(m.g1+i32(2327), v7-i32(-64))
-																										store32(*m.memory, uint64(uint32(v4)), uint32(t338))
-																										goto l11
-																									}
-																								l43:
-																									t339 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-																									_ = m.fn15(t339)
-																								}
-																								v24 = v24 + i32(12)
-																								v9 = v9 + i32(1)
-																								goto l44
-																							}
-																						}
-																						t323 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-																						_ = m.fn15(t323)
-																						t325 := m.fn42(v0)
-																						store32(*m.memory, uint64(uint32(v7))+100, uint32(t325))
-																						store32(*m.memory, uint64(uint32(v7))+96, uint32(v9))
-																						t326 := m.fn5(m.g1+i32(2436), v7+i32(96))
-																						store32(*m.memory, uint64(uint32(v4)), uint32(t326))
-																						goto l11
-																					}
-																				}
-																			}
-																			t341 := int32(load32(*m.memory, uint64(uint32(v12))+28))
-																			if t341 <= i32(0) {
-																				goto l36
-																			}
-																			v9 = i32(0)
-																			t342 := m.fn35(i32(0))
-																			v1 = t342
-																			t343 := int64(load64(*m.memory, uint64(uint32(v12))+36))
-																			store64(*m.memory, uint64(uint32(v7))+160, uint64(t343))
-																			m.fn36(v1, m.g1+i32(13325), v7+i32(160))
-																		l46:
-																			{
-																				t344 := int32(load32(*m.memory, uint64(uint32(v12))+28))
-																				if t344 <= v9 {
-																					m.fn38(v1, m.g1+i32(12458))
-																					t345 := m.fn37(v1)
-																					v1 = t345
-																					if v1 == 0 {
-																						goto l11
-																					}
-																					{
-																						t346 := m.fn16(v0, v1, i32(-1), v7+i32(708), i32(0))
-																						if t346 == 0 {
-																							t347 := int32(load32(*m.memory, uint64(uint32(v7))+708))
-																							t348 := m.fn18(t347)
-																							if t348 == i32(101) {
-																								t353 := int32(load32(*m.memory, uint64(uint32(v7))+708))
-																								_ = m.fn15(t353)
-																								goto l36
-																							}
-																						}
-																						t349 := int32(load32(*m.memory, uint64(uint32(v7))+708))
-																						_ = m.fn15(t349)
-																						t351 := m.fn42(v0)
-																						store32(*m.memory, uint64(uint32(v7))+144, uint32(t351))
-																						t352 := m.fn5(m.g1+i32(2014), v7+i32(144))
-																						store32(*m.memory, uint64(uint32(v4)), uint32(t352))
-																						goto l11
-																					}
-																				} else {
-																					store32(*m.memory, uint64(uint32(v7))+128, uint32(v9))
-																					m.fn36(v1, m.g1+i32(6053), v7+i32(128))
-																					v9 = v9 + i32(1)
-																					goto l46
-																				}
-																			}
-																		}
-																		t355 := int64(load64(*m.memory, uint64(uint32(v12))+36))
-																		v35 = t355
-																		store32(*m.memory, uint64(uint32(v7))+56, uint32(v9))
-																		store64(*m.memory, uint64(uint32(v7))+48, uint64(v35))
-																		t356 := m.fn5(m.g1+i32(7703), v7+i32(48))
-																		v1 = t356
-																		if v1 == 0 {
-																			goto l11
-																		}
-																		t357 := m.fn16(v0, v1, i32(-1), v7+i32(712), i32(0))
-																		v2 = t357
-																		m.fn0(v1)
-																		{
-																			if v2 == 0 {
-																				t358 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-																				t359 := m.fn18(t358)
-																				if t359 == i32(101) {
-																					t364 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-																					_ = m.fn15(t364)
-																					v9 = v9 + i32(1)
-																					goto l48
-																				}
-																			}
-																			t360 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-																			_ = m.fn15(t360)
-																			t362 := m.fn42(v0)
-																			store32(*m.memory, uint64(uint32(v7))+36, uint32(t362))
-																			store32(*m.memory, uint64(uint32(v7))+32, uint32(v9))
-																			t363 := m.fn5(m.g1+i32(2381), v7+i32(32))
-																			store32(*m.memory, uint64(uint32(v4)), uint32(t363))
-																			goto l11
-																		}
-																	}
-																}
-															}
-															t310 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-															_ = m.fn15(t310)
-															t312 := m.fn42(v0)
-															store32(*m.memory, uint64(uint32(v7))+176, uint32(t312))
-															t313 := m.fn5(m.g1+i32(2201), v7+i32(176))
-															store32(*m.memory, uint64(uint32(v4)), uint32(t313))
-															goto l11
-														}
-													}
-												}
-												t296 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-												_ = m.fn15(t296)
-												t298 := m.fn42(v0)
-												store32(*m.memory, uint64(uint32(v7))+208, uint32(t298))
-												t299 := m.fn5(m.g1+i32(2157), v7+i32(208))
-												store32(*m.memory, uint64(uint32(v4)), uint32(t299))
-												goto l11
-											}
-										}
-									}
-									t249 := int32(load32(*m.memory, uint64(uint32(v7))+712))
-									_ = m.fn15(t249)
-									t251 := m.fn42(v0)
-									store32(*m.memory, uint64(uint32(v7))+320, uint32(t251))
-									t252 := m.fn5(m.g1+i32(2245), v7+i32(320))
-									store32(*m.memory, uint64(uint32(v4)), uint32(t252))
-									goto l11
-								}
-							}
-						l36:
-							store32(*m.memory, uint64(uint32(v3)), uint32(v12))
-							v9 = i32(0)
-							goto l0
-						}
-						store32(*m.memory, uint64(uint32(v7))+16, uint32(v6))
-						store32(*m.memory, uint64(uint32(v7))+20, uint32(v9))
-						t239 := m.fn5(m.g1+i32(5994), v7+i32(16))
-						t240 := v1
-						v8 = t239
-						store32(*m.memory, uint64(uint32(t240)), uint32(v8))
-						v1 = v1 + i32(4)
-						v9 = v9 + i32(1)
-						if v8 != 0 {
-							goto l34
-						}
-					}
-					goto l11
-				}
-				store32(*m.memory, uint64(uint32(v7))+4, uint32(v9))
-				store32(*m.memory, uint64(uint32(v7)), uint32(v6))
-				t241 := m.fn5(m.g1+i32(6016), v7)
-				t242 := v1
-				v8 = t241
-				store32(*m.memory, uint64(uint32(t242)), uint32(v8))
-				if v8 == 0 {
-					goto l11
-				}
-				v1 = v1 + i32(4)
-				v9 = v9 + i32(1)
-				t243 := int32(load32(*m.memory, uint64(uint32(v12))+20))
-				v19 = t243
-				goto l35
-			}
-		}
-	l11:
-		m.fn93(v12)
-		v9 = i32(1)
-		goto l0
-	l8:
-		v9 = v9 + i32(4)
-		v28 = v28 - i32(1)
-		goto l49
-	}
-l0:
-	*m.g0 = v7 + i32(736)
-	return v9
-}
-func (m *Module) fn142(v0, v1, v2, v3, v4, v5 int32) int32 {
-	t0 := m.fn141(v0, v2, v3, v4, v5, i32(0))
-	return t0
-}
-func (m *Module) fn143(v0, v1 int32) int32 {
-	var v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14 int32
-	var v15 float64
-	v7 = i32(-1)
-	v10 = i32(-1)
-	v4 = i32(-1)
-	v5 = i32(-1)
-	v13 = i32(-1)
-	v6 = i32(-1)
-l28:
-	{
-		{
-			t0 := int32(load32(*m.memory, uint64(uint32(v1))))
-			if t0 > v2 {
-				v3 = i32(0)
-				t1 := m.fn69()
-				if t1 >= i32(3038000) {
-					t2 := m.fn70(v1, v2, i32(-1))
-					v3 = t2
-				}
-				t3 := int32(load32(*m.memory, uint64(uint32(v1))+4))
-				v11 = t3 + v8
-				t4 := int32((*m.memory)[uint64(uint32(v11+i32(5)))])
-				if t4 == 0 {
-					goto l0
-				}
-				t5 := int32((*m.memory)[uint64(uint32(v11+i32(4)))])
-				t6 := v2
-				t7 := v5
-				v12 = t5
-				p8 := t7
-				if v12 == i32(73) {
-					p8 = t6
-				}
-				v5 = p8
-				t9 := int32(load32(*m.memory, uint64(uint32(v11))))
-				v11 = t9
+				store32(*m.memory, uint64(uint32(v6))+708, uint32(i32(0)))
+				t3 := int32(load32(*m.memory, uint64(uint32(v12))))
+				v8 = t3
+				t4 := m._strlen(v8)
+				v9 = t4
+				v13 = v6 + i32(712)
+				v17 = i32(0)
+				t5 := *m.g0
+				v7 = t5 - i32(32)
+				*m.g0 = v7
 				{
-					if v12 == i32(64) {
-						t10 := m.fn94(v0, v11)
-						if t10 == 0 {
-							goto l1
-						}
-						if v6 < i32(0) {
-							t13 := int32((*m.memory)[uint64(uint32(v0+v11+i32(259)))])
-							v13 = t13
-							v6 = v2
-							goto l1
-						}
-						m.fn78(v0, m.g1+i32(163), i32(0))
-						return i32(1)
-					}
-					var p11 int32
-					if v12 != i32(2) {
-						p11 = 1
-					}
-					v14 = p11
-					if v14|v11 != 0 {
-						goto l3
-					}
-					if v3&i32(255) == 0 {
-						v4 = v2
-						goto l3
-					}
-					var p12 int32
-					if v7 == i32(-1) {
-						p12 = 1
-					}
-					v3 = p12
-					v7 = v2
-					if v3 != 0 {
-						goto l3
-					}
-					m.fn78(v0, m.g1+i32(219), i32(0))
-					return i32(1)
-				}
-			}
-			t14 := m.fn35(i32(0))
-			v2 = t14
-			{
-				t16 := v1
-				var p15 int64
-				if v6 >= i32(0) {
 					{
-						if v5&v10 < i32(0) {
-							m.fn78(v0, m.g1+i32(9793), i32(0))
+						t6 := v8
+						v15 = v8 + v9
+						t7 := m.fn85(t6, v15, v7+i32(16))
+						if t7 == i32(2) {
+							t8 := int32(load32(*m.memory, uint64(uint32(v7))+24))
+							v14 = t8
+							v8 = v14
+							goto l2
+						}
+						v9 = i32(16)
+						t9 := int32(load32(*m.memory, uint64(uint32(v7))+16))
+						if t9 != 0 {
+							goto l3
+						}
+						t10 := int32(load32(*m.memory, uint64(uint32(v7))+24))
+						v14 = t10
+					}
+				l2:
+					t11 := int32(load32(*m.memory, uint64(uint32(v7))+20))
+					v19 = t11
+					v9 = i32(16)
+					t12 := m.fn85(v8, v15, v7+i32(16))
+					if t12 != i32(2) {
+						goto l3
+					}
+					t13 := int32(load32(*m.memory, uint64(uint32(v7))+16))
+					if t13 != 0 {
+						goto l3
+					}
+					t14 := int32(load32(*m.memory, uint64(uint32(v7))+24))
+					v8 = t14
+					v18 = i32(223)
+					{
+						t15 := int32(load32(*m.memory, uint64(uint32(v7))+20))
+						v11 = t15
+						t16 := m.fn12(v11, m.g1+i32(1018), i32(5))
+						if t16 == 0 {
 							goto l4
 						}
-						if v5|v10 >= i32(0) {
-							m.fn78(v0, m.g1+i32(3113), i32(0))
+						t17 := m.fn12(v11, m.g1+i32(8803), i32(3))
+						if t17 == 0 {
 							goto l4
 						}
-						{
-							t17 := int32(load32(*m.memory, uint64(uint32(v1))+8))
-							v4 = t17
-							if v4 == 0 {
-								goto l5
-							}
-							if v4 >= i32(2) {
-								m.fn78(v0, m.g1+i32(1295), i32(0))
-								goto l4
-							}
-							t18 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-							v4 = t18
-							t19 := int32(load32(*m.memory, uint64(uint32(v4))))
-							t20 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-							t21 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-							t22 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-							t23 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-							if t19 != t20+(t21+(t22+t23))+i32(1) {
-								m.fn78(v0, m.g1+i32(1191), i32(0))
-								goto l4
-							}
-							t24 := int32((*m.memory)[uint64(uint32(v4))+4])
-							if t24 == 0 {
-								goto l5
-							}
-							m.fn78(v0, m.g1+i32(9169), i32(0))
+						v18 = i32(225)
+						t18 := m.fn12(v11, m.g1+i32(8320), i32(4))
+						if t18 == 0 {
 							goto l4
 						}
-					l5:
-						if v9 != 0 {
-							m.fn78(v0, m.g1+i32(9085), i32(0))
+						t19 := m.fn12(v11, m.g1+i32(8325), i32(2))
+						if t19 == 0 {
 							goto l4
 						}
-						m.fn71(v2, i32(1), i32(51))
-						v9 = i32(3)
-						t25 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-						v6 = t25 + v6<<3
-						(*m.memory)[uint64(uint32(v6))+4] = byte(i32(1))
-						store32(*m.memory, uint64(uint32(v6)), uint32(i32(1)))
-						m.fn71(v2, i32(1), i32(123))
-						m.fn71(v2, i32(3), i32(95))
-						t26 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-						p27 := v10
-						if v5 >= i32(0) {
-							p27 = v5
+						t20 := m.fn12(v11, m.g1+i32(1014), i32(3))
+						if t20 != 0 {
+							goto l3
 						}
-						v6 = t26 + p27<<3
-						(*m.memory)[uint64(uint32(v6))+4] = byte(i32(1))
-						store32(*m.memory, uint64(uint32(v6)), uint32(i32(2)))
-						m.fn71(v2, i32(1), i32(125))
-						m.fn71(v2, i32(3), i32(95))
-						v6 = i32(0)
-						if v7 >= i32(0) {
-							_ = m.fn70(v1, v7, i32(1))
-							t29 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-							v7 = t29 + v7<<3
-							(*m.memory)[uint64(uint32(v7))+4] = byte(i32(1))
-							store32(*m.memory, uint64(uint32(v7)), uint32(i32(3)))
-							m.fn71(v2, i32(1), i32(91))
-							m.fn71(v2, i32(3), i32(95))
-							v9 = i32(4)
-						}
-						v7 = i32(4)
-						v8 = i32(0)
-					l26:
-						{
-							t30 := int32(load32(*m.memory, uint64(uint32(v1))))
-							v3 = t30
-							if v3 <= v8 {
-								v10 = v0 + i32(1000)
-								v6 = i32(0)
-								v7 = i32(4)
-								v8 = i32(0)
-							l17:
-								if v3 > v8 {
-									{
-										t31 := int32(load32(*m.memory, uint64(uint32(v1))+4))
-										v5 = t31 + v6
-										t32 := int32((*m.memory)[uint64(uint32(v5+i32(5)))])
-										if t32 == 0 {
-											goto l6
-										}
-										t33 := int32((*m.memory)[uint64(uint32(v5+i32(4)))])
-										v4 = t33
-										if uint32((v4-i32(73))&i32(255)) < uint32(i32(2)) {
-											goto l6
-										}
-										t34 := int32(load32(*m.memory, uint64(uint32(v5))))
-										t35 := v0
-										v5 = t34
-										t36 := m.fn97(t35, v5)
-										if t36 == 0 {
-											goto l6
-										}
-										t37 := int32((*m.memory)[uint64(uint32(v0+v5+i32(259)))])
-										v5 = t37
-										v3 = i32(98)
-										switch v4 - i32(2) {
-										case 1, 3, 4, 5:
-											goto l8
-										case 2:
-											goto l9
-										default:
-											if v4 == i32(16) {
-												v3 = i32(100)
-												goto l9
-											}
-											if v4 == i32(32) {
-												v3 = i32(101)
-												goto l9
-											}
-											if v4 != i32(68) {
-												goto l8
-											}
-											v3 = i32(102)
-											goto l9
-										case 0:
-											v3 = i32(97)
-											t38 := m.fn69()
-											if t38 < i32(3038000) {
-												goto l9
-											}
-											t39 := m.fn70(v1, v8, i32(-1))
-											if t39 == 0 {
-												goto l9
-											}
-											t40 := int32(load32(*m.memory, uint64(uint32(v10+v5*i32(12)))))
-											switch t40 {
-											case 0, 2:
-												goto l14
-											default:
-												goto l15
-											}
-										case 6:
-											v3 = i32(99)
-											goto l9
-										}
-									l8:
-										m.fn78(v0, m.g1+i32(10522), i32(0))
-										goto l4
-									l15:
-										_ = m.fn70(v1, v8, i32(1))
-										v3 = i32(103)
-									l9:
-										{
-											t42 := int32(load32(*m.memory, uint64(uint32(v10+v5*i32(12)))))
-											if t42 != 0 {
-												goto l16
-											}
-											v4 = v3 & i32(7)
-											var p43 int32
-											if v4 == i32(1) {
-												p43 = 1
-											}
-											var p44 int32
-											if v4 == i32(6) {
-												p44 = 1
-											}
-											if p43|p44 != 0 {
-												goto l16
-											}
-											m.fn78(v0, m.g1+i32(9637), i32(0))
-											goto l4
-										}
-									l16:
-										t45 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-										v4 = t45 + v7
-										(*m.memory)[uint64(uint32(v4))] = byte(i32(1))
-										store32(*m.memory, uint64(uint32(v4-i32(4))), uint32(v9))
-										m.fn71(v2, i32(1), i32(38))
-										m.fn71(v2, i32(1), int32(int8(v5+i32(65))))
-										m.fn71(v2, i32(1), v3)
-										m.fn71(v2, i32(1), i32(95))
-										v9 = v9 + i32(1)
-										t46 := int32(load32(*m.memory, uint64(uint32(v1))))
-										v3 = t46
-									}
-								l6:
-									v7 = v7 + i32(8)
-									v6 = v6 + i32(12)
-									v8 = v8 + i32(1)
-									goto l17
-								}
-								store32(*m.memory, uint64(uint32(v1))+20, uint32(v13))
-								v15 = float64(30)
-								p15 = i64(10)
-								goto l18
-							l14:
-								m.fn78(v0, m.g1+i32(9723), i32(0))
-							} else {
-								{
-									t47 := int32(load32(*m.memory, uint64(uint32(v1))+4))
-									v3 = t47 + v6
-									t48 := int32((*m.memory)[uint64(uint32(v3+i32(5)))])
-									if t48 == 0 {
-										goto l19
-									}
-									t49 := int32((*m.memory)[uint64(uint32(v3+i32(4)))])
-									v4 = t49
-									if uint32((v4-i32(73))&i32(255)) < uint32(i32(2)) {
-										goto l19
-									}
-									t50 := int32(load32(*m.memory, uint64(uint32(v3))))
-									t51 := v0
-									v3 = t50
-									t52 := m.fn95(t51, v3)
-									if t52 == 0 {
-										goto l19
-									}
-									t53 := int32(int8((*m.memory)[uint64(uint32(v0+v3+i32(259)))]))
-									v5 = t53
-									v3 = i32(97)
-									switch v4 - i32(2) {
-									case 0:
-										goto l20
-									case 1, 3, 4, 5:
-										goto l19
-									default:
-										if v4 == i32(16) {
-											v3 = i32(100)
-											goto l20
-										}
-										if v4 == i32(32) {
-											goto l25
-										}
-										if v4 != i32(68) {
-											goto l19
-										}
-										v3 = i32(102)
-										goto l20
-									case 2:
-										v3 = i32(98)
-										goto l20
-									case 6:
-										v3 = i32(99)
-										goto l20
-									}
-								l25:
-									v3 = i32(101)
-								l20:
-									t54 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-									v4 = t54 + v7
-									(*m.memory)[uint64(uint32(v4))] = byte(i32(1))
-									store32(*m.memory, uint64(uint32(v4-i32(4))), uint32(v9))
-									m.fn71(v2, i32(1), i32(93))
-									m.fn71(v2, i32(1), int32(int8(v5+i32(65))))
-									m.fn71(v2, i32(1), v3)
-									m.fn71(v2, i32(1), i32(95))
-									v9 = v9 + i32(1)
-								}
-							l19:
-								v7 = v7 + i32(8)
-								v6 = v6 + i32(12)
-								v8 = v8 + i32(1)
-								goto l26
-							}
-						}
+						v18 = i32(224)
+						v17 = i32(1)
 					}
 				l4:
-					v8 = i32(1)
-					if v2 == 0 {
-						goto l27
+					{
+						t21 := m.fn85(v8, v15, v7+i32(16))
+						if t21 == i32(2) {
+							t22 := int32(load32(*m.memory, uint64(uint32(v7))+24))
+							v8 = t22
+							goto l5
+						}
+						t23 := int32(load32(*m.memory, uint64(uint32(v7))+16))
+						if t23 != i32(2) {
+							goto l3
+						}
 					}
-					_ = m.fn37(v2)
-					goto l27
+				l5:
+					{
+						t24 := m.fn85(v8, v15, v7+i32(16))
+						if t24 == i32(2) {
+							t25 := int32(load32(*m.memory, uint64(uint32(v7))+24))
+							v8 = t25
+							goto l6
+						}
+						v9 = i32(1)
+						t26 := int32(load32(*m.memory, uint64(uint32(v7))+16))
+						if t26 != i32(1) {
+							goto l3
+						}
+					}
+				l6:
+					v9 = i32(1)
+					t27 := int32(load32(*m.memory, uint64(uint32(v7))+20))
+					t28 := m._strtol(t27, i32(0), i32(10))
+					v35 = t28
+					if v35 <= i32(0) {
+						goto l3
+					}
+					t29 := m.fn85(v8, v15, v7+i32(16))
+					var p30 int32
+					if t29 == i32(2) {
+						p30 = 1
+					}
+					v11 = p30
+					if v11 == 0 {
+						t31 := int32(load32(*m.memory, uint64(uint32(v7))+16))
+						if t31 != i32(3) {
+							goto l3
+						}
+					}
+					v23 = v14 - v19
+					t32 := int32(load32(*m.memory, uint64(uint32(v7))+24))
+					p33 := v8
+					if v11 != 0 {
+						p33 = t32
+					}
+					v8 = p33
+					v11 = i32(1)
+				l13:
+					{
+						{
+							t34 := m.fn85(v8, v15, v7+i32(16))
+							switch t34 - i32(1) {
+							case 0:
+								goto l7
+							case 1:
+								t35 := int32(load32(*m.memory, uint64(uint32(v7))+24))
+								v14 = t35
+								v8 = v14
+								goto l10
+							default:
+								t36 := int32(load32(*m.memory, uint64(uint32(v7))+16))
+								if t36 != 0 {
+									v9 = i32(1)
+									goto l3
+								}
+								t37 := int32(load32(*m.memory, uint64(uint32(v7))+24))
+								v14 = t37
+							}
+						}
+					l10:
+						v9 = i32(1)
+						t38 := int32(load32(*m.memory, uint64(uint32(v7))+20))
+						v11 = t38
+						t39 := m.fn12(v11, m.g1+i32(6553), v14-v11)
+						if t39|v17 != 0 {
+							goto l3
+						}
+						{
+							t40 := m.fn85(v8, v15, v7+i32(16))
+							if t40 == i32(2) {
+								t41 := int32(load32(*m.memory, uint64(uint32(v7))+24))
+								v8 = t41
+								goto l11
+							}
+							t42 := int32(load32(*m.memory, uint64(uint32(v7))+16))
+							if t42 != i32(5) {
+								goto l3
+							}
+						}
+					l11:
+						{
+							t43 := m.fn85(v8, v15, v7+i32(16))
+							if t43 == i32(2) {
+								t44 := int32(load32(*m.memory, uint64(uint32(v7))+24))
+								v9 = t44
+								v8 = v9
+								goto l12
+							}
+							t45 := int32(load32(*m.memory, uint64(uint32(v7))+16))
+							if t45 != 0 {
+								goto l3
+							}
+							t46 := int32(load32(*m.memory, uint64(uint32(v7))+24))
+							v9 = t46
+						}
+					l12:
+						v11 = i32(1)
+						t47 := int32(load32(*m.memory, uint64(uint32(v7))+20))
+						v14 = t47
+						t48 := v14
+						t49 := m.g1 + i32(8788)
+						v24 = v9 - v14
+						t50 := m.fn12(t48, t49, v24)
+						if t50 == 0 {
+							goto l13
+						}
+						v11 = i32(3)
+						t51 := m.fn12(v14, m.g1+i32(8884), v24)
+						if t51 == 0 {
+							goto l13
+						}
+						v9 = i32(1)
+						v11 = i32(2)
+						t52 := m.fn12(v14, m.g1+i32(3617), v24)
+						if t52 == 0 {
+							goto l13
+						}
+						goto l3
+					}
+				l7:
+					store32(*m.memory, uint64(uint32(v7))+4, uint32(v19))
+					store32(*m.memory, uint64(uint32(v7)), uint32(v23))
+					t53 := m.fn8(m.g1+i32(1529), v7)
+					t54 := v13
+					v8 = t53
+					store32(*m.memory, uint64(uint32(t54)), uint32(v8))
+					if v8 == 0 {
+						v9 = i32(1)
+						goto l3
+					}
+					store32(*m.memory, uint64(uint32(v13))+16, uint32(v11))
+					store32(*m.memory, uint64(uint32(v13))+4, uint32(v23))
+					store32(*m.memory, uint64(uint32(v13))+12, uint32(v18))
+					store32(*m.memory, uint64(uint32(v13))+8, uint32(v35))
+					v9 = i32(0)
 				}
-				if v4 >= i32(0) {
-					m.fn71(v2, i32(1), i32(50))
-					t56 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-					v0 = t56 + v4<<3
-					(*m.memory)[uint64(uint32(v0))+4] = byte(i32(1))
-					store32(*m.memory, uint64(uint32(v0)), uint32(i32(1)))
-					m.fn71(v2, i32(1), i32(33))
-					m.fn71(v2, i32(3), i32(95))
-					t57 := int64(load64(*m.memory, uint64(uint32(v1))+64))
-					store32(*m.memory, uint64(uint32(v1))+20, uint32(t57))
-					v15 = float64(10)
-					p15 = i64(1)
+			l3:
+				*m.g0 = v7 + i32(32)
+				switch v9 {
+				case 0:
+					if v16 >= i32(16) {
+						t55 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+						m.fn0(t55)
+						store32(*m.memory, uint64(uint32(v6))+640, uint32(i32(16)))
+						t56 := m.fn8(m.g1+i32(6318), v6+i32(640))
+						store32(*m.memory, uint64(uint32(v4)), uint32(t56))
+						goto l17
+					}
+					t57 := int32(load32(*m.memory, uint64(uint32(v6))+720))
+					v8 = t57
+					if uint32(v8) >= uint32(i32(8193)) {
+						t58 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+						m.fn0(t58)
+						store32(*m.memory, uint64(uint32(v6))+664, uint32(i32(8192)))
+						store64(*m.memory, uint64(uint32(v6))+656, uint64(uint32(v8)))
+						t59 := m.fn8(m.g1+i32(4987), v6+i32(656))
+						store32(*m.memory, uint64(uint32(v4)), uint32(t59))
+						goto l17
+					}
+					store32(*m.memory, uint64(uint32(v28+v1<<2)), uint32(i32(1)))
+					(*m.memory)[uint64(uint32(v1+v27))] = byte(v16)
+					v8 = v34 + v16*i32(20)
+					t60 := int32(load32(*m.memory, uint64(uint32(v6+i32(728)))))
+					store32(*m.memory, uint64(uint32(v8+i32(16))), uint32(t60))
+					t61 := int64(load64(*m.memory, uint64(uint32(v6+i32(720)))))
+					store64(*m.memory, uint64(uint32(v8+i32(8))), uint64(t61))
+					t62 := int64(load64(*m.memory, uint64(uint32(v6))+712))
+					store64(*m.memory, uint64(uint32(v8)), uint64(t62))
+					v1 = v1 + i32(1)
+					v16 = v16 + i32(1)
 					goto l18
+				default:
+					t63 := int32(load32(*m.memory, uint64(uint32(v12))))
+					v8 = t63
+					v9 = v8
+					t64 := m._strlen(v8)
+					v8 = t64
+					v19 = v6 + i32(708)
+					v23 = v6 + i32(704)
+					v24 = v6 + i32(700)
+					t65 := *m.g0
+					v7 = t65 - i32(16)
+					*m.g0 = v7
+					{
+						{
+							t66 := v9
+							v13 = v8 + v9
+							t67 := m.fn85(t66, v13, v7)
+							if t67 == i32(2) {
+								t68 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+								v15 = t68
+								v9 = v15
+								goto l19
+							}
+							v8 = i32(16)
+							t69 := int32(load32(*m.memory, uint64(uint32(v7))))
+							if t69 != 0 {
+								goto l20
+							}
+							t70 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+							v15 = t70
+						}
+					l19:
+						t71 := int32(load32(*m.memory, uint64(uint32(v7))+4))
+						v18 = t71
+						{
+							t72 := m.fn85(v9, v13, v7)
+							if t72 == i32(2) {
+								t73 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+								v8 = t73
+								v9 = v8
+								goto l21
+							}
+							v8 = i32(16)
+							t74 := int32(load32(*m.memory, uint64(uint32(v7))))
+							if t74 != 0 {
+								goto l20
+							}
+							t75 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+							v8 = t75
+						}
+					l21:
+						{
+							t76 := int32(load32(*m.memory, uint64(uint32(v7))+4))
+							v11 = t76
+							t77 := v11
+							t78 := m.g1 + i32(603)
+							v17 = v8 - v11
+							t79 := m.fn12(t77, t78, v17)
+							if t79 == 0 {
+								v14 = i32(3)
+								goto l22
+							}
+							v14 = i32(1)
+							t80 := m.fn12(v11, m.g1+i32(608), v17)
+							if t80 == 0 {
+								goto l22
+							}
+							v8 = i32(16)
+							t81 := m.fn12(v11, m.g1+i32(2617), v17)
+							if t81 != 0 {
+								goto l20
+							}
+						}
+					l22:
+						{
+							t82 := m.fn85(v9, v13, v7)
+							if t82 == i32(2) {
+								t83 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+								v11 = t83
+								v9 = v11
+								goto l23
+							}
+							v8 = i32(16)
+							t84 := int32(load32(*m.memory, uint64(uint32(v7))))
+							if t84 != 0 {
+								goto l20
+							}
+							t85 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+							v11 = t85
+						}
+					l23:
+						v8 = i32(16)
+						t86 := int32(load32(*m.memory, uint64(uint32(v7))+4))
+						v17 = t86
+						t87 := m.fn12(v17, m.g1+i32(2715), v11-v17)
+						if t87 != 0 {
+							goto l20
+						}
+						t88 := m.fn85(v9, v13, v7)
+						if t88 != i32(2) {
+							t89 := int32(load32(*m.memory, uint64(uint32(v7))))
+							if t89 != 0 {
+								goto l20
+							}
+						}
+						t90 := int32(load32(*m.memory, uint64(uint32(v7))+4))
+						v9 = t90
+						t91 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+						t92 := m.fn12(v9, m.g1+i32(362), t91-v9)
+						if t92 != 0 {
+							goto l20
+						}
+						store32(*m.memory, uint64(uint32(v23)), uint32(v15-v18))
+						store32(*m.memory, uint64(uint32(v19)), uint32(v18))
+						store32(*m.memory, uint64(uint32(v24)), uint32(v14))
+						v8 = i32(0)
+					}
+				l20:
+					*m.g0 = v7 + i32(16)
+					if v8 == 0 {
+						if v25 >= i32(4) {
+							store32(*m.memory, uint64(uint32(v6)), uint32(i32(4)))
+							t93 := m.fn8(m.g1+i32(5845), v6)
+							store32(*m.memory, uint64(uint32(v4)), uint32(t93))
+							goto l17
+						}
+						t94 := int32(load32(*m.memory, uint64(uint32(v6))+704))
+						t95 := v6
+						v7 = t94
+						store32(*m.memory, uint64(uint32(t95))+480, uint32(v7))
+						t96 := int32(load32(*m.memory, uint64(uint32(v6))+708))
+						store32(*m.memory, uint64(uint32(v6))+484, uint32(t96))
+						t97 := int32(load32(*m.memory, uint64(uint32(v6))+700))
+						v9 = t97
+						t98 := m.fn8(m.g1+i32(1529), v6+i32(480))
+						v11 = t98
+						if v11 == 0 {
+							goto l17
+						}
+						store32(*m.memory, uint64(uint32(v28+v1<<2)), uint32(i32(2)))
+						(*m.memory)[uint64(uint32(v1+v27))] = byte(v25)
+						v8 = v31 + v25*i32(12)
+						store32(*m.memory, uint64(uint32(v8))+8, uint32(v7))
+						store32(*m.memory, uint64(uint32(v8))+4, uint32(v11))
+						store32(*m.memory, uint64(uint32(v8)), uint32(v9))
+						v1 = v1 + i32(1)
+						v25 = v25 + i32(1)
+						goto l18
+					}
+					t99 := int32(load32(*m.memory, uint64(uint32(v12))))
+					v8 = t99
+					v9 = v8
+					t100 := m._strlen(v8)
+					v8 = t100
+					v19 = v6 + i32(708)
+					v23 = v6 + i32(704)
+					v24 = v6 + i32(700)
+					t101 := *m.g0
+					v7 = t101 - i32(16)
+					*m.g0 = v7
+					{
+						{
+							t102 := v9
+							v13 = v8 + v9
+							t103 := m.fn85(t102, v13, v7)
+							if t103 == i32(2) {
+								t104 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+								v15 = t104
+								v9 = v15
+								goto l24
+							}
+							v8 = i32(16)
+							t105 := int32(load32(*m.memory, uint64(uint32(v7))))
+							if t105 != 0 {
+								goto l25
+							}
+							t106 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+							v15 = t106
+						}
+					l24:
+						t107 := int32(load32(*m.memory, uint64(uint32(v7))+4))
+						v18 = t107
+						{
+							t108 := m.fn85(v9, v13, v7)
+							if t108 == i32(2) {
+								t109 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+								v8 = t109
+								v9 = v8
+								goto l26
+							}
+							v8 = i32(16)
+							t110 := int32(load32(*m.memory, uint64(uint32(v7))))
+							if t110 != 0 {
+								goto l25
+							}
+							t111 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+							v8 = t111
+						}
+					l26:
+						{
+							t112 := int32(load32(*m.memory, uint64(uint32(v7))+4))
+							v11 = t112
+							t113 := v11
+							t114 := m.g1 + i32(603)
+							v17 = v8 - v11
+							t115 := m.fn12(t113, t114, v17)
+							if t115 == 0 {
+								v14 = i32(3)
+								goto l27
+							}
+							v14 = i32(1)
+							t116 := m.fn12(v11, m.g1+i32(608), v17)
+							if t116 == 0 {
+								goto l27
+							}
+							v8 = i32(16)
+							t117 := m.fn12(v11, m.g1+i32(2617), v17)
+							if t117 != 0 {
+								goto l25
+							}
+						}
+					l27:
+						{
+							t118 := m.fn85(v9, v13, v7)
+							if t118 == i32(2) {
+								t119 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+								v11 = t119
+								v9 = v11
+								goto l28
+							}
+							v8 = i32(16)
+							t120 := int32(load32(*m.memory, uint64(uint32(v7))))
+							if t120 != 0 {
+								goto l25
+							}
+							t121 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+							v11 = t121
+						}
+					l28:
+						v8 = i32(16)
+						t122 := int32(load32(*m.memory, uint64(uint32(v7))+4))
+						v17 = t122
+						t123 := m.fn12(v17, m.g1+i32(305), v11-v17)
+						if t123 != 0 {
+							goto l25
+						}
+						t124 := m.fn85(v9, v13, v7)
+						if t124 != i32(2) {
+							t125 := int32(load32(*m.memory, uint64(uint32(v7))))
+							if t125 != 0 {
+								goto l25
+							}
+						}
+						t126 := int32(load32(*m.memory, uint64(uint32(v7))+4))
+						v9 = t126
+						t127 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+						t128 := m.fn12(v9, m.g1+i32(362), t127-v9)
+						if t128 != 0 {
+							goto l25
+						}
+						store32(*m.memory, uint64(uint32(v23)), uint32(v15-v18))
+						store32(*m.memory, uint64(uint32(v19)), uint32(v18))
+						store32(*m.memory, uint64(uint32(v24)), uint32(v14))
+						v8 = i32(0)
+					}
+				l25:
+					*m.g0 = v7 + i32(16)
+					if v8 == 0 {
+						if v29 != 0 {
+							t129 := int32(load32(*m.memory, uint64(uint32(v12))))
+							store32(*m.memory, uint64(uint32(v6))+496, uint32(t129))
+							t130 := m.fn8(m.g1+i32(2856), v6+i32(496))
+							store32(*m.memory, uint64(uint32(v4)), uint32(t130))
+							goto l17
+						}
+						t131 := int32(load32(*m.memory, uint64(uint32(v6))+700))
+						v30 = t131
+						t132 := int32(load32(*m.memory, uint64(uint32(v6))+704))
+						v36 = t132
+						t133 := int32(load32(*m.memory, uint64(uint32(v6))+708))
+						v29 = t133
+						goto l18
+					}
+					t134 := int32(load32(*m.memory, uint64(uint32(v12))))
+					v8 = t134
+					t135 := m._strlen(v8)
+					v9 = t135
+					v18 = v6 + i32(708)
+					v17 = v6 + i32(704)
+					v19 = v6 + i32(700)
+					t136 := *m.g0
+					v7 = t136 - i32(16)
+					*m.g0 = v7
+					v15 = i32(16)
+					{
+						t137 := v8
+						v9 = v8 + v9
+						t138 := m.fn85(t137, v9, v7)
+						if t138 != i32(2) {
+							goto l29
+						}
+						t139 := int32(load32(*m.memory, uint64(uint32(v7))))
+						if t139 != i32(4) {
+							goto l29
+						}
+						{
+							t140 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+							v8 = t140
+							t141 := m.fn85(v8, v9, v7)
+							if t141 == i32(2) {
+								t142 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+								v14 = t142
+								v8 = v14
+								goto l30
+							}
+							t143 := int32(load32(*m.memory, uint64(uint32(v7))))
+							if t143 != 0 {
+								goto l29
+							}
+							t144 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+							v14 = t144
+						}
+					l30:
+						t145 := int32(load32(*m.memory, uint64(uint32(v7))+4))
+						v13 = t145
+						t146 := m.fn85(v8, v9, v7)
+						if t146 != i32(2) {
+							t147 := int32(load32(*m.memory, uint64(uint32(v7))))
+							if t147 != 0 {
+								goto l29
+							}
+						}
+						{
+							t148 := int32(load32(*m.memory, uint64(uint32(v7))+4))
+							v8 = t148
+							t149 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+							t150 := v8
+							t151 := m.g1 + i32(603)
+							v9 = t149 - v8
+							t152 := m.fn12(t150, t151, v9)
+							if t152 == 0 {
+								v11 = i32(3)
+								goto l31
+							}
+							v11 = i32(1)
+							t153 := m.fn12(v8, m.g1+i32(608), v9)
+							if t153 == 0 {
+								goto l31
+							}
+							t154 := m.fn12(v8, m.g1+i32(2617), v9)
+							if t154 == 0 {
+								goto l31
+							}
+							v11 = i32(2)
+							t155 := m.fn12(v8, m.g1+i32(1018), v9)
+							if t155 == 0 {
+								goto l31
+							}
+							t156 := m.fn12(v8, m.g1+i32(3624), v9)
+							if t156 == 0 {
+								goto l31
+							}
+							t157 := m.fn12(v8, m.g1+i32(6601), v9)
+							if t157 != 0 {
+								goto l29
+							}
+							v11 = i32(4)
+						}
+					l31:
+						store32(*m.memory, uint64(uint32(v17)), uint32(v14-v13))
+						store32(*m.memory, uint64(uint32(v18)), uint32(v13))
+						store32(*m.memory, uint64(uint32(v19)), uint32(v11))
+						v15 = i32(0)
+					}
+				l29:
+					*m.g0 = v7 + i32(16)
+					if v15 == 0 {
+						if v26 >= i32(16) {
+							store32(*m.memory, uint64(uint32(v6))+512, uint32(i32(16)))
+							t158 := m.fn8(m.g1+i32(5776), v6+i32(512))
+							store32(*m.memory, uint64(uint32(v4)), uint32(t158))
+							goto l17
+						}
+						t159 := int32(load32(*m.memory, uint64(uint32(v6))+704))
+						t160 := v6
+						v7 = t159
+						store32(*m.memory, uint64(uint32(t160))+528, uint32(v7))
+						t161 := int32(load32(*m.memory, uint64(uint32(v6))+708))
+						store32(*m.memory, uint64(uint32(v6))+532, uint32(t161))
+						t162 := int32(load32(*m.memory, uint64(uint32(v6))+700))
+						v9 = t162
+						t163 := m.fn8(m.g1+i32(1529), v6+i32(528))
+						v11 = t163
+						if v11 == 0 {
+							goto l17
+						}
+						store32(*m.memory, uint64(uint32(v28+v1<<2)), uint32(i32(3)))
+						(*m.memory)[uint64(uint32(v1+v27))] = byte(v26)
+						v8 = v32 + v26*i32(12)
+						store32(*m.memory, uint64(uint32(v8))+8, uint32(v7))
+						store32(*m.memory, uint64(uint32(v8))+4, uint32(v11))
+						store32(*m.memory, uint64(uint32(v8)), uint32(v9))
+						v1 = v1 + i32(1)
+						v26 = v26 + i32(1)
+						goto l18
+					}
+					t164 := int32(load32(*m.memory, uint64(uint32(v12))))
+					v8 = t164
+					t165 := m._strlen(v8)
+					v7 = t165
+					v13 = v6 + i32(708)
+					v18 = v6 + i32(704)
+					v17 = v6 + i32(696)
+					v14 = i32(0)
+					t166 := *m.g0
+					v9 = t166 - i32(16)
+					*m.g0 = v9
+					v15 = i32(16)
+					{
+						t167 := v8
+						v8 = v7 + v8
+						t168 := m.fn85(t167, v8, v9)
+						if t168 != i32(2) {
+							goto l32
+						}
+						t169 := int32(load32(*m.memory, uint64(uint32(v9))))
+						if t169 != 0 {
+							goto l32
+						}
+						t170 := int32(load32(*m.memory, uint64(uint32(v9))+4))
+						v11 = t170
+						t171 := int32(load32(*m.memory, uint64(uint32(v9))+8))
+						v19 = t171
+						t172 := m.fn85(v19, v8, v9)
+						if t172 != i32(2) {
+							goto l32
+						}
+						t173 := int32(load32(*m.memory, uint64(uint32(v9))))
+						if t173 != 0 {
+							goto l32
+						}
+						{
+							t174 := int32(load32(*m.memory, uint64(uint32(v9))+4))
+							v8 = t174
+							t175 := int32(load32(*m.memory, uint64(uint32(v9))+8))
+							t176 := v8
+							t177 := m.g1 + i32(2977)
+							v7 = t175 - v8
+							t178 := m.fn12(t176, t177, v7)
+							if t178 == 0 {
+								goto l33
+							}
+							t179 := m.fn12(v8, m.g1+i32(2985), v7)
+							if t179 == 0 {
+								goto l33
+							}
+							v14 = i32(1)
+							t180 := m.fn12(v8, m.g1+i32(8619), v7)
+							if t180 == 0 {
+								goto l33
+							}
+							t181 := m.fn12(v8, m.g1+i32(8633), v7)
+							if t181 == 0 {
+								goto l33
+							}
+							t182 := m.fn12(v8, m.g1+i32(2617), v7)
+							if t182 == 0 {
+								goto l33
+							}
+							t183 := m.fn12(v8, m.g1+i32(608), v7)
+							if t183 == 0 {
+								goto l33
+							}
+							v14 = i32(2)
+							t184 := m.fn12(v8, m.g1+i32(1018), v7)
+							if t184 == 0 {
+								goto l33
+							}
+							t185 := m.fn12(v8, m.g1+i32(3624), v7)
+							if t185 == 0 {
+								goto l33
+							}
+							t186 := m.fn12(v8, m.g1+i32(8625), v7)
+							if t186 == 0 {
+								goto l33
+							}
+							t187 := m.fn12(v8, m.g1+i32(8643), v7)
+							if t187 == 0 {
+								goto l33
+							}
+							t188 := m.fn12(v8, m.g1+i32(603), v7)
+							if t188 != 0 {
+								goto l32
+							}
+							v14 = i32(3)
+						}
+					l33:
+						store32(*m.memory, uint64(uint32(v18)), uint32(v19-v11))
+						store32(*m.memory, uint64(uint32(v13)), uint32(v11))
+						store32(*m.memory, uint64(uint32(v17)), uint32(v14))
+						v15 = i32(0)
+					}
+				l32:
+					*m.g0 = v9 + i32(16)
+					if v15 == 0 {
+						if v22 >= i32(16) {
+							store32(*m.memory, uint64(uint32(v6))+544, uint32(i32(16)))
+							t189 := m.fn8(m.g1+i32(5918), v6+i32(544))
+							store32(*m.memory, uint64(uint32(v4)), uint32(t189))
+							goto l17
+						}
+						t190 := int32(load32(*m.memory, uint64(uint32(v6))+704))
+						t191 := v6
+						v7 = t190
+						store32(*m.memory, uint64(uint32(t191))+560, uint32(v7))
+						t192 := int32(load32(*m.memory, uint64(uint32(v6))+708))
+						store32(*m.memory, uint64(uint32(v6))+564, uint32(t192))
+						t193 := int32(load32(*m.memory, uint64(uint32(v6))+696))
+						v9 = t193
+						t194 := m.fn8(m.g1+i32(1529), v6+i32(560))
+						v11 = t194
+						if v11 == 0 {
+							goto l17
+						}
+						store32(*m.memory, uint64(uint32(v28+v1<<2)), uint32(i32(4)))
+						(*m.memory)[uint64(uint32(v1+v27))] = byte(v22)
+						v8 = v33 + v22*i32(12)
+						store32(*m.memory, uint64(uint32(v8))+8, uint32(v7))
+						store32(*m.memory, uint64(uint32(v8))+4, uint32(v11))
+						store32(*m.memory, uint64(uint32(v8)), uint32(v9))
+						v1 = v1 + i32(1)
+						v22 = v22 + i32(1)
+						goto l18
+					}
+					t195 := int32(load32(*m.memory, uint64(uint32(v12))))
+					v8 = t195
+					t196 := m._strlen(v8)
+					v9 = t196
+					v13 = v6 + i32(692)
+					v18 = v6 + i32(684)
+					v17 = v6 + i32(688)
+					v19 = v6 + i32(680)
+					t197 := *m.g0
+					v7 = t197 - i32(16)
+					*m.g0 = v7
+					var p198 int32
+					{
+						{
+							t199 := v8
+							v9 = v8 + v9
+							t200 := m.fn85(t199, v9, v7)
+							if t200 == i32(2) {
+								t201 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+								v11 = t201
+								v8 = v11
+								goto l34
+							}
+							t202 := int32(load32(*m.memory, uint64(uint32(v7))))
+							if t202 != 0 {
+								p198 = i32(16)
+								goto l35
+							}
+							t203 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+							v11 = t203
+						}
+					l34:
+						t204 := int32(load32(*m.memory, uint64(uint32(v7))+4))
+						v14 = t204
+						{
+							t205 := m.fn85(v8, v9, v7)
+							if t205 == i32(2) {
+								t206 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+								v8 = t206
+								goto l36
+							}
+							t207 := int32(load32(*m.memory, uint64(uint32(v7))))
+							if t207 != i32(5) {
+								p198 = i32(16)
+								goto l35
+							}
+						}
+					l36:
+						{
+							t208 := m.fn85(v8, v9, v7)
+							if t208 == i32(2) {
+								t209 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+								v15 = t209
+								v8 = v15
+								goto l37
+							}
+							t210 := int32(load32(*m.memory, uint64(uint32(v7))))
+							if uint32(t210) > uint32(i32(1)) {
+								p198 = i32(1)
+								goto l35
+							}
+							t211 := int32(load32(*m.memory, uint64(uint32(v7))+8))
+							v15 = t211
+						}
+					l37:
+						t212 := int32(load32(*m.memory, uint64(uint32(v7))+4))
+						v20 = t212
+						t213 := m.fn85(v8, v9, v7)
+						if t213 != i32(1) {
+							p198 = i32(1)
+							goto l35
+						}
+						store32(*m.memory, uint64(uint32(v18)), uint32(v11-v14))
+						store32(*m.memory, uint64(uint32(v13)), uint32(v14))
+						store32(*m.memory, uint64(uint32(v19)), uint32(v15-v20))
+						store32(*m.memory, uint64(uint32(v17)), uint32(v20))
+						p198 = i32(0)
+					}
+				l35:
+					v8 = p198
+					*m.g0 = v7 + i32(16)
+					{
+						if v8 != 0 {
+							if v8 != i32(1) {
+								t226 := int32(load32(*m.memory, uint64(uint32(v12))))
+								store32(*m.memory, uint64(uint32(v6))+576, uint32(t226))
+								t227 := m.fn8(m.g1+i32(12644), v6+i32(576))
+								store32(*m.memory, uint64(uint32(v4)), uint32(t227))
+								goto l17
+							}
+							t214 := int32(load32(*m.memory, uint64(uint32(v12))))
+							store32(*m.memory, uint64(uint32(v6))+592, uint32(t214))
+							t215 := m.fn8(m.g1+i32(12527), v6+i32(592))
+							store32(*m.memory, uint64(uint32(v4)), uint32(t215))
+							goto l17
+						}
+						t216 := int32(load32(*m.memory, uint64(uint32(v6))+692))
+						v8 = t216
+						t217 := int32(load32(*m.memory, uint64(uint32(v6))+684))
+						t218 := v8
+						t219 := m.g1 + i32(3375)
+						v7 = t217
+						t220 := m.fn12(t218, t219, v7)
+						if t220 != 0 {
+							store32(*m.memory, uint64(uint32(v6))+612, uint32(v8))
+							store32(*m.memory, uint64(uint32(v6))+608, uint32(v7))
+							t230 := m.fn8(m.g1+i32(1483), v6+i32(608))
+							store32(*m.memory, uint64(uint32(v4)), uint32(t230))
+							goto l17
+						}
+						t221 := int32(load32(*m.memory, uint64(uint32(v6))+688))
+						t222 := m._strtol(t221, i32(0), i32(10))
+						v20 = t222
+						if v20 <= i32(0) {
+							t223 := m.fn8(m.g1+i32(2554), i32(0))
+							store32(*m.memory, uint64(uint32(v4)), uint32(t223))
+							goto l17
+						}
+						if v20&i32(7) != 0 {
+							t224 := m.fn8(m.g1+i32(8426), i32(0))
+							store32(*m.memory, uint64(uint32(v4)), uint32(t224))
+							goto l17
+						}
+						if uint32(v20) < uint32(i32(4097)) {
+							goto l18
+						}
+						t225 := m.fn8(m.g1+i32(3699), i32(0))
+						store32(*m.memory, uint64(uint32(v4)), uint32(t225))
+						goto l17
+					}
+				case 1:
+					t228 := int32(load32(*m.memory, uint64(uint32(v12))))
+					store32(*m.memory, uint64(uint32(v6))+624, uint32(t228))
+					t229 := m.fn8(m.g1+i32(12585), v6+i32(624))
+					store32(*m.memory, uint64(uint32(v4)), uint32(t229))
+					goto l17
 				}
-				m.fn71(v2, i32(1), i32(49))
-				v15 = float64(3e+06)
-				p15 = i64(100000)
 			l18:
-				store64(*m.memory, uint64(uint32(t16))+48, uint64(p15))
-				store64(*m.memory, uint64(uint32(v1))+40, math.Float64bits(v15))
-				t58 := m.fn37(v2)
-				t59 := v1
-				v0 = t58
-				store32(*m.memory, uint64(uint32(t59))+24, uint32(v0))
-				v8 = i32(0)
-				if v0 == 0 {
-					goto l27
+				v12 = v12 + i32(4)
+				v21 = v21 - i32(1)
+				if v21 != 0 {
+					goto l40
 				}
-				store32(*m.memory, uint64(uint32(v1))+28, uint32(i32(1)))
-				return i32(0)
 			}
-		l27:
-			return v8
-		}
-	l3:
-		if v14 == 0 {
-			t60 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-			t61 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-			t62 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-			t63 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-			p64 := v10
-			if v11 == t60+(t61+(t62+t63))+i32(2) {
-				p64 = v2
+			if v20 >= i32(0) {
+				goto l41
 			}
-			v10 = p64
-			goto l1
-		}
-		if uint32((v12-i32(75))&i32(255)) > uint32(i32(253)) {
+		l1:
+			v20 = i32(1024)
+		l41:
+			if v16 <= i32(0) {
+				t231 := m.fn8(m.g1+i32(5592), i32(0))
+				store32(*m.memory, uint64(uint32(v4)), uint32(t231))
+				goto l17
+			}
+			t232 := m.fn35(i32(0))
+			v8 = t232
+			m.fn37(v8, m.g1+i32(12460))
+			if v29 != 0 {
+				store32(*m.memory, uint64(uint32(v6))+468, uint32(v29))
+				store32(*m.memory, uint64(uint32(v6))+464, uint32(v36))
+				m.fn36(v8, m.g1+i32(13631), v6+i32(464))
+				goto l42
+			}
+			m.fn37(v8, m.g1+i32(13652))
+		l42:
+			v7 = v22 + v26 + v25 + v16
+			if v7 > i32(0) {
+				v9 = v10 + i32(440)
+				v11 = v10 + i32(760)
+				v14 = v10 + i32(808)
+				v15 = v10 + i32(1000)
+				v1 = v10 + i32(260)
+				v12 = v10 + i32(52)
+			l49:
+				{
+					var p233 int32
+					{
+						t234 := int32(load32(*m.memory, uint64(uint32(v12))))
+						switch t234 - i32(1) {
+						default:
+							goto l47
+						case 0:
+							t235 := int32((*m.memory)[uint64(uint32(v1))])
+							v21 = v9 + t235*i32(20)
+							t236 := v21 + i32(4)
+							p233 = t236
+							goto l48
+						case 1:
+							t237 := int32((*m.memory)[uint64(uint32(v1))])
+							v13 = v11 + t237*i32(12)
+							v21 = v13 + i32(4)
+							t238 := v13 + i32(8)
+							p233 = t238
+							goto l48
+						case 2:
+							t239 := int32((*m.memory)[uint64(uint32(v1))])
+							v13 = v14 + t239*i32(12)
+							v21 = v13 + i32(4)
+							t240 := v13 + i32(8)
+							p233 = t240
+							goto l48
+						case 3:
+							t241 := int32((*m.memory)[uint64(uint32(v1))])
+							v13 = v15 + t241*i32(12)
+							v21 = v13 + i32(4)
+							p233 = v13 + i32(8)
+						}
+					}
+				l48:
+					t242 := int32(load32(*m.memory, uint64(uint32(p233))))
+					v13 = t242
+					t243 := int32(load32(*m.memory, uint64(uint32(v21))))
+					store32(*m.memory, uint64(uint32(v6))+452, uint32(t243))
+					store32(*m.memory, uint64(uint32(v6))+448, uint32(v13))
+					m.fn36(v8, m.g1+i32(13660), v6+i32(448))
+				}
+			l47:
+				v1 = v1 + i32(1)
+				v12 = v12 + i32(4)
+				v7 = v7 - i32(1)
+				if v7 != 0 {
+					goto l49
+				}
+			}
+			m.fn37(v8, m.g1+i32(13669))
+			if v29 != 0 {
+				m.fn37(v8, m.g1+i32(13310))
+			}
+			t244 := m.fn38(v8)
+			v1 = t244
+			if v1 == 0 {
+				goto l17
+			}
+			t245 := m.fn74(v0, v1)
+			v8 = t245
+			m.fn0(v1)
+			if v8 != 0 {
+				t246 := m.fn42(v0)
+				store32(*m.memory, uint64(uint32(v6))+432, uint32(t246))
+				t247 := m.fn8(m.g1+i32(12689), v6+i32(432))
+				store32(*m.memory, uint64(uint32(v4)), uint32(t247))
+				goto l17
+			}
+			t248 := v10
+			var p249 int32
+			if v30 == i32(3) {
+				p249 = 1
+			}
+			store32(*m.memory, uint64(uint32(t248))+16, uint32(p249))
+			t250 := int32(load32(*m.memory, uint64(uint32(v2))+8))
+			v8 = t250
+			t251 := int32(load32(*m.memory, uint64(uint32(v2))+4))
+			v1 = t251
+			store32(*m.memory, uint64(uint32(v10))+12, uint32(v0))
+			store32(*m.memory, uint64(uint32(v6))+416, uint32(v1))
+			t252 := m.fn8(m.g1+i32(2488), v6+i32(416))
+			t253 := v10
+			v1 = t252
+			store32(*m.memory, uint64(uint32(t253))+36, uint32(v1))
+			if v1 == 0 {
+				goto l17
+			}
+			store32(*m.memory, uint64(uint32(v6))+400, uint32(v8))
+			t254 := m.fn8(m.g1+i32(2488), v6+i32(400))
+			t255 := v10
+			v1 = t254
+			store32(*m.memory, uint64(uint32(t255))+40, uint32(v1))
+			if v1 == 0 {
+				goto l17
+			}
+			store32(*m.memory, uint64(uint32(v6))+384, uint32(v8))
+			t256 := m.fn8(m.g1+i32(1400), v6+i32(384))
+			t257 := v10
+			v1 = t256
+			store32(*m.memory, uint64(uint32(t257))+44, uint32(v1))
+			if v1 == 0 {
+				goto l17
+			}
+			store32(*m.memory, uint64(uint32(v6))+368, uint32(v8))
+			t258 := m.fn8(m.g1+i32(1285), v6+i32(368))
+			t259 := v10
+			v1 = t258
+			store32(*m.memory, uint64(uint32(t259))+48, uint32(v1))
+			if v1 == 0 {
+				goto l17
+			}
+			store32(*m.memory, uint64(uint32(v10))+32, uint32(v22))
+			store32(*m.memory, uint64(uint32(v10))+28, uint32(v26))
+			store32(*m.memory, uint64(uint32(v10))+24, uint32(v25))
+			store32(*m.memory, uint64(uint32(v10))+20, uint32(v16))
+			var p260 int32
+			if v16 > i32(0) {
+				v1 = v10 + i32(312)
+				v16 = i32(0)
+			l50:
+				{
+					store32(*m.memory, uint64(uint32(v6))+352, uint32(v8))
+					store32(*m.memory, uint64(uint32(v6))+356, uint32(v16))
+					t261 := m.fn8(m.g1+i32(6016), v6+i32(352))
+					t262 := v1
+					v2 = t261
+					store32(*m.memory, uint64(uint32(t262)), uint32(v2))
+					if v2 == 0 {
+						goto l17
+					}
+					v1 = v1 + i32(4)
+					v16 = v16 + i32(1)
+					t263 := int32(load32(*m.memory, uint64(uint32(v10))+20))
+					if v16 < t263 {
+						goto l50
+					}
+				}
+				t264 := int32(load32(*m.memory, uint64(uint32(v10))+32))
+				p260 = t264
+			} else {
+				p260 = v22
+			}
+			if p260 > i32(0) {
+				v1 = v10 + i32(376)
+				v16 = i32(0)
+			l51:
+				{
+					store32(*m.memory, uint64(uint32(v6))+336, uint32(v8))
+					store32(*m.memory, uint64(uint32(v6))+340, uint32(v16))
+					t265 := m.fn8(m.g1+i32(5994), v6+i32(336))
+					t266 := v1
+					v2 = t265
+					store32(*m.memory, uint64(uint32(t266)), uint32(v2))
+					if v2 == 0 {
+						goto l17
+					}
+					v1 = v1 + i32(4)
+					v16 = v16 + i32(1)
+					t267 := int32(load32(*m.memory, uint64(uint32(v10))+32))
+					if v16 < t267 {
+						goto l51
+					}
+				}
+			}
+			store32(*m.memory, uint64(uint32(v10))+1192, uint32(v20))
+			{
+				if v5 == 0 {
+					goto l52
+				}
+				t268 := int64(load64(*m.memory, uint64(uint32(v10))+36))
+				store64(*m.memory, uint64(uint32(v6))+320, uint64(t268))
+				t269 := m.fn8(m.g1+i32(12156), v6+i32(320))
+				v1 = t269
+				if v1 == 0 {
+					goto l17
+				}
+				t270 := m.fn16(v0, v1, i32(-1), v6+i32(712), i32(0))
+				v2 = t270
+				m.fn0(v1)
+				{
+					if v2 == 0 {
+						t271 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+						t272 := m.fn18(t271)
+						if t272 == i32(101) {
+							goto l53
+						}
+					}
+					t273 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+					_ = m.fn15(t273)
+					t275 := m.fn42(v0)
+					store32(*m.memory, uint64(uint32(v6))+304, uint32(t275))
+					t276 := m.fn8(m.g1+i32(2245), v6+i32(304))
+					store32(*m.memory, uint64(uint32(v4)), uint32(t276))
+					goto l17
+				}
+			l53:
+				t277 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+				_ = m.fn15(t277)
+				t279 := int64(load64(*m.memory, uint64(uint32(v10))+36))
+				store64(*m.memory, uint64(uint32(v6))+288, uint64(t279))
+				t280 := m.fn8(m.g1+i32(13698), v6+i32(288))
+				v1 = t280
+				if v1 == 0 {
+					goto l17
+				}
+				t281 := m.fn16(v0, v1, i32(-1), v6+i32(712), i32(0))
+				v2 = t281
+				m.fn0(v1)
+				t282 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+				v1 = t282
+				if v2 != 0 {
+					_ = m.fn15(v1)
+					t284 := m.fn42(v0)
+					store32(*m.memory, uint64(uint32(v6))+272, uint32(t284))
+					t285 := m.fn8(m.g1+i32(2287), v6+i32(272))
+					store32(*m.memory, uint64(uint32(v4)), uint32(t285))
+					goto l17
+				}
+				t286 := v1
+				v1 = m.g1
+				_ = m.fn57(t286, i32(1), v1+i32(6676), i32(-1), i32(0))
+				t288 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+				_ = m.fn57(t288, i32(2), v1+i32(8548), i32(-1), i32(0))
+				t290 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+				_ = m.fn57(t290, i32(3), v1+i32(6647), i32(-1), i32(0))
+				t292 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+				_ = m.fn75(t292, i32(4), i32(0))
+				t294 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+				_ = m.fn57(t294, i32(5), v1+i32(6626), i32(-1), i32(0))
+				t296 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+				_ = m.fn75(t296, i32(6), i32(1))
+				t298 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+				_ = m.fn57(t298, i32(7), v1+i32(6696), i32(-1), i32(0))
+				t300 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+				_ = m.fn75(t300, i32(8), i32(6))
+				t302 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+				t303 := m.fn18(t302)
+				v1 = t303
+				t304 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+				_ = m.fn15(t304)
+				if v1 != i32(101) {
+					t306 := m.fn42(v0)
+					store32(*m.memory, uint64(uint32(v6))+256, uint32(t306))
+					t307 := m.fn8(m.g1+i32(2287), v6+i32(256))
+					store32(*m.memory, uint64(uint32(v4)), uint32(t307))
+					goto l17
+				}
+				var p308 int32
+				{
+					t309 := int32(load32(*m.memory, uint64(uint32(v10))+24))
+					if t309 != 0 {
+						v12 = i32(0)
+						t310 := m.fn35(i32(0))
+						v1 = t310
+						t311 := int64(load64(*m.memory, uint64(uint32(v10))+36))
+						store64(*m.memory, uint64(uint32(v6))+240, uint64(t311))
+						t312 := v1
+						v2 = m.g1
+						m.fn36(t312, v2+i32(12476), v6+i32(240))
+						m.fn37(v1, v2+i32(12090))
+						m.fn37(v1, v2+i32(12054))
+						t313 := int32(load32(*m.memory, uint64(uint32(v10))+24))
+						if t313 > i32(0) {
+						l54:
+							{
+								store32(*m.memory, uint64(uint32(v6))+224, uint32(v12))
+								m.fn36(v1, m.g1+i32(12075), v6+i32(224))
+								v12 = v12 + i32(1)
+								t314 := int32(load32(*m.memory, uint64(uint32(v10))+24))
+								if v12 < t314 {
+									goto l54
+								}
+							}
+						}
+						m.fn37(v1, m.g1+i32(7927))
+						t315 := m.fn38(v1)
+						p308 = t315
+						goto l55
+					}
+					t316 := int64(load64(*m.memory, uint64(uint32(v10))+36))
+					store64(*m.memory, uint64(uint32(v6))+208, uint64(t316))
+					t317 := m.fn8(m.g1+i32(7786), v6+i32(208))
+					p308 = t317
+				}
+			l55:
+				v1 = p308
+				if v1 == 0 {
+					goto l17
+				}
+				t318 := m.fn16(v0, v1, i32(-1), v6+i32(712), i32(0))
+				v2 = t318
+				m.fn0(v1)
+				{
+					if v2 == 0 {
+						t319 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+						t320 := m.fn18(t319)
+						if t320 == i32(101) {
+							goto l56
+						}
+					}
+					t321 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+					_ = m.fn15(t321)
+					t323 := m.fn42(v0)
+					store32(*m.memory, uint64(uint32(v6))+192, uint32(t323))
+					t324 := m.fn8(m.g1+i32(2157), v6+i32(192))
+					store32(*m.memory, uint64(uint32(v4)), uint32(t324))
+					goto l17
+				}
+			l56:
+				t325 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+				_ = m.fn15(t325)
+				t327 := int32(load32(*m.memory, uint64(uint32(v10))+16))
+				v1 = t327
+				t328 := int64(load64(*m.memory, uint64(uint32(v10))+36))
+				store64(*m.memory, uint64(uint32(v6))+176, uint64(t328))
+				t330 := m.g1
+				p329 := i32(7456)
+				if v1 != 0 {
+					p329 = i32(7569)
+				}
+				t331 := m.fn8(t330+p329, v6+i32(176))
+				v1 = t331
+				if v1 == 0 {
+					goto l17
+				}
+				t332 := m.fn16(v0, v1, i32(-1), v6+i32(712), i32(0))
+				v2 = t332
+				m.fn0(v1)
+				{
+					if v2 == 0 {
+						t333 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+						t334 := m.fn18(t333)
+						if t334 == i32(101) {
+							goto l57
+						}
+					}
+					t335 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+					_ = m.fn15(t335)
+					t337 := m.fn42(v0)
+					store32(*m.memory, uint64(uint32(v6))+160, uint32(t337))
+					t338 := m.fn8(m.g1+i32(2201), v6+i32(160))
+					store32(*m.memory, uint64(uint32(v4)), uint32(t338))
+					goto l17
+				}
+			l57:
+				t339 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+				_ = m.fn15(t339)
+				t341 := int32(load32(*m.memory, uint64(uint32(v10))+20))
+				if t341 > i32(0) {
+					v12 = i32(0)
+				l59:
+					{
+						t342 := int64(load64(*m.memory, uint64(uint32(v10))+36))
+						v37 = t342
+						store32(*m.memory, uint64(uint32(v6))+152, uint32(v12))
+						store64(*m.memory, uint64(uint32(v6))+144, uint64(v37))
+						t343 := m.fn8(m.g1+i32(7703), v6+i32(144))
+						v1 = t343
+						if v1 == 0 {
+							goto l17
+						}
+						t344 := m.fn16(v0, v1, i32(-1), v6+i32(712), i32(0))
+						v2 = t344
+						m.fn0(v1)
+						{
+							if v2 == 0 {
+								t345 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+								t346 := m.fn18(t345)
+								if t346 == i32(101) {
+									goto l58
+								}
+							}
+							t347 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+							_ = m.fn15(t347)
+							t349 := m.fn42(v0)
+							store32(*m.memory, uint64(uint32(v6))+132, uint32(t349))
+							store32(*m.memory, uint64(uint32(v6))+128, uint32(v12))
+							t350 := m.fn8(m.g1+i32(2381), v6+i32(128))
+							store32(*m.memory, uint64(uint32(v4)), uint32(t350))
+							goto l17
+						}
+					l58:
+						t351 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+						_ = m.fn15(t351)
+						v12 = v12 + i32(1)
+						t353 := int32(load32(*m.memory, uint64(uint32(v10))+20))
+						if v12 < t353 {
+							goto l59
+						}
+					}
+				}
+				t354 := int32(load32(*m.memory, uint64(uint32(v10))+32))
+				if t354 > i32(0) {
+					v16 = v10 + i32(1000)
+					v12 = i32(0)
+				l62:
+					{
+						t355 := int64(load64(*m.memory, uint64(uint32(v10))+36))
+						v37 = t355
+						store32(*m.memory, uint64(uint32(v6))+120, uint32(v12))
+						store64(*m.memory, uint64(uint32(v6))+112, uint64(v37))
+						t356 := m.fn8(m.g1+i32(7974), v6+i32(112))
+						v1 = t356
+						if v1 == 0 {
+							goto l17
+						}
+						t357 := m.fn16(v0, v1, i32(-1), v6+i32(712), i32(0))
+						v2 = t357
+						m.fn0(v1)
+						{
+							if v2 == 0 {
+								t358 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+								t359 := m.fn18(t358)
+								if t359 == i32(101) {
+									goto l60
+								}
+							}
+							t360 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+							_ = m.fn15(t360)
+							t362 := m.fn42(v0)
+							store32(*m.memory, uint64(uint32(v6))+100, uint32(t362))
+							store32(*m.memory, uint64(uint32(v6))+96, uint32(v12))
+							t363 := m.fn8(m.g1+i32(2436), v6+i32(96))
+							store32(*m.memory, uint64(uint32(v4)), uint32(t363))
+							goto l17
+						}
+					l60:
+						t364 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+						_ = m.fn15(t364)
+						t366 := int32(load32(*m.memory, uint64(uint32(v16))))
+						if t366 == i32(3) {
+							t367 := int64(load64(*m.memory, uint64(uint32(v10))+36))
+							v37 = t367
+							store32(*m.memory, uint64(uint32(v6))+88, uint32(v12))
+							store64(*m.memory, uint64(uint32(v6))+80, uint64(v37))
+							t368 := m.fn8(m.g1+i32(7385), v6+i32(80))
+							v1 = t368
+							if v1 == 0 {
+								goto l17
+							}
+							t369 := m.fn16(v0, v1, i32(-1), v6+i32(712), i32(0))
+							v2 = t369
+							m.fn0(v1)
+							{
+								if v2 == 0 {
+									t370 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+									t371 := m.fn18(t370)
+									if t371 == i32(101) {
+										goto l61
+									}
+								}
+								t372 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+								_ = m.fn15(t372)
+								t374 := m.fn42(v0)
+								store32(*m.memory, uint64(uint32(v6))+68, uint32(t374))
+								store32(*m.memory, uint64(uint32(v6))+64, uint32(v12))
+								t375 := m.fn8(m.g1+i32(2327), v6-i32(-64))
+								store32(*m.memory, uint64(uint32(v4)), uint32(t375))
+								goto l17
+							}
+						l61:
+							t376 := int32(load32(*m.memory, uint64(uint32(v6))+712))
+							_ = m.fn15(t376)
+						}
+						v16 = v16 + i32(12)
+						v12 = v12 + i32(1)
+						t378 := int32(load32(*m.memory, uint64(uint32(v10))+32))
+						if v12 < t378 {
+							goto l62
+						}
+					}
+				}
+				t379 := int32(load32(*m.memory, uint64(uint32(v10))+28))
+				if t379 <= i32(0) {
+					goto l52
+				}
+				v12 = i32(0)
+				t380 := m.fn35(i32(0))
+				v1 = t380
+				t381 := int64(load64(*m.memory, uint64(uint32(v10))+36))
+				store64(*m.memory, uint64(uint32(v6))+48, uint64(t381))
+				m.fn36(v1, m.g1+i32(13325), v6+i32(48))
+				t382 := int32(load32(*m.memory, uint64(uint32(v10))+28))
+				if t382 > i32(0) {
+				l63:
+					{
+						store32(*m.memory, uint64(uint32(v6))+32, uint32(v12))
+						m.fn36(v1, m.g1+i32(6053), v6+i32(32))
+						v12 = v12 + i32(1)
+						t383 := int32(load32(*m.memory, uint64(uint32(v10))+28))
+						if v12 < t383 {
+							goto l63
+						}
+					}
+				}
+				m.fn37(v1, m.g1+i32(12458))
+				t384 := m.fn38(v1)
+				v1 = t384
+				if v1 == 0 {
+					goto l17
+				}
+				{
+					t385 := m.fn16(v0, v1, i32(-1), v6+i32(708), i32(0))
+					if t385 == 0 {
+						t386 := int32(load32(*m.memory, uint64(uint32(v6))+708))
+						t387 := m.fn18(t386)
+						if t387 == i32(101) {
+							goto l64
+						}
+					}
+					t388 := int32(load32(*m.memory, uint64(uint32(v6))+708))
+					_ = m.fn15(t388)
+					t390 := m.fn42(v0)
+					store32(*m.memory, uint64(uint32(v6))+16, uint32(t390))
+					t391 := m.fn8(m.g1+i32(2014), v6+i32(16))
+					store32(*m.memory, uint64(uint32(v4)), uint32(t391))
+					goto l17
+				}
+			l64:
+				t392 := int32(load32(*m.memory, uint64(uint32(v6))+708))
+				_ = m.fn15(t392)
+			}
+		l52:
+			store32(*m.memory, uint64(uint32(v3)), uint32(v10))
+			p1 = i32(0)
 			goto l0
 		}
-	l1:
-		t65 := m.fn96(v0, v11)
-		p66 := v9
-		if t65 != 0 {
-			p66 = i32(1)
-		}
-		v9 = p66
+	l17:
+		m.fn86(v10)
+		p1 = i32(1)
 	}
 l0:
-	v8 = v8 + i32(12)
-	v2 = v2 + i32(1)
-	goto l28
+	v0 = p1
+	*m.g0 = v6 + i32(736)
+	return v0
 }
-func (m *Module) fn144(v0 int32) int32 {
-	m.fn93(v0)
+func (m *Module) fn118(v0, v1, v2, v3, v4, v5 int32) int32 {
+	t0 := m.fn117(v0, v2, v3, v4, v5, i32(0))
+	return t0
+}
+func (m *Module) fn119(v0, v1 int32) int32 {
+	var v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14 int32
+	var v15 float64
+	{
+		t1 := v1
+		var p0 int64
+		{
+			t2 := int32(load32(*m.memory, uint64(uint32(v1))))
+			if t2 <= i32(0) {
+				t3 := m.fn35(i32(0))
+				v2 = t3
+				goto l0
+			}
+			v8 = i32(5)
+			v3 = i32(-1)
+			v13 = i32(-1)
+			v9 = i32(-1)
+			v5 = i32(-1)
+			v12 = i32(-1)
+			v6 = i32(-1)
+		l5:
+			{
+				v7 = i32(0)
+				t4 := m.fn69()
+				if t4 >= i32(3038000) {
+					t5 := m.fn70(v1, v2, i32(-1))
+					v7 = t5
+				}
+				{
+					t6 := int32(load32(*m.memory, uint64(uint32(v1))+4))
+					v10 = t6 + v8
+					t7 := int32((*m.memory)[uint64(uint32(v10))])
+					if t7 == 0 {
+						goto l1
+					}
+					t8 := int32((*m.memory)[uint64(uint32(v10-i32(1)))])
+					t9 := v2
+					t10 := v9
+					v4 = t8
+					p11 := t10
+					if v4 == i32(73) {
+						p11 = t9
+					}
+					v9 = p11
+					t12 := int32(load32(*m.memory, uint64(uint32(v10-i32(5)))))
+					v10 = t12
+					{
+						if v4 == i32(64) {
+							if v10 <= i32(0) {
+								goto l1
+							}
+							t13 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+							t14 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+							t15 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+							t16 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+							v4 = t13 + (t14 + (t15 + t16))
+							if v4 < v10 {
+								goto l2
+							}
+							t17 := v0
+							v7 = v10 - i32(1)
+							t18 := int32(load32(*m.memory, uint64(uint32(t17+v7<<2+i32(52)))))
+							if t18 != i32(1) {
+								goto l2
+							}
+							if v3 >= i32(0) {
+								m.fn78(v0, m.g1+i32(163), i32(0))
+								return i32(1)
+							}
+							t19 := int32((*m.memory)[uint64(uint32(v0+v7+i32(260)))])
+							v13 = t19
+							v3 = v2
+							goto l2
+						}
+						{
+							var p20 int32
+							if v4 != i32(2) {
+								p20 = 1
+							}
+							v14 = p20
+							if v14 != 0 {
+								goto l3
+							}
+							if v10 != 0 {
+								goto l3
+							}
+							if v7&i32(255) == 0 {
+								v5 = v2
+								goto l3
+							}
+							var p21 int32
+							if v6 == i32(-1) {
+								p21 = 1
+							}
+							v7 = p21
+							v6 = v2
+							if v7 != 0 {
+								goto l3
+							}
+							m.fn78(v0, m.g1+i32(219), i32(0))
+							return i32(1)
+						}
+					l3:
+						if v14 == 0 {
+							t22 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+							t23 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+							t24 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+							t25 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+							p26 := v12
+							if v10 == t22+(t23+(t24+t25))+i32(2) {
+								p26 = v2
+							}
+							v12 = p26
+							goto l4
+						}
+						if uint32((v4-i32(75))&i32(255)) > uint32(i32(253)) {
+							goto l1
+						}
+					l4:
+						if v10 <= i32(0) {
+							goto l1
+						}
+						t27 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+						t28 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+						t29 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+						t30 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+						v4 = t27 + (t28 + (t29 + t30))
+					}
+				l2:
+					if v4 < v10 {
+						goto l1
+					}
+					t31 := int32(load32(*m.memory, uint64(uint32(v10<<2+v0+i32(48)))))
+					if t31 != i32(3) {
+						goto l1
+					}
+					v11 = i32(1)
+				}
+			l1:
+				v8 = v8 + i32(12)
+				v2 = v2 + i32(1)
+				t32 := int32(load32(*m.memory, uint64(uint32(v1))))
+				if v2 < t32 {
+					goto l5
+				}
+			}
+			t33 := m.fn35(i32(0))
+			v2 = t33
+			{
+				if v3 >= i32(0) {
+					if v9 >= i32(0) {
+						goto l6
+					}
+					if v12 >= i32(0) {
+						goto l6
+					}
+					m.fn78(v0, m.g1+i32(9793), i32(0))
+					goto l7
+				l6:
+					if v9 < i32(0) {
+						goto l8
+					}
+					if v12 < i32(0) {
+						goto l8
+					}
+					m.fn78(v0, m.g1+i32(3113), i32(0))
+					goto l7
+				l8:
+					{
+						t34 := int32(load32(*m.memory, uint64(uint32(v1))+8))
+						v5 = t34
+						if v5 == 0 {
+							goto l9
+						}
+						if v5 >= i32(2) {
+							m.fn78(v0, m.g1+i32(1295), i32(0))
+							goto l7
+						}
+						t35 := int32(load32(*m.memory, uint64(uint32(v1))+12))
+						v5 = t35
+						t36 := int32(load32(*m.memory, uint64(uint32(v5))))
+						t37 := int32(load32(*m.memory, uint64(uint32(v0+i32(32)))))
+						t38 := int32(load32(*m.memory, uint64(uint32(v0+i32(28)))))
+						t39 := int32(load32(*m.memory, uint64(uint32(v0+i32(20)))))
+						t40 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+						if t36 != t37+(t38+(t39+t40))+i32(1) {
+							m.fn78(v0, m.g1+i32(1191), i32(0))
+							goto l7
+						}
+						t41 := int32((*m.memory)[uint64(uint32(v5))+4])
+						if t41 == 0 {
+							goto l9
+						}
+						m.fn78(v0, m.g1+i32(9169), i32(0))
+						goto l7
+					}
+				l9:
+					if v11 != 0 {
+						m.fn78(v0, m.g1+i32(9085), i32(0))
+						goto l7
+					}
+					m.fn71(v2, i32(1), i32(51))
+					v11 = i32(3)
+					t42 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+					v3 = t42 + v3<<3
+					(*m.memory)[uint64(uint32(v3))+4] = byte(i32(1))
+					store32(*m.memory, uint64(uint32(v3)), uint32(i32(1)))
+					m.fn71(v2, i32(1), i32(123))
+					m.fn71(v2, i32(3), i32(95))
+					t43 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+					p44 := v12
+					if v9 >= i32(0) {
+						p44 = v9
+					}
+					v3 = t43 + p44<<3
+					(*m.memory)[uint64(uint32(v3))+4] = byte(i32(1))
+					store32(*m.memory, uint64(uint32(v3)), uint32(i32(2)))
+					m.fn71(v2, i32(1), i32(125))
+					m.fn71(v2, i32(3), i32(95))
+					if v6 >= i32(0) {
+						_ = m.fn70(v1, v6, i32(1))
+						t46 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+						v6 = t46 + v6<<3
+						(*m.memory)[uint64(uint32(v6))+4] = byte(i32(1))
+						store32(*m.memory, uint64(uint32(v6)), uint32(i32(3)))
+						m.fn71(v2, i32(1), i32(91))
+						m.fn71(v2, i32(3), i32(95))
+						v11 = i32(4)
+					}
+					t47 := int32(load32(*m.memory, uint64(uint32(v1))))
+					v9 = t47
+					if v9 <= i32(0) {
+						goto l10
+					}
+					v8 = i32(5)
+					v6 = i32(0)
+					v7 = i32(0)
+				l18:
+					{
+						{
+							t48 := int32(load32(*m.memory, uint64(uint32(v1))+4))
+							v3 = t48 + v8
+							t49 := int32((*m.memory)[uint64(uint32(v3))])
+							if t49 == 0 {
+								goto l11
+							}
+							t50 := int32((*m.memory)[uint64(uint32(v3-i32(1)))])
+							v5 = t50
+							if uint32((v5-i32(75))&i32(255)) > uint32(i32(253)) {
+								goto l11
+							}
+							t51 := int32(load32(*m.memory, uint64(uint32(v3-i32(5)))))
+							v3 = t51
+							if v3 <= i32(0) {
+								goto l11
+							}
+							t52 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+							t53 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+							t54 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+							t55 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+							if t52+(t53+(t54+t55)) < v3 {
+								goto l11
+							}
+							t56 := v0
+							v3 = v3 - i32(1)
+							t57 := int32(load32(*m.memory, uint64(uint32(t56+v3<<2+i32(52)))))
+							if t57 != i32(2) {
+								goto l11
+							}
+							t58 := int32(int8((*m.memory)[uint64(uint32(v0+v3+i32(260)))]))
+							v3 = t58
+							v4 = i32(97)
+							switch v5 - i32(2) {
+							case 0:
+								goto l12
+							case 1, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29:
+								goto l11
+							default:
+								if v5 != i32(68) {
+									goto l11
+								}
+								v4 = i32(102)
+								goto l12
+							case 2:
+								v4 = i32(98)
+								goto l12
+							case 6:
+								v4 = i32(99)
+								goto l12
+							case 14:
+								v4 = i32(100)
+								goto l12
+							case 30:
+								v4 = i32(101)
+							}
+						l12:
+							t59 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+							v5 = t59 + v6
+							store32(*m.memory, uint64(uint32(v5)), uint32(v11))
+							(*m.memory)[uint64(uint32(v5+i32(4)))] = byte(i32(1))
+							m.fn71(v2, i32(1), i32(93))
+							m.fn71(v2, i32(1), int32(int8(v3+i32(65))))
+							m.fn71(v2, i32(1), v4)
+							m.fn71(v2, i32(1), i32(95))
+							v11 = v11 + i32(1)
+							t60 := int32(load32(*m.memory, uint64(uint32(v1))))
+							v9 = t60
+						}
+					l11:
+						v6 = v6 + i32(8)
+						v8 = v8 + i32(12)
+						t61 := v9
+						v7 = v7 + i32(1)
+						if t61 > v7 {
+							goto l18
+						}
+					}
+					goto l19
+				}
+				if v5 < i32(0) {
+					goto l0
+				}
+				m.fn71(v2, i32(1), i32(50))
+				t62 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+				v0 = t62 + v5<<3
+				(*m.memory)[uint64(uint32(v0))+4] = byte(i32(1))
+				store32(*m.memory, uint64(uint32(v0)), uint32(i32(1)))
+				m.fn71(v2, i32(1), i32(33))
+				m.fn71(v2, i32(3), i32(95))
+				t63 := int64(load64(*m.memory, uint64(uint32(v1))+64))
+				store32(*m.memory, uint64(uint32(v1))+20, uint32(t63))
+				v15 = float64(10)
+				p0 = i64(1)
+				goto l20
+			}
+		l19:
+			if v9 <= i32(0) {
+				goto l10
+			}
+			v5 = v0 + i32(1000)
+			v8 = i32(5)
+			v6 = i32(0)
+			v7 = i32(0)
+		l34:
+			{
+				t64 := int32(load32(*m.memory, uint64(uint32(v1))+4))
+				v3 = t64 + v8
+				t65 := int32((*m.memory)[uint64(uint32(v3))])
+				if t65 == 0 {
+					goto l21
+				}
+				t66 := int32((*m.memory)[uint64(uint32(v3-i32(1)))])
+				v10 = t66
+				if uint32((v10-i32(75))&i32(255)) > uint32(i32(253)) {
+					goto l21
+				}
+				t67 := int32(load32(*m.memory, uint64(uint32(v3-i32(5)))))
+				v3 = t67
+				if v3 <= i32(0) {
+					goto l21
+				}
+				t68 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+				t69 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+				t70 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+				t71 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+				if t68+(t69+(t70+t71)) < v3 {
+					goto l21
+				}
+				t72 := v0
+				v3 = v3 - i32(1)
+				t73 := int32(load32(*m.memory, uint64(uint32(t72+v3<<2+i32(52)))))
+				if t73 != i32(4) {
+					goto l21
+				}
+				t74 := int32((*m.memory)[uint64(uint32(v0+v3+i32(260)))])
+				v3 = t74
+				v4 = i32(98)
+				switch v10 - i32(2) {
+				case 2:
+					goto l24
+				case 0:
+					v4 = i32(97)
+					t75 := m.fn69()
+					if t75 < i32(3038000) {
+						goto l24
+					}
+					t76 := m.fn70(v1, v7, i32(-1))
+					if t76 == 0 {
+						goto l24
+					}
+					t77 := int32(load32(*m.memory, uint64(uint32(v5+v3*i32(12)))))
+					switch t77 {
+					case 0, 2:
+						m.fn78(v0, m.g1+i32(9723), i32(0))
+						goto l7
+					default:
+						_ = m.fn70(v1, v7, i32(1))
+						v4 = i32(103)
+						goto l24
+					}
+				case 6:
+					v4 = i32(99)
+					goto l24
+				case 14:
+					v4 = i32(100)
+					goto l24
+				case 30:
+					v4 = i32(101)
+					goto l24
+				default:
+					if v10 == i32(68) {
+						goto l31
+					}
+					fallthrough
+				case 1, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29:
+					m.fn78(v0, m.g1+i32(10522), i32(0))
+					goto l7
+				}
+			l31:
+				v4 = i32(102)
+			l24:
+				{
+					t79 := int32(load32(*m.memory, uint64(uint32(v5+v3*i32(12)))))
+					if t79 != 0 {
+						goto l32
+					}
+					switch v4&i32(7) - i32(1) {
+					case 0, 5:
+						goto l32
+					default:
+						m.fn78(v0, m.g1+i32(9637), i32(0))
+						goto l7
+					}
+				}
+			l32:
+				t80 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+				v9 = t80 + v6
+				store32(*m.memory, uint64(uint32(v9)), uint32(v11))
+				(*m.memory)[uint64(uint32(v9+i32(4)))] = byte(i32(1))
+				m.fn71(v2, i32(1), i32(38))
+				m.fn71(v2, i32(1), int32(int8(v3+i32(65))))
+				m.fn71(v2, i32(1), v4)
+				m.fn71(v2, i32(1), i32(95))
+				v11 = v11 + i32(1)
+				t81 := int32(load32(*m.memory, uint64(uint32(v1))))
+				v9 = t81
+			}
+		l21:
+			v6 = v6 + i32(8)
+			v8 = v8 + i32(12)
+			v7 = v7 + i32(1)
+			if v7 < v9 {
+				goto l34
+			}
+		l10:
+			store32(*m.memory, uint64(uint32(v1))+20, uint32(v13))
+			v15 = float64(30)
+			p0 = i64(10)
+			goto l20
+		l7:
+			v8 = i32(1)
+			if v2 == 0 {
+				goto l35
+			}
+			_ = m.fn38(v2)
+			goto l35
+		}
+	l0:
+		m.fn71(v2, i32(1), i32(49))
+		v15 = float64(3e+06)
+		p0 = i64(100000)
+	l20:
+		store64(*m.memory, uint64(uint32(t1))+48, uint64(p0))
+		store64(*m.memory, uint64(uint32(v1))+40, math.Float64bits(v15))
+		t83 := m.fn38(v2)
+		t84 := v1
+		v0 = t83
+		store32(*m.memory, uint64(uint32(t84))+24, uint32(v0))
+		v8 = i32(0)
+		if v0 == 0 {
+			goto l35
+		}
+		store32(*m.memory, uint64(uint32(v1))+28, uint32(i32(1)))
+		return i32(0)
+	}
+l35:
+	return v8
+}
+func (m *Module) fn120(v0 int32) int32 {
+	m.fn86(v0)
 	m.fn0(v0)
 	return i32(0)
 }
-func (m *Module) fn145(v0 int32) int32 {
+func (m *Module) fn121(v0 int32) int32 {
 	var v1, v2, v3, v4, v5, v6, v7 int32
 	var v8 int64
 	t0 := *m.g0
 	v1 = t0 - i32(112)
 	*m.g0 = v1
-	m.fn92(v0)
-	t1 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-	store64(*m.memory, uint64(uint32(v1))+96, uint64(t1))
-	t2 := m.fn5(m.g1+i32(12985), v1+i32(96))
-	v2 = t2
-	t3 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-	t4 := m.fn16(t3, v2, i32(-1), v1+i32(108), i32(0))
-	v3 = t4
+	v2 = v0 + i32(1196)
+	t1 := int32(load32(*m.memory, uint64(uint32(v2))))
+	_ = m.fn15(t1)
+	store32(*m.memory, uint64(uint32(v2)), uint32(i32(0)))
+	t3 := int32(load32(*m.memory, uint64(uint32(v0))+1200))
+	_ = m.fn15(t3)
+	store32(*m.memory, uint64(uint32(v0))+1200, uint32(i32(0)))
+	v2 = v0 + i32(1204)
+	t5 := int32(load32(*m.memory, uint64(uint32(v2))))
+	_ = m.fn15(t5)
+	store32(*m.memory, uint64(uint32(v2)), uint32(i32(0)))
+	v2 = v0 + i32(1208)
+	t7 := int32(load32(*m.memory, uint64(uint32(v2))))
+	_ = m.fn15(t7)
+	store32(*m.memory, uint64(uint32(v2)), uint32(i32(0)))
+	t9 := int32(load32(*m.memory, uint64(uint32(v0))+1212))
+	_ = m.fn15(t9)
+	store32(*m.memory, uint64(uint32(v0))+1212, uint32(i32(0)))
+	t11 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+	store64(*m.memory, uint64(uint32(v1))+96, uint64(t11))
+	t12 := m.fn8(m.g1+i32(12985), v1+i32(96))
+	v2 = t12
+	t13 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+	t14 := m.fn16(t13, v2, i32(-1), v1+i32(108), i32(0))
+	v3 = t14
 	m.fn0(v2)
-	if v3 == 0 {
-		t5 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-		t6 := m.fn18(t5)
-		if t6 == i32(101) {
-			t7 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-			_ = m.fn15(t7)
-			t9 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-			store64(*m.memory, uint64(uint32(v1))+80, uint64(t9))
-			t10 := m.fn5(m.g1+i32(13041), v1+i32(80))
-			v2 = t10
-			t11 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-			t12 := m.fn16(t11, v2, i32(-1), v1+i32(108), i32(0))
-			v3 = t12
-			m.fn0(v2)
-			if v3 == 0 {
-				t13 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-				t14 := m.fn18(t13)
-				if t14 == i32(101) {
-					t15 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-					_ = m.fn15(t15)
-					t17 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-					store64(*m.memory, uint64(uint32(v1))+64, uint64(t17))
-					t18 := m.fn5(m.g1+i32(13013), v1-i32(-64))
-					v2 = t18
-					t19 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-					t20 := m.fn16(t19, v2, i32(-1), v1+i32(108), i32(0))
-					v3 = t20
-					m.fn0(v2)
-					v4 = i32(1)
-					if v3 != 0 {
-						goto l3
-					}
-					t21 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-					t22 := m.fn18(t21)
-					if t22 != i32(101) {
-						goto l3
-					}
-					t23 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-					_ = m.fn15(t23)
-					v3 = v0 + i32(312)
-					v2 = i32(0)
-				l4:
-					{
-						t25 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-						if t25 > v2 {
-							t26 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-							v4 = t26
-							t27 := int32(load32(*m.memory, uint64(uint32(v3))))
-							store32(*m.memory, uint64(uint32(v1))+4, uint32(t27))
-							store32(*m.memory, uint64(uint32(v1)), uint32(v4))
-							t28 := m.fn5(m.g1+i32(12838), v1)
-							v4 = t28
-							t29 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-							t30 := m.fn16(t29, v4, i32(-1), v1+i32(108), i32(0))
-							v5 = t30
-							m.fn0(v4)
-							v4 = i32(1)
-							if v5 != 0 {
-								goto l3
-							}
-							t31 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-							t32 := m.fn18(t31)
-							if t32 != i32(101) {
-								goto l3
-							}
-							t33 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-							_ = m.fn15(t33)
-							v3 = v3 + i32(4)
-							v2 = v2 + i32(1)
-							goto l4
-						}
-					}
-					t35 := int32(load32(*m.memory, uint64(uint32(v0+i32(28)))))
-					if t35 > i32(0) {
-						t36 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-						store64(*m.memory, uint64(uint32(v1))+48, uint64(t36))
-						t37 := m.fn5(m.g1+i32(12807), v1+i32(48))
-						v2 = t37
-						t38 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-						t39 := m.fn16(t38, v2, i32(-1), v1+i32(108), i32(0))
-						v3 = t39
-						m.fn0(v2)
-						if v3 != 0 {
-							goto l1
-						}
-						t40 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-						t41 := m.fn18(t40)
-						if t41 != i32(101) {
-							goto l1
-						}
-						t42 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-						_ = m.fn15(t42)
-					}
-					v3 = v0 + i32(1000)
-					v2 = i32(0)
-				l5:
-					{
-						t44 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-						if t44 > v2 {
-							t45 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-							v8 = t45
-							store32(*m.memory, uint64(uint32(v1))+40, uint32(v2))
-							store64(*m.memory, uint64(uint32(v1))+32, uint64(v8))
-							t46 := m.fn5(m.g1+i32(0x3331), v1+i32(32))
-							v4 = t46
-							t47 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-							t48 := m.fn16(t47, v4, i32(-1), v1+i32(108), i32(0))
-							v5 = t48
-							m.fn0(v4)
-							v4 = i32(1)
-							if v5 != 0 {
-								goto l3
-							}
-							t49 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-							t50 := m.fn18(t49)
-							if t50 != i32(101) {
-								goto l3
-							}
-							t51 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-							_ = m.fn15(t51)
-							t53 := int32(load32(*m.memory, uint64(uint32(v3))))
-							if t53 == i32(3) {
-								t54 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-								v8 = t54
-								store32(*m.memory, uint64(uint32(v1))+24, uint32(v2))
-								store64(*m.memory, uint64(uint32(v1))+16, uint64(v8))
-								t55 := m.fn5(m.g1+i32(13067), v1+i32(16))
-								v5 = t55
-								t56 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-								t57 := m.fn16(t56, v5, i32(-1), v1+i32(108), i32(0))
-								v7 = t57
-								m.fn0(v5)
-								if v7 != 0 {
-									goto l3
-								}
-								t58 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-								t59 := m.fn18(t58)
-								if t59 != i32(101) {
-									goto l3
-								}
-								t60 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-								_ = m.fn15(t60)
-							}
-							v3 = v3 + i32(12)
-							v2 = v2 + i32(1)
-							goto l5
-						}
-					}
-					v4 = i32(0)
-					store32(*m.memory, uint64(uint32(v1))+108, uint32(i32(0)))
-					v6 = i32(1)
+	{
+		if v3 == 0 {
+			t15 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+			t16 := m.fn18(t15)
+			if t16 == i32(101) {
+				goto l0
+			}
+		}
+		m.fn78(v0, m.g1+i32(3631), i32(0))
+		v3 = i32(1)
+		goto l1
+	l0:
+		t17 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+		_ = m.fn15(t17)
+		t19 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+		store64(*m.memory, uint64(uint32(v1))+80, uint64(t19))
+		t20 := m.fn8(m.g1+i32(13041), v1+i32(80))
+		v2 = t20
+		t21 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+		t22 := m.fn16(t21, v2, i32(-1), v1+i32(108), i32(0))
+		v3 = t22
+		m.fn0(v2)
+		if v3 == 0 {
+			t23 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+			t24 := m.fn18(t23)
+			if t24 == i32(101) {
+				goto l2
+			}
+		}
+		m.fn78(v0, m.g1+i32(3666), i32(0))
+		v3 = i32(1)
+		goto l1
+	l2:
+		t25 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+		_ = m.fn15(t25)
+		t27 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+		store64(*m.memory, uint64(uint32(v1))+64, uint64(t27))
+		t28 := m.fn8(m.g1+i32(13013), v1-i32(-64))
+		v2 = t28
+		t29 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+		t30 := m.fn16(t29, v2, i32(-1), v1+i32(108), i32(0))
+		v4 = t30
+		m.fn0(v2)
+		v3 = i32(1)
+		if v4 != 0 {
+			goto l1
+		}
+		t31 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+		t32 := m.fn18(t31)
+		if t32 != i32(101) {
+			goto l1
+		}
+		t33 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+		_ = m.fn15(t33)
+		t35 := int32(load32(*m.memory, uint64(uint32(v0+i32(20)))))
+		if t35 > i32(0) {
+			v2 = v0 + i32(312)
+		l3:
+			{
+				t36 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+				v3 = t36
+				t37 := int32(load32(*m.memory, uint64(uint32(v2))))
+				store32(*m.memory, uint64(uint32(v1))+52, uint32(t37))
+				store32(*m.memory, uint64(uint32(v1))+48, uint32(v3))
+				t38 := m.fn8(m.g1+i32(12838), v1+i32(48))
+				v3 = t38
+				t39 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+				t40 := m.fn16(t39, v3, i32(-1), v1+i32(108), i32(0))
+				v4 = t40
+				m.fn0(v3)
+				v3 = i32(1)
+				if v4 != 0 {
+					goto l1
+				}
+				t41 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+				t42 := m.fn18(t41)
+				if t42 != i32(101) {
+					goto l1
+				}
+				t43 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+				_ = m.fn15(t43)
+				v2 = v2 + i32(4)
+				v5 = v5 + i32(1)
+				t45 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+				if v5 < t45 {
 					goto l3
 				}
 			}
-			m.fn78(v0, m.g1+i32(3666), i32(0))
-			goto l1
 		}
+		t46 := int32(load32(*m.memory, uint64(uint32(v0+i32(28)))))
+		if t46 > i32(0) {
+			t47 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+			store64(*m.memory, uint64(uint32(v1))+32, uint64(t47))
+			t48 := m.fn8(m.g1+i32(12807), v1+i32(32))
+			v2 = t48
+			t49 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+			t50 := m.fn16(t49, v2, i32(-1), v1+i32(108), i32(0))
+			v5 = t50
+			m.fn0(v2)
+			if v5 != 0 {
+				goto l1
+			}
+			t51 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+			t52 := m.fn18(t51)
+			if t52 != i32(101) {
+				goto l1
+			}
+			t53 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+			_ = m.fn15(t53)
+		}
+		v6 = i32(1)
+		t55 := int32(load32(*m.memory, uint64(uint32(v0+i32(32)))))
+		if t55 > i32(0) {
+			v5 = v0 + i32(1000)
+			v2 = i32(0)
+		l4:
+			{
+				t56 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+				v8 = t56
+				store32(*m.memory, uint64(uint32(v1))+24, uint32(v2))
+				store64(*m.memory, uint64(uint32(v1))+16, uint64(v8))
+				t57 := m.fn8(m.g1+i32(0x3331), v1+i32(16))
+				v4 = t57
+				t58 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+				t59 := m.fn16(t58, v4, i32(-1), v1+i32(108), i32(0))
+				v7 = t59
+				m.fn0(v4)
+				if v7 != 0 {
+					v6 = i32(0)
+					goto l1
+				}
+				t60 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+				t61 := m.fn18(t60)
+				if t61 != i32(101) {
+					v6 = i32(0)
+					goto l1
+				}
+				t62 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+				_ = m.fn15(t62)
+				t64 := int32(load32(*m.memory, uint64(uint32(v5))))
+				if t64 == i32(3) {
+					t65 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+					v8 = t65
+					store32(*m.memory, uint64(uint32(v1))+8, uint32(v2))
+					store64(*m.memory, uint64(uint32(v1)), uint64(v8))
+					t66 := m.fn8(m.g1+i32(13067), v1)
+					v4 = t66
+					t67 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+					t68 := m.fn16(t67, v4, i32(-1), v1+i32(108), i32(0))
+					v7 = t68
+					m.fn0(v4)
+					if v7 != 0 {
+						v6 = i32(0)
+						goto l1
+					}
+					t69 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+					t70 := m.fn18(t69)
+					if t70 != i32(101) {
+						v6 = i32(0)
+						goto l1
+					}
+					t71 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+					_ = m.fn15(t71)
+				}
+				v5 = v5 + i32(12)
+				v2 = v2 + i32(1)
+				t73 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+				if v2 < t73 {
+					goto l4
+				}
+			}
+		}
+		v3 = i32(0)
+		store32(*m.memory, uint64(uint32(v1))+108, uint32(i32(0)))
 	}
-	m.fn78(v0, m.g1+i32(3631), i32(0))
-	goto l1
 l1:
-	v4 = i32(1)
-l3:
-	t62 := int32(load32(*m.memory, uint64(uint32(v1))+108))
-	_ = m.fn15(t62)
-	m.fn93(v0)
+	t74 := int32(load32(*m.memory, uint64(uint32(v1))+108))
+	_ = m.fn15(t74)
+	m.fn86(v0)
 	if v6 != 0 {
 		m.fn0(v0)
 	}
 	*m.g0 = v1 + i32(112)
-	return v4
+	return v3
 }
-func (m *Module) fn146(v0, v1 int32) int32 {
+func (m *Module) fn122(v0, v1 int32) int32 {
 	t0 := m.fn2(i32(20))
 	v0 = t0
 	if v0 == 0 {
@@ -5597,2548 +6424,3930 @@ func (m *Module) fn146(v0, v1 int32) int32 {
 	store32(*m.memory, uint64(uint32(v1)), uint32(v0))
 	return i32(0)
 }
-func (m *Module) fn147(v0 int32) int32 {
-	m.fn108(v0)
+func (m *Module) fn123(v0 int32) int32 {
+	m.fn95(v0)
 	m.fn0(v0)
 	return i32(0)
 }
-func (m *Module) fn148(v0, v1, v2, v3, v4 int32) int32 {
-	var v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44, v45, v46, v47, v48, v49, v50, v51, v52, v53, v54 int32
-	var v55, v56, v57, v58, v59, v60, v61 int64
-	var v62, v63, v64 float32
-	var v65 float64
+func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
+	var v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44, v45, v46, v47, v48, v49, v50, v51 int32
+	var v52, v53, v54, v55, v56, v57 int64
+	var v58, v59, v60, v61, v62, v63, v64 float32
+	var v65, v66 float64
 	t0 := *m.g0
-	v43 = t0 - i32(16)
-	*m.g0 = v43
+	v40 = t0 - i32(16)
+	*m.g0 = v40
 	t1 := int32(load32(*m.memory, uint64(uint32(v0))))
-	v8 = t1
-	m.fn108(v0)
+	v10 = t1
+	m.fn95(v0)
 	v5 = i32(1)
 	{
 		t2 := m._strlen(v2)
-		v10 = t2
-		if v10 <= i32(0) {
+		v11 = t2
+		if v11 <= i32(0) {
 			goto l0
 		}
-		v10 = v10 - i32(1)
-		t3 := v10 & i32(3)
-		var p4 int32
-		if int32(uint32(v10)>>2) != v3 {
-			p4 = 1
+		v11 = v11 - i32(1)
+		if v11&i32(3) != 0 {
+			goto l0
 		}
-		if t3|p4 != 0 {
+		if int32(uint32(v11)>>2) != v3 {
 			goto l0
 		}
 		{
-			t5 := int32(int8((*m.memory)[uint64(uint32(v2))]))
-			switch t5 - i32(49) {
+			t3 := int32(int8((*m.memory)[uint64(uint32(v2))]))
+			switch t3 - i32(49) {
 			case 0:
-				t6 := *m.g0
-				v3 = t6 - i32(32)
+				t4 := *m.g0
+				v3 = t4 - i32(32)
 				*m.g0 = v3
 				{
-					t7 := m.fn2(i32(8))
-					v1 = t7
-					if v1 == 0 {
-						v2 = i32(7)
+					t5 := m.fn2(i32(8))
+					v2 = t5
+					if v2 == 0 {
+						v1 = i32(7)
 						goto l5
 					}
-					store64(*m.memory, uint64(uint32(v1)), uint64(i64(0)))
-					t8 := int64(load64(*m.memory, uint64(uint32(v8))+36))
-					store64(*m.memory, uint64(uint32(v3))+16, uint64(t8))
+					store64(*m.memory, uint64(uint32(v2)), uint64(i64(0)))
+					t6 := int64(load64(*m.memory, uint64(uint32(v10))+36))
+					store64(*m.memory, uint64(uint32(v3))+16, uint64(t6))
 					{
-						t9 := m.fn5(m.g1+i32(13201), v3+i32(16))
-						v4 = t9
+						t7 := m.fn8(m.g1+i32(13201), v3+i32(16))
+						v4 = t7
 						if v4 == 0 {
-							v2 = i32(7)
+							v1 = i32(7)
 							goto l6
 						}
-						t10 := int32(load32(*m.memory, uint64(uint32(v8))+12))
-						t11 := m.fn16(t10, v4, i32(-1), v1, i32(0))
-						v2 = t11
+						t8 := int32(load32(*m.memory, uint64(uint32(v10))+12))
+						t9 := m.fn16(t8, v4, i32(-1), v2, i32(0))
+						v1 = t9
 						m.fn0(v4)
-						if v2 != 0 {
-							t12 := int32(load32(*m.memory, uint64(uint32(v8))+12))
-							t13 := m.fn42(t12)
-							store32(*m.memory, uint64(uint32(v3)), uint32(t13))
-							m.fn78(v8, m.g1+i32(1953), v3)
+						if v1 != 0 {
+							t10 := int32(load32(*m.memory, uint64(uint32(v10))+12))
+							t11 := m.fn42(t10)
+							store32(*m.memory, uint64(uint32(v3)), uint32(t11))
+							m.fn78(v10, m.g1+i32(1953), v3)
 							goto l6
 						}
-						t14 := int32(load32(*m.memory, uint64(uint32(v1))))
-						t15 := m.fn18(t14)
-						v2 = t15
-						if v2&i32(-2) != i32(100) {
+						t12 := int32(load32(*m.memory, uint64(uint32(v2))))
+						t13 := m.fn18(t12)
+						v1 = t13
+						if v1&i32(-2) != i32(100) {
 							goto l6
 						}
-						store32(*m.memory, uint64(uint32(v0))+8, uint32(v1))
+						store32(*m.memory, uint64(uint32(v0))+8, uint32(v2))
 						store32(*m.memory, uint64(uint32(v0))+4, uint32(i32(49)))
-						t16 := v1
-						var p17 int32
-						if v2 == i32(101) {
-							p17 = 1
+						t14 := v2
+						var p15 int32
+						if v1 == i32(101) {
+							p15 = 1
 						}
-						(*m.memory)[uint64(uint32(t16))+4] = byte(p17)
-						v2 = i32(0)
+						(*m.memory)[uint64(uint32(t14))+4] = byte(p15)
+						v1 = i32(0)
 						goto l5
 					}
 				l6:
-					m.fn106(v1)
-					m.fn0(v1)
+					t16 := int32(load32(*m.memory, uint64(uint32(v2))))
+					v0 = t16
+					if v0 != 0 {
+						_ = m.fn15(v0)
+						store32(*m.memory, uint64(uint32(v2)), uint32(i32(0)))
+					}
+					m.fn0(v2)
 				}
 			l5:
 				*m.g0 = v3 + i32(32)
-				v5 = v2
+				v5 = v1
 				goto l0
 			case 2:
-				v41 = v0
-				v15 = v1
+				v39 = v0
+				v6 = v1
 				v5 = v2
+				v11 = v3
+				v0 = i32(0)
 				t18 := *m.g0
-				v9 = t18 - i32(176)
-				*m.g0 = v9
-				store32(*m.memory, uint64(uint32(v9))+172, uint32(i32(0)))
-				store32(*m.memory, uint64(uint32(v9))+156, uint32(m.g2+i32(2)))
+				v8 = t18 - i32(176)
+				*m.g0 = v8
+				store32(*m.memory, uint64(uint32(v8))+172, uint32(i32(0)))
+				store32(*m.memory, uint64(uint32(v8))+156, uint32(m.g2))
 				{
 					t19 := m.fn2(i32(32))
-					v25 = t19
-					if v25 == 0 {
-						v0 = i32(7)
+					v27 = t19
+					if v27 == 0 {
+						v3 = i32(7)
 						goto l7
 					}
-					v23 = v8 + v15*i32(20) + i32(440)
-					store64(*m.memory, uint64(uint32(v25)), uint64(i64(0)))
-					store64(*m.memory, uint64(uint32(v25+i32(24))), uint64(i64(0)))
-					store64(*m.memory, uint64(uint32(v25+i32(16))), uint64(i64(0)))
-					store64(*m.memory, uint64(uint32(v25+i32(8))), uint64(i64(0)))
-					p20 := i32(0)
-					if v3 > i32(0) {
-						p20 = v3
-					}
-					v26 = p20
-					v18 = v5 + i32(1)
-					v1 = i32(-1)
-					v0 = i32(-1)
-					v2 = i32(-1)
-				l164:
-					if v19 == v26 {
+					v19 = v10 + v6*i32(20)
+					store64(*m.memory, uint64(uint32(v27)), uint64(i64(0)))
+					store64(*m.memory, uint64(uint32(v27+i32(24))), uint64(i64(0)))
+					store64(*m.memory, uint64(uint32(v27+i32(16))), uint64(i64(0)))
+					store64(*m.memory, uint64(uint32(v27+i32(8))), uint64(i64(0)))
+					{
+						if v11 <= i32(0) {
+							v13 = i32(-1)
+							v1 = i32(-1)
+							v7 = i32(-1)
+							goto l8
+						}
+						v22 = v11 & i32(1)
+						if v11 == i32(1) {
+							v7 = i32(-1)
+							v1 = i32(-1)
+							v13 = i32(-1)
+							goto l9
+						}
+						v2 = v5 + i32(5)
+						v24 = v11 & i32(-2)
+						v7 = i32(-1)
+						v1 = i32(-1)
+						v13 = i32(-1)
+					l10:
 						{
+							v3 = v0 + i32(1)
+							t20 := int32((*m.memory)[uint64(uint32(v2-i32(4)))])
+							t21 := v3
+							t22 := v0
+							t23 := v13
+							v20 = t20
+							p24 := t23
+							if v20 == i32(91) {
+								p24 = t22
+							}
+							t25 := int32((*m.memory)[uint64(uint32(v2))])
+							v21 = t25
+							p26 := p24
+							if v21 == i32(91) {
+								p26 = t21
+							}
+							v13 = p26
+							t28 := v3
+							p27 := v1
+							if v20 == i32(125) {
+								p27 = v0
+							}
+							p29 := p27
+							if v21 == i32(125) {
+								p29 = t28
+							}
+							v1 = p29
+							t31 := v3
+							p30 := v7
+							if v20 == i32(123) {
+								p30 = v0
+							}
+							p32 := p30
+							if v21 == i32(123) {
+								p32 = t31
+							}
+							v7 = p32
+							v2 = v2 + i32(8)
+							v0 = v0 + i32(2)
+							if v0 != v24 {
+								goto l10
+							}
+						}
+					l9:
+						if v22 == 0 {
+							goto l8
+						}
+						t33 := int32((*m.memory)[uint64(uint32(v5+v0<<2+i32(1)))])
+						t34 := v0
+						t35 := v13
+						v2 = t33
+						p36 := t35
+						if v2 == i32(91) {
+							p36 = t34
+						}
+						v13 = p36
+						p37 := v1
+						if v2 == i32(125) {
+							p37 = v0
+						}
+						v1 = p37
+						p38 := v7
+						if v2 == i32(123) {
+							p38 = v0
+						}
+						v7 = p38
+					}
+				l8:
+					v26 = v19 + i32(440)
+					{
+						var p39 int32
+						{
+							t40 := int32(load32(*m.memory, uint64(uint32(v4+v7<<2))))
+							t41 := m.fn81(t40, v8+i32(168), v8+i32(164), v8+i32(160), v8+i32(156), v8+i32(152))
+							if t41 != 0 {
+								t42 := int32(load32(*m.memory, uint64(uint32(v26))))
+								v0 = t42
+								t43 := int32(load32(*m.memory, uint64(uint32(v10+v6*i32(20)+i32(444)))))
+								store32(*m.memory, uint64(uint32(v8))+80, uint32(t43))
+								store32(*m.memory, uint64(uint32(v8))+84, uint32(v0))
+								t44 := int32(load32(*m.memory, uint64(uint32(v8))+152))
+								store32(*m.memory, uint64(uint32(v8))+88, uint32(t44))
+								m.fn78(v10, m.g1+i32(105), v8+i32(80))
+								goto l11
+							}
+							t45 := int32(load32(*m.memory, uint64(uint32(v8))+160))
+							v2 = t45
+							t46 := v2
+							v0 = v10 + v6*i32(20)
+							t47 := int32(load32(*m.memory, uint64(uint32(v0+i32(452)))))
+							v3 = t47
+							if t46 != v3 {
+								v1 = m.g1
+								t48 := int32(load32(*m.memory, uint64(uint32(v0+i32(444)))))
+								v0 = t48
+								t49 := int32(load32(*m.memory, uint64(uint32(v26))))
+								v4 = t49
+								v3 = v3 - i32(223)
+								var p50 int32
+								if uint32(v3) > uint32(i32(2)) {
+									p50 = v1 + i32(13895)
+								} else {
+									t51 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15084)+v3<<2))))
+									p50 = t51
+								}
+								v1 = p50
+								v3 = m.g1
+								t52 := v8
+								v2 = v2 - i32(223)
+								var p53 int32
+								if uint32(v2) > uint32(i32(2)) {
+									p53 = v3 + i32(13895)
+								} else {
+									t54 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15084)+v2<<2))))
+									p53 = t54
+								}
+								store32(*m.memory, uint64(uint32(t52))+76, uint32(p53))
+								store32(*m.memory, uint64(uint32(v8))+72, uint32(v1))
+								store32(*m.memory, uint64(uint32(v8))+68, uint32(v4))
+								store32(*m.memory, uint64(uint32(v8))+64, uint32(v0))
+								m.fn78(v10, m.g1+i32(10978), v8-i32(-64))
+								goto l11
+							}
+							t55 := int32(load32(*m.memory, uint64(uint32(v8))+164))
+							v2 = t55
+							t56 := int32(load32(*m.memory, uint64(uint32(v0+i32(448)))))
+							t57 := v2
+							v0 = t56
+							if t57 != v0 {
+								t58 := int32(load32(*m.memory, uint64(uint32(v10+v6*i32(20)+i32(444)))))
+								v1 = t58
+								t59 := int32(load32(*m.memory, uint64(uint32(v26))))
+								v3 = t59
+								store32(*m.memory, uint64(uint32(v8))+60, uint32(v2))
+								store32(*m.memory, uint64(uint32(v8))+56, uint32(v0))
+								store32(*m.memory, uint64(uint32(v8))+52, uint32(v3))
+								store32(*m.memory, uint64(uint32(v8))+48, uint32(v1))
+								m.fn78(v10, m.g1+i32(11268), v8+i32(48))
+								goto l11
+							}
+							t60 := int32(load32(*m.memory, uint64(uint32(v4+v1<<2))))
+							t61 := m.fn51(t60)
+							v54 = t61
+							if v54 < i64(0) {
+								m.fn78(v10, m.g1+i32(11943), i32(0))
+								goto l11
+							}
+							if uint64(v54) >= uint64(i64(4097)) {
+								store32(*m.memory, uint64(uint32(v8))+8, uint32(i32(4096)))
+								store64(*m.memory, uint64(uint32(v8)), uint64(v54))
+								m.fn78(v10, m.g1+i32(4886), v8)
+								goto l11
+							}
+							if v54 == 0 {
+								store32(*m.memory, uint64(uint32(v39))+12, uint32(v27))
+								store64(*m.memory, uint64(uint32(v27)), uint64(i64(0)))
+								store32(*m.memory, uint64(uint32(v39))+4, uint32(i32(51)))
+								p39 = i32(0)
+								goto l12
+							}
+							v21 = i32(0)
 							{
 								{
-									t21 := int32(load32(*m.memory, uint64(uint32(v4+v2<<2))))
-									t22 := m.fn85(t21, v9+i32(168), v9+i32(164), v9+i32(160), v9+i32(156), v9+i32(152))
-									if t22 != 0 {
-										t23 := int32(load32(*m.memory, uint64(uint32(v23))))
-										v0 = t23
-										t24 := int32(load32(*m.memory, uint64(uint32(v8+v15*i32(20)+i32(444)))))
-										store32(*m.memory, uint64(uint32(v9))+80, uint32(t24))
-										store32(*m.memory, uint64(uint32(v9))+84, uint32(v0))
-										t25 := int32(load32(*m.memory, uint64(uint32(v9))+152))
-										store32(*m.memory, uint64(uint32(v9))+88, uint32(t25))
-										m.fn78(v8, m.g1+i32(105), v9+i32(80))
-										goto l8
+									if v13 < i32(0) {
+										goto l13
 									}
-									t26 := int32(load32(*m.memory, uint64(uint32(v9))+160))
-									v10 = t26
-									t27 := v10
-									v2 = v8 + v15*i32(20)
-									t28 := int32(load32(*m.memory, uint64(uint32(v2+i32(452)))))
-									v6 = t28
-									if t27 != v6 {
-										t29 := int32(load32(*m.memory, uint64(uint32(v2+i32(444)))))
-										v0 = t29
-										t30 := int32(load32(*m.memory, uint64(uint32(v23))))
-										v1 = t30
-										t31 := m.fn83(v6)
-										v2 = t31
-										t32 := m.fn83(v10)
-										store32(*m.memory, uint64(uint32(v9))+76, uint32(t32))
-										store32(*m.memory, uint64(uint32(v9))+72, uint32(v2))
-										store32(*m.memory, uint64(uint32(v9))+68, uint32(v1))
-										store32(*m.memory, uint64(uint32(v9))+64, uint32(v0))
-										m.fn78(v8, m.g1+i32(10978), v9-i32(-64))
-										goto l8
-									}
-									t33 := int32(load32(*m.memory, uint64(uint32(v9))+164))
-									v10 = t33
-									t34 := int32(load32(*m.memory, uint64(uint32(v2+i32(448)))))
-									t35 := v10
-									v2 = t34
-									if t35 != v2 {
-										t36 := int32(load32(*m.memory, uint64(uint32(v8+v15*i32(20)+i32(444)))))
-										v0 = t36
-										t37 := int32(load32(*m.memory, uint64(uint32(v23))))
-										v1 = t37
-										store32(*m.memory, uint64(uint32(v9))+60, uint32(v10))
-										store32(*m.memory, uint64(uint32(v9))+56, uint32(v2))
-										store32(*m.memory, uint64(uint32(v9))+52, uint32(v1))
-										store32(*m.memory, uint64(uint32(v9))+48, uint32(v0))
-										m.fn78(v8, m.g1+i32(11268), v9+i32(48))
-										goto l8
-									}
-									t38 := int32(load32(*m.memory, uint64(uint32(v4+v0<<2))))
-									t39 := m.fn51(t38)
-									v57 = t39
-									if v57 < i64(0) {
-										v2 = i32(0)
-										m.fn78(v8, m.g1+i32(11943), i32(0))
-										v0 = i32(1)
-										v19 = i32(0)
-										goto l9
-									}
-									if uint64(v57) < uint64(i64(4097)) {
-										goto l10
-									}
-									store32(*m.memory, uint64(uint32(v9))+8, uint32(i32(4096)))
-									store64(*m.memory, uint64(uint32(v9)), uint64(v57))
-									m.fn78(v8, m.g1+i32(4886), v9)
-								}
-							l8:
-								v0 = i32(1)
-								v2 = i32(0)
-								v19 = i32(0)
-								goto l9
-							l10:
-								if v57 == 0 {
-									store32(*m.memory, uint64(uint32(v41))+12, uint32(v25))
-									store64(*m.memory, uint64(uint32(v25)), uint64(i64(0)))
-									store32(*m.memory, uint64(uint32(v41))+4, uint32(i32(51)))
-									v2 = i32(0)
-									v19 = i32(0)
-									v0 = i32(0)
-									goto l9
-								}
-								v18 = i32(0)
-								v19 = i32(0)
-								if v1 >= i32(0) {
 									{
-										t40 := m.fn2(i32(16))
-										v19 = t40
-										if v19 == 0 {
-											goto l11
-										}
-										store64(*m.memory, uint64(uint32(v19)), uint64(i64(0)))
-										store64(*m.memory, uint64(uint32(v19+i32(8))), uint64(i64(0)))
-										t41 := m.fn80(v19, i32(8), i32(32))
-										if t41 != 0 {
-											goto l11
-										}
-										v2 = v4 + v1<<2
-										t42 := int32(load32(*m.memory, uint64(uint32(v2))))
-										t43 := m.fn54(t42, v9+i32(112))
-										v0 = t43
-									l14:
-										{
-											if v0 != 0 {
-												goto l12
-											}
-											t44 := int32(load32(*m.memory, uint64(uint32(v9))+112))
-											v1 = t44
-											if v1 == 0 {
-												goto l12
-											}
-											{
-												t45 := int32(load32(*m.memory, uint64(uint32(v8))+16))
-												if t45 != 0 {
-													t46 := m.fn99(v8, v1, v9+i32(128))
-													if t46 == 0 {
-														goto l13
-													}
-													goto l11
-												}
-												t47 := m.fn51(v1)
-												store64(*m.memory, uint64(uint32(v9))+128, uint64(t47))
-											}
-										l13:
-											t48 := m.fn81(v19, v9+i32(128))
-											if t48 != 0 {
-												goto l11
-											}
-											t49 := int32(load32(*m.memory, uint64(uint32(v2))))
-											t50 := m.fn55(t49, v9+i32(112))
-											v0 = t50
+										t62 := m.fn2(i32(16))
+										v23 = t62
+										if v23 == 0 {
 											goto l14
 										}
-									l12:
-										if v0 == i32(101) {
-											goto l15
+										store64(*m.memory, uint64(uint32(v23)), uint64(i64(0)))
+										store64(*m.memory, uint64(uint32(v23+i32(8))), uint64(i64(0)))
+										t63 := m.fn2(i32(256))
+										v0 = t63
+										if v0 == 0 {
+											goto l14
 										}
-										m.fn78(v8, m.g1+i32(366), i32(0))
-									}
-								l11:
-									v2 = i32(0)
-									v0 = i32(0)
-									goto l9
-								l15:
-									t51 := int32(load32(*m.memory, uint64(uint32(v19))+12))
-									v27 = t51
-									v32 = m.g2 + i32(3)
-									t52 := int32(load32(*m.memory, uint64(uint32(v19))+4))
-									v24 = t52
-									t53 := int32(load32(*m.memory, uint64(uint32(v19))))
-									t54 := v24
-									v10 = t53
-									v37 = t54 * v10
-								l16:
-									if uint32(v24) >= uint32(i32(2)) {
-										t55 := int64(uint64(int64(uint32(v24))*i64(5)-i64(1)) / uint64(i64(11)))
-										v0 = int32(t55)
-										p56 := i32(1)
-										if v0 != 0 {
-											p56 = v0
-										}
-										v24 = p56
-										v13 = v24 * v10
-										v1 = v13
-									l20:
-										if uint32(v1) >= uint32(v37) {
-											goto l16
-										}
-										v0 = v1
-									l19:
+										memory_zero(*m.memory, uint32(v0), uint32(i32(256)))
+										store32(*m.memory, uint64(uint32(v23))+12, uint32(v0))
+										store32(*m.memory, uint64(uint32(v23))+8, uint32(i32(32)))
+										store64(*m.memory, uint64(uint32(v23)), uint64(i64(8)))
 										{
-											v2 = v0 - v13
-											if uint32(v2) > uint32(v0) {
-												goto l17
+											v1 = v4 + v13<<2
+											t64 := int32(load32(*m.memory, uint64(uint32(v1))))
+											t65 := m.fn54(t64, v8+i32(112))
+											v2 = t65
+											if v2 != 0 {
+												goto l15
 											}
-											v0 = v2 + v27
-											t57 := v0
-											v21 = v0 + v13
-											t58 := (*m.t0)[uint(v32)].(func(int32, int32) int32)(t57, v21)
-											if t58 <= i32(0) {
-												goto l17
-											}
-											v6 = v10
-										l18:
+										l17:
 											{
-												t59 := int32((*m.memory)[uint64(uint32(v0))])
-												v42 = t59
-												t60 := int32((*m.memory)[uint64(uint32(v21))])
-												(*m.memory)[uint64(uint32(v0))] = byte(t60)
-												(*m.memory)[uint64(uint32(v21))] = byte(v42)
-												v21 = v21 + i32(1)
-												v0 = v0 + i32(1)
-												v6 = v6 - i32(1)
-												if v6 != 0 {
-													goto l18
+												t66 := int32(load32(*m.memory, uint64(uint32(v8))+112))
+												v0 = t66
+												if v0 == 0 {
+													goto l15
+												}
+												{
+													t67 := int32(load32(*m.memory, uint64(uint32(v10))+16))
+													if t67 != 0 {
+														t68 := m.fn88(v10, v0, v8+i32(128))
+														if t68 == 0 {
+															goto l16
+														}
+														goto l14
+													}
+													t69 := m.fn51(v0)
+													store64(*m.memory, uint64(uint32(v8))+128, uint64(t69))
+												}
+											l16:
+												t70 := m.fn80(v23, v8+i32(128))
+												if t70 != 0 {
+													goto l14
+												}
+												t71 := int32(load32(*m.memory, uint64(uint32(v1))))
+												t72 := m.fn55(t71, v8+i32(112))
+												v2 = t72
+												if v2 == 0 {
+													goto l17
 												}
 											}
-											v0 = v2
+										}
+									l15:
+										if v2 == i32(101) {
+											goto l18
+										}
+										m.fn78(v10, m.g1+i32(366), i32(0))
+									}
+								l14:
+									v3 = i32(0)
+									goto l19
+								l18:
+									t73 := int32(load32(*m.memory, uint64(uint32(v23))+4))
+									v7 = t73
+									if uint32(v7) < uint32(i32(2)) {
+										goto l13
+									}
+									t74 := int32(load32(*m.memory, uint64(uint32(v23))))
+									v22 = t74
+									v12 = v22 * v7
+									t75 := int32(load32(*m.memory, uint64(uint32(v23))+12))
+									v41 = t75
+									v1 = v22 - i32(1)
+									v31 = v1 & i32(3)
+									var p76 int32
+									if uint32(v22-i32(2)) < uint32(i32(3)) {
+										p76 = 1
+									}
+									v17 = p76
+								l26:
+									{
+										t77 := int64(uint64(int64(uint32(v7))*i64(5)-i64(1)) / uint64(i64(11)))
+										v0 = int32(t77)
+										p78 := i32(1)
+										if v0 != 0 {
+											p78 = v0
+										}
+										v7 = p78
+										v24 = v7 * v22
+										v19 = v24
+									l25:
+										v0 = v19 - v24
+										if uint32(v0) > uint32(v19) {
+											goto l20
+										}
+									l24:
+										{
+											t79 := v41
+											v2 = v0
+											v20 = t79 + v2
+											t80 := int64(load64(*m.memory, uint64(uint32(v20))))
+											v53 = t80
+											t81 := v53
+											v13 = v20 + v24
+											t82 := int64(load64(*m.memory, uint64(uint32(v13))))
+											v52 = t82
+											if int32(t81-v52) <= i32(0) {
+												goto l20
+											}
+											(*m.memory)[uint64(uint32(v20))] = byte(v52)
+											(*m.memory)[uint64(uint32(v13))] = byte(v53)
+											{
+												if v1 == 0 {
+													goto l21
+												}
+												var p83 int32
+												if v31 != 0 {
+													v0 = i32(0)
+												l22:
+													{
+														v3 = v0 + v20 + i32(1)
+														t84 := int32((*m.memory)[uint64(uint32(v3))])
+														v14 = t84
+														t85 := v3
+														v3 = v0 + v13 + i32(1)
+														t86 := int32((*m.memory)[uint64(uint32(v3))])
+														(*m.memory)[uint64(uint32(t85))] = byte(t86)
+														(*m.memory)[uint64(uint32(v3))] = byte(v14)
+														t87 := v31
+														v0 = v0 + i32(1)
+														if t87 != v0 {
+															goto l22
+														}
+													}
+													v20 = v0 + v20
+													v13 = v0 + v13
+													p83 = v1 - v0
+												} else {
+													p83 = v1
+												}
+												v3 = p83
+												if v17 != 0 {
+													goto l21
+												}
+												v0 = i32(0)
+											l23:
+												{
+													v14 = v0 + v20
+													v28 = v14 + i32(1)
+													t88 := int32((*m.memory)[uint64(uint32(v28))])
+													v15 = t88
+													t89 := v28
+													v28 = v0 + v13
+													v9 = v28 + i32(1)
+													t90 := int32((*m.memory)[uint64(uint32(v9))])
+													(*m.memory)[uint64(uint32(t89))] = byte(t90)
+													(*m.memory)[uint64(uint32(v9))] = byte(v15)
+													v15 = v14 + i32(2)
+													t91 := int32((*m.memory)[uint64(uint32(v15))])
+													v9 = t91
+													t92 := v15
+													v15 = v28 + i32(2)
+													t93 := int32((*m.memory)[uint64(uint32(v15))])
+													(*m.memory)[uint64(uint32(t92))] = byte(t93)
+													(*m.memory)[uint64(uint32(v15))] = byte(v9)
+													v15 = v14 + i32(3)
+													t94 := int32((*m.memory)[uint64(uint32(v15))])
+													v9 = t94
+													t95 := v15
+													v15 = v28 + i32(3)
+													t96 := int32((*m.memory)[uint64(uint32(v15))])
+													(*m.memory)[uint64(uint32(t95))] = byte(t96)
+													(*m.memory)[uint64(uint32(v15))] = byte(v9)
+													v14 = v14 + i32(4)
+													t97 := int32((*m.memory)[uint64(uint32(v14))])
+													v15 = t97
+													t98 := v14
+													v14 = v28 + i32(4)
+													t99 := int32((*m.memory)[uint64(uint32(v14))])
+													(*m.memory)[uint64(uint32(t98))] = byte(t99)
+													(*m.memory)[uint64(uint32(v14))] = byte(v15)
+													t100 := v3
+													v0 = v0 + i32(4)
+													if t100 != v0 {
+														goto l23
+													}
+												}
+											}
+										l21:
+											v0 = v2 - v24
+											if uint32(v0) <= uint32(v2) {
+												goto l24
+											}
+										}
+									l20:
+										v19 = v19 + v22
+										if uint32(v19) < uint32(v12) {
+											goto l25
+										}
+										if uint32(v7) >= uint32(i32(2)) {
+											goto l26
+										}
+									}
+								}
+							l13:
+								if v11 > i32(0) {
+									v22 = v8 + i32(136)
+									v20 = i32(0)
+								l38:
+									{
+										t101 := v5
+										v0 = v20 << 2
+										t102 := int32((*m.memory)[uint64(uint32(t101+v0+i32(1)))])
+										if t102 != i32(38) {
+											goto l27
+										}
+										t103 := int32((*m.memory)[uint64(uint32(v5+(v0|i32(3))))])
+										if t103 != i32(103) {
+											goto l27
+										}
+										t104 := int32(int8((*m.memory)[uint64(uint32(v5+(v0|i32(2))))]))
+										v2 = t104
+										if v21 == 0 {
+											v3 = i32(7)
+											t105 := m.fn2(i32(16))
+											v21 = t105
+											if v21 == 0 {
+												v21 = i32(0)
+												goto l19
+											}
+											store64(*m.memory, uint64(uint32(v21)), uint64(i64(0)))
+											store64(*m.memory, uint64(uint32(v21+i32(8))), uint64(i64(0)))
+											t106 := m.fn2(i32(192))
+											v1 = t106
+											if v1 == 0 {
+												goto l19
+											}
+											memory_zero(*m.memory, uint32(v1), uint32(i32(192)))
+											store32(*m.memory, uint64(uint32(v21))+12, uint32(v1))
+											store32(*m.memory, uint64(uint32(v21))+8, uint32(i32(8)))
+											store64(*m.memory, uint64(uint32(v21)), uint64(i64(24)))
+										}
+										store64(*m.memory, uint64(uint32(v22)), uint64(i64(0)))
+										store64(*m.memory, uint64(uint32(v22+i32(8))), uint64(i64(0)))
+										store32(*m.memory, uint64(uint32(v8))+128, uint32(v20))
+										t107 := v8
+										v1 = v2 - i32(65)
+										store32(*m.memory, uint64(uint32(t107))+132, uint32(v1))
+										{
+											t108 := int32(load32(*m.memory, uint64(uint32(v10+v1*i32(12)+i32(1000)))))
+											switch t108 - i32(1) {
+											case 0:
+												t109 := m.fn2(i32(128))
+												v13 = t109
+												if v13 == 0 {
+													v3 = i32(7)
+													goto l19
+												}
+												memory_zero(*m.memory, uint32(v13), uint32(i32(128)))
+												store32(*m.memory, uint64(uint32(v8))+148, uint32(v13))
+												store32(*m.memory, uint64(uint32(v8))+144, uint32(i32(16)))
+												store64(*m.memory, uint64(uint32(v8))+136, uint64(i64(8)))
+												{
+													v24 = v0 + v4
+													t110 := int32(load32(*m.memory, uint64(uint32(v24))))
+													t111 := m.fn54(t110, v8+i32(124))
+													v3 = t111
+													if v3 != 0 {
+														goto l31
+													}
+													t112 := int32(load32(*m.memory, uint64(uint32(v8))+124))
+													v7 = t112
+													if v7 == 0 {
+														goto l31
+													}
+													v2 = i32(16)
+													v19 = i32(0)
+													v0 = i32(0)
+												l33:
+													{
+														t113 := m.fn51(v7)
+														store64(*m.memory, uint64(uint32(v8))+112, uint64(t113))
+														{
+															if v0 != v2 {
+																v1 = v2
+																goto l32
+															}
+															t114 := v13
+															v1 = v2<<1 + i32(100)
+															t115 := m.fn3(t114, int64(uint32(v1<<3)))
+															v13 = t115
+															if v13 != 0 {
+																goto l32
+															}
+															store32(*m.memory, uint64(uint32(v8))+140, uint32(v2))
+															v3 = i32(7)
+															goto l19
+														}
+													l32:
+														t116 := int64(load64(*m.memory, uint64(uint32(v8))+112))
+														store64(*m.memory, uint64(uint32(v13+v19)), uint64(t116))
+														v0 = v0 + i32(1)
+														t117 := int32(load32(*m.memory, uint64(uint32(v24))))
+														t118 := m.fn55(t117, v8+i32(124))
+														v3 = t118
+														if v3 == 0 {
+															v19 = v19 + i32(8)
+															v2 = v1
+															t119 := int32(load32(*m.memory, uint64(uint32(v8))+124))
+															v7 = t119
+															if v7 != 0 {
+																goto l33
+															}
+														}
+													}
+													store32(*m.memory, uint64(uint32(v8))+148, uint32(v13))
+													store32(*m.memory, uint64(uint32(v8))+144, uint32(v1))
+													store32(*m.memory, uint64(uint32(v8))+140, uint32(v0))
+												}
+											l31:
+												if v3 == i32(101) {
+													goto l34
+												}
+												m.fn78(v10, m.g1+i32(2783), i32(0))
+												goto l19
+											default:
+												v3 = i32(0)
+												m.fn78(v10, m.g1+i32(2528), i32(0))
+												goto l19
+											case 2:
+												t120 := m.fn2(i32(128))
+												v13 = t120
+												if v13 == 0 {
+													v3 = i32(7)
+													goto l19
+												}
+												memory_zero(*m.memory, uint32(v13), uint32(i32(128)))
+												store32(*m.memory, uint64(uint32(v8))+148, uint32(v13))
+												store32(*m.memory, uint64(uint32(v8))+144, uint32(i32(16)))
+												store64(*m.memory, uint64(uint32(v8))+136, uint64(i64(8)))
+												{
+													v24 = v0 + v4
+													t121 := int32(load32(*m.memory, uint64(uint32(v24))))
+													t122 := m.fn54(t121, v8+i32(124))
+													v3 = t122
+													if v3 != 0 {
+														goto l35
+													}
+													t123 := int32(load32(*m.memory, uint64(uint32(v8))+124))
+													v7 = t123
+													if v7 == 0 {
+														goto l35
+													}
+													v0 = i32(16)
+													v19 = i32(0)
+													v2 = i32(0)
+												l37:
+													{
+														t124 := m.fn9(v7)
+														v1 = t124
+														t125 := int32(load32(*m.memory, uint64(uint32(v8))+124))
+														t126 := m.fn7(t125)
+														t127 := v8
+														v3 = t126
+														store32(*m.memory, uint64(uint32(t127))+32, uint32(v3))
+														store32(*m.memory, uint64(uint32(v8))+36, uint32(v1))
+														t128 := m.fn8(m.g1+i32(1529), v8+i32(32))
+														t129 := v8
+														v1 = t128
+														store32(*m.memory, uint64(uint32(t129))+116, uint32(v1))
+														if v1 == 0 {
+															store32(*m.memory, uint64(uint32(v8))+144, uint32(v0))
+															store32(*m.memory, uint64(uint32(v8))+140, uint32(v2))
+															v3 = i32(7)
+															goto l19
+														}
+														store32(*m.memory, uint64(uint32(v8))+112, uint32(v3))
+														{
+															if v0 != v2 {
+																v1 = v0
+																goto l36
+															}
+															t130 := v13
+															v1 = v0<<1 + i32(100)
+															t131 := m.fn3(t130, int64(uint32(v1<<3)))
+															v13 = t131
+															if v13 != 0 {
+																goto l36
+															}
+															store32(*m.memory, uint64(uint32(v8))+144, uint32(v0))
+															store32(*m.memory, uint64(uint32(v8))+140, uint32(v0))
+															v3 = i32(7)
+															goto l19
+														}
+													l36:
+														t132 := int64(load64(*m.memory, uint64(uint32(v8))+112))
+														store64(*m.memory, uint64(uint32(v13+v19)), uint64(t132))
+														v2 = v2 + i32(1)
+														t133 := int32(load32(*m.memory, uint64(uint32(v24))))
+														t134 := m.fn55(t133, v8+i32(124))
+														v3 = t134
+														if v3 == 0 {
+															v19 = v19 + i32(8)
+															v0 = v1
+															t135 := int32(load32(*m.memory, uint64(uint32(v8))+124))
+															v7 = t135
+															if v7 != 0 {
+																goto l37
+															}
+														}
+													}
+													store32(*m.memory, uint64(uint32(v8))+148, uint32(v13))
+													store32(*m.memory, uint64(uint32(v8))+144, uint32(v1))
+													store32(*m.memory, uint64(uint32(v8))+140, uint32(v2))
+												}
+											l35:
+												if v3 == i32(101) {
+													goto l34
+												}
+												m.fn78(v10, m.g1+i32(2725), i32(0))
+												goto l19
+											}
+										}
+									l34:
+										t136 := m.fn80(v21, v8+i32(128))
+										v3 = t136
+										if v3 != 0 {
 											goto l19
 										}
-									l17:
-										v1 = v1 + v10
-										goto l20
+									}
+								l27:
+									v20 = v20 + i32(1)
+									if v20 != v11 {
+										goto l38
 									}
 								}
-								v1 = v9 + i32(136)
-								v2 = i32(0)
-							l31:
-								if v18 == v26 {
-									goto l21
-								}
-								{
-									t61 := v5
-									v10 = v18 << 2
-									t62 := int32((*m.memory)[uint64(uint32(t61+v10+i32(1)))])
-									if t62 != i32(38) {
-										goto l22
-									}
-									t63 := int32((*m.memory)[uint64(uint32(v5+(v10|i32(3))))])
-									if t63 != i32(103) {
-										goto l22
-									}
-									t64 := int32(int8((*m.memory)[uint64(uint32(v5+(v10|i32(2))))]))
-									v6 = t64
-									if v2 == 0 {
-										t65 := m.fn2(i32(16))
-										v2 = t65
-										if v2 == 0 {
-											v0 = i32(7)
-											v2 = i32(0)
-											goto l9
-										}
-										store64(*m.memory, uint64(uint32(v2)), uint64(i64(0)))
-										store64(*m.memory, uint64(uint32(v2+i32(8))), uint64(i64(0)))
-										t66 := m.fn80(v2, i32(24), i32(8))
-										v0 = t66
-										if v0 != 0 {
-											goto l9
-										}
-									}
-									store64(*m.memory, uint64(uint32(v1)), uint64(i64(0)))
-									store64(*m.memory, uint64(uint32(v1+i32(8))), uint64(i64(0)))
-									store32(*m.memory, uint64(uint32(v9))+128, uint32(v18))
-									t67 := v9
-									v0 = v6 - i32(65)
-									store32(*m.memory, uint64(uint32(t67))+132, uint32(v0))
-									{
-										t68 := int32(load32(*m.memory, uint64(uint32(v8+v0*i32(12)+i32(1000)))))
-										switch t68 - i32(1) {
-										default:
-											goto l24
-										case 0:
-											t69 := m.fn80(v1, i32(8), i32(16))
-											v0 = t69
-											if v0 != 0 {
-												goto l9
-											}
-											v10 = v4 + v10
-											t70 := int32(load32(*m.memory, uint64(uint32(v10))))
-											t71 := m.fn54(t70, v9+i32(124))
-											v0 = t71
-										l27:
-											{
-												if v0 != 0 {
-													goto l26
-												}
-												t72 := int32(load32(*m.memory, uint64(uint32(v9))+124))
-												v6 = t72
-												if v6 == 0 {
-													goto l26
-												}
-												t73 := m.fn51(v6)
-												store64(*m.memory, uint64(uint32(v9))+112, uint64(t73))
-												t74 := m.fn81(v1, v9+i32(112))
-												v0 = t74
-												if v0 != 0 {
-													goto l9
-												}
-												t75 := int32(load32(*m.memory, uint64(uint32(v10))))
-												t76 := m.fn55(t75, v9+i32(124))
-												v0 = t76
-												goto l27
-											}
-										l26:
-											if v0 == i32(101) {
-												goto l28
-											}
-											m.fn78(v8, m.g1+i32(2783), i32(0))
-											goto l9
-										case 2:
-											t77 := m.fn80(v1, i32(8), i32(16))
-											v0 = t77
-											if v0 != 0 {
-												goto l9
-											}
-											v10 = v4 + v10
-											t78 := int32(load32(*m.memory, uint64(uint32(v10))))
-											t79 := m.fn54(t78, v9+i32(124))
-											v0 = t79
-										l30:
-											{
-												if v0 != 0 {
-													goto l29
-												}
-												t80 := int32(load32(*m.memory, uint64(uint32(v9))+124))
-												v6 = t80
-												if v6 == 0 {
-													goto l29
-												}
-												t81 := m.fn9(v6)
-												v0 = t81
-												t82 := int32(load32(*m.memory, uint64(uint32(v9))+124))
-												t83 := m.fn8(t82)
-												t84 := v9
-												v6 = t83
-												store32(*m.memory, uint64(uint32(t84))+32, uint32(v6))
-												store32(*m.memory, uint64(uint32(v9))+36, uint32(v0))
-												t85 := m.fn5(m.g1+i32(1529), v9+i32(32))
-												t86 := v9
-												v0 = t85
-												store32(*m.memory, uint64(uint32(t86))+116, uint32(v0))
-												if v0 == 0 {
-													v0 = i32(7)
-													goto l9
-												}
-												store32(*m.memory, uint64(uint32(v9))+112, uint32(v6))
-												t87 := m.fn81(v1, v9+i32(112))
-												v0 = t87
-												if v0 != 0 {
-													goto l9
-												}
-												t88 := int32(load32(*m.memory, uint64(uint32(v10))))
-												t89 := m.fn55(t88, v9+i32(124))
-												v0 = t89
-												goto l30
-											}
-										l29:
-											if v0 == i32(101) {
-												goto l28
-											}
-											m.fn78(v8, m.g1+i32(2725), i32(0))
-											goto l9
-										}
-									}
-								l28:
-									t90 := m.fn81(v2, v9+i32(128))
-									v0 = t90
-									if v0 != 0 {
-										goto l9
-									}
-								}
-							l22:
-								v18 = v18 + i32(1)
-								goto l31
-							l24:
-								v0 = i32(0)
-								m.fn78(v8, m.g1+i32(2528), i32(0))
-								goto l9
-							l21:
 								v0 = v4
-								v24 = v9 + i32(172)
-								v26 = i32(0)
-								t91 := *m.g0
-								v6 = t91 - i32(32)
-								*m.g0 = v6
-								t92 := m._strlen(v5)
-								v10 = t92
-								t93 := m.fn35(i32(0))
-								v18 = t93
-								t94 := int64(load64(*m.memory, uint64(uint32(v8))+36))
-								store64(*m.memory, uint64(uint32(v6))+16, uint64(t94))
-								m.fn36(v18, m.g1+i32(12859), v6+i32(16))
-								v1 = v5 + i32(3)
-								v10 = (v10 - i32(1)) / i32(4)
-								p95 := i32(0)
-								if v10 > i32(0) {
-									p95 = v10
-								}
-								v21 = p95
-								v10 = v21
+								v22 = v8 + i32(172)
+								v20 = i32(0)
+								t137 := *m.g0
+								v13 = t137 - i32(32)
+								*m.g0 = v13
+								t138 := m._strlen(v5)
+								v19 = t138
+								t139 := m.fn35(i32(0))
+								v3 = t139
+								t140 := int64(load64(*m.memory, uint64(uint32(v10))+36))
+								store64(*m.memory, uint64(uint32(v13))+16, uint64(t140))
+								m.fn36(v3, m.g1+i32(12859), v13+i32(16))
+								v7 = (v19 - i32(1)) / i32(4)
 								{
 									{
-									l33:
-										if v10 != 0 {
-											t96 := int32((*m.memory)[uint64(uint32(v1-i32(2)))])
-											if t96 == i32(93) {
-												t97 := int32(int8((*m.memory)[uint64(uint32(v1-i32(1)))]))
-												v13 = t97
-												t98 := int32(int8((*m.memory)[uint64(uint32(v1))]))
-												v27 = t98
-												t100 := v18
-												t101 := m.g1
-												p99 := i32(13425)
-												if v26 != 0 {
-													p99 = i32(13433)
-												}
-												m.fn38(t100, t101+p99)
-												v26 = v27 - i32(97)
-												if uint32(v26) > uint32(i32(5)) {
-													goto l32
-												}
-												store32(*m.memory, uint64(uint32(v6)), uint32(v13-i32(65)))
-												t102 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15088)+v26<<2))))
-												m.fn36(v18, t102, v6)
-												v26 = i32(1)
+										if v19 >= i32(5) {
+											p141 := i32(1)
+											if v7 > i32(1) {
+												p141 = v7
 											}
-											v1 = v1 + i32(4)
-											v10 = v10 - i32(1)
-											goto l33
+											v2 = p141
+											v1 = v5 + i32(3)
+										l40:
+											{
+												t142 := int32((*m.memory)[uint64(uint32(v1-i32(2)))])
+												if t142 == i32(93) {
+													t143 := int32(int8((*m.memory)[uint64(uint32(v1-i32(1)))]))
+													v24 = t143
+													t144 := int32(int8((*m.memory)[uint64(uint32(v1))]))
+													v14 = t144
+													t146 := v3
+													t147 := m.g1
+													p145 := i32(13425)
+													if v20 != 0 {
+														p145 = i32(13433)
+													}
+													m.fn37(t146, t147+p145)
+													v20 = v14 - i32(97)
+													if uint32(v20) > uint32(i32(5)) {
+														goto l39
+													}
+													store32(*m.memory, uint64(uint32(v13)), uint32(v24-i32(65)))
+													t148 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15024)+v20<<2))))
+													m.fn36(v3, t148, v13)
+													v20 = i32(1)
+												}
+												v1 = v1 + i32(4)
+												v2 = v2 - i32(1)
+												if v2 != 0 {
+													goto l40
+												}
+											}
 										}
-										t103 := m.fn37(v18)
-										v10 = t103
-										if v10 == 0 {
+										t149 := m.fn38(v3)
+										v2 = t149
+										if v2 == 0 {
 											v1 = i32(7)
-											goto l34
+											goto l41
 										}
-										t104 := int32(load32(*m.memory, uint64(uint32(v8))+12))
-										t105 := m.fn16(t104, v10, i32(-1), v24, i32(0))
-										v1 = t105
-										m.fn0(v10)
+										t150 := int32(load32(*m.memory, uint64(uint32(v10))+12))
+										t151 := m.fn16(t150, v2, i32(-1), v22, i32(0))
+										v1 = t151
+										m.fn0(v2)
 										if v1 != 0 {
-											goto l34
+											goto l41
 										}
+										if v19 < i32(5) {
+											goto l41
+										}
+										p152 := i32(1)
+										if v7 > i32(1) {
+											p152 = v7
+										}
+										v2 = p152
 										v1 = v5 + i32(1)
-										v10 = i32(1)
-									l35:
-										if v21 != 0 {
-											t106 := int32((*m.memory)[uint64(uint32(v1))])
-											if t106 == i32(93) {
-												t107 := int32(load32(*m.memory, uint64(uint32(v24))))
-												t108 := int32(load32(*m.memory, uint64(uint32(v0))))
-												_ = m.fn24(t107, v10, t108)
-												v10 = v10 + i32(1)
+										v3 = i32(1)
+									l42:
+										{
+											t153 := int32((*m.memory)[uint64(uint32(v1))])
+											if t153 == i32(93) {
+												t154 := int32(load32(*m.memory, uint64(uint32(v22))))
+												t155 := int32(load32(*m.memory, uint64(uint32(v0))))
+												_ = m.fn24(t154, v3, t155)
+												v3 = v3 + i32(1)
 											}
-											v0 = v0 + i32(4)
 											v1 = v1 + i32(4)
-											v21 = v21 - i32(1)
-											goto l35
-										} else {
-											v1 = i32(0)
-											goto l34
+											v0 = v0 + i32(4)
+											v2 = v2 - i32(1)
+											if v2 != 0 {
+												goto l42
+											}
 										}
+										v1 = i32(0)
+										goto l41
 									}
-								l32:
-									t110 := m.fn37(v18)
-									m.fn0(t110)
+								l39:
+									t157 := m.fn38(v3)
+									m.fn0(t157)
 									v1 = i32(1)
 								}
-							l34:
-								*m.g0 = v6 + i32(32)
-								v0 = v1
-								if v0 != 0 {
-									t111 := int32(load32(*m.memory, uint64(uint32(v8))+12))
-									t112 := m.fn42(t111)
-									store32(*m.memory, uint64(uint32(v9))+16, uint32(t112))
-									m.fn78(v8, m.g1+i32(1984), v9+i32(16))
-									goto l9
+							l41:
+								*m.g0 = v13 + i32(32)
+								v3 = v1
+								if v3 != 0 {
+									t158 := int32(load32(*m.memory, uint64(uint32(v10))+12))
+									t159 := m.fn42(t158)
+									store32(*m.memory, uint64(uint32(v8))+16, uint32(t159))
+									m.fn78(v10, m.g1+i32(1984), v8+i32(16))
+									goto l19
 								}
-								v0 = i32(0)
-								store32(*m.memory, uint64(uint32(v9))+104, uint32(i32(0)))
-								store32(*m.memory, uint64(uint32(v9))+108, uint32(i32(0)))
-								store64(*m.memory, uint64(uint32(v9))+96, uint64(i64(0)))
-								t113 := int32(load32(*m.memory, uint64(uint32(v9))+172))
-								v33 = t113
-								v37 = v3
-								v26 = v4
-								t114 := int32(load32(*m.memory, uint64(uint32(v9))+168))
-								v31 = t114
-								v46 = v9 + i32(108)
-								v47 = v9 + i32(104)
-								v48 = v9 + i32(96)
-								v10 = i32(0)
-								v18 = i32(0)
-								v21 = i32(0)
+								v3 = i32(0)
+								store32(*m.memory, uint64(uint32(v8))+104, uint32(i32(0)))
+								store32(*m.memory, uint64(uint32(v8))+108, uint32(i32(0)))
+								store64(*m.memory, uint64(uint32(v8))+96, uint64(i64(0)))
+								t160 := int32(load32(*m.memory, uint64(uint32(v8))+172))
+								v35 = t160
+								v28 = v5
+								v31 = v11
+								v41 = v4
+								t161 := int32(load32(*m.memory, uint64(uint32(v8))+168))
+								v4 = t161
+								v44 = v8 + i32(108)
+								v45 = v8 + i32(104)
+								v46 = v8 + i32(96)
+								v22 = i32(0)
 								v24 = i32(0)
-								t115 := *m.g0
-								v17 = t115 - i32(176)
+								v20 = i32(0)
+								t162 := *m.g0
+								v17 = t162 - i32(176)
 								*m.g0 = v17
 								store32(*m.memory, uint64(uint32(v17))+172, uint32(i32(0)))
-								v3 = i32(7)
+								v2 = i32(7)
 								{
-									v4 = int32(v57)
-									v1 = v4 << 3
-									t116 := m.fn2(v1)
-									v32 = t116
+									v1 = int32(v54)
+									v0 = v1 << 3
+									t163 := m.fn2(v0)
+									v32 = t163
 									if v32 == 0 {
-										goto l36
+										goto l43
 									}
-									memory_zero(*m.memory, uint32(v32), uint32(v1))
-									v38 = v4 << 2
-									t117 := m.fn2(v38)
-									v27 = t117
-									if v27 == 0 {
-										goto l36
+									memory_zero(*m.memory, uint32(v32), uint32(v0))
+									v38 = v1 << 2
+									t164 := m.fn2(v38)
+									v19 = t164
+									if v19 == 0 {
+										goto l43
 									}
-									memory_zero(*m.memory, uint32(v27), uint32(v38))
-									t118 := m.fn2(v1)
-									v21 = t118
-									if v21 == 0 {
-										v21 = i32(0)
-										goto l37
-									}
-									memory_zero(*m.memory, uint32(v21), uint32(v1))
-									t119 := m.fn2(v38)
-									v24 = t119
+									memory_zero(*m.memory, uint32(v19), uint32(v38))
+									t165 := m.fn2(v0)
+									v24 = t165
 									if v24 == 0 {
 										v24 = i32(0)
-										goto l37
+										goto l44
 									}
-									memory_zero(*m.memory, uint32(v24), uint32(v38))
-									var p120 int32
+									memory_zero(*m.memory, uint32(v24), uint32(v0))
+									t166 := m.fn2(v38)
+									v20 = t166
+									if v20 == 0 {
+										v20 = i32(0)
+										goto l44
+									}
+									memory_zero(*m.memory, uint32(v20), uint32(v38))
+									t167 := int32(load32(*m.memory, uint64(uint32(v26))+8))
+									v5 = t167
+									t168 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+									v0 = t168
 									{
-										t121 := int32(load32(*m.memory, uint64(uint32(v23))+8))
-										v1 = t121
-										{
-											t122 := int32(load32(*m.memory, uint64(uint32(v23))+12))
-											switch t122 - i32(223) {
-											case 0:
-												t123 := v1 << 2
-												p120 = t123
-												goto l42
-											case 1:
-												t124 := int32(uint32(v1) >> 3)
-												p120 = t124
-												goto l42
-											default:
-												v1 = i32(0)
-												fallthrough
-											case 2:
-												p120 = v1
-											}
+										t169 := int32(load32(*m.memory, uint64(uint32(v26))+12))
+										switch t169 - i32(223) {
+										case 2:
+											goto l47
+										case 0:
+											v5 = v5 << 2
+											goto l47
+										case 1:
+											v5 = int32(uint32(v5) >> 3)
+											goto l47
+										default:
+											v5 = i32(0)
 										}
 									}
-								l42:
-									t125 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-									t126 := m.fn2(p120 * t125)
-									v34 = t126
-									if v34 == 0 {
-										v34 = i32(0)
-										goto l37
-									}
-									t127 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-									t128 := m.fn2(t127 << 2)
-									v18 = t128
-									if v18 == 0 {
-										v18 = i32(0)
-										goto l37
-									}
-									t129 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-									t130 := m.fn109(t129)
-									v28 = t130
-									if v28 == 0 {
-										v28 = i32(0)
-										goto l37
-									}
-									t131 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-									t132 := m.fn109(t131)
-									v35 = t132
-									if v35 == 0 {
-										v35 = i32(0)
-										goto l37
-									}
-									t133 := m.fn2(v38)
-									v36 = t133
+								l47:
+									t170 := m.fn2(v0 * v5)
+									v36 = t170
 									if v36 == 0 {
 										v36 = i32(0)
-										goto l37
+										goto l44
 									}
-									{
-										if v19 == 0 {
-											goto l43
-										}
-										t134 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-										t135 := m.fn109(t134)
-										v39 = t135
-										if v39 != 0 {
-											goto l43
-										}
-										v39 = i32(0)
-										goto l37
+									t171 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+									t172 := m.fn2(t171 << 2)
+									v22 = t172
+									if v22 == 0 {
+										v22 = i32(0)
+										goto l44
 									}
-								l43:
-									memory_zero(*m.memory, uint32(v17+i32(96)), uint32(i32(64)))
-									t136 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-									t137 := m.fn109(t136)
-									v14 = t137
-									if v14 == 0 {
-										v14 = i32(0)
-										goto l37
+									t173 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+									v0 = int32(uint32(t173) >> 3)
+									t174 := m.fn2(v0)
+									v29 = t174
+									if v29 == 0 {
+										v29 = i32(0)
+										goto l44
 									}
-									v29 = v23 + i32(8)
-									p138 := i32(0)
-									if v37 > i32(0) {
-										p138 = v37
+									memory_zero(*m.memory, uint32(v29), uint32(v0))
+									t175 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+									v0 = int32(uint32(t175) >> 3)
+									t176 := m.fn2(v0)
+									v33 = t176
+									if v33 == 0 {
+										v33 = i32(0)
+										goto l44
 									}
-									v44 = p138
-									_ = m._strlen(v5)
-									v3 = v5 + i32(1)
-								l44:
-									v42 = v10
-									if v42 != v44 {
-										v10 = v42 + i32(1)
-										t140 := int32((*m.memory)[uint64(uint32(v3))])
-										v1 = t140
-										v3 = v3 + i32(4)
-										if v1 != i32(38) {
+									memory_zero(*m.memory, uint32(v33), uint32(v0))
+									t177 := m.fn2(v38)
+									v37 = t177
+									if v37 == 0 {
+										v37 = i32(0)
+										goto l44
+									}
+									if v23 != 0 {
+										t178 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+										v0 = int32(uint32(t178) >> 3)
+										t179 := m.fn2(v0)
+										v34 = t179
+										if v34 == 0 {
+											v34 = i32(0)
 											goto l44
 										}
+										memory_zero(*m.memory, uint32(v34), uint32(v0))
 									}
-									v49 = v5 + i32(3)
-									v50 = v8 + v15<<2 + i32(312)
-								l159:
+									store64(*m.memory, uint64(uint32(v17+i32(152))), uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v17+i32(144))), uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v17+i32(136))), uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v17+i32(128))), uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v17+i32(120))), uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v17+i32(112))), uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v17))+104, uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v17))+96, uint64(i64(0)))
+									t180 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+									v0 = int32(uint32(t180) >> 3)
+									t181 := m.fn2(v0)
+									v16 = t181
+									if v16 == 0 {
+										v16 = i32(0)
+										goto l44
+									}
+									memory_zero(*m.memory, uint32(v16), uint32(v0))
+									_ = m._strlen(v28)
+									v42 = v26 + i32(8)
+									var p183 int32
+									{
+										if v31 <= i32(0) {
+											p183 = i32(0)
+											goto l49
+										}
+										t184 := int32((*m.memory)[uint64(uint32(v28))+1])
+										if t184 == i32(38) {
+											p183 = i32(1)
+											goto l49
+										}
+										v5 = v28 + i32(5)
+										v2 = i32(1)
+									l50:
+										v0 = v2
+										if v0 != v31 {
+											v2 = v0 + i32(1)
+											t185 := int32((*m.memory)[uint64(uint32(v5))])
+											v1 = t185
+											v5 = v5 + i32(4)
+											if v1 != i32(38) {
+												goto l50
+											}
+										}
+										var p186 int32
+										if v0 < v31 {
+											p186 = 1
+										}
+										p183 = p186
+									}
+								l49:
+									;
+									var p187 int32
+									if v31 > i32(0) {
+										p187 = 1
+									}
+									v47 = p183 & p187
+									v48 = v10 + v6<<2 + i32(312)
+								l189:
 									{
 										{
-											t141 := m.fn18(v33)
-											switch t141 - i32(100) {
-											case 0:
-												t142 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-												memory_zero(*m.memory, uint32(v18), uint32(t142<<2))
-												memory_zero(*m.memory, uint32(v36), uint32(v38))
-												t143 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-												memory_zero(*m.memory, uint32(v28), uint32(t143/i32(8)))
-												t144 := m.fn21(v33, i32(0))
-												v55 = t144
-												t145 := m.fn53(v33, i32(1))
-												v10 = t145
-												t146 := m.fn47(v33, i32(1))
-												v1 = t146
-												t147 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-												t148 := v1
-												v3 = t147 / i32(8)
-												if t148 != v3 {
-													store32(*m.memory, uint64(uint32(v17))+64, uint32(v3))
-													store64(*m.memory, uint64(uint32(v17))+72, uint64(int64(v1)))
-													m.fn78(v8, m.g1+i32(5310), v17-i32(-64))
-													goto l48
+											t188 := m.fn18(v35)
+											v0 = t188
+											if v0 != i32(100) {
+												if v0 == i32(101) {
+													store32(*m.memory, uint64(uint32(v44)), uint32(v32))
+													store64(*m.memory, uint64(uint32(v46)), uint64(v56))
+													store32(*m.memory, uint64(uint32(v45)), uint32(v19))
+													v2 = i32(0)
+													goto l63
 												}
-												t149 := m.fn53(v33, i32(2))
-												v45 = t149
-												t150 := m.fn47(v33, i32(2))
-												v56 = int64(t150)
-												t151 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-												if v56 != int64(uint32(t151<<3)) {
-													t152 := v8
-													v1 = m.g1
-													m.fn78(t152, v1+i32(3254), i32(0))
-													t153 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-													v3 = t153
-													store64(*m.memory, uint64(uint32(v17))+56, uint64(v56))
-													store32(*m.memory, uint64(uint32(v17))+48, uint32(v3<<3))
-													m.fn78(v8, v1+i32(5372), v17+i32(48))
-													goto l48
+												m.fn78(v10, m.g1+i32(2491), i32(0))
+												goto l52
+											}
+											t189 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+											memory_zero(*m.memory, uint32(v22), uint32(t189<<2))
+											memory_zero(*m.memory, uint32(v37), uint32(v38))
+											t190 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+											memory_zero(*m.memory, uint32(v29), uint32(t190/i32(8)))
+											t191 := m.fn21(v35, i32(0))
+											v53 = t191
+											t192 := m.fn53(v35, i32(1))
+											v11 = t192
+											t193 := m.fn47(v35, i32(1))
+											v0 = t193
+											t194 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+											t195 := v0
+											v1 = t194 / i32(8)
+											if t195 != v1 {
+												store32(*m.memory, uint64(uint32(v17))+64, uint32(v1))
+												store64(*m.memory, uint64(uint32(v17))+72, uint64(int64(v0)))
+												m.fn78(v10, m.g1+i32(5310), v17-i32(-64))
+												goto l52
+											}
+											t196 := m.fn53(v35, i32(2))
+											v43 = t196
+											t197 := m.fn47(v35, i32(2))
+											v52 = int64(t197)
+											t198 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+											if v52 != int64(uint32(t198<<3)) {
+												t199 := v10
+												v0 = m.g1
+												m.fn78(t199, v0+i32(3254), i32(0))
+												t200 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+												v1 = t200
+												store64(*m.memory, uint64(uint32(v17))+56, uint64(v52))
+												store32(*m.memory, uint64(uint32(v17))+48, uint32(v1<<3))
+												m.fn78(v10, v0+i32(5372), v17+i32(48))
+												goto l52
+											}
+											t201 := int32(load32(*m.memory, uint64(uint32(v10))+12))
+											t202 := int32(load32(*m.memory, uint64(uint32(v10))+36))
+											t203 := int32(load32(*m.memory, uint64(uint32(v48))))
+											t204 := m.fn29(t201, t202, t203, m.g1+i32(1063), v53, i32(0), v17+i32(172))
+											if t204 != 0 {
+												store64(*m.memory, uint64(uint32(v17))+32, uint64(v53))
+												m.fn78(v10, m.g1+i32(5267), v17+i32(32))
+												goto l52
+											}
+											t205 := int32(load32(*m.memory, uint64(uint32(v17))+172))
+											t206 := m.fn48(t205)
+											v0 = t206
+											t207 := int32(load32(*m.memory, uint64(uint32(v26))+8))
+											v5 = t207
+											t208 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+											v1 = t208
+											v52 = int64(v0)
+											{
+												t209 := int32(load32(*m.memory, uint64(uint32(v26))+12))
+												switch t209 - i32(223) {
+												case 2:
+													goto l55
+												case 0:
+													v5 = v5 << 2
+													goto l55
+												case 1:
+													v5 = int32(uint32(v5) >> 3)
+													goto l55
+												default:
+													v5 = i32(0)
 												}
-												t154 := int32(load32(*m.memory, uint64(uint32(v8))+12))
-												t155 := int32(load32(*m.memory, uint64(uint32(v8))+36))
-												t156 := int32(load32(*m.memory, uint64(uint32(v50))))
-												t157 := m.fn29(t154, t155, t156, m.g1+i32(1063), v55, i32(0), v17+i32(172))
-												if t157 != 0 {
-													store64(*m.memory, uint64(uint32(v17))+32, uint64(v55))
-													m.fn78(v8, m.g1+i32(5267), v17+i32(32))
-													goto l48
-												}
-												t158 := int32(load32(*m.memory, uint64(uint32(v17))+172))
-												t159 := m.fn48(t158)
-												v3 = t159
-												v56 = int64(v3)
-												t161 := v56
-												var p160 int32
-												{
-													t162 := int32(load32(*m.memory, uint64(uint32(v23))+8))
-													v1 = t162
+											}
+										l55:
+											v55 = int64(uint32(v1 * v5))
+											if v55 != v52 {
+												store64(*m.memory, uint64(uint32(v17))+24, uint64(v52))
+												store64(*m.memory, uint64(uint32(v17))+16, uint64(v55))
+												m.fn78(v10, m.g1+i32(5432), v17+i32(16))
+												goto l52
+											}
+											t210 := int32(load32(*m.memory, uint64(uint32(v17))+172))
+											t211 := m.fn30(t210, v36, v0, i32(0))
+											if t211 != 0 {
+												store64(*m.memory, uint64(uint32(v17)), uint64(v53))
+												m.fn78(v10, m.g1+i32(4954), v17)
+												goto l52
+											}
+											t212 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+											memory_copy(*m.memory, uint32(v29), uint32(v11), uint32(t212/i32(8)))
+											if v23 == 0 {
+												goto l57
+											}
+											t213 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+											memory_zero(*m.memory, uint32(v34), uint32(t213/i32(8)))
+											t214 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+											v5 = t214
+											if v5 <= i32(0) {
+												goto l57
+											}
+											v7 = i32(0)
+										l61:
+											{
+												v6 = i32_shl(i32(1), v7&i32(7))
+												t215 := v6
+												t216 := v11
+												v13 = int32(uint32(v7) >> 3)
+												t217 := int32((*m.memory)[uint64(uint32(t216+v13))])
+												if t215&t217 != 0 {
 													{
-														t163 := int32(load32(*m.memory, uint64(uint32(v23))+12))
-														switch t163 - i32(223) {
-														case 0:
-															t164 := v1 << 2
-															p160 = t164
-															goto l53
-														case 1:
-															t165 := int32(uint32(v1) >> 3)
-															p160 = t165
-															goto l53
-														default:
-															v1 = i32(0)
-															fallthrough
-														case 2:
-															p160 = v1
-														}
-													}
-												}
-											l53:
-												t166 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-												v58 = int64(uint32(p160 * t166))
-												if t161 != v58 {
-													store64(*m.memory, uint64(uint32(v17))+24, uint64(v56))
-													store64(*m.memory, uint64(uint32(v17))+16, uint64(v58))
-													m.fn78(v8, m.g1+i32(5432), v17+i32(16))
-													goto l48
-												}
-												t167 := int32(load32(*m.memory, uint64(uint32(v17))+172))
-												t168 := m.fn30(t167, v34, v3, i32(0))
-												if t168 != 0 {
-													store64(*m.memory, uint64(uint32(v17)), uint64(v55))
-													m.fn78(v8, m.g1+i32(4954), v17)
-													goto l48
-												}
-												t169 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-												memory_copy(*m.memory, uint32(v28), uint32(v10), uint32(t169/i32(8)))
-												if v19 == 0 {
-													goto l54
-												}
-												v3 = i32(0)
-												t170 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-												memory_zero(*m.memory, uint32(v39), uint32(t170/i32(8)))
-												v4 = v45
-											l57:
-												{
-													t171 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-													v1 = t171
-													if v1 <= v3 {
-														m.fn110(v28, v39, v1)
-														goto l54
-													}
-													t172 := int32((*m.memory)[uint64(uint32(v10+int32(uint32(v3)>>3)))])
-													if i32_shr_u(t172, v3&i32(7))&i32(1) != 0 {
-														t173 := int64(load64(*m.memory, uint64(uint32(v4))))
-														store64(*m.memory, uint64(uint32(v17))+88, uint64(t173))
-														t175 := v39
-														t176 := v3
-														var p174 int32
-														{
-															v13 = v17 + i32(88)
-															t177 := int32(load32(*m.memory, uint64(uint32(v19))+12))
-															v1 = t177
-															t178 := int32(load32(*m.memory, uint64(uint32(v19))+4))
-															v15 = t178
-															v7 = m.g2 + i32(3)
-														l56:
+														t218 := int32(load32(*m.memory, uint64(uint32(v23))+4))
+														v5 = t218
+														if v5 != 0 {
+															t219 := int64(load64(*m.memory, uint64(uint32(v43+v7<<3))))
+															v52 = t219
+															t220 := int32(load32(*m.memory, uint64(uint32(v23))+12))
+															v1 = t220
+														l60:
 															{
-																if v15 == 0 {
-																	p174 = i32(0)
-																	goto l55
+																t221 := v52
+																t222 := v1
+																v2 = int32(uint32(v5) >> 1)
+																v0 = t222 + v2<<3
+																t223 := int64(load64(*m.memory, uint64(uint32(v0))))
+																v14 = int32(t221 - t223)
+																if v14 > i32(0) {
+																	v1 = v0 + i32(8)
+																	v5 = v5 + (v2 ^ i32(-1))
+																	goto l58
 																}
-																t179 := v13
-																t180 := v1
-																v5 = int32(uint32(v15) >> 1)
-																v6 = t180 + v5<<3
-																t181 := (*m.t0)[uint(v7)].(func(int32, int32) int32)(t179, v6)
-																v12 = t181
-																if v12 > i32(0) {
-																	v1 = v6 + i32(8)
-																	v15 = v15 + (v5 ^ i32(-1))
-																	goto l56
-																}
-																v15 = v5
-																if v12 < i32(0) {
-																	goto l56
+																v5 = v2
+																if v14 >= i32(0) {
+																	goto l59
 																}
 															}
-															p174 = v6
-														}
-													l55:
-														;
-														var p182 int32
-														if p174 != i32(0) {
-															p182 = 1
-														}
-														m.fn111(t175, t176, p182)
-													}
-													v4 = v4 + i32(8)
-													v3 = v3 + i32(1)
-													goto l57
-												}
-											case 1:
-												store32(*m.memory, uint64(uint32(v46)), uint32(v32))
-												store64(*m.memory, uint64(uint32(v48)), uint64(v59))
-												store32(*m.memory, uint64(uint32(v47)), uint32(v27))
-												v3 = i32(0)
-												goto l58
-											default:
-												m.fn78(v8, m.g1+i32(2491), i32(0))
-											}
-										}
-									l48:
-										v3 = i32(1)
-										goto l37
-									l54:
-										if v37 <= v42 {
-											goto l59
-										}
-										v15 = i32(0)
-										v10 = v26
-										v4 = v49
-									l133:
-										{
-											if v15 == v44 {
-												goto l59
-											}
-											t183 := int32((*m.memory)[uint64(uint32(v4-i32(2)))])
-											if t183 == i32(38) {
-												t184 := int32(int8((*m.memory)[uint64(uint32(v4))]))
-												v5 = t184
-												t185 := int32(int8((*m.memory)[uint64(uint32(v4-i32(1)))]))
-												v30 = t185 - i32(65)
-												v3 = v30 << 2
-												v1 = v3 + (v17 + i32(96))
-												t186 := int32(load32(*m.memory, uint64(uint32(v1))))
-												if t186 == 0 {
-													t187 := int32(load32(*m.memory, uint64(uint32(v8))+12))
-													t188 := int32(load32(*m.memory, uint64(uint32(v8))+36))
-													t189 := int32(load32(*m.memory, uint64(uint32(v3+v8+i32(376)))))
-													v6 = m.g1
-													t190 := m.fn29(t187, t188, t189, v6+i32(6606), v55, i32(0), v1)
-													v3 = t190
-													m.fn78(v8, v6+i32(6577), i32(0))
-													if v3 != 0 {
-														goto l37
-													}
-												}
-												t191 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-												memory_zero(*m.memory, uint32(v14), uint32(t191/i32(8)))
-												var p192 int32
-												{
-													t193 := int32(load32(*m.memory, uint64(uint32(v10))))
-													v16 = t193
-													t194 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-													v7 = t194
-													v6 = i32(0)
-													v20 = i32(0)
-													{
-														t195 := int32(load32(*m.memory, uint64(uint32(v1))))
-														v13 = t195
-														t196 := m.fn49(v13, v55)
-														v11 = t196
-														if v11 != 0 {
-															goto l60
-														}
-														t197 := int32(load32(*m.memory, uint64(uint32(v8+v30*i32(12)+i32(1000)))))
-														v12 = t197
-														v11 = i32(1)
-														t198 := m.fn48(v13)
-														v1 = t198
-														switch v12 {
-														default:
-															goto l60
-														case 1:
-															if v1 == v7<<3 {
-																goto l65
-															}
-															goto l60
-														case 2:
-															if v1 == v7<<3 {
-																goto l65
-															}
-															goto l60
-														case 3:
-															if v1 == v7<<4 {
-																goto l65
-															}
-															goto l60
-														case 0:
-															if v1 != v7/i32(8) {
+														l58:
+															if v5 != 0 {
 																goto l60
 															}
 														}
-													l65:
-														t199 := m.fn2(v1)
-														v3 = t199
-														if v3 == 0 {
-															p192 = i32(7)
-															goto l66
+														v0 = i32(0)
+													}
+												l59:
+													v1 = v13 + v34
+													t224 := int32((*m.memory)[uint64(uint32(v1))])
+													t225 := v1
+													v1 = t224
+													p226 := v1 & (v6 ^ i32(-1))
+													if v0 != 0 {
+														p226 = v1 | v6
+													}
+													(*m.memory)[uint64(uint32(t225))] = byte(p226)
+													t227 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+													v5 = t227
+												}
+												t228 := v5
+												v7 = v7 + i32(1)
+												if t228 > v7 {
+													goto l61
+												}
+											}
+											goto l62
+										}
+									l62:
+										if v5 < i32(8) {
+											goto l57
+										}
+										v0 = v5 / i32(8)
+										v1 = v0 & i32(3)
+										v2 = i32(0)
+										if uint32(v0-i32(1)) >= uint32(i32(3)) {
+											v11 = v0 & i32(-4)
+										l64:
+											{
+												v0 = v2 + v29
+												t229 := v0
+												v5 = v2 + v34
+												t230 := int32((*m.memory)[uint64(uint32(v5))])
+												t231 := int32((*m.memory)[uint64(uint32(v0))])
+												(*m.memory)[uint64(uint32(t229))] = byte(t230 & t231)
+												v6 = v0 + i32(1)
+												t232 := int32((*m.memory)[uint64(uint32(v5+i32(1)))])
+												t233 := int32((*m.memory)[uint64(uint32(v6))])
+												(*m.memory)[uint64(uint32(v6))] = byte(t232 & t233)
+												v6 = v0 + i32(2)
+												t234 := int32((*m.memory)[uint64(uint32(v5+i32(2)))])
+												t235 := int32((*m.memory)[uint64(uint32(v6))])
+												(*m.memory)[uint64(uint32(v6))] = byte(t234 & t235)
+												v0 = v0 + i32(3)
+												t236 := int32((*m.memory)[uint64(uint32(v5+i32(3)))])
+												t237 := int32((*m.memory)[uint64(uint32(v0))])
+												(*m.memory)[uint64(uint32(v0))] = byte(t236 & t237)
+												t238 := v11
+												v2 = v2 + i32(4)
+												if t238 != v2 {
+													goto l64
+												}
+											}
+										}
+										if v1 == 0 {
+											goto l57
+										}
+										v5 = v2 + v29
+										v2 = v2 + v34
+									l65:
+										{
+											t239 := int32((*m.memory)[uint64(uint32(v2))])
+											t240 := int32((*m.memory)[uint64(uint32(v5))])
+											(*m.memory)[uint64(uint32(v5))] = byte(t239 & t240)
+											v5 = v5 + i32(1)
+											v2 = v2 + i32(1)
+											v1 = v1 - i32(1)
+											if v1 != 0 {
+												goto l65
+											}
+										}
+									l57:
+										if v47 != 0 {
+											v13 = i32(0)
+										l143:
+											{
+												t241 := v28
+												v0 = v13 << 2
+												t242 := int32((*m.memory)[uint64(uint32(t241+v0+i32(1)))])
+												if t242 != i32(38) {
+													goto l66
+												}
+												t243 := int32(int8((*m.memory)[uint64(uint32(v28+(v0|i32(3))))]))
+												v5 = t243
+												t244 := int32(int8((*m.memory)[uint64(uint32(v28+(v0|i32(2))))]))
+												v14 = t244 - i32(65)
+												v2 = v14 << 2
+												v1 = v2 + (v17 + i32(96))
+												t245 := int32(load32(*m.memory, uint64(uint32(v1))))
+												if t245 == 0 {
+													t246 := int32(load32(*m.memory, uint64(uint32(v10))+12))
+													t247 := int32(load32(*m.memory, uint64(uint32(v10))+36))
+													t248 := int32(load32(*m.memory, uint64(uint32(v2+v10+i32(376)))))
+													v11 = m.g1
+													t249 := m.fn29(t246, t247, t248, v11+i32(6606), v53, i32(0), v1)
+													v2 = t249
+													m.fn78(v10, v11+i32(6577), i32(0))
+													if v2 != 0 {
+														goto l44
+													}
+												}
+												t250 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+												memory_zero(*m.memory, uint32(v16), uint32(t250/i32(8)))
+												var p251 int32
+												{
+													t252 := int32(load32(*m.memory, uint64(uint32(v0+v41))))
+													v2 = t252
+													t253 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+													v6 = t253
+													v9 = i32(0)
+													v18 = i32(0)
+													{
+														t254 := int32(load32(*m.memory, uint64(uint32(v1))))
+														v7 = t254
+														t255 := m.fn49(v7, v53)
+														v11 = t255
+														if v11 != 0 {
+															goto l67
+														}
+														t256 := int32(load32(*m.memory, uint64(uint32(v10+v14*i32(12)+i32(1000)))))
+														v12 = t256
+														v11 = i32(1)
+														t257 := m.fn48(v7)
+														v1 = t257
+														switch v12 {
+														default:
+															goto l67
+														case 1:
+															if v1 == v6<<3 {
+																goto l72
+															}
+															goto l67
+														case 2:
+															if v1 == v6<<3 {
+																goto l72
+															}
+															goto l67
+														case 3:
+															if v1 == v6<<4 {
+																goto l72
+															}
+															goto l67
+														case 0:
+															if v1 != v6/i32(8) {
+																goto l67
+															}
+														}
+													l72:
+														t258 := m.fn2(v1)
+														v0 = t258
+														if v0 == 0 {
+															p251 = i32(7)
+															goto l73
 														}
 														{
-															t200 := m.fn30(v13, v3, v1, i32(0))
-															v11 = t200
+															t259 := m.fn30(v7, v0, v1, i32(0))
+															v11 = t259
 															if v11 != 0 {
-																goto l67
+																goto l74
 															}
 															v11 = i32(0)
 															switch v12 {
 															default:
-																goto l67
+																goto l74
 															case 0:
-																t201 := m.fn50(v16)
-																var p202 int32
-																if v5 == i32(97) {
-																	p202 = 1
-																}
-																v1 = t201
-																p203 := i32(0)
-																if v1 != 0 {
-																	p203 = p202
-																}
-																var p205 int32
-																if v5 == i32(102) {
-																	p205 = 1
-																}
-																p204 := p205
-																if v1 != 0 {
-																	p204 = i32(0)
-																}
-																if p203|p204 == 0 {
-																	p206 := i32(0)
-																	if v7 > i32(0) {
-																		p206 = v7
-																	}
-																	v1 = p206
-																	v5 = i32(0)
-																l72:
-																	{
-																		if v1 == v5 {
-																			goto l67
-																		}
-																		t207 := int32((*m.memory)[uint64(uint32(v3+int32(uint32(v5)>>3)))])
-																		m.fn111(v14, v5, i32_shr_u(t207^i32(-1), v5&i32(7))&i32(1))
-																		v5 = v5 + i32(1)
-																		goto l72
-																	}
-																}
-																p208 := i32(0)
-																if v7 > i32(0) {
-																	p208 = v7
-																}
-																v1 = p208
-																v5 = i32(0)
-															l73:
 																{
-																	if v1 == v5 {
-																		goto l67
+																	t260 := m.fn50(v2)
+																	var p261 int32
+																	if v5 == i32(97) {
+																		p261 = 1
 																	}
-																	t209 := int32((*m.memory)[uint64(uint32(v3+int32(uint32(v5)>>3)))])
-																	m.fn111(v14, v5, i32_shr_u(t209, v5&i32(7))&i32(1))
-																	v5 = v5 + i32(1)
-																	goto l73
-																}
-															case 1:
-																t210 := m.fn51(v16)
-																v56 = t210
-																switch v5 - i32(97) {
-																default:
-																	goto l67
-																case 0:
-																	p211 := i32(0)
-																	if v7 > i32(0) {
-																		p211 = v7
+																	v1 = t260
+																	p262 := i32(0)
+																	if v1 != 0 {
+																		p262 = p261
 																	}
-																	v6 = p211
-																	v1 = v3
+																	if p262 != 0 {
+																		goto l79
+																	}
+																	var p264 int32
+																	if v5 == i32(102) {
+																		p264 = 1
+																	}
+																	p263 := p264
+																	if v1 != 0 {
+																		p263 = i32(0)
+																	}
+																	if p263 != 0 {
+																		goto l79
+																	}
+																	if v6 <= i32(0) {
+																		goto l74
+																	}
 																	v5 = i32(0)
-																l81:
+																l80:
 																	{
-																		if v5 == v6 {
-																			goto l67
+																		t265 := v16
+																		v1 = int32(uint32(v5) >> 3)
+																		v2 = t265 + v1
+																		t266 := int32((*m.memory)[uint64(uint32(v2))])
+																		t267 := v2
+																		v2 = t266
+																		t268 := v2
+																		v7 = v5 & i32(7)
+																		t269 := t268 & i32_rotl(i32(-2), v7)
+																		t270 := v2
+																		v7 = i32_shl(i32(1), v7)
+																		t271 := int32((*m.memory)[uint64(uint32(v0+v1))])
+																		p272 := t270 | v7
+																		if v7&t271 != 0 {
+																			p272 = t269
 																		}
-																		t212 := int64(load64(*m.memory, uint64(uint32(v1))))
-																		t213 := v14
-																		t214 := v5
-																		var p215 int32
-																		if t212 == v56 {
-																			p215 = 1
-																		}
-																		m.fn111(t213, t214, p215)
-																		v1 = v1 + i32(8)
+																		(*m.memory)[uint64(uint32(t267))] = byte(p272)
+																		t273 := v6
 																		v5 = v5 + i32(1)
+																		if t273 != v5 {
+																			goto l80
+																		}
+																	}
+																	goto l74
+																}
+															l79:
+																if v6 <= i32(0) {
+																	goto l74
+																}
+																v5 = i32(0)
+															l81:
+																{
+																	t274 := v16
+																	v1 = int32(uint32(v5) >> 3)
+																	v2 = t274 + v1
+																	t275 := int32((*m.memory)[uint64(uint32(v2))])
+																	t276 := v2
+																	v2 = t275
+																	t277 := v2
+																	v7 = v5 & i32(7)
+																	v14 = i32_shl(i32(1), v7)
+																	t278 := int32((*m.memory)[uint64(uint32(v0+v1))])
+																	p279 := v2 & i32_rotl(i32(-2), v7)
+																	if v14&t278 != 0 {
+																		p279 = t277 | v14
+																	}
+																	(*m.memory)[uint64(uint32(t276))] = byte(p279)
+																	t280 := v6
+																	v5 = v5 + i32(1)
+																	if t280 != v5 {
 																		goto l81
 																	}
-																case 1:
-																	p216 := i32(0)
-																	if v7 > i32(0) {
-																		p216 = v7
-																	}
-																	v6 = p216
-																	v1 = v3
-																	v5 = i32(0)
-																l82:
-																	{
-																		if v5 == v6 {
-																			goto l67
-																		}
-																		t217 := int64(load64(*m.memory, uint64(uint32(v1))))
-																		t218 := v14
-																		t219 := v5
-																		var p220 int32
-																		if t217 > v56 {
-																			p220 = 1
-																		}
-																		m.fn111(t218, t219, p220)
-																		v1 = v1 + i32(8)
-																		v5 = v5 + i32(1)
-																		goto l82
-																	}
-																case 2:
-																	p221 := i32(0)
-																	if v7 > i32(0) {
-																		p221 = v7
-																	}
-																	v6 = p221
-																	v1 = v3
-																	v5 = i32(0)
-																l83:
-																	{
-																		if v5 == v6 {
-																			goto l67
-																		}
-																		t222 := int64(load64(*m.memory, uint64(uint32(v1))))
-																		t223 := v14
-																		t224 := v5
-																		var p225 int32
-																		if t222 <= v56 {
-																			p225 = 1
-																		}
-																		m.fn111(t223, t224, p225)
-																		v1 = v1 + i32(8)
-																		v5 = v5 + i32(1)
-																		goto l83
-																	}
-																case 3:
-																	p226 := i32(0)
-																	if v7 > i32(0) {
-																		p226 = v7
-																	}
-																	v6 = p226
-																	v1 = v3
-																	v5 = i32(0)
-																l84:
-																	{
-																		if v5 == v6 {
-																			goto l67
-																		}
-																		t227 := int64(load64(*m.memory, uint64(uint32(v1))))
-																		t228 := v14
-																		t229 := v5
-																		var p230 int32
-																		if t227 < v56 {
-																			p230 = 1
-																		}
-																		m.fn111(t228, t229, p230)
-																		v1 = v1 + i32(8)
-																		v5 = v5 + i32(1)
-																		goto l84
-																	}
-																case 4:
-																	p231 := i32(0)
-																	if v7 > i32(0) {
-																		p231 = v7
-																	}
-																	v6 = p231
-																	v1 = v3
-																	v5 = i32(0)
-																l85:
-																	{
-																		if v5 == v6 {
-																			goto l67
-																		}
-																		t232 := int64(load64(*m.memory, uint64(uint32(v1))))
-																		t233 := v14
-																		t234 := v5
-																		var p235 int32
-																		if t232 >= v56 {
-																			p235 = 1
-																		}
-																		m.fn111(t233, t234, p235)
-																		v1 = v1 + i32(8)
-																		v5 = v5 + i32(1)
-																		goto l85
-																	}
-																case 5:
-																	p236 := i32(0)
-																	if v7 > i32(0) {
-																		p236 = v7
-																	}
-																	v6 = p236
-																	v1 = v3
-																	v5 = i32(0)
-																l86:
-																	{
-																		if v5 == v6 {
-																			goto l67
-																		}
-																		t237 := int64(load64(*m.memory, uint64(uint32(v1))))
-																		t238 := v14
-																		t239 := v5
-																		var p240 int32
-																		if t237 != v56 {
-																			p240 = 1
-																		}
-																		m.fn111(t238, t239, p240)
-																		v1 = v1 + i32(8)
-																		v5 = v5 + i32(1)
-																		goto l86
-																	}
-																case 6:
-																	t241 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-																	v6 = t241
-																	v5 = i32(0)
-																	v1 = i32(12)
-																	v11 = i32(1)
-																l87:
-																	{
-																		if v5 == v6 {
-																			goto l67
-																		}
-																		t242 := int32(load32(*m.memory, uint64(uint32(v2))+12))
-																		t243 := int32(load32(*m.memory, uint64(uint32(t242+v1-i32(12)))))
-																		if v15 != t243 {
-																			v1 = v1 + i32(24)
-																			v5 = v5 + i32(1)
-																			goto l87
-																		}
-																	}
-																	v6 = i32(0)
-																	if v5 < i32(0) {
-																		goto l67
-																	}
-																	p244 := i32(0)
-																	if v7 > i32(0) {
-																		p244 = v7
-																	}
-																	v13 = p244
-																	t245 := int32(load32(*m.memory, uint64(uint32(v2))+12))
-																	v1 = t245 + v1
-																l90:
-																	if v6 == v13 {
-																		v11 = i32(0)
-																		goto l67
-																	} else {
-																		t246 := int32(load32(*m.memory, uint64(uint32(v1))))
-																		v5 = t246 + i32(1)
-																		v7 = v3 + v6<<3
-																		v11 = i32(0)
-																		{
-																		l89:
-																			{
-																				v5 = v5 - i32(1)
-																				if v5 == 0 {
-																					goto l88
-																				}
-																				t247 := int32(load32(*m.memory, uint64(uint32(v1+i32(8)))))
-																				v12 = t247 + v11
-																				v11 = v11 + i32(8)
-																				t248 := int64(load64(*m.memory, uint64(uint32(v12))))
-																				t249 := int64(load64(*m.memory, uint64(uint32(v7))))
-																				if t248 != t249 {
-																					goto l89
-																				}
-																			}
-																			v5 = v14 + int32(uint32(v6)>>3)
-																			t250 := int32((*m.memory)[uint64(uint32(v5))])
-																			(*m.memory)[uint64(uint32(v5))] = byte(t250 | i32_shl(i32(1), v6&i32(7)))
-																		}
-																	l88:
-																		v6 = v6 + i32(1)
-																		goto l90
-																	}
 																}
-															case 2:
-																t251 := m.fn52(v16)
-																v65 = t251
+																goto l74
+															case 1:
+																t281 := m.fn51(v2)
+																v52 = t281
 																switch v5 - i32(97) {
 																default:
-																	goto l67
-																case 0:
-																	p252 := i32(0)
-																	if v7 > i32(0) {
-																		p252 = v7
+																	goto l74
+																case 6:
+																	v11 = i32(1)
+																	t282 := int32(load32(*m.memory, uint64(uint32(v21))+4))
+																	v1 = t282
+																	if v1 == 0 {
+																		goto l74
 																	}
-																	v6 = p252
-																	v1 = v3
-																	v5 = i32(0)
-																l97:
+																	t283 := int32(load32(*m.memory, uint64(uint32(v21))+12))
+																	v7 = t283
+																	v2 = i32(0)
+																	v5 = i32(12)
+																l90:
 																	{
-																		if v5 == v6 {
-																			goto l67
+																		t284 := int32(load32(*m.memory, uint64(uint32(v5+v7-i32(12)))))
+																		if t284 == v13 {
+																			if v2 < i32(0) {
+																				goto l74
+																			}
+																			v11 = i32(0)
+																			if v6 <= i32(0) {
+																				goto l74
+																			}
+																			v2 = i32(0)
+																			t376 := int32(load32(*m.memory, uint64(uint32(v21))+12))
+																			v1 = t376 + v5
+																			v7 = v1 + i32(8)
+																		l99:
+																			{
+																				t377 := int32(load32(*m.memory, uint64(uint32(v1))))
+																				v5 = t377
+																				if v5 == 0 {
+																					goto l97
+																				}
+																				t378 := int32(load32(*m.memory, uint64(uint32(v7))))
+																				v11 = t378
+																				t379 := int64(load64(*m.memory, uint64(uint32(v0+v2<<3))))
+																				v52 = t379
+																			l98:
+																				{
+																					t380 := int64(load64(*m.memory, uint64(uint32(v11))))
+																					if v52 != t380 {
+																						v11 = v11 + i32(8)
+																						v5 = v5 - i32(1)
+																						if v5 != 0 {
+																							goto l98
+																						}
+																						goto l97
+																					}
+																				}
+																				v5 = v16 + int32(uint32(v2)>>3)
+																				t381 := int32((*m.memory)[uint64(uint32(v5))])
+																				(*m.memory)[uint64(uint32(v5))] = byte(t381 | i32_shl(i32(1), v2&i32(7)))
+																			}
+																		l97:
+																			v11 = i32(0)
+																			v2 = v2 + i32(1)
+																			if v2 != v6 {
+																				goto l99
+																			}
+																			goto l74
 																		}
-																		t253 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
-																		t254 := v14
-																		t255 := v5
-																		var p256 int32
-																		if t253 == v65 {
-																			p256 = 1
+																		v5 = v5 + i32(24)
+																		t285 := v1
+																		v2 = v2 + i32(1)
+																		if t285 != v2 {
+																			goto l90
 																		}
-																		m.fn111(t254, t255, p256)
-																		v1 = v1 + i32(8)
-																		v5 = v5 + i32(1)
-																		goto l97
 																	}
-																case 1:
-																	p257 := i32(0)
-																	if v7 > i32(0) {
-																		p257 = v7
-																	}
-																	v6 = p257
-																	v1 = v3
-																	v5 = i32(0)
-																l98:
-																	{
-																		if v5 == v6 {
-																			goto l67
-																		}
-																		t258 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
-																		t259 := v14
-																		t260 := v5
-																		var p261 int32
-																		if t258 > v65 {
-																			p261 = 1
-																		}
-																		m.fn111(t259, t260, p261)
-																		v1 = v1 + i32(8)
-																		v5 = v5 + i32(1)
-																		goto l98
-																	}
-																case 2:
-																	p262 := i32(0)
-																	if v7 > i32(0) {
-																		p262 = v7
-																	}
-																	v6 = p262
-																	v1 = v3
-																	v5 = i32(0)
-																l99:
-																	{
-																		if v5 == v6 {
-																			goto l67
-																		}
-																		t263 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
-																		t264 := v14
-																		t265 := v5
-																		var p266 int32
-																		if t263 <= v65 {
-																			p266 = 1
-																		}
-																		m.fn111(t264, t265, p266)
-																		v1 = v1 + i32(8)
-																		v5 = v5 + i32(1)
-																		goto l99
-																	}
-																case 3:
-																	p267 := i32(0)
-																	if v7 > i32(0) {
-																		p267 = v7
-																	}
-																	v6 = p267
-																	v1 = v3
-																	v5 = i32(0)
-																l100:
-																	{
-																		if v5 == v6 {
-																			goto l67
-																		}
-																		t268 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
-																		t269 := v14
-																		t270 := v5
-																		var p271 int32
-																		if t268 < v65 {
-																			p271 = 1
-																		}
-																		m.fn111(t269, t270, p271)
-																		v1 = v1 + i32(8)
-																		v5 = v5 + i32(1)
-																		goto l100
-																	}
-																case 4:
-																	p272 := i32(0)
-																	if v7 > i32(0) {
-																		p272 = v7
-																	}
-																	v6 = p272
-																	v1 = v3
-																	v5 = i32(0)
-																l101:
-																	{
-																		if v5 == v6 {
-																			goto l67
-																		}
-																		t273 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
-																		t274 := v14
-																		t275 := v5
-																		var p276 int32
-																		if t273 >= v65 {
-																			p276 = 1
-																		}
-																		m.fn111(t274, t275, p276)
-																		v1 = v1 + i32(8)
-																		v5 = v5 + i32(1)
-																		goto l101
-																	}
+																	goto l74
 																case 5:
-																	p277 := i32(0)
-																	if v7 > i32(0) {
-																		p277 = v7
+																	if v6 <= i32(0) {
+																		goto l74
 																	}
-																	v6 = p277
-																	v1 = v3
 																	v5 = i32(0)
-																l102:
-																	{
-																		if v5 == v6 {
-																			goto l67
+																	if v6 != i32(1) {
+																		v14 = v6 & i32(-2)
+																		v1 = v0
+																	l91:
+																		{
+																			v2 = v16 + int32(uint32(v5)>>3)
+																			t286 := int32((*m.memory)[uint64(uint32(v2))])
+																			t287 := v2
+																			v7 = t286
+																			t288 := v7
+																			v12 = v5 & i32(6)
+																			t289 := int64(load64(*m.memory, uint64(uint32(v1))))
+																			p290 := v7 | i32_shl(i32(1), v12)
+																			if t289 == v52 {
+																				p290 = t288 & i32_rotl(i32(-2), v12)
+																			}
+																			v7 = p290
+																			(*m.memory)[uint64(uint32(t287))] = byte(v7)
+																			t291 := v2
+																			t292 := v7
+																			v2 = (v5 + i32(1)) & i32(7)
+																			t293 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																			p294 := v7 | i32_shl(i32(1), v2)
+																			if t293 == v52 {
+																				p294 = t292 & i32_rotl(i32(-2), v2)
+																			}
+																			(*m.memory)[uint64(uint32(t291))] = byte(p294)
+																			v1 = v1 + i32(16)
+																			t295 := v14
+																			v5 = v5 + i32(2)
+																			if t295 != v5 {
+																				goto l91
+																			}
 																		}
-																		t278 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
-																		t279 := v14
-																		t280 := v5
-																		var p281 int32
-																		if t278 != v65 {
-																			p281 = 1
-																		}
-																		m.fn111(t279, t280, p281)
-																		v1 = v1 + i32(8)
-																		v5 = v5 + i32(1)
-																		goto l102
 																	}
+																	if v6&i32(1) == 0 {
+																		goto l74
+																	}
+																	v1 = v16 + int32(uint32(v5)>>3)
+																	t296 := int32((*m.memory)[uint64(uint32(v1))])
+																	t297 := v1
+																	v1 = t296
+																	t298 := v1
+																	v2 = v5 & i32(7)
+																	t299 := int64(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	p300 := v1 | i32_shl(i32(1), v2)
+																	if t299 == v52 {
+																		p300 = t298 & i32_rotl(i32(-2), v2)
+																	}
+																	(*m.memory)[uint64(uint32(t297))] = byte(p300)
+																	goto l74
+																case 4:
+																	if v6 <= i32(0) {
+																		goto l74
+																	}
+																	v5 = i32(0)
+																	if v6 != i32(1) {
+																		v14 = v6 & i32(-2)
+																		v1 = v0
+																	l92:
+																		{
+																			v2 = v16 + int32(uint32(v5)>>3)
+																			t301 := int32((*m.memory)[uint64(uint32(v2))])
+																			t302 := v2
+																			v7 = t301
+																			t303 := v7
+																			v12 = v5 & i32(6)
+																			t304 := int64(load64(*m.memory, uint64(uint32(v1))))
+																			p305 := v7 | i32_shl(i32(1), v12)
+																			if t304 < v52 {
+																				p305 = t303 & i32_rotl(i32(-2), v12)
+																			}
+																			v7 = p305
+																			(*m.memory)[uint64(uint32(t302))] = byte(v7)
+																			t306 := v2
+																			t307 := v7
+																			v2 = (v5 + i32(1)) & i32(7)
+																			t308 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																			p309 := v7 | i32_shl(i32(1), v2)
+																			if t308 < v52 {
+																				p309 = t307 & i32_rotl(i32(-2), v2)
+																			}
+																			(*m.memory)[uint64(uint32(t306))] = byte(p309)
+																			v1 = v1 + i32(16)
+																			t310 := v14
+																			v5 = v5 + i32(2)
+																			if t310 != v5 {
+																				goto l92
+																			}
+																		}
+																	}
+																	if v6&i32(1) == 0 {
+																		goto l74
+																	}
+																	v1 = v16 + int32(uint32(v5)>>3)
+																	t311 := int32((*m.memory)[uint64(uint32(v1))])
+																	t312 := v1
+																	v1 = t311
+																	t313 := v1
+																	v2 = v5 & i32(7)
+																	t314 := int64(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	p315 := v1 | i32_shl(i32(1), v2)
+																	if t314 < v52 {
+																		p315 = t313 & i32_rotl(i32(-2), v2)
+																	}
+																	(*m.memory)[uint64(uint32(t312))] = byte(p315)
+																	goto l74
+																case 3:
+																	if v6 <= i32(0) {
+																		goto l74
+																	}
+																	v5 = i32(0)
+																	if v6 != i32(1) {
+																		v14 = v6 & i32(-2)
+																		v1 = v0
+																	l93:
+																		{
+																			v2 = v16 + int32(uint32(v5)>>3)
+																			t316 := int32((*m.memory)[uint64(uint32(v2))])
+																			t317 := v2
+																			v7 = t316
+																			t318 := v7
+																			v12 = v5 & i32(6)
+																			t319 := int64(load64(*m.memory, uint64(uint32(v1))))
+																			p320 := v7 & i32_rotl(i32(-2), v12)
+																			if t319 < v52 {
+																				p320 = t318 | i32_shl(i32(1), v12)
+																			}
+																			v7 = p320
+																			(*m.memory)[uint64(uint32(t317))] = byte(v7)
+																			t321 := v2
+																			t322 := v7
+																			v2 = (v5 + i32(1)) & i32(7)
+																			t323 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																			p324 := v7 & i32_rotl(i32(-2), v2)
+																			if t323 < v52 {
+																				p324 = t322 | i32_shl(i32(1), v2)
+																			}
+																			(*m.memory)[uint64(uint32(t321))] = byte(p324)
+																			v1 = v1 + i32(16)
+																			t325 := v14
+																			v5 = v5 + i32(2)
+																			if t325 != v5 {
+																				goto l93
+																			}
+																		}
+																	}
+																	if v6&i32(1) == 0 {
+																		goto l74
+																	}
+																	v1 = v16 + int32(uint32(v5)>>3)
+																	t326 := int32((*m.memory)[uint64(uint32(v1))])
+																	t327 := v1
+																	v1 = t326
+																	t328 := v1
+																	v2 = v5 & i32(7)
+																	t329 := int64(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	p330 := v1 & i32_rotl(i32(-2), v2)
+																	if t329 < v52 {
+																		p330 = t328 | i32_shl(i32(1), v2)
+																	}
+																	(*m.memory)[uint64(uint32(t327))] = byte(p330)
+																	goto l74
+																case 2:
+																	if v6 <= i32(0) {
+																		goto l74
+																	}
+																	v5 = i32(0)
+																	if v6 != i32(1) {
+																		v14 = v6 & i32(-2)
+																		v1 = v0
+																	l94:
+																		{
+																			v2 = v16 + int32(uint32(v5)>>3)
+																			t331 := int32((*m.memory)[uint64(uint32(v2))])
+																			t332 := v2
+																			v7 = t331
+																			t333 := v7
+																			v12 = v5 & i32(6)
+																			t334 := int64(load64(*m.memory, uint64(uint32(v1))))
+																			p335 := v7 | i32_shl(i32(1), v12)
+																			if t334 > v52 {
+																				p335 = t333 & i32_rotl(i32(-2), v12)
+																			}
+																			v7 = p335
+																			(*m.memory)[uint64(uint32(t332))] = byte(v7)
+																			t336 := v2
+																			t337 := v7
+																			v2 = (v5 + i32(1)) & i32(7)
+																			t338 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																			p339 := v7 | i32_shl(i32(1), v2)
+																			if t338 > v52 {
+																				p339 = t337 & i32_rotl(i32(-2), v2)
+																			}
+																			(*m.memory)[uint64(uint32(t336))] = byte(p339)
+																			v1 = v1 + i32(16)
+																			t340 := v14
+																			v5 = v5 + i32(2)
+																			if t340 != v5 {
+																				goto l94
+																			}
+																		}
+																	}
+																	if v6&i32(1) == 0 {
+																		goto l74
+																	}
+																	v1 = v16 + int32(uint32(v5)>>3)
+																	t341 := int32((*m.memory)[uint64(uint32(v1))])
+																	t342 := v1
+																	v1 = t341
+																	t343 := v1
+																	v2 = v5 & i32(7)
+																	t344 := int64(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	p345 := v1 | i32_shl(i32(1), v2)
+																	if t344 > v52 {
+																		p345 = t343 & i32_rotl(i32(-2), v2)
+																	}
+																	(*m.memory)[uint64(uint32(t342))] = byte(p345)
+																	goto l74
+																case 1:
+																	if v6 <= i32(0) {
+																		goto l74
+																	}
+																	v5 = i32(0)
+																	if v6 != i32(1) {
+																		v14 = v6 & i32(-2)
+																		v1 = v0
+																	l95:
+																		{
+																			v2 = v16 + int32(uint32(v5)>>3)
+																			t346 := int32((*m.memory)[uint64(uint32(v2))])
+																			t347 := v2
+																			v7 = t346
+																			t348 := v7
+																			v12 = v5 & i32(6)
+																			t349 := int64(load64(*m.memory, uint64(uint32(v1))))
+																			p350 := v7 & i32_rotl(i32(-2), v12)
+																			if t349 > v52 {
+																				p350 = t348 | i32_shl(i32(1), v12)
+																			}
+																			v7 = p350
+																			(*m.memory)[uint64(uint32(t347))] = byte(v7)
+																			t351 := v2
+																			t352 := v7
+																			v2 = (v5 + i32(1)) & i32(7)
+																			t353 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																			p354 := v7 & i32_rotl(i32(-2), v2)
+																			if t353 > v52 {
+																				p354 = t352 | i32_shl(i32(1), v2)
+																			}
+																			(*m.memory)[uint64(uint32(t351))] = byte(p354)
+																			v1 = v1 + i32(16)
+																			t355 := v14
+																			v5 = v5 + i32(2)
+																			if t355 != v5 {
+																				goto l95
+																			}
+																		}
+																	}
+																	if v6&i32(1) == 0 {
+																		goto l74
+																	}
+																	v1 = v16 + int32(uint32(v5)>>3)
+																	t356 := int32((*m.memory)[uint64(uint32(v1))])
+																	t357 := v1
+																	v1 = t356
+																	t358 := v1
+																	v2 = v5 & i32(7)
+																	t359 := int64(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	p360 := v1 & i32_rotl(i32(-2), v2)
+																	if t359 > v52 {
+																		p360 = t358 | i32_shl(i32(1), v2)
+																	}
+																	(*m.memory)[uint64(uint32(t357))] = byte(p360)
+																	goto l74
+																case 0:
+																	if v6 <= i32(0) {
+																		goto l74
+																	}
+																	v5 = i32(0)
+																	if v6 != i32(1) {
+																		v14 = v6 & i32(-2)
+																		v1 = v0
+																	l96:
+																		{
+																			v2 = v16 + int32(uint32(v5)>>3)
+																			t361 := int32((*m.memory)[uint64(uint32(v2))])
+																			t362 := v2
+																			v7 = t361
+																			t363 := v7
+																			v12 = v5 & i32(6)
+																			t364 := int64(load64(*m.memory, uint64(uint32(v1))))
+																			p365 := v7 & i32_rotl(i32(-2), v12)
+																			if t364 == v52 {
+																				p365 = t363 | i32_shl(i32(1), v12)
+																			}
+																			v7 = p365
+																			(*m.memory)[uint64(uint32(t362))] = byte(v7)
+																			t366 := v2
+																			t367 := v7
+																			v2 = (v5 + i32(1)) & i32(7)
+																			t368 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																			p369 := v7 & i32_rotl(i32(-2), v2)
+																			if t368 == v52 {
+																				p369 = t367 | i32_shl(i32(1), v2)
+																			}
+																			(*m.memory)[uint64(uint32(t366))] = byte(p369)
+																			v1 = v1 + i32(16)
+																			t370 := v14
+																			v5 = v5 + i32(2)
+																			if t370 != v5 {
+																				goto l96
+																			}
+																		}
+																	}
+																	if v6&i32(1) == 0 {
+																		goto l74
+																	}
+																	v1 = v16 + int32(uint32(v5)>>3)
+																	t371 := int32((*m.memory)[uint64(uint32(v1))])
+																	t372 := v1
+																	v1 = t371
+																	t373 := v1
+																	v2 = v5 & i32(7)
+																	t374 := int64(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	p375 := v1 & i32_rotl(i32(-2), v2)
+																	if t374 == v52 {
+																		p375 = t373 | i32_shl(i32(1), v2)
+																	}
+																	(*m.memory)[uint64(uint32(t372))] = byte(p375)
+																	goto l74
+																}
+															case 2:
+																t382 := m.fn52(v2)
+																v65 = t382
+																switch v5 - i32(97) {
+																default:
+																	goto l74
+																case 5:
+																	if v6 <= i32(0) {
+																		goto l74
+																	}
+																	v5 = i32(0)
+																	if v6 != i32(1) {
+																		v14 = v6 & i32(-2)
+																		v1 = v0
+																	l106:
+																		{
+																			v2 = v16 + int32(uint32(v5)>>3)
+																			t383 := int32((*m.memory)[uint64(uint32(v2))])
+																			t384 := v2
+																			v7 = t383
+																			t385 := v7
+																			v12 = v5 & i32(6)
+																			t386 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
+																			p387 := v7 | i32_shl(i32(1), v12)
+																			if t386 == v65 {
+																				p387 = t385 & i32_rotl(i32(-2), v12)
+																			}
+																			v7 = p387
+																			(*m.memory)[uint64(uint32(t384))] = byte(v7)
+																			t388 := v2
+																			t389 := v7
+																			v2 = (v5 + i32(1)) & i32(7)
+																			t390 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																			p391 := v7 | i32_shl(i32(1), v2)
+																			if t390 == v65 {
+																				p391 = t389 & i32_rotl(i32(-2), v2)
+																			}
+																			(*m.memory)[uint64(uint32(t388))] = byte(p391)
+																			v1 = v1 + i32(16)
+																			t392 := v14
+																			v5 = v5 + i32(2)
+																			if t392 != v5 {
+																				goto l106
+																			}
+																		}
+																	}
+																	if v6&i32(1) == 0 {
+																		goto l74
+																	}
+																	v1 = v16 + int32(uint32(v5)>>3)
+																	t393 := int32((*m.memory)[uint64(uint32(v1))])
+																	t394 := v1
+																	v1 = t393
+																	t395 := v1
+																	v2 = v5 & i32(7)
+																	t396 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	p397 := v1 | i32_shl(i32(1), v2)
+																	if t396 == v65 {
+																		p397 = t395 & i32_rotl(i32(-2), v2)
+																	}
+																	(*m.memory)[uint64(uint32(t394))] = byte(p397)
+																	goto l74
+																case 4:
+																	if v6 <= i32(0) {
+																		goto l74
+																	}
+																	v5 = i32(0)
+																	if v6 != i32(1) {
+																		v14 = v6 & i32(-2)
+																		v1 = v0
+																	l107:
+																		{
+																			v2 = v16 + int32(uint32(v5)>>3)
+																			t398 := int32((*m.memory)[uint64(uint32(v2))])
+																			t399 := v2
+																			v7 = t398
+																			t400 := v7
+																			v12 = v5 & i32(6)
+																			t401 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
+																			p402 := v7 & i32_rotl(i32(-2), v12)
+																			if t401 >= v65 {
+																				p402 = t400 | i32_shl(i32(1), v12)
+																			}
+																			v7 = p402
+																			(*m.memory)[uint64(uint32(t399))] = byte(v7)
+																			t403 := v2
+																			t404 := v7
+																			v2 = (v5 + i32(1)) & i32(7)
+																			t405 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																			p406 := v7 & i32_rotl(i32(-2), v2)
+																			if t405 >= v65 {
+																				p406 = t404 | i32_shl(i32(1), v2)
+																			}
+																			(*m.memory)[uint64(uint32(t403))] = byte(p406)
+																			v1 = v1 + i32(16)
+																			t407 := v14
+																			v5 = v5 + i32(2)
+																			if t407 != v5 {
+																				goto l107
+																			}
+																		}
+																	}
+																	if v6&i32(1) == 0 {
+																		goto l74
+																	}
+																	v1 = v16 + int32(uint32(v5)>>3)
+																	t408 := int32((*m.memory)[uint64(uint32(v1))])
+																	t409 := v1
+																	v1 = t408
+																	t410 := v1
+																	v2 = v5 & i32(7)
+																	t411 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	p412 := v1 & i32_rotl(i32(-2), v2)
+																	if t411 >= v65 {
+																		p412 = t410 | i32_shl(i32(1), v2)
+																	}
+																	(*m.memory)[uint64(uint32(t409))] = byte(p412)
+																	goto l74
+																case 3:
+																	if v6 <= i32(0) {
+																		goto l74
+																	}
+																	v5 = i32(0)
+																	if v6 != i32(1) {
+																		v14 = v6 & i32(-2)
+																		v1 = v0
+																	l108:
+																		{
+																			v2 = v16 + int32(uint32(v5)>>3)
+																			t413 := int32((*m.memory)[uint64(uint32(v2))])
+																			t414 := v2
+																			v7 = t413
+																			t415 := v7
+																			v12 = v5 & i32(6)
+																			t416 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
+																			p417 := v7 & i32_rotl(i32(-2), v12)
+																			if t416 < v65 {
+																				p417 = t415 | i32_shl(i32(1), v12)
+																			}
+																			v7 = p417
+																			(*m.memory)[uint64(uint32(t414))] = byte(v7)
+																			t418 := v2
+																			t419 := v7
+																			v2 = (v5 + i32(1)) & i32(7)
+																			t420 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																			p421 := v7 & i32_rotl(i32(-2), v2)
+																			if t420 < v65 {
+																				p421 = t419 | i32_shl(i32(1), v2)
+																			}
+																			(*m.memory)[uint64(uint32(t418))] = byte(p421)
+																			v1 = v1 + i32(16)
+																			t422 := v14
+																			v5 = v5 + i32(2)
+																			if t422 != v5 {
+																				goto l108
+																			}
+																		}
+																	}
+																	if v6&i32(1) == 0 {
+																		goto l74
+																	}
+																	v1 = v16 + int32(uint32(v5)>>3)
+																	t423 := int32((*m.memory)[uint64(uint32(v1))])
+																	t424 := v1
+																	v1 = t423
+																	t425 := v1
+																	v2 = v5 & i32(7)
+																	t426 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	p427 := v1 & i32_rotl(i32(-2), v2)
+																	if t426 < v65 {
+																		p427 = t425 | i32_shl(i32(1), v2)
+																	}
+																	(*m.memory)[uint64(uint32(t424))] = byte(p427)
+																	goto l74
+																case 2:
+																	if v6 <= i32(0) {
+																		goto l74
+																	}
+																	v5 = i32(0)
+																	if v6 != i32(1) {
+																		v14 = v6 & i32(-2)
+																		v1 = v0
+																	l109:
+																		{
+																			v2 = v16 + int32(uint32(v5)>>3)
+																			t428 := int32((*m.memory)[uint64(uint32(v2))])
+																			t429 := v2
+																			v7 = t428
+																			t430 := v7
+																			v12 = v5 & i32(6)
+																			t431 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
+																			p432 := v7 & i32_rotl(i32(-2), v12)
+																			if t431 <= v65 {
+																				p432 = t430 | i32_shl(i32(1), v12)
+																			}
+																			v7 = p432
+																			(*m.memory)[uint64(uint32(t429))] = byte(v7)
+																			t433 := v2
+																			t434 := v7
+																			v2 = (v5 + i32(1)) & i32(7)
+																			t435 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																			p436 := v7 & i32_rotl(i32(-2), v2)
+																			if t435 <= v65 {
+																				p436 = t434 | i32_shl(i32(1), v2)
+																			}
+																			(*m.memory)[uint64(uint32(t433))] = byte(p436)
+																			v1 = v1 + i32(16)
+																			t437 := v14
+																			v5 = v5 + i32(2)
+																			if t437 != v5 {
+																				goto l109
+																			}
+																		}
+																	}
+																	if v6&i32(1) == 0 {
+																		goto l74
+																	}
+																	v1 = v16 + int32(uint32(v5)>>3)
+																	t438 := int32((*m.memory)[uint64(uint32(v1))])
+																	t439 := v1
+																	v1 = t438
+																	t440 := v1
+																	v2 = v5 & i32(7)
+																	t441 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	p442 := v1 & i32_rotl(i32(-2), v2)
+																	if t441 <= v65 {
+																		p442 = t440 | i32_shl(i32(1), v2)
+																	}
+																	(*m.memory)[uint64(uint32(t439))] = byte(p442)
+																	goto l74
+																case 1:
+																	if v6 <= i32(0) {
+																		goto l74
+																	}
+																	v5 = i32(0)
+																	if v6 != i32(1) {
+																		v14 = v6 & i32(-2)
+																		v1 = v0
+																	l110:
+																		{
+																			v2 = v16 + int32(uint32(v5)>>3)
+																			t443 := int32((*m.memory)[uint64(uint32(v2))])
+																			t444 := v2
+																			v7 = t443
+																			t445 := v7
+																			v12 = v5 & i32(6)
+																			t446 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
+																			p447 := v7 & i32_rotl(i32(-2), v12)
+																			if t446 > v65 {
+																				p447 = t445 | i32_shl(i32(1), v12)
+																			}
+																			v7 = p447
+																			(*m.memory)[uint64(uint32(t444))] = byte(v7)
+																			t448 := v2
+																			t449 := v7
+																			v2 = (v5 + i32(1)) & i32(7)
+																			t450 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																			p451 := v7 & i32_rotl(i32(-2), v2)
+																			if t450 > v65 {
+																				p451 = t449 | i32_shl(i32(1), v2)
+																			}
+																			(*m.memory)[uint64(uint32(t448))] = byte(p451)
+																			v1 = v1 + i32(16)
+																			t452 := v14
+																			v5 = v5 + i32(2)
+																			if t452 != v5 {
+																				goto l110
+																			}
+																		}
+																	}
+																	if v6&i32(1) == 0 {
+																		goto l74
+																	}
+																	v1 = v16 + int32(uint32(v5)>>3)
+																	t453 := int32((*m.memory)[uint64(uint32(v1))])
+																	t454 := v1
+																	v1 = t453
+																	t455 := v1
+																	v2 = v5 & i32(7)
+																	t456 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	p457 := v1 & i32_rotl(i32(-2), v2)
+																	if t456 > v65 {
+																		p457 = t455 | i32_shl(i32(1), v2)
+																	}
+																	(*m.memory)[uint64(uint32(t454))] = byte(p457)
+																	goto l74
+																case 0:
+																	if v6 <= i32(0) {
+																		goto l74
+																	}
+																	v5 = i32(0)
+																	if v6 != i32(1) {
+																		v14 = v6 & i32(-2)
+																		v1 = v0
+																	l111:
+																		{
+																			v2 = v16 + int32(uint32(v5)>>3)
+																			t458 := int32((*m.memory)[uint64(uint32(v2))])
+																			t459 := v2
+																			v7 = t458
+																			t460 := v7
+																			v12 = v5 & i32(6)
+																			t461 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
+																			p462 := v7 | i32_shl(i32(1), v12)
+																			if t461 != v65 {
+																				p462 = t460 & i32_rotl(i32(-2), v12)
+																			}
+																			v7 = p462
+																			(*m.memory)[uint64(uint32(t459))] = byte(v7)
+																			t463 := v2
+																			t464 := v7
+																			v2 = (v5 + i32(1)) & i32(7)
+																			t465 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																			p466 := v7 | i32_shl(i32(1), v2)
+																			if t465 != v65 {
+																				p466 = t464 & i32_rotl(i32(-2), v2)
+																			}
+																			(*m.memory)[uint64(uint32(t463))] = byte(p466)
+																			v1 = v1 + i32(16)
+																			t467 := v14
+																			v5 = v5 + i32(2)
+																			if t467 != v5 {
+																				goto l111
+																			}
+																		}
+																	}
+																	if v6&i32(1) == 0 {
+																		goto l74
+																	}
+																	v1 = v16 + int32(uint32(v5)>>3)
+																	t468 := int32((*m.memory)[uint64(uint32(v1))])
+																	t469 := v1
+																	v1 = t468
+																	t470 := v1
+																	v2 = v5 & i32(7)
+																	t471 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	p472 := v1 | i32_shl(i32(1), v2)
+																	if t471 != v65 {
+																		p472 = t470 & i32_rotl(i32(-2), v2)
+																	}
+																	(*m.memory)[uint64(uint32(t469))] = byte(p472)
+																	goto l74
 																}
 															case 3:
-																v13 = v3
-																t282 := *m.g0
-																v12 = t282 - i32(32)
-																*m.g0 = v12
-																store32(*m.memory, uint64(uint32(v12))+28, uint32(i32(0)))
-																t283 := m.fn9(v16)
-																v22 = t283
-																t284 := m.fn8(v16)
-																v16 = t284
+																v11 = v0
+																v7 = v6
+																v1 = i32(0)
+																t473 := *m.g0
+																v15 = t473 - i32(32)
+																*m.g0 = v15
+																store32(*m.memory, uint64(uint32(v15))+28, uint32(i32(0)))
+																t474 := m.fn9(v2)
+																v25 = t474
+																t475 := m.fn7(v2)
+																v12 = t475
 																{
-																	t285 := int32(load32(*m.memory, uint64(uint32(v8))+12))
-																	t286 := int32(load32(*m.memory, uint64(uint32(v8))+36))
-																	t287 := int32(load32(*m.memory, uint64(uint32(v8))+48))
-																	t288 := m.fn29(t285, t286, t287, m.g1+i32(1427), int64(int32(v55)), i32(0), v12+i32(24))
-																	v11 = t288
-																	if v11 != 0 {
-																		goto l103
+																	t476 := int32(load32(*m.memory, uint64(uint32(v10))+12))
+																	t477 := int32(load32(*m.memory, uint64(uint32(v10))+36))
+																	t478 := int32(load32(*m.memory, uint64(uint32(v10))+48))
+																	t479 := m.fn29(t476, t477, t478, m.g1+i32(1427), int64(int32(v53)), i32(0), v15+i32(24))
+																	v6 = t479
+																	if v6 != 0 {
+																		goto l112
 																	}
-																	t289 := int32(load32(*m.memory, uint64(uint32(v12))+24))
-																	t290 := m.fn48(t289)
-																	t291 := m.fn2(t290)
-																	v1 = t291
-																	t292 := int32(load32(*m.memory, uint64(uint32(v12))+24))
-																	v11 = t292
-																	if v1 == 0 {
-																		_ = m.fn31(v11)
-																		v11 = i32(7)
-																		goto l103
+																	t480 := int32(load32(*m.memory, uint64(uint32(v15))+24))
+																	t481 := m.fn48(t480)
+																	t482 := m.fn2(t481)
+																	v2 = t482
+																	t483 := int32(load32(*m.memory, uint64(uint32(v15))+24))
+																	v6 = t483
+																	if v2 == 0 {
+																		_ = m.fn31(v6)
+																		v6 = i32(7)
+																		goto l112
 																	}
-																	t294 := m.fn48(v11)
-																	t295 := m.fn30(v11, v1, t294, i32(0))
-																	v11 = t295
-																	t296 := int32(load32(*m.memory, uint64(uint32(v12))+24))
-																	_ = m.fn31(t296)
-																	if v11 != 0 {
-																		goto l103
+																	t485 := m.fn48(v6)
+																	t486 := m.fn30(v6, v2, t485, i32(0))
+																	v6 = t486
+																	t487 := int32(load32(*m.memory, uint64(uint32(v15))+24))
+																	_ = m.fn31(t487)
+																	if v6 != 0 {
+																		goto l112
 																	}
-																	v11 = i32(0)
+																	v6 = i32(0)
 																	switch v5 - i32(97) {
 																	default:
-																		goto l111
-																	case 0:
-																		p298 := i32(12)
-																		if v16 < i32(13) {
-																			p298 = v16
-																		}
-																		v20 = p298
-																		p299 := i32(0)
-																		if v7 > i32(0) {
-																			p299 = v7
-																		}
-																		v40 = p299
-																		v6 = v1
-																		v5 = i32(0)
-																	l115:
-																		if v5 == v40 {
-																			goto l112
-																		}
+																		goto l120
+																	case 6:
+																		t489 := int32(load32(*m.memory, uint64(uint32(v21))+12))
+																		v12 = t489
+																		v1 = i32(-1)
 																		{
-																			t300 := int32(load32(*m.memory, uint64(uint32(v13))))
-																			if v16 != t300 {
-																				v7 = v14 + int32(uint32(v5)>>3)
-																				t301 := int32((*m.memory)[uint64(uint32(v7))])
-																				(*m.memory)[uint64(uint32(v7))] = byte(t301 & i32_rotl(i32(-2), v5&i32(7)))
-																				goto l113
+																			t490 := int32(load32(*m.memory, uint64(uint32(v21))+4))
+																			v9 = t490
+																			if v9 == 0 {
+																				goto l121
 																			}
-																			t302 := m._strncmp(v13+i32(4), v22, v20)
-																			v7 = t302
-																			if v16 <= i32(12) {
-																				t303 := v14
-																				t304 := v5
-																				var p305 int32
-																				if v7 == 0 {
-																					p305 = 1
-																				}
-																				m.fn111(t303, t304, p305)
-																				goto l113
-																			}
-																			if v7 != 0 {
-																				v7 = v14 + int32(uint32(v5)>>3)
-																				t306 := int32((*m.memory)[uint64(uint32(v7))])
-																				(*m.memory)[uint64(uint32(v7))] = byte(t306 & i32_rotl(i32(-2), v5&i32(7)))
-																				goto l113
-																			}
-																			t307 := int64(load64(*m.memory, uint64(uint32(v6))))
-																			t308 := m.fn112(v8, v12+i32(28), v30, t307, v12+i32(16), v12+i32(20))
-																			v11 = t308
-																			if v11 != 0 {
-																				goto l111
-																			}
-																			t309 := int32(load32(*m.memory, uint64(uint32(v12))+16))
-																			if v16 != t309 {
-																				goto l114
-																			}
-																			t310 := int32(load32(*m.memory, uint64(uint32(v12))+20))
-																			t311 := m._strncmp(t310, v22, v16)
-																			t312 := v14
-																			t313 := v5
-																			var p314 int32
-																			if t311 == 0 {
-																				p314 = 1
-																			}
-																			m.fn111(t312, t313, p314)
-																		}
-																	l113:
-																		v6 = v6 + i32(8)
-																		v13 = v13 + i32(16)
-																		v5 = v5 + i32(1)
-																		goto l115
-																	case 5:
-																		p315 := i32(12)
-																		if v16 < i32(13) {
-																			p315 = v16
-																		}
-																		v20 = p315
-																		p316 := i32(0)
-																		if v7 > i32(0) {
-																			p316 = v7
-																		}
-																		v40 = p316
-																		v6 = v1
-																		v5 = i32(0)
-																	l117:
-																		if v5 == v40 {
-																			goto l112
-																		}
-																		{
-																			t317 := int32(load32(*m.memory, uint64(uint32(v13))))
-																			if v16 != t317 {
-																				v7 = v14 + int32(uint32(v5)>>3)
-																				t318 := int32((*m.memory)[uint64(uint32(v7))])
-																				(*m.memory)[uint64(uint32(v7))] = byte(t318 | i32_shl(i32(1), v5&i32(7)))
-																				goto l116
-																			}
-																			t319 := m._strncmp(v13+i32(4), v22, v20)
-																			v7 = t319
-																			if v16 <= i32(12) {
-																				t320 := v14
-																				t321 := v5
-																				var p322 int32
-																				if v7 != i32(0) {
-																					p322 = 1
-																				}
-																				m.fn111(t320, t321, p322)
-																				goto l116
-																			}
-																			if v7 != 0 {
-																				v7 = v14 + int32(uint32(v5)>>3)
-																				t323 := int32((*m.memory)[uint64(uint32(v7))])
-																				(*m.memory)[uint64(uint32(v7))] = byte(t323 | i32_shl(i32(1), v5&i32(7)))
-																				goto l116
-																			}
-																			t324 := int64(load64(*m.memory, uint64(uint32(v6))))
-																			t325 := m.fn112(v8, v12+i32(28), v30, t324, v12+i32(16), v12+i32(20))
-																			v11 = t325
-																			if v11 != 0 {
-																				goto l111
-																			}
-																			t326 := int32(load32(*m.memory, uint64(uint32(v12))+16))
-																			if v16 != t326 {
-																				goto l114
-																			}
-																			t327 := int32(load32(*m.memory, uint64(uint32(v12))+20))
-																			t328 := m._strncmp(t327, v22, v16)
-																			t329 := v14
-																			t330 := v5
-																			var p331 int32
-																			if t328 != i32(0) {
-																				p331 = 1
-																			}
-																			m.fn111(t329, t330, p331)
-																		}
-																	l116:
-																		v6 = v6 + i32(8)
-																		v13 = v13 + i32(16)
-																		v5 = v5 + i32(1)
-																		goto l117
-																	case 1:
-																		p332 := i32(0)
-																		if v7 > i32(0) {
-																			p332 = v7
-																		}
-																		v20 = p332
-																		v5 = v1
-																	l119:
-																		{
-																			if v6 == v20 {
-																				goto l112
-																			}
-																			t333 := int32(load32(*m.memory, uint64(uint32(v13))))
-																			t334 := v13 + i32(4)
-																			t335 := v22
-																			t336 := v16
-																			v7 = t333
-																			p337 := i32(12)
-																			if v7 < i32(12) {
-																				p337 = v7
-																			}
-																			v11 = p337
-																			p338 := v11
-																			if v11 > v16 {
-																				p338 = t336
-																			}
-																			t339 := m._strncmp(t334, t335, p338)
-																			v11 = t339
-																			t341 := v14
-																			t342 := v6
-																			var p340 int32
+																			v5 = i32(0)
+																			v6 = v12
+																		l122:
 																			{
-																				if v7 <= i32(11) {
-																					var p343 int32
-																					if v7 > v16 {
-																						p343 = 1
-																					}
-																					if v11 == 0 {
-																						p340 = p343
-																						goto l118
-																					}
-																					var p344 int32
-																					if v11 > i32(0) {
-																						p344 = 1
-																					}
-																					p340 = p344
-																					goto l118
+																				t491 := int32(load32(*m.memory, uint64(uint32(v6))))
+																				if v13 == t491 {
+																					v1 = v5
+																					goto l121
 																				}
-																				t345 := int64(load64(*m.memory, uint64(uint32(v5))))
-																				t346 := m.fn112(v8, v12+i32(28), v30, t345, v12+i32(16), v12+i32(20))
-																				v11 = t346
-																				if v11 != 0 {
-																					goto l111
-																				}
-																				t347 := int32(load32(*m.memory, uint64(uint32(v12))+16))
-																				if v7 != t347 {
-																					goto l114
-																				}
-																				t348 := int32(load32(*m.memory, uint64(uint32(v12))+20))
-																				t349 := m._strncmp(t348, v22, v7)
-																				var p350 int32
-																				if t349 > i32(0) {
-																					p350 = 1
-																				}
-																				p340 = p350
-																			}
-																		l118:
-																			m.fn111(t341, t342, p340)
-																			v5 = v5 + i32(8)
-																			v13 = v13 + i32(16)
-																			v6 = v6 + i32(1)
-																			goto l119
-																		}
-																	case 4:
-																		p351 := i32(0)
-																		if v7 > i32(0) {
-																			p351 = v7
-																		}
-																		v20 = p351
-																		v5 = v1
-																	l121:
-																		{
-																			if v6 == v20 {
-																				goto l112
-																			}
-																			t352 := int32(load32(*m.memory, uint64(uint32(v13))))
-																			t353 := v13 + i32(4)
-																			t354 := v22
-																			t355 := v16
-																			v7 = t352
-																			p356 := i32(12)
-																			if v7 < i32(12) {
-																				p356 = v7
-																			}
-																			v11 = p356
-																			p357 := v11
-																			if v11 > v16 {
-																				p357 = t355
-																			}
-																			t358 := m._strncmp(t353, t354, p357)
-																			v11 = t358
-																			t360 := v14
-																			t361 := v6
-																			var p359 int32
-																			{
-																				if v7 <= i32(11) {
-																					var p362 int32
-																					if v7 >= v16 {
-																						p362 = 1
-																					}
-																					if v11 == 0 {
-																						p359 = p362
-																						goto l120
-																					}
-																					t363 := int32(uint32(v11^i32(-1)) >> 31)
-																					p359 = t363
-																					goto l120
-																				}
-																				t364 := int64(load64(*m.memory, uint64(uint32(v5))))
-																				t365 := m.fn112(v8, v12+i32(28), v30, t364, v12+i32(16), v12+i32(20))
-																				v11 = t365
-																				if v11 != 0 {
-																					goto l111
-																				}
-																				t366 := int32(load32(*m.memory, uint64(uint32(v12))+16))
-																				if v7 != t366 {
-																					goto l114
-																				}
-																				t367 := int32(load32(*m.memory, uint64(uint32(v12))+20))
-																				t368 := m._strncmp(t367, v22, v7)
-																				p359 = int32(uint32(t368^i32(-1)) >> 31)
-																			}
-																		l120:
-																			m.fn111(t360, t361, p359)
-																			v5 = v5 + i32(8)
-																			v13 = v13 + i32(16)
-																			v6 = v6 + i32(1)
-																			goto l121
-																		}
-																	case 2:
-																		p369 := i32(0)
-																		if v7 > i32(0) {
-																			p369 = v7
-																		}
-																		v20 = p369
-																		v5 = v1
-																	l123:
-																		{
-																			if v6 == v20 {
-																				goto l112
-																			}
-																			t370 := int32(load32(*m.memory, uint64(uint32(v13))))
-																			t371 := v13 + i32(4)
-																			t372 := v22
-																			t373 := v16
-																			v7 = t370
-																			p374 := i32(12)
-																			if v7 < i32(12) {
-																				p374 = v7
-																			}
-																			v11 = p374
-																			p375 := v11
-																			if v11 > v16 {
-																				p375 = t373
-																			}
-																			t376 := m._strncmp(t371, t372, p375)
-																			v11 = t376
-																			t378 := v14
-																			t379 := v6
-																			var p377 int32
-																			{
-																				if v7 <= i32(11) {
-																					var p380 int32
-																					if v7 <= v16 {
-																						p380 = 1
-																					}
-																					if v11 == 0 {
-																						p377 = p380
-																						goto l122
-																					}
-																					var p381 int32
-																					if v11 <= i32(0) {
-																						p381 = 1
-																					}
-																					p377 = p381
+																				v6 = v6 + i32(24)
+																				t492 := v9
+																				v5 = v5 + i32(1)
+																				if t492 != v5 {
 																					goto l122
 																				}
-																				t382 := int64(load64(*m.memory, uint64(uint32(v5))))
-																				t383 := m.fn112(v8, v12+i32(28), v30, t382, v12+i32(16), v12+i32(20))
-																				v11 = t383
-																				if v11 != 0 {
-																					goto l111
-																				}
-																				t384 := int32(load32(*m.memory, uint64(uint32(v12))+16))
-																				if v7 != t384 {
-																					goto l114
-																				}
-																				t385 := int32(load32(*m.memory, uint64(uint32(v12))+20))
-																				t386 := m._strncmp(t385, v22, v7)
-																				var p387 int32
-																				if t386 <= i32(0) {
-																					p387 = 1
-																				}
-																				p377 = p387
 																			}
-																		l122:
-																			m.fn111(t378, t379, p377)
-																			v5 = v5 + i32(8)
-																			v13 = v13 + i32(16)
-																			v6 = v6 + i32(1)
+																		}
+																	l121:
+																		if v7 <= i32(0) {
 																			goto l123
 																		}
-																	case 3:
-																		p388 := i32(0)
-																		if v7 > i32(0) {
-																			p388 = v7
-																		}
-																		v20 = p388
-																		v5 = v1
-																	l125:
+																		v1 = v12 + v1*i32(24)
+																		v30 = v1 + i32(20)
+																		v12 = v1 + i32(12)
+																	l128:
 																		{
-																			if v6 == v20 {
-																				goto l112
+																			t493 := int32(load32(*m.memory, uint64(uint32(v12))))
+																			if t493 == 0 {
+																				goto l124
 																			}
-																			t389 := int32(load32(*m.memory, uint64(uint32(v13))))
-																			t390 := v13 + i32(4)
-																			t391 := v22
-																			t392 := v16
-																			v7 = t389
-																			p393 := i32(12)
-																			if v7 < i32(12) {
-																				p393 = v7
+																			v1 = v11 + v18<<4
+																			v49 = v1 + i32(4)
+																			t494 := int32(load32(*m.memory, uint64(uint32(v1))))
+																			v1 = t494
+																			p495 := i32(12)
+																			if v1 < i32(13) {
+																				p495 = v1
 																			}
-																			v11 = p393
-																			p394 := v11
-																			if v11 > v16 {
-																				p394 = t392
-																			}
-																			t395 := m._strncmp(t390, t391, p394)
-																			v11 = t395
-																			t397 := v14
-																			t398 := v6
-																			var p396 int32
+																			v50 = p495
+																			v51 = v2 + v18<<3
+																			v9 = i32(0)
+																			v5 = i32(4)
+																		l127:
 																			{
-																				if v7 <= i32(11) {
-																					var p399 int32
-																					if v7 < v16 {
-																						p399 = 1
+																				{
+																					t496 := int32(load32(*m.memory, uint64(uint32(v30))))
+																					v25 = t496 + v5
+																					t497 := int32(load32(*m.memory, uint64(uint32(v25-i32(4)))))
+																					if t497 != v1 {
+																						goto l125
 																					}
-																					if v11 == 0 {
-																						p396 = p399
-																						goto l124
+																					t498 := int32(load32(*m.memory, uint64(uint32(v25))))
+																					t499 := m._strncmp(v49, t498, v50)
+																					v6 = t499
+																					if v1 <= i32(12) {
+																						if v6 != 0 {
+																							goto l125
+																						}
+																						goto l126
 																					}
-																					t400 := int32(uint32(v11) >> 31)
-																					p396 = t400
-																					goto l124
+																					if v6 != 0 {
+																						goto l125
+																					}
+																					t500 := int64(load64(*m.memory, uint64(uint32(v51))))
+																					t501 := m.fn96(v10, v15+i32(28), v14, t500, v15+i32(8), v15+i32(12))
+																					v6 = t501
+																					if v6 != 0 {
+																						goto l120
+																					}
+																					t502 := int32(load32(*m.memory, uint64(uint32(v15))+8))
+																					if t502 != v1 {
+																						v6 = i32(1)
+																						goto l120
+																					}
+																					t503 := int32(load32(*m.memory, uint64(uint32(v15))+12))
+																					t504 := int32(load32(*m.memory, uint64(uint32(v25))))
+																					t505 := m._strncmp(t503, t504, v1)
+																					if t505 == 0 {
+																						goto l126
+																					}
 																				}
-																				t401 := int64(load64(*m.memory, uint64(uint32(v5))))
-																				t402 := m.fn112(v8, v12+i32(28), v30, t401, v12+i32(16), v12+i32(20))
-																				v11 = t402
-																				if v11 != 0 {
-																					goto l111
+																			l125:
+																				v5 = v5 + i32(8)
+																				v9 = v9 + i32(1)
+																				t506 := int32(load32(*m.memory, uint64(uint32(v12))))
+																				if uint32(v9) < uint32(t506) {
+																					goto l127
 																				}
-																				t403 := int32(load32(*m.memory, uint64(uint32(v12))+16))
-																				if v7 != t403 {
-																					goto l114
-																				}
-																				t404 := int32(load32(*m.memory, uint64(uint32(v12))+20))
-																				t405 := m._strncmp(t404, v22, v7)
-																				p396 = int32(uint32(t405) >> 31)
+																				goto l124
 																			}
-																		l124:
-																			m.fn111(t397, t398, p396)
-																			v5 = v5 + i32(8)
-																			v13 = v13 + i32(16)
-																			v6 = v6 + i32(1)
-																			goto l125
+																		l126:
+																			v1 = v16 + int32(uint32(v18)>>3)
+																			t507 := int32((*m.memory)[uint64(uint32(v1))])
+																			(*m.memory)[uint64(uint32(v1))] = byte(t507 | i32_shl(i32(1), v18&i32(7)))
 																		}
-																	case 6:
-																		t406 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-																		v11 = t406
-																		t407 := int32(load32(*m.memory, uint64(uint32(v2))+12))
-																		v16 = t407
-																		v5 = v16
-																	l127:
+																	l124:
+																		v18 = v18 + i32(1)
+																		if v18 != v7 {
+																			goto l128
+																		}
+																		goto l123
+																	case 0:
+																		if v7 <= i32(0) {
+																			goto l120
+																		}
+																		p508 := i32(12)
+																		if v12 < i32(13) {
+																			p508 = v12
+																		}
+																		v18 = p508
+																		v1 = v2
+																	l130:
 																		{
-																			if v6 == v11 {
-																				v6 = i32(-1)
-																				goto l126
+																			{
+																				t509 := int32(load32(*m.memory, uint64(uint32(v11))))
+																				if v12 != t509 {
+																					v5 = v16 + int32(uint32(v9)>>3)
+																					t510 := int32((*m.memory)[uint64(uint32(v5))])
+																					(*m.memory)[uint64(uint32(v5))] = byte(t510 & i32_rotl(i32(-2), v9&i32(7)))
+																					goto l129
+																				}
+																				t511 := m._strncmp(v11+i32(4), v25, v18)
+																				v5 = t511
+																				if v12 <= i32(12) {
+																					v6 = v16 + int32(uint32(v9)>>3)
+																					t512 := int32((*m.memory)[uint64(uint32(v6))])
+																					t513 := v6
+																					v6 = t512
+																					t514 := v6
+																					v30 = v9 & i32(7)
+																					p515 := v6 | i32_shl(i32(1), v30)
+																					if v5 != 0 {
+																						p515 = t514 & i32_rotl(i32(-2), v30)
+																					}
+																					(*m.memory)[uint64(uint32(t513))] = byte(p515)
+																					goto l129
+																				}
+																				if v5 != 0 {
+																					v5 = v16 + int32(uint32(v9)>>3)
+																					t516 := int32((*m.memory)[uint64(uint32(v5))])
+																					(*m.memory)[uint64(uint32(v5))] = byte(t516 & i32_rotl(i32(-2), v9&i32(7)))
+																					goto l129
+																				}
+																				t517 := int64(load64(*m.memory, uint64(uint32(v1))))
+																				t518 := m.fn96(v10, v15+i32(28), v14, t517, v15+i32(16), v15+i32(20))
+																				v6 = t518
+																				if v6 != 0 {
+																					goto l120
+																				}
+																				t519 := int32(load32(*m.memory, uint64(uint32(v15))+16))
+																				if t519 != v12 {
+																					v6 = i32(1)
+																					goto l120
+																				}
+																				t520 := int32(load32(*m.memory, uint64(uint32(v15))+20))
+																				t521 := m._strncmp(t520, v25, v12)
+																				v5 = t521
+																				v6 = v16 + int32(uint32(v9)>>3)
+																				t522 := int32((*m.memory)[uint64(uint32(v6))])
+																				t523 := v6
+																				v6 = t522
+																				t524 := v6
+																				v30 = v9 & i32(7)
+																				p525 := v6 | i32_shl(i32(1), v30)
+																				if v5 != 0 {
+																					p525 = t524 & i32_rotl(i32(-2), v30)
+																				}
+																				(*m.memory)[uint64(uint32(t523))] = byte(p525)
 																			}
-																			t408 := int32(load32(*m.memory, uint64(uint32(v5))))
-																			if t408 == v15 {
-																				goto l126
+																		l129:
+																			v11 = v11 + i32(16)
+																			v1 = v1 + i32(8)
+																			t526 := v7
+																			v9 = v9 + i32(1)
+																			if t526 != v9 {
+																				goto l130
 																			}
-																			v5 = v5 + i32(24)
-																			v6 = v6 + i32(1)
-																			goto l127
 																		}
-																	l126:
-																		p409 := i32(0)
-																		if v7 > i32(0) {
-																			p409 = v7
+																		goto l123
+																	case 5:
+																		if v7 <= i32(0) {
+																			goto l120
 																		}
-																		v22 = p409
-																		v5 = v16 + v6*i32(24)
-																		v16 = v5 + i32(20)
-																		v40 = v5 + i32(12)
+																		p527 := i32(12)
+																		if v12 < i32(13) {
+																			p527 = v12
+																		}
+																		v18 = p527
+																		v1 = v2
 																	l132:
 																		{
-																			if v20 == v22 {
-																				goto l112
-																			}
-																			v5 = v13 + v20<<4
-																			t410 := int32(load32(*m.memory, uint64(uint32(v5))))
-																			v7 = t410
-																			p411 := i32(12)
-																			if v7 < i32(13) {
-																				p411 = v7
-																			}
-																			v51 = p411
-																			v52 = v1 + v20<<3
-																			v53 = v5 + i32(4)
-																			v5 = i32(0)
-																			v6 = i32(0)
 																			{
-																			l131:
-																				{
-																					t412 := int32(load32(*m.memory, uint64(uint32(v40))))
-																					if uint32(v6) >= uint32(t412) {
-																						goto l128
-																					}
-																					{
-																						t413 := int32(load32(*m.memory, uint64(uint32(v16))))
-																						v11 = t413 + v5
-																						t414 := int32(load32(*m.memory, uint64(uint32(v11))))
-																						if t414 != v7 {
-																							goto l129
-																						}
-																						t415 := v53
-																						v54 = v11 + i32(4)
-																						t416 := int32(load32(*m.memory, uint64(uint32(v54))))
-																						t417 := m._strncmp(t415, t416, v51)
-																						v11 = t417
-																						if v7 <= i32(12) {
-																							if v11 != 0 {
-																								goto l129
-																							}
-																							goto l130
-																						}
-																						if v11 != 0 {
-																							goto l129
-																						}
-																						t418 := int64(load64(*m.memory, uint64(uint32(v52))))
-																						t419 := m.fn112(v8, v12+i32(28), v30, t418, v12+i32(8), v12+i32(12))
-																						v11 = t419
-																						if v11 != 0 {
-																							goto l111
-																						}
-																						t420 := int32(load32(*m.memory, uint64(uint32(v12))+8))
-																						if v7 != t420 {
-																							goto l114
-																						}
-																						t421 := int32(load32(*m.memory, uint64(uint32(v12))+12))
-																						t422 := int32(load32(*m.memory, uint64(uint32(v54))))
-																						t423 := m._strncmp(t421, t422, v7)
-																						if t423 == 0 {
-																							goto l130
-																						}
-																					}
-																				l129:
-																					v5 = v5 + i32(8)
-																					v6 = v6 + i32(1)
+																				t528 := int32(load32(*m.memory, uint64(uint32(v11))))
+																				if v12 != t528 {
+																					v5 = v16 + int32(uint32(v9)>>3)
+																					t529 := int32((*m.memory)[uint64(uint32(v5))])
+																					(*m.memory)[uint64(uint32(v5))] = byte(t529 | i32_shl(i32(1), v9&i32(7)))
 																					goto l131
-																				l130:
 																				}
-																				v5 = v14 + int32(uint32(v20)>>3)
-																				t424 := int32((*m.memory)[uint64(uint32(v5))])
-																				(*m.memory)[uint64(uint32(v5))] = byte(t424 | i32_shl(i32(1), v20&i32(7)))
+																				t530 := m._strncmp(v11+i32(4), v25, v18)
+																				v5 = t530
+																				if v12 <= i32(12) {
+																					v6 = v16 + int32(uint32(v9)>>3)
+																					t531 := int32((*m.memory)[uint64(uint32(v6))])
+																					t532 := v6
+																					v6 = t531
+																					t533 := v6
+																					v30 = v9 & i32(7)
+																					p534 := v6 & i32_rotl(i32(-2), v30)
+																					if v5 != 0 {
+																						p534 = t533 | i32_shl(i32(1), v30)
+																					}
+																					(*m.memory)[uint64(uint32(t532))] = byte(p534)
+																					goto l131
+																				}
+																				if v5 != 0 {
+																					v5 = v16 + int32(uint32(v9)>>3)
+																					t535 := int32((*m.memory)[uint64(uint32(v5))])
+																					(*m.memory)[uint64(uint32(v5))] = byte(t535 | i32_shl(i32(1), v9&i32(7)))
+																					goto l131
+																				}
+																				t536 := int64(load64(*m.memory, uint64(uint32(v1))))
+																				t537 := m.fn96(v10, v15+i32(28), v14, t536, v15+i32(16), v15+i32(20))
+																				v6 = t537
+																				if v6 != 0 {
+																					goto l120
+																				}
+																				t538 := int32(load32(*m.memory, uint64(uint32(v15))+16))
+																				if t538 != v12 {
+																					v6 = i32(1)
+																					goto l120
+																				}
+																				t539 := int32(load32(*m.memory, uint64(uint32(v15))+20))
+																				t540 := m._strncmp(t539, v25, v12)
+																				v5 = t540
+																				v6 = v16 + int32(uint32(v9)>>3)
+																				t541 := int32((*m.memory)[uint64(uint32(v6))])
+																				t542 := v6
+																				v6 = t541
+																				t543 := v6
+																				v30 = v9 & i32(7)
+																				p544 := v6 & i32_rotl(i32(-2), v30)
+																				if v5 != 0 {
+																					p544 = t543 | i32_shl(i32(1), v30)
+																				}
+																				(*m.memory)[uint64(uint32(t542))] = byte(p544)
 																			}
-																		l128:
-																			v20 = v20 + i32(1)
-																			goto l132
+																		l131:
+																			v11 = v11 + i32(16)
+																			v1 = v1 + i32(8)
+																			t545 := v7
+																			v9 = v9 + i32(1)
+																			if t545 != v9 {
+																				goto l132
+																			}
+																		}
+																		goto l123
+																	case 1:
+																		if v7 <= i32(0) {
+																			goto l120
+																		}
+																		v5 = v2
+																	l134:
+																		{
+																			t546 := int32(load32(*m.memory, uint64(uint32(v11))))
+																			t547 := v11 + i32(4)
+																			t548 := v25
+																			t549 := v12
+																			v9 = t546
+																			p550 := i32(12)
+																			if v9 < i32(12) {
+																				p550 = v9
+																			}
+																			v6 = p550
+																			p551 := v6
+																			if v6 > v12 {
+																				p551 = t549
+																			}
+																			t552 := m._strncmp(t547, t548, p551)
+																			v6 = t552
+																			{
+																				if v9 <= i32(11) {
+																					if v6 == 0 {
+																						v6 = v16 + int32(uint32(v1)>>3)
+																						t553 := int32((*m.memory)[uint64(uint32(v6))])
+																						t554 := v6
+																						v6 = t553
+																						t555 := v6
+																						v18 = v1 & i32(7)
+																						p556 := v6 & i32_rotl(i32(-2), v18)
+																						if v9 > v12 {
+																							p556 = t555 | i32_shl(i32(1), v18)
+																						}
+																						(*m.memory)[uint64(uint32(t554))] = byte(p556)
+																						goto l133
+																					}
+																					v9 = v16 + int32(uint32(v1)>>3)
+																					t557 := int32((*m.memory)[uint64(uint32(v9))])
+																					t558 := v9
+																					v9 = t557
+																					t559 := v9
+																					v18 = v1 & i32(7)
+																					p560 := v9 | i32_shl(i32(1), v18)
+																					if v6 <= i32(0) {
+																						p560 = t559 & i32_rotl(i32(-2), v18)
+																					}
+																					(*m.memory)[uint64(uint32(t558))] = byte(p560)
+																					goto l133
+																				}
+																				t561 := int64(load64(*m.memory, uint64(uint32(v5))))
+																				t562 := m.fn96(v10, v15+i32(28), v14, t561, v15+i32(16), v15+i32(20))
+																				v6 = t562
+																				if v6 != 0 {
+																					goto l120
+																				}
+																				t563 := int32(load32(*m.memory, uint64(uint32(v15))+16))
+																				if t563 != v9 {
+																					v6 = i32(1)
+																					goto l120
+																				}
+																				t564 := int32(load32(*m.memory, uint64(uint32(v15))+20))
+																				t565 := m._strncmp(t564, v25, v9)
+																				v6 = t565
+																				v9 = v16 + int32(uint32(v1)>>3)
+																				t566 := int32((*m.memory)[uint64(uint32(v9))])
+																				t567 := v9
+																				v9 = t566
+																				t568 := v9
+																				v18 = v1 & i32(7)
+																				p569 := v9 | i32_shl(i32(1), v18)
+																				if v6 <= i32(0) {
+																					p569 = t568 & i32_rotl(i32(-2), v18)
+																				}
+																				(*m.memory)[uint64(uint32(t567))] = byte(p569)
+																			}
+																		l133:
+																			v11 = v11 + i32(16)
+																			v5 = v5 + i32(8)
+																			t570 := v7
+																			v1 = v1 + i32(1)
+																			if t570 != v1 {
+																				goto l134
+																			}
+																		}
+																		goto l123
+																	case 4:
+																		if v7 <= i32(0) {
+																			goto l120
+																		}
+																		v5 = v2
+																	l136:
+																		{
+																			t571 := int32(load32(*m.memory, uint64(uint32(v11))))
+																			t572 := v11 + i32(4)
+																			t573 := v25
+																			t574 := v12
+																			v9 = t571
+																			p575 := i32(12)
+																			if v9 < i32(12) {
+																				p575 = v9
+																			}
+																			v6 = p575
+																			p576 := v6
+																			if v6 > v12 {
+																				p576 = t574
+																			}
+																			t577 := m._strncmp(t572, t573, p576)
+																			v6 = t577
+																			{
+																				if v9 <= i32(11) {
+																					if v6 == 0 {
+																						v6 = v16 + int32(uint32(v1)>>3)
+																						t578 := int32((*m.memory)[uint64(uint32(v6))])
+																						t579 := v6
+																						v6 = t578
+																						t580 := v6
+																						v18 = v1 & i32(7)
+																						p581 := v6 | i32_shl(i32(1), v18)
+																						if v9 < v12 {
+																							p581 = t580 & i32_rotl(i32(-2), v18)
+																						}
+																						(*m.memory)[uint64(uint32(t579))] = byte(p581)
+																						goto l135
+																					}
+																					v9 = v16 + int32(uint32(v1)>>3)
+																					t582 := int32((*m.memory)[uint64(uint32(v9))])
+																					t583 := v9
+																					v9 = t582
+																					t584 := v9
+																					v18 = v1 & i32(7)
+																					p585 := v9 | i32_shl(i32(1), v18)
+																					if v6 < i32(0) {
+																						p585 = t584 & i32_rotl(i32(-2), v18)
+																					}
+																					(*m.memory)[uint64(uint32(t583))] = byte(p585)
+																					goto l135
+																				}
+																				t586 := int64(load64(*m.memory, uint64(uint32(v5))))
+																				t587 := m.fn96(v10, v15+i32(28), v14, t586, v15+i32(16), v15+i32(20))
+																				v6 = t587
+																				if v6 != 0 {
+																					goto l120
+																				}
+																				t588 := int32(load32(*m.memory, uint64(uint32(v15))+16))
+																				if t588 != v9 {
+																					v6 = i32(1)
+																					goto l120
+																				}
+																				t589 := int32(load32(*m.memory, uint64(uint32(v15))+20))
+																				t590 := m._strncmp(t589, v25, v9)
+																				v6 = t590
+																				v9 = v16 + int32(uint32(v1)>>3)
+																				t591 := int32((*m.memory)[uint64(uint32(v9))])
+																				t592 := v9
+																				v9 = t591
+																				t593 := v9
+																				v18 = v1 & i32(7)
+																				p594 := v9 | i32_shl(i32(1), v18)
+																				if v6 < i32(0) {
+																					p594 = t593 & i32_rotl(i32(-2), v18)
+																				}
+																				(*m.memory)[uint64(uint32(t592))] = byte(p594)
+																			}
+																		l135:
+																			v11 = v11 + i32(16)
+																			v5 = v5 + i32(8)
+																			t595 := v7
+																			v1 = v1 + i32(1)
+																			if t595 != v1 {
+																				goto l136
+																			}
+																		}
+																		goto l123
+																	case 2:
+																		if v7 <= i32(0) {
+																			goto l120
+																		}
+																		v5 = v2
+																	l138:
+																		{
+																			t596 := int32(load32(*m.memory, uint64(uint32(v11))))
+																			t597 := v11 + i32(4)
+																			t598 := v25
+																			t599 := v12
+																			v9 = t596
+																			p600 := i32(12)
+																			if v9 < i32(12) {
+																				p600 = v9
+																			}
+																			v6 = p600
+																			p601 := v6
+																			if v6 > v12 {
+																				p601 = t599
+																			}
+																			t602 := m._strncmp(t597, t598, p601)
+																			v6 = t602
+																			{
+																				if v9 <= i32(11) {
+																					if v6 == 0 {
+																						v6 = v16 + int32(uint32(v1)>>3)
+																						t603 := int32((*m.memory)[uint64(uint32(v6))])
+																						t604 := v6
+																						v6 = t603
+																						t605 := v6
+																						v18 = v1 & i32(7)
+																						p606 := v6 | i32_shl(i32(1), v18)
+																						if v9 > v12 {
+																							p606 = t605 & i32_rotl(i32(-2), v18)
+																						}
+																						(*m.memory)[uint64(uint32(t604))] = byte(p606)
+																						goto l137
+																					}
+																					v9 = v16 + int32(uint32(v1)>>3)
+																					t607 := int32((*m.memory)[uint64(uint32(v9))])
+																					t608 := v9
+																					v9 = t607
+																					t609 := v9
+																					v18 = v1 & i32(7)
+																					p610 := v9 | i32_shl(i32(1), v18)
+																					if v6 > i32(0) {
+																						p610 = t609 & i32_rotl(i32(-2), v18)
+																					}
+																					(*m.memory)[uint64(uint32(t608))] = byte(p610)
+																					goto l137
+																				}
+																				t611 := int64(load64(*m.memory, uint64(uint32(v5))))
+																				t612 := m.fn96(v10, v15+i32(28), v14, t611, v15+i32(16), v15+i32(20))
+																				v6 = t612
+																				if v6 != 0 {
+																					goto l120
+																				}
+																				t613 := int32(load32(*m.memory, uint64(uint32(v15))+16))
+																				if t613 != v9 {
+																					v6 = i32(1)
+																					goto l120
+																				}
+																				t614 := int32(load32(*m.memory, uint64(uint32(v15))+20))
+																				t615 := m._strncmp(t614, v25, v9)
+																				v6 = t615
+																				v9 = v16 + int32(uint32(v1)>>3)
+																				t616 := int32((*m.memory)[uint64(uint32(v9))])
+																				t617 := v9
+																				v9 = t616
+																				t618 := v9
+																				v18 = v1 & i32(7)
+																				p619 := v9 | i32_shl(i32(1), v18)
+																				if v6 > i32(0) {
+																					p619 = t618 & i32_rotl(i32(-2), v18)
+																				}
+																				(*m.memory)[uint64(uint32(t617))] = byte(p619)
+																			}
+																		l137:
+																			v11 = v11 + i32(16)
+																			v5 = v5 + i32(8)
+																			t620 := v7
+																			v1 = v1 + i32(1)
+																			if t620 != v1 {
+																				goto l138
+																			}
+																		}
+																		goto l123
+																	case 3:
+																		if v7 <= i32(0) {
+																			goto l120
+																		}
+																		v5 = v2
+																	l140:
+																		{
+																			t621 := int32(load32(*m.memory, uint64(uint32(v11))))
+																			t622 := v11 + i32(4)
+																			t623 := v25
+																			t624 := v12
+																			v9 = t621
+																			p625 := i32(12)
+																			if v9 < i32(12) {
+																				p625 = v9
+																			}
+																			v6 = p625
+																			p626 := v6
+																			if v6 > v12 {
+																				p626 = t624
+																			}
+																			t627 := m._strncmp(t622, t623, p626)
+																			v6 = t627
+																			{
+																				if v9 <= i32(11) {
+																					if v6 == 0 {
+																						v6 = v16 + int32(uint32(v1)>>3)
+																						t628 := int32((*m.memory)[uint64(uint32(v6))])
+																						t629 := v6
+																						v6 = t628
+																						t630 := v6
+																						v18 = v1 & i32(7)
+																						p631 := v6 & i32_rotl(i32(-2), v18)
+																						if v9 < v12 {
+																							p631 = t630 | i32_shl(i32(1), v18)
+																						}
+																						(*m.memory)[uint64(uint32(t629))] = byte(p631)
+																						goto l139
+																					}
+																					v9 = v16 + int32(uint32(v1)>>3)
+																					t632 := int32((*m.memory)[uint64(uint32(v9))])
+																					t633 := v9
+																					v9 = t632
+																					t634 := v9
+																					v18 = v1 & i32(7)
+																					p635 := v9 & i32_rotl(i32(-2), v18)
+																					if v6 < i32(0) {
+																						p635 = t634 | i32_shl(i32(1), v18)
+																					}
+																					(*m.memory)[uint64(uint32(t633))] = byte(p635)
+																					goto l139
+																				}
+																				t636 := int64(load64(*m.memory, uint64(uint32(v5))))
+																				t637 := m.fn96(v10, v15+i32(28), v14, t636, v15+i32(16), v15+i32(20))
+																				v6 = t637
+																				if v6 != 0 {
+																					goto l120
+																				}
+																				t638 := int32(load32(*m.memory, uint64(uint32(v15))+16))
+																				if t638 != v9 {
+																					v6 = i32(1)
+																					goto l120
+																				}
+																				t639 := int32(load32(*m.memory, uint64(uint32(v15))+20))
+																				t640 := m._strncmp(t639, v25, v9)
+																				v6 = t640
+																				v9 = v16 + int32(uint32(v1)>>3)
+																				t641 := int32((*m.memory)[uint64(uint32(v9))])
+																				t642 := v9
+																				v9 = t641
+																				t643 := v9
+																				v18 = v1 & i32(7)
+																				p644 := v9 & i32_rotl(i32(-2), v18)
+																				if v6 < i32(0) {
+																					p644 = t643 | i32_shl(i32(1), v18)
+																				}
+																				(*m.memory)[uint64(uint32(t642))] = byte(p644)
+																			}
+																		l139:
+																			v11 = v11 + i32(16)
+																			v5 = v5 + i32(8)
+																			t645 := v7
+																			v1 = v1 + i32(1)
+																			if t645 != v1 {
+																				goto l140
+																			}
 																		}
 																	}
-																l112:
-																	v11 = i32(0)
-																	goto l111
-																l114:
-																	v11 = i32(1)
-																l111:
-																	t425 := int32(load32(*m.memory, uint64(uint32(v12))+28))
-																	_ = m.fn15(t425)
-																	m.fn0(v1)
+																l123:
+																	v6 = i32(0)
+																l120:
+																	t646 := int32(load32(*m.memory, uint64(uint32(v15))+28))
+																	_ = m.fn15(t646)
+																	m.fn0(v2)
 																}
-															l103:
-																*m.g0 = v12 + i32(32)
+															l112:
+																*m.g0 = v15 + i32(32)
+																v11 = v6
 															}
 														}
-													l67:
-														m.fn0(v3)
+													l74:
+														m.fn0(v0)
 													}
-												l60:
-													p192 = v11
+												l67:
+													p251 = v11
 												}
-											l66:
-												v3 = p192
-												if v3 != 0 {
-													m.fn78(v8, m.g1+i32(1367), i32(0))
-													goto l37
+											l73:
+												v2 = p251
+												if v2 != 0 {
+													m.fn78(v10, m.g1+i32(1367), i32(0))
+													goto l44
 												}
-												t427 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-												m.fn110(v28, v14, t427)
-											}
-											v10 = v10 + i32(4)
-											v4 = v4 + i32(4)
-											v15 = v15 + i32(1)
-											goto l133
-										}
-									l59:
-										v3 = i32(0)
-										t428 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
-										v5 = t428
-										p429 := i32(0)
-										if v5 > i32(0) {
-											p429 = v5
-										}
-										v10 = p429
-										v4 = v18
-									l158:
-										{
-											if v3 == v10 {
-												v7 = v17 + i32(84)
-												v3 = i32(0)
-												memory_zero(*m.memory, uint32(v35), uint32(v5/i32(8)))
-												v55 = int64(v5)
-												p430 := v57
-												if v55 < v57 {
-													p430 = v55
+												t648 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+												v1 = t648
+												v0 = v1 / i32(8)
+												if v1 < i32(8) {
+													goto l66
 												}
-												v1 = int32(p430)
-												p431 := i32(0)
-												if v1 > i32(0) {
-													p431 = v1
-												}
-												v12 = p431
-												p432 := i32(0)
-												if v5 > i32(0) {
-													p432 = v5
-												}
-												v13 = p432
-											l139:
-												if v3 == v12 {
-													goto l134
-												}
-												v4 = i32(0)
-											l140:
-												if v4 == v13 {
-													v1 = v3
-													goto l134
-												}
-												{
-													v10 = i32_shl(i32(1), v4&i32(7))
-													t433 := v10
-													t434 := v35
-													v15 = int32(uint32(v4) >> 3)
-													t435 := int32((*m.memory)[uint64(uint32(t434+v15))])
-													if t433&t435 != 0 {
-														goto l135
-													}
-													t436 := int32((*m.memory)[uint64(uint32(v15+v28))])
-													if v10&t436 == 0 {
-														goto l135
-													}
-													v6 = i32(0)
-													v15 = v18
-													v10 = v4
-												l137:
-													if v6 != v13 {
-														{
-															t437 := math.Float32frombits(load32(*m.memory, uint64(uint32(v15))))
-															t438 := math.Float32frombits(load32(*m.memory, uint64(uint32(v18+v10<<2))))
-															if !(t437 <= t438) {
-																goto l136
-															}
-															v11 = i32_shl(i32(1), v6&i32(7))
-															t439 := v11
-															t440 := v35
-															v16 = int32(uint32(v6) >> 3)
-															t441 := int32((*m.memory)[uint64(uint32(t440+v16))])
-															if t439&t441 != 0 {
-																goto l136
-															}
-															t442 := int32((*m.memory)[uint64(uint32(v16+v28))])
-															p443 := v10
-															if v11&t442 != 0 {
-																p443 = v6
-															}
-															v10 = p443
-														}
-													l136:
-														v15 = v15 + i32(4)
-														v6 = v6 + i32(1)
-														goto l137
-													}
-													store32(*m.memory, uint64(uint32(v36+v3<<2)), uint32(v10))
-													v15 = v35 + v10/i32(8)
-													t444 := int32((*m.memory)[uint64(uint32(v15))])
-													(*m.memory)[uint64(uint32(v15))] = byte(t444 | i32_shl(i32(1), v10&i32(7)))
-													if v4 >= v5 {
-														goto l138
-													}
-													v3 = v3 + i32(1)
-													goto l139
-												}
-											l135:
-												v4 = v4 + i32(1)
-												goto l140
-											l134:
-												store32(*m.memory, uint64(uint32(v7)), uint32(v1))
-											l138:
-												v10 = v27
-												v4 = v32
-												t445 := int64(int32(load32(*m.memory, uint64(uint32(v17))+84)))
-												v55 = t445
-												t446 := int64(int32(load32(*m.memory, uint64(uint32(v8))+1192)))
-												t447 := v55
-												v56 = t446
-												p448 := v57
-												if v56 < v57 {
-													p448 = v56
-												}
-												v56 = p448
-												p449 := v56
-												if v55 < v56 {
-													p449 = t447
-												}
-												v60 = p449
-												v15 = v24
-												v3 = v21
-												v6 = v17 + i32(88)
-												v55 = i64(0)
-												v56 = i64(0)
-												v58 = i64(0)
-												p450 := i64(0)
-												if v57 > i64(0) {
-													p450 = v57
-												}
-												v61 = p450
-											l145:
-												{
-													t452 := v6
-													var p451 int64
-													if v58 != v61 {
-														var p453 int32
-														if v55 < v59 {
-															p453 = 1
-														}
-														v1 = p453
-														t454 := v1
-														var p455 int32
-														if v56 < v60 {
-															p455 = 1
-														}
-														if t454|p455 != 0 {
-															{
-																{
-																	if v1 == 0 {
-																		t456 := int32(load32(*m.memory, uint64(uint32(v36+int32(v56)<<2))))
-																		t457 := v15
-																		t458 := v18
-																		v1 = t456
-																		t459 := math.Float32frombits(load32(*m.memory, uint64(uint32(t458+v1<<2))))
-																		store32(*m.memory, uint64(uint32(t457)), math.Float32bits(t459))
-																		goto l143
-																	}
-																	t460 := v10
-																	v5 = int32(v55)
-																	t461 := math.Float32frombits(load32(*m.memory, uint64(uint32(t460+v5<<2))))
-																	v63 = t461
-																	if v56 >= v60 {
-																		store32(*m.memory, uint64(uint32(v15)), math.Float32bits(v63))
-																		t462 := int64(load64(*m.memory, uint64(uint32(v4+v5<<3))))
-																		store64(*m.memory, uint64(uint32(v3)), uint64(t462))
-																		v55 = v55 + i64(1)
-																		goto l144
-																	}
-																	t463 := int32(load32(*m.memory, uint64(uint32(v36+int32(v56)<<2))))
-																	t464 := v18
-																	v1 = t463
-																	t465 := math.Float32frombits(load32(*m.memory, uint64(uint32(t464+v1<<2))))
-																	v64 = t465
-																	if v64 >= v63 {
-																		store32(*m.memory, uint64(uint32(v15)), math.Float32bits(v63))
-																		t466 := int64(load64(*m.memory, uint64(uint32(v4+v5<<3))))
-																		store64(*m.memory, uint64(uint32(v3)), uint64(t466))
-																		v55 = v55 + i64(1)
-																		goto l144
-																	}
-																	store32(*m.memory, uint64(uint32(v15)), math.Float32bits(v64))
-																}
-															l143:
-																t467 := int64(load64(*m.memory, uint64(uint32(v45+v1<<3))))
-																store64(*m.memory, uint64(uint32(v3)), uint64(t467))
-																v56 = v56 + i64(1)
-															}
-														l144:
-															v15 = v15 + i32(4)
-															v3 = v3 + i32(8)
-															v58 = v58 + i64(1)
-															goto l145
-														}
-														p451 = v58
-													} else {
-														p451 = v57
-													}
-													store64(*m.memory, uint64(uint32(t452)), uint64(p451))
+												v1 = v0 & i32(3)
+												v2 = i32(0)
+												if uint32(v0-i32(1)) >= uint32(i32(3)) {
+													v11 = v0 & i32(-4)
+												l141:
 													{
-														t468 := int64(load64(*m.memory, uint64(uint32(v17))+88))
-														v59 = t468
-														p469 := i64(0)
-														if v59 > i64(0) {
-															p469 = v59
+														v0 = v2 + v29
+														t649 := v0
+														v5 = v2 + v16
+														t650 := int32((*m.memory)[uint64(uint32(v5))])
+														t651 := int32((*m.memory)[uint64(uint32(v0))])
+														(*m.memory)[uint64(uint32(t649))] = byte(t650 & t651)
+														v6 = v0 + i32(1)
+														t652 := int32((*m.memory)[uint64(uint32(v5+i32(1)))])
+														t653 := int32((*m.memory)[uint64(uint32(v6))])
+														(*m.memory)[uint64(uint32(v6))] = byte(t652 & t653)
+														v6 = v0 + i32(2)
+														t654 := int32((*m.memory)[uint64(uint32(v5+i32(2)))])
+														t655 := int32((*m.memory)[uint64(uint32(v6))])
+														(*m.memory)[uint64(uint32(v6))] = byte(t654 & t655)
+														v0 = v0 + i32(3)
+														t656 := int32((*m.memory)[uint64(uint32(v5+i32(3)))])
+														t657 := int32((*m.memory)[uint64(uint32(v0))])
+														(*m.memory)[uint64(uint32(v0))] = byte(t656 & t657)
+														t658 := v11
+														v2 = v2 + i32(4)
+														if t658 != v2 {
+															goto l141
 														}
-														v55 = p469
-														v3 = v21
-														v15 = v24
-													l147:
+													}
+												}
+												if v1 == 0 {
+													goto l66
+												}
+												v5 = v2 + v29
+												v2 = v2 + v16
+											l142:
+												{
+													t659 := int32((*m.memory)[uint64(uint32(v2))])
+													t660 := int32((*m.memory)[uint64(uint32(v5))])
+													(*m.memory)[uint64(uint32(v5))] = byte(t659 & t660)
+													v5 = v5 + i32(1)
+													v2 = v2 + i32(1)
+													v1 = v1 - i32(1)
+													if v1 != 0 {
+														goto l142
+													}
+												}
+											}
+										l66:
+											v13 = v13 + i32(1)
+											if v13 != v31 {
+												goto l143
+											}
+										}
+										t661 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+										v11 = t661
+										if v11 > i32(0) {
+											v2 = i32(0)
+										l174:
+											{
+												t662 := int32((*m.memory)[uint64(uint32(v29+int32(uint32(v2)>>3)))])
+												if i32_shr_u(t662, v2&i32(7))&i32(1) != 0 {
+													{
+														var p663 float64
 														{
-															if v55 == 0 {
-																t486 := int32(load32(*m.memory, uint64(uint32(v17))+172))
-																_ = m.fn31(t486)
-																store32(*m.memory, uint64(uint32(v17))+172, uint32(i32(0)))
-																goto l159
+															var p664 float64
+															{
+																t665 := int32(load32(*m.memory, uint64(uint32(v26))+12))
+																switch t665 - i32(223) {
+																default:
+																	goto l147
+																case 0:
+																	t666 := int32(load32(*m.memory, uint64(uint32(v26))+8))
+																	t667 := v36
+																	v0 = t666
+																	v5 = t667 + v0*v2<<2
+																	{
+																		t668 := int32(load32(*m.memory, uint64(uint32(v26))+16))
+																		switch t668 - i32(1) {
+																		default:
+																			goto l147
+																		case 0:
+																			if v0 == 0 {
+																				p663 = float64(0)
+																				goto l151
+																			}
+																			_ = float64(0)
+																			v1 = v0 & i32(3)
+																			if uint32(v0-i32(1)) < uint32(i32(3)) {
+																				v59 = float32(0)
+																				v0 = v4
+																				goto l152
+																			}
+																			v7 = v0 & i32(-4)
+																			v59 = float32(0)
+																			v0 = v4
+																		l153:
+																			{
+																				t669 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5+i32(12)))))
+																				t670 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(12)))))
+																				v58 = float32(t669 - t670)
+																				t671 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5+i32(8)))))
+																				t672 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(8)))))
+																				t673 := float32(v58 * v58)
+																				v58 = float32(t671 - t672)
+																				t674 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5+i32(4)))))
+																				t675 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(4)))))
+																				t676 := float32(v58 * v58)
+																				v58 = float32(t674 - t675)
+																				t677 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
+																				t678 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
+																				t679 := float32(v58 * v58)
+																				v58 = float32(t677 - t678)
+																				v59 = float32(t673 + float32(t676+float32(t679+float32(float32(v58*v58)+v59))))
+																				v0 = v0 + i32(16)
+																				v5 = v5 + i32(16)
+																				v7 = v7 - i32(4)
+																				if v7 != 0 {
+																					goto l153
+																				}
+																			}
+																			goto l152
+																		case 2:
+																			if v0 == 0 {
+																				v59 = float32(0)
+																				goto l147
+																			}
+																			v6 = v0 & i32(1)
+																			if v0 == i32(1) {
+																				v65 = float64(0)
+																				v0 = v4
+																				goto l154
+																			}
+																			v1 = v0 & i32(-2)
+																			v65 = float64(0)
+																			v0 = v4
+																		l155:
+																			{
+																				t680 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
+																				t681 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
+																				t682 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5+i32(4)))))
+																				t683 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(4)))))
+																				v65 = float64(float64(v65+math.Abs(float64(float64(t680)-float64(t681)))) + math.Abs(float64(float64(t682)-float64(t683))))
+																				v0 = v0 + i32(8)
+																				v5 = v5 + i32(8)
+																				v1 = v1 - i32(2)
+																				if v1 != 0 {
+																					goto l155
+																				}
+																			}
+																		l154:
+																			;
+																			var p684 float64
+																			if v6 != 0 {
+																				t685 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
+																				t686 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
+																				p684 = float64(v65 + math.Abs(float64(float64(t685)-float64(t686))))
+																			} else {
+																				p684 = v65
+																			}
+																			v59 = float32(p684)
+																			goto l147
+																		case 1:
+																			v0 = v4
+																			v58 = float32(0)
+																			v59 = float32(0)
+																			v60 = float32(0)
+																			v65 = float64(0)
+																			v66 = float64(0)
+																			t687 := int32(load32(*m.memory, uint64(uint32(v42))))
+																			v6 = t687
+																			var p688 float64
+																			if v6 != 0 {
+																				if v6 != i32(1) {
+																					v1 = v6 & i32(-2)
+																				l156:
+																					{
+																						t689 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(4)))))
+																						v61 = t689
+																						t690 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
+																						t691 := float32(v61 * v61)
+																						v62 = t690
+																						v59 = float32(t691 + float32(float32(v62*v62)+v59))
+																						t692 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5+i32(4)))))
+																						v63 = t692
+																						t693 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
+																						t694 := float32(v63 * v63)
+																						v64 = t693
+																						v60 = float32(t694 + float32(float32(v64*v64)+v60))
+																						v58 = float32(float32(v63*v61) + float32(float32(v64*v62)+v58))
+																						v0 = v0 + i32(8)
+																						v5 = v5 + i32(8)
+																						v1 = v1 - i32(2)
+																						if v1 != 0 {
+																							goto l156
+																						}
+																					}
+																				}
+																				if v6&i32(1) != 0 {
+																					t695 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
+																					v61 = t695
+																					v59 = float32(float32(v61*v61) + v59)
+																					t696 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
+																					v62 = t696
+																					v60 = float32(float32(v62*v62) + v60)
+																					v58 = float32(float32(v62*v61) + v58)
+																				}
+																				v66 = float64(v59)
+																				v65 = float64(v60)
+																				p688 = float64(v58)
+																			} else {
+																				p688 = float64(0)
+																			}
+																			v59 = float32(float64(float64(1) - float64(p688/float64(math.Sqrt(v65)*math.Sqrt(v66)))))
+																			goto l147
+																		}
+																	}
+																case 2:
+																	t697 := int32(load32(*m.memory, uint64(uint32(v26))+8))
+																	t698 := v36
+																	v0 = t697
+																	v5 = t698 + v0*v2
+																	{
+																		t699 := int32(load32(*m.memory, uint64(uint32(v26))+16))
+																		switch t699 - i32(1) {
+																		default:
+																			goto l147
+																		case 0:
+																			if v0 == 0 {
+																				p664 = float64(0)
+																				goto l160
+																			}
+																			_ = float64(0)
+																			v1 = v0 & i32(3)
+																			v59 = float32(0)
+																			if uint32(v0-i32(1)) < uint32(i32(3)) {
+																				v0 = v4
+																				goto l161
+																			}
+																			v7 = v0 & i32(-4)
+																			v0 = v4
+																		l162:
+																			{
+																				t700 := int32(int8((*m.memory)[uint64(uint32(v5+i32(3)))]))
+																				t701 := int32(int8((*m.memory)[uint64(uint32(v0+i32(3)))]))
+																				v58 = float32(t700 - t701)
+																				t702 := int32(int8((*m.memory)[uint64(uint32(v5+i32(2)))]))
+																				t703 := int32(int8((*m.memory)[uint64(uint32(v0+i32(2)))]))
+																				t704 := float32(v58 * v58)
+																				v58 = float32(t702 - t703)
+																				t705 := int32(int8((*m.memory)[uint64(uint32(v5+i32(1)))]))
+																				t706 := int32(int8((*m.memory)[uint64(uint32(v0+i32(1)))]))
+																				t707 := float32(v58 * v58)
+																				v58 = float32(t705 - t706)
+																				t708 := int32(int8((*m.memory)[uint64(uint32(v5))]))
+																				t709 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+																				t710 := float32(v58 * v58)
+																				v58 = float32(t708 - t709)
+																				v59 = float32(t704 + float32(t707+float32(t710+float32(float32(v58*v58)+v59))))
+																				v0 = v0 + i32(4)
+																				v5 = v5 + i32(4)
+																				v7 = v7 - i32(4)
+																				if v7 != 0 {
+																					goto l162
+																				}
+																			}
+																			goto l161
+																		case 2:
+																			if v0 == 0 {
+																				v59 = float32(0)
+																				goto l147
+																			}
+																			v6 = v0 & i32(1)
+																			v1 = i32(0)
+																			if v0 == i32(1) {
+																				v0 = v4
+																				goto l163
+																			}
+																			v7 = v0 & i32(-2)
+																			v0 = v4
+																		l164:
+																			{
+																				t711 := int32(int8((*m.memory)[uint64(uint32(v5))]))
+																				t712 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+																				t713 := v1
+																				v1 = t711 - t712
+																				t714 := v1
+																				v1 = v1 >> 31
+																				t715 := int32(int8((*m.memory)[uint64(uint32(v5+i32(1)))]))
+																				t716 := int32(int8((*m.memory)[uint64(uint32(v0+i32(1)))]))
+																				t717 := t713 + (t714 + v1 ^ v1)
+																				v1 = t715 - t716
+																				t718 := v1
+																				v1 = v1 >> 31
+																				v1 = t717 + (t718 + v1 ^ v1)
+																				v0 = v0 + i32(2)
+																				v5 = v5 + i32(2)
+																				v7 = v7 - i32(2)
+																				if v7 != 0 {
+																					goto l164
+																				}
+																			}
+																		l163:
+																			;
+																			var p719 int32
+																			if v6 != 0 {
+																				t720 := int32(int8((*m.memory)[uint64(uint32(v5))]))
+																				t721 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+																				v0 = t720 - t721
+																				t722 := v0
+																				v0 = v0 >> 31
+																				p719 = t722 + v0 ^ v0 + v1
+																			} else {
+																				p719 = v1
+																			}
+																			v59 = float32(p719)
+																			goto l147
+																		case 1:
+																			v1 = v4
+																			v59 = float32(0)
+																			v60 = float32(0)
+																			v58 = float32(0)
+																			v65 = float64(0)
+																			v66 = float64(0)
+																			t723 := int32(load32(*m.memory, uint64(uint32(v42))))
+																			v0 = t723
+																			var p724 float64
+																			if v0 != 0 {
+																				if v0 != i32(1) {
+																					v7 = v0 & i32(-2)
+																				l165:
+																					{
+																						t725 := int32(int8((*m.memory)[uint64(uint32(v1))]))
+																						t726 := v60
+																						v6 = t725
+																						t727 := int32(int8((*m.memory)[uint64(uint32(v1+i32(1)))]))
+																						t728 := float32(t726 + float32(v6*v6))
+																						v13 = t727
+																						v60 = float32(t728 + float32(v13*v13))
+																						t729 := int32(int8((*m.memory)[uint64(uint32(v5))]))
+																						t730 := v58
+																						v14 = t729
+																						t731 := int32(int8((*m.memory)[uint64(uint32(v5+i32(1)))]))
+																						t732 := float32(t730 + float32(v14*v14))
+																						v12 = t731
+																						v58 = float32(t732 + float32(v12*v12))
+																						v59 = float32(float32(v59+float32(v6*v14)) + float32(v12*v13))
+																						v1 = v1 + i32(2)
+																						v5 = v5 + i32(2)
+																						v7 = v7 - i32(2)
+																						if v7 != 0 {
+																							goto l165
+																						}
+																					}
+																				}
+																				if v0&i32(1) != 0 {
+																					t733 := int32(int8((*m.memory)[uint64(uint32(v1))]))
+																					t734 := v60
+																					v0 = t733
+																					v60 = float32(t734 + float32(v0*v0))
+																					t735 := int32(int8((*m.memory)[uint64(uint32(v5))]))
+																					t736 := v58
+																					v1 = t735
+																					v58 = float32(t736 + float32(v1*v1))
+																					v59 = float32(v59 + float32(v0*v1))
+																				}
+																				v66 = float64(v60)
+																				v65 = float64(v58)
+																				p724 = float64(v59)
+																			} else {
+																				p724 = float64(0)
+																			}
+																			v59 = float32(float64(float64(1) - float64(p724/float64(math.Sqrt(v65)*math.Sqrt(v66)))))
+																			goto l147
+																		}
+																	}
+																case 1:
+																	var p737 float32
+																	{
+																		t738 := int32(load32(*m.memory, uint64(uint32(v42))))
+																		t739 := v36
+																		v6 = t738
+																		v5 = t739 + int32(uint32(v6)>>3)*v2
+																		v0 = i32(0)
+																		v7 = i32(0)
+																		v13 = i32(0)
+																		{
+																			var p740 float32
+																			{
+																				if v6&i32(63) == 0 {
+																					if uint32(v6) < uint32(i32(64)) {
+																						p740 = float32(0)
+																						goto l166
+																					}
+																					_ = float32(0)
+																					v0 = int32(uint32(v6) >> 6)
+																					if v0 == i32(1) {
+																						goto l167
+																					}
+																					v14 = v0 & i32(0x3fffffe)
+																					v1 = v4
+																					v0 = v5
+																				l168:
+																					{
+																						t741 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																						t742 := int64(load64(*m.memory, uint64(uint32(v0+i32(8)))))
+																						t743 := int64(load64(*m.memory, uint64(uint32(v1))))
+																						t744 := int64(load64(*m.memory, uint64(uint32(v0))))
+																						v7 = int32(bits.OnesCount32(uint32(int32(t741^t742)))) + (int32(bits.OnesCount32(uint32(int32(t743^t744)))) + v7)
+																						v1 = v1 + i32(16)
+																						v0 = v0 + i32(16)
+																						t745 := v14
+																						v13 = v13 + i32(2)
+																						if t745 != v13 {
+																							goto l168
+																						}
+																					}
+																					goto l167
+																				}
+																				if uint32(v6) < uint32(i32(8)) {
+																					p740 = float32(0)
+																					goto l166
+																				}
+																				_ = float32(0)
+																				v1 = int32(uint32(v6) >> 3)
+																				if v1 == i32(1) {
+																					v1 = i32(0)
+																					goto l169
+																				}
+																				v13 = v1 & i32(0x1ffffffe)
+																				v1 = i32(0)
+																			l170:
+																				{
+																					t746 := v0
+																					v7 = m.g1 + i32(14160)
+																					t747 := v7
+																					v14 = v1 + v5
+																					t748 := int32((*m.memory)[uint64(uint32(v14))])
+																					v12 = v1 + v4
+																					t749 := int32((*m.memory)[uint64(uint32(v12))])
+																					t750 := int32((*m.memory)[uint64(uint32(t747+(t748^t749)))])
+																					t751 := int32((*m.memory)[uint64(uint32(v12+i32(1)))])
+																					t752 := int32((*m.memory)[uint64(uint32(v14+i32(1)))])
+																					t753 := int32((*m.memory)[uint64(uint32(v7+(t751^t752)))])
+																					v0 = t746 + t750 + t753
+																					t754 := v13
+																					v1 = v1 + i32(2)
+																					if t754 != v1 {
+																						goto l170
+																					}
+																				}
+																			l169:
+																				;
+																				var p755 int32
+																				if v6&i32(8) != 0 {
+																					t756 := int32((*m.memory)[uint64(uint32(v1+v4))])
+																					t757 := int32((*m.memory)[uint64(uint32(v1+v5))])
+																					t758 := int32((*m.memory)[uint64(uint32(m.g1+i32(14160)+(t756^t757)))])
+																					p755 = v0 + t758
+																				} else {
+																					p755 = v0
+																				}
+																				p740 = float32(p755)
+																			}
+																		l166:
+																			p737 = p740
+																			goto l171
+																		}
+																	l167:
+																		;
+																		var p759 int32
+																		if v6&i32(64) != 0 {
+																			t760 := v4
+																			v0 = v13 << 3
+																			t761 := int64(load64(*m.memory, uint64(uint32(t760+v0))))
+																			t762 := int64(load64(*m.memory, uint64(uint32(v0+v5))))
+																			p759 = int32(bits.OnesCount32(uint32(int32(t761^t762)))) + v7
+																		} else {
+																			p759 = v7
+																		}
+																		p737 = float32(p759)
+																	}
+																l171:
+																	v59 = p737
+																	goto l147
+																}
 															}
-															t470 := int64(load64(*m.memory, uint64(uint32(v3))))
-															store64(*m.memory, uint64(uint32(v4)), uint64(t470))
-															t471 := math.Float32frombits(load32(*m.memory, uint64(uint32(v15))))
-															store32(*m.memory, uint64(uint32(v10)), math.Float32bits(t471))
-															v3 = v3 + i32(8)
-															v4 = v4 + i32(8)
-															v15 = v15 + i32(4)
-															v10 = v10 + i32(4)
-															v55 = v55 - i64(1)
+														l161:
+															if v1 != 0 {
+															l172:
+																{
+																	t763 := int32(int8((*m.memory)[uint64(uint32(v5))]))
+																	t764 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+																	v58 = float32(t763 - t764)
+																	v59 = float32(float32(v58*v58) + v59)
+																	v5 = v5 + i32(1)
+																	v0 = v0 + i32(1)
+																	v1 = v1 - i32(1)
+																	if v1 != 0 {
+																		goto l172
+																	}
+																}
+															}
+															p664 = float64(v59)
+														l160:
+															v59 = float32(math.Sqrt(p664))
 															goto l147
 														}
+													l152:
+														if v1 != 0 {
+														l173:
+															{
+																t765 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
+																t766 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
+																v58 = float32(t765 - t766)
+																v59 = float32(float32(v58*v58) + v59)
+																v5 = v5 + i32(4)
+																v0 = v0 + i32(4)
+																v1 = v1 - i32(1)
+																if v1 != 0 {
+																	goto l173
+																}
+															}
+														}
+														p663 = float64(v59)
+													l151:
+														v59 = float32(math.Sqrt(p663))
 													}
+												l147:
+													store32(*m.memory, uint64(uint32(v22+v2<<2)), math.Float32bits(v59))
+												}
+												v2 = v2 + i32(1)
+												if v2 != v11 {
+													goto l174
 												}
 											}
-											t472 := int32((*m.memory)[uint64(uint32(v28+int32(uint32(v3)>>3)))])
-											if i32_shr_u(t472, v3&i32(7))&i32(1) != 0 {
+										}
+										v6 = v17 + i32(92)
+										v0 = i32(0)
+										memory_zero(*m.memory, uint32(v33), uint32(v11/i32(8)))
+										{
+											v53 = int64(v11)
+											p767 := v54
+											if v53 < v54 {
+												p767 = v53
+											}
+											v5 = int32(p767)
+											if v5 <= i32(0) {
+												goto l175
+											}
+											var p768 int32
+											if v11 <= i32(0) {
+												p768 = 1
+											}
+											v14 = p768
+										l180:
+											if v14 != 0 {
+												v5 = i32(0)
+												goto l175
+											}
+											v2 = i32(0)
+											v13 = i32(1)
+										l181:
+											{
 												{
-													t473 := int32(load32(*m.memory, uint64(uint32(v23))+12))
-													switch t473 - i32(223) {
-													default:
-														goto l151
-													case 0:
-														t474 := int32(load32(*m.memory, uint64(uint32(v23))+8))
-														v1 = v34 + t474*v3<<2
+													v1 = i32_shl(i32(1), v2&i32(7))
+													t769 := v1
+													t770 := v33
+													v7 = int32(uint32(v2) >> 3)
+													t771 := int32((*m.memory)[uint64(uint32(t770+v7))])
+													if t769&t771 != 0 {
+														goto l176
+													}
+													t772 := int32((*m.memory)[uint64(uint32(v7+v29))])
+													if v1&t772 == 0 {
+														goto l176
+													}
+													v7 = i32(0)
+													v1 = v22
+												l178:
+													{
 														{
-															t475 := int32(load32(*m.memory, uint64(uint32(v23))+16))
-															switch t475 - i32(1) {
-															default:
-																goto l151
-															case 0:
-																t476 := m.fn113(v1, v31, v29)
-																v62 = t476
-																goto l151
-															case 2:
-																t477 := m.fn114(v1, v31, v29)
-																v62 = float32(t477)
-																goto l151
-															case 1:
-																t478 := m.fn115(v1, v31, v29)
-																v62 = t478
-																goto l151
+															t773 := math.Float32frombits(load32(*m.memory, uint64(uint32(v1))))
+															t774 := math.Float32frombits(load32(*m.memory, uint64(uint32(v22+v2<<2))))
+															if !(t773 <= t774) {
+																goto l177
 															}
-														}
-													case 2:
-														t479 := int32(load32(*m.memory, uint64(uint32(v23))+8))
-														v1 = v34 + t479*v3
-														{
-															t480 := int32(load32(*m.memory, uint64(uint32(v23))+16))
-															switch t480 - i32(1) {
-															default:
-																goto l151
-															case 0:
-																t481 := m.fn116(v1, v31, v29)
-																v62 = t481
-																goto l151
-															case 2:
-																t482 := m.fn117(v1, v31, v29)
-																v62 = float32(t482)
-																goto l151
-															case 1:
-																t483 := m.fn118(v1, v31, v29)
-																v62 = t483
-																goto l151
+															v12 = i32_shl(i32(1), v7&i32(7))
+															t775 := v12
+															t776 := v33
+															v15 = int32(uint32(v7) >> 3)
+															t777 := int32((*m.memory)[uint64(uint32(t776+v15))])
+															if t775&t777 != 0 {
+																goto l177
 															}
+															t778 := int32((*m.memory)[uint64(uint32(v15+v29))])
+															p779 := v2
+															if v12&t778 != 0 {
+																p779 = v7
+															}
+															v2 = p779
 														}
-													case 1:
-														t484 := int32(load32(*m.memory, uint64(uint32(v29))))
-														t485 := m.fn119(v34+int32(uint32(t484)>>3)*v3, v31, v29)
-														v62 = t485
+													l177:
+														v1 = v1 + i32(4)
+														t780 := v11
+														v7 = v7 + i32(1)
+														if t780 != v7 {
+															goto l178
+														}
+													}
+													store32(*m.memory, uint64(uint32(v37+v0<<2)), uint32(v2))
+													v1 = v33 + v2/i32(8)
+													t781 := int32((*m.memory)[uint64(uint32(v1))])
+													(*m.memory)[uint64(uint32(v1))] = byte(t781 | i32_shl(i32(1), v2&i32(7)))
+													if v13 == 0 {
+														goto l179
+													}
+													v0 = v0 + i32(1)
+													if v0 != v5 {
+														goto l180
+													}
+													goto l175
+												}
+											l176:
+												v2 = v2 + i32(1)
+												var p782 int32
+												if v2 < v11 {
+													p782 = 1
+												}
+												v13 = p782
+												if v2 != v11 {
+													goto l181
+												}
+											}
+											v5 = v0
+										}
+									l175:
+										store32(*m.memory, uint64(uint32(v6)), uint32(v5))
+									l179:
+										t783 := int64(int32(load32(*m.memory, uint64(uint32(v17))+92)))
+										v53 = t783
+										t784 := int64(int32(load32(*m.memory, uint64(uint32(v10))+1192)))
+										t785 := v53
+										v52 = t784
+										p786 := v54
+										if v52 < v54 {
+											p786 = v52
+										}
+										v52 = p786
+										p787 := v52
+										if v52 > v53 {
+											p787 = t785
+										}
+										v57 = p787
+										v1 = v20
+										v0 = v24
+										v2 = v17 + i32(80)
+										v53 = i64(0)
+										v52 = i64(0)
+										v55 = i64(0)
+										if v54 > i64(0) {
+										l186:
+											{
+												{
+													var p788 int32
+													if v52 < v56 {
+														p788 = 1
+													}
+													v5 = p788
+													if v5 != 0 {
+														goto l182
+													}
+													if v53 < v57 {
+														goto l182
+													}
+													store64(*m.memory, uint64(uint32(v2)), uint64(v55))
+													goto l183
+												}
+											l182:
+												{
+													if v5 == 0 {
+														t789 := int32(load32(*m.memory, uint64(uint32(v37+int32(v53)<<2))))
+														t790 := v1
+														t791 := v22
+														v5 = t789
+														t792 := math.Float32frombits(load32(*m.memory, uint64(uint32(t791+v5<<2))))
+														store32(*m.memory, uint64(uint32(t790)), math.Float32bits(t792))
+														t793 := int64(load64(*m.memory, uint64(uint32(v43+v5<<3))))
+														store64(*m.memory, uint64(uint32(v0)), uint64(t793))
+														goto l184
+													}
+													t794 := v19
+													v5 = int32(v52)
+													t795 := math.Float32frombits(load32(*m.memory, uint64(uint32(t794+v5<<2))))
+													v58 = t795
+													if v53 >= v57 {
+														store32(*m.memory, uint64(uint32(v1)), math.Float32bits(v58))
+														t796 := int64(load64(*m.memory, uint64(uint32(v32+v5<<3))))
+														store64(*m.memory, uint64(uint32(v0)), uint64(t796))
+														v52 = v52 + i64(1)
+														goto l185
+													}
+													t797 := int32(load32(*m.memory, uint64(uint32(v37+int32(v53)<<2))))
+													t798 := v22
+													v11 = t797
+													t799 := math.Float32frombits(load32(*m.memory, uint64(uint32(t798+v11<<2))))
+													v60 = t799
+													if v60 >= v58 {
+														store32(*m.memory, uint64(uint32(v1)), math.Float32bits(v58))
+														t800 := int64(load64(*m.memory, uint64(uint32(v32+v5<<3))))
+														store64(*m.memory, uint64(uint32(v0)), uint64(t800))
+														v52 = v52 + i64(1)
+														goto l185
+													}
+													store32(*m.memory, uint64(uint32(v1)), math.Float32bits(v60))
+													t801 := int64(load64(*m.memory, uint64(uint32(v43+v11<<3))))
+													store64(*m.memory, uint64(uint32(v0)), uint64(t801))
+												}
+											l184:
+												v53 = v53 + i64(1)
+											l185:
+												v1 = v1 + i32(4)
+												v0 = v0 + i32(8)
+												t802 := v54
+												v55 = v55 + i64(1)
+												if t802 != v55 {
+													goto l186
+												}
+											}
+										}
+										store64(*m.memory, uint64(uint32(v2)), uint64(v54))
+									l183:
+										{
+											t803 := int64(load64(*m.memory, uint64(uint32(v17))+80))
+											v56 = t803
+											if v56 <= i64(0) {
+												goto l187
+											}
+											v53 = i64(0)
+											if v56 != i64(1) {
+												v52 = v56 & i64(-2)
+												v5 = i32(0)
+												v2 = v19
+												v0 = v20
+											l188:
+												{
+													t804 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
+													store32(*m.memory, uint64(uint32(v2)), math.Float32bits(t804))
+													v1 = v5 + v32
+													t805 := v1
+													v11 = v5 + v24
+													t806 := int64(load64(*m.memory, uint64(uint32(v11))))
+													store64(*m.memory, uint64(uint32(t805)), uint64(t806))
+													t807 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(4)))))
+													store32(*m.memory, uint64(uint32(v2+i32(4))), math.Float32bits(t807))
+													t808 := int64(load64(*m.memory, uint64(uint32(v11+i32(8)))))
+													store64(*m.memory, uint64(uint32(v1+i32(8))), uint64(t808))
+													v2 = v2 + i32(8)
+													v0 = v0 + i32(8)
+													v5 = v5 + i32(16)
+													t809 := v52
+													v53 = v53 + i64(2)
+													if t809 != v53 {
+														goto l188
 													}
 												}
-											l151:
-												store32(*m.memory, uint64(uint32(v4)), math.Float32bits(v62))
 											}
-											v4 = v4 + i32(4)
-											v3 = v3 + i32(1)
-											goto l158
+											if v56&i64(1) == 0 {
+												goto l187
+											}
+											t810 := v32
+											v0 = int32(v53)
+											v1 = v0 << 3
+											t811 := int64(load64(*m.memory, uint64(uint32(v1+v24))))
+											store64(*m.memory, uint64(uint32(t810+v1)), uint64(t811))
+											t812 := v19
+											v0 = v0 << 2
+											t813 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+v20))))
+											store32(*m.memory, uint64(uint32(t812+v0)), math.Float32bits(t813))
+										}
+									l187:
+										t814 := int32(load32(*m.memory, uint64(uint32(v17))+172))
+										_ = m.fn31(t814)
+										store32(*m.memory, uint64(uint32(v17))+172, uint32(i32(0)))
+										goto l189
+									}
+								l52:
+									v2 = i32(1)
+									goto l44
+								}
+							l43:
+								v19 = i32(0)
+							l44:
+								m.fn0(v32)
+								m.fn0(v19)
+							l63:
+								m.fn0(v37)
+								m.fn0(v24)
+								m.fn0(v20)
+								m.fn0(v29)
+								m.fn0(v33)
+								m.fn0(v34)
+								m.fn0(v36)
+								m.fn0(v22)
+								m.fn0(v16)
+								t816 := int32(load32(*m.memory, uint64(uint32(v17))+96))
+								_ = m.fn31(t816)
+								t818 := int32(load32(*m.memory, uint64(uint32(v17))+100))
+								_ = m.fn31(t818)
+								t820 := int32(load32(*m.memory, uint64(uint32(v17))+104))
+								_ = m.fn31(t820)
+								t822 := int32(load32(*m.memory, uint64(uint32(v17))+108))
+								_ = m.fn31(t822)
+								t824 := int32(load32(*m.memory, uint64(uint32(v17))+112))
+								_ = m.fn31(t824)
+								t826 := int32(load32(*m.memory, uint64(uint32(v17))+116))
+								_ = m.fn31(t826)
+								t828 := int32(load32(*m.memory, uint64(uint32(v17))+120))
+								_ = m.fn31(t828)
+								t830 := int32(load32(*m.memory, uint64(uint32(v17))+124))
+								_ = m.fn31(t830)
+								t832 := int32(load32(*m.memory, uint64(uint32(v17))+128))
+								_ = m.fn31(t832)
+								t834 := int32(load32(*m.memory, uint64(uint32(v17))+132))
+								_ = m.fn31(t834)
+								t836 := int32(load32(*m.memory, uint64(uint32(v17))+136))
+								_ = m.fn31(t836)
+								t838 := int32(load32(*m.memory, uint64(uint32(v17))+140))
+								_ = m.fn31(t838)
+								t840 := int32(load32(*m.memory, uint64(uint32(v17))+144))
+								_ = m.fn31(t840)
+								t842 := int32(load32(*m.memory, uint64(uint32(v17))+148))
+								_ = m.fn31(t842)
+								t844 := int32(load32(*m.memory, uint64(uint32(v17))+152))
+								_ = m.fn31(t844)
+								t846 := int32(load32(*m.memory, uint64(uint32(v17))+156))
+								_ = m.fn31(t846)
+								t848 := int32(load32(*m.memory, uint64(uint32(v17))+172))
+								_ = m.fn31(t848)
+								*m.g0 = v17 + i32(176)
+								if v2 != 0 {
+									v3 = v2
+									goto l19
+								}
+								store64(*m.memory, uint64(uint32(v27)), uint64(v54))
+								store64(*m.memory, uint64(uint32(v27))+24, uint64(i64(0)))
+								t850 := int32(load32(*m.memory, uint64(uint32(v8))+108))
+								store32(*m.memory, uint64(uint32(v27))+16, uint32(t850))
+								t851 := int32(load32(*m.memory, uint64(uint32(v8))+104))
+								store32(*m.memory, uint64(uint32(v27))+20, uint32(t851))
+								t852 := int64(load64(*m.memory, uint64(uint32(v8))+96))
+								store64(*m.memory, uint64(uint32(v27))+8, uint64(t852))
+								store32(*m.memory, uint64(uint32(v39))+12, uint32(v27))
+								store32(*m.memory, uint64(uint32(v39))+4, uint32(i32(51)))
+							}
+						l19:
+							t853 := int32(load32(*m.memory, uint64(uint32(v8))+172))
+							_ = m.fn15(t853)
+							if v23 == 0 {
+								v23 = i32(0)
+								goto l190
+							}
+							store32(*m.memory, uint64(uint32(v23))+8, uint32(i32(0)))
+							store64(*m.memory, uint64(uint32(v23)), uint64(i64(0)))
+							t855 := int32(load32(*m.memory, uint64(uint32(v23))+12))
+							m.fn0(t855)
+							store32(*m.memory, uint64(uint32(v23))+12, uint32(i32(0)))
+							goto l190
+						}
+					l11:
+						p39 = i32(1)
+					l12:
+						v3 = p39
+						_ = m.fn15(i32(0))
+						v21 = i32(0)
+					}
+				l190:
+					m.fn0(v23)
+					t857 := int32(load32(*m.memory, uint64(uint32(v8))+168))
+					t858 := int32(load32(*m.memory, uint64(uint32(v8))+156))
+					(*m.t0)[uint(t858)].(func(int32))(t857)
+					if v21 != 0 {
+						t859 := int32(load32(*m.memory, uint64(uint32(v21))+4))
+						if t859 != 0 {
+							v13 = i32(0)
+						l192:
+							{
+								t860 := int32(load32(*m.memory, uint64(uint32(v21))+12))
+								v1 = t860 + v13*i32(24)
+								v4 = v1 + i32(12)
+								t861 := int32(load32(*m.memory, uint64(uint32(v4))))
+								v19 = t861
+								if v19 != 0 {
+									v5 = v1 + i32(20)
+									v0 = i32(4)
+									v11 = v1 + i32(4)
+									v2 = i32(0)
+								l191:
+									{
+										t862 := int32(load32(*m.memory, uint64(uint32(v11))))
+										t863 := int32(load32(*m.memory, uint64(uint32(v10+t862*i32(12)+i32(1000)))))
+										if t863 == i32(3) {
+											t864 := int32(load32(*m.memory, uint64(uint32(v5))))
+											t865 := int32(load32(*m.memory, uint64(uint32(t864+v0))))
+											m.fn0(t865)
+											t866 := int32(load32(*m.memory, uint64(uint32(v4))))
+											v19 = t866
+										}
+										v0 = v0 + i32(8)
+										v2 = v2 + i32(1)
+										if uint32(v2) < uint32(v19) {
+											goto l191
 										}
 									}
 								}
-							l36:
-								v27 = i32(0)
-							l37:
-								m.fn0(v32)
-								m.fn0(v27)
-							l58:
-								m.fn0(v36)
-								m.fn0(v21)
-								m.fn0(v24)
-								m.fn0(v28)
-								m.fn0(v35)
-								m.fn0(v39)
-								m.fn0(v34)
-								m.fn0(v18)
-								m.fn0(v14)
-								v14 = i32(0)
-							l160:
-								if v14 != i32(64) {
-									t488 := int32(load32(*m.memory, uint64(uint32(v17+i32(96)+v14))))
-									_ = m.fn31(t488)
-									v14 = v14 + i32(4)
-									goto l160
-								}
-								t490 := int32(load32(*m.memory, uint64(uint32(v17))+172))
-								_ = m.fn31(t490)
-								*m.g0 = v17 + i32(176)
-								if v3 != 0 {
-									v0 = v3
-									goto l9
-								}
-								store64(*m.memory, uint64(uint32(v25)), uint64(v57))
-								store64(*m.memory, uint64(uint32(v25))+24, uint64(i64(0)))
-								t492 := int32(load32(*m.memory, uint64(uint32(v9))+108))
-								store32(*m.memory, uint64(uint32(v25))+16, uint32(t492))
-								t493 := int32(load32(*m.memory, uint64(uint32(v9))+104))
-								store32(*m.memory, uint64(uint32(v25))+20, uint32(t493))
-								t494 := int64(load64(*m.memory, uint64(uint32(v9))+96))
-								store64(*m.memory, uint64(uint32(v25))+8, uint64(t494))
-								store32(*m.memory, uint64(uint32(v41))+12, uint32(v25))
-								store32(*m.memory, uint64(uint32(v41))+4, uint32(i32(51)))
-							}
-						l9:
-							t495 := int32(load32(*m.memory, uint64(uint32(v9))+172))
-							_ = m.fn15(t495)
-							m.fn82(v19)
-							m.fn0(v19)
-							t497 := int32(load32(*m.memory, uint64(uint32(v9))+168))
-							t498 := int32(load32(*m.memory, uint64(uint32(v9))+156))
-							(*m.t0)[uint(t498)].(func(int32))(t497)
-							if v2 == 0 {
-								goto l161
-							}
-							v1 = i32(0)
-						l162:
-							{
-								t499 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-								if uint32(t499) <= uint32(v1) {
-									m.fn82(v2)
-									goto l161
-								}
-								t500 := int32(load32(*m.memory, uint64(uint32(v2))+12))
-								v3 = t500 + v1*i32(24)
-								v4 = v3 + i32(20)
-								v18 = i32(4)
-								v5 = v3 + i32(4)
-								v10 = v3 + i32(12)
-								v19 = i32(0)
-							l163:
-								{
-									t501 := int32(load32(*m.memory, uint64(uint32(v10))))
-									if uint32(t501) <= uint32(v19) {
-										m.fn82(v3 + i32(8))
-										v1 = v1 + i32(1)
-										goto l162
-									}
-									t502 := int32(load32(*m.memory, uint64(uint32(v5))))
-									t503 := int32(load32(*m.memory, uint64(uint32(v8+t502*i32(12)+i32(1000)))))
-									if t503 == i32(3) {
-										t504 := int32(load32(*m.memory, uint64(uint32(v4))))
-										t505 := int32(load32(*m.memory, uint64(uint32(t504+v18))))
-										m.fn0(t505)
-									}
-									v18 = v18 + i32(8)
-									v19 = v19 + i32(1)
-									goto l163
+								store32(*m.memory, uint64(uint32(v4)), uint32(i32(0)))
+								store32(*m.memory, uint64(uint32(v1))+8, uint32(i32(0)))
+								store32(*m.memory, uint64(uint32(v1+i32(16))), uint32(i32(0)))
+								v0 = v1 + i32(20)
+								t867 := int32(load32(*m.memory, uint64(uint32(v0))))
+								m.fn0(t867)
+								store32(*m.memory, uint64(uint32(v0)), uint32(i32(0)))
+								v13 = v13 + i32(1)
+								t868 := int32(load32(*m.memory, uint64(uint32(v21))+4))
+								if uint32(v13) < uint32(t868) {
+									goto l192
 								}
 							}
 						}
-					l161:
-					} else {
-						t506 := int32((*m.memory)[uint64(uint32(v18))])
-						t507 := v19
-						t508 := v1
-						v10 = t506
-						p509 := t508
-						if v10 == i32(91) {
-							p509 = t507
-						}
-						v1 = p509
-						p510 := v0
-						if v10 == i32(125) {
-							p510 = v19
-						}
-						v0 = p510
-						p511 := v2
-						if v10 == i32(123) {
-							p511 = v19
-						}
-						v2 = p511
-						v18 = v18 + i32(4)
-						v19 = v19 + i32(1)
-						goto l164
+						store32(*m.memory, uint64(uint32(v21))+8, uint32(i32(0)))
+						store64(*m.memory, uint64(uint32(v21)), uint64(i64(0)))
+						t869 := int32(load32(*m.memory, uint64(uint32(v21))+12))
+						m.fn0(t869)
+						store32(*m.memory, uint64(uint32(v21))+12, uint32(i32(0)))
 					}
-					m.fn0(v2)
+					m.fn0(v21)
 				}
 			l7:
-				*m.g0 = v9 + i32(176)
-				v5 = v0
+				*m.g0 = v8 + i32(176)
+				v5 = v3
 				goto l0
 			case 1:
-				t512 := *m.g0
-				v3 = t512 - i32(16)
+				v5 = i32(0)
+				t870 := *m.g0
+				v3 = t870 - i32(16)
 				*m.g0 = v3
 				{
-					t513 := m.fn2(i32(80))
-					v1 = t513
+					t871 := m.fn2(i32(80))
+					v1 = t871
 					if v1 == 0 {
 						v2 = i32(7)
-						goto l165
+						goto l193
 					}
 					memory_zero(*m.memory, uint32(v1), uint32(i32(80)))
-					t514 := int32(load32(*m.memory, uint64(uint32(v4))))
-					v2 = t514
+					t872 := int32(load32(*m.memory, uint64(uint32(v4))))
+					v2 = t872
 					{
-						t515 := int32(load32(*m.memory, uint64(uint32(v8))+16))
-						if t515 != 0 {
-							t516 := m.fn99(v8, v2, v3+i32(8))
-							v2 = t516
-							if v2 != 0 {
-								if v2 != i32(16) {
-									goto l165
+						{
+							t873 := int32(load32(*m.memory, uint64(uint32(v10))+16))
+							if t873 != 0 {
+								t874 := m.fn88(v10, v2, v3+i32(8))
+								v2 = t874
+								switch v2 {
+								case 0:
+									goto l194
+								default:
+									goto l193
+								case 16:
+									t875 := int64(load64(*m.memory, uint64(uint32(v3))+8))
+									v53 = t875
+									goto l196
 								}
-								t517 := int64(load64(*m.memory, uint64(uint32(v3))+8))
-								v57 = t517
-								goto l166
 							}
-							t518 := int64(load64(*m.memory, uint64(uint32(v3))+8))
-							v57 = t518
-							goto l167
+							t876 := m.fn51(v2)
+							store64(*m.memory, uint64(uint32(v3))+8, uint64(t876))
 						}
-						t519 := m.fn51(v2)
-						t520 := v3
-						v57 = t519
-						store64(*m.memory, uint64(uint32(t520))+8, uint64(v57))
-					}
-				l167:
-					v5 = v1 + i32(8)
-					v4 = i32(0)
-				l168:
-					{
-						t521 := int32(load32(*m.memory, uint64(uint32(v8))+20))
-						if t521 > v4 {
-							t522 := m.fn101(v8, v57, v4, v5, i32(0))
-							v2 = t522
-							if v2 != 0 {
-								if v2 != i32(16) {
-									goto l165
+					l194:
+						t877 := int64(load64(*m.memory, uint64(uint32(v3))+8))
+						v53 = t877
+						t878 := int32(load32(*m.memory, uint64(uint32(v10))+20))
+						if t878 > i32(0) {
+							v4 = v1 + i32(8)
+						l197:
+							{
+								t879 := m.fn89(v10, v53, v5, v4, i32(0))
+								v2 = t879
+								if v2 != 0 {
+									if v2 != i32(16) {
+										goto l193
+									}
+									goto l196
 								}
-								goto l166
-							} else {
-								v5 = v5 + i32(4)
-								v4 = v4 + i32(1)
-								goto l168
+								v4 = v4 + i32(4)
+								v5 = v5 + i32(1)
+								t880 := int32(load32(*m.memory, uint64(uint32(v10))+20))
+								if v5 < t880 {
+									goto l197
+								}
 							}
 						}
+						v2 = i32(0)
+						store32(*m.memory, uint64(uint32(v1))+72, uint32(i32(0)))
+						store64(*m.memory, uint64(uint32(v1)), uint64(v53))
+						store32(*m.memory, uint64(uint32(v0))+16, uint32(v1))
+						store32(*m.memory, uint64(uint32(v0))+4, uint32(i32(50)))
+						goto l198
 					}
-					v2 = i32(0)
-					store32(*m.memory, uint64(uint32(v1))+72, uint32(i32(0)))
-					store64(*m.memory, uint64(uint32(v1)), uint64(v57))
-					store32(*m.memory, uint64(uint32(v0))+16, uint32(v1))
-					store32(*m.memory, uint64(uint32(v0))+4, uint32(i32(50)))
-					goto l169
-				l166:
+				l196:
 					store32(*m.memory, uint64(uint32(v1))+72, uint32(i32(1)))
-					store64(*m.memory, uint64(uint32(v1)), uint64(v57))
+					store64(*m.memory, uint64(uint32(v1)), uint64(v53))
 					store32(*m.memory, uint64(uint32(v0))+16, uint32(v1))
 					store32(*m.memory, uint64(uint32(v0))+4, uint32(i32(50)))
 					v2 = i32(0)
-					goto l169
+					goto l198
 				}
-			l165:
-				m.fn107(v1)
+			l193:
+				m.fn94(v1)
 				m.fn0(v1)
-			l169:
+			l198:
 				*m.g0 = v3 + i32(16)
 				v5 = v2
 				goto l0
 			default:
-				t523 := int32(load32(*m.memory, uint64(uint32(v0))))
-				v0 = t523
-				store32(*m.memory, uint64(uint32(v43)), uint32(v2))
-				m.fn78(v0, m.g1+i32(12507), v43)
+				t881 := int32(load32(*m.memory, uint64(uint32(v0))))
+				v0 = t881
+				store32(*m.memory, uint64(uint32(v40)), uint32(v2))
+				m.fn78(v0, m.g1+i32(12507), v40)
 			}
 		}
 	}
 l0:
-	*m.g0 = v43 + i32(16)
+	*m.g0 = v40 + i32(16)
 	return v5
 }
-func (m *Module) fn149(v0 int32) int32 {
+func (m *Module) fn125(v0 int32) int32 {
 	var v1, v2 int32
 	v1 = i32(1)
 	{
@@ -8147,30 +10356,26 @@ func (m *Module) fn149(v0 int32) int32 {
 		default:
 			goto l3
 		case 0:
+			t1 := int32(load32(*m.memory, uint64(uint32(v0))+8))
+			v2 = t1
+			if v2 == 0 {
+				return i32(1)
+			}
+			v1 = i32(0)
 			{
-				t1 := int32(load32(*m.memory, uint64(uint32(v0))+8))
-				v2 = t1
-				if v2 == 0 {
-					goto l4
-				}
-				v1 = i32(0)
-				{
-					t2 := int32(load32(*m.memory, uint64(uint32(v2))))
-					t3 := m.fn18(t2)
-					switch t3 - i32(100) {
-					case 0:
-						goto l3
-					default:
-						goto l4
-					case 1:
-						t4 := int32(load32(*m.memory, uint64(uint32(v0))+8))
-						(*m.memory)[uint64(uint32(t4))+4] = byte(i32(1))
-						return i32(0)
-					}
+				t2 := int32(load32(*m.memory, uint64(uint32(v2))))
+				t3 := m.fn18(t2)
+				switch t3 - i32(100) {
+				case 0:
+					goto l3
+				case 1:
+					t4 := int32(load32(*m.memory, uint64(uint32(v0))+8))
+					(*m.memory)[uint64(uint32(t4))+4] = byte(i32(1))
+					return i32(0)
+				default:
+					return i32(1)
 				}
 			}
-		l4:
-			return i32(1)
 		case 2:
 			t5 := int32(load32(*m.memory, uint64(uint32(v0))+12))
 			v0 = t5
@@ -8194,7 +10399,7 @@ l6:
 l3:
 	return v1
 }
-func (m *Module) fn150(v0 int32) int32 {
+func (m *Module) fn126(v0 int32) int32 {
 	var v1 int32
 	v1 = i32(1)
 	{
@@ -8236,9 +10441,9 @@ func (m *Module) fn150(v0 int32) int32 {
 l3:
 	return v1
 }
-func (m *Module) fn151(v0, v1, v2 int32) int32 {
-	var v3, v4, v5, v6 int32
-	var v7, v8 int64
+func (m *Module) fn127(v0, v1, v2 int32) int32 {
+	var v3, v4, v5, v6, v7 int32
+	var v8, v9 int64
 	t0 := *m.g0
 	v4 = t0 + i32(-64)
 	*m.g0 = v4
@@ -8254,368 +10459,449 @@ func (m *Module) fn151(v0, v1, v2 int32) int32 {
 			v0 = t3
 			if v0 == 0 {
 				m.fn62(v1, m.g1+i32(11773), i32(-1))
-				v5 = i32(1)
+				v6 = i32(1)
 				goto l3
 			}
 			t4 := int32(load32(*m.memory, uint64(uint32(v0))))
 			t5 := m.fn21(t4, i32(0))
-			v7 = t5
+			v8 = t5
 			if v2 == 0 {
-				t6 := m.fn100(v3, v1, v7)
-				v5 = t6
-				goto l3
-			}
-			t7 := m.fn94(v3, v2)
-			if t7 != 0 {
-				t8 := int32((*m.memory)[uint64(uint32(v2+v3+i32(259)))])
-				t9 := v3
-				t10 := v7
+				t6 := int32(load32(*m.memory, uint64(uint32(v3))+16))
+				if t6 == 0 {
+					m.fn25(v1, v8)
+					goto l3
+				}
+				t7 := m.fn87(v3, v8, v4+i32(60), i32(0), i32(0))
+				v6 = t7
+				if v6 != 0 {
+					goto l3
+				}
+				t8 := int32(load32(*m.memory, uint64(uint32(v4))+60))
 				v0 = t8
-				t11 := m.fn101(t9, t10, v0, v4+i32(60), v4+i32(56))
-				v5 = t11
-				if v5 != 0 {
-					goto l3
-				}
-				t12 := int32(load32(*m.memory, uint64(uint32(v4))+60))
-				t13 := int32(load32(*m.memory, uint64(uint32(v4))+56))
-				m.fn66(v1, t12, t13, m.g2+i32(1))
-				t14 := int32(load32(*m.memory, uint64(uint32(v3+v0*i32(20)+i32(452)))))
-				m.fn65(v1, t14)
-				goto l4
-			}
-			t15 := int32(load32(*m.memory, uint64(uint32(v3))+32))
-			t16 := int32(load32(*m.memory, uint64(uint32(v3))+28))
-			t17 := int32(load32(*m.memory, uint64(uint32(v3))+20))
-			t18 := int32(load32(*m.memory, uint64(uint32(v3))+24))
-			if v2 == t15+(t16+(t17+t18))+i32(1) {
-				m.fn72(v1)
-				goto l4
-			}
-			t19 := m.fn95(v3, v2)
-			if t19 != 0 {
-				t20 := int32((*m.memory)[uint64(uint32(v2+v3+i32(259)))])
-				t21 := m.fn102(v3, v7, t20, v4+i32(60))
-				v0 = t21
 				if v0 == 0 {
-					t22 := int32(load32(*m.memory, uint64(uint32(v4))+60))
-					t23 := v1
-					v0 = t22
-					m.fn27(t23, v0)
-					m.fn28(v0)
 					goto l4
 				}
-				m.fn67(v1, v0)
-				goto l4
-			}
-			t24 := m.fn96(v3, v2)
-			if t24 != 0 {
-				t25 := int32((*m.memory)[uint64(uint32(v2+v3+i32(259)))])
-				t26 := m.fn103(v3, v7, t25, v4+i32(60))
-				v0 = t26
-				if v0 == 0 {
-					t27 := int32(load32(*m.memory, uint64(uint32(v4))+60))
-					t28 := v1
-					v0 = t27
-					m.fn27(t28, v0)
-					m.fn28(v0)
-					goto l4
-				}
-				m.fn67(v1, v0)
-				goto l4
-			}
-			t29 := m.fn97(v3, v2)
-			if t29 == 0 {
+				m.fn27(v1, v0)
+				t9 := int32(load32(*m.memory, uint64(uint32(v4))+60))
+				m.fn28(t9)
 				goto l3
 			}
-			t30 := m.fn73(v1)
-			if t30 != 0 {
-				goto l3
-			}
-			t31 := int32((*m.memory)[uint64(uint32(v2+v3+i32(259)))])
-			t32 := v3
-			t33 := v7
-			v0 = t31
-			t34 := m.fn104(t32, t33, v0, v1)
-			if t34 == 0 {
-				goto l3
-			}
-			t35 := int64(load64(*m.memory, uint64(uint32(v3+v0*i32(12)+i32(1004)))))
-			v8 = t35
-			store64(*m.memory, uint64(uint32(v4))+8, uint64(v7))
-			store64(*m.memory, uint64(uint32(v4)), uint64(i64_rotl(v8, i64(32))))
-			t36 := m.fn5(m.g1+i32(5492), v4)
-			v0 = t36
-			if v0 == 0 {
-				goto l5
-			}
-			m.fn62(v1, v0, i32(-1))
-			m.fn0(v0)
-			goto l3
-		case 2:
-			t37 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-			v0 = t37
-			if v0 == 0 {
-				m.fn62(v1, m.g1+i32(11728), i32(-1))
-				v5 = i32(1)
-				goto l3
-			}
-			if v2 == 0 {
-				t38 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-				t39 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-				t40 := int64(load64(*m.memory, uint64(uint32(t38+t39<<3))))
-				t41 := m.fn100(v3, v1, t40)
-				v5 = t41
-				goto l3
-			}
-			t42 := int32(load32(*m.memory, uint64(uint32(v3))+32))
-			t43 := int32(load32(*m.memory, uint64(uint32(v3))+28))
-			t44 := int32(load32(*m.memory, uint64(uint32(v3))+20))
-			t45 := int32(load32(*m.memory, uint64(uint32(v3))+24))
-			if v2 == t42+(t43+(t44+t45))+i32(1) {
-				t46 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-				t47 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-				t48 := math.Float32frombits(load32(*m.memory, uint64(uint32(t46+t47<<2))))
-				m.fn33(v1, float64(t48))
-				goto l3
-			}
-			t49 := m.fn94(v3, v2)
-			if t49 != 0 {
-				t50 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-				t51 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-				t52 := int64(load64(*m.memory, uint64(uint32(t50+t51<<3))))
-				t53 := int32((*m.memory)[uint64(uint32(v2+v3+i32(259)))])
-				t54 := v3
-				v0 = t53
-				t55 := m.fn101(t54, t52, v0, v4+i32(60), v4+i32(56))
-				v5 = t55
-				if v5 != 0 {
+			t10 := int32(load32(*m.memory, uint64(uint32(v3))+24))
+			v0 = t10
+			t11 := int32(load32(*m.memory, uint64(uint32(v3))+20))
+			v5 = t11
+			{
+				if v2 > i32(0) {
+					t12 := int32(load32(*m.memory, uint64(uint32(v3))+32))
+					t13 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+					t14 := v2
+					v5 = t12 + (t13 + (v0 + v5))
+					if t14 <= v5 {
+						t15 := v3
+						v0 = v2 - i32(1)
+						t16 := int32(load32(*m.memory, uint64(uint32(t15+v0<<2+i32(52)))))
+						v7 = t16
+						if v7 != i32(1) {
+							if v5+i32(1) == v2 {
+								goto l6
+							}
+							switch v7 - i32(2) {
+							default:
+								goto l3
+							case 0:
+								t26 := int32((*m.memory)[uint64(uint32(v0+v3+i32(260)))])
+								t27 := m.fn90(v3, v8, t26, v4+i32(60))
+								v0 = t27
+								if v0 == 0 {
+									t28 := int32(load32(*m.memory, uint64(uint32(v4))+60))
+									t29 := v1
+									v0 = t28
+									m.fn27(t29, v0)
+									m.fn28(v0)
+									goto l3
+								}
+								m.fn67(v1, v0)
+								goto l3
+							case 1:
+								t30 := int32((*m.memory)[uint64(uint32(v0+v3+i32(260)))])
+								t31 := m.fn91(v3, v8, t30, v4+i32(60))
+								v0 = t31
+								if v0 == 0 {
+									t32 := int32(load32(*m.memory, uint64(uint32(v4))+60))
+									t33 := v1
+									v0 = t32
+									m.fn27(t33, v0)
+									m.fn28(v0)
+									goto l3
+								}
+								m.fn67(v1, v0)
+								goto l3
+							case 2:
+								t34 := m.fn72(v1)
+								if t34 != 0 {
+									goto l3
+								}
+								t35 := int32((*m.memory)[uint64(uint32(v0+v3+i32(260)))])
+								t36 := v3
+								t37 := v8
+								v0 = t35
+								t38 := m.fn92(t36, t37, v0, v1)
+								if t38 == 0 {
+									goto l3
+								}
+								t39 := int64(load64(*m.memory, uint64(uint32(v3+v0*i32(12)+i32(1004)))))
+								v9 = t39
+								store64(*m.memory, uint64(uint32(v4))+8, uint64(v8))
+								store64(*m.memory, uint64(uint32(v4)), uint64(i64_rotl(v9, i64(32))))
+								t40 := m.fn8(m.g1+i32(5492), v4)
+								v0 = t40
+								if v0 == 0 {
+									goto l4
+								}
+								m.fn62(v1, v0, i32(-1))
+								m.fn0(v0)
+								goto l3
+							}
+						}
+						t17 := int32((*m.memory)[uint64(uint32(v0+v3+i32(260)))])
+						t18 := v3
+						t19 := v8
+						v0 = t17
+						t20 := m.fn89(t18, t19, v0, v4+i32(60), v4+i32(56))
+						v6 = t20
+						if v6 != 0 {
+							goto l3
+						}
+						t21 := int32(load32(*m.memory, uint64(uint32(v4))+60))
+						t22 := int32(load32(*m.memory, uint64(uint32(v4))+56))
+						m.fn66(v1, t21, t22, m.g2+i32(2))
+						t23 := int32(load32(*m.memory, uint64(uint32(v3+v0*i32(20)+i32(452)))))
+						m.fn65(v1, t23)
+						v6 = i32(0)
+						goto l3
+					}
+					if v5+i32(1) == v2 {
+						goto l6
+					}
 					goto l3
 				}
-				t56 := int32(load32(*m.memory, uint64(uint32(v4))+60))
-				t57 := int32(load32(*m.memory, uint64(uint32(v4))+56))
-				m.fn66(v1, t56, t57, m.g2+i32(1))
-				t58 := int32(load32(*m.memory, uint64(uint32(v3+v0*i32(20)+i32(452)))))
-				m.fn65(v1, t58)
-				goto l3
-			}
-			t59 := m.fn95(v3, v2)
-			if t59 != 0 {
-				t60 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-				t61 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-				t62 := int64(load64(*m.memory, uint64(uint32(t60+t61<<3))))
-				t63 := int32((*m.memory)[uint64(uint32(v2+v3+i32(259)))])
-				t64 := m.fn102(v3, t62, t63, v4+i32(60))
-				v0 = t64
-				if v0 == 0 {
-					t65 := int32(load32(*m.memory, uint64(uint32(v4))+60))
-					t66 := v1
-					v0 = t65
-					m.fn27(t66, v0)
-					m.fn28(v0)
+				t24 := int32(load32(*m.memory, uint64(uint32(v3))+32))
+				t25 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+				if t24+(t25+(v0+v5))+i32(1) != v2 {
 					goto l3
 				}
-				m.fn67(v1, v0)
-				goto l3
-			}
-			t67 := m.fn96(v3, v2)
-			if t67 != 0 {
-				t68 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-				t69 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-				t70 := int64(load64(*m.memory, uint64(uint32(t68+t69<<3))))
-				t71 := int32((*m.memory)[uint64(uint32(v2+v3+i32(259)))])
-				t72 := m.fn103(v3, t70, t71, v4+i32(60))
-				v0 = t72
-				if v0 == 0 {
-					t73 := int32(load32(*m.memory, uint64(uint32(v4))+60))
-					t74 := v1
-					v0 = t73
-					m.fn27(t74, v0)
-					m.fn28(v0)
-					goto l3
-				}
-				m.fn67(v1, v0)
-				goto l3
-			}
-			t75 := m.fn97(v3, v2)
-			if t75 == 0 {
-				goto l3
-			}
-			t76 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-			t77 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-			t78 := int64(load64(*m.memory, uint64(uint32(t76+t77<<3))))
-			t79 := v3
-			v7 = t78
-			t80 := int32((*m.memory)[uint64(uint32(v2+v3+i32(259)))])
-			t81 := v7
-			v0 = t80
-			t82 := m.fn104(t79, t81, v0, v1)
-			if t82 == 0 {
-				goto l3
-			}
-			t83 := int64(load64(*m.memory, uint64(uint32(v3+v0*i32(12)+i32(1004)))))
-			v8 = t83
-			store64(*m.memory, uint64(uint32(v4))+24, uint64(v7))
-			store64(*m.memory, uint64(uint32(v4))+16, uint64(i64_rotl(v8, i64(32))))
-			t84 := m.fn5(m.g1+i32(5492), v4+i32(16))
-			v0 = t84
-			if v0 == 0 {
-				goto l5
-			}
-			m.fn62(v1, v0, i32(-1))
-			m.fn0(v0)
-			goto l3
-		case 1:
-			t85 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-			v6 = t85
-			if v6 == 0 {
-				m.fn62(v1, m.g1+i32(11681), i32(-1))
-				v5 = i32(1)
-				goto l3
-			}
-			if v2 == 0 {
-				t86 := int64(load64(*m.memory, uint64(uint32(v6))))
-				t87 := m.fn100(v3, v1, t86)
-				v5 = t87
-				goto l3
-			}
-			t88 := int32(load32(*m.memory, uint64(uint32(v3))+32))
-			t89 := int32(load32(*m.memory, uint64(uint32(v3))+28))
-			t90 := int32(load32(*m.memory, uint64(uint32(v3))+20))
-			t91 := int32(load32(*m.memory, uint64(uint32(v3))+24))
-			if v2 == t88+(t89+(t90+t91))+i32(1) {
 				goto l6
 			}
-			t92 := m.fn94(v3, v2)
-			if t92 != 0 {
-				t93 := m.fn73(v1)
-				if t93 != 0 {
-					goto l6
-				}
-				t94 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-				t95 := int32((*m.memory)[uint64(uint32(v2+v3+i32(259)))])
-				t96 := v1
-				v0 = t95
-				t97 := int32(load32(*m.memory, uint64(uint32(t94+v0<<2+i32(8)))))
-				var p98 int32
-				{
-					v0 = v3 + v0*i32(20)
-					v2 = v0 + i32(452)
-					t99 := int32(load32(*m.memory, uint64(uint32(v2))))
-					v3 = t99
-					t100 := int32(load32(*m.memory, uint64(uint32(v0+i32(448)))))
-					v0 = t100
-					switch v3 - i32(223) {
-					case 0:
-						t101 := v0 << 2
-						p98 = t101
-						goto l11
-					case 1:
-						t102 := int32(uint32(v0) >> 3)
-						p98 = t102
-						goto l11
-					default:
-						v0 = i32(0)
-						fallthrough
-					case 2:
-						p98 = v0
-					}
-				}
-			l11:
-				m.fn66(t96, t97, p98, i32(-1))
-				t103 := int32(load32(*m.memory, uint64(uint32(v2))))
-				m.fn65(v1, t103)
-				goto l3
-			}
-			t104 := m.fn95(v3, v2)
-			if t104 != 0 {
-				t105 := m.fn73(v1)
-				if t105 != 0 {
-					goto l3
-				}
-				t106 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-				t107 := int64(load64(*m.memory, uint64(uint32(t106))))
-				t108 := int32((*m.memory)[uint64(uint32(v2+v3+i32(259)))])
-				t109 := m.fn102(v3, t107, t108, v4+i32(60))
-				v0 = t109
-				if v0 == 0 {
-					t110 := int32(load32(*m.memory, uint64(uint32(v4))+60))
-					t111 := v1
-					v0 = t110
-					m.fn27(t111, v0)
-					m.fn28(v0)
-					goto l3
-				}
-				m.fn67(v1, v0)
-				goto l3
-			}
-			t112 := m.fn96(v3, v2)
-			if t112 != 0 {
-				t113 := m.fn73(v1)
-				if t113 != 0 {
-					goto l3
-				}
-				t114 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-				t115 := int64(load64(*m.memory, uint64(uint32(t114))))
-				t116 := int32((*m.memory)[uint64(uint32(v2+v3+i32(259)))])
-				t117 := m.fn103(v3, t115, t116, v4+i32(60))
-				v0 = t117
-				if v0 == 0 {
-					t118 := int32(load32(*m.memory, uint64(uint32(v4))+60))
-					t119 := v1
-					v0 = t118
-					m.fn27(t119, v0)
-					m.fn28(v0)
-					goto l3
-				}
-				m.fn67(v1, v0)
-				goto l3
-			}
-			t120 := m.fn97(v3, v2)
-			if t120 == 0 {
-				goto l3
-			}
-			t121 := m.fn73(v1)
-			if t121 != 0 {
-				goto l3
-			}
-			t122 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-			t123 := int64(load64(*m.memory, uint64(uint32(t122))))
-			t124 := v3
-			v7 = t123
-			t125 := int32((*m.memory)[uint64(uint32(v2+v3+i32(259)))])
-			t126 := v7
-			v0 = t125
-			t127 := m.fn104(t124, t126, v0, v1)
-			if t127 == 0 {
-				goto l3
-			}
-			t128 := int64(load64(*m.memory, uint64(uint32(v3+v0*i32(12)+i32(1004)))))
-			v8 = t128
-			store64(*m.memory, uint64(uint32(v4))+40, uint64(v7))
-			store64(*m.memory, uint64(uint32(v4))+32, uint64(i64_rotl(v8, i64(32))))
-			t129 := m.fn5(m.g1+i32(5492), v4+i32(32))
-			v0 = t129
+		case 2:
+			t41 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+			v0 = t41
 			if v0 == 0 {
-				goto l5
+				m.fn62(v1, m.g1+i32(11728), i32(-1))
+				v6 = i32(1)
+				goto l3
 			}
-			m.fn62(v1, v0, i32(-1))
-			m.fn0(v0)
-			goto l3
+			if v2 == 0 {
+				t42 := int32(load32(*m.memory, uint64(uint32(v0))+16))
+				t43 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+				t44 := int64(load64(*m.memory, uint64(uint32(t42+t43<<3))))
+				v8 = t44
+				t45 := int32(load32(*m.memory, uint64(uint32(v3))+16))
+				if t45 == 0 {
+					m.fn25(v1, v8)
+					goto l3
+				}
+				t46 := m.fn87(v3, v8, v4+i32(60), i32(0), i32(0))
+				v6 = t46
+				if v6 != 0 {
+					goto l3
+				}
+				t47 := int32(load32(*m.memory, uint64(uint32(v4))+60))
+				v0 = t47
+				if v0 == 0 {
+					goto l4
+				}
+				m.fn27(v1, v0)
+				t48 := int32(load32(*m.memory, uint64(uint32(v4))+60))
+				m.fn28(t48)
+				goto l3
+			}
+			t49 := int32(load32(*m.memory, uint64(uint32(v3))+32))
+			t50 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+			t51 := int32(load32(*m.memory, uint64(uint32(v3))+24))
+			t52 := int32(load32(*m.memory, uint64(uint32(v3))+20))
+			t53 := v2
+			v5 = t49 + (t50 + (t51 + t52))
+			if t53 == v5+i32(1) {
+				t54 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+				t55 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+				t56 := math.Float32frombits(load32(*m.memory, uint64(uint32(t54+t55<<2))))
+				m.fn33(v1, float64(t56))
+				goto l3
+			}
+			if v2 <= i32(0) {
+				goto l3
+			}
+			if v2 > v5 {
+				goto l3
+			}
+			{
+				t57 := v3
+				v2 = v2 - i32(1)
+				t58 := int32(load32(*m.memory, uint64(uint32(t57+v2<<2+i32(52)))))
+				switch t58 - i32(1) {
+				default:
+					goto l3
+				case 0:
+					t59 := int32(load32(*m.memory, uint64(uint32(v0))+16))
+					t60 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+					t61 := int64(load64(*m.memory, uint64(uint32(t59+t60<<3))))
+					t62 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
+					t63 := v3
+					v0 = t62
+					t64 := m.fn89(t63, t61, v0, v4+i32(60), v4+i32(56))
+					v6 = t64
+					if v6 != 0 {
+						goto l3
+					}
+					t65 := int32(load32(*m.memory, uint64(uint32(v4))+60))
+					t66 := int32(load32(*m.memory, uint64(uint32(v4))+56))
+					m.fn66(v1, t65, t66, m.g2+i32(2))
+					t67 := int32(load32(*m.memory, uint64(uint32(v3+v0*i32(20)+i32(452)))))
+					m.fn65(v1, t67)
+					goto l3
+				case 1:
+					t68 := int32(load32(*m.memory, uint64(uint32(v0))+16))
+					t69 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+					t70 := int64(load64(*m.memory, uint64(uint32(t68+t69<<3))))
+					t71 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
+					t72 := m.fn90(v3, t70, t71, v4+i32(60))
+					v0 = t72
+					if v0 == 0 {
+						t73 := int32(load32(*m.memory, uint64(uint32(v4))+60))
+						t74 := v1
+						v0 = t73
+						m.fn27(t74, v0)
+						m.fn28(v0)
+						goto l3
+					}
+					m.fn67(v1, v0)
+					goto l3
+				case 2:
+					t75 := int32(load32(*m.memory, uint64(uint32(v0))+16))
+					t76 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+					t77 := int64(load64(*m.memory, uint64(uint32(t75+t76<<3))))
+					t78 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
+					t79 := m.fn91(v3, t77, t78, v4+i32(60))
+					v0 = t79
+					if v0 == 0 {
+						t80 := int32(load32(*m.memory, uint64(uint32(v4))+60))
+						t81 := v1
+						v0 = t80
+						m.fn27(t81, v0)
+						m.fn28(v0)
+						goto l3
+					}
+					m.fn67(v1, v0)
+					goto l3
+				case 3:
+					t82 := int32(load32(*m.memory, uint64(uint32(v0))+16))
+					t83 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+					t84 := int64(load64(*m.memory, uint64(uint32(t82+t83<<3))))
+					t85 := v3
+					v8 = t84
+					t86 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
+					t87 := v8
+					v0 = t86
+					t88 := m.fn92(t85, t87, v0, v1)
+					if t88 == 0 {
+						goto l3
+					}
+					t89 := int64(load64(*m.memory, uint64(uint32(v3+v0*i32(12)+i32(1004)))))
+					v9 = t89
+					store64(*m.memory, uint64(uint32(v4))+24, uint64(v8))
+					store64(*m.memory, uint64(uint32(v4))+16, uint64(i64_rotl(v9, i64(32))))
+					t90 := m.fn8(m.g1+i32(5492), v4+i32(16))
+					v0 = t90
+					if v0 == 0 {
+						goto l4
+					}
+					m.fn62(v1, v0, i32(-1))
+					m.fn0(v0)
+					goto l3
+				}
+			}
+		case 1:
+			t91 := int32(load32(*m.memory, uint64(uint32(v0))+16))
+			v5 = t91
+			if v5 == 0 {
+				m.fn62(v1, m.g1+i32(11681), i32(-1))
+				v6 = i32(1)
+				goto l3
+			}
+			if v2 == 0 {
+				t92 := int64(load64(*m.memory, uint64(uint32(v5))))
+				v8 = t92
+				t93 := int32(load32(*m.memory, uint64(uint32(v3))+16))
+				if t93 == 0 {
+					m.fn25(v1, v8)
+					goto l3
+				}
+				t94 := m.fn87(v3, v8, v4+i32(60), i32(0), i32(0))
+				v6 = t94
+				if v6 != 0 {
+					goto l3
+				}
+				t95 := int32(load32(*m.memory, uint64(uint32(v4))+60))
+				v0 = t95
+				if v0 == 0 {
+					goto l4
+				}
+				m.fn27(v1, v0)
+				t96 := int32(load32(*m.memory, uint64(uint32(v4))+60))
+				m.fn28(t96)
+				goto l3
+			}
+			t97 := int32(load32(*m.memory, uint64(uint32(v3))+32))
+			t98 := int32(load32(*m.memory, uint64(uint32(v3))+28))
+			t99 := int32(load32(*m.memory, uint64(uint32(v3))+24))
+			t100 := int32(load32(*m.memory, uint64(uint32(v3))+20))
+			t101 := v2
+			v5 = t97 + (t98 + (t99 + t100))
+			if t101 == v5+i32(1) {
+				m.fn73(v1)
+				goto l3
+			}
+			if v2 <= i32(0) {
+				goto l3
+			}
+			if v2 > v5 {
+				goto l3
+			}
+			{
+				t102 := v3
+				v2 = v2 - i32(1)
+				t103 := int32(load32(*m.memory, uint64(uint32(t102+v2<<2+i32(52)))))
+				switch t103 - i32(1) {
+				default:
+					goto l3
+				case 0:
+					t104 := m.fn72(v1)
+					if t104 != 0 {
+						m.fn73(v1)
+						goto l3
+					}
+					t105 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
+					t106 := v3
+					v5 = t105
+					v3 = t106 + v5*i32(20)
+					t107 := int32(load32(*m.memory, uint64(uint32(v3+i32(448)))))
+					v2 = t107
+					t108 := int32(load32(*m.memory, uint64(uint32(v0))+16))
+					t109 := int32(load32(*m.memory, uint64(uint32(t108+v5<<2+i32(8)))))
+					v0 = t109
+					{
+						v3 = v3 + i32(452)
+						t110 := int32(load32(*m.memory, uint64(uint32(v3))))
+						switch t110 - i32(223) {
+						case 2:
+							goto l20
+						case 0:
+							v2 = v2 << 2
+							goto l20
+						case 1:
+							v2 = int32(uint32(v2) >> 3)
+							goto l20
+						default:
+							v2 = i32(0)
+						}
+					}
+				l20:
+					m.fn66(v1, v0, v2, i32(-1))
+					t111 := int32(load32(*m.memory, uint64(uint32(v3))))
+					m.fn65(v1, t111)
+					goto l3
+				case 1:
+					t112 := m.fn72(v1)
+					if t112 != 0 {
+						goto l3
+					}
+					t113 := int32(load32(*m.memory, uint64(uint32(v0))+16))
+					t114 := int64(load64(*m.memory, uint64(uint32(t113))))
+					t115 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
+					t116 := m.fn90(v3, t114, t115, v4+i32(60))
+					v0 = t116
+					if v0 == 0 {
+						t117 := int32(load32(*m.memory, uint64(uint32(v4))+60))
+						t118 := v1
+						v0 = t117
+						m.fn27(t118, v0)
+						m.fn28(v0)
+						goto l3
+					}
+					m.fn67(v1, v0)
+					goto l3
+				case 2:
+					t119 := m.fn72(v1)
+					if t119 != 0 {
+						goto l3
+					}
+					t120 := int32(load32(*m.memory, uint64(uint32(v0))+16))
+					t121 := int64(load64(*m.memory, uint64(uint32(t120))))
+					t122 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
+					t123 := m.fn91(v3, t121, t122, v4+i32(60))
+					v0 = t123
+					if v0 == 0 {
+						t124 := int32(load32(*m.memory, uint64(uint32(v4))+60))
+						t125 := v1
+						v0 = t124
+						m.fn27(t125, v0)
+						m.fn28(v0)
+						goto l3
+					}
+					m.fn67(v1, v0)
+					goto l3
+				case 3:
+					t126 := m.fn72(v1)
+					if t126 != 0 {
+						goto l3
+					}
+					t127 := int32(load32(*m.memory, uint64(uint32(v0))+16))
+					t128 := int64(load64(*m.memory, uint64(uint32(t127))))
+					t129 := v3
+					v8 = t128
+					t130 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
+					t131 := v8
+					v0 = t130
+					t132 := m.fn92(t129, t131, v0, v1)
+					if t132 == 0 {
+						goto l3
+					}
+					t133 := int64(load64(*m.memory, uint64(uint32(v3+v0*i32(12)+i32(1004)))))
+					v9 = t133
+					store64(*m.memory, uint64(uint32(v4))+40, uint64(v8))
+					store64(*m.memory, uint64(uint32(v4))+32, uint64(i64_rotl(v9, i64(32))))
+					t134 := m.fn8(m.g1+i32(5492), v4+i32(32))
+					v0 = t134
+					if v0 == 0 {
+						goto l4
+					}
+					m.fn62(v1, v0, i32(-1))
+					m.fn0(v0)
+					goto l3
+				}
+			}
 		}
 	}
-l5:
+l4:
 	m.fn26(v1)
 	goto l3
 l6:
-	m.fn72(v1)
-	goto l3
-l4:
-	v5 = i32(0)
+	m.fn73(v1)
 l3:
 	*m.g0 = v4 - i32(-64)
-	return v5
+	return v6
 }
-func (m *Module) fn152(v0, v1 int32) int32 {
+func (m *Module) fn128(v0, v1 int32) int32 {
 	var v2, v3 int32
 	t0 := *m.g0
 	v2 = t0 - i32(16)
@@ -8650,2067 +10936,2362 @@ l3:
 	*m.g0 = v2 + i32(16)
 	return v3
 }
-func (m *Module) fn153(v0, v1, v2, v3 int32) int32 {
-	var v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16 int32
-	var v17, v18, v19, v20, v21 int64
+func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
+	var v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18 int32
+	var v19, v20, v21, v22, v23 int64
 	{
 		if v1 == i32(1) {
 			t0 := int32(load32(*m.memory, uint64(uint32(v2))))
-			t1 := m.fn6(t0)
+			t1 := m.fn5(t0)
 			if t1 == i32(5) {
 				goto l0
 			}
 			t2 := int32(load32(*m.memory, uint64(uint32(v2))))
 			v1 = t2
 			t3 := *m.g0
-			v4 = t3 - i32(32)
-			*m.g0 = v4
+			v3 = t3 - i32(32)
+			*m.g0 = v3
 			{
 				{
-					v2 = v0
-					t4 := int32(load32(*m.memory, uint64(uint32(v2+i32(16)))))
+					t4 := int32(load32(*m.memory, uint64(uint32(v0+i32(16)))))
 					if t4 != 0 {
-						t5 := m.fn99(v2, v1, v4+i32(24))
-						v0 = t5
-						if v0 != 0 {
+						t5 := m.fn88(v0, v1, v3+i32(24))
+						v1 = t5
+						if v1 != 0 {
 							goto l1
 						}
-						t6 := int64(load64(*m.memory, uint64(uint32(v4))+24))
-						v17 = t6
+						t6 := int64(load64(*m.memory, uint64(uint32(v3))+24))
+						v19 = t6
 						goto l2
 					}
 					t7 := m.fn51(v1)
-					t8 := v4
-					v17 = t7
-					store64(*m.memory, uint64(uint32(t8))+24, uint64(v17))
+					t8 := v3
+					v19 = t7
+					store64(*m.memory, uint64(uint32(t8))+24, uint64(v19))
 				}
 			l2:
-				t9 := m.fn98(v2, v17, i32(0), v4+i32(16), v4+i32(8))
-				v0 = t9
-				if v0 != 0 {
+				t9 := m.fn87(v0, v19, i32(0), v3+i32(16), v3+i32(8))
+				v1 = t9
+				if v1 != 0 {
 					goto l1
 				}
-				t10 := int64(load64(*m.memory, uint64(uint32(v4))+16))
-				v18 = t10
-				t11 := int64(load64(*m.memory, uint64(uint32(v4))+8))
-				v19 = t11
+				t10 := int64(load64(*m.memory, uint64(uint32(v3))+16))
+				v20 = t10
+				t11 := int64(load64(*m.memory, uint64(uint32(v3))+8))
+				v21 = t11
 				t12 := *m.g0
-				v3 = t12 - i32(96)
-				*m.g0 = v3
-				store32(*m.memory, uint64(uint32(v3))+92, uint32(i32(0)))
-				v0 = i32(1)
+				v1 = t12 - i32(96)
+				*m.g0 = v1
+				store32(*m.memory, uint64(uint32(v1))+92, uint32(i32(0)))
+				v2 = i32(1)
 				{
-					t13 := int32(load32(*m.memory, uint64(uint32(v2))+12))
-					t14 := int32(load32(*m.memory, uint64(uint32(v2))+36))
-					t15 := int32(load32(*m.memory, uint64(uint32(v2))+48))
-					t16 := m.fn29(t13, t14, t15, m.g1+i32(154), v18, i32(1), v3+i32(92))
+					t13 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+					t14 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+					t15 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+					t16 := m.fn29(t13, t14, t15, m.g1+i32(154), v20, i32(1), v1+i32(92))
 					if t16 != 0 {
-						t17 := int32(load32(*m.memory, uint64(uint32(v2))+36))
-						v1 = t17
-						t18 := int32(load32(*m.memory, uint64(uint32(v2))+48))
+						t17 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+						v9 = t17
+						t18 := int32(load32(*m.memory, uint64(uint32(v0))+48))
 						v6 = t18
-						store64(*m.memory, uint64(uint32(v3))+72, uint64(v18))
-						store32(*m.memory, uint64(uint32(v3))+68, uint32(v6))
-						store32(*m.memory, uint64(uint32(v3))+64, uint32(v1))
-						m.fn78(v2, m.g1+i32(3979), v3-i32(-64))
+						store64(*m.memory, uint64(uint32(v1))+72, uint64(v20))
+						store32(*m.memory, uint64(uint32(v1))+68, uint32(v6))
+						store32(*m.memory, uint64(uint32(v1))+64, uint32(v9))
+						m.fn78(v0, m.g1+i32(3979), v1-i32(-64))
 						goto l3
 					}
-					v1 = m.g1
 					{
+						var p19 int32
 						{
-							t19 := int32(load32(*m.memory, uint64(uint32(v3))+92))
-							t20 := v3 + i32(91)
-							v6 = int32(int64(uint64(v19) >> 3))
-							t21 := m.fn30(t19, t20, i32(1), v6)
-							v0 = t21
-							if v0 != 0 {
-								v1 = v1 + i32(6185)
+							t20 := int32(load32(*m.memory, uint64(uint32(v1))+92))
+							t21 := m.g1 + i32(6185)
+							t22 := v1 + i32(91)
+							v9 = int32(int64(uint64(v21) >> 3))
+							t23 := m.fn30(t20, t22, i32(1), v9)
+							v2 = t23
+							if v2 != 0 {
+								p19 = t21
 								goto l4
 							}
-							v0 = m.g1
-							t22 := int32((*m.memory)[uint64(uint32(v3))+91])
-							v1 = t22
-							t23 := v1
-							v5 = int32(v19) & i32(7)
-							if i32_shr_u(t23, v5) == 0 {
-								v1 = v0 + i32(6065)
-								v0 = i32(1)
+							v6 = m.g1
+							t24 := int32((*m.memory)[uint64(uint32(v1))+91])
+							v2 = t24
+							t25 := v2
+							v4 = int32(v21) & i32(7)
+							if i32_shr_u(t25, v4) == 0 {
+								v2 = i32(1)
+								t26 := v6 + i32(6065)
+								p19 = t26
 								goto l4
 							}
-							(*m.memory)[uint64(uint32(v3))+90] = byte(v1 & i32_rotl(i32(-2), v5))
-							t24 := int32(load32(*m.memory, uint64(uint32(v3))+92))
-							t25 := m.fn56(t24, v3+i32(90), i32(1), v6)
-							v0 = t25
-							if v0 == 0 {
+							(*m.memory)[uint64(uint32(v1))+90] = byte(v2 & i32_rotl(i32(-2), v4))
+							t27 := int32(load32(*m.memory, uint64(uint32(v1))+92))
+							t28 := m.fn56(t27, v1+i32(90), i32(1), v9)
+							v2 = t28
+							if v2 == 0 {
 								goto l5
 							}
-							v1 = m.g1 + i32(6131)
+							p19 = m.g1 + i32(6131)
 						}
 					l4:
-						t26 := int32(load32(*m.memory, uint64(uint32(v2))+36))
-						v5 = t26
-						t27 := int32(load32(*m.memory, uint64(uint32(v2))+48))
-						v9 = t27
-						store32(*m.memory, uint64(uint32(v3+i32(48))), uint32(v6))
-						store64(*m.memory, uint64(uint32(v3))+40, uint64(v18))
-						store32(*m.memory, uint64(uint32(v3))+36, uint32(v9))
-						store32(*m.memory, uint64(uint32(v3))+32, uint32(v5))
-						m.fn78(v2, v1, v3+i32(32))
-						goto l6
+						v6 = p19
+						t29 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+						v4 = t29
+						t30 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+						v7 = t30
+						store32(*m.memory, uint64(uint32(v1+i32(16))), uint32(v9))
+						store64(*m.memory, uint64(uint32(v1))+8, uint64(v20))
+						store32(*m.memory, uint64(uint32(v1))+4, uint32(v7))
+						store32(*m.memory, uint64(uint32(v1)), uint32(v4))
+						m.fn78(v0, v6, v1)
+						t31 := int32(load32(*m.memory, uint64(uint32(v1))+92))
+						_ = m.fn31(t31)
+						goto l3
 					}
 				l5:
-					v0 = i32(0)
-				l6:
-					t28 := int32(load32(*m.memory, uint64(uint32(v3))+92))
-					t29 := m.fn31(t28)
-					v1 = t29
-					if v0 != 0 {
+					t33 := int32(load32(*m.memory, uint64(uint32(v1))+92))
+					t34 := m.fn31(t33)
+					v2 = t34
+					if v2 == 0 {
+						v2 = i32(0)
 						goto l3
 					}
-					if v1 == 0 {
-						v0 = i32(0)
-						goto l3
-					}
-					t30 := int32(load32(*m.memory, uint64(uint32(v2))+36))
-					v0 = t30
-					t31 := int32(load32(*m.memory, uint64(uint32(v2))+48))
-					v5 = t31
-					store32(*m.memory, uint64(uint32(v3+i32(16))), uint32(v6))
-					store64(*m.memory, uint64(uint32(v3))+8, uint64(v18))
-					store32(*m.memory, uint64(uint32(v3))+4, uint32(v5))
-					store32(*m.memory, uint64(uint32(v3)), uint32(v0))
-					m.fn78(v2, m.g1+i32(6235), v3)
-					v0 = v1
+					t35 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+					v6 = t35
+					t36 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+					v4 = t36
+					store32(*m.memory, uint64(uint32(v1+i32(48))), uint32(v9))
+					store64(*m.memory, uint64(uint32(v1))+40, uint64(v20))
+					store32(*m.memory, uint64(uint32(v1))+36, uint32(v4))
+					store32(*m.memory, uint64(uint32(v1))+32, uint32(v6))
+					m.fn78(v0, m.g1+i32(6235), v1+i32(32))
 				}
 			l3:
-				*m.g0 = v3 + i32(96)
-				if v0 != 0 {
+				*m.g0 = v1 + i32(96)
+				v1 = v2
+				if v1 != 0 {
 					goto l1
 				}
-				t32 := *m.g0
-				v0 = t32 - i32(16)
-				*m.g0 = v0
-				store32(*m.memory, uint64(uint32(v0))+12, uint32(i32(0)))
-				t33 := int64(load64(*m.memory, uint64(uint32(v2))+36))
-				store64(*m.memory, uint64(uint32(v0)), uint64(t33))
+				t37 := *m.g0
+				v2 = t37 - i32(16)
+				*m.g0 = v2
+				store32(*m.memory, uint64(uint32(v2))+12, uint32(i32(0)))
+				t38 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+				store64(*m.memory, uint64(uint32(v2)), uint64(t38))
 				{
-					t34 := m.fn5(m.g1+i32(7097), v0)
-					v3 = t34
-					if v3 == 0 {
+					t39 := m.fn8(m.g1+i32(7097), v2)
+					v9 = t39
+					if v9 == 0 {
 						v1 = i32(7)
-						goto l7
+						goto l6
 					}
-					t35 := int32(load32(*m.memory, uint64(uint32(v2))+12))
-					t36 := m.fn16(t35, v3, i32(-1), v0+i32(12), i32(0))
-					v1 = t36
-					m.fn0(v3)
+					t40 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+					t41 := m.fn16(t40, v9, i32(-1), v2+i32(12), i32(0))
+					v1 = t41
+					m.fn0(v9)
 					if v1 == 0 {
-						t37 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-						_ = m.fn17(t37, i32(1), v17)
-						t39 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-						t40 := m.fn18(t39)
-						v1 = t40
-						p41 := v1
+						t42 := int32(load32(*m.memory, uint64(uint32(v2))+12))
+						_ = m.fn17(t42, i32(1), v19)
+						t44 := int32(load32(*m.memory, uint64(uint32(v2))+12))
+						t45 := m.fn18(t44)
+						v1 = t45
+						p46 := v1
 						if v1 == i32(101) {
-							p41 = i32(0)
+							p46 = i32(0)
 						}
-						v1 = p41
+						v1 = p46
 					}
-					t42 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-					_ = m.fn15(t42)
+					t47 := int32(load32(*m.memory, uint64(uint32(v2))+12))
+					_ = m.fn15(t47)
 				}
-			l7:
-				*m.g0 = v0 + i32(16)
-				v0 = v1
-				if v0 != 0 {
+			l6:
+				*m.g0 = v2 + i32(16)
+				if v1 != 0 {
 					goto l1
 				}
-				t44 := int32(load32(*m.memory, uint64(uint32(v2+i32(28)))))
-				if t44 > i32(0) {
-					t45 := *m.g0
-					v0 = t45 - i32(16)
-					*m.g0 = v0
-					store32(*m.memory, uint64(uint32(v0))+12, uint32(i32(0)))
-					t46 := int64(load64(*m.memory, uint64(uint32(v2))+36))
-					store64(*m.memory, uint64(uint32(v0)), uint64(t46))
+				t49 := int32(load32(*m.memory, uint64(uint32(v0+i32(28)))))
+				if t49 > i32(0) {
+					t50 := *m.g0
+					v2 = t50 - i32(16)
+					*m.g0 = v2
+					store32(*m.memory, uint64(uint32(v2))+12, uint32(i32(0)))
+					t51 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+					store64(*m.memory, uint64(uint32(v2)), uint64(t51))
 					{
-						t47 := m.fn5(m.g1+i32(6977), v0)
-						v3 = t47
-						if v3 == 0 {
+						t52 := m.fn8(m.g1+i32(6977), v2)
+						v9 = t52
+						if v9 == 0 {
 							v1 = i32(7)
+							goto l7
+						}
+						t53 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+						t54 := m.fn16(t53, v9, i32(-1), v2+i32(12), i32(0))
+						v1 = t54
+						m.fn0(v9)
+						if v1 == 0 {
+							t55 := int32(load32(*m.memory, uint64(uint32(v2))+12))
+							_ = m.fn17(t55, i32(1), v19)
+							t57 := int32(load32(*m.memory, uint64(uint32(v2))+12))
+							t58 := m.fn18(t57)
+							v1 = t58
+							p59 := v1
+							if v1 == i32(101) {
+								p59 = i32(0)
+							}
+							v1 = p59
+						}
+						t60 := int32(load32(*m.memory, uint64(uint32(v2))+12))
+						_ = m.fn15(t60)
+					}
+				l7:
+					*m.g0 = v2 + i32(16)
+					if v1 != 0 {
+						goto l1
+					}
+				}
+				v1 = i32(0)
+				t62 := int32(load32(*m.memory, uint64(uint32(v0+i32(32)))))
+				if t62 <= i32(0) {
+					goto l1
+				}
+			l16:
+				{
+					t63 := int64(load64(*m.memory, uint64(uint32(v3))+16))
+					v21 = t63
+					t64 := int64(load64(*m.memory, uint64(uint32(v3))+8))
+					v20 = t64
+					t65 := *m.g0
+					v2 = t65 - i32(48)
+					*m.g0 = v2
+					t66 := int32(load32(*m.memory, uint64(uint32(v5*i32(12)+v0+i32(1000)))))
+					v9 = t66
+					{
+						t67 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+						t68 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+						t69 := int32(load32(*m.memory, uint64(uint32(v0+v5<<2+i32(376)))))
+						t70 := m.fn29(t67, t68, t69, m.g1+i32(6606), v21, i32(1), v2+i32(44))
+						if t70 != 0 {
 							goto l8
 						}
-						t48 := int32(load32(*m.memory, uint64(uint32(v2))+12))
-						t49 := m.fn16(t48, v3, i32(-1), v0+i32(12), i32(0))
-						v1 = t49
-						m.fn0(v3)
-						if v1 == 0 {
-							t50 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-							_ = m.fn17(t50, i32(1), v17)
-							t52 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-							t53 := m.fn18(t52)
-							v1 = t53
-							p54 := v1
-							if v1 == i32(101) {
-								p54 = i32(0)
+						{
+							switch v9 {
+							default:
+								t71 := int32(load32(*m.memory, uint64(uint32(v2))+44))
+								_ = m.fn31(t71)
+								goto l14
+							case 0:
+								t73 := int32(load32(*m.memory, uint64(uint32(v2))+44))
+								t74 := v2 + i32(16)
+								v6 = int32(int64(uint64(v20) >> 3))
+								t75 := m.fn30(t73, t74, i32(1), v6)
+								v9 = t75
+								if v9 != 0 {
+									goto l15
+								}
+								t76 := int32((*m.memory)[uint64(uint32(v2))+16])
+								(*m.memory)[uint64(uint32(v2))+16] = byte(t76 & i32_rotl(i32(-2), int32(v20)&i32(7)))
+								t77 := int32(load32(*m.memory, uint64(uint32(v2))+44))
+								t78 := m.fn56(t77, v2+i32(16), i32(1), v6)
+								v9 = t78
+								goto l15
+							case 1:
+								store64(*m.memory, uint64(uint32(v2))+16, uint64(i64(0)))
+								t79 := int32(load32(*m.memory, uint64(uint32(v2))+44))
+								t80 := m.fn56(t79, v2+i32(16), i32(8), int32(v20)<<3)
+								v9 = t80
+								goto l15
+							case 2:
+								store64(*m.memory, uint64(uint32(v2))+16, uint64(i64(0)))
+								t81 := int32(load32(*m.memory, uint64(uint32(v2))+44))
+								t82 := m.fn56(t81, v2+i32(16), i32(8), int32(v20)<<3)
+								v9 = t82
+								goto l15
+							case 3:
+								t83 := int32(load32(*m.memory, uint64(uint32(v2))+44))
+								t84 := v2 + i32(40)
+								v9 = int32(v20) << 4
+								t85 := m.fn30(t83, t84, i32(4), v9)
+								if t85 != 0 {
+									t86 := int32(load32(*m.memory, uint64(uint32(v2))+44))
+									_ = m.fn31(t86)
+									goto l8
+								}
+								store64(*m.memory, uint64(uint32(v2))+24, uint64(i64(0)))
+								store64(*m.memory, uint64(uint32(v2))+16, uint64(i64(0)))
+								t88 := int32(load32(*m.memory, uint64(uint32(v2))+44))
+								t89 := m.fn56(t88, v2+i32(16), i32(16), v9)
+								v9 = t89
+								if v9 != 0 {
+									goto l15
+								}
+								v9 = i32(0)
+								t90 := int32(load32(*m.memory, uint64(uint32(v2))+40))
+								if t90 < i32(13) {
+									goto l15
+								}
+								t91 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+								v20 = t91
+								store32(*m.memory, uint64(uint32(v2))+8, uint32(v5))
+								store64(*m.memory, uint64(uint32(v2)), uint64(v20))
+								t92 := m.fn8(m.g1+i32(7202), v2)
+								v9 = t92
+								if v9 == 0 {
+									v9 = i32(7)
+									goto l15
+								}
+								t93 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+								t94 := m.fn16(t93, v9, i32(-1), v2+i32(12), i32(0))
+								v9 = t94
+								if v9 != 0 {
+									goto l15
+								}
+								v9 = i32(1)
+								t95 := int32(load32(*m.memory, uint64(uint32(v2))+12))
+								_ = m.fn17(t95, i32(1), v19)
+								t97 := int32(load32(*m.memory, uint64(uint32(v2))+12))
+								t98 := m.fn18(t97)
+								if t98 != i32(101) {
+									goto l15
+								}
+								t99 := int32(load32(*m.memory, uint64(uint32(v2))+12))
+								_ = m.fn15(t99)
+								v9 = i32(101)
 							}
-							v1 = p54
+						l15:
+							t101 := int32(load32(*m.memory, uint64(uint32(v2))+44))
+							_ = m.fn31(t101)
+							if v9 != 0 {
+								goto l8
+							}
 						}
-						t55 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-						_ = m.fn15(t55)
+					l14:
 					}
 				l8:
-					*m.g0 = v0 + i32(16)
-					v0 = v1
-					if v0 != 0 {
-						goto l1
+					*m.g0 = v2 + i32(48)
+					v5 = v5 + i32(1)
+					t103 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+					if v5 < t103 {
+						goto l16
 					}
-				}
-				v0 = i32(0)
-			l14:
-				{
-					t57 := int32(load32(*m.memory, uint64(uint32(v2))+32))
-					if v7 >= t57 {
-						goto l1
-					}
-					t58 := int64(load64(*m.memory, uint64(uint32(v4))+16))
-					v19 = t58
-					t59 := int64(load64(*m.memory, uint64(uint32(v4))+8))
-					v18 = t59
-					t60 := *m.g0
-					v1 = t60 - i32(48)
-					*m.g0 = v1
-					t61 := int32(load32(*m.memory, uint64(uint32(v2+v7*i32(12)+i32(1000)))))
-					v3 = t61
-					t62 := int32(load32(*m.memory, uint64(uint32(v2))+12))
-					t63 := int32(load32(*m.memory, uint64(uint32(v2))+36))
-					t64 := int32(load32(*m.memory, uint64(uint32(v2+v7<<2+i32(376)))))
-					t65 := m.fn29(t62, t63, t64, m.g1+i32(6606), v19, i32(1), v1+i32(44))
-					if t65 == 0 {
-						switch v3 {
-						default:
-							goto l13
-						case 0:
-							t66 := int32(load32(*m.memory, uint64(uint32(v1))+44))
-							t67 := v1 + i32(16)
-							v3 = int32(int64(uint64(v18) >> 3))
-							t68 := m.fn30(t66, t67, i32(1), v3)
-							if t68 != 0 {
-								goto l13
-							}
-							t69 := int32((*m.memory)[uint64(uint32(v1))+16])
-							(*m.memory)[uint64(uint32(v1))+16] = byte(t69 & i32_rotl(i32(-2), int32(v18)&i32(7)))
-							t70 := int32(load32(*m.memory, uint64(uint32(v1))+44))
-							_ = m.fn56(t70, v1+i32(16), i32(1), v3)
-							goto l13
-						case 1:
-							store64(*m.memory, uint64(uint32(v1))+16, uint64(i64(0)))
-							t72 := int32(load32(*m.memory, uint64(uint32(v1))+44))
-							_ = m.fn56(t72, v1+i32(16), i32(8), int32(v18)<<3)
-							goto l13
-						case 2:
-							store64(*m.memory, uint64(uint32(v1))+16, uint64(i64(0)))
-							t74 := int32(load32(*m.memory, uint64(uint32(v1))+44))
-							_ = m.fn56(t74, v1+i32(16), i32(8), int32(v18)<<3)
-							goto l13
-						case 3:
-							t76 := int32(load32(*m.memory, uint64(uint32(v1))+44))
-							t77 := v1 + i32(40)
-							v3 = int32(v18) << 4
-							t78 := m.fn30(t76, t77, i32(4), v3)
-							if t78 != 0 {
-								goto l13
-							}
-							store64(*m.memory, uint64(uint32(v1))+24, uint64(i64(0)))
-							store64(*m.memory, uint64(uint32(v1))+16, uint64(i64(0)))
-							t79 := int32(load32(*m.memory, uint64(uint32(v1))+44))
-							t80 := m.fn56(t79, v1+i32(16), i32(16), v3)
-							if t80 != 0 {
-								goto l13
-							}
-							t81 := int32(load32(*m.memory, uint64(uint32(v1))+40))
-							if t81 < i32(13) {
-								goto l13
-							}
-							t82 := int64(load64(*m.memory, uint64(uint32(v2))+36))
-							v18 = t82
-							store32(*m.memory, uint64(uint32(v1))+8, uint32(v7))
-							store64(*m.memory, uint64(uint32(v1)), uint64(v18))
-							t83 := m.fn5(m.g1+i32(7202), v1)
-							v3 = t83
-							if v3 == 0 {
-								goto l13
-							}
-							t84 := int32(load32(*m.memory, uint64(uint32(v2))+12))
-							t85 := m.fn16(t84, v3, i32(-1), v1+i32(12), i32(0))
-							if t85 != 0 {
-								goto l13
-							}
-							t86 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-							_ = m.fn17(t86, i32(1), v17)
-							t88 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-							t89 := m.fn18(t88)
-							if t89 != i32(101) {
-								goto l13
-							}
-							t90 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-							_ = m.fn15(t90)
-						}
-					l13:
-						t92 := int32(load32(*m.memory, uint64(uint32(v1))+44))
-						_ = m.fn31(t92)
-					}
-					*m.g0 = v1 + i32(48)
-					v7 = v7 + i32(1)
-					goto l14
 				}
 			}
 		l1:
-			*m.g0 = v4 + i32(32)
-			return v0
+			*m.g0 = v3 + i32(32)
+			return v1
 		}
 		if v1 < i32(2) {
 			goto l0
 		}
-		t94 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t95 := m.fn6(t94)
-		if t95 == i32(5) {
-			t96 := *m.g0
-			v7 = t96 - i32(304)
-			*m.g0 = v7
-			store32(*m.memory, uint64(uint32(v7))+124, uint32(i32(0)))
-			store32(*m.memory, uint64(uint32(v7))+120, uint32(i32(0)))
-			v9 = v0 + i32(760)
-			v6 = i32(52)
-		l70:
+		t104 := int32(load32(*m.memory, uint64(uint32(v2))))
+		t105 := m.fn5(t104)
+		if t105 == i32(5) {
+			v9 = v2
+			t106 := *m.g0
+			v6 = t106 - i32(304)
+			*m.g0 = v6
+			store32(*m.memory, uint64(uint32(v6))+124, uint32(i32(0)))
+			store32(*m.memory, uint64(uint32(v6))+120, uint32(i32(0)))
 			{
-				t97 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-				v8 = t97
-				t98 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-				t99 := v8
-				v10 = t98
-				t100 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-				t101 := v10
-				v5 = t100
-				t102 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-				t103 := v5
-				v1 = t102
-				if t99+(t101+(t103+v1)) <= v4 {
-					v11 = i32(0)
-					v6 = i32(52)
-					v4 = i32(260)
-					v12 = v0 + i32(440)
-					v9 = v12
-				l16:
-					if v4-i32(260) < v1+v5+v10+v8 {
-						t104 := int32(load32(*m.memory, uint64(uint32(v0+v6))))
-						if t104 == i32(1) {
-							t105 := int32(load32(*m.memory, uint64(uint32(v2+v6-i32(40)))))
-							t106 := int32((*m.memory)[uint64(uint32(v0+v4))])
-							v1 = t106
-							v5 = v1 << 2
-							t107 := m.fn85(t105, v5+(v7+i32(224)), v7+i32(296), v7+i32(128), v7+i32(160)+v5, v7+i32(136))
-							if t107 != 0 {
-								t108 := int64(load64(*m.memory, uint64(uint32(v12+v1*i32(20)))))
-								v17 = t108
-								t109 := int32(load32(*m.memory, uint64(uint32(v7))+136))
-								store32(*m.memory, uint64(uint32(v7))+56, uint32(t109))
-								store64(*m.memory, uint64(uint32(v7))+48, uint64(i64_rotl(v17, i64(32))))
-								m.fn78(v0, m.g1, v7+i32(48))
-								goto l15
-							}
-							v11 = v11 + i32(1)
-							t110 := int32(load32(*m.memory, uint64(uint32(v7))+128))
-							v5 = t110
-							t111 := v5
-							v8 = v12 + v1*i32(20)
-							t112 := int32(load32(*m.memory, uint64(uint32(v8))+12))
-							if t111 != t112 {
-								t113 := int64(load64(*m.memory, uint64(uint32(v9))))
-								v17 = t113
-								t114 := int32(load32(*m.memory, uint64(uint32(v9+i32(12)))))
-								t115 := m.fn83(t114)
-								v1 = t115
-								t116 := m.fn83(v5)
-								store32(*m.memory, uint64(uint32(v7))+44, uint32(t116))
-								store32(*m.memory, uint64(uint32(v7))+40, uint32(v1))
-								store64(*m.memory, uint64(uint32(v7))+32, uint64(i64_rotl(v17, i64(32))))
-								m.fn78(v0, m.g1+i32(11073), v7+i32(32))
-								goto l15
-							}
-							t117 := int32(load32(*m.memory, uint64(uint32(v7))+296))
-							v5 = t117
-							t118 := int32(load32(*m.memory, uint64(uint32(v8))+8))
-							t119 := v5
-							v8 = t118
-							if t119 != v8 {
-								t120 := int64(load64(*m.memory, uint64(uint32(v12+v1*i32(20)))))
-								v17 = t120
-								store32(*m.memory, uint64(uint32(v7))+28, uint32(v5))
-								store32(*m.memory, uint64(uint32(v7))+24, uint32(v8))
-								store64(*m.memory, uint64(uint32(v7))+16, uint64(i64_rotl(v17, i64(32))))
-								m.fn78(v0, m.g1+i32(11367), v7+i32(16))
-								goto l15
-							}
-							t121 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-							v8 = t121
-							t122 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-							v10 = t122
-							t123 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-							v5 = t123
-							t124 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-							v1 = t124
-						}
-						v4 = v4 + i32(1)
-						v6 = v6 + i32(4)
-						v9 = v9 + i32(20)
-						goto l16
+				{
+					t107 := int32(load32(*m.memory, uint64(uint32(v0+i32(32)))))
+					v10 = t107
+					t108 := int32(load32(*m.memory, uint64(uint32(v0+i32(28)))))
+					t109 := v10
+					v8 = t108
+					t110 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+					t111 := v8
+					v7 = t110
+					t112 := int32(load32(*m.memory, uint64(uint32(v0+i32(20)))))
+					t113 := v7
+					v4 = t112
+					if t109+(t111+(t113+v4)) <= i32(0) {
+						goto l17
 					}
-					t125 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-					t126 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-					t127 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-					t128 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-					t129 := int32(load32(*m.memory, uint64(uint32((t125+(t126+(t127+t128)))<<2+v2+i32(12)))))
-					t130 := m.fn6(t129)
-					if t130 != i32(5) {
-						m.fn78(v0, m.g1+i32(10208), i32(0))
-						goto l15
-					}
-					t131 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-					t132 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-					t133 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-					t134 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-					t135 := int32(load32(*m.memory, uint64(uint32((t131+(t132+(t133+t134)))<<2+v2+i32(16)))))
-					t136 := m.fn6(t135)
-					if t136 != i32(5) {
-						m.fn78(v0, m.g1+i32(10160), i32(0))
-						goto l15
-					}
-					t137 := int32(load32(*m.memory, uint64(uint32(v2))+8))
-					v1 = t137
-					v9 = v7 + i32(296)
-					t138 := *m.g0
-					v6 = t138 - i32(32)
-					*m.g0 = v6
-					t139 := int32(load32(*m.memory, uint64(uint32(v0))+16))
-					v5 = t139
-					t140 := m.fn6(v1)
-					v4 = t140
+					v2 = v0 + i32(760)
+					v1 = i32(52)
 					{
-						if v5 != 0 {
-							if v4 != i32(3) {
-								t141 := int32(load32(*m.memory, uint64(uint32(v0))+40))
-								store32(*m.memory, uint64(uint32(v6))+16, uint32(t141))
-								m.fn78(v0, m.g1+i32(11574), v6+i32(16))
-								v1 = i32(1)
-								goto l17
-							}
-							t142 := m.fn105(v0, v1, v9)
-							v1 = t142
-							goto l17
-						}
-						if v4 == i32(1) {
-							t143 := m.fn51(v1)
-							v17 = t143
-							t144 := *m.g0
-							v4 = t144 - i32(48)
-							*m.g0 = v4
-							v5 = v0 + i32(1200)
+						var p114 int32
+						{
+						l21:
 							{
-								t145 := int32(load32(*m.memory, uint64(uint32(v0))+1200))
-								v1 = t145
-								var p146 int32
-								if v1 != 0 {
-									p146 = v1
-								} else {
-									t147 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-									store64(*m.memory, uint64(uint32(v4))+32, uint64(t147))
-									t148 := m.fn5(m.g1+i32(8056), v4+i32(32))
-									v8 = t148
-									if v8 == 0 {
-										v1 = i32(7)
+								{
+									t115 := int32(load32(*m.memory, uint64(uint32(v0+v1))))
+									if t115 != i32(2) {
 										goto l18
 									}
-									t149 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-									t150 := m.fn16(t149, v8, i32(-1), v5, i32(0))
-									v1 = t150
-									m.fn0(v8)
-									if v1 != 0 {
+									t116 := int32((*m.memory)[uint64(uint32(v0+v5+i32(260)))])
+									t117 := v6 + i32(144)
+									v4 = t116
+									t118 := int32(load32(*m.memory, uint64(uint32(v1+v9-i32(40)))))
+									t119 := t117 + v4<<2
+									v7 = t118
+									store32(*m.memory, uint64(uint32(t119)), uint32(v7))
+									t120 := m.fn5(v7)
+									v7 = t120
+									if v7 == i32(5) {
+										goto l18
+									}
+									t121 := int32(load32(*m.memory, uint64(uint32(v2+v4*i32(12)))))
+									t122 := v7
+									v8 = t121
+									if t122 == v8 {
+										goto l18
+									}
+									v1 = v2 + v4*i32(12)
+									t123 := int32(load32(*m.memory, uint64(uint32(v1))+4))
+									v2 = t123
+									t124 := int32(load32(*m.memory, uint64(uint32(v1))+8))
+									v1 = t124
+									v3 = v8 - i32(1)
+									if uint32(v3) <= uint32(i32(4)) {
 										goto l19
 									}
-									t151 := int32(load32(*m.memory, uint64(uint32(v5))))
-									p146 = t151
+									t125 := m.g1 + i32(13895)
+									p114 = t125
+									goto l20
 								}
-								_ = m.fn17(p146, i32(1), v17)
-								v1 = i32(0)
-								t153 := int32(load32(*m.memory, uint64(uint32(v5))))
-								t154 := m.fn18(t153)
-								if t154 == i32(101) {
-									goto l18
+							l18:
+								v1 = v1 + i32(4)
+								v5 = v5 + i32(1)
+								t126 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+								t127 := v5
+								v10 = t126
+								t128 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+								t129 := v10
+								v8 = t128
+								t130 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+								t131 := v8
+								v7 = t130
+								t132 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+								t133 := v7
+								v4 = t132
+								v11 = t129 + (t131 + (t133 + v4))
+								if t127 < v11 {
+									goto l21
 								}
-								{
-									t155 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-									t156 := m.fn40(t155)
-									if t156 == i32(1555) {
-										t157 := int32(load32(*m.memory, uint64(uint32(v0))+40))
-										store32(*m.memory, uint64(uint32(v4)), uint32(t157))
-										m.fn78(v0, m.g1+i32(323), v4)
-										goto l20
-									}
-									t158 := int32(load32(*m.memory, uint64(uint32(v0))+1204))
-									t159 := m.fn41(t158)
-									t160 := m.fn42(t159)
-									store32(*m.memory, uint64(uint32(v4))+16, uint32(t160))
-									m.fn78(v0, m.g1+i32(2058), v4+i32(16))
-								}
-							l20:
-								v1 = i32(1)
-								goto l18
 							}
+							if v11 > i32(0) {
+								goto l22
+							}
+							goto l17
 						l19:
-							m.fn78(v0, m.g1+i32(612), i32(0))
-						l18:
-							t161 := int32(load32(*m.memory, uint64(uint32(v5))))
-							v8 = t161
-							if v8 != 0 {
-								_ = m.fn22(v8)
-								t163 := int32(load32(*m.memory, uint64(uint32(v5))))
-								_ = m.fn23(t163)
-							}
-							*m.g0 = v4 + i32(48)
-							if v1 != 0 {
-								goto l17
-							}
-							store64(*m.memory, uint64(uint32(v9)), uint64(v17))
-							v1 = i32(0)
-							goto l17
+							t134 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15048)+v3<<2))))
+							p114 = t134
 						}
-						t165 := m.fn6(v1)
-						if t165 != i32(5) {
-							t166 := int32(load32(*m.memory, uint64(uint32(v0))+40))
-							store32(*m.memory, uint64(uint32(v6)), uint32(t166))
-							m.fn78(v0, m.g1+i32(1534), v6)
-							v1 = i32(1)
-							goto l17
+					l20:
+						v3 = p114
+						v5 = m.g1
+						t135 := v6
+						v9 = v7 - i32(1)
+						var p136 int32
+						if uint32(v9) > uint32(i32(3)) {
+							p136 = v5 + i32(13895)
+						} else {
+							t137 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15068)+v9<<2))))
+							p136 = t137
 						}
-						t167 := m.fn105(v0, i32(0), v9)
-						v1 = t167
+						store32(*m.memory, uint64(uint32(t135))+108, uint32(p136))
+						store32(*m.memory, uint64(uint32(v6))+104, uint32(v3))
+						store32(*m.memory, uint64(uint32(v6))+100, uint32(v2))
+						store32(*m.memory, uint64(uint32(v6))+96, uint32(v1))
+						m.fn78(v0, m.g1+i32(10886), v6+i32(96))
+						v2 = i32(1)
+						goto l23
 					}
-				l17:
-					*m.g0 = v6 + i32(32)
-					if v1 != 0 {
-						goto l21
-					}
-					v9 = v7 + i32(136)
-					v12 = v7 + i32(124)
-					v14 = v7 + i32(120)
-					v4 = i32(0)
-					v17 = i64(0)
-					t168 := *m.g0
-					v6 = t168 - i32(128)
-					*m.g0 = v6
-					v16 = v7 + i32(128)
-					store64(*m.memory, uint64(uint32(v16)), uint64(i64(-1)))
-					v10 = v7 + i32(144)
-					v1 = v10
-					t169 := *m.g0
-					v5 = t169 + i32(-64)
-					*m.g0 = v5
-					v8 = v0 + i32(1196)
+				l22:
+					v1 = i32(52)
+					v11 = v0 + i32(440)
+					v2 = v11
+					v5 = i32(0)
+				l25:
 					{
-						{
-							t170 := int32(load32(*m.memory, uint64(uint32(v0))+1196))
-							if t170 != 0 {
-								goto l22
+						t138 := int32(load32(*m.memory, uint64(uint32(v0+v1))))
+						if t138 == i32(1) {
+							t139 := int32(load32(*m.memory, uint64(uint32(v1+v9-i32(40)))))
+							t140 := int32((*m.memory)[uint64(uint32(v0+v5+i32(260)))])
+							v4 = t140
+							v7 = v4 << 2
+							t141 := m.fn81(t139, v7+(v6+i32(224)), v6+i32(296), v6+i32(128), v6+i32(160)+v7, v6+i32(136))
+							if t141 != 0 {
+								t142 := int64(load64(*m.memory, uint64(uint32(v11+v4*i32(20)))))
+								v19 = t142
+								t143 := int32(load32(*m.memory, uint64(uint32(v6))+136))
+								store32(*m.memory, uint64(uint32(v6))+88, uint32(t143))
+								store64(*m.memory, uint64(uint32(v6))+80, uint64(i64_rotl(v19, i64(32))))
+								m.fn78(v0, m.g1, v6+i32(80))
+								v2 = i32(1)
+								goto l24
 							}
-							var p171 int32
-							{
-								t172 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-								if t172 > i32(0) {
-									t173 := m.fn35(i32(0))
-									v13 = t173
-									t174 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-									store64(*m.memory, uint64(uint32(v5))+32, uint64(t174))
-									m.fn36(v13, m.g1+i32(13386), v5+i32(32))
-								l24:
-									{
-										t175 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-										if t175 <= v4 {
-											t176 := m.fn37(v13)
-											p171 = t176
-											goto l23
-										}
-										if v4 != 0 {
-											m.fn38(v13, m.g1+i32(13433))
-										}
-										store32(*m.memory, uint64(uint32(v5)), uint32(v4))
-										m.fn36(v13, m.g1+i32(13535), v5)
-										v4 = v4 + i32(1)
-										goto l24
-									}
+							v12 = v12 + i32(1)
+							t144 := int32(load32(*m.memory, uint64(uint32(v6))+128))
+							v7 = t144
+							t145 := v7
+							v8 = v11 + v4*i32(20)
+							t146 := int32(load32(*m.memory, uint64(uint32(v8))+12))
+							if t145 != t146 {
+								v1 = m.g1
+								t147 := int32(load32(*m.memory, uint64(uint32(v2+i32(4)))))
+								v3 = t147
+								t148 := int32(load32(*m.memory, uint64(uint32(v2))))
+								v5 = t148
+								t149 := int32(load32(*m.memory, uint64(uint32(v2+i32(12)))))
+								v2 = t149 - i32(223)
+								var p150 int32
+								if uint32(v2) > uint32(i32(2)) {
+									p150 = v1 + i32(13895)
+								} else {
+									t151 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15084)+v2<<2))))
+									p150 = t151
 								}
-								t177 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-								store64(*m.memory, uint64(uint32(v5))+48, uint64(t177))
-								t178 := m.fn5(m.g1+i32(12945), v5+i32(48))
-								p171 = t178
+								v1 = p150
+								v2 = m.g1
+								t152 := v6
+								v9 = v7 - i32(223)
+								var p153 int32
+								if uint32(v9) > uint32(i32(2)) {
+									p153 = v2 + i32(13895)
+								} else {
+									t154 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15084)+v9<<2))))
+									p153 = t154
+								}
+								store32(*m.memory, uint64(uint32(t152))+76, uint32(p153))
+								store32(*m.memory, uint64(uint32(v6))+72, uint32(v1))
+								store32(*m.memory, uint64(uint32(v6))+68, uint32(v5))
+								store32(*m.memory, uint64(uint32(v6))+64, uint32(v3))
+								m.fn78(v0, m.g1+i32(11073), v6-i32(-64))
+								v2 = i32(1)
+								goto l24
 							}
-						l23:
-							v13 = p171
-							if v13 == 0 {
-								v4 = i32(7)
-								goto l25
+							t155 := int32(load32(*m.memory, uint64(uint32(v6))+296))
+							v7 = t155
+							t156 := int32(load32(*m.memory, uint64(uint32(v8))+8))
+							t157 := v7
+							v8 = t156
+							if t157 != v8 {
+								t158 := int64(load64(*m.memory, uint64(uint32(v11+v4*i32(20)))))
+								v19 = t158
+								store32(*m.memory, uint64(uint32(v6))+60, uint32(v7))
+								store32(*m.memory, uint64(uint32(v6))+56, uint32(v8))
+								store64(*m.memory, uint64(uint32(v6))+48, uint64(i64_rotl(v19, i64(32))))
+								m.fn78(v0, m.g1+i32(11367), v6+i32(48))
+								v2 = i32(1)
+								goto l24
 							}
-							t179 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-							t180 := m.fn16(t179, v13, i32(-1), v8, i32(0))
-							v4 = t180
-							m.fn0(v13)
-							if v4 == 0 {
-								goto l22
-							}
-							m.fn78(v0, m.g1+i32(855), i32(0))
+							t159 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+							v10 = t159
+							t160 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+							v8 = t160
+							t161 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+							v7 = t161
+							t162 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+							v4 = t162
+						}
+						v1 = v1 + i32(4)
+						v2 = v2 + i32(20)
+						v5 = v5 + i32(1)
+						if v5 < v4+v7+v8+v10 {
 							goto l25
 						}
-					l22:
-						v4 = i32(1)
-						var p181 int32
-					l26:
-						{
-							t182 := int32(load32(*m.memory, uint64(uint32(v0))+1196))
-							v13 = t182
-							t183 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-							var p184 int32
-							if t183 <= v4-i32(1) {
-								t185 := m.fn18(v13)
-								if t185 != i32(100) {
-									m.fn78(v0, m.g1+i32(2995), i32(0))
-									v4 = i32(1)
-									goto l25
-								}
-								v4 = i32(16)
-								t186 := int32(load32(*m.memory, uint64(uint32(v8))))
-								t187 := m.fn39(t186, i32(0))
-								if t187 == i32(5) {
-									goto l25
-								}
-								t188 := int32(load32(*m.memory, uint64(uint32(v8))))
-								t189 := m.fn21(t188, i32(0))
-								store64(*m.memory, uint64(uint32(v9)), uint64(t189))
-								v4 = i32(0)
-								t190 := int32(load32(*m.memory, uint64(uint32(v8))))
-								t191 := m.fn18(t190)
-								v1 = t191
-								if v1 == i32(101) {
-									goto l25
-								}
-								t192 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-								v4 = t192
-								t193 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-								store32(*m.memory, uint64(uint32(v5))+20, uint32(t193))
-								store32(*m.memory, uint64(uint32(v5))+16, uint32(v4))
-								m.fn78(v0, m.g1+i32(452), v5+i32(16))
-								p184 = v1
-							} else {
-								t194 := int32(load32(*m.memory, uint64(uint32(v1))))
-								_ = m.fn24(v13, v4, t194)
-								v1 = v1 + i32(4)
-								v4 = v4 + i32(1)
-								goto l26
-							}
-							p181 = p184
+					}
+				}
+			l17:
+				t163 := int32(load32(*m.memory, uint64(uint32((v4+v7+v8+v10)<<2+v9+i32(12)))))
+				t164 := m.fn5(t163)
+				if t164 != i32(5) {
+					m.fn78(v0, m.g1+i32(10208), i32(0))
+					v2 = i32(1)
+					goto l24
+				}
+				t165 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+				t166 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+				t167 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+				t168 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+				t169 := int32(load32(*m.memory, uint64(uint32((t165+(t166+(t167+t168)))<<2+v9+i32(16)))))
+				t170 := m.fn5(t169)
+				if t170 != i32(5) {
+					m.fn78(v0, m.g1+i32(10160), i32(0))
+					v2 = i32(1)
+					goto l24
+				}
+				t171 := int32(load32(*m.memory, uint64(uint32(v9))+8))
+				v1 = t171
+				v7 = v6 + i32(296)
+				t172 := *m.g0
+				v5 = t172 - i32(32)
+				*m.g0 = v5
+				t173 := int32(load32(*m.memory, uint64(uint32(v0))+16))
+				v4 = t173
+				t174 := m.fn5(v1)
+				v2 = t174
+				{
+					if v4 != 0 {
+						if v2 != i32(3) {
+							t175 := int32(load32(*m.memory, uint64(uint32(v0))+40))
+							store32(*m.memory, uint64(uint32(v5))+16, uint32(t175))
+							m.fn78(v0, m.g1+i32(11574), v5+i32(16))
+							v1 = i32(1)
+							goto l26
 						}
-						v4 = p181
+						t176 := m.fn93(v0, v1, v7)
+						v1 = t176
+						goto l26
 					}
-				l25:
-					t196 := int32(load32(*m.memory, uint64(uint32(v8))))
-					v1 = t196
-					if v1 != 0 {
-						_ = m.fn22(v1)
-						t198 := int32(load32(*m.memory, uint64(uint32(v8))))
-						_ = m.fn23(t198)
-					}
-					*m.g0 = v5 - i32(-64)
-					{
+					if v2 == i32(1) {
+						t177 := m.fn51(v1)
+						v19 = t177
+						t178 := *m.g0
+						v1 = t178 - i32(48)
+						*m.g0 = v1
+						v4 = v0 + i32(1200)
 						{
-							{
-								v1 = v4
-								if v1 == i32(16) {
+							t179 := int32(load32(*m.memory, uint64(uint32(v0))+1200))
+							v2 = t179
+							var p180 int32
+							if v2 != 0 {
+								p180 = v2
+							} else {
+								t181 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+								store64(*m.memory, uint64(uint32(v1))+32, uint64(t181))
+								t182 := m.fn8(m.g1+i32(8056), v1+i32(32))
+								v8 = t182
+								if v8 == 0 {
+									v2 = i32(7)
 									goto l27
 								}
-								if v1 != 0 {
+								t183 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+								t184 := m.fn16(t183, v8, i32(-1), v4, i32(0))
+								v2 = t184
+								m.fn0(v8)
+								if v2 != 0 {
 									goto l28
 								}
-								t200 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-								t201 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-								t202 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-								t203 := int64(load64(*m.memory, uint64(uint32(v9))))
-								t204 := m.fn29(t200, t201, t202, m.g1+i32(154), t203, i32(1), v12)
-								v1 = t204
-								if v1 != 0 {
-									t205 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-									v4 = t205
-									t206 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-									v5 = t206
-									t207 := int64(load64(*m.memory, uint64(uint32(v9))))
-									store64(*m.memory, uint64(uint32(v6))+120, uint64(t207))
-									store32(*m.memory, uint64(uint32(v6))+116, uint32(v5))
-									store32(*m.memory, uint64(uint32(v6))+112, uint32(v4))
-									m.fn78(v0, m.g1+i32(4179), v6+i32(112))
-									goto l28
-								}
-								t208 := int32(load32(*m.memory, uint64(uint32(v12))))
-								t209 := m.fn48(t208)
-								v1 = t209
-								v18 = int64(v1)
-								t210 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
-								v4 = t210 / i32(8)
-								if v4 != v1 {
-									t211 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-									v1 = t211
-									t212 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-									v5 = t212
-									t213 := int64(load64(*m.memory, uint64(uint32(v9))))
-									v17 = t213
-									store64(*m.memory, uint64(uint32(v6+i32(104))), uint64(v18))
-									store64(*m.memory, uint64(uint32(v6+i32(96))), uint64(int64(v4)))
-									store64(*m.memory, uint64(uint32(v6))+88, uint64(v17))
-									store32(*m.memory, uint64(uint32(v6))+84, uint32(v5))
-									store32(*m.memory, uint64(uint32(v6))+80, uint32(v1))
-									m.fn78(v0, m.g1+i32(10367), v6+i32(80))
-									v1 = i32(1)
-									goto l28
-								}
-								t214 := m.fn2(v1)
-								t215 := v14
-								v5 = t214
-								store32(*m.memory, uint64(uint32(t215)), uint32(v5))
-								if v5 == 0 {
-									m.fn78(v0, m.g1+i32(2625), i32(0))
-									v1 = i32(7)
-									goto l28
-								}
-								v4 = i32(0)
-								t216 := int32(load32(*m.memory, uint64(uint32(v12))))
-								t217 := m.fn30(t216, v5, v1, i32(0))
-								v1 = t217
-								if v1 != 0 {
+								t185 := int32(load32(*m.memory, uint64(uint32(v4))))
+								p180 = t185
+							}
+							_ = m.fn17(p180, i32(1), v19)
+							v2 = i32(0)
+							t187 := int32(load32(*m.memory, uint64(uint32(v4))))
+							t188 := m.fn18(t187)
+							if t188 == i32(101) {
+								goto l27
+							}
+							{
+								t189 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+								t190 := m.fn40(t189)
+								if t190 == i32(1555) {
+									t191 := int32(load32(*m.memory, uint64(uint32(v0))+40))
+									store32(*m.memory, uint64(uint32(v1)), uint32(t191))
+									m.fn78(v0, m.g1+i32(323), v1)
 									goto l29
 								}
-								p218 := i64(0)
-								if v18 > i64(0) {
-									p218 = v18
-								}
-								v18 = p218
-							l32:
-								if v17 == v18 {
-									goto l27
-								}
-								{
-									t219 := int32(load32(*m.memory, uint64(uint32(v14))))
-									t220 := int32((*m.memory)[uint64(uint32(t219+int32(v17)))])
-									v5 = t220
-									if v5 == i32(255) {
-										goto l30
-									}
-									v1 = i32(0)
-								l31:
-									if v1 == i32(8) {
-										goto l30
-									}
-									if i32_shr_u(v5, v1)&i32(1) != 0 {
-										v1 = v1 + i32(1)
-										goto l31
-									} else {
-										store64(*m.memory, uint64(uint32(v16)), uint64(uint32(v1-v4)))
-										v1 = i32(0)
-										goto l28
-									}
-								}
-							l30:
-								v4 = v4 - i32(8)
-								v17 = v17 + i64(1)
-								goto l32
+								t192 := int32(load32(*m.memory, uint64(uint32(v0))+1204))
+								t193 := m.fn41(t192)
+								t194 := m.fn42(t193)
+								store32(*m.memory, uint64(uint32(v1))+16, uint32(t194))
+								m.fn78(v0, m.g1+i32(2058), v1+i32(16))
 							}
-						l27:
-							v1 = i32(0)
-							t221 := int64(load64(*m.memory, uint64(uint32(v16))))
-							if t221 != i64(-1) {
-								goto l28
-							}
-							v4 = i32(0)
-							t222 := *m.g0
-							v1 = t222 - i32(80)
-							*m.g0 = v1
-							{
-								var p223 int32
-								{
-									t224 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-									if t224 > i32(0) {
-										t225 := m.fn35(i32(0))
-										v5 = t225
-										t226 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-										store64(*m.memory, uint64(uint32(v1))+48, uint64(t226))
-										t227 := v5
-										v8 = m.g1
-										m.fn36(t227, v8+i32(12916), v1+i32(48))
-										m.fn38(v5, v8+i32(1410))
-									l35:
-										{
-											t228 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-											if t228 <= v4 {
-												m.fn38(v5, m.g1+i32(7367))
-												v4 = i32(0)
-											l34:
-												{
-													t229 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-													if t229 <= v4 {
-														m.fn38(v5, m.g1+i32(12458))
-														t230 := m.fn37(v5)
-														p223 = t230
-														goto l33
-													} else {
-														m.fn38(v5, m.g1+i32(7381))
-														v4 = v4 + i32(1)
-														goto l34
-													}
-												}
-											} else {
-												store32(*m.memory, uint64(uint32(v1)), uint32(v4))
-												m.fn36(v5, m.g1+i32(6037), v1)
-												v4 = v4 + i32(1)
-												goto l35
-											}
-										}
-									}
-									t231 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-									store64(*m.memory, uint64(uint32(v1))+64, uint64(t231))
-									t232 := m.fn5(m.g1+i32(8147), v1-i32(-64))
-									p223 = t232
-								}
-							l33:
-								v8 = p223
-								if v8 == 0 {
-									goto l36
-								}
-								v4 = i32(0)
-								t233 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-								t234 := m.fn16(t233, v8, i32(-1), v1+i32(76), i32(0))
-								v5 = t234
-								m.fn0(v8)
-								t235 := int32(load32(*m.memory, uint64(uint32(v1))+76))
-								v8 = t235
-								if v5 != 0 {
-									_ = m.fn15(v8)
-									goto l37
-								}
-								t237 := int64(int32(load32(*m.memory, uint64(uint32(v0))+1192)))
-								_ = m.fn17(v8, i32(1), t237)
-								t239 := int32(load32(*m.memory, uint64(uint32(v1))+76))
-								t240 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
-								_ = m.fn44(t239, i32(2), t240/i32(8))
-								t242 := int32(load32(*m.memory, uint64(uint32(v1))+76))
-								t243 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
-								_ = m.fn44(t242, i32(3), t243<<3)
-							l51:
-								{
-									t245 := int32(load32(*m.memory, uint64(uint32(v1))+76))
-									v5 = t245
-									t246 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-									if t246 <= v4 {
-										t247 := m.fn18(v5)
-										v4 = t247
-										t248 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-										t249 := m.fn43(t248)
-										v17 = t249
-										t250 := int32(load32(*m.memory, uint64(uint32(v1))+76))
-										_ = m.fn15(t250)
-										v5 = i32(1)
-										if v4 != i32(101) {
-											goto l37
-										}
-										v8 = i32(52)
-										v4 = i32(0)
-									l50:
-										{
-											t252 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-											v13 = t252
-											t253 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-											t254 := v13
-											v15 = t253
-											t255 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-											t256 := v15
-											v5 = t255
-											t257 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-											t258 := v5
-											v10 = t257
-											if t254+(t256+(t258+v10)) <= v4 {
-												v8 = i32(52)
-												v4 = i32(0)
-											l44:
-												if v5+v10+v15+v13 > v4 {
-													t259 := int32(load32(*m.memory, uint64(uint32(v0+v8))))
-													if t259 == i32(4) {
-														t260 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-														v18 = t260
-														t261 := int32((*m.memory)[uint64(uint32(v0+v4+i32(260)))])
-														t262 := v1
-														v13 = t261
-														store32(*m.memory, uint64(uint32(t262))+40, uint32(v13))
-														store64(*m.memory, uint64(uint32(v1))+32, uint64(v18))
-														t263 := m.fn5(m.g1+i32(12324), v1+i32(32))
-														v10 = t263
-														if v10 == 0 {
-															goto l36
-														}
-														t264 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-														t265 := m.fn16(t264, v10, i32(-1), v1+i32(76), i32(0))
-														v5 = t265
-														m.fn0(v10)
-														t266 := int32(load32(*m.memory, uint64(uint32(v1))+76))
-														v10 = t266
-														if v5 != 0 {
-															_ = m.fn15(v10)
-															goto l37
-														}
-														_ = m.fn17(v10, i32(1), v17)
-														t269 := int32(load32(*m.memory, uint64(uint32(v1))+76))
-														var p270 int32
-														{
-															t271 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
-															v10 = t271
-															v5 = i32(0)
-															{
-																t272 := int32(load32(*m.memory, uint64(uint32(v0+v13*i32(12)+i32(1000)))))
-																switch t272 {
-																case 0:
-																	t273 := v10 / i32(8)
-																	p270 = t273
-																	goto l43
-																case 1:
-																	t274 := v10 << 3
-																	p270 = t274
-																	goto l43
-																case 2:
-																	t275 := v10 << 3
-																	p270 = t275
-																	goto l43
-																case 3:
-																	v5 = v10 << 4
-																	fallthrough
-																default:
-																	p270 = v5
-																}
-															}
-														}
-													l43:
-														_ = m.fn45(t269, i32(2), int64(p270))
-														t277 := int32(load32(*m.memory, uint64(uint32(v1))+76))
-														t278 := m.fn18(t277)
-														v5 = t278
-														t279 := int32(load32(*m.memory, uint64(uint32(v1))+76))
-														_ = m.fn15(t279)
-														if v5 != i32(101) {
-															goto l37
-														}
-														t281 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-														v13 = t281
-														t282 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-														v15 = t282
-														t283 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-														v10 = t283
-														t284 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-														v5 = t284
-													}
-													v8 = v8 + i32(4)
-													v4 = v4 + i32(1)
-													goto l44
-												}
-												v5 = i32(0)
-												if v9 == 0 {
-													goto l37
-												}
-												store64(*m.memory, uint64(uint32(v9)), uint64(v17))
-												goto l37
-											}
-											t285 := int32(load32(*m.memory, uint64(uint32(v0+v8))))
-											if t285 == i32(1) {
-												t286 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
-												v13 = t286
-												var p287 int32
-												{
-													t288 := int32((*m.memory)[uint64(uint32(v0+v4+i32(260)))])
-													t289 := v0
-													v10 = t288
-													v5 = t289 + v10*i32(20)
-													t290 := int32(load32(*m.memory, uint64(uint32(v5+i32(452)))))
-													v15 = t290
-													t291 := int32(load32(*m.memory, uint64(uint32(v5+i32(448)))))
-													v5 = t291
-													switch v15 - i32(223) {
-													case 0:
-														t292 := v5 << 2
-														p287 = t292
-														goto l49
-													case 1:
-														t293 := int32(uint32(v5) >> 3)
-														p287 = t293
-														goto l49
-													default:
-														v5 = i32(0)
-														fallthrough
-													case 2:
-														p287 = v5
-													}
-												}
-											l49:
-												v15 = p287
-												t294 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-												v18 = t294
-												store32(*m.memory, uint64(uint32(v1))+24, uint32(v10))
-												store64(*m.memory, uint64(uint32(v1))+16, uint64(v18))
-												t295 := m.fn5(m.g1+i32(12255), v1+i32(16))
-												v10 = t295
-												if v10 == 0 {
-													goto l36
-												}
-												t296 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-												t297 := m.fn16(t296, v10, i32(-1), v1+i32(76), i32(0))
-												v5 = t297
-												m.fn0(v10)
-												t298 := int32(load32(*m.memory, uint64(uint32(v1))+76))
-												v10 = t298
-												if v5 != 0 {
-													_ = m.fn15(v10)
-													goto l37
-												}
-												_ = m.fn17(v10, i32(1), v17)
-												t301 := int32(load32(*m.memory, uint64(uint32(v1))+76))
-												_ = m.fn45(t301, i32(2), int64(uint32(v13*v15)))
-												t303 := int32(load32(*m.memory, uint64(uint32(v1))+76))
-												t304 := m.fn18(t303)
-												v5 = t304
-												t305 := int32(load32(*m.memory, uint64(uint32(v1))+76))
-												_ = m.fn15(t305)
-												if v5 != i32(101) {
-													goto l37
-												}
-											}
-											v8 = v8 + i32(4)
-											v4 = v4 + i32(1)
-											goto l50
-										}
-									} else {
-										t307 := int32(load32(*m.memory, uint64(uint32(v10))))
-										_ = m.fn24(v5, v4+i32(4), t307)
-										v4 = v4 + i32(1)
-										v10 = v10 + i32(4)
-										goto l51
-									}
-								}
-							}
-						l36:
-							v5 = i32(7)
-						l37:
-							*m.g0 = v1 + i32(80)
-							if v5 != 0 {
-								m.fn78(v0, m.g1+i32(3050), i32(0))
-								v1 = i32(1)
-								goto l28
-							}
-							store64(*m.memory, uint64(uint32(v16)), uint64(i64(0)))
-							t309 := int32(load32(*m.memory, uint64(uint32(v12))))
-							t310 := m.fn31(t309)
-							v1 = t310
-							t311 := int32(load32(*m.memory, uint64(uint32(v14))))
-							m.fn0(t311)
-							store32(*m.memory, uint64(uint32(v12)), uint32(i32(0)))
-							store32(*m.memory, uint64(uint32(v14)), uint32(i32(0)))
-							if v1 != 0 {
-								m.fn78(v0, m.g1+i32(10263), i32(0))
-								v1 = i32(1)
-								goto l28
-							}
-							t312 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-							t313 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-							t314 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-							t315 := int64(load64(*m.memory, uint64(uint32(v9))))
-							t316 := m.fn29(t312, t313, t314, m.g1+i32(154), t315, i32(1), v12)
-							v1 = t316
-							if v1 != 0 {
-								t317 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-								v4 = t317
-								t318 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-								v5 = t318
-								t319 := int64(load64(*m.memory, uint64(uint32(v9))))
-								store64(*m.memory, uint64(uint32(v6))+56, uint64(t319))
-								store32(*m.memory, uint64(uint32(v6))+52, uint32(v5))
-								store32(*m.memory, uint64(uint32(v6))+48, uint32(v4))
-								m.fn78(v0, m.g1+i32(4593), v6+i32(48))
-								goto l28
-							}
-							t320 := int32(load32(*m.memory, uint64(uint32(v12))))
-							t321 := m.fn48(t320)
-							v4 = t321
-							t322 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
-							t323 := v4
-							v1 = t322 / i32(8)
-							if t323 != v1 {
-								t324 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-								v5 = t324
-								t325 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-								v8 = t325
-								t326 := int64(load64(*m.memory, uint64(uint32(v9))))
-								v17 = t326
-								store64(*m.memory, uint64(uint32(v6+i32(40))), uint64(int64(v4)))
-								store32(*m.memory, uint64(uint32(v6+i32(32))), uint32(v1))
-								store64(*m.memory, uint64(uint32(v6))+24, uint64(v17))
-								store32(*m.memory, uint64(uint32(v6))+20, uint32(v8))
-								store32(*m.memory, uint64(uint32(v6))+16, uint32(v5))
-								m.fn78(v0, m.g1+i32(4771), v6+i32(16))
-								v1 = i32(0)
-								goto l28
-							}
-							t327 := m.fn2(v4)
-							t328 := v14
-							v5 = t327
-							store32(*m.memory, uint64(uint32(t328)), uint32(v5))
-							v1 = i32(0)
-							t329 := int32(load32(*m.memory, uint64(uint32(v12))))
-							t330 := m.fn30(t329, v5, v4, i32(0))
-							v4 = t330
-							if v4 == 0 {
-								goto l28
-							}
-							t331 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-							v1 = t331
-							t332 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-							v5 = t332
-							t333 := int64(load64(*m.memory, uint64(uint32(v9))))
-							store64(*m.memory, uint64(uint32(v6))+8, uint64(t333))
-							store32(*m.memory, uint64(uint32(v6))+4, uint32(v5))
-							store32(*m.memory, uint64(uint32(v6)), uint32(v1))
-							m.fn78(v0, m.g1+i32(4684), v6)
-							v1 = v4
-							goto l28
+						l29:
+							v2 = i32(1)
+							goto l27
 						}
-					l29:
-						t334 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-						v4 = t334
-						t335 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-						v5 = t335
-						t336 := int64(load64(*m.memory, uint64(uint32(v9))))
-						store64(*m.memory, uint64(uint32(v6))+72, uint64(t336))
-						store32(*m.memory, uint64(uint32(v6))+68, uint32(v5))
-						store32(*m.memory, uint64(uint32(v6))+64, uint32(v4))
-						m.fn78(v0, m.g1+i32(3906), v6-i32(-64))
+					l28:
+						m.fn78(v0, m.g1+i32(612), i32(0))
+					l27:
+						t195 := int32(load32(*m.memory, uint64(uint32(v4))))
+						v8 = t195
+						if v8 != 0 {
+							_ = m.fn22(v8)
+							t197 := int32(load32(*m.memory, uint64(uint32(v4))))
+							_ = m.fn23(t197)
+						}
+						*m.g0 = v1 + i32(48)
+						v1 = v2
+						if v1 != 0 {
+							goto l26
+						}
+						store64(*m.memory, uint64(uint32(v7)), uint64(v19))
+						v1 = i32(0)
+						goto l26
 					}
-				l28:
-					*m.g0 = v6 + i32(128)
-					if v1 != 0 {
-						goto l21
+					t199 := m.fn5(v1)
+					if t199 != i32(5) {
+						t200 := int32(load32(*m.memory, uint64(uint32(v0))+40))
+						store32(*m.memory, uint64(uint32(v5)), uint32(t200))
+						m.fn78(v0, m.g1+i32(1534), v5)
+						v1 = i32(1)
+						goto l26
 					}
-					t337 := int64(load64(*m.memory, uint64(uint32(v7))+136))
-					v17 = t337
-					t338 := int64(load64(*m.memory, uint64(uint32(v7))+128))
-					v18 = t338
-					t339 := int64(load64(*m.memory, uint64(uint32(v7))+296))
-					v19 = t339
-					v10 = v7 + i32(224)
-					t340 := int32(load32(*m.memory, uint64(uint32(v7))+124))
-					v1 = t340
-					t341 := int32(load32(*m.memory, uint64(uint32(v7))+120))
-					v4 = t341
-					v9 = i32(0)
-					t342 := *m.g0
-					v6 = t342 - i32(192)
-					*m.g0 = v6
-					store64(*m.memory, uint64(uint32(v6))+184, uint64(v19))
-					store32(*m.memory, uint64(uint32(v6))+180, uint32(i32(0)))
-					t343 := v6
-					t344 := v4
-					v20 = v18 / i64(8)
-					v5 = int32(v20)
-					t345 := int32((*m.memory)[uint64(uint32(t344+v5))])
-					(*m.memory)[uint64(uint32(t343))+179] = byte(t345 | i32_shl(i32(1), int32(v18-v20<<3)))
+					t201 := m.fn93(v0, i32(0), v7)
+					v1 = t201
+				}
+			l26:
+				*m.g0 = v5 + i32(32)
+				v2 = v1
+				if v2 != 0 {
+					goto l24
+				}
+				v8 = v6 + i32(136)
+				t202 := *m.g0
+				v5 = t202 - i32(128)
+				*m.g0 = v5
+				v16 = v6 + i32(128)
+				store64(*m.memory, uint64(uint32(v16)), uint64(i64(-1)))
+				v4 = v6 + i32(144)
+				v1 = v4
+				t203 := *m.g0
+				v7 = t203 - i32(80)
+				*m.g0 = v7
+				v10 = v0 + i32(1196)
+				{
 					{
-						t346 := m.fn56(v1, v6+i32(179), i32(1), v5)
-						v1 = t346
+						t204 := int32(load32(*m.memory, uint64(uint32(v0))+1196))
+						if t204 != 0 {
+							goto l30
+						}
+						var p205 int32
+						{
+							t206 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+							if t206 > i32(0) {
+								t207 := m.fn35(i32(0))
+								v11 = t207
+								t208 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+								store64(*m.memory, uint64(uint32(v7))+48, uint64(t208))
+								m.fn36(v11, m.g1+i32(13386), v7+i32(48))
+								{
+									t209 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+									if t209 <= i32(0) {
+										goto l31
+									}
+									store32(*m.memory, uint64(uint32(v7))+32, uint32(i32(0)))
+									m.fn36(v11, m.g1+i32(13535), v7+i32(32))
+									t210 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+									if t210 < i32(2) {
+										goto l31
+									}
+									v2 = i32(1)
+								l32:
+									{
+										t211 := v11
+										v13 = m.g1
+										m.fn37(t211, v13+i32(13433))
+										store32(*m.memory, uint64(uint32(v7))+16, uint32(v2))
+										m.fn36(v11, v13+i32(13535), v7+i32(16))
+										v2 = v2 + i32(1)
+										t212 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+										if v2 < t212 {
+											goto l32
+										}
+									}
+								}
+							l31:
+								t213 := m.fn38(v11)
+								p205 = t213
+								goto l33
+							}
+							t214 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+							store64(*m.memory, uint64(uint32(v7))+64, uint64(t214))
+							t215 := m.fn8(m.g1+i32(12945), v7-i32(-64))
+							p205 = t215
+						}
+					l33:
+						v11 = p205
+						if v11 == 0 {
+							v2 = i32(7)
+							goto l34
+						}
+						t216 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+						t217 := m.fn16(t216, v11, i32(-1), v10, i32(0))
+						v2 = t217
+						m.fn0(v11)
+						if v2 == 0 {
+							goto l30
+						}
+						m.fn78(v0, m.g1+i32(855), i32(0))
+						goto l34
+					}
+				l30:
+					t218 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+					if t218 > i32(0) {
+						v2 = i32(0)
+					l35:
+						{
+							t219 := int32(load32(*m.memory, uint64(uint32(v0))+1196))
+							v2 = v2 + i32(1)
+							t220 := int32(load32(*m.memory, uint64(uint32(v1))))
+							_ = m.fn24(t219, v2, t220)
+							v1 = v1 + i32(4)
+							t222 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+							if v2 < t222 {
+								goto l35
+							}
+						}
+					}
+					t223 := int32(load32(*m.memory, uint64(uint32(v10))))
+					t224 := m.fn18(t223)
+					if t224 != i32(100) {
+						m.fn78(v0, m.g1+i32(2995), i32(0))
+						v2 = i32(1)
+						goto l34
+					}
+					v2 = i32(16)
+					t225 := int32(load32(*m.memory, uint64(uint32(v10))))
+					t226 := m.fn39(t225, i32(0))
+					if t226 == i32(5) {
+						goto l34
+					}
+					t227 := int32(load32(*m.memory, uint64(uint32(v10))))
+					t228 := m.fn21(t227, i32(0))
+					store64(*m.memory, uint64(uint32(v8)), uint64(t228))
+					v2 = i32(0)
+					t229 := int32(load32(*m.memory, uint64(uint32(v10))))
+					t230 := m.fn18(t229)
+					v1 = t230
+					if v1 == i32(101) {
+						goto l34
+					}
+					t231 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+					v2 = t231
+					t232 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+					store32(*m.memory, uint64(uint32(v7))+4, uint32(t232))
+					store32(*m.memory, uint64(uint32(v7)), uint32(v2))
+					m.fn78(v0, m.g1+i32(452), v7)
+					v2 = v1
+				}
+			l34:
+				t233 := int32(load32(*m.memory, uint64(uint32(v10))))
+				v1 = t233
+				if v1 != 0 {
+					_ = m.fn22(v1)
+					t235 := int32(load32(*m.memory, uint64(uint32(v10))))
+					_ = m.fn23(t235)
+				}
+				v11 = v6 + i32(124)
+				v15 = v6 + i32(120)
+				*m.g0 = v7 + i32(80)
+				{
+					v1 = v2
+					switch v1 {
+					case 16:
+						goto l38
+					default:
+						goto l37
+					case 0:
+						t237 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+						t238 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+						t239 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+						t240 := int64(load64(*m.memory, uint64(uint32(v8))))
+						t241 := m.fn29(t237, t238, t239, m.g1+i32(154), t240, i32(1), v11)
+						v1 = t241
+						if v1 != 0 {
+							t242 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+							v2 = t242
+							t243 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+							v4 = t243
+							t244 := int64(load64(*m.memory, uint64(uint32(v8))))
+							store64(*m.memory, uint64(uint32(v5))+120, uint64(t244))
+							store32(*m.memory, uint64(uint32(v5))+116, uint32(v4))
+							store32(*m.memory, uint64(uint32(v5))+112, uint32(v2))
+							m.fn78(v0, m.g1+i32(4179), v5+i32(112))
+							goto l37
+						}
+						t245 := int32(load32(*m.memory, uint64(uint32(v11))))
+						t246 := m.fn48(t245)
+						v2 = t246
+						v19 = int64(v2)
+						t247 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
+						v1 = t247 / i32(8)
+						if v1 != v2 {
+							t248 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+							v2 = t248
+							t249 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+							v4 = t249
+							t250 := int64(load64(*m.memory, uint64(uint32(v8))))
+							v20 = t250
+							store64(*m.memory, uint64(uint32(v5+i32(104))), uint64(v19))
+							store64(*m.memory, uint64(uint32(v5+i32(96))), uint64(int64(v1)))
+							store64(*m.memory, uint64(uint32(v5))+88, uint64(v20))
+							store32(*m.memory, uint64(uint32(v5))+84, uint32(v4))
+							store32(*m.memory, uint64(uint32(v5))+80, uint32(v2))
+							m.fn78(v0, m.g1+i32(10367), v5+i32(80))
+							v1 = i32(1)
+							goto l37
+						}
+						t251 := m.fn2(v2)
+						t252 := v15
+						v1 = t251
+						store32(*m.memory, uint64(uint32(t252)), uint32(v1))
 						if v1 == 0 {
-							v5 = v0 + i32(452)
-							v4 = i32(0)
+							m.fn78(v0, m.g1+i32(2625), i32(0))
+							v1 = i32(7)
+							goto l37
+						}
+						t253 := int32(load32(*m.memory, uint64(uint32(v11))))
+						t254 := m.fn30(t253, v1, v2, i32(0))
+						v1 = t254
+						if v1 != 0 {
+							t372 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+							v2 = t372
+							t373 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+							v4 = t373
+							t374 := int64(load64(*m.memory, uint64(uint32(v8))))
+							store64(*m.memory, uint64(uint32(v5))+72, uint64(t374))
+							store32(*m.memory, uint64(uint32(v5))+68, uint32(v4))
+							store32(*m.memory, uint64(uint32(v5))+64, uint32(v2))
+							m.fn78(v0, m.g1+i32(3906), v5-i32(-64))
+							goto l37
+						}
+						if v2 <= i32(0) {
+							goto l38
+						}
+						t255 := int32(load32(*m.memory, uint64(uint32(v15))))
+						v2 = t255
+					l42:
+						{
+							t256 := int32((*m.memory)[uint64(uint32(v2))])
+							v1 = t256
+							if v1 == i32(255) {
+								goto l40
+							}
+							if v1&i32(1) == 0 {
+								v19 = i64(0)
+								goto l41
+							}
+							if v1&i32(2) == 0 {
+								v19 = i64(1)
+								goto l41
+							}
+							if v1&i32(4) == 0 {
+								v19 = i64(2)
+								goto l41
+							}
+							if v1&i32(8) == 0 {
+								v19 = i64(3)
+								goto l41
+							}
+							if v1&i32(16) == 0 {
+								v19 = i64(4)
+								goto l41
+							}
+							if v1&i32(32) == 0 {
+								v19 = i64(5)
+								goto l41
+							}
+							if v1&i32(64) == 0 {
+								v19 = i64(6)
+								goto l41
+							}
+							if v1&i32(128) != 0 {
+								goto l40
+							}
+							v19 = i64(7)
+							goto l41
+						}
+					l40:
+						v2 = v2 + i32(1)
+						v20 = v20 + i64(8)
+						v19 = v19 - i64(1)
+						if v19 != i64(0) {
+							goto l42
+						}
+					}
+				l38:
+					v1 = i32(0)
+					t257 := int64(load64(*m.memory, uint64(uint32(v16))))
+					if t257 != i64(-1) {
+						goto l37
+					}
+					v7 = i32(0)
+					t258 := *m.g0
+					v2 = t258 - i32(80)
+					*m.g0 = v2
+					{
+						var p259 int32
+						{
+							t260 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+							if t260 > i32(0) {
+								t261 := m.fn35(i32(0))
+								v1 = t261
+								t262 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+								store64(*m.memory, uint64(uint32(v2))+48, uint64(t262))
+								t263 := v1
+								v10 = m.g1
+								m.fn36(t263, v10+i32(12916), v2+i32(48))
+								m.fn37(v1, v10+i32(1410))
+								t264 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+								if t264 > i32(0) {
+								l43:
+									{
+										store32(*m.memory, uint64(uint32(v2))+32, uint32(v7))
+										m.fn36(v1, m.g1+i32(6037), v2+i32(32))
+										v7 = v7 + i32(1)
+										t265 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+										if v7 < t265 {
+											goto l43
+										}
+									}
+								}
+								m.fn37(v1, m.g1+i32(7367))
+								t266 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+								if t266 > i32(0) {
+									v7 = i32(0)
+								l44:
+									{
+										m.fn37(v1, m.g1+i32(7381))
+										v7 = v7 + i32(1)
+										t267 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+										if v7 < t267 {
+											goto l44
+										}
+									}
+								}
+								m.fn37(v1, m.g1+i32(12458))
+								t268 := m.fn38(v1)
+								p259 = t268
+								goto l45
+							}
+							t269 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+							store64(*m.memory, uint64(uint32(v2))+64, uint64(t269))
+							t270 := m.fn8(m.g1+i32(8147), v2-i32(-64))
+							p259 = t270
+						}
+					l45:
+						v7 = p259
+						if v7 == 0 {
+							v1 = i32(7)
+							goto l46
+						}
+						t271 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+						t272 := m.fn16(t271, v7, i32(-1), v2+i32(76), i32(0))
+						v1 = t272
+						m.fn0(v7)
+						t273 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+						v7 = t273
+						if v1 != 0 {
+							_ = m.fn15(v7)
+							goto l46
+						}
+						v1 = i32(1)
+						t275 := int64(int32(load32(*m.memory, uint64(uint32(v0))+1192)))
+						_ = m.fn17(v7, i32(1), t275)
+						t277 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+						t278 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
+						_ = m.fn44(t277, i32(2), t278/i32(8))
+						t280 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+						t281 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
+						_ = m.fn44(t280, i32(3), t281<<3)
+						t283 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+						if t283 > i32(0) {
+							v7 = i32(0)
+						l47:
 							{
-							l58:
-								{
-									t347 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-									if t347 > v4 {
-										t348 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-										t349 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-										v8 = v0 + v9
-										t350 := int32(load32(*m.memory, uint64(uint32(v8+i32(312)))))
-										t351 := m.fn29(t348, t349, t350, m.g1+i32(1063), v17, i32(1), v6+i32(172))
-										v1 = t351
-										if v1 != 0 {
-											t352 := int32(load32(*m.memory, uint64(uint32(v8+i32(312)))))
-											v4 = t352
-											t353 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-											v5 = t353
-											store64(*m.memory, uint64(uint32(v6))+88, uint64(v17))
-											store32(*m.memory, uint64(uint32(v6))+84, uint32(v4))
-											store32(*m.memory, uint64(uint32(v6))+80, uint32(v5))
-											m.fn78(v0, m.g1+i32(3866), v6+i32(80))
-											goto l52
-										}
-										t354 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
-										v12 = t354
-										var p355 int32
-										{
-											v14 = v5 - i32(4)
-											t356 := int32(load32(*m.memory, uint64(uint32(v14))))
-											v1 = t356
-											{
-												t357 := int32(load32(*m.memory, uint64(uint32(v5))))
-												switch t357 - i32(223) {
-												case 0:
-													t358 := v1 << 2
-													p355 = t358
-													goto l57
-												case 1:
-													t359 := int32(uint32(v1) >> 3)
-													p355 = t359
-													goto l57
-												default:
-													v1 = i32(0)
-													fallthrough
-												case 2:
-													p355 = v1
-												}
-											}
-										}
-									l57:
-										v1 = p355
-										t360 := int32(load32(*m.memory, uint64(uint32(v6))+172))
-										t361 := m.fn48(t360)
-										v20 = int64(t361)
-										t362 := v20
-										v21 = int64(uint32(v1 * v12))
-										if t362 != v21 {
-											t363 := int32(load32(*m.memory, uint64(uint32(v8+i32(312)))))
-											v1 = t363
-											t364 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-											v4 = t364
-											store64(*m.memory, uint64(uint32(v6+i32(72))), uint64(v20))
-											store64(*m.memory, uint64(uint32(v6-i32(-64))), uint64(v21))
-											store64(*m.memory, uint64(uint32(v6))+56, uint64(v17))
-											store32(*m.memory, uint64(uint32(v6))+52, uint32(v1))
-											store32(*m.memory, uint64(uint32(v6))+48, uint32(v4))
-											m.fn78(v0, m.g1+i32(5172), v6+i32(48))
-											t365 := int32(load32(*m.memory, uint64(uint32(v6))+172))
-											_ = m.fn31(t365)
-											v1 = i32(1)
-											goto l52
-										}
-										t367 := int32(load32(*m.memory, uint64(uint32(v6))+172))
-										t368 := int32(load32(*m.memory, uint64(uint32(v9+v10))))
-										t369 := int32(load32(*m.memory, uint64(uint32(v14))))
-										t370 := int32(load32(*m.memory, uint64(uint32(v5))))
-										t371 := m.fn120(t367, v18, t368, t369, t370)
-										if t371 != 0 {
-											t372 := int32(load32(*m.memory, uint64(uint32(v8+i32(312)))))
-											v1 = t372
-											t373 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-											v4 = t373
-											store64(*m.memory, uint64(uint32(v6))+40, uint64(v17))
-											store32(*m.memory, uint64(uint32(v6))+36, uint32(v1))
-											store32(*m.memory, uint64(uint32(v6))+32, uint32(v4))
-											m.fn78(v0, m.g1+i32(4455), v6+i32(32))
-											t374 := int32(load32(*m.memory, uint64(uint32(v6))+172))
-											_ = m.fn31(t374)
-											v1 = i32(1)
-											goto l52
-										}
-										t376 := int32(load32(*m.memory, uint64(uint32(v6))+172))
-										t377 := m.fn31(t376)
-										if t377 != 0 {
-											t378 := int32(load32(*m.memory, uint64(uint32(v8+i32(312)))))
-											v1 = t378
-											t379 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-											v4 = t379
-											store64(*m.memory, uint64(uint32(v6))+24, uint64(v17))
-											store32(*m.memory, uint64(uint32(v6))+20, uint32(v1))
-											store32(*m.memory, uint64(uint32(v6))+16, uint32(v4))
-											m.fn78(v0, m.g1+i32(4524), v6+i32(16))
-											v1 = i32(1)
-											goto l52
-										} else {
-											v9 = v9 + i32(4)
-											v5 = v5 + i32(20)
-											v4 = v4 + i32(1)
-											goto l58
+								t284 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+								t285 := int32(load32(*m.memory, uint64(uint32(v4))))
+								_ = m.fn24(t284, v7+i32(4), t285)
+								v4 = v4 + i32(4)
+								v7 = v7 + i32(1)
+								t287 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+								if v7 < t287 {
+									goto l47
+								}
+							}
+						}
+						t288 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+						t289 := m.fn18(t288)
+						v4 = t289
+						t290 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+						t291 := m.fn43(t290)
+						v19 = t291
+						t292 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+						_ = m.fn15(t292)
+						if v4 != i32(101) {
+							goto l46
+						}
+						{
+							t294 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+							v14 = t294
+							t295 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+							t296 := v14
+							v10 = t295
+							t297 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+							t298 := v10
+							v1 = t297
+							t299 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+							t300 := v1
+							v4 = t299
+							if t296+(t298+(t300+v4)) <= i32(0) {
+								goto l48
+							}
+							v17 = v0 + i32(260)
+							v7 = v0 + i32(52)
+							v13 = i32(0)
+						l53:
+							{
+								t301 := int32(load32(*m.memory, uint64(uint32(v7))))
+								if t301 == i32(1) {
+									t302 := int32((*m.memory)[uint64(uint32(v13+v17))])
+									t303 := v0
+									v1 = t302
+									v10 = t303 + v1*i32(20)
+									t304 := int32(load32(*m.memory, uint64(uint32(v10+i32(448)))))
+									v4 = t304
+									{
+										t305 := int32(load32(*m.memory, uint64(uint32(v10+i32(452)))))
+										switch t305 - i32(223) {
+										case 2:
+											goto l51
+										case 0:
+											v4 = v4 << 2
+											goto l51
+										case 1:
+											v4 = int32(uint32(v4) >> 3)
+											goto l51
+										default:
+											v4 = i32(0)
 										}
 									}
-								}
-								t380 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-								t381 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-								t382 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-								t383 := m.fn29(t380, t381, t382, m.g1+i32(1427), v17, i32(1), v6+i32(180))
-								v1 = t383
-								if v1 != 0 {
-									t384 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-									v4 = t384
-									t385 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-									v5 = t385
-									store64(*m.memory, uint64(uint32(v6))+152, uint64(v17))
-									store32(*m.memory, uint64(uint32(v6))+148, uint32(v5))
-									store32(*m.memory, uint64(uint32(v6))+144, uint32(v4))
-									m.fn78(v0, m.g1+i32(4249), v6+i32(144))
-									goto l52
-								}
-								t386 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
-								v20 = int64(uint32(t386 << 3))
-								t387 := int32(load32(*m.memory, uint64(uint32(v6))+180))
-								t388 := m.fn48(t387)
-								t389 := v20
-								v21 = int64(t388)
-								if t389 != v21 {
-									t390 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-									v1 = t390
-									t391 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-									v4 = t391
-									store64(*m.memory, uint64(uint32(v6+i32(136))), uint64(v21))
-									store64(*m.memory, uint64(uint32(v6+i32(128))), uint64(v20))
-									store64(*m.memory, uint64(uint32(v6))+120, uint64(v17))
-									store32(*m.memory, uint64(uint32(v6))+116, uint32(v4))
-									store32(*m.memory, uint64(uint32(v6))+112, uint32(v1))
-									m.fn78(v0, m.g1+i32(5077), v6+i32(112))
-									v1 = i32(1)
-									goto l52
-								}
-								t392 := int32(load32(*m.memory, uint64(uint32(v6))+180))
-								t393 := m.fn56(t392, v6+i32(184), i32(8), int32(v18)<<3)
-								if t393 != 0 {
-									t394 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-									v1 = t394
-									t395 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-									v4 = t395
-									store64(*m.memory, uint64(uint32(v6))+104, uint64(v17))
-									store32(*m.memory, uint64(uint32(v6))+100, uint32(v4))
-									store32(*m.memory, uint64(uint32(v6))+96, uint32(v1))
-									m.fn78(v0, m.g1+i32(4317), v6+i32(96))
-									v1 = i32(1)
-									goto l52
-								}
-								t396 := int64(load64(*m.memory, uint64(uint32(v6))+184))
-								v20 = t396
-								t397 := *m.g0
-								v1 = t397 - i32(48)
-								*m.g0 = v1
-								v5 = v0 + i32(1208)
-								{
-									t398 := int32(load32(*m.memory, uint64(uint32(v0))+1208))
-									v4 = t398
-									var p399 int32
-									if v4 != 0 {
-										p399 = v4
-									} else {
-										t400 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-										store64(*m.memory, uint64(uint32(v1))+32, uint64(t400))
-										t401 := m.fn5(m.g1+i32(6782), v1+i32(32))
-										v9 = t401
-										if v9 == 0 {
-											v4 = i32(7)
-											goto l59
-										}
-										t402 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-										t403 := m.fn16(t402, v9, i32(-1), v5, i32(0))
-										v4 = t403
-										m.fn0(v9)
-										if v4 != 0 {
-											goto l60
-										}
-										t404 := int32(load32(*m.memory, uint64(uint32(v5))))
-										p399 = t404
+								l51:
+									t306 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
+									v14 = t306
+									t307 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+									v20 = t307
+									store32(*m.memory, uint64(uint32(v2))+24, uint32(v1))
+									store64(*m.memory, uint64(uint32(v2))+16, uint64(v20))
+									t308 := m.fn8(m.g1+i32(12255), v2+i32(16))
+									v10 = t308
+									if v10 == 0 {
+										v1 = i32(7)
+										goto l46
 									}
-									_ = m.fn17(p399, i32(1), v17)
-									t406 := int32(load32(*m.memory, uint64(uint32(v5))))
-									_ = m.fn17(t406, i32(2), v18)
-									t408 := int32(load32(*m.memory, uint64(uint32(v5))))
-									_ = m.fn17(t408, i32(3), v20)
-									v4 = i32(0)
-									t410 := int32(load32(*m.memory, uint64(uint32(v5))))
-									t411 := m.fn18(t410)
-									if t411 == i32(101) {
+									t309 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+									t310 := m.fn16(t309, v10, i32(-1), v2+i32(76), i32(0))
+									v1 = t310
+									m.fn0(v10)
+									t311 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+									v10 = t311
+									if v1 != 0 {
+										_ = m.fn15(v10)
+										goto l46
+									}
+									_ = m.fn17(v10, i32(1), v19)
+									t314 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+									_ = m.fn45(t314, i32(2), int64(uint32(v4*v14)))
+									t316 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+									t317 := m.fn18(t316)
+									v1 = t317
+									t318 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+									_ = m.fn15(t318)
+									if v1 != i32(101) {
+										goto l46
+									}
+									t320 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+									v14 = t320
+									t321 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+									v10 = t321
+									t322 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+									v4 = t322
+									t323 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+									v1 = t323
+								}
+								v7 = v7 + i32(4)
+								v13 = v13 + i32(1)
+								t324 := v13
+								v18 = v1 + v4 + v10 + v14
+								if t324 < v18 {
+									goto l53
+								}
+							}
+							if v18 <= i32(0) {
+								goto l48
+							}
+							v17 = v0 + i32(260)
+							v7 = v0 + i32(52)
+							v13 = i32(0)
+						l58:
+							{
+								t325 := int32(load32(*m.memory, uint64(uint32(v7))))
+								if t325 == i32(4) {
+									t326 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+									v20 = t326
+									t327 := int32((*m.memory)[uint64(uint32(v13+v17))])
+									t328 := v2
+									v10 = t327
+									store32(*m.memory, uint64(uint32(t328))+8, uint32(v10))
+									store64(*m.memory, uint64(uint32(v2)), uint64(v20))
+									t329 := m.fn8(m.g1+i32(12324), v2)
+									v4 = t329
+									if v4 == 0 {
+										v1 = i32(7)
+										goto l46
+									}
+									t330 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+									t331 := m.fn16(t330, v4, i32(-1), v2+i32(76), i32(0))
+									v1 = t331
+									m.fn0(v4)
+									t332 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+									v4 = t332
+									if v1 != 0 {
+										_ = m.fn15(v4)
+										goto l46
+									}
+									_ = m.fn17(v4, i32(1), v19)
+									t335 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
+									v4 = t335
+									v1 = i32(0)
+									t336 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+									v14 = t336
+									{
+										t337 := int32(load32(*m.memory, uint64(uint32(v0+v10*i32(12)+i32(1000)))))
+										switch t337 {
+										default:
+											goto l57
+										case 0:
+											v1 = v4 / i32(8)
+											goto l57
+										case 1, 2:
+											v1 = v4 << 3
+											goto l57
+										case 3:
+											v1 = v4 << 4
+										}
+									}
+								l57:
+									_ = m.fn45(v14, i32(2), int64(v1))
+									t339 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+									t340 := m.fn18(t339)
+									v1 = t340
+									t341 := int32(load32(*m.memory, uint64(uint32(v2))+76))
+									_ = m.fn15(t341)
+									if v1 != i32(101) {
+										goto l46
+									}
+									t343 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+									v14 = t343
+									t344 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+									v10 = t344
+									t345 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+									v4 = t345
+									t346 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+									v1 = t346
+								}
+								v7 = v7 + i32(4)
+								v13 = v13 + i32(1)
+								if v13 < v1+v4+v10+v14 {
+									goto l58
+								}
+							}
+						}
+					l48:
+						v1 = i32(0)
+						if v8 == 0 {
+							goto l46
+						}
+						store64(*m.memory, uint64(uint32(v8)), uint64(v19))
+					}
+				l46:
+					*m.g0 = v2 + i32(80)
+					if v1 != 0 {
+						m.fn78(v0, m.g1+i32(3050), i32(0))
+						v1 = i32(1)
+						goto l37
+					}
+					store64(*m.memory, uint64(uint32(v16)), uint64(i64(0)))
+					t347 := int32(load32(*m.memory, uint64(uint32(v11))))
+					t348 := m.fn31(t347)
+					v1 = t348
+					t349 := int32(load32(*m.memory, uint64(uint32(v15))))
+					m.fn0(t349)
+					store32(*m.memory, uint64(uint32(v11)), uint32(i32(0)))
+					store32(*m.memory, uint64(uint32(v15)), uint32(i32(0)))
+					if v1 != 0 {
+						m.fn78(v0, m.g1+i32(10263), i32(0))
+						v1 = i32(1)
+						goto l37
+					}
+					t350 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+					t351 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+					t352 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+					t353 := int64(load64(*m.memory, uint64(uint32(v8))))
+					t354 := m.fn29(t350, t351, t352, m.g1+i32(154), t353, i32(1), v11)
+					v1 = t354
+					if v1 != 0 {
+						t355 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+						v2 = t355
+						t356 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+						v4 = t356
+						t357 := int64(load64(*m.memory, uint64(uint32(v8))))
+						store64(*m.memory, uint64(uint32(v5))+56, uint64(t357))
+						store32(*m.memory, uint64(uint32(v5))+52, uint32(v4))
+						store32(*m.memory, uint64(uint32(v5))+48, uint32(v2))
+						m.fn78(v0, m.g1+i32(4593), v5+i32(48))
+						goto l37
+					}
+					t358 := int32(load32(*m.memory, uint64(uint32(v11))))
+					t359 := m.fn48(t358)
+					v2 = t359
+					t360 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
+					t361 := v2
+					v1 = t360 / i32(8)
+					if t361 != v1 {
+						t362 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+						v4 = t362
+						t363 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+						v7 = t363
+						t364 := int64(load64(*m.memory, uint64(uint32(v8))))
+						v19 = t364
+						store64(*m.memory, uint64(uint32(v5+i32(40))), uint64(int64(v2)))
+						store32(*m.memory, uint64(uint32(v5+i32(32))), uint32(v1))
+						store64(*m.memory, uint64(uint32(v5))+24, uint64(v19))
+						store32(*m.memory, uint64(uint32(v5))+20, uint32(v7))
+						store32(*m.memory, uint64(uint32(v5))+16, uint32(v4))
+						m.fn78(v0, m.g1+i32(4771), v5+i32(16))
+						v1 = i32(0)
+						goto l37
+					}
+					t365 := m.fn2(v2)
+					t366 := v15
+					v4 = t365
+					store32(*m.memory, uint64(uint32(t366)), uint32(v4))
+					v1 = i32(0)
+					t367 := int32(load32(*m.memory, uint64(uint32(v11))))
+					t368 := m.fn30(t367, v4, v2, i32(0))
+					v2 = t368
+					if v2 == 0 {
+						goto l37
+					}
+					t369 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+					v1 = t369
+					t370 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+					v4 = t370
+					t371 := int64(load64(*m.memory, uint64(uint32(v8))))
+					store64(*m.memory, uint64(uint32(v5))+8, uint64(t371))
+					store32(*m.memory, uint64(uint32(v5))+4, uint32(v4))
+					store32(*m.memory, uint64(uint32(v5)), uint32(v1))
+					m.fn78(v0, m.g1+i32(4684), v5)
+					v1 = v2
+					goto l37
+				}
+			l41:
+				store64(*m.memory, uint64(uint32(v16)), uint64(v19|v20&i64(0xfffffff8)))
+				v1 = i32(0)
+			l37:
+				*m.g0 = v5 + i32(128)
+				v2 = v1
+				if v2 != 0 {
+					goto l24
+				}
+				t375 := int64(load64(*m.memory, uint64(uint32(v6))+136))
+				v19 = t375
+				t376 := int64(load64(*m.memory, uint64(uint32(v6))+128))
+				v20 = t376
+				t377 := int64(load64(*m.memory, uint64(uint32(v6))+296))
+				v21 = t377
+				v7 = v6 + i32(224)
+				t378 := int32(load32(*m.memory, uint64(uint32(v6))+124))
+				v1 = t378
+				t379 := int32(load32(*m.memory, uint64(uint32(v6))+120))
+				v2 = t379
+				v10 = i32(0)
+				t380 := *m.g0
+				v4 = t380 - i32(192)
+				*m.g0 = v4
+				store64(*m.memory, uint64(uint32(v4))+184, uint64(v21))
+				store32(*m.memory, uint64(uint32(v4))+180, uint32(i32(0)))
+				t381 := v4
+				t382 := v2
+				v22 = v20 / i64(8)
+				v5 = int32(v22)
+				t383 := int32((*m.memory)[uint64(uint32(t382+v5))])
+				(*m.memory)[uint64(uint32(t381))+179] = byte(t383 | i32_shl(i32(1), int32(v20-v22<<3)))
+				{
+					t384 := m.fn56(v1, v4+i32(179), i32(1), v5)
+					v1 = t384
+					if v1 == 0 {
+						{
+							t385 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+							if t385 > i32(0) {
+								v2 = v0 + i32(448)
+								v5 = v0 + i32(312)
+								v11 = int32(v20)
+								v13 = v11 << 2
+							l68:
+								{
+									t386 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+									t387 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+									t388 := int32(load32(*m.memory, uint64(uint32(v5))))
+									t389 := m.fn29(t386, t387, t388, m.g1+i32(1063), v19, i32(1), v4+i32(172))
+									v1 = t389
+									if v1 != 0 {
+										t390 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+										v2 = t390
+										t391 := int32(load32(*m.memory, uint64(uint32(v5))))
+										v5 = t391
+										store64(*m.memory, uint64(uint32(v4))+152, uint64(v19))
+										store32(*m.memory, uint64(uint32(v4))+148, uint32(v5))
+										store32(*m.memory, uint64(uint32(v4))+144, uint32(v2))
+										m.fn78(v0, m.g1+i32(3866), v4+i32(144))
 										goto l59
 									}
-									store64(*m.memory, uint64(uint32(v1+i32(16))), uint64(v18))
-									store64(*m.memory, uint64(uint32(v1))+8, uint64(v17))
-									store64(*m.memory, uint64(uint32(v1)), uint64(v20))
-									m.fn78(v0, m.g1+i32(3754), v1)
-									v4 = i32(1)
-									goto l59
-								}
-							l60:
-								m.fn78(v0, m.g1+i32(686), i32(0))
-							l59:
-								t412 := int32(load32(*m.memory, uint64(uint32(v5))))
-								v9 = t412
-								if v9 != 0 {
-									_ = m.fn22(v9)
-									t414 := int32(load32(*m.memory, uint64(uint32(v5))))
-									_ = m.fn23(t414)
-								}
-								*m.g0 = v1 + i32(48)
-								v1 = v4
-							}
-						l52:
-							t416 := int32(load32(*m.memory, uint64(uint32(v6))+180))
-							t417 := m.fn31(t416)
-							t418 := v1
-							v4 = t417
-							var p419 int32
-							if v4 == 0 {
-								p419 = 1
-							}
-							if t418|p419 != 0 {
-								goto l61
-							}
-							t420 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-							v1 = t420
-							t421 := int32(load32(*m.memory, uint64(uint32(v0))+48))
-							v5 = t421
-							store64(*m.memory, uint64(uint32(v6))+8, uint64(v17))
-							store32(*m.memory, uint64(uint32(v6))+4, uint32(v5))
-							store32(*m.memory, uint64(uint32(v6)), uint32(v1))
-							m.fn78(v0, m.g1+i32(4386), v6)
-							v1 = v4
-							goto l61
-						}
-						m.fn78(v0, m.g1+i32(13145), i32(0))
-					}
-				l61:
-					*m.g0 = v6 + i32(192)
-					if v1 != 0 {
-						goto l21
-					}
-					t422 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-					if t422 > i32(0) {
-						v4 = i32(0)
-						t423 := m.fn35(i32(0))
-						v1 = t423
-						t424 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-						store64(*m.memory, uint64(uint32(v7))+96, uint64(t424))
-						m.fn36(v1, m.g1+i32(13271), v7+i32(96))
-					l67:
-						{
-							t425 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-							if t425 <= v4 {
-								m.fn38(v1, m.g1+i32(13439))
-								v4 = i32(0)
-							l63:
-								{
-									t426 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-									if t426 <= v4 {
-										{
-											m.fn38(v1, m.g1+i32(12458))
-											t427 := m.fn37(v1)
-											v1 = t427
-											if v1 != 0 {
-												goto l62
-											}
-											v1 = i32(7)
-											goto l21
-										}
-									l62:
-									} else {
-										m.fn38(v1, m.g1+i32(7381))
-										v4 = v4 + i32(1)
-										goto l63
-									}
-								}
-								v4 = i32(0)
-								t428 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-								t429 := m.fn16(t428, v1, i32(-1), v7+i32(116), i32(0))
-								v1 = t429
-								if v1 != 0 {
-									goto l21
-								}
-								t430 := int32(load32(*m.memory, uint64(uint32(v7))+116))
-								_ = m.fn17(t430, i32(1), v19)
-								v5 = v0 + i32(808)
-								v6 = i32(52)
-								{
-								l66:
+									t392 := int32(load32(*m.memory, uint64(uint32(v2))))
+									v1 = t392
+									t393 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
+									v8 = t393
 									{
-										t432 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-										t433 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-										t434 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-										t435 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-										if v4 >= t432+(t433+(t434+t435)) {
-											goto l64
+										v15 = v2 + i32(4)
+										t394 := int32(load32(*m.memory, uint64(uint32(v15))))
+										switch t394 - i32(223) {
+										case 2:
+											goto l62
+										case 0:
+											v1 = v1 << 2
+											goto l62
+										case 1:
+											v1 = int32(uint32(v1) >> 3)
+											goto l62
+										default:
+											v1 = i32(0)
 										}
-										{
-											t436 := int32(load32(*m.memory, uint64(uint32(v0+v6))))
-											if t436 == i32(3) {
-												t437 := int32((*m.memory)[uint64(uint32(v0+v4+i32(260)))])
-												v1 = t437
-												t438 := int32(load32(*m.memory, uint64(uint32(v2+v6-i32(40)))))
-												v8 = t438
-												t439 := m.fn6(v8)
-												v9 = t439
-												if v9 != i32(5) {
-													t440 := v9
-													v10 = v5 + v1*i32(12)
-													t441 := int32(load32(*m.memory, uint64(uint32(v10))))
-													if t440 != t441 {
-														goto l65
-													}
-												}
-												t442 := int32(load32(*m.memory, uint64(uint32(v7))+116))
-												_ = m.fn24(t442, v1+i32(2), v8)
-											}
-											v6 = v6 + i32(4)
-											v4 = v4 + i32(1)
-											goto l66
-										}
-									l65:
 									}
-									t444 := int32(load32(*m.memory, uint64(uint32(v7))+116))
-									_ = m.fn15(t444)
-									t446 := int64(load64(*m.memory, uint64(uint32(v5+v1*i32(12)))+4))
-									v17 = t446
-									t447 := int32(load32(*m.memory, uint64(uint32(v10))))
-									t448 := m.fn84(t447)
-									v1 = t448
-									t449 := m.fn84(v9)
-									store32(*m.memory, uint64(uint32(v7))+92, uint32(t449))
-									store32(*m.memory, uint64(uint32(v7))+88, uint32(v1))
-									store64(*m.memory, uint64(uint32(v7))+80, uint64(i64_rotl(v17, i64(32))))
-									m.fn78(v0, m.g1+i32(10794), v7+i32(80))
-									v1 = i32(19)
-									goto l21
+								l62:
+									t395 := int32(load32(*m.memory, uint64(uint32(v4))+172))
+									t396 := m.fn48(t395)
+									v22 = int64(t396)
+									t397 := v22
+									v23 = int64(uint32(v1 * v8))
+									if t397 != v23 {
+										t398 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+										v1 = t398
+										t399 := int32(load32(*m.memory, uint64(uint32(v5))))
+										v2 = t399
+										store64(*m.memory, uint64(uint32(v4+i32(136))), uint64(v22))
+										store64(*m.memory, uint64(uint32(v4+i32(128))), uint64(v23))
+										store64(*m.memory, uint64(uint32(v4))+120, uint64(v19))
+										store32(*m.memory, uint64(uint32(v4))+116, uint32(v2))
+										store32(*m.memory, uint64(uint32(v4))+112, uint32(v1))
+										m.fn78(v0, m.g1+i32(5172), v4+i32(112))
+										t400 := int32(load32(*m.memory, uint64(uint32(v4))+172))
+										_ = m.fn31(t400)
+										v1 = i32(1)
+										goto l59
+									}
+									t402 := int32(load32(*m.memory, uint64(uint32(v2))))
+									v1 = t402
+									t403 := int32(load32(*m.memory, uint64(uint32(v7))))
+									v14 = t403
+									t404 := int32(load32(*m.memory, uint64(uint32(v4))+172))
+									v16 = t404
+									{
+										t405 := int32(load32(*m.memory, uint64(uint32(v15))))
+										switch t405 - i32(224) {
+										default:
+											v8 = v1 * v13
+											v1 = v1 << 2
+											goto l67
+										case 1:
+											v8 = v1 * v11
+											goto l67
+										case 0:
+											v8 = int32(int64(uint32(v1)) * v20 / i64(8))
+											v1 = int32(uint32(v1) >> 3)
+										}
+									}
+								l67:
+									t406 := m.fn56(v16, v14, v1, v8)
+									if t406 != 0 {
+										t407 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+										v1 = t407
+										t408 := int32(load32(*m.memory, uint64(uint32(v5))))
+										v2 = t408
+										store64(*m.memory, uint64(uint32(v4))+104, uint64(v19))
+										store32(*m.memory, uint64(uint32(v4))+100, uint32(v2))
+										store32(*m.memory, uint64(uint32(v4))+96, uint32(v1))
+										m.fn78(v0, m.g1+i32(4455), v4+i32(96))
+										t409 := int32(load32(*m.memory, uint64(uint32(v4))+172))
+										_ = m.fn31(t409)
+										v1 = i32(1)
+										goto l59
+									}
+									t411 := int32(load32(*m.memory, uint64(uint32(v4))+172))
+									t412 := m.fn31(t411)
+									if t412 != 0 {
+										t413 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+										v1 = t413
+										t414 := int32(load32(*m.memory, uint64(uint32(v5))))
+										v2 = t414
+										store64(*m.memory, uint64(uint32(v4))+88, uint64(v19))
+										store32(*m.memory, uint64(uint32(v4))+84, uint32(v2))
+										store32(*m.memory, uint64(uint32(v4))+80, uint32(v1))
+										m.fn78(v0, m.g1+i32(4524), v4+i32(80))
+										v1 = i32(1)
+										goto l59
+									}
+									v2 = v2 + i32(20)
+									v5 = v5 + i32(4)
+									v7 = v7 + i32(4)
+									v10 = v10 + i32(1)
+									t415 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+									if v10 < t415 {
+										goto l68
+									}
 								}
-							l64:
-								t450 := int32(load32(*m.memory, uint64(uint32(v7))+116))
-								t451 := m.fn18(t450)
-								v4 = t451
-								t452 := int32(load32(*m.memory, uint64(uint32(v7))+116))
-								_ = m.fn15(t452)
+							}
+							t416 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+							t417 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+							t418 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+							t419 := m.fn29(t416, t417, t418, m.g1+i32(1427), v19, i32(1), v4+i32(180))
+							v1 = t419
+							if v1 != 0 {
+								t420 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+								v2 = t420
+								t421 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+								v5 = t421
+								store64(*m.memory, uint64(uint32(v4))+72, uint64(v19))
+								store32(*m.memory, uint64(uint32(v4))+68, uint32(v5))
+								store32(*m.memory, uint64(uint32(v4))+64, uint32(v2))
+								m.fn78(v0, m.g1+i32(4249), v4-i32(-64))
+								goto l59
+							}
+							t422 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
+							v22 = int64(uint32(t422 << 3))
+							t423 := int32(load32(*m.memory, uint64(uint32(v4))+180))
+							t424 := m.fn48(t423)
+							t425 := v22
+							v23 = int64(t424)
+							if t425 != v23 {
+								t426 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+								v1 = t426
+								t427 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+								v2 = t427
+								store64(*m.memory, uint64(uint32(v4+i32(56))), uint64(v23))
+								store64(*m.memory, uint64(uint32(v4+i32(48))), uint64(v22))
+								store64(*m.memory, uint64(uint32(v4))+40, uint64(v19))
+								store32(*m.memory, uint64(uint32(v4))+36, uint32(v2))
+								store32(*m.memory, uint64(uint32(v4))+32, uint32(v1))
+								m.fn78(v0, m.g1+i32(5077), v4+i32(32))
 								v1 = i32(1)
-								if v4 != i32(101) {
-									goto l21
-								}
-							} else {
-								store32(*m.memory, uint64(uint32(v7))+64, uint32(v4))
-								m.fn36(v1, m.g1+i32(6053), v7-i32(-64))
-								v4 = v4 + i32(1)
-								goto l67
+								goto l59
 							}
-						}
-					}
-					v5 = v2 + i32(12)
-					v2 = v0 + i32(260)
-					v6 = i32(0)
-					v4 = i32(0)
-				l68:
-					{
-						t454 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-						t455 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-						t456 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-						t457 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-						if t454+(t455+(t456+t457)) > v4 {
-							t458 := int32(load32(*m.memory, uint64(uint32(v2+v6-i32(208)))))
-							if t458 == i32(4) {
-								t459 := int32((*m.memory)[uint64(uint32(v2+v4))])
-								t460 := int64(load64(*m.memory, uint64(uint32(v7))+136))
-								t461 := int32(load32(*m.memory, uint64(uint32(v5+v6))))
-								t462 := m.fn121(v0, t459, v19, t460, v18, t461, i32(0))
-								v1 = t462
-								if v1 != 0 {
-									goto l21
-								}
+							t428 := int32(load32(*m.memory, uint64(uint32(v4))+180))
+							t429 := m.fn56(t428, v4+i32(184), i32(8), int32(v20)<<3)
+							if t429 != 0 {
+								t430 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+								v1 = t430
+								t431 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+								v2 = t431
+								store64(*m.memory, uint64(uint32(v4))+24, uint64(v19))
+								store32(*m.memory, uint64(uint32(v4))+20, uint32(v2))
+								store32(*m.memory, uint64(uint32(v4))+16, uint32(v1))
+								m.fn78(v0, m.g1+i32(4317), v4+i32(16))
+								v1 = i32(1)
+								goto l59
 							}
-							v6 = v6 + i32(4)
-							v4 = v4 + i32(1)
-							goto l68
+							t432 := int64(load64(*m.memory, uint64(uint32(v4))+184))
+							v22 = t432
+							t433 := *m.g0
+							v1 = t433 - i32(48)
+							*m.g0 = v1
+							v2 = v0 + i32(1208)
+							{
+								t434 := int32(load32(*m.memory, uint64(uint32(v0))+1208))
+								v5 = t434
+								var p435 int32
+								if v5 != 0 {
+									p435 = v5
+								} else {
+									t436 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+									store64(*m.memory, uint64(uint32(v1))+32, uint64(t436))
+									t437 := m.fn8(m.g1+i32(6782), v1+i32(32))
+									v7 = t437
+									if v7 == 0 {
+										v5 = i32(7)
+										goto l69
+									}
+									t438 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+									t439 := m.fn16(t438, v7, i32(-1), v2, i32(0))
+									v5 = t439
+									m.fn0(v7)
+									if v5 != 0 {
+										goto l70
+									}
+									t440 := int32(load32(*m.memory, uint64(uint32(v2))))
+									p435 = t440
+								}
+								_ = m.fn17(p435, i32(1), v19)
+								t442 := int32(load32(*m.memory, uint64(uint32(v2))))
+								_ = m.fn17(t442, i32(2), v20)
+								t444 := int32(load32(*m.memory, uint64(uint32(v2))))
+								_ = m.fn17(t444, i32(3), v22)
+								v5 = i32(0)
+								t446 := int32(load32(*m.memory, uint64(uint32(v2))))
+								t447 := m.fn18(t446)
+								if t447 == i32(101) {
+									goto l69
+								}
+								store64(*m.memory, uint64(uint32(v1+i32(16))), uint64(v20))
+								store64(*m.memory, uint64(uint32(v1))+8, uint64(v19))
+								store64(*m.memory, uint64(uint32(v1)), uint64(v22))
+								m.fn78(v0, m.g1+i32(3754), v1)
+								v5 = i32(1)
+								goto l69
+							}
+						l70:
+							m.fn78(v0, m.g1+i32(686), i32(0))
+						l69:
+							t448 := int32(load32(*m.memory, uint64(uint32(v2))))
+							v7 = t448
+							if v7 != 0 {
+								_ = m.fn22(v7)
+								t450 := int32(load32(*m.memory, uint64(uint32(v2))))
+								_ = m.fn23(t450)
+							}
+							*m.g0 = v1 + i32(48)
+							v1 = v5
 						}
-					}
-					store64(*m.memory, uint64(uint32(v3)), uint64(v19))
-					v1 = i32(0)
-					goto l21
-				}
-				{
-					t463 := int32(load32(*m.memory, uint64(uint32(v0+v6))))
-					if t463 != i32(2) {
-						goto l69
-					}
-					t464 := int32((*m.memory)[uint64(uint32(v0+v4+i32(260)))])
-					t465 := v7 + i32(144)
-					v1 = t464
-					t466 := int32(load32(*m.memory, uint64(uint32(v2+v6-i32(40)))))
-					t467 := t465 + v1<<2
-					v5 = t466
-					store32(*m.memory, uint64(uint32(t467)), uint32(v5))
-					t468 := m.fn6(v5)
-					v5 = t468
-					if v5 == i32(5) {
-						goto l69
-					}
-					t469 := int32(load32(*m.memory, uint64(uint32(v9+v1*i32(12)))))
-					t470 := v5
-					v11 = t469
-					if t470 == v11 {
-						goto l69
-					}
-					t471 := int64(load64(*m.memory, uint64(uint32(v9+v1*i32(12)))+4))
-					v17 = t471
-					t472 := m.fn84(v11)
-					v1 = t472
-					t473 := m.fn84(v5)
-					store32(*m.memory, uint64(uint32(v7))+12, uint32(t473))
-					store32(*m.memory, uint64(uint32(v7))+8, uint32(v1))
-					store64(*m.memory, uint64(uint32(v7)), uint64(i64_rotl(v17, i64(32))))
-					m.fn78(v0, m.g1+i32(10886), v7)
-					v1 = i32(1)
-					v11 = i32(0)
-					goto l21
-				}
-			l69:
-				v6 = v6 + i32(4)
-				v4 = v4 + i32(1)
-				goto l70
-			}
-		l15:
-			v1 = i32(1)
-		l21:
-			p474 := i32(0)
-			if v11 > i32(0) {
-				p474 = v11
-			}
-			v4 = p474
-			v6 = v7 + i32(160)
-			v5 = v7 + i32(224)
-			var p475 int32
-		l71:
-			{
-				var p476 int32
-				if v4 != 0 {
-					t477 := int32(load32(*m.memory, uint64(uint32(v5))))
-					t478 := int32(load32(*m.memory, uint64(uint32(v6))))
-					(*m.t0)[uint(t478)].(func(int32))(t477)
-					v5 = v5 + i32(4)
-					v6 = v6 + i32(4)
-					v4 = v4 - i32(1)
-					goto l71
-				} else {
-					t479 := int32(load32(*m.memory, uint64(uint32(v7))+120))
-					m.fn0(t479)
-					t480 := int32(load32(*m.memory, uint64(uint32(v7))+124))
-					t481 := m.fn31(t480)
-					t482 := v1
-					v2 = t481
-					var p483 int32
-					if v2 == 0 {
-						p483 = 1
-					}
-					if t482|p483 == 0 {
-						m.fn78(v0, m.g1+i32(3400), i32(0))
+					l59:
+						t452 := int32(load32(*m.memory, uint64(uint32(v4))+180))
+						t453 := m.fn31(t452)
+						v2 = t453
+						if v1 != 0 {
+							goto l71
+						}
+						if v2 == 0 {
+							goto l71
+						}
+						t454 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+						v1 = t454
+						t455 := int32(load32(*m.memory, uint64(uint32(v0))+48))
+						v5 = t455
+						store64(*m.memory, uint64(uint32(v4))+8, uint64(v19))
+						store32(*m.memory, uint64(uint32(v4))+4, uint32(v5))
+						store32(*m.memory, uint64(uint32(v4)), uint32(v1))
+						m.fn78(v0, m.g1+i32(4386), v4)
 						v1 = v2
+						goto l71
 					}
-					*m.g0 = v7 + i32(304)
-					p476 = v1
+					m.fn78(v0, m.g1+i32(13145), i32(0))
 				}
-				p475 = p476
+			l71:
+				*m.g0 = v4 + i32(192)
+				v2 = v1
+				if v2 != 0 {
+					goto l24
+				}
+				t457 := v6
+				var p456 int32
+				{
+					{
+						t458 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+						v7 = t458
+						if v7 > i32(0) {
+							v1 = i32(0)
+							t459 := m.fn35(i32(0))
+							v2 = t459
+							t460 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+							store64(*m.memory, uint64(uint32(v6))+32, uint64(t460))
+							m.fn36(v2, m.g1+i32(13271), v6+i32(32))
+							t461 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+							if t461 > i32(0) {
+							l72:
+								{
+									store32(*m.memory, uint64(uint32(v6))+16, uint32(v1))
+									m.fn36(v2, m.g1+i32(6053), v6+i32(16))
+									v1 = v1 + i32(1)
+									t462 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+									if v1 < t462 {
+										goto l72
+									}
+								}
+							}
+							m.fn37(v2, m.g1+i32(13439))
+							t463 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+							if t463 > i32(0) {
+								v1 = i32(0)
+							l73:
+								{
+									m.fn37(v2, m.g1+i32(7381))
+									v1 = v1 + i32(1)
+									t464 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+									if v1 < t464 {
+										goto l73
+									}
+								}
+							}
+							m.fn37(v2, m.g1+i32(12458))
+							t465 := m.fn38(v2)
+							v1 = t465
+							if v1 == 0 {
+								v2 = i32(7)
+								goto l24
+							}
+							t466 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+							t467 := m.fn16(t466, v1, i32(-1), v6+i32(116), i32(0))
+							v2 = t467
+							if v2 != 0 {
+								goto l24
+							}
+							v2 = i32(1)
+							t468 := int32(load32(*m.memory, uint64(uint32(v6))+116))
+							_ = m.fn17(t468, i32(1), v21)
+							t470 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+							v10 = t470
+							t471 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+							t472 := v10
+							v8 = t471
+							t473 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+							t474 := v8
+							v7 = t473
+							t475 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+							t476 := v7
+							v4 = t475
+							if t472+(t474+(t476+v4)) > i32(0) {
+								v11 = v0 + i32(808)
+								v5 = i32(0)
+								v1 = i32(52)
+							l77:
+								{
+									t477 := int32(load32(*m.memory, uint64(uint32(v0+v1))))
+									if t477 == i32(3) {
+										t478 := int32((*m.memory)[uint64(uint32(v0+v5+i32(260)))])
+										v4 = t478
+										{
+											t479 := int32(load32(*m.memory, uint64(uint32(v1+v9-i32(40)))))
+											v8 = t479
+											t480 := m.fn5(v8)
+											v7 = t480
+											if v7 == i32(5) {
+												goto l74
+											}
+											t481 := v7
+											v10 = v11 + v4*i32(12)
+											t482 := int32(load32(*m.memory, uint64(uint32(v10))))
+											if t481 == t482 {
+												goto l74
+											}
+											t483 := int32(load32(*m.memory, uint64(uint32(v6))+116))
+											_ = m.fn15(t483)
+											v1 = m.g1
+											v2 = v11 + v4*i32(12)
+											t485 := int32(load32(*m.memory, uint64(uint32(v2))+4))
+											v3 = t485
+											t486 := int32(load32(*m.memory, uint64(uint32(v2))+8))
+											v2 = t486
+											t487 := int32(load32(*m.memory, uint64(uint32(v10))))
+											v5 = t487 - i32(1)
+											var p488 int32
+											if uint32(v5) > uint32(i32(4)) {
+												p488 = v1 + i32(13895)
+											} else {
+												t489 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15048)+v5<<2))))
+												p488 = t489
+											}
+											v1 = p488
+											v5 = v7 - i32(1)
+											if uint32(v5) < uint32(i32(4)) {
+												goto l75
+											}
+											t490 := m.g1 + i32(13895)
+											p456 = t490
+											goto l76
+										}
+									l74:
+										t491 := int32(load32(*m.memory, uint64(uint32(v6))+116))
+										_ = m.fn24(t491, v4+i32(2), v8)
+										t493 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+										v10 = t493
+										t494 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+										v8 = t494
+										t495 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+										v7 = t495
+										t496 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+										v4 = t496
+									}
+									v1 = v1 + i32(4)
+									v5 = v5 + i32(1)
+									if v5 < v4+v7+v8+v10 {
+										goto l77
+									}
+								}
+							}
+							t497 := int32(load32(*m.memory, uint64(uint32(v6))+116))
+							t498 := m.fn18(t497)
+							v1 = t498
+							t499 := int32(load32(*m.memory, uint64(uint32(v6))+116))
+							_ = m.fn15(t499)
+							if v1 != i32(101) {
+								goto l24
+							}
+							t501 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+							v7 = t501
+						}
+						t502 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+						v2 = t502
+						t503 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+						t504 := v2
+						v8 = t503
+						t505 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+						t506 := v8
+						v10 = t505
+						if t504+(t506+v10+v7) > i32(0) {
+							v4 = v0 + i32(260)
+							v9 = v9 + i32(12)
+							v1 = i32(0)
+							v5 = i32(0)
+						l78:
+							{
+								t507 := int32(load32(*m.memory, uint64(uint32(v1+v4-i32(208)))))
+								if t507 == i32(4) {
+									t508 := int32((*m.memory)[uint64(uint32(v4+v5))])
+									t509 := int64(load64(*m.memory, uint64(uint32(v6))+136))
+									t510 := int32(load32(*m.memory, uint64(uint32(v1+v9))))
+									t511 := m.fn97(v0, t508, v21, t509, v20, t510, i32(0))
+									v2 = t511
+									if v2 != 0 {
+										goto l24
+									}
+									t512 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+									v7 = t512
+									t513 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+									v8 = t513
+									t514 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+									v10 = t514
+									t515 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+									v2 = t515
+								}
+								v1 = v1 + i32(4)
+								v5 = v5 + i32(1)
+								if v5 < v8+v10+v7+v2 {
+									goto l78
+								}
+							}
+						}
+						store64(*m.memory, uint64(uint32(v3)), uint64(v21))
+						v2 = i32(0)
+						goto l24
+					}
+				l75:
+					t516 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15068)+v5<<2))))
+					p456 = t516
+				}
+			l76:
+				store32(*m.memory, uint64(uint32(t457))+12, uint32(p456))
+				store32(*m.memory, uint64(uint32(v6))+8, uint32(v1))
+				store32(*m.memory, uint64(uint32(v6))+4, uint32(v3))
+				store32(*m.memory, uint64(uint32(v6)), uint32(v2))
+				m.fn78(v0, m.g1+i32(10794), v6)
+				v2 = i32(19)
 			}
-			return p475
+		l24:
+			if v12 <= i32(0) {
+				goto l23
+			}
+			v4 = v12 & i32(3)
+			v8 = i32(0)
+			if uint32(v12-i32(1)) >= uint32(i32(3)) {
+				v9 = v12 & i32(-4)
+				v1 = i32(0)
+			l79:
+				{
+					v3 = v6 + i32(224) + v1
+					t517 := int32(load32(*m.memory, uint64(uint32(v3))))
+					v5 = v6 + i32(160) + v1
+					t518 := int32(load32(*m.memory, uint64(uint32(v5))))
+					(*m.t0)[uint(t518)].(func(int32))(t517)
+					t519 := int32(load32(*m.memory, uint64(uint32(v3+i32(4)))))
+					t520 := int32(load32(*m.memory, uint64(uint32(v5+i32(4)))))
+					(*m.t0)[uint(t520)].(func(int32))(t519)
+					t521 := int32(load32(*m.memory, uint64(uint32(v3+i32(8)))))
+					t522 := int32(load32(*m.memory, uint64(uint32(v5+i32(8)))))
+					(*m.t0)[uint(t522)].(func(int32))(t521)
+					t523 := int32(load32(*m.memory, uint64(uint32(v3+i32(12)))))
+					t524 := int32(load32(*m.memory, uint64(uint32(v5+i32(12)))))
+					(*m.t0)[uint(t524)].(func(int32))(t523)
+					v1 = v1 + i32(16)
+					t525 := v9
+					v8 = v8 + i32(4)
+					if t525 != v8 {
+						goto l79
+					}
+				}
+			}
+			if v4 == 0 {
+				goto l23
+			}
+			v3 = v8 << 2
+			v1 = v3 + (v6 + i32(160))
+			v5 = v6 + i32(224) + v3
+		l80:
+			{
+				t526 := int32(load32(*m.memory, uint64(uint32(v5))))
+				t527 := int32(load32(*m.memory, uint64(uint32(v1))))
+				(*m.t0)[uint(t527)].(func(int32))(t526)
+				v1 = v1 + i32(4)
+				v5 = v5 + i32(4)
+				v4 = v4 - i32(1)
+				if v4 != 0 {
+					goto l80
+				}
+			}
+		l23:
+			t528 := int32(load32(*m.memory, uint64(uint32(v6))+120))
+			m.fn0(t528)
+			t529 := int32(load32(*m.memory, uint64(uint32(v6))+124))
+			t530 := m.fn31(t529)
+			v1 = t530
+			if v2 != 0 {
+				goto l81
+			}
+			if v1 == 0 {
+				goto l81
+			}
+			m.fn78(v0, m.g1+i32(3400), i32(0))
+			v2 = v1
+		l81:
+			*m.g0 = v6 + i32(304)
+			return v2
 		}
-		t484 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t485 := m.fn6(t484)
-		if t485 == i32(5) {
+		t531 := int32(load32(*m.memory, uint64(uint32(v2))))
+		t532 := m.fn5(t531)
+		if t532 == i32(5) {
 			goto l0
 		}
-		t486 := *m.g0
-		v6 = t486 - i32(32)
-		*m.g0 = v6
-		t487 := int32(load32(*m.memory, uint64(uint32(v2))))
-		v1 = t487
+		t533 := *m.g0
+		v9 = t533 - i32(32)
+		*m.g0 = v9
+		v3 = v2
+		t534 := int32(load32(*m.memory, uint64(uint32(v3))))
+		v1 = t534
 		{
 			{
-				t488 := int32(load32(*m.memory, uint64(uint32(v0+i32(16)))))
-				if t488 != 0 {
-					t489 := m.fn9(v1)
-					v1 = t489
-					t490 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-					t491 := m.fn9(t490)
-					v3 = t491
+				t535 := int32(load32(*m.memory, uint64(uint32(v0+i32(16)))))
+				if t535 != 0 {
+					t536 := m.fn9(v1)
+					v1 = t536
+					t537 := int32(load32(*m.memory, uint64(uint32(v3))+4))
+					t538 := m.fn9(t537)
+					v2 = t538
 					{
-						t492 := int32(load32(*m.memory, uint64(uint32(v2))))
-						t493 := m.fn8(t492)
-						t494 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-						t495 := m.fn8(t494)
-						if t493 == t495 {
-							t496 := int32(load32(*m.memory, uint64(uint32(v2))))
-							t497 := m.fn8(t496)
-							t498 := m._strncmp(v1, v3, t497)
-							if t498 == 0 {
-								t499 := int32(load32(*m.memory, uint64(uint32(v2))))
-								t500 := m.fn99(v0, t499, v6+i32(8))
-								v9 = t500
-								if v9 != 0 {
-									goto l74
+						t539 := int32(load32(*m.memory, uint64(uint32(v3))))
+						t540 := m.fn7(t539)
+						t541 := int32(load32(*m.memory, uint64(uint32(v3))+4))
+						t542 := m.fn7(t541)
+						if t540 == t542 {
+							t543 := int32(load32(*m.memory, uint64(uint32(v3))))
+							t544 := m.fn7(t543)
+							t545 := m._strncmp(v1, v2, t544)
+							if t545 == 0 {
+								t546 := int32(load32(*m.memory, uint64(uint32(v3))))
+								t547 := m.fn88(v0, t546, v9+i32(8))
+								v1 = t547
+								if v1 != 0 {
+									goto l83
 								}
-								t501 := int64(load64(*m.memory, uint64(uint32(v6))+8))
-								v17 = t501
-								goto l75
+								t548 := int64(load64(*m.memory, uint64(uint32(v9))+8))
+								v19 = t548
+								goto l84
 							}
 						}
 						m.fn78(v0, m.g1+i32(10470), i32(0))
-						goto l73
+						v1 = i32(1)
+						goto l83
 					}
 				}
-				t502 := m.fn51(v1)
-				t503 := v6
-				v17 = t502
-				store64(*m.memory, uint64(uint32(t503))+8, uint64(v17))
+				t549 := m.fn51(v1)
+				t550 := v9
+				v19 = t549
+				store64(*m.memory, uint64(uint32(t550))+8, uint64(v19))
 			}
-		l75:
-			t504 := m.fn98(v0, v17, i32(0), v6+i32(24), v6+i32(16))
-			v9 = t504
-			if v9 != 0 {
-				goto l74
+		l84:
+			t551 := m.fn87(v0, v19, i32(0), v9+i32(24), v9+i32(16))
+			v1 = t551
+			if v1 != 0 {
+				goto l83
 			}
-			v4 = i32(52)
-		l78:
+			v1 = i32(0)
+			t552 := int32(load32(*m.memory, uint64(uint32(v0+i32(32)))))
+			v6 = t552
+			t553 := int32(load32(*m.memory, uint64(uint32(v0+i32(28)))))
+			t554 := v6
+			v2 = t553
+			t555 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+			t556 := v2
+			v8 = t555
+			t557 := int32(load32(*m.memory, uint64(uint32(v0+i32(20)))))
+			t558 := v8
+			v5 = t557
+			if t554+(t556+(t558+v5)) <= i32(0) {
+				goto l83
+			}
+			v1 = i32(52)
+		l86:
 			{
-				t505 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-				v3 = t505
-				t506 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-				t507 := v3
-				v5 = t506
-				t508 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-				t509 := v5
-				v1 = t508
-				t510 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-				t511 := v1
-				v11 = t510
-				if t507+(t509+(t511+v11)) <= v7 {
-					v8 = v2 + i32(12)
-					v9 = v0 + i32(260)
-					v7 = i32(0)
-					v4 = i32(0)
+				t559 := int32(load32(*m.memory, uint64(uint32(v0+v1))))
+				if t559 == i32(2) {
+					t560 := int32(load32(*m.memory, uint64(uint32(v1+v3-i32(40)))))
+					t561 := m.fn58(t560)
+					if t561 == 0 {
+						m.fn78(v0, m.g1+i32(13575), i32(0))
+						v1 = i32(1)
+						goto l83
+					}
+					t562 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+					v6 = t562
+					t563 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+					v8 = t563
+					t564 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+					v5 = t564
+					t565 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+					v2 = t565
+				}
+				v1 = v1 + i32(4)
+				v4 = v4 + i32(1)
+				t566 := v4
+				v7 = v5 + v8 + v2 + v6
+				if t566 < v7 {
+					goto l86
+				}
+			}
+			if v7 <= i32(0) {
+				v1 = i32(0)
+				goto l83
+			}
+			v7 = v0 + i32(260)
+			v8 = v3 + i32(12)
+			v1 = i32(0)
+			v4 = i32(0)
+		l90:
+			{
+				{
+					t567 := int32(load32(*m.memory, uint64(uint32(v1+v7-i32(208)))))
+					if t567 != i32(3) {
+						goto l87
+					}
+					t568 := int32((*m.memory)[uint64(uint32(v4+v7))])
+					v10 = t568
+					t569 := int32(load32(*m.memory, uint64(uint32(v1+v8))))
+					v2 = t569
+					t570 := m.fn58(v2)
+					if t570 != 0 {
+						goto l87
+					}
+					v5 = v2
+					t571 := *m.g0
+					v6 = t571 - i32(16)
+					*m.g0 = v6
+					t572 := int64(load64(*m.memory, uint64(uint32(v0))+36))
+					v20 = t572
+					store32(*m.memory, uint64(uint32(v6))+8, uint32(v10))
+					store64(*m.memory, uint64(uint32(v6)), uint64(v20))
 					{
-					l87:
-						{
-							if v1+v11+v5+v3 <= v4 {
-								v10 = v2 + i32(12)
-								v8 = v0 + i32(260)
-								v7 = i32(0)
-								v4 = i32(0)
-							l84:
-								{
-									if v1+v11+v5+v3 <= v4 {
-										v10 = v2 + i32(12)
-										v8 = v0 + i32(260)
-										v9 = i32(0)
-										v7 = i32(0)
-										v4 = i32(0)
-									l82:
-										{
-											if v4 >= v1+v11+v5+v3 {
-												goto l74
-											}
-											{
-												t515 := int32(load32(*m.memory, uint64(uint32(v7+v8-i32(208)))))
-												if t515 != i32(1) {
-													goto l79
-												}
-												t516 := int32((*m.memory)[uint64(uint32(v4+v8))])
-												v5 = t516
-												t517 := int32(load32(*m.memory, uint64(uint32(v7+v10))))
-												v1 = t517
-												t518 := m.fn6(v1)
-												if t518 == i32(5) {
-													goto l79
-												}
-												t519 := int64(load64(*m.memory, uint64(uint32(v6))+24))
-												v17 = t519
-												t520 := int64(load64(*m.memory, uint64(uint32(v6))+16))
-												v18 = t520
-												t521 := *m.g0
-												v3 = t521 - i32(128)
-												*m.g0 = v3
-												store32(*m.memory, uint64(uint32(v3))+124, uint32(i32(0)))
-												store32(*m.memory, uint64(uint32(v3))+104, uint32(m.g2+i32(2)))
-												{
-													t522 := m.fn85(v1, v3+i32(108), v3+i32(116), v3+i32(112), v3+i32(104), v3+i32(120))
-													if t522 != 0 {
-														t523 := int64(load64(*m.memory, uint64(uint32(v0+v5*i32(20)+i32(440)))))
-														v18 = t523
-														t524 := int32(load32(*m.memory, uint64(uint32(v3))+120))
-														store32(*m.memory, uint64(uint32(v3))+88, uint32(t524))
-														store64(*m.memory, uint64(uint32(v3))+80, uint64(i64_rotl(v18, i64(32))))
-														m.fn78(v0, m.g1+i32(53), v3+i32(80))
-														v1 = i32(1)
-														goto l80
-													}
-													v1 = v0 + v5*i32(20)
-													v2 = v1 + i32(440)
-													t525 := int32(load32(*m.memory, uint64(uint32(v3))+112))
-													v11 = t525
-													t526 := v11
-													v12 = v1 + i32(452)
-													t527 := int32(load32(*m.memory, uint64(uint32(v12))))
-													v14 = t527
-													if t526 != v14 {
-														t528 := int32(load32(*m.memory, uint64(uint32(v1+i32(444)))))
-														v1 = t528
-														t529 := int32(load32(*m.memory, uint64(uint32(v2))))
-														v2 = t529
-														t530 := m.fn83(v14)
-														v12 = t530
-														t531 := m.fn83(v11)
-														store32(*m.memory, uint64(uint32(v3))+76, uint32(t531))
-														store32(*m.memory, uint64(uint32(v3))+72, uint32(v12))
-														store32(*m.memory, uint64(uint32(v3))+68, uint32(v2))
-														store32(*m.memory, uint64(uint32(v3))+64, uint32(v1))
-														m.fn78(v0, m.g1+i32(11171), v3-i32(-64))
-														v1 = i32(1)
-														goto l80
-													}
-													t532 := int32(load32(*m.memory, uint64(uint32(v3))+116))
-													v11 = t532
-													t533 := v11
-													v14 = v1 + i32(448)
-													t534 := int32(load32(*m.memory, uint64(uint32(v14))))
-													v1 = t534
-													if t533 != v1 {
-														t535 := int32(load32(*m.memory, uint64(uint32(v0+v5*i32(20)+i32(444)))))
-														v12 = t535
-														t536 := int32(load32(*m.memory, uint64(uint32(v2))))
-														v2 = t536
-														store32(*m.memory, uint64(uint32(v3))+60, uint32(v11))
-														store32(*m.memory, uint64(uint32(v3))+56, uint32(v1))
-														store32(*m.memory, uint64(uint32(v3))+52, uint32(v2))
-														store32(*m.memory, uint64(uint32(v3))+48, uint32(v12))
-														m.fn78(v0, m.g1+i32(11469), v3+i32(48))
-														v1 = i32(1)
-														goto l80
-													}
-													t537 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-													t538 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-													v2 = v0 + v5<<2 + i32(312)
-													t539 := int32(load32(*m.memory, uint64(uint32(v2))))
-													t540 := m.fn29(t537, t538, t539, m.g1+i32(1063), v17, i32(1), v3+i32(124))
-													v1 = t540
-													if v1 != 0 {
-														t541 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-														v11 = t541
-														t542 := int32(load32(*m.memory, uint64(uint32(v2))))
-														v2 = t542
-														store64(*m.memory, uint64(uint32(v3))+40, uint64(v17))
-														store32(*m.memory, uint64(uint32(v3))+36, uint32(v2))
-														store32(*m.memory, uint64(uint32(v3))+32, uint32(v11))
-														m.fn78(v0, m.g1+i32(4136), v3+i32(32))
-														goto l80
-													}
-													t543 := int32(load32(*m.memory, uint64(uint32(v3))+124))
-													t544 := int32(load32(*m.memory, uint64(uint32(v3))+108))
-													t545 := int32(load32(*m.memory, uint64(uint32(v14))))
-													t546 := int32(load32(*m.memory, uint64(uint32(v12))))
-													t547 := m.fn120(t543, v18, t544, t545, t546)
-													v1 = t547
-													if v1 == 0 {
-														v1 = i32(0)
-														goto l80
-													}
-													t548 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-													v11 = t548
-													t549 := int32(load32(*m.memory, uint64(uint32(v2))))
-													v2 = t549
-													store64(*m.memory, uint64(uint32(v3))+24, uint64(v17))
-													store32(*m.memory, uint64(uint32(v3))+20, uint32(v2))
-													store32(*m.memory, uint64(uint32(v3))+16, uint32(v11))
-													m.fn78(v0, m.g1+i32(4089), v3+i32(16))
-												}
-											l80:
-												t550 := int32(load32(*m.memory, uint64(uint32(v3))+108))
-												t551 := int32(load32(*m.memory, uint64(uint32(v3))+104))
-												(*m.t0)[uint(t551)].(func(int32))(t550)
-												t552 := int32(load32(*m.memory, uint64(uint32(v3))+124))
-												t553 := m.fn31(t552)
-												v2 = t553
-												{
-													if v1 != 0 {
-														goto l81
-													}
-													if v2 == 0 {
-														v1 = i32(0)
-														goto l81
-													}
-													t554 := int32(load32(*m.memory, uint64(uint32(v0+v5<<2+i32(312)))))
-													v1 = t554
-													t555 := int32(load32(*m.memory, uint64(uint32(v0))+36))
-													v5 = t555
-													store64(*m.memory, uint64(uint32(v3))+8, uint64(v17))
-													store32(*m.memory, uint64(uint32(v3))+4, uint32(v1))
-													store32(*m.memory, uint64(uint32(v3)), uint32(v5))
-													m.fn78(v0, m.g1+i32(4023), v3)
-													v1 = v2
-												}
-											l81:
-												*m.g0 = v3 + i32(128)
-												if v1 != 0 {
-													goto l73
-												}
-											}
-										l79:
-											v7 = v7 + i32(4)
-											v4 = v4 + i32(1)
-											t556 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-											v3 = t556
-											t557 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-											v5 = t557
-											t558 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-											v1 = t558
-											t559 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-											v11 = t559
-											goto l82
-										}
-									}
-									{
-										t560 := int32(load32(*m.memory, uint64(uint32(v7+v8-i32(208)))))
-										if t560 != i32(4) {
-											goto l83
-										}
-										t561 := int32((*m.memory)[uint64(uint32(v4+v8))])
-										v1 = t561
-										t562 := int32(load32(*m.memory, uint64(uint32(v7+v10))))
-										v3 = t562
-										t563 := m.fn58(v3)
-										if t563 != 0 {
-											goto l83
-										}
-										t564 := int64(load64(*m.memory, uint64(uint32(v6))+24))
-										t565 := int64(load64(*m.memory, uint64(uint32(v6))+16))
-										t566 := m.fn121(v0, v1, v17, t564, t565, v3, i32(1))
-										v9 = t566
-										if v9 != 0 {
-											goto l74
-										}
-									}
-								l83:
-									v7 = v7 + i32(4)
-									v4 = v4 + i32(1)
-									t567 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-									v3 = t567
-									t568 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-									v5 = t568
-									t569 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-									v1 = t569
-									t570 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-									v11 = t570
-									goto l84
-								}
-							}
-							{
-								t571 := int32(load32(*m.memory, uint64(uint32(v7+v9-i32(208)))))
-								if t571 != i32(3) {
-									goto l85
-								}
-								t572 := int32((*m.memory)[uint64(uint32(v4+v9))])
-								v1 = t572
-								t573 := int32(load32(*m.memory, uint64(uint32(v7+v8))))
-								v5 = t573
-								t574 := m.fn58(v5)
-								if t574 != 0 {
-									goto l85
-								}
-								t575 := *m.g0
-								v3 = t575 - i32(16)
-								*m.g0 = v3
-								t576 := int64(load64(*m.memory, uint64(uint32(v0))+36))
-								v18 = t576
-								store32(*m.memory, uint64(uint32(v3))+8, uint32(v1))
-								store64(*m.memory, uint64(uint32(v3)), uint64(v18))
-								{
-									t577 := m.fn5(m.g1+i32(6858), v3)
-									v1 = t577
-									if v1 == 0 {
-										v1 = i32(7)
-										goto l86
-									}
-									t578 := int32(load32(*m.memory, uint64(uint32(v0))+12))
-									t579 := m.fn16(t578, v1, i32(-1), v3+i32(12), i32(0))
-									v1 = t579
-									if v1 != 0 {
-										goto l86
-									}
-									t580 := int32(load32(*m.memory, uint64(uint32(v3))+12))
-									_ = m.fn24(t580, i32(1), v5)
-									t582 := int32(load32(*m.memory, uint64(uint32(v3))+12))
-									_ = m.fn17(t582, i32(2), v17)
-									t584 := int32(load32(*m.memory, uint64(uint32(v3))+12))
-									t585 := m.fn18(t584)
-									v1 = t585
-									t586 := int32(load32(*m.memory, uint64(uint32(v3))+12))
-									_ = m.fn15(t586)
-									var p588 int32
-									if v1 != i32(101) {
-										p588 = 1
-									}
-									v1 = p588
-								}
-							l86:
-								*m.g0 = v3 + i32(16)
-								if v1 != 0 {
-									goto l73
-								}
-							}
-						l85:
-							v7 = v7 + i32(4)
-							v4 = v4 + i32(1)
-							t589 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-							v3 = t589
-							t590 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-							v5 = t590
-							t591 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-							v1 = t591
-							t592 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-							v11 = t592
-							goto l87
+						t573 := m.fn8(m.g1+i32(6858), v6)
+						v2 = t573
+						if v2 == 0 {
+							v2 = i32(7)
+							goto l88
+						}
+						t574 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+						t575 := m.fn16(t574, v2, i32(-1), v6+i32(12), i32(0))
+						v2 = t575
+						if v2 != 0 {
+							goto l88
+						}
+						t576 := int32(load32(*m.memory, uint64(uint32(v6))+12))
+						_ = m.fn24(t576, i32(1), v5)
+						t578 := int32(load32(*m.memory, uint64(uint32(v6))+12))
+						_ = m.fn17(t578, i32(2), v19)
+						t580 := int32(load32(*m.memory, uint64(uint32(v6))+12))
+						t581 := m.fn18(t580)
+						v2 = t581
+						t582 := int32(load32(*m.memory, uint64(uint32(v6))+12))
+						_ = m.fn15(t582)
+						var p584 int32
+						if v2 != i32(101) {
+							p584 = 1
+						}
+						v2 = p584
+					}
+				l88:
+					*m.g0 = v6 + i32(16)
+					if v2 != 0 {
+						v1 = i32(1)
+						goto l83
+					}
+				}
+			l87:
+				v1 = v1 + i32(4)
+				v4 = v4 + i32(1)
+				t585 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+				t586 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+				t587 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+				t588 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+				t589 := v4
+				v2 = t585 + (t586 + (t587 + t588))
+				if t589 < v2 {
+					goto l90
+				}
+			}
+			if v2 > i32(0) {
+				v2 = v0 + i32(260)
+				v5 = v3 + i32(12)
+				v4 = i32(0)
+				v8 = i32(0)
+			l93:
+				{
+					{
+						t590 := int32(load32(*m.memory, uint64(uint32(v2+v4-i32(208)))))
+						if t590 != i32(4) {
+							goto l92
+						}
+						t591 := int32((*m.memory)[uint64(uint32(v2+v8))])
+						v1 = t591
+						t592 := int32(load32(*m.memory, uint64(uint32(v4+v5))))
+						v6 = t592
+						t593 := m.fn58(v6)
+						if t593 != 0 {
+							goto l92
+						}
+						t594 := int64(load64(*m.memory, uint64(uint32(v9))+24))
+						t595 := int64(load64(*m.memory, uint64(uint32(v9))+16))
+						t596 := m.fn97(v0, v1, v19, t594, t595, v6, i32(1))
+						v1 = t596
+						if v1 != 0 {
+							goto l83
 						}
 					}
+				l92:
+					v4 = v4 + i32(4)
+					v8 = v8 + i32(1)
+					t597 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+					t598 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+					t599 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+					t600 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+					t601 := v8
+					v1 = t597 + (t598 + (t599 + t600))
+					if t601 < v1 {
+						goto l93
+					}
 				}
+				goto l94
+			}
+			v1 = i32(0)
+			goto l83
+		l94:
+			if v1 <= i32(0) {
+				v1 = i32(0)
+				goto l83
+			}
+			v8 = v0 + i32(260)
+			v11 = v3 + i32(12)
+			v7 = i32(0)
+			v4 = i32(0)
+		l102:
+			{
 				{
-					t512 := int32(load32(*m.memory, uint64(uint32(v0+v4))))
-					if t512 != i32(2) {
-						goto l77
+					t602 := int32(load32(*m.memory, uint64(uint32(v7+v8-i32(208)))))
+					if t602 != i32(1) {
+						goto l95
 					}
-					t513 := int32(load32(*m.memory, uint64(uint32(v2+v4-i32(40)))))
-					t514 := m.fn58(t513)
-					if t514 != 0 {
-						goto l77
+					t603 := int32((*m.memory)[uint64(uint32(v4+v8))])
+					v1 = t603
+					t604 := int32(load32(*m.memory, uint64(uint32(v7+v11))))
+					v2 = t604
+					t605 := m.fn5(v2)
+					if t605 == i32(5) {
+						goto l95
 					}
-					m.fn78(v0, m.g1+i32(13575), i32(0))
-					goto l73
+					t606 := int64(load64(*m.memory, uint64(uint32(v9))+24))
+					v19 = t606
+					t607 := int64(load64(*m.memory, uint64(uint32(v9))+16))
+					v20 = t607
+					t608 := *m.g0
+					v3 = t608 - i32(128)
+					*m.g0 = v3
+					store32(*m.memory, uint64(uint32(v3))+124, uint32(i32(0)))
+					store32(*m.memory, uint64(uint32(v3))+104, uint32(m.g2))
+					{
+						t609 := m.fn81(v2, v3+i32(108), v3+i32(116), v3+i32(112), v3+i32(104), v3+i32(120))
+						if t609 != 0 {
+							t610 := int64(load64(*m.memory, uint64(uint32(v0+v1*i32(20)+i32(440)))))
+							v20 = t610
+							t611 := int32(load32(*m.memory, uint64(uint32(v3))+120))
+							store32(*m.memory, uint64(uint32(v3))+88, uint32(t611))
+							store64(*m.memory, uint64(uint32(v3))+80, uint64(i64_rotl(v20, i64(32))))
+							m.fn78(v0, m.g1+i32(53), v3+i32(80))
+							v5 = i32(1)
+							goto l96
+						}
+						v2 = v0 + v1*i32(20)
+						v5 = v2 + i32(440)
+						t612 := int32(load32(*m.memory, uint64(uint32(v3))+112))
+						v6 = t612
+						t613 := v6
+						v12 = v2 + i32(452)
+						t614 := int32(load32(*m.memory, uint64(uint32(v12))))
+						v10 = t614
+						if t613 != v10 {
+							v12 = m.g1
+							t615 := int32(load32(*m.memory, uint64(uint32(v2+i32(444)))))
+							v2 = t615
+							t616 := int32(load32(*m.memory, uint64(uint32(v5))))
+							v5 = t616
+							v10 = v10 - i32(223)
+							var p617 int32
+							if uint32(v10) > uint32(i32(2)) {
+								p617 = v12 + i32(13895)
+							} else {
+								t618 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15084)+v10<<2))))
+								p617 = t618
+							}
+							v10 = p617
+							v12 = m.g1
+							t619 := v3
+							v6 = v6 - i32(223)
+							var p620 int32
+							if uint32(v6) > uint32(i32(2)) {
+								p620 = v12 + i32(13895)
+							} else {
+								t621 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15084)+v6<<2))))
+								p620 = t621
+							}
+							store32(*m.memory, uint64(uint32(t619))+76, uint32(p620))
+							store32(*m.memory, uint64(uint32(v3))+72, uint32(v10))
+							store32(*m.memory, uint64(uint32(v3))+68, uint32(v5))
+							store32(*m.memory, uint64(uint32(v3))+64, uint32(v2))
+							m.fn78(v0, m.g1+i32(11171), v3-i32(-64))
+							v5 = i32(1)
+							goto l96
+						}
+						t622 := int32(load32(*m.memory, uint64(uint32(v3))+116))
+						v6 = t622
+						t623 := v6
+						v2 = v2 + i32(448)
+						t624 := int32(load32(*m.memory, uint64(uint32(v2))))
+						v10 = t624
+						if t623 != v10 {
+							t625 := int32(load32(*m.memory, uint64(uint32(v0+v1*i32(20)+i32(444)))))
+							v2 = t625
+							t626 := int32(load32(*m.memory, uint64(uint32(v5))))
+							v5 = t626
+							store32(*m.memory, uint64(uint32(v3))+60, uint32(v6))
+							store32(*m.memory, uint64(uint32(v3))+56, uint32(v10))
+							store32(*m.memory, uint64(uint32(v3))+52, uint32(v5))
+							store32(*m.memory, uint64(uint32(v3))+48, uint32(v2))
+							m.fn78(v0, m.g1+i32(11469), v3+i32(48))
+							v5 = i32(1)
+							goto l96
+						}
+						t627 := int32(load32(*m.memory, uint64(uint32(v0))+12))
+						t628 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+						v10 = v0 + v1<<2 + i32(312)
+						t629 := int32(load32(*m.memory, uint64(uint32(v10))))
+						t630 := m.fn29(t627, t628, t629, m.g1+i32(1063), v19, i32(1), v3+i32(124))
+						v5 = t630
+						if v5 != 0 {
+							t631 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+							v2 = t631
+							t632 := int32(load32(*m.memory, uint64(uint32(v10))))
+							v6 = t632
+							store64(*m.memory, uint64(uint32(v3))+40, uint64(v19))
+							store32(*m.memory, uint64(uint32(v3))+36, uint32(v6))
+							store32(*m.memory, uint64(uint32(v3))+32, uint32(v2))
+							m.fn78(v0, m.g1+i32(4136), v3+i32(32))
+							goto l96
+						}
+						t633 := int32(load32(*m.memory, uint64(uint32(v2))))
+						v2 = t633
+						t634 := int32(load32(*m.memory, uint64(uint32(v3))+124))
+						t635 := int32(load32(*m.memory, uint64(uint32(v3))+108))
+						var p636 int32
+						{
+							t637 := int32(load32(*m.memory, uint64(uint32(v12))))
+							switch t637 - i32(224) {
+							default:
+								v6 = int32(v20) * v2 << 2
+								t638 := v2 << 2
+								p636 = t638
+								goto l100
+							case 1:
+								v6 = v2 * int32(v20)
+								t639 := v2
+								p636 = t639
+								goto l100
+							case 0:
+								v6 = int32(int64(uint32(v2)) * v20 / i64(8))
+								p636 = int32(uint32(v2) >> 3)
+							}
+						}
+					l100:
+						t640 := m.fn56(t634, t635, p636, v6)
+						v5 = t640
+						if v5 == 0 {
+							v5 = i32(0)
+							goto l96
+						}
+						t641 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+						v2 = t641
+						t642 := int32(load32(*m.memory, uint64(uint32(v10))))
+						v6 = t642
+						store64(*m.memory, uint64(uint32(v3))+24, uint64(v19))
+						store32(*m.memory, uint64(uint32(v3))+20, uint32(v6))
+						store32(*m.memory, uint64(uint32(v3))+16, uint32(v2))
+						m.fn78(v0, m.g1+i32(4089), v3+i32(16))
+					}
+				l96:
+					t643 := int32(load32(*m.memory, uint64(uint32(v3))+108))
+					t644 := int32(load32(*m.memory, uint64(uint32(v3))+104))
+					(*m.t0)[uint(t644)].(func(int32))(t643)
+					t645 := int32(load32(*m.memory, uint64(uint32(v3))+124))
+					t646 := m.fn31(t645)
+					v2 = t646
+					{
+						if v5 != 0 {
+							goto l101
+						}
+						if v2 == 0 {
+							v5 = i32(0)
+							goto l101
+						}
+						t647 := int32(load32(*m.memory, uint64(uint32(v0+v1<<2+i32(312)))))
+						v1 = t647
+						t648 := int32(load32(*m.memory, uint64(uint32(v0))+36))
+						v5 = t648
+						store64(*m.memory, uint64(uint32(v3))+8, uint64(v19))
+						store32(*m.memory, uint64(uint32(v3))+4, uint32(v1))
+						store32(*m.memory, uint64(uint32(v3)), uint32(v5))
+						m.fn78(v0, m.g1+i32(4023), v3)
+						v5 = v2
+					}
+				l101:
+					*m.g0 = v3 + i32(128)
+					if v5 == 0 {
+						goto l95
+					}
+					v1 = i32(1)
+					goto l83
 				}
-			l77:
-				v4 = v4 + i32(4)
-				v7 = v7 + i32(1)
-				goto l78
+			l95:
+				v7 = v7 + i32(4)
+				v1 = i32(0)
+				v4 = v4 + i32(1)
+				t649 := int32(load32(*m.memory, uint64(uint32(v0))+32))
+				t650 := int32(load32(*m.memory, uint64(uint32(v0))+28))
+				t651 := int32(load32(*m.memory, uint64(uint32(v0))+24))
+				t652 := int32(load32(*m.memory, uint64(uint32(v0))+20))
+				if v4 < t649+(t650+(t651+t652)) {
+					goto l102
+				}
 			}
 		}
-	l73:
-		v9 = i32(1)
-	l74:
-		*m.g0 = v6 + i32(32)
-		return v9
+	l83:
+		*m.g0 = v9 + i32(32)
+		return v1
 	}
 l0:
 	m.fn78(v0, m.g1+i32(11893), i32(0))
 	return i32(1)
 }
-func fn154(v0 int32) int32 {
+func fn130(v0 int32) int32 {
 	return i32(0)
 }
-func (m *Module) fn155(v0 int32) int32 {
+func (m *Module) fn131(v0 int32) int32 {
 	var v1 int32
 	t0 := int32(load32(*m.memory, uint64(uint32(v0+i32(1196)))))
 	v1 = t0
@@ -10744,28 +13325,32 @@ func (m *Module) fn155(v0 int32) int32 {
 	}
 	return i32(0)
 }
-func (m *Module) fn156(v0 int32) int32 {
+func (m *Module) fn132(v0 int32) int32 {
 	var v1, v2, v3, v4 int32
-	v1 = m.g1 + i32(14912)
+	t0 := m.fn68(v0, m.g1+i32(1427))
+	if t0 == 0 {
+		return i32(1)
+	}
+	v1 = m.g1 + i32(14884)
 l0:
 	v2 = v3
-	if v2 != i32(36) {
+	if v2 != i32(35) {
 		v3 = v2 + i32(1)
-		t0 := int32(load32(*m.memory, uint64(uint32(v1))))
-		v4 = t0
+		t1 := int32(load32(*m.memory, uint64(uint32(v1))))
+		v4 = t1
 		v1 = v1 + i32(4)
-		t1 := m.fn68(v0, v4)
-		if t1 != 0 {
+		t2 := m.fn68(v0, v4)
+		if t2 != 0 {
 			goto l0
 		}
 	}
-	var p2 int32
-	if uint32(v2) < uint32(i32(36)) {
-		p2 = 1
+	var p3 int32
+	if uint32(v2) < uint32(i32(35)) {
+		p3 = 1
 	}
-	return p2
+	return p3
 }
-func (m *Module) fn157(v0, v1, v2, v3, v4, v5 int32) int32 {
+func (m *Module) fn133(v0, v1, v2, v3, v4, v5 int32) int32 {
 	t0 := m.fn74(v0, m.g1+i32(12218))
 	v0 = t0
 	var p1 int32
@@ -10785,59 +13370,59 @@ func (m *Module) fn157(v0, v1, v2, v3, v4, v5 int32) int32 {
 	}
 	return p1
 }
-func (m *Module) fn158(v0, v1 int32) int32 {
-	var v2, v3, v4, v5 int32
-	v0 = i32(0)
-	t0 := int32(load32(*m.memory, uint64(uint32(v1))))
-	v2 = t0
-	p1 := i32(0)
-	if v2 > i32(0) {
-		p1 = v2
-	}
-	v2 = p1
-	v4 = i32(4)
-l1:
-	if v2 != 0 {
+func (m *Module) fn134(v0, v1 int32) int32 {
+	var v2, v3, v4, v5, v6 int32
+	v2 = i32(19)
+	{
+		t0 := int32(load32(*m.memory, uint64(uint32(v1))))
+		v3 = t0
+		if v3 <= i32(0) {
+			goto l0
+		}
+		t1 := int32(load32(*m.memory, uint64(uint32(v1))+4))
+		v0 = t1
+	l2:
 		{
-			t2 := int32(load32(*m.memory, uint64(uint32(v1))+4))
-			v3 = t2 + v0
-			t3 := int32(load32(*m.memory, uint64(uint32(v3))))
-			if t3 != i32(1) {
-				goto l0
+			t2 := int32(load32(*m.memory, uint64(uint32(v0))))
+			if t2 != i32(1) {
+				goto l1
 			}
-			t4 := int32((*m.memory)[uint64(uint32(v3+i32(4)))])
-			if t4 != i32(2) {
-				goto l0
+			t3 := int32((*m.memory)[uint64(uint32(v0+i32(4)))])
+			if t3 != i32(2) {
+				goto l1
 			}
-			t5 := int32((*m.memory)[uint64(uint32(v3+i32(5)))])
-			if t5 == 0 {
-				goto l0
+			t4 := int32((*m.memory)[uint64(uint32(v0+i32(5)))])
+			if t4 == 0 {
+				goto l1
 			}
 			v5 = i32(1)
-			t6 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-			v3 = t6 + v4
-			(*m.memory)[uint64(uint32(v3))] = byte(i32(1))
-			store32(*m.memory, uint64(uint32(v3-i32(4))), uint32(i32(1)))
+			t5 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+			v6 = t5 + v4
+			store32(*m.memory, uint64(uint32(v6)), uint32(i32(1)))
+			(*m.memory)[uint64(uint32(v6+i32(4)))] = byte(i32(1))
 		}
-	l0:
+	l1:
 		v4 = v4 + i32(8)
 		v0 = v0 + i32(12)
-		v2 = v2 - i32(1)
-		goto l1
-	} else {
-		if v5 == 0 {
-			return i32(19)
+		v3 = v3 - i32(1)
+		if v3 != 0 {
+			goto l2
 		}
+		if v5 == 0 {
+			goto l0
+		}
+		store64(*m.memory, uint64(uint32(v1))+48, uint64(i64(100000)))
+		store64(*m.memory, uint64(uint32(v1))+40, uint64(i64(0x40f86a0000000000)))
+		v2 = i32(0)
 	}
-	store64(*m.memory, uint64(uint32(v1))+48, uint64(i64(100000)))
-	store64(*m.memory, uint64(uint32(v1))+40, uint64(i64(0x40f86a0000000000)))
-	return i32(0)
+l0:
+	return v2
 }
-func (m *Module) fn159(v0 int32) int32 {
+func (m *Module) fn135(v0 int32) int32 {
 	m.fn0(v0)
 	return i32(0)
 }
-func (m *Module) fn160(v0, v1 int32) int32 {
+func (m *Module) fn136(v0, v1 int32) int32 {
 	t0 := m.fn2(i32(32))
 	v0 = t0
 	if v0 == 0 {
@@ -10850,40 +13435,40 @@ func (m *Module) fn160(v0, v1 int32) int32 {
 	store32(*m.memory, uint64(uint32(v1)), uint32(v0))
 	return i32(0)
 }
-func (m *Module) fn161(v0 int32) int32 {
+func (m *Module) fn137(v0 int32) int32 {
 	t0 := int32(load32(*m.memory, uint64(uint32(v0))+20))
 	t1 := int32(load32(*m.memory, uint64(uint32(v0))+28))
 	(*m.t0)[uint(t1)].(func(int32))(t0)
 	m.fn0(v0)
 	return i32(0)
 }
-func (m *Module) fn162(v0, v1, v2, v3, v4 int32) int32 {
+func (m *Module) fn138(v0, v1, v2, v3, v4 int32) int32 {
 	t0 := *m.g0
-	v1 = t0 - i32(16)
-	*m.g0 = v1
+	v2 = t0 - i32(16)
+	*m.g0 = v2
 	t1 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-	v2 = t1
-	if v2 != 0 {
+	v1 = t1
+	if v1 != 0 {
 		t2 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-		(*m.t0)[uint(t2)].(func(int32))(v2)
+		(*m.t0)[uint(t2)].(func(int32))(v1)
 		store32(*m.memory, uint64(uint32(v0))+20, uint32(i32(0)))
 	}
-	v2 = i32(1)
+	v1 = i32(1)
 	t3 := int32(load32(*m.memory, uint64(uint32(v4))))
-	t4 := m.fn85(t3, v0+i32(20), v0+i32(24), v0+i32(16), v0+i32(28), v1+i32(12))
+	t4 := m.fn81(t3, v0+i32(20), v0+i32(24), v0+i32(16), v0+i32(28), v2+i32(12))
 	if t4 == 0 {
 		store64(*m.memory, uint64(uint32(v0))+8, uint64(i64(0)))
-		v2 = i32(0)
+		v1 = i32(0)
 	}
-	*m.g0 = v1 + i32(16)
-	return v2
+	*m.g0 = v2 + i32(16)
+	return v1
 }
-func (m *Module) fn163(v0 int32) int32 {
+func (m *Module) fn139(v0 int32) int32 {
 	t0 := int64(load64(*m.memory, uint64(uint32(v0))+8))
 	store64(*m.memory, uint64(uint32(v0))+8, uint64(t0+i64(1)))
 	return i32(0)
 }
-func (m *Module) fn164(v0 int32) int32 {
+func (m *Module) fn140(v0 int32) int32 {
 	t0 := int64(load64(*m.memory, uint64(uint32(v0))+8))
 	t1 := int64(load32(*m.memory, uint64(uint32(v0))+24))
 	var p2 int32
@@ -10892,7 +13477,7 @@ func (m *Module) fn164(v0 int32) int32 {
 	}
 	return p2
 }
-func (m *Module) fn165(v0, v1, v2 int32) int32 {
+func (m *Module) fn141(v0, v1, v2 int32) int32 {
 	var v3, v4 int64
 	if v2 != 0 {
 		goto l0
@@ -10907,7 +13492,7 @@ func (m *Module) fn165(v0, v1, v2 int32) int32 {
 			t2 := int32(load32(*m.memory, uint64(uint32(v0))+8))
 			t3 := math.Float32frombits(load32(*m.memory, uint64(uint32(t1+t2<<2))))
 			m.fn33(v1, float64(t3))
-			goto l0
+			return i32(0)
 		case 1:
 			t4 := int32(load32(*m.memory, uint64(uint32(v0))+20))
 			t5 := int64(load64(*m.memory, uint64(uint32(v0))+8))
@@ -10916,7 +13501,7 @@ func (m *Module) fn165(v0, v1, v2 int32) int32 {
 			v4 = v3 / i64(8)
 			t7 := int32((*m.memory)[uint64(uint32(t4+int32(v4)))])
 			m.fn32(t6, int32(uint32(i32_shl(t7, int32(v3-v4<<3))&i32(128))>>7))
-			goto l0
+			return i32(0)
 		case 2:
 			t8 := int32(load32(*m.memory, uint64(uint32(v0))+20))
 			t9 := int32(load32(*m.memory, uint64(uint32(v0))+8))
@@ -10927,36 +13512,13 @@ func (m *Module) fn165(v0, v1, v2 int32) int32 {
 l0:
 	return i32(0)
 }
-func (m *Module) fn166(v0, v1 int32) int32 {
+func (m *Module) fn142(v0, v1 int32) int32 {
 	t0 := int64(load64(*m.memory, uint64(uint32(v0))+8))
 	store64(*m.memory, uint64(uint32(v1)), uint64(t0))
 	return i32(0)
 }
-func (m *Module) fn167(v0, v1, v2 int32) int32 {
-	var v3 int32
-	{
-		if v1 <= i32(0) {
-			goto l0
-		}
-		t0 := int32(load32(*m.memory, uint64(uint32(v0))+32))
-		t1 := int32(load32(*m.memory, uint64(uint32(v0))+28))
-		t2 := int32(load32(*m.memory, uint64(uint32(v0))+24))
-		t3 := int32(load32(*m.memory, uint64(uint32(v0))+20))
-		if t0+(t1+(t2+t3)) < v1 {
-			goto l0
-		}
-		t4 := int32(load32(*m.memory, uint64(uint32(v1<<2+v0+i32(48)))))
-		var p5 int32
-		if t4 == v2 {
-			p5 = 1
-		}
-		v3 = p5
-	}
-l0:
-	return v3
-}
 func DylinkInfo() (memorySize, memoryAlignment, tableSize, tableAlignment int64) {
-	return 15116, 16, 49, 1
+	return 15100, 16, 48, 1
 }
 
 // Compiler error if endianess is unknown.
