@@ -62,8 +62,10 @@ int sqlite3_extension_init(sqlite3 *db, char **pzErrMsg,
 }
 CSRC
 
-# -O2, not -Oz: vec0 KNN took 2.0× the cgo engine's time at -Oz, 1.3× at -O2
-# (indexer bench --only 12, 5k rows; -O3 measured no better).
+# -O2, not -Oz: sqlite-vec's distance loops are the KNN hot path. In two
+# interleaved A/B runs of indexer bench --only 12 (5k rows, 3 reps, a loaded
+# 2-core VM) vec0 KNN took 1.75-1.77x the cgo engine's time at -O2 against
+# 1.83-1.85x at -Oz; -O3 measured no better than -O2.
 # Debian's clang 14: the emscripten triple makes wasm-ld honour -fPIC and
 # emit a dylink.0 side module; it lacks __builtin_roundeven{,f}, which Wasm's
 # nearest instruction (what rint lowers to) computes exactly. libc-gen's
