@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ncruces/go-sqlite3"
+	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/internal/gormq"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"gorm.io/gorm"
@@ -137,8 +137,7 @@ func runQuery(ctx context.Context, db outbox.DB, spec *outbox.Spec, cfg *searchC
 	}
 	st, err := p.PrepareContext(ctx, q)
 	if err != nil {
-		var e *sqlite3.Error
-		if !errors.As(err, &e) || e.Code() != sqlite3.ERROR || strings.Contains(err.Error(), "no such table: "+spec.FTS.Table) {
+		if c, ok := engine.ErrorCode(err); !ok || c != engine.CodeError || strings.Contains(err.Error(), "no such table: "+spec.FTS.Table) {
 			return nil, err // busy, cancelled, or the sidecar is missing
 		}
 		return nil, fmt.Errorf("%w: %w", errFragment, err)
@@ -290,9 +289,8 @@ func buildSearch(spec *outbox.Spec, cfg *searchConfig, q Query) (stmt string, ar
 // vary: "fts5: syntax error near …", "unterminated string", "no such column:
 // x", "expected integer, got …"), except for a missing sidecar table.
 func isQueryError(err error) bool {
-	var e *sqlite3.Error
-	if !errors.As(err, &e) || e.Code() != sqlite3.ERROR {
+	if c, ok := engine.ErrorCode(err); !ok || c != engine.CodeError {
 		return false
 	}
-	return !strings.Contains(e.Error(), "no such table")
+	return !strings.Contains(err.Error(), "no such table")
 }

@@ -137,10 +137,12 @@ func (ix *Indexer) applyPending(ctx context.Context, target int64, all bool) (ap
 			res, err = ix.step(ctx)
 			return err
 		})
-		applied += res.events
 		if err != nil {
+			// step's result describes the batch it tried; the transaction
+			// was rolled back, so none of its events count as applied.
 			return applied, false, err
 		}
+		applied += res.events
 		if res.final && all {
 			// Caught up: queue the next rows of a pending backfill, if any,
 			// and go on applying them.

@@ -1,3 +1,8 @@
+//go:build !outboxindexer_cgo
+
+// The examples open the database with gormlite, the default engine's
+// dialector (the cgo engine registers another driver under the same name).
+
 package indexer_test
 
 import (
@@ -64,6 +69,49 @@ func ExampleIndexer_Status() {
 	// worker_posts: 2 rows, 0 pending
 	//   worker_posts_vec (vec0): 2 rows
 	//   worker_posts_fts (fts5): 2 rows
+}
+
+// The in-process worker: start it once after Migrate, and the capture
+// plugin wakes it after each commit.
+func ExampleStart() {
+	dir, _ := os.MkdirTemp("", "worker-example-")
+	defer os.RemoveAll(dir)
+	db, err := gorm.Open(gormlite.Open(gormplugin.DSN(filepath.Join(dir, "app.db"))), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		panic(err)
+	}
+	if err := db.Use(gormplugin.New(gormplugin.WithNotify(indexer.Wake))); err != nil {
+		panic(err)
+	}
+	if err := gormplugin.Migrate(db, &workerPost{}); err != nil {
+		panic(err)
+	}
+
+	ctx := context.Background()
+	w, err := indexer.Start(ctx, db)
+	if err != nil {
+		panic(err)
+	}
+	defer w.Close() // waits for the batch in flight and releases the lease
+
+	db.Create(&workerPost{Title: "Sailing to the volcano island", Embedding: []float32{1, 0, 0, 0}})
+	db.Create(&workerPost{Title: "Baking bread in winter", Embedding: []float32{0, 1, 0, 0}})
+
+	// Read your writes: wait until the worker has applied them.
+	if err := w.Sync(ctx); err != nil {
+		panic(err)
+	}
+	hits, _ := ftssink.Search[workerPost](ctx, db, ftssink.Term("island"))
+	for _, h := range hits {
+		fmt.Println("full text:", h.Model.Title)
+	}
+	near, _ := vecsink.KNN[workerPost](ctx, db, []float32{0, 0.9, 0.1, 0}, 1)
+	for _, r := range near {
+		fmt.Println("nearest:", r.Model.Title)
+	}
+	// Output:
+	// full text: Sailing to the volcano island
+	// nearest: Baking bread in winter
 }
 
 // SyncTx indexes a transaction's own writes inside it, so that searches

@@ -3,13 +3,10 @@ package indexer_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/ncruces/go-sqlite3/gormlite"
 	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/gormplugin"
 	"github.com/outboxindexer/outboxindexer/indexer"
@@ -18,7 +15,6 @@ import (
 	"github.com/outboxindexer/outboxindexer/vecsink"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 )
 
 // workerPost is the model of the worker tests.
@@ -197,47 +193,4 @@ func TestStartRejectsBadOptions(t *testing.T) {
 	require.ErrorContains(t, err, "batch size 0")
 	_, err = indexer.Start(t.Context(), nil)
 	require.Error(t, err)
-}
-
-// The in-process worker: start it once after Migrate, and the capture
-// plugin wakes it after each commit.
-func ExampleStart() {
-	dir, _ := os.MkdirTemp("", "worker-example-")
-	defer os.RemoveAll(dir)
-	db, err := gorm.Open(gormlite.Open(gormplugin.DSN(filepath.Join(dir, "app.db"))), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		panic(err)
-	}
-	if err := db.Use(gormplugin.New(gormplugin.WithNotify(indexer.Wake))); err != nil {
-		panic(err)
-	}
-	if err := gormplugin.Migrate(db, &workerPost{}); err != nil {
-		panic(err)
-	}
-
-	ctx := context.Background()
-	w, err := indexer.Start(ctx, db)
-	if err != nil {
-		panic(err)
-	}
-	defer w.Close() // waits for the batch in flight and releases the lease
-
-	db.Create(&workerPost{Title: "Sailing to the volcano island", Embedding: []float32{1, 0, 0, 0}})
-	db.Create(&workerPost{Title: "Baking bread in winter", Embedding: []float32{0, 1, 0, 0}})
-
-	// Read your writes: wait until the worker has applied them.
-	if err := w.Sync(ctx); err != nil {
-		panic(err)
-	}
-	hits, _ := ftssink.Search[workerPost](ctx, db, ftssink.Term("island"))
-	for _, h := range hits {
-		fmt.Println("full text:", h.Model.Title)
-	}
-	near, _ := vecsink.KNN[workerPost](ctx, db, []float32{0, 0.9, 0.1, 0}, 1)
-	for _, r := range near {
-		fmt.Println("nearest:", r.Model.Title)
-	}
-	// Output:
-	// full text: Sailing to the volcano island
-	// nearest: Baking bread in winter
 }

@@ -46,8 +46,9 @@ func (o Op) Valid() bool { return o >= OpInsert && o <= OpVector }
 //     the stored one.
 //   - empty, non-nil: the row has no vector; the indexer removes any stored
 //     one. It is stored as the empty TEXT '' (see NoVector), not as a
-//     zero-length BLOB: ncruces/go-sqlite3 v0.21.3's database/sql driver
-//     fails with "another row available" when it reads a zero-length BLOB.
+//     zero-length BLOB: ncruces/go-sqlite3 v0.21.3's database/sql driver,
+//     used by earlier releases, failed with "another row available" when it
+//     read a zero-length BLOB, and the log format stays compatible.
 //   - otherwise: the new vector, little-endian float32 (encoding=binary) or
 //     a JSON array (encoding=json), exactly as vec0 accepts it.
 //

@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -12,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ncruces/go-sqlite3"
-	"github.com/ncruces/go-sqlite3/gormlite"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -144,14 +141,8 @@ func TestConcurrencyWritersWorkerAndBinary(t *testing.T) {
 	require.NoError(t, sampler.Close())
 
 	for _, err := range writeErrs {
-		var code sqlite3.ErrorCode
-		if errors.As(err, &code) && (code == sqlite3.BUSY || code == sqlite3.LOCKED) {
-			var se *sqlite3.Error
-			ext := ""
-			if errors.As(err, &se) {
-				ext = fmt.Sprintf(" (extended code %d, %s)", se.ExtendedCode(), se.SQL())
-			}
-			t.Errorf("SQLITE_BUSY/LOCKED reached the application: %v%s", err, ext)
+		if code, ok := engine.ErrorCode(err); ok && (code == engine.CodeBusy || code == engine.CodeLocked) {
+			t.Errorf("SQLITE_BUSY/LOCKED reached the application: %v", err)
 		}
 	}
 	require.Empty(t, writeErrs, "write errors")
@@ -213,11 +204,13 @@ func relWaitApplier(t *testing.T, db *sql.DB, holder string) {
 // recommended DSN the same interleavings succeed.
 func TestConcurrencyDSNRequirements(t *testing.T) {
 	t.Parallel()
-	dsn := func(path, pragmas, txlock string) string {
-		return "file:" + path + "?" + pragmas + "&_txlock=" + txlock
+	dsn := func(path string, p engine.Params) string {
+		d, err := engine.DSNWith(path, p)
+		require.NoError(t, err)
+		return d
 	}
 	open := func(t *testing.T, d string) *gorm.DB {
-		db, err := gorm.Open(gormlite.Open(d), &gorm.Config{Logger: logger.Discard})
+		db, err := gorm.Open(engine.Dialector(d), &gorm.Config{Logger: logger.Discard})
 		require.NoError(t, err)
 		t.Cleanup(func() {
 			if s, err := db.DB(); err == nil {
@@ -230,8 +223,8 @@ func TestConcurrencyDSNRequirements(t *testing.T) {
 		return db
 	}
 	isBusy := func(err error) bool {
-		var code sqlite3.ErrorCode
-		return errors.As(err, &code) && code == sqlite3.BUSY
+		code, ok := engine.ErrorCode(err)
+		return ok && code == engine.CodeBusy
 	}
 
 	// Two read-then-write transactions that interleave (what the capture
@@ -266,7 +259,7 @@ func TestConcurrencyDSNRequirements(t *testing.T) {
 	}
 	t.Run("deferred transactions fail to upgrade", func(t *testing.T) {
 		t.Parallel()
-		db := open(t, dsn(testdb.Path(t), "_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)", "deferred"))
+		db := open(t, dsn(testdb.Path(t), engine.Params{BusyTimeoutMS: 10000, JournalMode: "wal", TxLock: "deferred"}))
 		errA, errB := readThenWrite(t, db, false)
 		require.NoError(t, errB)
 		require.True(t, isBusy(errA), "want SQLITE_BUSY despite the busy timeout, got %v", errA)
@@ -309,7 +302,7 @@ func TestConcurrencyDSNRequirements(t *testing.T) {
 	}
 	t.Run("no busy timeout", func(t *testing.T) {
 		t.Parallel()
-		db := open(t, dsn(testdb.Path(t), "_pragma=journal_mode(wal)", "immediate"))
+		db := open(t, dsn(testdb.Path(t), engine.Params{BusyTimeoutMS: 0, JournalMode: "wal", TxLock: "immediate"}))
 		err := twoWriters(t, db)
 		require.True(t, isBusy(err), "want SQLITE_BUSY without a busy timeout, got %v", err)
 	})
@@ -332,13 +325,13 @@ func TestConcurrencyDSNRequirements(t *testing.T) {
 	}
 	t.Run("rollback journal blocks writers behind readers", func(t *testing.T) {
 		t.Parallel()
-		db := open(t, dsn(testdb.Path(t), "_pragma=busy_timeout(300)&_pragma=journal_mode(delete)", "immediate"))
+		db := open(t, dsn(testdb.Path(t), engine.Params{BusyTimeoutMS: 300, JournalMode: "delete", TxLock: "immediate"}))
 		err := readerOpen(t, db)
 		require.True(t, isBusy(err), "want SQLITE_BUSY in rollback-journal mode, got %v", err)
 	})
 	t.Run("WAL lets writers commit while reading", func(t *testing.T) {
 		t.Parallel()
-		db := open(t, dsn(testdb.Path(t), "_pragma=busy_timeout(300)&_pragma=journal_mode(wal)", "immediate"))
+		db := open(t, dsn(testdb.Path(t), engine.Params{BusyTimeoutMS: 300, JournalMode: "wal", TxLock: "immediate"}))
 		require.NoError(t, readerOpen(t, db))
 	})
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/ncruces/go-sqlite3"
+	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/outbox"
 )
 
@@ -25,72 +25,65 @@ import (
 // KNN for l2 and cosine, plus one Go call per row. The result equals a
 // brute-force inner-product ranking, ties broken by key.
 //
-// The function is registered on every connection of the ncruces/go-sqlite3
-// driver opened after this package is initialised (sqlite3.AutoExtension),
+// The function is registered on every connection of the engine's driver
+// opened after this package is initialised (engine.RegisterFunction),
 // deterministic and innocuous, so it is also usable in the application's own
 // SQL.
 const DotFunction = "oi_dot"
 
 func init() {
-	sqlite3.AutoExtension(func(c *sqlite3.Conn) error {
-		return c.CreateFunction(DotFunction, 2, sqlite3.DETERMINISTIC|sqlite3.INNOCUOUS, dotFunc)
-	})
+	engine.RegisterFunction(DotFunction, 2, dot)
 }
 
-// dotFunc implements oi_dot. The second argument is usually the bound query
-// vector, constant for the statement: its decoded form is kept as aux data.
-func dotFunc(ctx sqlite3.Context, arg ...sqlite3.Value) {
-	if arg[0].Type() == sqlite3.NULL || arg[1].Type() == sqlite3.NULL {
-		ctx.ResultNull()
-		return
+// dot implements oi_dot. Two BLOBs (the usual case: a stored vector and the
+// bound query vector) are multiplied in place, without decoding either.
+func dot(args []any) (any, error) {
+	if args[0] == nil || args[1] == nil {
+		return nil, nil
 	}
-	q, ok := ctx.GetAuxData(1).([]float32)
-	if !ok {
-		var err error
-		if q, err = vectorArg(arg[1]); err != nil {
-			ctx.ResultError(err)
-			return
+	a, aBlob := args[0].([]byte)
+	b, bBlob := args[1].([]byte)
+	// A query BLOB that could be JSON or is no float32 vector takes the
+	// decoding path, which says so.
+	if aBlob && bBlob && len(b)%4 == 0 && (len(b) == 0 || b[0] != '[') {
+		if len(a) != len(b) {
+			return nil, fmt.Errorf("%s: vectors of %d and %d bytes", DotFunction, len(a), len(b))
 		}
-		ctx.SetAuxData(1, q)
-	}
-	var s float64
-	if arg[0].Type() == sqlite3.BLOB {
-		b := arg[0].RawBlob()
-		if len(b) != 4*len(q) {
-			ctx.ResultError(fmt.Errorf("%s: vectors of %d and %d bytes", DotFunction, len(b), 4*len(q)))
-			return
-		}
-		for i, y := range q {
-			x := math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		var s float64
+		for i := 0; i < len(a); i += 4 {
+			x := math.Float32frombits(binary.LittleEndian.Uint32(a[i:]))
+			y := math.Float32frombits(binary.LittleEndian.Uint32(b[i:]))
 			s += float64(x) * float64(y)
 		}
-		ctx.ResultFloat(s)
-		return
+		return s, nil
 	}
-	v, err := vectorArg(arg[0])
+	v, err := vectorArg(args[0])
 	if err != nil {
-		ctx.ResultError(err)
-		return
+		return nil, err
+	}
+	q, err := vectorArg(args[1])
+	if err != nil {
+		return nil, err
 	}
 	if len(v) != len(q) {
-		ctx.ResultError(fmt.Errorf("%s: vectors of %d and %d dimensions", DotFunction, len(v), len(q)))
-		return
+		return nil, fmt.Errorf("%s: vectors of %d and %d dimensions", DotFunction, len(v), len(q))
 	}
+	var s float64
 	for i, x := range v {
 		s += float64(x) * float64(q[i])
 	}
-	ctx.ResultFloat(s)
+	return s, nil
 }
 
-func vectorArg(v sqlite3.Value) ([]float32, error) {
+func vectorArg(v any) ([]float32, error) {
 	var b []byte
-	switch v.Type() {
-	case sqlite3.BLOB:
-		b = v.RawBlob()
-	case sqlite3.TEXT:
-		b = v.RawText()
+	switch v := v.(type) {
+	case []byte:
+		b = v
+	case string:
+		b = []byte(v)
 	default:
-		return nil, fmt.Errorf("%s: argument of type %s is not a vector", DotFunction, v.Type())
+		return nil, fmt.Errorf("%s: argument of type %T is not a vector", DotFunction, v)
 	}
 	f, err := outbox.DecodeVector(b)
 	if err != nil {

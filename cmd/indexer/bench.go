@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/bench"
 	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/cli"
-	"github.com/outboxindexer/outboxindexer/internal/bench"
 	"github.com/outboxindexer/outboxindexer/internal/engine"
 )
 
@@ -50,7 +50,7 @@ func runBench(ctx context.Context, env *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c.UseCache(log)
+	c.NoteDeprecated(log)
 
 	batch := 20000
 	if *full {
@@ -87,7 +87,7 @@ func runBench(ctx context.Context, env *cli.Env, args []string) error {
 	bench.Print(env.Stdout, results)
 	if slices.ContainsFunc(results, func(r bench.Result) bool { return r.ID == "12" && r.Err == nil }) {
 		if v, err := bench.CgoEngineVersion(ctx); err == nil {
-			fmt.Fprintf(env.Stdout, "\n#12 baseline: %s; ours: ncruces/go-sqlite3 (Wasm), SQLite %s, sqlite-vec %s\n", v, engine.SQLiteVersion, engine.VecVersion)
+			fmt.Fprintf(env.Stdout, "\n#12 baseline: %s; ours: %s, SQLite %s, sqlite-vec %s\n", v, engine.Name, engine.SQLiteVersion, engine.VecVersion)
 		}
 	}
 	for _, res := range results {

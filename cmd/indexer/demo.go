@@ -91,7 +91,7 @@ func runDemo(ctx context.Context, env *cli.Env, args []string) error {
 	}
 	log.Info("demo database", "path", file)
 
-	c.UseCache(log)
+	c.NoteDeprecated(log)
 	db, closeDB, err := cli.OpenDSN(ctx, engine.DSN(file), log, c.Level())
 	if err != nil {
 		return err

@@ -15,15 +15,13 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/outboxindexer/outboxindexer/internal/engine"
 )
 
 // binary is the indexer built once for this test process by TestMain; the
 // tests drive it as a subprocess, like an operator would.
 var binary string
-
-// cacheDir is the Wasm compilation cache shared by every subprocess of the
-// test run, so that each pays the ~0.8 s compile at most once.
-var cacheDir string
 
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
@@ -37,7 +35,8 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "indexer")
-	args := []string{"build", "-o", binary}
+	// The binary runs on the engine this test binary was built for.
+	args := []string{"build", "-tags", engine.BuildTags, "-o", binary}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
@@ -45,13 +44,6 @@ func testMain(m *testing.M) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		return 1
-	}
-	if c := os.Getenv("OUTBOXINDEXER_CACHE_DIR"); c != "" {
-		cacheDir = c
-	} else if base, err := os.UserCacheDir(); err == nil {
-		cacheDir = filepath.Join(base, "outboxindexer", "wazero")
-	} else {
-		cacheDir = filepath.Join(dir, "wazero")
 	}
 	return m.Run()
 }
@@ -66,7 +58,7 @@ type result struct {
 // variables from the caller's shell).
 func cmd(ctx context.Context, env []string, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, binary, args...)
-	c.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "OUTBOXINDEXER_CACHE_DIR=" + cacheDir,
+	c.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		// A race-built binary sleeps a second at exit by default; a data race
 		// makes it exit 66, which fails the test's exit-code check.
 		"GORACE=atexit_sleep_ms=0 halt_on_error=1"}

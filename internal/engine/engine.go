@@ -1,35 +1,34 @@
-// Package engine pins the SQLite engine every package of this module runs on:
-// the ncruces/go-sqlite3 Wasm driver with the sqlite-vec build embedded by
-// sqlite-vec-go-bindings, the connection string the project recommends, and a
-// check that the engine has what the sidecars need.
+// Package engine owns the SQLite engine every package of this module runs on:
+// the driver (by default ncruces/go-sqlite3, SQLite translated from Wasm to
+// Go, no cgo and no JIT), the extensions registered on every connection it
+// opens (FTS5 and sqlite-vec), the connection string the project recommends,
+// the check that an open database has what the sidecars need, and the
+// classification of the driver's errors (Transient, ReadOnly). No other
+// package of the module imports the driver.
 package engine
 
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
-
-	// Embeds SQLite 3.47.0 with sqlite-vec v0.1.6 and FTS5 into the driver.
-	_ "github.com/asg017/sqlite-vec-go-bindings/ncruces"
 )
 
-// VecVersion is the sqlite-vec version this module is built and tested with.
-const VecVersion = "v0.1.6"
-
-// SQLiteVersion is the SQLite version that sqlite-vec's Wasm build embeds.
-const SQLiteVersion = "3.47.0"
-
 // DefaultBusyTimeoutMS is the busy timeout DSN puts in every connection
-// string. Once a DSN has any _pragma the driver no longer adds its own default
-// busy timeout, so it must always be explicit.
+// string.
 const DefaultBusyTimeoutMS = 10000
 
+// ErrMissingExtension reports that an open database lacks sqlite-vec or FTS5
+// (or has another sqlite-vec version than VecVersion).
+var ErrMissingExtension = errors.New("engine: extension missing")
+
 // DSN turns a database path (or an existing "file:" DSN, returned unchanged)
-// into the connection string the project recommends: WAL journal, a busy
-// timeout, synchronous=NORMAL, recursive_triggers (so that the rows a REPLACE
-// conflict resolution deletes fire the capture triggers' DELETE trigger), and
+// into the connection string the project recommends, in the spelling of the
+// engine's driver: WAL journal, a busy timeout, synchronous=NORMAL,
+// recursive_triggers (so that the rows a REPLACE conflict resolution deletes
+// fire the capture triggers' DELETE trigger), and
 // BEGIN IMMEDIATE for every transaction so that writers queue on the busy
 // timeout instead of failing with SQLITE_BUSY when a read transaction tries
 // to upgrade.
@@ -38,27 +37,57 @@ func DSN(path string) string {
 		return path
 	}
 	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeoutMS))
-	q.Add("_pragma", "journal_mode(wal)")
-	q.Add("_pragma", "synchronous(normal)")
-	q.Add("_pragma", "recursive_triggers(1)")
-	q.Add("_txlock", "immediate")
+	for _, kv := range dsnQuery() {
+		q.Add(kv[0], kv[1])
+	}
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
 
+// EnsureBusyTimeout adds the default busy timeout (DefaultBusyTimeoutMS) to
+// the query parameters of a "file:" DSN unless they set one already, in the
+// spelling of the engine's driver.
+func EnsureBusyTimeout(q url.Values) {
+	if _, ok := BusyTimeoutMS(q); ok {
+		return
+	}
+	k, v := BusyTimeoutParam(DefaultBusyTimeoutMS)
+	q.Add(k, v)
+}
+
+// BusyTimeoutMS returns the busy timeout, in milliseconds, that the query
+// parameters of a DSN set for the engine's driver, and false when they set
+// none.
+func BusyTimeoutMS(q url.Values) (int, bool) {
+	for k, vs := range q {
+		for _, v := range vs {
+			if ms, ok := busyTimeout(k, v); ok {
+				return ms, true
+			}
+		}
+	}
+	return 0, false
+}
+
 // Check verifies that the connected engine has sqlite-vec VecVersion and
-// FTS5.
+// FTS5. FTS5 is probed through its fts5() function (compile options no longer
+// tell: the default engine links FTS5 as an extension per connection). Both
+// failures wrap ErrMissingExtension.
 func Check(ctx context.Context, db *sql.DB) error {
 	var v string
 	if err := db.QueryRowContext(ctx, "SELECT vec_version()").Scan(&v); err != nil {
-		return fmt.Errorf("engine: sqlite-vec is missing: %w", err)
+		return fmt.Errorf("%w: sqlite-vec: %w", ErrMissingExtension, err)
 	}
 	if v != VecVersion {
-		return fmt.Errorf("engine: sqlite-vec %s, want %s", v, VecVersion)
+		return fmt.Errorf("%w: sqlite-vec %s, want %s", ErrMissingExtension, v, VecVersion)
 	}
-	var fts int
-	if err := db.QueryRowContext(ctx, "SELECT sqlite_compileoption_used('ENABLE_FTS5')").Scan(&fts); err != nil || fts != 1 {
-		return fmt.Errorf("engine: FTS5 is missing (compile option %d): %v", fts, err)
+	// fts5(?1) is FTS5's own function returning its API pointer; it exists
+	// exactly when the fts5 module is registered on the connection.
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM pragma_function_list WHERE name = 'fts5'").Scan(&n); err != nil {
+		return fmt.Errorf("%w: FTS5: %w", ErrMissingExtension, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: FTS5 (no fts5 function)", ErrMissingExtension)
 	}
 	return nil
 }

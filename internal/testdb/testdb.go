@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ncruces/go-sqlite3/gormlite"
 	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -29,7 +28,7 @@ func Open(t testing.TB, path string, cfg ...*gorm.Config) *gorm.DB {
 			c.Logger = logger.Default.LogMode(logger.Silent)
 		}
 	}
-	db, err := gorm.Open(gormlite.Open(engine.DSN(path)), c)
+	db, err := gorm.Open(engine.Dialector(engine.DSN(path)), c)
 	if err != nil {
 		t.Fatalf("testdb: open %s: %v", path, err)
 	}
@@ -39,12 +38,6 @@ func Open(t testing.TB, path string, cfg ...*gorm.Config) *gorm.DB {
 		}
 	})
 	return db
-}
-
-func init() {
-	// Every test binary would otherwise compile the SQLite Wasm (~0.8 s, much
-	// more under -race); the on-disk cache makes that a one-time cost.
-	_ = engine.UseCompilationCache("")
 }
 
 // New opens a fresh database in t's temp dir.

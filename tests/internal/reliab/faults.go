@@ -10,9 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/ncruces/go-sqlite3"
-	sqlite3driver "github.com/ncruces/go-sqlite3/driver"
-	"github.com/ncruces/go-sqlite3/gormlite"
+	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -64,17 +62,17 @@ func (f *Faults) roll(rate float64) error {
 	case "permanent":
 		return ErrInjected
 	case "busy":
-		return sqlite3.BUSY
+		return engine.NewError(engine.CodeBusy)
 	case "io", "commit":
-		return sqlite3.IOERR
+		return engine.NewError(engine.CodeIOErr)
 	}
 	switch f.rng.IntN(4) {
 	case 0:
 		return ErrInjected
 	case 1:
-		return sqlite3.BUSY
+		return engine.NewError(engine.CodeBusy)
 	default:
-		return sqlite3.IOERR
+		return engine.NewError(engine.CodeIOErr)
 	}
 }
 
@@ -87,11 +85,11 @@ func (f *Faults) coin() bool {
 // Open opens dsn through the faulty driver with gorm.
 func (f *Faults) Open(t testing.TB, dsn string) *gorm.DB {
 	t.Helper()
-	c, err := (&sqlite3driver.SQLite{}).OpenConnector(dsn)
+	c, err := engine.Connector(dsn)
 	require.NoError(t, err)
 	sqlDB := sql.OpenDB(faultConnector{c, f})
 	t.Cleanup(func() { sqlDB.Close() })
-	db, err := gorm.Open(gormlite.OpenDB(sqlDB), &gorm.Config{Logger: logger.Discard})
+	db, err := gorm.Open(engine.DialectorDB(sqlDB), &gorm.Config{Logger: logger.Discard})
 	require.NoError(t, err)
 	return db
 }
@@ -106,13 +104,19 @@ func (c faultConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &faultConn{inner: conn.(sqlite3driver.Conn), f: c.f}, nil
+	return &faultConn{inner: conn.(innerConn), f: c.f}, nil
 }
 
 // faultConn forwards to the real connection, failing at random inside
 // transactions.
+type innerConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+}
+
 type faultConn struct {
-	inner sqlite3driver.Conn
+	inner innerConn
 	f     *Faults
 	inTx  bool
 }
@@ -166,8 +170,13 @@ func (c *faultConn) ExecContext(ctx context.Context, q string, args []driver.Nam
 	return c.inner.(driver.ExecerContext).ExecContext(ctx, q, args)
 }
 
+// CheckNamedValue defers to the driver's own check when it has one, else
+// (driver.ErrSkip) to database/sql's default conversion.
 func (c *faultConn) CheckNamedValue(v *driver.NamedValue) error {
-	return c.inner.(driver.NamedValueChecker).CheckNamedValue(v)
+	if ch, ok := c.inner.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(v)
+	}
+	return driver.ErrSkip
 }
 
 func (c *faultConn) Close() error { return c.inner.Close() }
@@ -232,5 +241,8 @@ func (s *faultStmt) QueryContext(ctx context.Context, args []driver.NamedValue) 
 }
 
 func (s *faultStmt) CheckNamedValue(v *driver.NamedValue) error {
-	return s.Stmt.(driver.NamedValueChecker).CheckNamedValue(v)
+	if ch, ok := s.Stmt.(driver.NamedValueChecker); ok {
+		return ch.CheckNamedValue(v)
+	}
+	return s.c.CheckNamedValue(v)
 }

@@ -44,16 +44,14 @@ func Build(t testing.TB) Binaries {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i], errs[i] = exec.Command("go", "build", "-o", p.out, p.pkg).CombinedOutput()
+			outs[i], errs[i] = exec.Command("go", "build", "-tags", engine.BuildTags, "-o", p.out, p.pkg).CombinedOutput()
 		}()
 	}
 	wg.Wait()
 	for i := range errs {
 		require.NoError(t, errs[i], "go build: %s", outs[i])
 	}
-	cache, err := engine.DefaultCacheDir()
-	require.NoError(t, err)
-	b.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), engine.CacheDirEnv + "=" + cache}
+	b.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	return b
 }
 

@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/ncruces/go-sqlite3/gormlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
@@ -43,11 +42,10 @@ func run() error {
 	if *dbPath == "" || *journal == "" {
 		return fmt.Errorf("--db and --journal are required")
 	}
-	_ = engine.UseCompilationCache("")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	db, err := gorm.Open(gormlite.Open(engine.DSN(*dbPath)), &gorm.Config{Logger: logger.Discard})
+	db, err := gorm.Open(engine.Dialector(engine.DSN(*dbPath)), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ncruces/go-sqlite3/gormlite"
 	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -24,15 +23,12 @@ const (
 	EnvLogLevel  = "INDEXER_LOG_LEVEL"  // --log-level
 )
 
-// CacheOff is the --cache-dir value that disables the compilation cache.
-const CacheOff = "off"
-
 // Common holds the flags every subcommand that opens a database accepts.
 type Common struct {
 	DB        string
 	LogFormat string
 	LogLevel  string
-	CacheDir  string
+	CacheDir  string // --cache-dir: deprecated, ignored (see NoteDeprecated)
 
 	env *Env
 }
@@ -53,7 +49,7 @@ func (c *Common) Register(fs *flag.FlagSet, env *Env, withDB bool) {
 	}
 	fs.StringVar(&c.LogFormat, "log-format", def(EnvLogFormat, "text"), "log format on stderr: text or json (env "+EnvLogFormat+")")
 	fs.StringVar(&c.LogLevel, "log-level", def(EnvLogLevel, "info"), "log level: debug, info, warn or error (env "+EnvLogLevel+")")
-	fs.StringVar(&c.CacheDir, "cache-dir", "", "Wasm compilation cache directory, or \""+CacheOff+"\" to compile every time (default $"+engine.CacheDirEnv+" or <user cache dir>/outboxindexer/wazero)")
+	fs.StringVar(&c.CacheDir, "cache-dir", "", "deprecated and ignored: the engine compiles nothing at start-up any more (accepted until the next release)")
 }
 
 // Logger builds the slog logger the flags ask for, writing to stderr. Bad
@@ -85,15 +81,14 @@ func (c *Common) Level() slog.Level {
 	return level
 }
 
-// UseCache installs the Wasm compilation cache the flags ask for. A cache
-// that cannot be used is not fatal: it is logged and the process compiles
-// as usual.
-func (c *Common) UseCache(log *slog.Logger) {
-	if c.CacheDir == CacheOff {
-		return
-	}
-	if err := engine.UseCompilationCache(c.CacheDir); err != nil {
-		log.Warn("compilation cache unavailable; start-up will be slower", "err", err)
+// NoteDeprecated logs, at debug level, that --cache-dir was given and is
+// ignored. The flag configured the Wasm compilation cache of the former
+// wazero engine; the engine is now plain Go code with nothing to compile at
+// start-up, and the flag is accepted, as a no-op, for one more release so
+// that existing scripts keep working.
+func (c *Common) NoteDeprecated(log *slog.Logger) {
+	if c.CacheDir != "" {
+		log.Debug("--cache-dir is deprecated and ignored: the engine has no compilation cache", "cache-dir", c.CacheDir)
 	}
 }
 
@@ -122,15 +117,7 @@ func ResolveDSN(db string) (dsn, path string, err error) {
 		path = p
 	}
 	q := u.Query()
-	busy := false
-	for _, p := range q["_pragma"] {
-		if strings.HasPrefix(strings.ToLower(strings.TrimSpace(p)), "busy_timeout") {
-			busy = true
-		}
-	}
-	if !busy {
-		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", engine.DefaultBusyTimeoutMS))
-	}
+	engine.EnsureBusyTimeout(q)
 	if q.Get("mode") == "" {
 		q.Set("mode", "rw")
 	}
@@ -163,7 +150,7 @@ func (c *Common) Open(ctx context.Context, log *slog.Logger) (*gorm.DB, func() e
 			return nil, nil, fmt.Errorf("database %s is a directory", path)
 		}
 	}
-	c.UseCache(log)
+	c.NoteDeprecated(log)
 	return OpenDSN(ctx, dsn, log, c.Level())
 }
 
@@ -178,7 +165,7 @@ func OpenDSN(ctx context.Context, dsn string, log *slog.Logger, level slog.Level
 			IgnoreRecordNotFoundError: true,
 		})
 	}
-	db, err := gorm.Open(gormlite.Open(dsn), &gorm.Config{Logger: glog})
+	db, err := gorm.Open(engine.Dialector(dsn), &gorm.Config{Logger: glog})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open database: %w", err)
 	}

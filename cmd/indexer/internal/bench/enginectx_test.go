@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/outboxindexer/outboxindexer/internal/bench/limits"
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/bench/limits"
 	"github.com/stretchr/testify/require"
 )
 
@@ -37,7 +37,7 @@ func TestEngineCasesRunOnBothEngines(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	Print(&buf, res)
-	require.Contains(t, buf.String(), "Wasm vs cgo")
+	require.Contains(t, buf.String(), "pure Go vs cgo")
 }
 
 // A missing engine is reported as unavailable, not as a failure.

@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"testing"
 
-	"github.com/outboxindexer/outboxindexer/internal/bench/limits"
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/bench/limits"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
 	"github.com/stretchr/testify/require"
 )
@@ -94,7 +94,7 @@ func TestInsertEachWritesEveryRow(t *testing.T) {
 	require.Equal(t, docs[2].VecBytes, b)
 }
 
-// Every engine workload runs on the Wasm engine and returns a positive
+// Every engine workload runs on the pure-Go engine and returns a positive
 // figure; LookupWorkload finds each by its ID.
 func TestEngineWorkloadsRun(t *testing.T) {
 	t.Parallel()

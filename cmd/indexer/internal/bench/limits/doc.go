@@ -4,7 +4,7 @@
 // writes, indexes and queries them.
 //
 // It depends on database/sql only (no driver, no gorm), so the same code
-// runs on this product's Wasm engine inside `indexer bench` and on
+// runs on this product's pure-Go engine inside `indexer bench` and on
 // mattn/go-sqlite3 with sqlite-vec through cgo in the separate enginecgo
 // module: the engine-context figures (target 12) compare one engine with
 // the other on identical work.

@@ -1,7 +1,7 @@
 package bench
 
 import (
-	"github.com/outboxindexer/outboxindexer/internal/bench/limits"
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/bench/limits"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 )
 

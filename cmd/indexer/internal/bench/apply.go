@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/bench/limits"
 	"github.com/outboxindexer/outboxindexer/indexer"
-	"github.com/outboxindexer/outboxindexer/internal/bench/limits"
 	"gorm.io/gorm"
 )
 

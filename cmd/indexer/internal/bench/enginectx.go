@@ -11,11 +11,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/outboxindexer/outboxindexer/internal/bench/limits"
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/bench/limits"
+	"github.com/outboxindexer/outboxindexer/internal/engine"
 )
 
 // Engine context (issue 7, target 12, report only): the raw limits of
-// limits.EngineWorkloads on this product's Wasm engine, in-process, against
+// limits.EngineWorkloads on this product's pure-Go engine, in-process, against
 // the same code on mattn/go-sqlite3 with sqlite-vec through cgo, run by the
 // enginecgo program (its own module under internal/bench/enginecgo, built
 // on first use with the go command and a C compiler).
@@ -27,7 +28,7 @@ var ErrUnavailable = errors.New("unavailable")
 
 // CgoEngineModuleDir is the enginecgo module's directory, relative to the
 // product's module root.
-const CgoEngineModuleDir = "internal/bench/enginecgo"
+const CgoEngineModuleDir = "cmd/indexer/internal/bench/enginecgo"
 
 // CgoEngineBinary returns the enginecgo program, built once per process
 // with `go build -tags sqlite_fts5` (SQLite's amalgamation compiles in
@@ -70,7 +71,7 @@ func CgoEngineVersion(ctx context.Context) (string, error) {
 }
 
 // EngineCases returns target 12's report-only lines on n documents: each
-// engine workload on the Wasm engine ("ours") against the cgo engine
+// engine workload on the pure-Go engine ("ours") against the cgo engine
 // ("baseline"), so the ratio is what the pure-Go engine costs.
 func EngineCases(n int) []Case {
 	var cs []Case
@@ -81,8 +82,8 @@ func EngineCases(n int) []Case {
 		}
 		cs = append(cs, Case{
 			ID:        "12",
-			Name:      fmt.Sprintf("engine: %s, %d rows: Wasm vs cgo", w.Title, w.Rows(n)),
-			Ours:      wasmEngine(w, n),
+			Name:      fmt.Sprintf("engine: %s, %d rows: pure Go vs cgo", w.Title, w.Rows(n)),
+			Ours:      ownEngine(w, n),
 			Baseline:  cgoEngine(w, n),
 			Direction: dir,
 		})
@@ -90,9 +91,9 @@ func EngineCases(n int) []Case {
 	return cs
 }
 
-// wasmEngine runs w in-process on this product's engine.
-func wasmEngine(w limits.Workload, n int) Workload {
-	return Workload{Name: "Wasm engine (ncruces/go-sqlite3): " + w.ID, Unit: w.Unit, Run: func(ctx context.Context, dir string) (float64, error) {
+// ownEngine runs w in-process on the engine this build uses.
+func ownEngine(w limits.Workload, n int) Workload {
+	return Workload{Name: engine.Name + ": " + w.ID, Unit: w.Unit, Run: func(ctx context.Context, dir string) (float64, error) {
 		return withSQL(dir, func(db *sql.DB) (float64, error) { return w.Run(ctx, db, n) })
 	}}
 }

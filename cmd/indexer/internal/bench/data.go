@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/ncruces/go-sqlite3/gormlite"
-	"github.com/outboxindexer/outboxindexer/internal/bench/limits"
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/bench/limits"
 	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -26,7 +25,7 @@ func Docs(n int) []Doc { return limits.Docs(n) }
 
 // Open opens a database file in dir with the recommended DSN.
 func Open(dir string) (*gorm.DB, error) {
-	db, err := gorm.Open(gormlite.Open(engine.DSN(filepath.Join(dir, "bench.db"))), &gorm.Config{Logger: logger.Discard})
+	db, err := gorm.Open(engine.Dialector(engine.DSN(filepath.Join(dir, "bench.db"))), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		return nil, fmt.Errorf("bench: open: %w", err)
 	}

@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/bench/limits"
 	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/indexer"
-	"github.com/outboxindexer/outboxindexer/internal/bench/limits"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 	"gorm.io/gorm"

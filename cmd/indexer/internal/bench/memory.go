@@ -20,7 +20,7 @@ const (
 // PeakRSS is target 9: the peak resident set size (VmHWM, from the child's
 // rusage) of the indexer binary running op on a database of n Article rows
 // prepared in-process (n pending events for drain; drained first for
-// rebuild), with a warm compilation cache. It returns MiB.
+// rebuild). It returns MiB.
 func PeakRSS(op MemoryOp, n int) Workload {
 	return Workload{Name: fmt.Sprintf("peak RSS: indexer %s, %d rows", op, n), Unit: "MiB", Run: func(ctx context.Context, dir string) (float64, error) {
 		bin, err := IndexerBinary(ctx)
@@ -39,14 +39,7 @@ func PeakRSS(op MemoryOp, n int) Workload {
 		}
 		Close(db)
 		path := filepath.Join(dir, "bench.db")
-		// A warm compilation cache: compiling SQLite's Wasm takes ~80 MiB,
-		// which would be the peak of a small run and hide what the data
-		// costs.
-		cache := filepath.Join(dir, "wazero")
-		if _, err := runIndexer(ctx, bin, false, "status", "--db", path, "--cache-dir", cache); err != nil {
-			return 0, err
-		}
-		args := []string{string(op), "--db", path, "--cache-dir", cache, "--progress", "off", "--log-level", "warn"}
+		args := []string{string(op), "--db", path, "--progress", "off", "--log-level", "warn"}
 		r, err := runIndexer(ctx, bin, true, args...)
 		if err != nil {
 			return 0, err

@@ -26,7 +26,7 @@ import (
 
 	sqlitevec "github.com/asg017/sqlite-vec-go-bindings/cgo"
 	_ "github.com/mattn/go-sqlite3"
-	"github.com/outboxindexer/outboxindexer/internal/bench/limits"
+	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/bench/limits"
 )
 
 func main() {
