@@ -19,4 +19,19 @@ import "github.com/outboxindexer/outboxindexer/internal/engine"
 // own, add _pragma=recursive_triggers(1), or _recursive_triggers=1 on the
 // cgo engine). A string that already starts with "file:" is returned
 // unchanged.
-func DSN(path string) string { return engine.DSN(path) }
+func DSN(path string, opts ...DSNOption) string {
+	var settings []engine.Setting
+	for _, o := range opts {
+		settings = append(settings, engine.Setting(o))
+	}
+	return engine.DSN(path, settings...)
+}
+
+// DSNOption is an optional setting of DSN.
+type DSNOption engine.Setting
+
+// WithForeignKeys turns foreign-key enforcement on in DSN (SQLite leaves it
+// off unless asked), so that ON DELETE CASCADE, SET NULL and ON UPDATE
+// CASCADE run; the capture triggers of the child tables then see the rows
+// they change.
+func WithForeignKeys() DSNOption { return DSNOption(engine.ForeignKeys) }

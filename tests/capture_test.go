@@ -8,7 +8,6 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/ncruces/go-sqlite3/gormlite"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -60,7 +59,7 @@ type capPet struct {
 func capEnv(t *testing.T) (*gorm.DB, *indexer.Indexer, string) {
 	t.Helper()
 	path := testdb.Path(t)
-	dsn := engine.DSN(path) + "&_pragma=foreign_keys(1)"
+	dsn := gormplugin.DSN(path, gormplugin.WithForeignKeys())
 	db := testdb.Open(t, dsn)
 	require.NoError(t, db.Use(gormplugin.New()))
 	require.NoError(t, gormplugin.Migrate(db, &capDoc{}, &capParent{}, &capKid{}, &capPet{}))
@@ -257,7 +256,7 @@ func TestCaptureRawSQL(t *testing.T) {
 	db, ix, dsn := capEnv(t)
 	require.NoError(t, db.Create(&capDoc{Title: "kept", Slug: "k", Embedding: vecsink.Embedding{1, 0, 0}}).Error)
 	require.NoError(t, db.Exec("INSERT INTO cap_docs (title, body, slug) VALUES ('raw insert', 'x', 'r1')").Error)
-	other, err := sql.Open("sqlite3", dsn)
+	other, err := sql.Open(engine.DriverName, dsn)
 	require.NoError(t, err)
 	defer other.Close()
 	_, err = other.Exec("UPDATE cap_docs SET title = 'raw update' WHERE slug = 'k'")
@@ -283,7 +282,7 @@ func TestCaptureRawSQL(t *testing.T) {
 func TestCaptureBackfillOnMigrate(t *testing.T) {
 	t.Parallel()
 	path := testdb.Path(t)
-	plain, err := gorm.Open(gormlite.Open(engine.DSN(path)), &gorm.Config{Logger: logger.Default.LogMode(logger.Silent)})
+	plain, err := gorm.Open(engine.Dialector(engine.DSN(path)), &gorm.Config{Logger: logger.Default.LogMode(logger.Silent)})
 	require.NoError(t, err)
 	type capLegacy struct {
 		ID    uint

@@ -65,6 +65,9 @@ func dsnQuery() [][2]string {
 	}
 }
 
+// foreignKeysParam is the DSN parameter that turns foreign keys on.
+func foreignKeysParam() (key, value string) { return "_foreign_keys", "1" }
+
 // busyTimeout returns the busy timeout the DSN parameter k=v sets:
 // _busy_timeout=ms or _timeout=ms.
 func busyTimeout(k, v string) (int, bool) {

@@ -32,7 +32,7 @@ var ErrMissingExtension = errors.New("engine: extension missing")
 // BEGIN IMMEDIATE for every transaction so that writers queue on the busy
 // timeout instead of failing with SQLITE_BUSY when a read transaction tries
 // to upgrade.
-func DSN(path string) string {
+func DSN(path string, settings ...Setting) string {
 	if strings.HasPrefix(path, "file:") {
 		return path
 	}
@@ -40,8 +40,25 @@ func DSN(path string) string {
 	for _, kv := range dsnQuery() {
 		q.Add(kv[0], kv[1])
 	}
+	for _, s := range settings {
+		if s == ForeignKeys {
+			k, v := foreignKeysParam()
+			q.Add(k, v)
+		}
+	}
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
+
+// Setting is an optional connection setting of DSN.
+type Setting int
+
+// Optional DSN settings.
+const (
+	// ForeignKeys turns foreign-key enforcement on for every connection, so
+	// that ON DELETE/UPDATE actions run (and the capture triggers of the
+	// child tables see the rows they change).
+	ForeignKeys Setting = iota + 1
+)
 
 // EnsureBusyTimeout adds the default busy timeout (DefaultBusyTimeoutMS) to
 // the query parameters of a "file:" DSN unless they set one already, in the

@@ -49,6 +49,9 @@ func dsnQuery() [][2]string {
 	}
 }
 
+// foreignKeysParam is the DSN parameter that turns foreign keys on.
+func foreignKeysParam() (key, value string) { return "_pragma", "foreign_keys(1)" }
+
 // busyTimeout returns the busy timeout the DSN parameter k=v sets:
 // _pragma=busy_timeout(ms).
 func busyTimeout(k, v string) (int, bool) {
