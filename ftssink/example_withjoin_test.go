@@ -1,3 +1,8 @@
+//go:build !outboxindexer_cgo
+
+// The examples open the database with gormlite, the default engine's
+// dialector (the cgo engine registers another driver under the same name).
+
 package ftssink_test
 
 import (
