@@ -44,8 +44,8 @@ func ParkEvents(ctx context.Context, db DB, ids []int64, errText string, attempt
 			args = append(args, id)
 		}
 		in := Placeholders(len(chunk))
-		if _, err := db.ExecContext(ctx, `INSERT OR REPLACE INTO oi_deadletters (id, tbl, key, op, vec, old, at, error, attempts, failed_at)
-			SELECT id, tbl, key, op, vec, old, at, ?, ?, ? FROM oi_events WHERE id IN (`+in+`)`, args...); err != nil {
+		if _, err := db.ExecContext(ctx, `INSERT OR REPLACE INTO oi_deadletters (id, tbl, key, op, vec, old, at, field, error, attempts, failed_at)
+			SELECT id, tbl, key, op, vec, old, at, field, ?, ?, ? FROM oi_events WHERE id IN (`+in+`)`, args...); err != nil {
 			return fmt.Errorf("outbox: park events: %w", err)
 		}
 		if _, err := db.ExecContext(ctx, `DELETE FROM oi_events WHERE id IN (`+in+`)`, args[3:]...); err != nil {
@@ -79,7 +79,7 @@ func ListDeadLetters(ctx context.Context, db DB, after int64, limit int) ([]Dead
 	for rows.Next() {
 		var d DeadLetter
 		var failed int64
-		if err := rows.Scan(&d.ID, &d.Table, &d.Key, &d.Op, &d.Vec, &d.Old, &d.At, &d.Error, &d.Attempts, &failed); err != nil {
+		if err := rows.Scan(&d.ID, &d.Table, &d.Key, &d.Op, &d.Vec, &d.Old, &d.At, &d.Field, &d.Error, &d.Attempts, &failed); err != nil {
 			return nil, fmt.Errorf("outbox: list dead letters: %w", err)
 		}
 		d.FailedAt = time.Unix(0, failed)
@@ -147,8 +147,8 @@ func RequeueDeadLetters(ctx context.Context, db DB, ids ...int64) (int, error) {
 			cargs[i] = id
 		}
 		in := Placeholders(len(chunk))
-		if _, err := db.ExecContext(ctx, `INSERT INTO oi_events (tbl, key, op, vec, old, at)
-			SELECT tbl, key, op, vec, old, at FROM oi_deadletters WHERE id IN (`+in+`) ORDER BY id`, cargs...); err != nil {
+		if _, err := db.ExecContext(ctx, `INSERT INTO oi_events (tbl, key, op, vec, old, at, field)
+			SELECT tbl, key, op, vec, old, at, field FROM oi_deadletters WHERE id IN (`+in+`) ORDER BY id`, cargs...); err != nil {
 			return 0, fmt.Errorf("outbox: requeue dead letters: %w", err)
 		}
 		if _, err := db.ExecContext(ctx, `DELETE FROM oi_deadletters WHERE id IN (`+in+`)`, cargs...); err != nil {
@@ -206,7 +206,10 @@ func floorsToMove(ctx context.Context, db DB, where string, args []any) ([]moved
 // sets its rebuild floor: the restored events are then already reflected in
 // the sidecars. It returns how many events were restored and how many
 // dropped.
-func RestoreDeadLetters(ctx context.Context, db DB, tbl string, validVec func([]byte) bool) (restored, dropped int, err error) {
+//
+// validVec, if not nil, is given the event's field (see Event.Field) and
+// its non-empty vector.
+func RestoreDeadLetters(ctx context.Context, db DB, tbl string, validVec func(field string, vec []byte) bool) (restored, dropped int, err error) {
 	rows, err := db.QueryContext(ctx, `SELECT `+RawEventColumns+` FROM oi_deadletters WHERE tbl = ? ORDER BY id`, tbl)
 	if err != nil {
 		return 0, 0, fmt.Errorf("outbox: restore dead letters of %s: %w", tbl, err)
@@ -218,7 +221,8 @@ func RestoreDeadLetters(ctx context.Context, db DB, tbl string, validVec func([]
 			rows.Close()
 			return 0, 0, err
 		}
-		if _, derr := r.Decode(); derr != nil || (len(r.Vec) > 0 && validVec != nil && !validVec(r.Vec)) {
+		e, derr := r.Decode()
+		if derr != nil || (len(r.Vec) > 0 && validVec != nil && !validVec(e.Field, r.Vec)) {
 			drop = append(drop, r.ID)
 		} else {
 			keep = append(keep, r.ID)
@@ -235,8 +239,8 @@ func RestoreDeadLetters(ctx context.Context, db DB, tbl string, validVec func([]
 		for i, id := range chunk {
 			args[i] = id
 		}
-		if _, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO oi_events (id, tbl, key, op, vec, old, at)
-			SELECT id, tbl, key, op, vec, old, at FROM oi_deadletters WHERE id IN (`+Placeholders(len(chunk))+`)`, args...); err != nil {
+		if _, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO oi_events (id, tbl, key, op, vec, old, at, field)
+			SELECT id, tbl, key, op, vec, old, at, field FROM oi_deadletters WHERE id IN (`+Placeholders(len(chunk))+`)`, args...); err != nil {
 			return 0, 0, fmt.Errorf("outbox: restore dead letters of %s: %w", tbl, err)
 		}
 	}

@@ -69,6 +69,11 @@ type Event struct {
 	Vec   []byte    // see "Vector states" above
 	Old   []any     // external-content FTS only: the indexed columns' values before the write (nil when not applicable)
 	At    time.Time // commit-side timestamp (the time of the write), for lag
+	// Field says which vector Vec is, for a model with several vector
+	// fields: "" (SQL NULL) for the first one (Spec.Vec), whose vector the
+	// capture trigger's event carries, else Spec.EventField of the VecSpec
+	// (OpVector events only).
+	Field string
 }
 
 // Row form of Event.Old: a JSON array of the FTS source columns' values in
@@ -102,6 +107,8 @@ const maxVarsPerStatement = 32000
 
 const eventCols = 6 // tbl, key, op, vec, old, at
 
+const fieldEventCols = 7 // tbl, key, op, vec, old, at, field
+
 // Append writes events with as few multi-row INSERT statements as SQLite's
 // variable limit allows (one for any batch of up to 5333 events). Use the
 // transaction of the write being captured.
@@ -127,14 +134,30 @@ func AppendWith(ctx context.Context, exec ExecFunc, events []Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	for start := 0; start < len(events); start += MaxAppendRows {
-		end := min(start+MaxAppendRows, len(events))
+	for start, end := 0, 0; start < len(events); start = end {
+		end = min(start+MaxAppendRows, len(events))
 		chunk := events[start:end]
-		args := make([]any, 0, len(chunk)*eventCols)
+		// Events of the first vector field (all but a few) use the
+		// six-column statement; a chunk with a field of its own names it.
+		withField := false
+		for _, e := range chunk {
+			if e.Field != "" {
+				withField = true
+				break
+			}
+		}
+		if withField && len(chunk) > maxVarsPerStatement/fieldEventCols {
+			chunk = chunk[:maxVarsPerStatement/fieldEventCols]
+			end = start + len(chunk)
+		}
+		args := make([]any, 0, len(chunk)*fieldEventCols)
 		var now int64
 		for _, e := range chunk {
 			if !e.Op.Valid() {
 				return fmt.Errorf("%w: table %s key %v: op %d", ErrBadEvent, e.Table, e.Key, e.Op)
+			}
+			if e.Field != "" && e.Op != OpVector {
+				return fmt.Errorf("%w: table %s key %v: op %s with field %q (only vector events name a field)", ErrBadEvent, e.Table, e.Key, e.Op, e.Field)
 			}
 			old, err := encodeOld(e.Old)
 			if err != nil {
@@ -158,12 +181,33 @@ func AppendWith(ctx context.Context, exec ExecFunc, events []Event) error {
 				vec = e.Vec
 			}
 			args = append(args, e.Table, e.Key, int64(e.Op), vec, old, at)
+			if withField {
+				var field any
+				if e.Field != "" {
+					field = e.Field
+				}
+				args = append(args, field)
+			}
 		}
-		if err := exec(ctx, AppendQuery(len(chunk)), args...); err != nil {
+		q := ""
+		if withField {
+			q = appendFieldQuery(len(chunk))
+		} else {
+			q = AppendQuery(len(chunk))
+		}
+		if err := exec(ctx, q, args...); err != nil {
 			return fmt.Errorf("outbox: append %d events: %w", len(chunk), err)
 		}
 	}
 	return nil
+}
+
+// appendFieldQuery is AppendQuery with the field column: arguments tbl,
+// key, op, vec, old, at, field per event.
+func appendFieldQuery(n int) string {
+	const head = "INSERT INTO oi_events (tbl, key, op, vec, old, at, field) VALUES "
+	const row = "(?,?,?,?,?,?,?)"
+	return head + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
 }
 
 // appendQueries caches the query text of the most common statement sizes.
@@ -197,7 +241,7 @@ func AppendQuery(n int) string {
 
 // ReadEvents returns up to limit events with id > after, in id order.
 func ReadEvents(ctx context.Context, db DB, after int64, limit int) ([]Event, error) {
-	rows, err := db.QueryContext(ctx, `SELECT id, tbl, key, op, vec, old, at FROM oi_events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	rows, err := db.QueryContext(ctx, `SELECT id, tbl, key, op, vec, old, at, field FROM oi_events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read events: %w", err)
 	}
@@ -224,11 +268,15 @@ func scanEvent(s scanner) (Event, error) {
 		op  int64
 		old *string
 		at  int64
-		key any
-		vec []byte
+		key   any
+		vec   []byte
+		field *string
 	)
-	if err := s.Scan(&e.ID, &e.Table, &key, &op, &vec, &old, &at); err != nil {
+	if err := s.Scan(&e.ID, &e.Table, &key, &op, &vec, &old, &at, &field); err != nil {
 		return e, fmt.Errorf("outbox: scan event: %w", err)
+	}
+	if field != nil {
+		e.Field = *field
 	}
 	e.Op = Op(op)
 	e.At = time.Unix(0, at)

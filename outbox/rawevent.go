@@ -20,15 +20,16 @@ type RawEvent struct {
 	Vec   []byte  // nil for SQL NULL
 	Old   *string // JSON before-image, nil for SQL NULL
 	At    int64   // unix nanoseconds
+	Field *string // which vector Vec is (see Event.Field), nil for SQL NULL
 }
 
 // RawEventColumns is the column list RawEvent scans, in order.
-const RawEventColumns = "id, tbl, key, op, vec, old, at"
+const RawEventColumns = "id, tbl, key, op, vec, old, at, field"
 
 // ScanRawEvent scans one row selected with RawEventColumns.
 func ScanRawEvent(s interface{ Scan(dest ...any) error }) (RawEvent, error) {
 	var r RawEvent
-	if err := s.Scan(&r.ID, &r.Table, &r.Key, &r.Op, &r.Vec, &r.Old, &r.At); err != nil {
+	if err := s.Scan(&r.ID, &r.Table, &r.Key, &r.Op, &r.Vec, &r.Old, &r.At, &r.Field); err != nil {
 		return r, fmt.Errorf("outbox: scan event: %w", err)
 	}
 	return r, nil
@@ -61,6 +62,9 @@ func ReadRawEvents(ctx context.Context, db DB, after int64, limit int) ([]RawEve
 // FTS5's 'delete' must be given exactly the values that were indexed.
 func (r RawEvent) Decode() (Event, error) {
 	e := Event{ID: r.ID, Table: r.Table, Op: Op(r.Op), Vec: r.Vec, At: time.Unix(0, r.At)}
+	if r.Field != nil {
+		e.Field = *r.Field
+	}
 	k, err := NormalizeKey(r.Key)
 	if err != nil {
 		return e, fmt.Errorf("%w: event %d: %v", ErrBadEvent, r.ID, err)

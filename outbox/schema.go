@@ -24,7 +24,9 @@ const (
 // migrate, an older database. Version 2 dropped the (tbl, key, id) index of
 // oi_events (one page written per captured event) and added oi_floor.
 // Version 3 captures with triggers on the source tables (see trigger.go) and
-// added oi_backfill.
+// added oi_backfill and the field column of oi_events and oi_deadletters
+// (which vector of a model with several vector fields an event carries:
+// NULL for the first one).
 const SchemaVersion = 3
 
 // schema creates every bookkeeping table. Each statement is idempotent.
@@ -42,7 +44,8 @@ var schema = []string{
 	op  INTEGER NOT NULL,
 	vec BLOB,
 	old TEXT,
-	at  INTEGER NOT NULL
+	at  INTEGER NOT NULL,
+	field TEXT
 )`,
 	`CREATE TABLE IF NOT EXISTS oi_registry (
 	source     TEXT PRIMARY KEY,
@@ -69,7 +72,8 @@ var schema = []string{
 	at        INTEGER NOT NULL,
 	error     TEXT    NOT NULL,
 	attempts  INTEGER NOT NULL,
-	failed_at INTEGER NOT NULL
+	failed_at INTEGER NOT NULL,
+	field     TEXT
 )`,
 	`CREATE TABLE IF NOT EXISTS oi_keymap (
 	rid INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -111,6 +115,12 @@ func EnsureSchema(ctx context.Context, db DB) error {
 		if _, err := db.ExecContext(ctx, `DROP INDEX IF EXISTS oi_events_key`); err != nil {
 			return fmt.Errorf("outbox: migrate schema from version %d: %w", v, err)
 		}
+		// Version 3 tells the vectors of a model's vector fields apart.
+		for _, t := range []string{EventsTable, DeadLetterTable} {
+			if err := addColumn(ctx, db, t, "field", "TEXT"); err != nil {
+				return fmt.Errorf("outbox: migrate schema from version %d: %w", v, err)
+			}
+		}
 		// Versions 1 and 2 captured in the gorm callbacks only; from 3 on the
 		// source tables carry capture triggers.
 		specs, _, err := LoadSpecs(ctx, db)
@@ -129,6 +139,21 @@ func EnsureSchema(ctx context.Context, db DB) error {
 	}
 	if _, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO oi_checkpoint (name, position) VALUES (?, ?)`, SchemaVersionKey, SchemaVersion); err != nil {
 		return fmt.Errorf("outbox: record schema version: %w", err)
+	}
+	return nil
+}
+
+// addColumn adds column col (of SQL type typ) to table unless it has it.
+func addColumn(ctx context.Context, db DB, table, col, typ string) error {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, col).Scan(&n); err != nil {
+		return fmt.Errorf("read columns of %s: %w", table, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, "ALTER TABLE "+Quote(table)+" ADD COLUMN "+Quote(col)+" "+typ); err != nil {
+		return fmt.Errorf("add column %s.%s: %w", table, col, err)
 	}
 	return nil
 }

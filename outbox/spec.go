@@ -51,8 +51,50 @@ type Spec struct {
 	Key        string   `json:"key"`                   // primary key column
 	KeyType    string   `json:"key_type"`              // KeyInteger or KeyText
 	SoftDelete string   `json:"soft_delete,omitempty"` // soft-delete column (gorm.DeletedAt), "" if none
-	Vec        *VecSpec `json:"vec,omitempty"`
-	FTS        *FTSSpec `json:"fts,omitempty"`
+	// Vec is the first (primary) vector field's vec0 sidecar. Its vectors
+	// travel in events whose field column is NULL: on the capture trigger's
+	// event, or an OpVector event.
+	Vec *VecSpec `json:"vec,omitempty"`
+	// MoreVecs are the model's other vector fields, one vec0 sidecar each
+	// (set only when Vec is). Their vectors travel as OpVector events whose
+	// field column is the VecSpec's Table (see VecSpec.EventField).
+	MoreVecs []VecSpec `json:"more_vecs,omitempty"`
+	FTS      *FTSSpec  `json:"fts,omitempty"`
+}
+
+// VecSpecs returns every vec0 sidecar of the spec: Vec first, then
+// MoreVecs, as pointers into the spec. It is empty without a vec sidecar.
+func (s *Spec) VecSpecs() []*VecSpec {
+	if s.Vec == nil {
+		return nil
+	}
+	out := make([]*VecSpec, 0, 1+len(s.MoreVecs))
+	out = append(out, s.Vec)
+	for i := range s.MoreVecs {
+		out = append(out, &s.MoreVecs[i])
+	}
+	return out
+}
+
+// ForVec returns a copy of s that describes v as its only vec sidecar (and
+// no FTS sidecar): what code written for one vec0 table reads (vecsink's
+// DDL, apply and queries use Spec.Vec). v must be one of s.VecSpecs().
+func (s *Spec) ForVec(v *VecSpec) *Spec {
+	c := *s
+	c.Vec, c.MoreVecs, c.FTS = v, nil, nil
+	return &c
+}
+
+// EventField returns the value of oi_events.field that the vectors of v
+// carry in the spec s: "" (SQL NULL) for the primary Vec, the vec0 table
+// name for the others. The table name, not the Go field name, identifies
+// the vector: it is unique within the registry entry, a plain identifier,
+// and does not change when the Go field is renamed.
+func (s *Spec) EventField(v *VecSpec) string {
+	if v == nil || s.Vec == nil || v.Table == s.Vec.Table {
+		return ""
+	}
+	return v.Table
 }
 
 // VecSpec describes a vec0 sidecar.
@@ -130,7 +172,22 @@ func (s *Spec) Validate() error {
 	if s.Vec == nil && s.FTS == nil {
 		return bad("no vec and no fts sidecar")
 	}
-	if v := s.Vec; v != nil {
+	if s.Vec == nil && len(s.MoreVecs) > 0 {
+		return bad("more_vecs without vec")
+	}
+	tables := map[string]bool{}
+	fields := map[string]bool{}
+	for _, v := range s.VecSpecs() {
+		if tables[strings.ToLower(v.Table)] {
+			return bad("vec table %q is used by two vector fields", v.Table)
+		}
+		tables[strings.ToLower(v.Table)] = true
+		if v.Field != "" {
+			if fields[v.Field] {
+				return bad("vec field %q is listed twice", v.Field)
+			}
+			fields[v.Field] = true
+		}
 		if !ValidIdent(v.Table) || !ValidIdent(v.Column) {
 			return bad("vec table/column %q/%q is not a plain SQL name", v.Table, v.Column)
 		}
@@ -155,6 +212,9 @@ func (s *Spec) Validate() error {
 	if f := s.FTS; f != nil {
 		if !ValidIdent(f.Table) {
 			return bad("fts table %q is not a plain SQL name", f.Table)
+		}
+		if tables[strings.ToLower(f.Table)] {
+			return bad("fts table %q is also a vec table", f.Table)
 		}
 		if !slices.Contains([]string{ModeExternal, ModeInTable, ModeContentless}, f.Mode) {
 			return bad("fts mode %q", f.Mode)
@@ -301,6 +361,12 @@ func normalized(s *Spec) *Spec {
 		v := *s.Vec
 		v.Field = ""
 		c.Vec = &v
+	}
+	if s.MoreVecs != nil {
+		c.MoreVecs = slices.Clone(s.MoreVecs)
+		for i := range c.MoreVecs {
+			c.MoreVecs[i].Field = ""
+		}
 	}
 	if s.FTS != nil {
 		f := *s.FTS

@@ -60,8 +60,8 @@ func (s *Spec) WatchedColumns() []string {
 		}
 	}
 	add(s.SoftDelete)
-	if s.Vec != nil {
-		for _, m := range s.Vec.Metadata {
+	for _, v := range s.VecSpecs() {
+		for _, m := range v.Metadata {
 			add(m.Name)
 		}
 	}
