@@ -12,6 +12,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
 	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/vecsink"
 )
 
 // unit is what a failure is attributed to: a whole table (key and event
@@ -55,7 +56,7 @@ type keyState struct {
 	ids    []int64        // in-batch event ids (applicable ones)
 	events []outbox.Event // decoded in-batch events
 	err    error          // first decode failure among them
-	later  int64          // replay only: a newer event outside the batch that sets the vector state, or 0
+	later  map[string]int64 // replay only: per vector field (event field), a newer event outside the batch that sets its state
 }
 
 // tableBatch is the part of a batch that concerns one table.
@@ -552,35 +553,41 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 		if len(ks.events) > 0 {
 			c.Old = ks.events[0].Old
 		}
-		// The vector is the latest one the key's events set; a hard delete
-		// sets "no vector" (the row that exists now, if any, is a new one).
-		for j := len(ks.events) - 1; j >= 0; j-- {
-			if ks.events[j].Op == outbox.OpDelete {
-				c.Vec = []byte{}
-				break
+	}
+	// vecs[f][i]: the vector state of key i for vector field f (the
+	// index in t.vecs): the latest one the key's events set, a hard delete
+	// (and, for fields other than the first, an insert) meaning "no vector"
+	// (the row that exists now, if any, is a new one).
+	vecs := make([][][]byte, len(t.vecs))
+	for f, vs := range t.vecs {
+		vecs[f] = make([][]byte, len(keys))
+		for i, ks := range keys {
+			vecs[f][i] = vs.VectorState(ks.events)
+			if id := ks.later[vs.Field()]; id != 0 {
+				var v []byte
+				var op int64
+				if err := tx.QueryRowContext(ctx, `SELECT vec, op FROM oi_events WHERE id = ?`, id).Scan(&v, &op); err != nil {
+					return fail(fmt.Errorf("read vector of event %d: %w", id, err))
+				}
+				if v == nil || outbox.Op(op) == outbox.OpDelete || (vs.Field() != "" && outbox.Op(op) == outbox.OpInsert) {
+					v = []byte{}
+				}
+				vecs[f][i] = v
 			}
-			if ks.events[j].Vec != nil {
-				c.Vec = ks.events[j].Vec
-				break
-			}
-		}
-		if ks.later != 0 && t.vec != nil {
-			var v []byte
-			var op int64
-			if err := tx.QueryRowContext(ctx, `SELECT vec, op FROM oi_events WHERE id = ?`, ks.later).Scan(&v, &op); err != nil {
-				return fail(fmt.Errorf("read vector of event %d: %w", ks.later, err))
-			}
-			if v == nil || outbox.Op(op) == outbox.OpDelete {
-				v = []byte{}
-			}
-			c.Vec = v
 		}
 	}
 	changes := make([]outbox.Change, len(keys))
 	for _, s := range t.sinks {
 		cols := s.Columns()
+		var vec [][]byte
+		if vs, ok := s.(*vecsink.Table); ok {
+			vec = vecs[slices.Index(t.vecs, vs)]
+		}
 		for i, ks := range keys {
 			changes[i] = base[i]
+			if vec != nil {
+				changes[i].Vec = vec[i]
+			}
 			if row, ok := rows[ks.key]; ok {
 				vals := make([]any, len(cols))
 				for j, c := range cols {

@@ -77,9 +77,12 @@ func (ix *Indexer) rebuildTx(ctx context.Context, tx *sql.Tx, names []string) ([
 	}
 	for _, n := range names {
 		t := reg[n]
-		var valid func([]byte) bool
-		if t.vec != nil {
-			valid = t.vec.ValidVector
+		var valid func(string, []byte) bool
+		if len(t.vecs) > 0 {
+			valid = func(field string, b []byte) bool {
+				v := t.vecOf[field]
+				return v != nil && v.ValidVector(b)
+			}
 		}
 		restored, dropped, err := outbox.RestoreDeadLetters(ctx, tx, n, valid)
 		if err != nil {
@@ -159,25 +162,42 @@ func (ix *Indexer) Replay(ctx context.Context, from int64) error {
 // delete), from the replay's start to the log head: one pass over the log
 // in all, then only the events appended since.
 type latestVecs struct {
-	seen int64                    // events up to here were read
-	ids  map[string]map[any]int64 // table -> key -> event id
+	seen int64                              // events up to here were read
+	ids  map[string]map[any]map[string]int64 // table -> key -> field -> event id
+	// resets: table -> key -> the newest insert or hard delete, which
+	// ends the vector of every field but the first (see
+	// vecsink.Table.VectorState).
+	resets map[string]map[any]int64
+}
+
+// latest returns the newest event of key that sets the vector state of
+// field, or 0.
+func (l *latestVecs) latest(tbl string, key any, field string) int64 {
+	id := l.ids[tbl][key][field]
+	if field != "" {
+		id = max(id, l.resets[tbl][key])
+	}
+	return id
 }
 
 // catchUp reads the events appended since the last call.
 func (l *latestVecs) catchUp(ctx context.Context, tx outbox.DB) error {
-	rows, err := tx.QueryContext(ctx, `SELECT id, tbl, key FROM oi_events WHERE id > ? AND (vec IS NOT NULL OR op = ?) ORDER BY id`, l.seen, int64(outbox.OpDelete))
+	rows, err := tx.QueryContext(ctx, `SELECT id, tbl, key, op, vec IS NOT NULL, coalesce(field, '') FROM oi_events WHERE id > ? AND (vec IS NOT NULL OR op IN (?, ?)) ORDER BY id`,
+		l.seen, int64(outbox.OpDelete), int64(outbox.OpInsert))
 	if err != nil {
 		return fmt.Errorf("read vector events: %w", err)
 	}
 	defer rows.Close()
 	if l.ids == nil {
-		l.ids = map[string]map[any]int64{}
+		l.ids = map[string]map[any]map[string]int64{}
+		l.resets = map[string]map[any]int64{}
 	}
 	for rows.Next() {
-		var id int64
-		var tbl string
+		var id, op int64
+		var hasVec bool
+		var tbl, field string
 		var k any
-		if err := rows.Scan(&id, &tbl, &k); err != nil {
+		if err := rows.Scan(&id, &tbl, &k, &op, &hasVec, &field); err != nil {
 			return fmt.Errorf("read vector events: %w", err)
 		}
 		l.seen = id
@@ -185,12 +205,28 @@ func (l *latestVecs) catchUp(ctx context.Context, tx outbox.DB) error {
 		if err != nil {
 			continue
 		}
+		if outbox.Op(op) == outbox.OpInsert || outbox.Op(op) == outbox.OpDelete {
+			r := l.resets[tbl]
+			if r == nil {
+				r = map[any]int64{}
+				l.resets[tbl] = r
+			}
+			r[nk] = id
+		}
+		if !hasVec && outbox.Op(op) != outbox.OpDelete {
+			continue
+		}
 		m := l.ids[tbl]
 		if m == nil {
-			m = map[any]int64{}
+			m = map[any]map[string]int64{}
 			l.ids[tbl] = m
 		}
-		m[nk] = id
+		f := m[nk]
+		if f == nil {
+			f = map[string]int64{}
+			m[nk] = f
+		}
+		f[field] = id
 	}
 	return rows.Err()
 }
@@ -247,8 +283,13 @@ func (ix *Indexer) replayTx(ctx context.Context, tx *sql.Tx, after, upper int64,
 		keys := make([]*keyState, 0, len(tb.order))
 		for _, k := range tb.order {
 			ks := tb.keys[k]
-			if id := latest.ids[n][k]; id > ks.ids[len(ks.ids)-1] {
-				ks.later = id
+			for _, v := range t.vecs {
+				if id := latest.latest(n, k, v.Field()); id > ks.ids[len(ks.ids)-1] {
+					if ks.later == nil {
+						ks.later = map[string]int64{}
+					}
+					ks.later[v.Field()] = id
+				}
 			}
 			keys = append(keys, ks)
 		}

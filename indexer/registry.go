@@ -14,7 +14,9 @@ type table struct {
 	raw   string // the registry JSON it was built from
 	spec  *outbox.Spec
 	sinks []outbox.Sink
-	vec   *vecsink.Table // nil without a vec sidecar
+	vecs  []*vecsink.Table // one per vector field (Spec.Vec, then MoreVecs); empty without
+	// vecOf maps an oi_events.field value ("" = the first field) to its sink.
+	vecOf map[string]*vecsink.Table
 	// external is the FTS5 sink when it is external content (its apply
 	// needs before-images and key floors), else nil.
 	external *ftssink.Table
@@ -73,13 +75,17 @@ func newTable(src, raw string) *table {
 	}
 	t.spec = spec
 	if spec.Vec != nil {
-		v, err := vecsink.NewTable(spec)
+		vs, err := vecsink.NewTables(spec)
 		if err != nil {
 			t.err = err
 			return t
 		}
-		t.vec = v
-		t.sinks = append(t.sinks, v)
+		t.vecs = vs
+		t.vecOf = map[string]*vecsink.Table{}
+		for _, v := range vs {
+			t.vecOf[v.Field()] = v
+			t.sinks = append(t.sinks, v)
+		}
 	}
 	if spec.FTS != nil {
 		f, err := ftssink.NewTable(spec)

@@ -95,13 +95,32 @@ func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more
 	// indexes (automatic index) and every retained event up to the range's
 	// end is probed against it once — one pass over what retention keeps
 	// (about one event per live key), not a lookup per event.
+	//
+	// Vectors of a model's further vector fields (field NOT NULL) are kept
+	// per (key, field): the newest vector event of each field survives. A
+	// hard delete or an insert (field NULL) ends them all, so it supersedes
+	// every older event of the key's further fields.
 	if err := exec(`WITH n AS MATERIALIZED (
-		SELECT tbl, key, max(id) AS id FROM oi_events
-		WHERE id > ?1 AND id <= ?2 AND (vec IS NOT NULL OR op = ?3) GROUP BY tbl, key)
+		SELECT tbl, key, coalesce(field, '') AS f, max(id) AS id FROM oi_events
+		WHERE id > ?1 AND id <= ?2 AND (vec IS NOT NULL OR op = ?3) GROUP BY tbl, key, f)
 		DELETE FROM oi_events WHERE id IN (
-		SELECT o.id FROM oi_events o JOIN n ON n.tbl = o.tbl AND n.key = o.key
+		SELECT o.id FROM oi_events o JOIN n ON n.tbl = o.tbl AND n.key = o.key AND n.f = coalesce(o.field, '')
 		WHERE o.id <= ?2 AND o.id < n.id)`, from, upto, int64(outbox.OpDelete)); err != nil {
 		return removed, false, err
+	}
+	multi := false
+	for _, t := range tables {
+		multi = multi || len(t.vecs) > 1
+	}
+	if multi {
+		if err := exec(`WITH n AS MATERIALIZED (
+		SELECT tbl, key, max(id) AS id FROM oi_events
+		WHERE id > ?1 AND id <= ?2 AND op IN (?3, ?4) AND field IS NULL GROUP BY tbl, key)
+		DELETE FROM oi_events WHERE id IN (
+		SELECT o.id FROM oi_events o JOIN n ON n.tbl = o.tbl AND n.key = o.key
+		WHERE o.id <= ?2 AND o.id < n.id AND o.field IS NOT NULL)`, from, upto, int64(outbox.OpDelete), int64(outbox.OpInsert)); err != nil {
+			return removed, false, err
+		}
 	}
 	// Applied events that carry no vector (or "no vector"), hard deletes.
 	if err := exec(`DELETE FROM oi_events WHERE id > ? AND id <= ? AND (vec IS NULL OR length(vec) = 0 OR op = ?)`, from, upto, int64(outbox.OpDelete)); err != nil {

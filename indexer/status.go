@@ -9,6 +9,7 @@ import (
 
 	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
 	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/vecsink"
 )
 
 // Status is a consistent snapshot of the log, the checkpoint and the
@@ -218,7 +219,7 @@ func (ix *Indexer) status(ctx context.Context, tx *sql.Tx, o statusOptions) (Sta
 		}
 		for _, s := range t.sinks {
 			sc := SidecarStatus{Name: s.Name(), Kind: "fts5"}
-			if t.vec != nil && s.Name() == t.vec.Name() {
+			if _, isVec := s.(*vecsink.Table); isVec {
 				sc.Kind = "vec0"
 			}
 			if sc.Exists, err = s.Exists(ctx, tx); err != nil {

@@ -9,28 +9,49 @@ import (
 	"github.com/outboxindexer/outboxindexer/outbox"
 )
 
-// Table is the vec0 sidecar of one source table, as the indexer applies
-// changes to it. It holds no state besides the spec and is safe for
-// concurrent use.
+// Table is the vec0 sidecar of one vector field of a source table, as the
+// indexer applies changes to it. It holds no state besides the spec and is
+// safe for concurrent use.
 type Table struct {
-	spec *outbox.Spec
-	cols []string // source columns: the metadata columns
+	full  *outbox.Spec // the registry spec
+	spec  *outbox.Spec // full.ForVec(this field's VecSpec): spec.Vec is this sidecar
+	field string       // oi_events.field of this field's vectors ("" = NULL)
+	cols  []string     // source columns: the metadata columns
 
 	update, updateMeta, insert, del string
 }
 
 var _ outbox.Sink = (*Table)(nil)
 
-// NewTable returns the vec0 sink of spec, which must have a vec sidecar.
+// NewTable returns the vec0 sink of spec's first vector field (spec.Vec),
+// which must exist. NewTables returns the sinks of every vector field.
 func NewTable(spec *outbox.Spec) (*Table, error) {
+	ts, err := NewTables(spec)
+	if err != nil {
+		return nil, err
+	}
+	return ts[0], nil
+}
+
+// NewTables returns one vec0 sink per vector field of spec (spec.Vec, then
+// spec.MoreVecs), which must have at least one.
+func NewTables(spec *outbox.Spec) ([]*Table, error) {
 	if spec == nil || spec.Vec == nil {
 		return nil, fmt.Errorf("%w: no vec sidecar", outbox.ErrBadSpec)
 	}
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Table{spec: spec}
-	v := spec.Vec
+	var out []*Table
+	for _, v := range spec.VecSpecs() {
+		out = append(out, newTable(spec, v))
+	}
+	return out, nil
+}
+
+func newTable(full *outbox.Spec, v *outbox.VecSpec) *Table {
+	spec := full.ForVec(v)
+	t := &Table{full: full, spec: spec, field: full.EventField(v)}
 	keyCol := "rowid"
 	if spec.KeyType == outbox.KeyText {
 		keyCol = "id"
@@ -63,7 +84,7 @@ func NewTable(spec *outbox.Spec) (*Table, error) {
 		strings.Join(append([]string{keyCol, outbox.Quote(v.Column)}, names...), ", "),
 		strings.Join(append([]string{"?", vecExpr}, exprs...), ", "))
 	t.del = fmt.Sprintf("DELETE FROM %s WHERE %s = ?", tbl, keyCol)
-	return t, nil
+	return t
 }
 
 // metaExpr converts the SQL value arg to a vec0 metadata column type.
@@ -80,8 +101,51 @@ func metaExpr(typ, arg string) string {
 	}
 }
 
-// Spec returns the registry spec of the table.
-func (t *Table) Spec() *outbox.Spec { return t.spec }
+// Spec returns the registry spec of the source table (all its sidecars).
+func (t *Table) Spec() *outbox.Spec { return t.full }
+
+// VecSpec returns the vector field this sidecar holds.
+func (t *Table) VecSpec() *outbox.VecSpec { return t.spec.Vec }
+
+// Field returns the oi_events.field value of this sidecar's vectors: ""
+// (SQL NULL) for the first vector field, the vec0 table name for the others
+// (see outbox.Spec.EventField).
+func (t *Table) Field() string { return t.field }
+
+// VectorState returns the vector state that events (one key's, in log
+// order) leave for this sidecar: nil when none of them sets it, the empty
+// slice for "no vector", else the vector. A hard delete means "no vector"
+// for every field; so does an insert for a field other than the first
+// (the capture trigger's insert event carries the first field's state, ''
+// until the plugin puts the vector on it), so that a re-created key never
+// inherits an old vector.
+func (t *Table) VectorState(events []outbox.Event) []byte {
+	for j := len(events) - 1; j >= 0; j-- {
+		e := &events[j]
+		if e.Op == outbox.OpDelete || (t.field != "" && e.Op == outbox.OpInsert) {
+			return []byte{}
+		}
+		if e.Field == t.field && e.Vec != nil {
+			return e.Vec
+		}
+	}
+	return nil
+}
+
+// StateSQL returns the SQL condition (on oi_events columns, qualified by
+// prefix, e.g. "e.") that selects the events that set this sidecar's
+// vector state, and the condition among them that means "no vector"
+// besides an empty vec (see VectorState).
+func (t *Table) StateSQL(prefix string) (sets, none string) {
+	del := fmt.Sprint(int64(outbox.OpDelete))
+	if t.field == "" {
+		return fmt.Sprintf("(%[1]sfield IS NULL AND (%[1]svec IS NOT NULL OR %[1]sop = %[2]s))", prefix, del),
+			fmt.Sprintf("%sop = %s", prefix, del)
+	}
+	ins := fmt.Sprint(int64(outbox.OpInsert))
+	return fmt.Sprintf("((%[1]sfield = '%[2]s' AND %[1]svec IS NOT NULL) OR (%[1]sfield IS NULL AND %[1]sop IN (%[3]s, %[4]s)))", prefix, t.field, ins, del),
+		fmt.Sprintf("%sop IN (%s, %s)", prefix, ins, del)
+}
 
 // Name returns the vec0 table name.
 func (t *Table) Name() string { return t.spec.Vec.Table }
@@ -306,15 +370,17 @@ func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOp
 		// Best effort: the next rebuild drops it too.
 		_, _ = tx.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+latest)
 	}()
+	sets, _ := t.StateSQL("")
+	_, noneE := t.StateSQL("e.")
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s (key, id) SELECT key, max(id) FROM oi_events
-		WHERE tbl = ? AND (vec IS NOT NULL OR op = %d) GROUP BY key`, latest, int64(outbox.OpDelete)), spec.Source); err != nil {
+		WHERE tbl = ? AND %s GROUP BY key`, latest, sets), spec.Source); err != nil {
 		return 0, fmt.Errorf("vecsink: rebuild %s: latest vectors: %w", v.Table, err)
 	}
 	var done, written int64
 	err := sqlutil.KeyChunks(ctx, tx, spec.Source, spec.Key, "s", opts.BatchSize, func(cond string, args []any, rows int64) error {
-		q := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s JOIN %s l ON l.key = +s.%s JOIN oi_events e ON e.id = l.id WHERE %s AND e.op <> %d AND %s`,
+		q := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s JOIN %s l ON l.key = +s.%s JOIN oi_events e ON e.id = l.id WHERE %s AND NOT (%s) AND %s`,
 			outbox.Quote(v.Table), strings.Join(names, ", "), strings.Join(exprs, ", "),
-			outbox.Quote(spec.Source), latest, outbox.Quote(spec.Key), cond, int64(outbox.OpDelete), valid)
+			outbox.Quote(spec.Source), latest, outbox.Quote(spec.Key), cond, noneE, valid)
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("vecsink: rebuild %s: %w", v.Table, err)

@@ -9,7 +9,7 @@ import (
 )
 
 // CreateSQL returns the CREATE VIRTUAL TABLE statement of the vec0 sidecar of
-// spec. Integer keys are the vec0 rowid; text keys are an "id text primary
+// spec.Vec (for another vector field v of the spec: CreateSQL(spec.ForVec(v))). Integer keys are the vec0 rowid; text keys are an "id text primary
 // key" column. A "deleted" metadata column exists when the source has a
 // soft-delete column, followed by the spec's metadata columns.
 // The dot metric is stored as l2: vec0 has no inner-product metric, and KNN
@@ -43,25 +43,31 @@ func CreateSQL(spec *outbox.Spec) (string, error) {
 	return fmt.Sprintf("CREATE VIRTUAL TABLE IF NOT EXISTS %s USING vec0(%s)", outbox.Quote(v.Table), strings.Join(cols, ", ")), nil
 }
 
-// Create creates the vec0 sidecar of spec if it does not exist.
+// Create creates the vec0 sidecars of spec (one per vector field: Vec and
+// MoreVecs) that do not exist.
 func Create(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
-	q, err := CreateSQL(spec)
-	if err != nil {
-		return err
+	if spec.Vec == nil {
+		return fmt.Errorf("%w: %s has no vec sidecar", outbox.ErrBadSpec, spec.Source)
 	}
-	if _, err := db.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("vecsink: create %s: %w", spec.Vec.Table, err)
+	for _, v := range spec.VecSpecs() {
+		q, err := CreateSQL(spec.ForVec(v))
+		if err != nil {
+			return err
+		}
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("vecsink: create %s: %w", v.Table, err)
+		}
 	}
 	return nil
 }
 
-// Drop drops the vec0 sidecar of spec if it exists. It is idempotent.
+// Drop drops the vec0 sidecars of spec (every vector field's) that exist.
+// It is idempotent.
 func Drop(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
-	if spec.Vec == nil {
-		return nil
-	}
-	if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+outbox.Quote(spec.Vec.Table)); err != nil {
-		return fmt.Errorf("vecsink: drop %s: %w", spec.Vec.Table, err)
+	for _, v := range spec.VecSpecs() {
+		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+outbox.Quote(v.Table)); err != nil {
+			return fmt.Errorf("vecsink: drop %s: %w", v.Table, err)
+		}
 	}
 	return nil
 }

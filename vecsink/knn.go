@@ -36,7 +36,9 @@ const MaxK = 4096
 // Errors: a query whose length is not the model's dim, or with NaN or Inf,
 // or all zeros under cosine (ErrBadVector); k < 1 or k > MaxK (ErrInvalidK);
 // a bad option (ErrInvalidOption); a model with no vec tag (ErrNoVec); a
-// model never migrated (outbox.ErrNotRegistered).
+// model with several vector fields and no WithField (ErrAmbiguousField); a
+// WithField that names none of them (ErrUnknownField); a model never
+// migrated (outbox.ErrNotRegistered).
 func KNN[T any](ctx context.Context, db *gorm.DB, query []float32, k int, opts ...Option) ([]Result[T], error) {
 	t, err := resolve[T](ctx, db)
 	if err != nil {
@@ -94,7 +96,10 @@ func Neighbors(ctx context.Context, db outbox.DB, spec *outbox.Spec, query []flo
 }
 
 func neighbors(ctx context.Context, db outbox.DB, spec *outbox.Spec, query []float32, k int, cfg *queryConfig) ([]Neighbor, error) {
-	v := spec.Vec
+	v, err := fieldSpec(spec, cfg)
+	if err != nil {
+		return nil, err
+	}
 	if len(cfg.selects) > 0 {
 		return nil, fmt.Errorf("%w: WithSelect changes the shape of the rows: use KNNSQL and run it with db.Raw(sql, args...).Scan(&rows) (table %s)", ErrInvalidOption, spec.Source)
 	}

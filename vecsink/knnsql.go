@@ -56,8 +56,12 @@ func KNNSQL[T any](ctx context.Context, db *gorm.DB, query []float32, k int, opt
 // DotFunction); the CTE is materialized so that no join or ordering can
 // reach into the vec0 query.
 func buildKNN(spec *outbox.Spec, cfg *queryConfig, query []float32, k int) (string, []any, error) {
-	v := spec.Vec
-	if err := cfg.validate(); err != nil {
+	v, err := fieldSpec(spec, cfg)
+	if err != nil {
+		return "", nil, err
+	}
+	spec = spec.ForVec(v)
+	if err = cfg.validate(); err != nil {
 		return "", nil, fmt.Errorf("%w (table %s)", err, spec.Source)
 	}
 	if k < 1 || k > MaxK {

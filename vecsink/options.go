@@ -21,6 +21,8 @@ type queryConfig struct {
 	joins          []fragment
 	orders         []fragment
 	includeDeleted bool
+	field          string // WithField
+	fieldSet       bool
 }
 
 func newQueryConfig(opts []Option) *queryConfig {
