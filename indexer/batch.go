@@ -53,9 +53,9 @@ func (e *unitError) Unwrap() error { return e.err }
 // keyState gathers what a batch knows about one key.
 type keyState struct {
 	key    any
-	ids    []int64        // in-batch event ids (applicable ones)
-	events []outbox.Event // decoded in-batch events
-	err    error          // first decode failure among them
+	ids    []int64          // in-batch event ids (applicable ones)
+	events []outbox.Event   // decoded in-batch events
+	err    error            // first decode failure among them
 	later  map[string]int64 // replay only: per vector field (event field), a newer event outside the batch that sets its state
 }
 

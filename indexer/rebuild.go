@@ -162,7 +162,7 @@ func (ix *Indexer) Replay(ctx context.Context, from int64) error {
 // delete), from the replay's start to the log head: one pass over the log
 // in all, then only the events appended since.
 type latestVecs struct {
-	seen int64                              // events up to here were read
+	seen int64                               // events up to here were read
 	ids  map[string]map[any]map[string]int64 // table -> key -> field -> event id
 	// resets: table -> key -> the newest insert or hard delete, which
 	// ends the vector of every field but the first (see

@@ -264,10 +264,10 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanEvent(s scanner) (Event, error) {
 	var (
-		e   Event
-		op  int64
-		old *string
-		at  int64
+		e     Event
+		op    int64
+		old   *string
+		at    int64
 		key   any
 		vec   []byte
 		field *string

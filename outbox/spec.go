@@ -45,12 +45,12 @@ const SpecVersion = 1
 // gormplugin.Migrate derives it from model tags and stores it as JSON in
 // oi_registry, so that a process with no Go types can index the table.
 type Spec struct {
-	Version    int      `json:"version"`
-	Source     string   `json:"source"`                // source table
-	Model      string   `json:"model,omitempty"`       // Go type name, informational
-	Key        string   `json:"key"`                   // primary key column
-	KeyType    string   `json:"key_type"`              // KeyInteger or KeyText
-	SoftDelete string   `json:"soft_delete,omitempty"` // soft-delete column (gorm.DeletedAt), "" if none
+	Version    int    `json:"version"`
+	Source     string `json:"source"`                // source table
+	Model      string `json:"model,omitempty"`       // Go type name, informational
+	Key        string `json:"key"`                   // primary key column
+	KeyType    string `json:"key_type"`              // KeyInteger or KeyText
+	SoftDelete string `json:"soft_delete,omitempty"` // soft-delete column (gorm.DeletedAt), "" if none
 	// Vec is the first (primary) vector field's vec0 sidecar. Its vectors
 	// travel in events whose field column is NULL: on the capture trigger's
 	// event, or an OpVector event.

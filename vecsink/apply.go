@@ -116,7 +116,7 @@ func (t *Table) Field() string { return t.field }
 // order) leave for this sidecar: nil when none of them sets it, the empty
 // slice for "no vector", else the vector. A hard delete means "no vector"
 // for every field; so does an insert for a field other than the first
-// (the capture trigger's insert event carries the first field's state, ''
+// (the capture trigger's insert event carries the first field's state, ”
 // until the plugin puts the vector on it), so that a re-created key never
 // inherits an old vector.
 func (t *Table) VectorState(events []outbox.Event) []byte {
