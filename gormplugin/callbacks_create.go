@@ -96,7 +96,8 @@ const (
 type conflictPlan struct {
 	mode       int
 	target     []string // ON CONFLICT columns, if named
-	vecTouched bool     // DoUpdates named the vector
+	vecTouched bool     // DoUpdates named a vector
+	touched    []bool   // per vector field: DoUpdates named it
 	head       int64    // the log's last id before the statement; -1: not read (no conflict clause)
 	preKeys    []any    // per row: the key it carried before the insert (nil: assigned by the database)
 }
@@ -119,16 +120,23 @@ func (p *Plugin) beforeCreate(db *gorm.DB) {
 	}
 }
 
-func stripMapVectors(st *state, rows rowSet) []any {
+// stripMapVectors removes the vectors from map rows (restored by the
+// cleanup) and returns them: vals[i][j] is row i's value of vector field j.
+func stripMapVectors(st *state, rows rowSet) [][]any {
 	m := st.m
 	if m.vec == nil || rows.maps == nil {
 		return nil
 	}
-	vals := make([]any, len(rows.maps))
+	vals := make([][]any, len(rows.maps))
 	for i, mp := range rows.maps {
 		for _, k := range m.vecKeys(mp) {
 			v := mp[k]
-			vals[i] = v
+			if j := m.vecIndex(k); j >= 0 {
+				if vals[i] == nil {
+					vals[i] = make([]any, len(m.vecs))
+				}
+				vals[i][j] = v
+			}
 			delete(mp, k)
 			st.cleanup = append(st.cleanup, func() { mp[k] = v })
 		}
@@ -144,26 +152,36 @@ func (p *Plugin) planCreate(db *gorm.DB, st *state) {
 	st.rows = createRows(stmt)
 	n := st.rows.len()
 	mapVecs := stripMapVectors(st, st.rows)
-	selected, _ := m.vecSelected(stmt)
 	st.vecs = make([][]byte, n)
+	if len(m.vecs) > 1 {
+		st.more = make([][][]byte, len(m.vecs)-1)
+	}
 	some := false
-	for i := 0; i < n; i++ {
-		var v any
-		if selected {
-			if st.rows.structs != nil {
-				v = m.vec.ReflectValueOf(stmt.Context, st.rows.structs[i]).Interface()
-			} else {
-				v = mapVecs[i]
+	for j := range m.vecs {
+		selected, _ := m.vecSelected(stmt, j)
+		col := st.vecs
+		if j > 0 {
+			col = make([][]byte, n)
+			st.more[j-1] = col
+		}
+		for i := 0; i < n; i++ {
+			var v any
+			if selected {
+				if st.rows.structs != nil {
+					v = m.vecs[j].f.ReflectValueOf(stmt.Context, st.rows.structs[i]).Interface()
+				} else if mapVecs[i] != nil {
+					v = mapVecs[i][j]
+				}
 			}
-		}
-		b, err := m.encodeVec(v)
-		if err != nil {
-			db.AddError(fmt.Errorf("row %d: %w", i, err))
-			return
-		}
-		if len(b) > 0 {
-			st.vecs[i] = b
-			some = true
+			b, err := m.encodeVecOf(j, v)
+			if err != nil {
+				db.AddError(fmt.Errorf("row %d: %w", i, err))
+				return
+			}
+			if len(b) > 0 {
+				col[i] = b
+				some = true
+			}
 		}
 	}
 	if st.rows.maps != nil && some && !hasKeys(stmt, m, st.rows) && !(st.rows.mapSlice != nil || len(st.rows.maps) == 1) {
@@ -202,7 +220,7 @@ func (p *Plugin) planCreate(db *gorm.DB, st *state) {
 		}
 	}
 	if !some {
-		st.vecs = nil // the DO UPDATE clause is still stripped of the vector
+		st.vecs, st.more = nil, nil // the DO UPDATE clause is still stripped of the vector
 		return
 	}
 	if db.DryRun {
@@ -245,6 +263,12 @@ func stripUpsertVector(stmt *gorm.Statement, st *state, orig clause.Clause, oc c
 	for _, a := range oc.DoUpdates {
 		if m.vecNames[a.Column.Name] {
 			cp.vecTouched = true
+			if j := m.vecIndex(a.Column.Name); j >= 0 {
+				if cp.touched == nil {
+					cp.touched = make([]bool, len(m.vecs))
+				}
+				cp.touched[j] = true
+			}
 			continue
 		}
 		kept = append(kept, a)
@@ -317,7 +341,7 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 	default:
 		plain := cp.mode == conflictNone && n > 1
 		for i := 0; i < n; i++ {
-			if st.vecs[i] == nil && !plain {
+			if !st.hasVec(i) && !plain {
 				continue
 			}
 			k, ok := st.rows.key(stmt, m, i, n)
@@ -328,18 +352,60 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 			keys[i] = k
 		}
 		if plain {
-			p.replaceInsertEvents(db, st, keys)
+			if slices.ContainsFunc(st.vecs, func(b []byte) bool { return b != nil }) {
+				p.replaceInsertEvents(db, st, keys)
+			}
+			p.appendMoreVectors(db, st, keys, nil)
 			return
 		}
+	}
+	// An upsert whose DO UPDATE names some vector fields gives the others
+	// to inserted rows only (an updated row keeps its vectors).
+	var inserted map[any]bool
+	if cp.mode == conflictDoUpdates && cp.vecTouched && slices.Contains(cp.touched[:len(m.vecs)], false) {
+		ks, err := insertedKeys(db, m, cp.head)
+		if err != nil {
+			db.AddError(err)
+			return
+		}
+		inserted = make(map[any]bool, len(ks))
+		for _, k := range ks {
+			inserted[k] = true
+		}
+	}
+	keep := func(j int, k any) bool {
+		return k != nil && (inserted == nil || cp.touched[j] || inserted[k])
 	}
 	var wk []any
 	var wv [][]byte
 	for i, k := range keys {
-		if k != nil && st.vecs[i] != nil {
+		if keep(0, k) && st.vecs[i] != nil {
 			wk, wv = append(wk, k), append(wv, st.vecs[i])
 		}
 	}
 	p.attachVectors(db, st, cp.head, n, wk, wv)
+	p.appendMoreVectors(db, st, keys, keep)
+}
+
+// appendMoreVectors appends the vectors of the model's vector fields other
+// than the first as OpVector events naming their field, after the
+// statement's events: keys[i] is the key row i was written under (nil: not
+// written); keep, if not nil, filters (field, key) pairs.
+func (p *Plugin) appendMoreVectors(db *gorm.DB, st *state, keys []any, keep func(j int, k any) bool) {
+	if db.Error != nil || len(st.more) == 0 {
+		return
+	}
+	m := st.m
+	var events []outbox.Event
+	for j, col := range st.more {
+		for i, k := range keys {
+			if k == nil || col[i] == nil || (keep != nil && !keep(j+1, k)) {
+				continue
+			}
+			events = append(events, outbox.Event{Table: m.spec.Source, Key: k, Op: outbox.OpVector, Vec: col[i], Field: m.vecs[j+1].event, At: st.at})
+		}
+	}
+	p.appendEvents(db, st, events)
 }
 
 // replaceInsertEvents rewrites the insert events the triggers wrote for a
@@ -496,7 +562,7 @@ func keysByTarget(db *gorm.DB, st *state, target []string) ([]any, error) {
 	found := map[string]any{}
 	var idx []int
 	for i := 0; i < n; i++ {
-		if st.vecs[i] != nil {
+		if st.hasVec(i) {
 			idx = append(idx, i)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"gorm.io/gorm"
@@ -26,8 +27,8 @@ type clearVector struct{}
 // vectorUpdate is what an update that sets vectors passes from beforeUpdate
 // to afterUpdate.
 type vectorUpdate struct {
-	vec  []byte // encoded vector, or empty for ClearVector
-	head int64  // the log's last id before the statement
+	vecs [][]byte // per vector field: the encoded vector, empty for ClearVector, nil when not set
+	head int64    // the log's last id before the statement
 }
 
 // beforeUpdate runs just before gorm:update. It keeps the vector out of the
@@ -42,8 +43,9 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	}
 	stmt := db.Statement
 
-	// A vector in an update map: keep it out of the SQL.
-	var vecVal any
+	// Vectors in an update map: keep them out of the SQL.
+	vecVals := make([]any, len(m.vecs))
+	inMap := make([]bool, len(m.vecs))
 	vecInMap := false
 	var src map[string]any
 	switch d := stmt.Dest.(type) {
@@ -57,7 +59,9 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	if ks := m.vecKeys(src); len(ks) > 0 {
 		cp := maps.Clone(src)
 		for _, k := range ks {
-			vecVal = src[k]
+			if j := m.vecIndex(k); j >= 0 {
+				vecVals[j], inMap[j] = src[k], true
+			}
 			delete(cp, k)
 		}
 		orig := stmt.Dest
@@ -70,39 +74,54 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 		return
 	}
 
-	// Is the vector written? Only a non-empty vector or ClearVector.
-	selected, _ := m.vecSelected(stmt)
-	if !selected {
-		return
-	}
+	// Which vectors are written? Only non-empty vectors and ClearVector.
+	var uv reflect.Value
 	if !vecInMap {
-		uv := reflect.ValueOf(stmt.Dest)
+		uv = reflect.ValueOf(stmt.Dest)
 		for uv.Kind() == reflect.Pointer && !uv.IsNil() {
 			uv = uv.Elem()
 		}
 		if uv.Kind() != reflect.Struct || uv.Type() != m.schema.ModelType {
 			return
 		}
-		vecVal = m.vec.ReflectValueOf(stmt.Context, uv).Interface()
 	}
-	var vec []byte
-	if _, clear := vecVal.(clearVector); clear {
-		vec = []byte{}
-	} else {
-		b, err := m.encodeVec(vecVal)
+	vecs := make([][]byte, len(m.vecs))
+	some := false
+	for j := range m.vecs {
+		if selected, _ := m.vecSelected(stmt, j); !selected {
+			continue
+		}
+		vf := &m.vecs[j]
+		var vecVal any
+		switch {
+		case vecInMap && !inMap[j]:
+			continue
+		case vecInMap:
+			vecVal = vecVals[j]
+		default:
+			vecVal = vf.f.ReflectValueOf(stmt.Context, uv).Interface()
+		}
+		if _, clear := vecVal.(clearVector); clear {
+			vecs[j], some = []byte{}, true
+			continue
+		}
+		b, err := m.encodeVecOf(j, vecVal)
 		if err != nil {
 			db.AddError(err)
 			return
 		}
 		if len(b) == 0 {
-			return // empty: leave the stored vector alone
+			continue // empty: leave the stored vector alone
 		}
-		vec = b
+		vecs[j], some = b, true
 		if vecInMap && stmt.ReflectValue.Kind() == reflect.Struct && stmt.ReflectValue.CanAddr() {
 			if f, err := vectorOf(vecVal); err == nil {
-				_ = m.vec.Set(stmt.Context, stmt.ReflectValue, reflect.ValueOf(f).Convert(m.vec.FieldType).Interface())
+				_ = vf.f.Set(stmt.Context, stmt.ReflectValue, reflect.ValueOf(f).Convert(vf.f.FieldType).Interface())
 			}
 		}
+	}
+	if !some {
+		return
 	}
 
 	// Build the statement the way gorm:update does, with the key in SET.
@@ -143,7 +162,7 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 		db.AddError(err)
 		return
 	}
-	ensureState(db, m).update = &vectorUpdate{vec: vec, head: head}
+	ensureState(db, m).update = &vectorUpdate{vecs: vecs, head: head}
 }
 
 // afterUpdate puts the vector on the events the trigger recorded for the
@@ -155,15 +174,37 @@ func (p *Plugin) afterUpdate(db *gorm.DB) {
 	}
 	// Every row the update matched has a trigger event above head (the key
 	// is in SET); a changed key's delete event is not one of them.
-	var vec any = st.update.vec
-	if len(st.update.vec) == 0 {
-		vec = outbox.NoVector // TEXT '': the driver cannot read a zero-length BLOB back
+	m, u := st.m, st.update
+	if first := u.vecs[0]; first != nil {
+		var vec any = first
+		if len(first) == 0 {
+			vec = outbox.NoVector // TEXT '': the driver cannot read a zero-length BLOB back
+		}
+		_, err := p.exec(db.Statement.Context, db, `UPDATE oi_events SET vec = ? WHERE id > ? AND tbl = ? AND op IN (?, ?, ?, ?)`,
+			vec, u.head, m.spec.Source, int64(outbox.OpUpdate), int64(outbox.OpSoftDelete), int64(outbox.OpRestore), int64(outbox.OpInsert))
+		if err != nil {
+			db.AddError(fmt.Errorf("gormplugin: record the vectors of %s: %w", m.spec.Source, err))
+			return
+		}
+		st.wrote = true
 	}
-	_, err := p.exec(db.Statement.Context, db, `UPDATE oi_events SET vec = ? WHERE id > ? AND tbl = ? AND op IN (?, ?, ?, ?)`,
-		vec, st.update.head, st.m.spec.Source, int64(outbox.OpUpdate), int64(outbox.OpSoftDelete), int64(outbox.OpRestore), int64(outbox.OpInsert))
-	if err != nil {
-		db.AddError(fmt.Errorf("gormplugin: record the vectors of %s: %w", st.m.spec.Source, err))
+	// The other vector fields follow as vector events of the same rows.
+	if !slices.ContainsFunc(u.vecs[1:], func(b []byte) bool { return b != nil }) {
 		return
 	}
-	st.wrote = true
+	keys, err := changedKeys(db, m, u.head, outbox.OpUpdate, outbox.OpSoftDelete, outbox.OpRestore, outbox.OpInsert)
+	if err != nil {
+		db.AddError(err)
+		return
+	}
+	var events []outbox.Event
+	for j := 1; j < len(u.vecs); j++ {
+		if u.vecs[j] == nil {
+			continue
+		}
+		for _, k := range keys {
+			events = append(events, outbox.Event{Table: m.spec.Source, Key: k, Op: outbox.OpVector, Vec: u.vecs[j], Field: m.vecs[j].event, At: st.at})
+		}
+	}
+	p.appendEvents(db, st, events)
 }

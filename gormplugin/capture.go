@@ -86,24 +86,31 @@ func vectorOf(v any) ([]float32, error) {
 	return nil, fmt.Errorf("%w: a vector must be vecsink.Embedding or []float32, got %T", ErrInvalidVector, v)
 }
 
-// encodeVec validates and encodes a vector for an event.
-func (m *model) encodeVec(v any) ([]byte, error) {
+// encodeVec validates and encodes a vector of the first vector field for
+// an event.
+func (m *model) encodeVec(v any) ([]byte, error) { return m.encodeVecOf(0, v) }
+
+// encodeVecOf validates and encodes a vector of vector field j for an
+// event; errors name the field.
+func (m *model) encodeVecOf(j int, v any) ([]byte, error) {
+	vf := &m.vecs[j]
 	f, err := vectorOf(v)
 	if err != nil {
-		return nil, fmt.Errorf("gormplugin: %s.%s: %w", m.spec.Source, m.vec.Name, err)
+		return nil, fmt.Errorf("gormplugin: %s.%s: %w", m.spec.Source, vf.f.Name, err)
 	}
-	b, err := outbox.EncodeVector(f, m.spec.Vec.Dim, m.spec.Vec.Encoding)
+	b, err := outbox.EncodeVector(f, vf.spec.Dim, vf.spec.Encoding)
 	if err != nil {
-		return nil, fmt.Errorf("gormplugin: %s.%s: %w", m.spec.Source, m.vec.Name, err)
+		return nil, fmt.Errorf("gormplugin: %s.%s: %w", m.spec.Source, vf.f.Name, err)
 	}
 	return b, nil
 }
 
-// vecSelected reports whether Select/Omit lists let the vector through:
-// explicit is true when the vector (or "*") was named in Select.
-func (m *model) vecSelected(stmt *gorm.Statement) (selected, explicit bool) {
+// vecSelected reports whether Select/Omit lists let vector field j
+// through: explicit is true when it (or "*") was named in Select.
+func (m *model) vecSelected(stmt *gorm.Statement, j int) (selected, explicit bool) {
+	names := m.vecs[j].names
 	for _, o := range stmt.Omits {
-		if m.vecNames[o] || o == "*" {
+		if names[o] || o == "*" {
 			return false, false
 		}
 	}
@@ -111,14 +118,14 @@ func (m *model) vecSelected(stmt *gorm.Statement) (selected, explicit bool) {
 		return true, false
 	}
 	for _, s := range stmt.Selects {
-		if m.vecNames[s] || s == "*" {
+		if names[s] || s == "*" {
 			return true, true
 		}
 	}
 	return false, false
 }
 
-// vecKeys returns the keys of a map that designates the vector, if any.
+// vecKeys returns the keys of a map that designate a vector, if any.
 func (m *model) vecKeys(mp map[string]any) []string {
 	var ks []string
 	for k := range mp {

@@ -178,7 +178,7 @@ func createSidecars(ctx context.Context, conn outbox.DB, spec *outbox.Spec, vec,
 func partsChanged(a, b *outbox.Spec) (vec, fts bool) {
 	common := a.Key != b.Key || a.KeyType != b.KeyType || a.SoftDelete != b.SoftDelete || a.Source != b.Source
 	na, nb := stripInfo(a), stripInfo(b)
-	vec = common || !sameJSON(na.Vec, nb.Vec)
+	vec = common || !sameJSON(na.Vec, nb.Vec) || !sameJSON(na.MoreVecs, nb.MoreVecs)
 	fts = common || !sameJSON(na.FTS, nb.FTS)
 	return vec, fts
 }
@@ -190,6 +190,12 @@ func stripInfo(s *outbox.Spec) *outbox.Spec {
 		v := *s.Vec
 		v.Field = ""
 		c.Vec = &v
+	}
+	if s.MoreVecs != nil {
+		c.MoreVecs = append([]outbox.VecSpec(nil), s.MoreVecs...)
+		for i := range c.MoreVecs {
+			c.MoreVecs[i].Field = ""
+		}
 	}
 	if s.FTS != nil {
 		f := *s.FTS
@@ -231,6 +237,7 @@ func specDiff(a, b *outbox.Spec) []string {
 		add("vec metric", a.Vec.Metric, b.Vec.Metric)
 		add("vec encoding", a.Vec.Encoding, b.Vec.Encoding)
 		add("vec metadata", a.Vec.Metadata, b.Vec.Metadata)
+		add("further vector fields", stripInfo(a).MoreVecs, stripInfo(b).MoreVecs)
 	}
 	switch {
 	case a.FTS == nil && b.FTS != nil:

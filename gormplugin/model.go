@@ -33,8 +33,9 @@ type model struct {
 	key    *schema.Field
 	keyInt bool
 
-	vec      *schema.Field   // nil: no vector
-	vecNames map[string]bool // names that designate the vector in maps and Select/Omit lists
+	vec      *schema.Field   // the first vector field; nil: no vector
+	vecs     []vecField      // every vector field, the first one first
+	vecNames map[string]bool // names that designate a vector in maps and Select/Omit lists (all fields)
 
 	soft *schema.Field // gorm.DeletedAt field or nil
 
@@ -42,6 +43,25 @@ type model struct {
 	// registry entry are gone, so writes record no events until Migrate runs
 	// again in this process.
 	dropped atomic.Bool
+}
+
+// vecField is one vec-tagged field of a model and its vec0 sidecar.
+type vecField struct {
+	f     *schema.Field
+	spec  *outbox.VecSpec
+	event string          // oi_events.field of its vectors ("" = NULL: the first field)
+	names map[string]bool // names that designate it in maps and Select/Omit lists
+}
+
+// vecIndex returns the index in m.vecs of the vector field that name
+// designates, or -1.
+func (m *model) vecIndex(name string) int {
+	for j := range m.vecs {
+		if m.vecs[j].names[name] {
+			return j
+		}
+	}
+	return -1
 }
 
 // models caches model analyses by schema. Schemas are per gorm.DB cache
@@ -145,17 +165,19 @@ func analyze(s *schema.Schema) *model {
 	}
 	m := &model{indexed: true, schema: s, vecNames: map[string]bool{}}
 	// The vector field is never a column, even when the tags are invalid.
-	for _, f := range vecFields {
+	colNames := make([]string, len(vecFields))
+	for i, f := range vecFields {
 		if f.DBName != "" {
-			m.vecNames[f.DBName] = true
+			colNames[i] = f.DBName
 		} else {
-			m.vecNames[schema.NamingStrategy{}.ColumnName("", f.Name)] = true
+			colNames[i] = schema.NamingStrategy{}.ColumnName("", f.Name)
 		}
+		m.vecNames[colNames[i]] = true
 		if f.FieldType == embeddingType || (f.FieldType.Kind() == reflect.Slice && f.FieldType.Elem().Kind() == reflect.Float32 && f.DBName == "") {
 			hideField(s, f)
 		}
 	}
-	m.err = m.build(vecFields, ftsFields)
+	m.err = m.build(vecFields, colNames, ftsFields)
 	return m
 }
 
@@ -175,7 +197,7 @@ func hideField(s *schema.Schema, f *schema.Field) {
 	f.DBName = ""
 }
 
-func (m *model) build(vecFields, ftsFields []*schema.Field) error {
+func (m *model) build(vecFields []*schema.Field, colNames []string, ftsFields []*schema.Field) error {
 	s := m.schema
 	name := s.Name
 	if name == "" {
@@ -232,12 +254,12 @@ func (m *model) build(vecFields, ftsFields []*schema.Field) error {
 		}
 	}
 
-	// Vector.
-	if len(vecFields) > 1 {
-		return fail(vecFields[1].Name, "vec tag: a model has at most one vector field (also on %s)", vecFields[0].Name)
-	}
-	if len(vecFields) == 1 {
-		f := vecFields[0]
+	// Vectors: one vec0 sidecar per field. The first field keeps the
+	// defaults of a model with one vector (table <source>_vec, column
+	// embedding); the others default to <source>_<column>_vec with column
+	// the field's column name (BodyEmb: articles_body_emb_vec, body_emb).
+	owner := map[string]string{} // name designating a vector → field
+	for i, f := range vecFields {
 		if f.FieldType != embeddingType && !(f.FieldType.Kind() == reflect.Slice && f.FieldType.Elem().Kind() == reflect.Float32) {
 			return fail(f.Name, "vec tag on a field of type %s: use vecsink.Embedding or []float32 with `gorm:\"-\"`", f.FieldType)
 		}
@@ -249,11 +271,17 @@ func (m *model) build(vecFields, ftsFields []*schema.Field) error {
 			return fail(f.Name, "%v", err)
 		}
 		v := &outbox.VecSpec{Table: t.Table, Column: t.Column, Field: f.Name, Dim: t.Dim, Metric: t.Metric, Encoding: t.Encoding}
-		if v.Table == "" {
-			v.Table = s.Table + "_vec"
-		}
 		if v.Column == "" {
 			v.Column = "embedding"
+			if i > 0 {
+				v.Column = colNames[i]
+			}
+		}
+		if v.Table == "" {
+			v.Table = s.Table + "_vec"
+			if i > 0 {
+				v.Table = s.Table + "_" + colNames[i] + "_vec"
+			}
 		}
 		for _, c := range t.Metadata {
 			mf := s.LookUpField(c)
@@ -275,10 +303,33 @@ func (m *model) build(vecFields, ftsFields []*schema.Field) error {
 			}
 			v.Metadata = append(v.Metadata, outbox.MetaCol{Name: mf.DBName, Type: typ})
 		}
-		m.vec = f
-		m.vecNames[f.Name] = true
-		m.vecNames[v.Column] = true
-		spec.Vec = v
+		vf := vecField{f: f, spec: v, names: map[string]bool{f.Name: true, colNames[i]: true, v.Column: true}}
+		for n := range vf.names {
+			if prev, dup := owner[n]; dup {
+				return fail(f.Name, "vec tag: name %q also designates vector field %s (give each vector field its own column=)", n, prev)
+			}
+			owner[n] = f.Name
+			m.vecNames[n] = true
+		}
+		if i == 0 {
+			m.vec = f
+			spec.Vec = v
+		} else {
+			spec.MoreVecs = append(spec.MoreVecs, *v)
+			vf.event = v.Table
+		}
+		m.vecs = append(m.vecs, vf)
+	}
+	tables := map[string]string{}
+	for _, vf := range m.vecs {
+		if prev, dup := tables[strings.ToLower(vf.spec.Table)]; dup {
+			return fail(vf.f.Name, "vec tag key \"table\": %q is also the table of vector field %s", vf.spec.Table, prev)
+		}
+		tables[strings.ToLower(vf.spec.Table)] = vf.f.Name
+	}
+	for i := 1; i < len(m.vecs); i++ {
+		// The spec's copy is the one the registry holds.
+		m.vecs[i].spec = &spec.MoreVecs[i-1]
 	}
 
 	// Full text.

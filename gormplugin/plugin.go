@@ -113,10 +113,24 @@ type state struct {
 
 	// create
 	rows     rowSet
-	vecs     [][]byte // per row: the encoded vector, nil for none
+	vecs     [][]byte   // per row: the encoded vector of the first vector field, nil for none
+	more     [][][]byte // per further vector field (m.vecs[1:]), per row: the same
 	conflict conflictPlan
 	// update
 	update *vectorUpdate
+}
+
+// hasVec reports whether create row i carries a vector of any field.
+func (st *state) hasVec(i int) bool {
+	if st.vecs[i] != nil {
+		return true
+	}
+	for _, col := range st.more {
+		if col[i] != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func getState(db *gorm.DB) *state {

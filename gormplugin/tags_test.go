@@ -56,10 +56,15 @@ type Bare struct {
 	ID uint
 	E  []float32 `vec:"dim=3"`
 }
-type TwoVectors struct {
+type TwoVectorsOneColumn struct {
+	ID uint
+	A  vecsink.Embedding `vec:"dim=3;column=emb"`
+	B  vecsink.Embedding `vec:"dim=3;column=emb"`
+}
+type TwoVectorsOneTable struct {
 	ID uint
 	A  vecsink.Embedding `vec:"dim=3"`
-	B  vecsink.Embedding `vec:"dim=3"`
+	B  vecsink.Embedding `vec:"dim=3;table=two_vectors_one_tables_vec"`
 }
 type Conflict struct {
 	ID    uint
@@ -107,7 +112,8 @@ func TestTagErrors(t *testing.T) {
 		{&Composite{}, []string{"Composite", "composite primary key", "A, B"}},
 		{&FloatKey{}, []string{"FloatKey", "field K", "float64", "integer or string"}},
 		{&Bare{}, []string{"Bare", "field E", "[]float32", `gorm:"-"`}},
-		{&TwoVectors{}, []string{"TwoVectors", "field B", "at most one vector"}},
+		{&TwoVectorsOneColumn{}, []string{"TwoVectorsOneColumn", "field B", `"emb"`, "vector field A"}},
+		{&TwoVectorsOneTable{}, []string{"TwoVectorsOneTable", "field B", `"table"`, `"two_vectors_one_tables_vec"`, "vector field A"}},
 		{&Conflict{}, []string{"Conflict", "field Body", `"tokenize"`, "trigram", "porter", "Title"}},
 		{&ExternalText{}, []string{"ExternalText", "field Body", `"external"`, "integer primary key"}},
 		{&ContentlessExternal{}, []string{"ContentlessExternal", "field Body", `"contentless"`, "excludes external"}},
