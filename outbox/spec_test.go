@@ -156,6 +156,42 @@ func TestEnsureSchemaMigratesVersion2AddsTriggers(t *testing.T) {
 	require.True(t, ok)
 }
 
+// A version-2 database gains the field column of oi_events and
+// oi_deadletters; its events and dead letters stay, with field NULL (the
+// first vector field), and events naming a field can be appended.
+func TestEnsureSchemaMigratesVersion2AddsFieldColumn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlDB(t)
+	for _, q := range []string{
+		`DROP TABLE IF EXISTS oi_events`,
+		`DROP TABLE IF EXISTS oi_deadletters`,
+		`CREATE TABLE oi_events (id INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, key NOT NULL, op INTEGER NOT NULL, vec BLOB, old TEXT, at INTEGER NOT NULL)`,
+		`CREATE TABLE oi_deadletters (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, key NOT NULL, op INTEGER NOT NULL, vec BLOB, old TEXT, at INTEGER NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL, failed_at INTEGER NOT NULL)`,
+		`INSERT INTO oi_events (tbl, key, op, vec, old, at) VALUES ('docs', 7, 7, x'0000803f', NULL, 0)`,
+		`INSERT INTO oi_deadletters VALUES (1, 'docs', 8, 2, NULL, NULL, 0, 'e', 1, 0)`,
+	} {
+		_, err := db.Exec(q)
+		require.NoError(t, err, q)
+	}
+	require.NoError(t, outbox.EnsureSchema(ctx, db))
+	require.NoError(t, outbox.SetCheckpoint(ctx, db, outbox.SchemaVersionKey, 2))
+	require.NoError(t, outbox.EnsureSchema(ctx, db))
+	require.NoError(t, outbox.Append(ctx, db, []outbox.Event{{Table: "docs", Key: int64(7), Op: outbox.OpVector, Vec: []byte{0, 0, 0, 64}, Field: "docs_b_vec"}}))
+	evs, err := outbox.ReadEvents(ctx, db, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+	require.Equal(t, "", evs[0].Field)
+	require.Equal(t, "docs_b_vec", evs[1].Field)
+	dl, err := outbox.ListDeadLetters(ctx, db, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, dl, 1)
+	require.Nil(t, dl[0].Field)
+	// Only vector events name a field.
+	err = outbox.Append(ctx, db, []outbox.Event{{Table: "docs", Key: int64(7), Op: outbox.OpUpdate, Field: "docs_b_vec"}})
+	require.ErrorIs(t, err, outbox.ErrBadEvent)
+}
+
 func TestQuoteAndIdent(t *testing.T) {
 	t.Parallel()
 	require.True(t, outbox.ValidIdent("articles_fts"))
