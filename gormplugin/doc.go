@@ -12,9 +12,22 @@
 // A vector field is a vecsink.Embedding, or a []float32 tagged `gorm:"-"`
 // (a bare []float32 is rejected by Migrate). The source table never gets a
 // column for it: the plugin hides the field from gorm and carries the vector
-// in the events. At most one vector field per model.
+// in the events.
 //
 //	Embedding vecsink.Embedding `vec:"dim=384;metric=cosine"`
+//
+// A model may have several vector fields, each with its own vec0 sidecar,
+// dim, metric and metadata; vecsink.WithField picks the one a query
+// searches. The first field in declaration order keeps the defaults below
+// (and its vector rides on the capture trigger's event, as with one field);
+// the others default to table <source>_<column>_vec and column = the
+// field's column name (BodyEmb: posts_body_emb_vec, column body_emb), and
+// their vectors are appended as vector events naming the field's vec0
+// table. Names that designate a vector (Go name, column name, vec0 column)
+// must not be shared by two fields.
+//
+//	TitleEmb vecsink.Embedding `vec:"dim=384;metric=cosine"`
+//	BodyEmb  vecsink.Embedding `vec:"dim=768;metric=l2"`
 //
 // vec keys: dim=N (required, 1..8192); metric=l2|cosine|dot (default l2);
 // encoding=binary|json (how events carry the vector, default binary);
