@@ -353,9 +353,10 @@ func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOp
 	// in one grouped pass over the log's (tbl, key, id) only, into a
 	// temporary table keyed by the key; the fill joins the source to it and
 	// reads the vector by rowid (sorting the vectors themselves would copy
-	// every one twice). A hard delete ends a key's vector: when it is the
-	// newest such event, the row (inserted again since, bypassing gorm) has
-	// no vector. Rows whose newest state is "no vector", a hard delete, or
+	// every one twice). Only this sidecar's field counts (see StateSQL). A
+	// hard delete ends a key's vector (and an insert the vector of a
+	// further field): when it is the newest such event, the row (inserted
+	// again since) has no vector. Rows whose newest state is "no vector", a hard delete, or
 	// invalid get none. The unary + strips the source key's affinity: the
 	// log's key has none, and comparing under INTEGER or TEXT affinity
 	// would convert it ("007" must not match 7).

@@ -1,6 +1,7 @@
-// Package vecsink owns the sqlite-vec vec0 sidecar of an indexed model: its
-// DDL, how the indexer applies changes to it, the [Embedding] field type,
-// nearest-neighbour queries that return gorm models, and the computing of
+// Package vecsink owns the sqlite-vec vec0 sidecars of an indexed model (one
+// per vector field): their DDL, how the indexer applies changes to them, the
+// [Embedding] field type, nearest-neighbour queries that return gorm models
+// (with [WithField] to pick the vector field), and the computing of
 // embeddings from text: the [Embedder] interface with its classified errors
 // ([EmbedError], [PartialError]), HTTP clients for the OpenAI-compatible and
 // Ollama APIs ([NewOpenAIEmbedder], [NewOllamaEmbedder]), the deterministic
