@@ -219,6 +219,44 @@ func (e *modelEnv) wantVec(m *mt, src map[any]srcRow) map[any]string {
 	return out
 }
 
+// auxRows reads the second vector field's vec0 sidecar of m: key →
+// "hex(vector)|deleted".
+func (e *modelEnv) auxRows(m *mt) map[any]string {
+	keyCol := "rowid"
+	if !m.intKey {
+		keyCol = "id"
+	}
+	del := "0"
+	if m.soft {
+		del = "deleted"
+	}
+	rows, err := e.sql.QueryContext(e.ctx, fmt.Sprintf("SELECT %s, %s, %s FROM %s", keyCol, m.auxCol, del, m.auxTable))
+	require.NoError(e.t, err)
+	defer rows.Close()
+	out := map[any]string{}
+	for rows.Next() {
+		var k any
+		var v []byte
+		var d int64
+		require.NoError(e.t, rows.Scan(&k, &v, &d))
+		out[normKey(e.t, k)] = hex.EncodeToString(v) + "|" + fmt.Sprint(d != 0)
+	}
+	require.NoError(e.t, rows.Err())
+	return out
+}
+
+// wantAux is what auxRows must return: the second field holds aux(v) of
+// every first vector v of the reference.
+func (e *modelEnv) wantAux(m *mt, src map[any]srcRow) map[any]string {
+	out := map[any]string{}
+	for k, v := range e.ref[m.name] {
+		r, ok := src[k]
+		require.True(e.t, ok, "reference has a vector for %s %v, which has no source row", m.name, k)
+		out[k] = hex.EncodeToString(encodeLE(m.aux(v))) + "|" + fmt.Sprint(r.deleted)
+	}
+	return out
+}
+
 // ftsRows reads the documents of the FTS5 sidecar of m: key → "deleted|text…"
 // (in-table), "deleted" (contentless) or "" (external: the text and flag are
 // the source's).
@@ -426,6 +464,9 @@ func (e *modelEnv) check(when string) {
 		src := e.source(m)
 		if m.vecField != "" {
 			require.Equal(t, lines(e.wantVec(m, src)), lines(e.vecRows(m)), "%s: vec0 sidecar %s differs from the reference (key → vector|deleted|metadata)", when, m.vecTable)
+			if m.auxField != "" {
+				require.Equal(t, lines(e.wantAux(m, src)), lines(e.auxRows(m)), "%s: vec0 sidecar %s of the second vector field differs from the reference (key → vector|deleted)", when, m.auxTable)
+			}
 			e.checkKNN(m, src)
 		}
 		if m.ftsTable == "" {
@@ -515,6 +556,11 @@ func (e *modelEnv) snapshot() map[string][]string {
 		if m.vecField != "" {
 			for k, v := range e.vecRows(m) {
 				lines = append(lines, "vec "+keyString(k)+" "+v)
+			}
+			if m.auxField != "" {
+				for k, v := range e.auxRows(m) {
+					lines = append(lines, "aux "+keyString(k)+" "+v)
+				}
 			}
 		}
 		if m.ftsTable != "" {

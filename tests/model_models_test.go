@@ -67,13 +67,17 @@ type MPage struct {
 	DeletedAt gorm.DeletedAt
 }
 
-// MPoint: int64 key, a vector only (no FTS), soft delete, boolean and float
-// metadata.
+// MPoint: int64 key, two vector fields (no FTS), soft delete, boolean and
+// float metadata on the first. The second field (Aux, its own vec0 sidecar
+// m_points_aux_vec, another dim and metric) is written by every op that
+// writes the first, with the first's leading elements (see mt.aux), so that
+// the reference of the first vector predicts both sidecars.
 type MPoint struct {
 	ID        int64
 	Kind      bool
 	Rating    float64
 	Embedding vecsink.Embedding `vec:"dim=8;metric=cosine;metadata=kind,rating"`
+	Aux       vecsink.Embedding `vec:"dim=3;metric=l2"`
 	DeletedAt gorm.DeletedAt
 }
 
@@ -112,6 +116,11 @@ type mt struct {
 	dim      int
 	metric   string
 	vecTable string
+
+	// A second vector field, written together with the first with
+	// aux(v): "" if none.
+	auxField, auxCol, auxTable string
+	auxDim                     int
 
 	ftsTable  string // "" if none
 	ftsMode   string
@@ -162,6 +171,9 @@ func generics[T any](m *mt) {
 	}
 	m.knn = func(ctx context.Context, db *gorm.DB, q []float32, k int, includeDeleted bool) ([]any, []float64, error) {
 		var opts []vecsink.Option
+		if m.auxField != "" {
+			opts = append(opts, vecsink.WithField(m.vecField))
+		}
 		if includeDeleted {
 			opts = append(opts, vecsink.IncludeDeleted())
 		}
@@ -221,6 +233,7 @@ func modelTables() []*mt {
 	point := &mt{
 		name: "m_points", typ: reflect.TypeFor[MPoint](), keyField: "ID", keyCol: "id", intKey: true, soft: true,
 		vecField: "Embedding", vecCol: "embedding", dim: 8, metric: outbox.MetricCosine, vecTable: "m_points_vec",
+		auxField: "Aux", auxCol: "aux", auxTable: "m_points_aux_vec", auxDim: 3,
 		meta: []colDesc{{"kind", "Kind", kindBool}, {"rating", "Rating", kindRating}},
 	}
 	generics[MPoint](point)
@@ -270,12 +283,27 @@ func (m *mt) setVec(v reflect.Value, vec []float32) {
 	if m.vecField == "" {
 		return
 	}
-	f := reflect.Indirect(v).FieldByName(m.vecField)
-	if vec == nil {
-		f.Set(reflect.Zero(f.Type()))
-		return
+	set := func(name string, vec []float32) {
+		f := reflect.Indirect(v).FieldByName(name)
+		if vec == nil {
+			f.Set(reflect.Zero(f.Type()))
+			return
+		}
+		f.Set(reflect.ValueOf(vec).Convert(f.Type()))
 	}
-	f.Set(reflect.ValueOf(vec).Convert(f.Type()))
+	set(m.vecField, vec)
+	if m.auxField != "" {
+		set(m.auxField, m.aux(vec))
+	}
+}
+
+// aux is the second vector field's value that goes with first vector v:
+// its leading auxDim elements (nil for nil).
+func (m *mt) aux(v []float32) []float32 {
+	if v == nil || m.auxField == "" {
+		return nil
+	}
+	return append([]float32(nil), v[:m.auxDim]...)
 }
 
 func (m *mt) vecOf(v reflect.Value) []float32 {

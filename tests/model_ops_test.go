@@ -339,6 +339,7 @@ func (e *modelEnv) opCreateMap(db *gorm.DB, m *mt) bool {
 		v = e.vector(m)
 		if v != nil || e.r.IntN(2) == 0 {
 			mp[e.vecName(m)] = v
+			e.putAux(m, mp, v, false)
 		}
 	}
 	e.ok(db.Model(m.newRow(nil).Interface()).Create(mp))
@@ -360,7 +361,11 @@ func (e *modelEnv) opCreateOmit(db *gorm.DB, m *mt) bool {
 	e.fill(m, row)
 	m.setVec(row, e.vector(m))
 	name := e.vecName(m)
-	e.ok(db.Omit(name).Create(row.Interface()))
+	omit := []string{name}
+	if m.auxField != "" {
+		omit = append(omit, e.auxName(m))
+	}
+	e.ok(db.Omit(omit...).Create(row.Interface()))
 	e.setRef(m, key, nil)
 	e.logf("create %s %v Omit(%s)", m.name, key, name)
 	return true
@@ -521,6 +526,45 @@ func (e *modelEnv) opUpdateColumn(db *gorm.DB, m *mt) bool {
 	return true
 }
 
+// auxName returns a name that designates the second vector field.
+func (e *modelEnv) auxName(m *mt) string {
+	if e.r.IntN(2) == 0 {
+		return m.auxField
+	}
+	return m.auxCol
+}
+
+// putAux adds to an update map that writes first vector v (or clears it)
+// the second vector field's matching value.
+func (e *modelEnv) putAux(m *mt, mp map[string]any, v []float32, clear bool) {
+	if m.auxField == "" {
+		return
+	}
+	if clear {
+		mp[e.auxName(m)] = gormplugin.ClearVector
+		return
+	}
+	mp[e.auxName(m)] = m.aux(v)
+}
+
+// auxArg is the second vector field's argument of a single-column update
+// that writes first vector v (or clears it, when clear).
+func (m *mt) auxArg(v []float32, clear bool) any {
+	if clear {
+		return gormplugin.ClearVector
+	}
+	return m.aux(v)
+}
+
+// scoped returns db, unscoped when asked: a fresh chain for one more
+// statement.
+func scoped(db *gorm.DB, unscoped bool) *gorm.DB {
+	if unscoped {
+		return db.Unscoped()
+	}
+	return db.Session(&gorm.Session{})
+}
+
 // vecName returns a name that designates the vector: its column name or
 // its Go field name.
 func (e *modelEnv) vecName(m *mt) string {
@@ -554,9 +598,15 @@ func (e *modelEnv) opUpdateVector(db *gorm.DB, m *mt) bool {
 			arg = gormplugin.ClearVector
 		}
 		e.ok(d.Model(model).Update(name, arg))
+		if m.auxField != "" {
+			e.ok(scoped(db, unscoped).Model(m.newRow(key).Interface()).Update(e.auxName(m), m.auxArg(v, v == nil)))
+		}
 	case 1:
 		how = "UpdateColumn(" + name + ")"
 		e.ok(d.Model(model).UpdateColumn(name, v))
+		if m.auxField != "" {
+			e.ok(scoped(db, unscoped).Model(m.newRow(key).Interface()).UpdateColumn(e.auxName(m), m.aux(v)))
+		}
 		set = len(v) > 0
 	case 2:
 		how = "Updates(map " + name + ")"
@@ -564,6 +614,7 @@ func (e *modelEnv) opUpdateVector(db *gorm.DB, m *mt) bool {
 		if v == nil {
 			mp[name] = gormplugin.ClearVector
 		}
+		e.putAux(m, mp, v, v == nil)
 		e.ok(d.Model(model).Updates(mp))
 	case 3:
 		how = "UpdateColumns(map " + name + ")"
@@ -571,7 +622,9 @@ func (e *modelEnv) opUpdateVector(db *gorm.DB, m *mt) bool {
 		if v == nil {
 			arg = gormplugin.ClearVector
 		}
-		e.ok(d.Model(model).UpdateColumns(map[string]any{name: arg}))
+		mp := map[string]any{name: arg}
+		e.putAux(m, mp, v, v == nil)
+		e.ok(d.Model(model).UpdateColumns(mp))
 	case 4:
 		// A struct update: an empty vector is a zero field, not written.
 		how = "Updates(struct with the vector only)"
@@ -585,7 +638,11 @@ func (e *modelEnv) opUpdateVector(db *gorm.DB, m *mt) bool {
 		set = len(v) > 0
 		p := m.newRow(nil)
 		m.setVec(p, v)
-		e.ok(d.Model(model).Select(name).Updates(p.Interface()))
+		sel := []any{}
+		if m.auxField != "" {
+			sel = append(sel, e.auxName(m))
+		}
+		e.ok(d.Model(model).Select(name, sel...).Updates(p.Interface()))
 	}
 	if set && visible(m, exists, deleted, unscoped) {
 		e.setRef(m, key, v)
@@ -644,6 +701,7 @@ func (e *modelEnv) randMap(m *mt) (map[string]any, bool, []float32) {
 		} else {
 			mp[e.vecName(m)] = v
 		}
+		e.putAux(m, mp, v, v == nil)
 	}
 	return mp, withVec, v
 }
@@ -718,6 +776,9 @@ func (e *modelEnv) opUpsert(db *gorm.DB, m *mt) bool {
 		}
 		if m.vecField != "" && e.r.IntN(2) == 0 {
 			cols = append(cols, m.vecCol)
+			if m.auxField != "" {
+				cols = append(cols, m.auxCol)
+			}
 			vecUpdated = true
 		}
 		if len(cols) == 0 {
@@ -964,7 +1025,13 @@ func (e *modelEnv) opBatchUpdate(db *gorm.DB, m *mt) bool {
 		if v == nil {
 			arg = gormplugin.ClearVector
 		}
-		e.ok(q.Update(e.vecName(m), arg))
+		if m.auxField != "" {
+			mp := map[string]any{e.vecName(m): arg}
+			e.putAux(m, mp, v, v == nil)
+			e.ok(q.Updates(mp))
+		} else {
+			e.ok(q.Update(e.vecName(m), arg))
+		}
 		desc = "Update(vector " + vdesc(v) + ")"
 	default:
 		var mp map[string]any
@@ -1120,6 +1187,10 @@ func (e *modelEnv) opGenerics(db *gorm.DB, m *mt) bool {
 			v := e.vector(m)
 			_, err := m.gUpdate(ctx, db, key, e.vecName(m), v)
 			require.NoError(e.t, err)
+			if m.auxField != "" {
+				_, err := m.gUpdate(ctx, db, key, e.auxName(m), m.aux(v))
+				require.NoError(e.t, err)
+			}
 			if visible(m, exists, deleted, false) {
 				e.writeRef(m, key, v) // an empty vector leaves it alone
 			}
@@ -1307,7 +1378,9 @@ func (e *modelEnv) opRandomWhere(db *gorm.DB, m *mt) bool {
 		arg = gormplugin.ClearVector
 	}
 	where := key + " IN (SELECT " + key + " FROM " + tbl + " ORDER BY random() LIMIT 3)"
-	e.ok(db.Model(m.newRow(nil).Interface()).Where(where).Updates(map[string]any{col: marker, e.vecName(m): arg}))
+	mp := map[string]any{col: marker, e.vecName(m): arg}
+	e.putAux(m, mp, v, v == nil)
+	e.ok(db.Model(m.newRow(nil).Interface()).Where(where).Updates(mp))
 	hit := e.rowsWhere(db, m, outbox.Quote(col)+" = ?", marker)
 	for _, r := range e.visibleOf(m, hit, false) {
 		e.setRef(m, r.key, v)
@@ -1343,6 +1416,9 @@ func (e *modelEnv) opTableCase(db *gorm.DB, m *mt) bool {
 		return false
 	}
 	e.ok(db.Table(name).Model(m.newRow(key).Interface()).Update(e.vecName(m), v))
+	if m.auxField != "" {
+		e.ok(db.Table(name).Model(m.newRow(key).Interface()).Update(e.auxName(m), m.aux(v)))
+	}
 	if visible(m, exists, deleted, false) {
 		e.setRef(m, key, v)
 	}
