@@ -29,9 +29,12 @@ import (
 // unless IncludeDeleted is given. Like KNN and Search, it sees what the
 // indexer has applied: call the indexer's Sync first for read-your-writes.
 //
+// On a model with several vector fields, pick the one the vector side
+// searches with WithVecOptions(vecsink.WithField("BodyEmb")).
+//
 // Errors are those of vecsink.KNN and ftssink.Search (vecsink.ErrBadVector,
-// vecsink.ErrNoVec, ftssink.ErrNoFTS, ftssink.ErrInvalidQuery, …) and
-// ErrInvalidOption.
+// vecsink.ErrNoVec, vecsink.ErrAmbiguousField, ftssink.ErrNoFTS,
+// ftssink.ErrInvalidQuery, …) and ErrInvalidOption.
 func Search[T any](ctx context.Context, db *gorm.DB, vector []float32, q ftssink.Query, opts ...Option) ([]Result[T], error) {
 	cfg := newConfig(opts)
 	if err := cfg.validate(); err != nil {
