@@ -44,8 +44,8 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	stmt := db.Statement
 
 	// Vectors in an update map: keep them out of the SQL.
-	vecVals := make([]any, len(m.vecs))
-	inMap := make([]bool, len(m.vecs))
+	var vecVals []any // per vector field, when vecInMap
+	var inMap []bool
 	vecInMap := false
 	var src map[string]any
 	switch d := stmt.Dest.(type) {
@@ -58,6 +58,7 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 	}
 	if ks := m.vecKeys(src); len(ks) > 0 {
 		cp := maps.Clone(src)
+		vecVals, inMap = make([]any, len(m.vecs)), make([]bool, len(m.vecs))
 		for _, k := range ks {
 			if j := m.vecIndex(k); j >= 0 {
 				vecVals[j], inMap[j] = src[k], true
