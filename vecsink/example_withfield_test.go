@@ -1,3 +1,8 @@
+//go:build !outboxindexer_cgo
+
+// The example opens the database with gormlite, the default engine's
+// dialector (the cgo engine registers another driver under the same name).
+
 package vecsink_test
 
 import (
