@@ -132,11 +132,12 @@ func (t *Table) VectorState(events []outbox.Event) []byte {
 	return nil
 }
 
-// StateSQL returns the SQL condition (on oi_events columns, qualified by
+// stateSQL returns the SQL condition (on oi_events columns, qualified by
 // prefix, e.g. "e.") that selects the events that set this sidecar's
 // vector state, and the condition among them that means "no vector"
-// besides an empty vec (see VectorState).
-func (t *Table) StateSQL(prefix string) (sets, none string) {
+// besides an empty vec (see VectorState). The field is a vec0 table name,
+// a plain identifier (outbox.ValidIdent), so it is safe as a literal.
+func (t *Table) stateSQL(prefix string) (sets, none string) {
 	del := fmt.Sprint(int64(outbox.OpDelete))
 	if t.field == "" {
 		return fmt.Sprintf("(%[1]sfield IS NULL AND (%[1]svec IS NOT NULL OR %[1]sop = %[2]s))", prefix, del),
@@ -353,7 +354,7 @@ func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOp
 	// in one grouped pass over the log's (tbl, key, id) only, into a
 	// temporary table keyed by the key; the fill joins the source to it and
 	// reads the vector by rowid (sorting the vectors themselves would copy
-	// every one twice). Only this sidecar's field counts (see StateSQL). A
+	// every one twice). Only this sidecar's field counts (see stateSQL). A
 	// hard delete ends a key's vector (and an insert the vector of a
 	// further field): when it is the newest such event, the row (inserted
 	// again since) has no vector. Rows whose newest state is "no vector", a hard delete, or
@@ -371,8 +372,8 @@ func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOp
 		// Best effort: the next rebuild drops it too.
 		_, _ = tx.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+latest)
 	}()
-	sets, _ := t.StateSQL("")
-	_, noneE := t.StateSQL("e.")
+	sets, _ := t.stateSQL("")
+	_, noneE := t.stateSQL("e.")
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s (key, id) SELECT key, max(id) FROM oi_events
 		WHERE tbl = ? AND %s GROUP BY key`, latest, sets), spec.Source); err != nil {
 		return 0, fmt.Errorf("vecsink: rebuild %s: latest vectors: %w", v.Table, err)
