@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"gorm.io/gorm"
 )
@@ -42,7 +43,9 @@ type Indexer struct {
 // New returns an Indexer for the database behind db. It creates the
 // bookkeeping tables if needed and reads the sidecars to maintain from the
 // registry (oi_registry) on every batch, so tables migrated later are picked
-// up without a restart. It needs no Go model types.
+// up without a restart. It needs no Go model types. It fails at once when
+// the database's connections lack sqlite-vec or FTS5 (a build of another
+// engine, or a driver other than the one internal/engine registers them on).
 func New(db *gorm.DB, opts ...Option) (*Indexer, error) {
 	if db == nil {
 		return nil, fmt.Errorf("indexer: db is nil")
@@ -65,6 +68,9 @@ func New(db *gorm.DB, opts ...Option) (*Indexer, error) {
 		attempts: map[unit]*attempt{},
 	}
 	ctx := context.Background()
+	if err := engine.Check(ctx, sqlDB); err != nil {
+		return nil, fmt.Errorf("indexer: %w", err)
+	}
 	err = ix.retry(ctx, func(ctx context.Context) error {
 		return ix.inTx(ctx, func(tx *sql.Tx) error {
 			if err := outbox.EnsureSchema(ctx, tx); err != nil {
