@@ -226,7 +226,7 @@ func (p *Plugin) planCreate(db *gorm.DB, st *state) {
 	if db.DryRun {
 		return
 	}
-	cp.head = -1 // no conflict clause: the statement's events are the newest n
+	cp.head = -1 // no conflict clause: one row, whose event is the newest (see attachVectors), or a batch (replaceInsertEvents)
 	if cp.mode != conflictNone {
 		h, err := logHead(db)
 		if err != nil {
@@ -383,7 +383,7 @@ func (p *Plugin) afterCreate(db *gorm.DB) {
 			wk, wv = append(wk, k), append(wv, st.vecs[i])
 		}
 	}
-	p.attachVectors(db, st, cp.head, n, wk, wv)
+	p.attachVectors(db, st, cp.head, wk, wv)
 	p.appendMoreVectors(db, st, keys, keep)
 }
 

@@ -188,13 +188,11 @@ func insertedKeys(db *gorm.DB, m *model, head int64) ([]any, error) {
 
 // attachVectors puts vecs[i] on the capture trigger's event of keys[i]
 // written by this statement, so that a write costs one event per row. The
-// statement's events are those above head or, when head is -1 (an INSERT of
-// rows rows without conflict clause, each firing the insert trigger once),
-// the newest rows events of the log: had a user trigger interleaved events of
-// other tables, fewer of ours would be in that window, never older ones. A
-// key with no such event (an upsert that updated no watched column, a
-// window cut short) gets an OpVector event of its own.
-func (p *Plugin) attachVectors(db *gorm.DB, st *state, head int64, rows int, keys []any, vecs [][]byte) {
+// statement's events are those above head or, when head is -1 (a one-row
+// INSERT without conflict clause), the newest event of the log. A key with
+// no such event (an upsert that updated no watched column, a user trigger
+// that wrote after ours) gets an OpVector event of its own.
+func (p *Plugin) attachVectors(db *gorm.DB, st *state, head int64, keys []any, vecs [][]byte) {
 	if len(keys) == 0 {
 		return
 	}
@@ -203,7 +201,7 @@ func (p *Plugin) attachVectors(db *gorm.DB, st *state, head int64, rows int, key
 		db.AddError(fmt.Errorf("gormplugin: record the vectors of %s (did you run gormplugin.Migrate?): %w", m.spec.Source, err))
 	}
 	var missing []int
-	if head < 0 && rows == 1 {
+	if head < 0 {
 		res, err := p.exec(ctx, db, `UPDATE oi_events SET vec = ? WHERE id = (SELECT max(id) FROM oi_events) AND tbl = ? AND key = ? AND op = ?`,
 			vecs[0], m.spec.Source, keys[0], int64(outbox.OpInsert))
 		if err != nil {
@@ -214,7 +212,7 @@ func (p *Plugin) attachVectors(db *gorm.DB, st *state, head int64, rows int, key
 			missing = []int{0}
 		}
 	} else {
-		ids, err := statementEvents(db, m, head, rows)
+		ids, err := statementEvents(db, m, head)
 		if err != nil {
 			fail(err)
 			return
@@ -261,18 +259,12 @@ func (p *Plugin) attachVectors(db *gorm.DB, st *state, head int64, rows int, key
 	p.appendEvents(db, st, events)
 }
 
-// statementEvents returns the id of the newest event the statement's
-// triggers wrote for each key of m's table that it inserted or updated:
-// the events above head, or, when head is -1, among the newest rows events
-// of the log (see attachVectors).
-func statementEvents(db *gorm.DB, m *model, head int64, rows int) (map[any]int64, error) {
+// statementEvents returns the id of the newest event above head that the
+// statement's triggers wrote for each key of m's table that it inserted or
+// updated.
+func statementEvents(db *gorm.DB, m *model, head int64) (map[any]int64, error) {
 	q := `SELECT id, key FROM oi_events WHERE id > ? AND tbl = ? AND op IN (?, ?, ?, ?)`
-	var bound any = head
-	if head < 0 {
-		q = `SELECT id, key FROM oi_events WHERE id > (SELECT max(id) FROM oi_events) - ? AND tbl = ? AND op IN (?, ?, ?, ?)`
-		bound = int64(rows)
-	}
-	r, err := db.Statement.ConnPool.QueryContext(db.Statement.Context, q, bound, m.spec.Source,
+	r, err := db.Statement.ConnPool.QueryContext(db.Statement.Context, q, head, m.spec.Source,
 		int64(outbox.OpInsert), int64(outbox.OpUpdate), int64(outbox.OpSoftDelete), int64(outbox.OpRestore))
 	if err != nil {
 		return nil, err
