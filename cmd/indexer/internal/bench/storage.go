@@ -3,7 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
-	"path/filepath"
+	"os"
 
 	"github.com/outboxindexer/outboxindexer/indexer"
 	"gorm.io/gorm"
@@ -25,9 +25,18 @@ const StorageUpdates = 10
 // index (when not empty) on it, and returns the bytes its pages occupy
 // beyond an empty database.
 func tableBytes(ctx context.Context, db *gorm.DB, dir, query, index string) (int64, error) {
-	path := filepath.Join(dir, fmt.Sprintf("measure-%p.db", &query))
+	// A fresh file per call: the address of a local that named it before
+	// could be reused by a later call, which then found its table there.
+	f, err := os.CreateTemp(dir, "measure-*.db")
+	if err != nil {
+		return 0, err
+	}
+	path := f.Name()
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
 	var out int64
-	err := db.Connection(func(c *gorm.DB) error {
+	err = db.Connection(func(c *gorm.DB) error {
 		c = c.WithContext(ctx)
 		if err := c.Exec(`ATTACH DATABASE ? AS oi_measure`, path).Error; err != nil {
 			return err
