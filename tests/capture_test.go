@@ -18,6 +18,7 @@ import (
 	"github.com/outboxindexer/outboxindexer/indexer"
 	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
+	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 )
 
@@ -333,4 +334,56 @@ func TestCaptureTriggersSurviveAlterColumn(t *testing.T) {
 	require.NoError(t, db.Exec("INSERT INTO cap_docs (title, slug) VALUES ('restored', 'b')").Error)
 	drain(t, ix)
 	require.Equal(t, []int64{2}, ftsKeys(t, db, "cap_docs_fts", "restored"))
+}
+
+// A backfill interrupted after some steps (its indexer died) continues from
+// its recorded position: the next indexer queues the rest, and every row is
+// indexed once.
+func TestCaptureBackfillResumes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := testdb.Path(t)
+	plain, err := gorm.Open(engine.Dialector(engine.DSN(path)), &gorm.Config{Logger: logger.Default.LogMode(logger.Silent)})
+	require.NoError(t, err)
+	type capLegacy struct {
+		ID    uint
+		Title string
+	}
+	require.NoError(t, plain.Table("cap_docs").AutoMigrate(&capLegacy{}))
+	rows := make([]capLegacy, 2500)
+	for i := range rows {
+		rows[i].Title = fmt.Sprintf("legacy %d", i)
+	}
+	require.NoError(t, plain.Table("cap_docs").CreateInBatches(rows, 500).Error)
+	s, _ := plain.DB()
+	s.Close()
+
+	db := testdb.Open(t, path)
+	require.NoError(t, db.Use(gormplugin.New()))
+	require.NoError(t, gormplugin.Migrate(db, &capDoc{}))
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+	spec, err := outbox.LoadSpec(ctx, sqlDB, "cap_docs")
+	require.NoError(t, err)
+	// The first indexer's two steps, then it is gone (nothing applied yet).
+	for range 2 {
+		n, done, err := outbox.BackfillStep(ctx, sqlDB, spec, 1000)
+		require.NoError(t, err)
+		require.False(t, done)
+		require.EqualValues(t, 1000, n)
+	}
+	var after int64
+	require.NoError(t, db.Raw("SELECT after FROM oi_backfill WHERE tbl = 'cap_docs'").Scan(&after).Error)
+	require.EqualValues(t, 2000, after)
+
+	ix, err := indexer.New(db)
+	require.NoError(t, err)
+	defer ix.Close()
+	drain(t, ix)
+	require.Len(t, ftsKeys(t, db, "cap_docs_fts", "legacy"), 2500) // integrity-check included
+	var indexed int64
+	require.NoError(t, db.Raw("SELECT count(*) FROM cap_docs_fts_docsize").Scan(&indexed).Error)
+	require.EqualValues(t, 2500, indexed, "each row indexed once")
+	require.NoError(t, db.Raw("SELECT count(*) FROM oi_backfill").Scan(&indexed).Error)
+	require.Zero(t, indexed, "the backfill is finished")
 }
