@@ -185,10 +185,21 @@ const backfillBatch = 1000
 
 // backfillStep queues the next rows of the first table with a pending
 // backfill (see outbox.BackfillStep) in one short transaction, and returns
-// how many events it appended; 0 when no backfill is pending.
+// how many events it appended; 0 when no backfill is pending. It runs each
+// time the indexer catches up, so it first checks with plain reads and
+// takes the write lock only when a backfill is queued or triggers are
+// missing.
 func (ix *Indexer) backfillStep(ctx context.Context) (int64, error) {
+	missing, err := outbox.MissingTriggers(ctx, ix.db)
+	if err != nil {
+		return 0, err
+	}
+	pending, err := outbox.BackfillPending(ctx, ix.db)
+	if err != nil || (!pending && len(missing) == 0) {
+		return 0, err
+	}
 	var queued int64
-	err := ix.inTx(ctx, func(tx *sql.Tx) error {
+	err = ix.inTx(ctx, func(tx *sql.Tx) error {
 		if err := ix.restoreTriggers(ctx, tx); err != nil {
 			return err
 		}

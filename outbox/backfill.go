@@ -31,6 +31,15 @@ func QueueBackfill(ctx context.Context, db DB, source string) error {
 	return nil
 }
 
+// BackfillPending reports whether any table has a queued backfill.
+func BackfillPending(ctx context.Context, db DB) (bool, error) {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM oi_backfill)`).Scan(&n); err != nil {
+		return false, fmt.Errorf("outbox: read backfills: %w", err)
+	}
+	return n == 1, nil
+}
+
 // Backfills returns the source tables with a queued backfill.
 func Backfills(ctx context.Context, db DB) ([]string, error) {
 	rows, err := db.QueryContext(ctx, `SELECT tbl FROM oi_backfill ORDER BY queued_at, tbl`)

@@ -166,30 +166,44 @@ func TriggersPresent(ctx context.Context, db DB, source string) (bool, error) {
 // that exists and lost them (gorm's SQLite migrator, like any migration that
 // recreates a table, drops its triggers), and returns those tables.
 func RestoreTriggers(ctx context.Context, db DB) ([]string, error) {
-	specs, _, err := LoadSpecs(ctx, db)
-	if err != nil {
+	missing, err := MissingTriggers(ctx, db)
+	if err != nil || len(missing) == 0 {
 		return nil, err
 	}
 	var restored []string
-	for _, sp := range specs {
-		ok, err := TriggersPresent(ctx, db, sp.Source)
+	for _, src := range missing {
+		sp, err := LoadSpec(ctx, db, src)
 		if err != nil {
 			return restored, err
-		}
-		if ok {
-			continue
-		}
-		var exists int
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE`, sp.Source).Scan(&exists); err != nil {
-			return restored, fmt.Errorf("outbox: look up table %s: %w", sp.Source, err)
-		}
-		if exists == 0 {
-			continue
 		}
 		if err := CreateTriggers(ctx, db, sp); err != nil {
 			return restored, err
 		}
-		restored = append(restored, sp.Source)
+		restored = append(restored, src)
 	}
 	return restored, nil
+}
+
+// MissingTriggers returns the registered tables that exist and lack some of
+// their capture triggers, with one read of the schema (no registry JSON is
+// parsed), so that callers can check often and write only when needed.
+func MissingTriggers(ctx context.Context, db DB) ([]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT r.source FROM oi_registry r
+		WHERE EXISTS (SELECT 1 FROM sqlite_master t WHERE t.type = 'table' AND t.name = r.source COLLATE NOCASE)
+		AND (SELECT count(*) FROM sqlite_master g WHERE g.type = 'trigger' AND g.name IN (
+			'oi_' || r.source || '_ins', 'oi_' || r.source || '_upd', 'oi_' || r.source || '_key', 'oi_' || r.source || '_del')) < 4
+		ORDER BY r.source`)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: look up capture triggers: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("outbox: look up capture triggers: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
