@@ -584,29 +584,7 @@ func keysByTarget(db *gorm.DB, st *state, target []string) ([]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gormplugin: rows written to %s: %w", m.spec.Source, err)
 		}
-		for rows.Next() {
-			vals := make([]any, len(cols)+1)
-			dest := make([]any, len(vals))
-			for j := range vals {
-				dest[j] = &vals[j]
-			}
-			if err := rows.Scan(dest...); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("gormplugin: rows written to %s: %w", m.spec.Source, err)
-			}
-			for j, v := range vals {
-				if b, ok := v.([]byte); ok {
-					vals[j] = string(b)
-				}
-			}
-			k, err := outbox.NormalizeKey(vals[0])
-			if err != nil {
-				rows.Close()
-				return nil, err
-			}
-			found[tupleKey(vals[1:])] = k
-		}
-		if err := rows.Close(); err != nil {
+		if err := scanKeyed(rows, len(cols), func(k any, vals []any) { found[tupleKey(vals)] = k }); err != nil {
 			return nil, fmt.Errorf("gormplugin: rows written to %s: %w", m.spec.Source, err)
 		}
 	}

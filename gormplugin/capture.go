@@ -1,6 +1,7 @@
 package gormplugin
 
 import (
+	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"reflect"
@@ -296,33 +297,40 @@ func readColumns(db *gorm.DB, m *model, cols []string, keys []any) (map[any][]an
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			vals := make([]any, len(cols)+1)
-			dest := make([]any, len(vals))
-			for i := range vals {
-				dest[i] = &vals[i]
-			}
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			for i, v := range vals {
-				if b, ok := v.([]byte); ok {
-					vals[i] = string(b)
-				}
-			}
-			k, err := outbox.NormalizeKey(vals[0])
-			if err != nil {
-				return err
-			}
-			out[k] = vals[1:]
-		}
-		return rows.Err()
+		return scanKeyed(rows, len(cols), func(k any, vals []any) { out[k] = vals })
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gormplugin: read rows of %s: %w", m.spec.Source, err)
 	}
 	return out, nil
+}
+
+// scanKeyed reads rows of a key and ncols columns, []byte values as
+// strings, calls fn with the normalized key and the columns of each, and
+// closes rows.
+func scanKeyed(rows *sql.Rows, ncols int, fn func(key any, vals []any)) error {
+	defer rows.Close()
+	for rows.Next() {
+		vals := make([]any, ncols+1)
+		dest := make([]any, len(vals))
+		for i := range vals {
+			dest[i] = &vals[i]
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		for i, v := range vals {
+			if b, ok := v.([]byte); ok {
+				vals[i] = string(b)
+			}
+		}
+		k, err := outbox.NormalizeKey(vals[0])
+		if err != nil {
+			return err
+		}
+		fn(k, vals[1:])
+	}
+	return rows.Err()
 }
 
 // quoteList quotes identifiers for SQL.
