@@ -282,19 +282,7 @@ func TestCaptureRawSQL(t *testing.T) {
 // does it in bounded steps.
 func TestCaptureBackfillOnMigrate(t *testing.T) {
 	t.Parallel()
-	path := testdb.Path(t)
-	plain, err := gorm.Open(engine.Dialector(engine.DSN(path)), &gorm.Config{Logger: logger.Default.LogMode(logger.Silent)})
-	require.NoError(t, err)
-	type capLegacy struct {
-		ID    uint
-		Title string
-	}
-	require.NoError(t, plain.Table("cap_docs").AutoMigrate(&capLegacy{}))
-	for i := range 2500 {
-		require.NoError(t, plain.Table("cap_docs").Create(&capLegacy{Title: fmt.Sprintf("legacy %d", i)}).Error)
-	}
-	s, _ := plain.DB()
-	s.Close()
+	path := legacyDocs(t, 2500)
 
 	db := testdb.Open(t, path)
 	require.NoError(t, db.Use(gormplugin.New()))
@@ -342,21 +330,7 @@ func TestCaptureTriggersSurviveAlterColumn(t *testing.T) {
 func TestCaptureBackfillResumes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	path := testdb.Path(t)
-	plain, err := gorm.Open(engine.Dialector(engine.DSN(path)), &gorm.Config{Logger: logger.Default.LogMode(logger.Silent)})
-	require.NoError(t, err)
-	type capLegacy struct {
-		ID    uint
-		Title string
-	}
-	require.NoError(t, plain.Table("cap_docs").AutoMigrate(&capLegacy{}))
-	rows := make([]capLegacy, 2500)
-	for i := range rows {
-		rows[i].Title = fmt.Sprintf("legacy %d", i)
-	}
-	require.NoError(t, plain.Table("cap_docs").CreateInBatches(rows, 500).Error)
-	s, _ := plain.DB()
-	s.Close()
+	path := legacyDocs(t, 2500)
 
 	db := testdb.Open(t, path)
 	require.NoError(t, db.Use(gormplugin.New()))
@@ -386,4 +360,28 @@ func TestCaptureBackfillResumes(t *testing.T) {
 	require.EqualValues(t, 2500, indexed, "each row indexed once")
 	require.NoError(t, db.Raw("SELECT count(*) FROM oi_backfill").Scan(&indexed).Error)
 	require.Zero(t, indexed, "the backfill is finished")
+}
+
+// legacyDocs writes n rows into cap_docs of a fresh database without the
+// plugin (an application before it adopted the library) and returns the
+// database's path.
+func legacyDocs(t *testing.T, n int) string {
+	t.Helper()
+	path := testdb.Path(t)
+	plain, err := gorm.Open(engine.Dialector(engine.DSN(path)), &gorm.Config{Logger: logger.Default.LogMode(logger.Silent)})
+	require.NoError(t, err)
+	type capLegacy struct {
+		ID    uint
+		Title string
+	}
+	require.NoError(t, plain.Table("cap_docs").AutoMigrate(&capLegacy{}))
+	rows := make([]capLegacy, n)
+	for i := range rows {
+		rows[i].Title = fmt.Sprintf("legacy %d", i)
+	}
+	require.NoError(t, plain.Table("cap_docs").CreateInBatches(rows, 500).Error)
+	s, err := plain.DB()
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	return path
 }
