@@ -112,6 +112,7 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 	}
 	defer s.Close()
 	session.Store(s)
+	m.LeaseProbe(s.Indexer.LeaseHeld)
 
 	if *metricsAddr != "" {
 		addr, done, err := m.Serve(ctx, *metricsAddr, log)

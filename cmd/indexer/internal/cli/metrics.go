@@ -43,15 +43,15 @@ type Metrics struct {
 	applied    prometheus.Counter
 	batches    prometheus.Counter
 	errors     prometheus.Counter
-	leaseHeld  prometheus.Gauge
 	stuckAfter time.Duration
 
 	mu        sync.Mutex
 	snapshot  func(context.Context) (Snapshot, error)
 	lastBeat  time.Time // last committed batch
-	held      bool      // holds the lease now
-	stopping  bool      // Release was called: losing the lease now is the shutdown
-	leaseLost bool      // held it, then lost it without giving it up
+	held      bool      // holds the lease now (as the last lease change said)
+	leaseNow  func() bool
+	stopping  bool // Release was called: losing the lease now is the shutdown
+	leaseLost bool // held it, then lost it without giving it up
 	lastErr   string
 }
 
@@ -75,12 +75,17 @@ func NewMetrics(snapshot func(context.Context) (Snapshot, error), stuckAfter tim
 			Namespace: "outboxindexer", Name: "errors_total",
 			Help: "Errors seen by the apply loop (each retried attempt counts).",
 		}),
-		leaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "outboxindexer", Name: "lease_held",
-			Help: "1 when this process holds the applier lease, 0 otherwise.",
-		}),
 	}
-	m.reg.MustRegister(m.applied, m.batches, m.errors, m.leaseHeld,
+	leaseHeld := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "outboxindexer", Name: "lease_held",
+		Help: "1 when this process holds the applier lease, 0 otherwise.",
+	}, func() float64 {
+		if m.heldNow() {
+			return 1
+		}
+		return 0
+	})
+	m.reg.MustRegister(m.applied, m.batches, m.errors, leaseHeld,
 		&snapshotCollector{snapshot: snapshot},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -112,14 +117,30 @@ func (m *Metrics) Lease(held bool) {
 	defer m.mu.Unlock()
 	if held {
 		m.leaseLost = false
-		m.leaseHeld.Set(1)
-	} else {
-		if m.held && !m.stopping {
-			m.leaseLost = true
-		}
-		m.leaseHeld.Set(0)
+	} else if m.held && !m.stopping {
+		m.leaseLost = true
 	}
 	m.held = held
+}
+
+// LeaseProbe sets the function asked at every scrape whether the lease is
+// still held now (indexer.Indexer.LeaseHeld, which also checks the expiry
+// time). Without it the metrics only know the last lease change the loop
+// reported, which a process that was frozen past its lease TTL and has just
+// resumed has not reported yet.
+func (m *Metrics) LeaseProbe(held func() bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.leaseNow = held
+}
+
+// heldNow reports whether the lease is held: the last reported change said
+// so and, when a probe is set, the probe agrees.
+func (m *Metrics) heldNow() bool {
+	m.mu.Lock()
+	held, probe := m.held, m.leaseNow
+	m.mu.Unlock()
+	return held && (probe == nil || probe())
 }
 
 // Release records that the process is shutting down and gives the lease up
@@ -150,9 +171,10 @@ type Health struct {
 // responsible for them, and this process applied nothing for stuckAfter.
 func (m *Metrics) Health(ctx context.Context) Health {
 	snap, serr := m.snapshot(ctx)
+	held := m.heldNow()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	h := Health{LeaseHeld: m.held, LeaseLost: m.leaseLost, LastError: m.lastErr}
+	h := Health{LeaseHeld: held, LeaseLost: m.leaseLost, LastError: m.lastErr}
 	if !m.lastBeat.IsZero() {
 		h.LastBatch = m.lastBeat.UTC().Format(time.RFC3339Nano)
 	}

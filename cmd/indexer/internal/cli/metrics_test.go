@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,4 +141,35 @@ func TestMetricsExposition(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(b), "outboxindexer_status_up 0\n")
 	require.False(t, strings.Contains(string(b), "outboxindexer_pending_events "), "no stale gauges when the status is unreadable")
+}
+
+// TestLeaseProbe: a process that was frozen past its lease TTL reports the
+// lease as not held from its first scrape after resuming, before its loop
+// has noticed and reported the loss.
+func TestLeaseProbe(t *testing.T) {
+	t.Parallel()
+	src := &snapshots{}
+	m := NewMetrics(src.get, time.Minute)
+	var live atomic.Bool
+	live.Store(true)
+	m.LeaseProbe(live.Load)
+	m.Lease(true)
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	scrape := func() string {
+		resp, err := http.Get(srv.URL + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	require.Contains(t, scrape(), "outboxindexer_lease_held 1")
+	_, h := healthz(t, srv)
+	require.True(t, h.LeaseHeld)
+
+	live.Store(false) // the lease expired; the loop has not reported it yet
+	require.Contains(t, scrape(), "outboxindexer_lease_held 0")
+	_, h = healthz(t, srv)
+	require.False(t, h.LeaseHeld)
 }
