@@ -60,6 +60,16 @@ func (p *Plugin) Initialize(db *gorm.DB) error {
 
 		db.Callback().Delete().After("*").Register("outboxindexer:finish", p.finish),
 
+		// gorm's own write runs on a preparedTx (see prepared_tx.go), and
+		// only it: hooks and associations see the plain *sql.Tx.
+		cr.After("gorm:save_before_associations").Before("gorm:create").Register("outboxindexer:use_prepared", p.usePrepared),
+		cr.After("gorm:create").Before("gorm:save_after_associations").Register("outboxindexer:unuse_prepared", p.unusePrepared),
+		up.After("gorm:save_before_associations").Before("gorm:update").Register("outboxindexer:use_prepared", p.usePrepared),
+		up.After("gorm:update").Before("gorm:save_after_associations").Register("outboxindexer:unuse_prepared", p.unusePrepared),
+		db.Callback().Delete().Before("*").Register("outboxindexer:prepare_idle", p.prepareIdleDelete),
+		db.Callback().Delete().After("gorm:delete_before_associations").Before("gorm:delete").Register("outboxindexer:use_prepared", p.usePrepared),
+		db.Callback().Delete().After("gorm:delete").Before("gorm:after_delete").Register("outboxindexer:unuse_prepared", p.unusePrepared),
+
 		// Queries read the fields that the plugin adjusts on first sight of a
 		// tagged model; passing through the same cached lookup orders that
 		// first adjustment before any concurrent read.

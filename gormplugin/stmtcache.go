@@ -1,6 +1,7 @@
 package gormplugin
 
 import (
+	"container/list"
 	"context"
 	"database/sql"
 	"sync"
@@ -9,15 +10,18 @@ import (
 	"gorm.io/gorm"
 )
 
-// maxCachedStmts bounds the prepared outbox INSERTs kept per database: one
-// per statement size (1 for single-row writes, the batch size and the last
-// batch's remainder for CreateInBatches…).
-const maxCachedStmts = 8
+// maxCachedStmts bounds the statements kept prepared per database: the
+// plugin's own (one per statement size of the outbox writes) and gorm's
+// INSERT/UPDATE/DELETE of indexed models. The least recently used one is
+// closed when a new one is prepared.
+const maxCachedStmts = 64
 
-// stmtCache keeps the outbox INSERTs prepared on one *sql.DB, so that
-// appending events inside a transaction binds a statement that SQLite has
-// already compiled on the transaction's connection instead of preparing it
-// again (the driver prepares every Exec).
+// stmtCache keeps statements prepared on one *sql.DB, so that a write
+// inside a transaction binds a statement that SQLite has already compiled
+// on the transaction's connection instead of preparing it again (the
+// drivers prepare every Exec). For the writes of an indexed model this
+// matters: compiling a statement also compiles the capture trigger it
+// fires, which costs more than the INSERT itself.
 //
 // A statement is prepared on the pool only when the plugin holds no
 // connection (the first callback of a write that is not yet in a
@@ -27,8 +31,14 @@ const maxCachedStmts = 8
 // that connection once and reuses it afterwards.
 type stmtCache struct {
 	mu     sync.Mutex
-	stmts  map[string]*sql.Stmt // by query text
-	wanted []string             // queries executed unprepared, to prepare when idle
+	stmts  map[string]*list.Element // by query text; values are *cached
+	lru    list.List                // front: most recently used
+	wanted []string                 // queries executed unprepared, to prepare when idle
+}
+
+type cached struct {
+	q string
+	s *sql.Stmt
 }
 
 // cacheFor returns the statement cache of pool, creating it.
@@ -36,7 +46,7 @@ func (p *Plugin) cacheFor(pool *sql.DB) *stmtCache {
 	if c, ok := p.stmts.Load(pool); ok {
 		return c.(*stmtCache)
 	}
-	c, _ := p.stmts.LoadOrStore(pool, &stmtCache{stmts: map[string]*sql.Stmt{}})
+	c, _ := p.stmts.LoadOrStore(pool, &stmtCache{stmts: map[string]*list.Element{}})
 	return c.(*stmtCache)
 }
 
@@ -44,10 +54,11 @@ func (p *Plugin) cacheFor(pool *sql.DB) *stmtCache {
 func (c *stmtCache) lookup(q string) *sql.Stmt {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s := c.stmts[q]; s != nil {
-		return s
+	if e := c.stmts[q]; e != nil {
+		c.lru.MoveToFront(e)
+		return e.Value.(*cached).s
 	}
-	if len(c.stmts)+len(c.wanted) < maxCachedStmts {
+	if len(c.wanted) < maxCachedStmts {
 		for _, w := range c.wanted {
 			if w == q {
 				return nil
@@ -61,7 +72,9 @@ func (c *stmtCache) lookup(q string) *sql.Stmt {
 // prepareWanted prepares the wanted statements on pool. It is called only
 // when the caller holds none of pool's connections. A statement that fails
 // to prepare (the outbox table does not exist yet) is forgotten; it is
-// wanted again after the next successful append.
+// wanted again after its next unprepared execution. Closing an evicted
+// statement is safe while a transaction still uses it: database/sql closes
+// it when the last transaction bound to it ends.
 func (c *stmtCache) prepareWanted(ctx context.Context, pool *sql.DB) {
 	c.mu.Lock()
 	wanted := c.wanted
@@ -72,16 +85,32 @@ func (c *stmtCache) prepareWanted(ctx context.Context, pool *sql.DB) {
 		if err != nil {
 			continue
 		}
+		var evicted []*sql.Stmt
 		c.mu.Lock()
 		if c.stmts[q] == nil {
-			c.stmts[q] = s
+			c.stmts[q] = c.lru.PushFront(&cached{q: q, s: s})
 			s = nil
+			for c.lru.Len() > maxCachedStmts {
+				old := c.lru.Remove(c.lru.Back()).(*cached)
+				delete(c.stmts, old.q)
+				evicted = append(evicted, old.s)
+			}
 		}
 		c.mu.Unlock()
 		if s != nil {
 			_ = s.Close()
 		}
+		for _, s := range evicted {
+			_ = s.Close()
+		}
 	}
+}
+
+// len reports how many statements are prepared.
+func (c *stmtCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
 }
 
 // hasWanted reports whether statements wait to be prepared.
@@ -91,8 +120,8 @@ func (c *stmtCache) hasWanted() bool {
 	return len(c.wanted) > 0
 }
 
-// prepareIdle prepares the wanted outbox statements when the statement is
-// not in a transaction (so that the plugin holds no connection of the pool).
+// prepareIdle prepares the wanted statements when the statement is not in a
+// transaction (so that the plugin holds no connection of the pool).
 func (p *Plugin) prepareIdle(db *gorm.DB) {
 	pool, ok := db.Statement.ConnPool.(*sql.DB)
 	if !ok {
