@@ -68,13 +68,14 @@ type vecTag struct {
 	Table    string // "" = default
 	Column   string // "" = default
 	Metadata []string
+	From     []string // field or column names the vector is derived from
 }
 
 // maxDim is the largest dimension the registry accepts.
 const maxDim = 8192
 
 // parseVecTag parses `dim=N;metric=l2|cosine|dot;encoding=binary|json;
-// table=NAME;column=NAME;metadata=c1,c2`.
+// table=NAME;column=NAME;metadata=c1,c2;from=f1,f2`.
 func parseVecTag(tag string) (vecTag, error) {
 	t := vecTag{Metric: outbox.MetricL2, Encoding: outbox.EncodingBinary}
 	pairs, err := splitTag(tag, vecTagName)
@@ -133,8 +134,21 @@ func parseVecTag(tag string) (vecTag, error) {
 				seen[c] = true
 				t.Metadata = append(t.Metadata, c)
 			}
+		case "from":
+			seen := map[string]bool{}
+			for _, c := range strings.Split(p.value, ",") {
+				c = strings.TrimSpace(c)
+				if !outbox.ValidIdent(c) {
+					return t, bad(p, "field %q is not a plain Go or SQL name", c)
+				}
+				if seen[c] {
+					return t, bad(p, "field %q listed twice", c)
+				}
+				seen[c] = true
+				t.From = append(t.From, c)
+			}
 		default:
-			return t, bad(p, "unknown key (known: dim, metric, encoding, table, column, metadata)")
+			return t, bad(p, "unknown key (known: dim, metric, encoding, table, column, metadata, from)")
 		}
 	}
 	if !hasDim {

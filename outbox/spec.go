@@ -106,6 +106,61 @@ type VecSpec struct {
 	Metric   string    `json:"metric"`   // MetricL2, MetricCosine or MetricDot
 	Encoding string    `json:"encoding"` // EncodingBinary or EncodingJSON
 	Metadata []MetaCol `json:"metadata,omitempty"`
+	// From lists the source columns the vector is derived from (tag key
+	// from=): the indexer embeds their text (see EmbedText) with the
+	// embedder it was given, and the application never sets this vector.
+	// Empty for vectors the application supplies.
+	From []string `json:"from,omitempty"`
+}
+
+// Derived reports whether the indexer computes this vector from source
+// text (from=) rather than the application supplying it.
+func (v *VecSpec) Derived() bool { return v != nil && len(v.From) > 0 }
+
+// FromSeparator joins the texts of a derived vector's from= columns (see
+// EmbedText).
+const FromSeparator = "\n\n"
+
+// EmbedText returns the text a derived vector is computed from: the values
+// of the from= columns, in VecSpec.From order, NULL as "", joined with
+// FromSeparator; blank columns are left out, so that adding an empty column
+// does not change the text. A text that is empty or only white space gets
+// no vector.
+func EmbedText(values []any) string {
+	var b strings.Builder
+	for _, v := range values {
+		var s string
+		switch x := v.(type) {
+		case nil:
+			continue
+		case string:
+			s = x
+		case []byte:
+			s = string(x)
+		default:
+			s = fmt.Sprint(x)
+		}
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(FromSeparator)
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// DerivedVecs returns the vec specs of s whose vectors are derived from
+// text (from=), as pointers into s.
+func (s *Spec) DerivedVecs() []*VecSpec {
+	var out []*VecSpec
+	for _, v := range s.VecSpecs() {
+		if v.Derived() {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // MetaCol is a source column copied into a vec0 metadata column, usable in
@@ -207,6 +262,16 @@ func (s *Spec) Validate() error {
 			if !slices.Contains([]string{"integer", "float", "text", "boolean"}, m.Type) {
 				return bad("vec metadata column %q type %q", m.Name, m.Type)
 			}
+		}
+		from := map[string]bool{}
+		for _, c := range v.From {
+			if !ValidIdent(c) {
+				return bad("vec %q: from column %q is not a plain SQL name", v.Table, c)
+			}
+			if from[strings.ToLower(c)] {
+				return bad("vec %q: from column %q is listed twice", v.Table, c)
+			}
+			from[strings.ToLower(c)] = true
 		}
 	}
 	if f := s.FTS; f != nil {
@@ -324,7 +389,8 @@ func LoadSpecs(ctx context.Context, db DB) (specs []*Spec, errs map[string]error
 
 // DeleteSpec removes the registry entry of a source table and its capture
 // triggers, and purges every event of it (pending, retained and
-// dead-lettered) plus its key map, key floors and queued backfill. Run it
+// dead-lettered) plus its key map, key floors, queued backfill and
+// embedding queue and state. Run it
 // inside the transaction that drops the sidecars.
 func DeleteSpec(ctx context.Context, db DB, source string) error {
 	if err := DropTriggers(ctx, db, source); err != nil {
@@ -337,6 +403,8 @@ func DeleteSpec(ctx context.Context, db DB, source string) error {
 		`DELETE FROM oi_deadletters WHERE tbl = ?`,
 		`DELETE FROM oi_keymap WHERE tbl = ?`,
 		`DELETE FROM oi_floor WHERE tbl = ?`,
+		`DELETE FROM oi_embed_queue WHERE tbl = ?`,
+		`DELETE FROM oi_embed_state WHERE tbl = ?`,
 	} {
 		if _, err := db.ExecContext(ctx, q, source); err != nil {
 			return fmt.Errorf("outbox: purge %s: %w", source, err)

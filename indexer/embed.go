@@ -1,0 +1,516 @@
+package indexer
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
+	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/vecsink"
+)
+
+// Derived vectors (`vec:"…;from=Title,Body"`).
+//
+// The applier never calls the embedding service: for every change of a row
+// it applies, it queues the key in oi_embed_queue (in its transaction), and
+// forgets the key's text hash (oi_embed_state) when the change left it
+// without a vector. An embedding round then
+//
+//  1. reads queued keys, their current text and their stored hashes, with
+//     plain reads (no transaction holds the write lock);
+//  2. embeds the texts whose hash differs from the stored one, outside any
+//     transaction, through a vecsink.BatchEmbedder (batches, concurrency,
+//     rate limit, retries with Retry-After, isolation of bad texts);
+//  3. in one short write transaction, fenced by the lease, reads the text of
+//     those keys again and, for each key whose text still hashes to what
+//     was embedded, appends an OpVector event with the vector, records the
+//     hash and removes the key from the queue; a key whose text changed
+//     meanwhile stays queued and is embedded again by a later round.
+//
+// The applier applies the OpVector events like any others. A text that the
+// service can never embed (HTTP 400 on it, a vector of the wrong dimension
+// or with NaN) is parked as a dead letter with the provider's message, and
+// its stale vector removed; the rest of the round proceeds. An outage (429,
+// 5xx, timeouts, after the BatchEmbedder's retries) fails the round: the
+// keys stay queued, and only the lag grows.
+
+// embedding is the embedding stage of an Indexer.
+type embedding struct {
+	be    *vecsink.BatchEmbedder
+	stats vecsink.EmbedStats
+	id    string // identifies the embedder in text hashes
+	round int
+
+	mu  sync.Mutex // serializes rounds
+	reg registry   // guarded by mu
+
+	wakeCh chan struct{}
+
+	embedded, unchanged, parked, rounds, failures atomic.Int64
+}
+
+func newEmbedding(cfg *config) (*embedding, error) {
+	e := &embedding{id: embedderID(cfg.embedder), round: cfg.embedRound, wakeCh: make(chan struct{}, 1)}
+	opts := append(slices.Clone(cfg.embedOpts), vecsink.WithObserver(&e.stats), vecsink.WithBatchLogger(cfg.logger.With("component", "embedder")))
+	be, err := vecsink.NewBatchEmbedder(cfg.embedder, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("indexer: WithEmbedder: %w", err)
+	}
+	e.be = be
+	return e, nil
+}
+
+// embedderID names an embedder in text hashes: a changed model changes
+// every hash.
+func embedderID(e vecsink.Embedder) string {
+	type named interface {
+		Provider() string
+		Model() string
+	}
+	switch x := e.(type) {
+	case named:
+		return x.Provider() + "/" + x.Model()
+	case vecsink.HashEmbedder:
+		return fmt.Sprintf("hash/%d", x.Dim())
+	default:
+		return fmt.Sprintf("%T", e)
+	}
+}
+
+// wake makes the embedding loop of Run look at the queue at once.
+func (e *embedding) wake() {
+	if e == nil {
+		return
+	}
+	select {
+	case e.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// EmbedStatus describes the embedding stage of an Indexer.
+type EmbedStatus struct {
+	// Requests, Texts, FailedTexts, errors by class and latency of the
+	// requests made to the embedder (retries included).
+	vecsink.EmbedStatsSnapshot
+	// Embedded counts keys given a vector of their current text; Unchanged
+	// keys whose text had not changed (no call); Parked keys parked as
+	// dead letters; Rounds the rounds done; Failures the rounds that failed
+	// (the service was unavailable: the keys stay queued).
+	Embedded, Unchanged, Parked, Rounds, Failures int64
+}
+
+// EmbedStatus returns the counts of the embedding stage; ok is false when
+// the Indexer has no embedder.
+func (ix *Indexer) EmbedStatus() (st EmbedStatus, ok bool) {
+	e := ix.embed
+	if e == nil {
+		return st, false
+	}
+	return EmbedStatus{
+		EmbedStatsSnapshot: e.stats.Snapshot(),
+		Embedded:           e.embedded.Load(),
+		Unchanged:          e.unchanged.Load(),
+		Parked:             e.parked.Load(),
+		Rounds:             e.rounds.Load(),
+		Failures:           e.failures.Load(),
+	}, true
+}
+
+// noEmbedder returns ErrNoEmbedder, naming the field, when spec has a
+// derived vector.
+func noEmbedder(spec *outbox.Spec) error {
+	if d := spec.DerivedVecs(); len(d) > 0 {
+		return fmt.Errorf("%w: table %s, vector %s (vec0 table %s) from=%s", ErrNoEmbedder, spec.Source, d[0].Field, d[0].Table, strings.Join(d[0].From, ","))
+	}
+	return nil
+}
+
+// checkEmbedder fails with ErrNoEmbedder when the registry holds a derived
+// vector and the Indexer has no embedder.
+func (ix *Indexer) checkEmbedder(ctx context.Context) error {
+	if ix.embed != nil {
+		return nil
+	}
+	var specs []*outbox.Spec
+	err := ix.retry(ctx, func(ctx context.Context) error {
+		var err error
+		specs, _, err = outbox.LoadSpecs(ctx, ix.db)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, s := range specs {
+		if err := noEmbedder(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queueDerived runs in the apply transaction, for a derived vector vs of t:
+// it queues the keys whose row changed (an event other than OpVector) and
+// still exists, and forgets the text hash of keys left without a vector
+// (state: the vector state of each key after its events, see
+// vecsink.Table.VectorState).
+func queueDerived(ctx context.Context, tx outbox.DB, t *table, vs *vecsink.Table, keys []*keyState, rows map[any]srcRow, state [][]byte, now time.Time) error {
+	var queue, clear []any
+	for i, ks := range keys {
+		_, exists := rows[ks.key]
+		if !exists || (state[i] != nil && len(state[i]) == 0) {
+			clear = append(clear, ks.key)
+		}
+		if exists && slices.ContainsFunc(ks.events, func(e outbox.Event) bool { return e.Op != outbox.OpVector }) {
+			queue = append(queue, ks.key)
+		}
+	}
+	field := vs.VecSpec().Table
+	if err := outbox.ClearEmbedStates(ctx, tx, t.spec.Source, field, clear); err != nil {
+		return err
+	}
+	return outbox.QueueEmbeds(ctx, tx, t.spec.Source, field, queue, now)
+}
+
+// embedAction is what a round does with a queued key.
+type embedAction int
+
+const (
+	embedGone     embedAction = iota // the row is gone: the applier removes its vector
+	embedSame                        // the text hashes to the stored state: nothing to do
+	embedNone                        // blank text: the row gets no vector
+	embedVector                      // embedded: write the vector
+	embedFailed                      // the service can never embed this text: park it
+	embedUnusable                    // the registry entry is gone or not derived any more
+)
+
+// embedItem is one queued key in a round.
+type embedItem struct {
+	q      outbox.QueuedEmbed
+	spec   *outbox.Spec
+	vec    *outbox.VecSpec
+	exists bool
+	text   string
+	hash   []byte
+	act    embedAction
+	out    []byte // the encoded vector (embedVector)
+	msg    string // the failure (embedFailed)
+}
+
+// embedGroup is the items of one derived vector.
+type embedGroup struct {
+	spec  *outbox.Spec
+	vec   *outbox.VecSpec
+	items []*embedItem
+}
+
+// embedStep runs one embedding round and returns how many queued keys it
+// settled (removed from the queue). It returns 0 and no error when the
+// queue is empty. A failure of the embedding service is returned wrapped:
+// nothing was written and the keys stay queued.
+func (ix *Indexer) embedStep(ctx context.Context) (int, error) {
+	e := ix.embed
+	if e == nil {
+		return 0, nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	// 1. Read the queue, the texts and the states (no write transaction).
+	var queued []outbox.QueuedEmbed
+	err := ix.retry(ctx, func(ctx context.Context) error {
+		var err error
+		queued, err = outbox.ReadEmbedQueue(ctx, ix.db, e.round)
+		return err
+	})
+	if err != nil || len(queued) == 0 {
+		return 0, err
+	}
+	var groups []*embedGroup
+	err = ix.retry(ctx, func(ctx context.Context) error {
+		var err error
+		groups, err = ix.readEmbedItems(ctx, ix.db, queued)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+
+	// 2. Embed, outside any transaction.
+	var todo []*embedItem
+	var texts []string
+	for _, g := range groups {
+		for _, it := range g.items {
+			if it.act == embedVector {
+				todo = append(todo, it)
+				texts = append(texts, it.text)
+			}
+		}
+	}
+	if len(texts) > 0 {
+		vecs, err := e.be.Embed(ctx, texts)
+		var pe *vecsink.PartialError
+		if err != nil && !errors.As(err, &pe) {
+			e.failures.Add(1)
+			return 0, fmt.Errorf("indexer: embedding %d texts (they stay queued): %w", len(texts), err)
+		}
+		for i, it := range todo {
+			if pe != nil {
+				if f := pe.Failed(i); f != nil {
+					it.act, it.msg = embedFailed, f.Error()
+					continue
+				}
+			}
+			b, err := outbox.EncodeVector(vecs[i], it.vec.Dim, it.vec.Encoding)
+			if err == nil && len(b) == 0 {
+				err = fmt.Errorf("the embedder returned an empty vector")
+			}
+			if err != nil {
+				it.act, it.msg = embedFailed, fmt.Sprintf("vecsink: %s: %v", e.id, err)
+				continue
+			}
+			it.out = b
+		}
+	}
+
+	// 3. Apply in one short transaction, if the texts are unchanged.
+	var settled, embedded, unchanged, parked int
+	err = ix.retry(ctx, func(ctx context.Context) error {
+		settled, embedded, unchanged, parked = 0, 0, 0, 0
+		return ix.inTx(ctx, func(tx *sql.Tx) error {
+			if err := ix.fence(ctx, tx); err != nil {
+				return err
+			}
+			now := ix.cfg.now()
+			var done []int64
+			var events []outbox.Event
+			for _, g := range groups {
+				if g.spec != nil {
+					cur, err := ix.readTexts(ctx, tx, g.spec, g.vec, groupKeys(g))
+					if err != nil {
+						return err
+					}
+					for _, it := range g.items {
+						text, exists := cur[it.q.Key]
+						if exists != it.exists || (exists && string(outbox.EmbedHash(e.hashID(g.vec), text)) != string(it.hash)) {
+							continue // changed meanwhile: stays queued
+						}
+						field := g.spec.EventField(g.vec)
+						switch it.act {
+						case embedNone:
+							events = append(events, outbox.Event{Table: g.spec.Source, Key: it.q.Key, Op: outbox.OpVector, Vec: []byte{}, At: now, Field: field})
+							if err := outbox.SetEmbedState(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key, it.hash); err != nil {
+								return err
+							}
+						case embedVector:
+							events = append(events, outbox.Event{Table: g.spec.Source, Key: it.q.Key, Op: outbox.OpVector, Vec: it.out, At: now, Field: field})
+							if err := outbox.SetEmbedState(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key, it.hash); err != nil {
+								return err
+							}
+							if err := outbox.ClearEmbedFailures(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key); err != nil {
+								return err
+							}
+							embedded++
+						case embedFailed:
+							// The stale vector goes: it is not the text's.
+							events = append(events, outbox.Event{Table: g.spec.Source, Key: it.q.Key, Op: outbox.OpVector, Vec: []byte{}, At: now, Field: field})
+							if err := outbox.ClearEmbedStates(ctx, tx, g.spec.Source, g.vec.Table, []any{it.q.Key}); err != nil {
+								return err
+							}
+							if err := outbox.ParkEmbedFailure(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key, it.msg, now); err != nil {
+								return err
+							}
+							parked++
+						case embedSame:
+							unchanged++
+						}
+						done = append(done, it.q.ID)
+					}
+					continue
+				}
+				for _, it := range g.items {
+					done = append(done, it.q.ID)
+				}
+			}
+			if err := outbox.Append(ctx, tx, events); err != nil {
+				return err
+			}
+			settled = len(done)
+			return outbox.DequeueEmbeds(ctx, tx, done)
+		})
+	})
+	if err != nil {
+		if errors.Is(err, outbox.ErrLeaseLost) {
+			ix.lostLease()
+		}
+		return 0, err
+	}
+	e.rounds.Add(1)
+	e.embedded.Add(int64(embedded))
+	e.unchanged.Add(int64(unchanged))
+	e.parked.Add(int64(parked))
+	if parked > 0 {
+		ix.log.Error("texts the embedding service cannot embed were parked as dead letters", "keys", parked)
+	}
+	ix.Notify()
+	return settled, nil
+}
+
+// hashID is the embedder identity hashed with the texts of v.
+func (e *embedding) hashID(v *outbox.VecSpec) string {
+	return fmt.Sprintf("%s/dim=%d", e.id, v.Dim)
+}
+
+func groupKeys(g *embedGroup) []any {
+	keys := make([]any, len(g.items))
+	for i, it := range g.items {
+		keys[i] = it.q.Key
+	}
+	return keys
+}
+
+// readEmbedItems reads the text and state of queued keys and decides what
+// to do with each.
+func (ix *Indexer) readEmbedItems(ctx context.Context, db outbox.DB, queued []outbox.QueuedEmbed) ([]*embedGroup, error) {
+	e := ix.embed
+	tables, err := e.reg.load(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	byField := map[[2]string]*embedGroup{}
+	var groups []*embedGroup
+	for _, q := range queued {
+		id := [2]string{q.Table, q.Field}
+		g := byField[id]
+		if g == nil {
+			g = &embedGroup{}
+			if t := tables[q.Table]; t != nil && t.err == nil {
+				for _, v := range t.spec.VecSpecs() {
+					if v.Table == q.Field && v.Derived() {
+						g.spec, g.vec = t.spec, v
+					}
+				}
+			}
+			byField[id] = g
+			groups = append(groups, g)
+		}
+		g.items = append(g.items, &embedItem{q: q, spec: g.spec, vec: g.vec, act: embedUnusable})
+	}
+	for _, g := range groups {
+		if g.spec == nil {
+			continue
+		}
+		keys := groupKeys(g)
+		texts, err := ix.readTexts(ctx, db, g.spec, g.vec, keys)
+		if err != nil {
+			return nil, err
+		}
+		states, err := outbox.EmbedStates(ctx, db, g.spec.Source, g.vec.Table, keys)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range g.items {
+			it.text, it.exists = texts[it.q.Key]
+			it.hash = outbox.EmbedHash(e.hashID(g.vec), it.text)
+			switch st, ok := states[it.q.Key]; {
+			case !it.exists:
+				it.act = embedGone
+			case ok && string(st) == string(it.hash):
+				it.act = embedSame
+			case strings.TrimSpace(it.text) == "":
+				it.act = embedNone
+			default:
+				it.act = embedVector
+			}
+		}
+	}
+	return groups, nil
+}
+
+// readTexts returns the embedding text (outbox.EmbedText of the from=
+// columns) of the keys of spec's source table that exist.
+func (ix *Indexer) readTexts(ctx context.Context, db outbox.DB, spec *outbox.Spec, v *outbox.VecSpec, keys []any) (map[any]string, error) {
+	cols := make([]string, len(v.From))
+	for i, c := range v.From {
+		cols[i] = outbox.Quote(c)
+	}
+	q := fmt.Sprintf("SELECT %s, %s FROM %s WHERE %s IN (", outbox.Quote(spec.Key), strings.Join(cols, ", "), outbox.Quote(spec.Source), outbox.Quote(spec.Key))
+	out := make(map[any]string, len(keys))
+	err := sqlutil.Chunked(keys, sqlutil.ChunkSize, func(chunk []any) error {
+		rows, err := db.QueryContext(ctx, q+outbox.Placeholders(len(chunk))+")", chunk...)
+		if err != nil {
+			return fmt.Errorf("read text of %s (from=%s): %w", spec.Source, strings.Join(v.From, ","), err)
+		}
+		defer rows.Close()
+		vals := make([]any, len(v.From))
+		dest := make([]any, 1+len(vals))
+		var k any
+		dest[0] = &k
+		for i := range vals {
+			dest[1+i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				return fmt.Errorf("read text of %s: %w", spec.Source, err)
+			}
+			nk, err := outbox.NormalizeKey(k)
+			if err != nil {
+				return fmt.Errorf("read text of %s: %w", spec.Source, err)
+			}
+			out[nk] = outbox.EmbedText(vals)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// embedLoop runs embedding rounds while Run runs: at once when the applier
+// applied something or a round left keys queued, else every poll
+// interval. It embeds only while this indexer holds the lease. Failures
+// (the service is down) are logged and retried with backoff: the keys stay
+// queued.
+func (ix *Indexer) embedLoop(ctx context.Context) {
+	e := ix.embed
+	ticker := time.NewTicker(ix.cfg.pollInterval)
+	defer ticker.Stop()
+	failures := ix.cfg.newBackoff()
+	failures.Reset()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wakeCh:
+		case <-ticker.C:
+		}
+		for ctx.Err() == nil && ix.LeaseHeld() {
+			n, err := ix.embedStep(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				ix.log.Warn("embedding round failed; the keys stay queued", "err", err)
+				ix.observeError(err)
+				d := failures.NextBackOff()
+				if d < 0 {
+					failures.Reset()
+					d = ix.cfg.pollInterval
+				}
+				if sleep(ctx, d) != nil {
+					return
+				}
+				continue
+			}
+			failures.Reset()
+			if n == 0 {
+				break
+			}
+		}
+	}
+}
