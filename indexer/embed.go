@@ -514,3 +514,38 @@ func (ix *Indexer) embedLoop(ctx context.Context) {
 		}
 	}
 }
+
+// rebuildEmbeddings is what a rebuild of t runs in its transaction, once
+// t's vec0 sidecars are filled from the log (the rebuild calls it; it is the
+// only coupling between rebuilding and embedding). A rebuilt sidecar holds,
+// per key, the newest vector of the log, which is the one the key's
+// oi_embed_state describes, except for keys whose vector-clearing events
+// the applier had not applied yet (the rebuild floor skips them): their
+// state is dropped. Then every row is queued: keys whose text still hashes
+// to their state keep their vector at no cost, the others (text changed by
+// events the rebuild floor skips, a changed from= list or embedding model)
+// are embedded again. t's sidecar names come from its sinks, so a sidecar
+// built under another name (a new generation) is what is checked.
+func rebuildEmbeddings(ctx context.Context, tx outbox.DB, t *table) error {
+	derived := false
+	for _, vs := range t.vecs {
+		v := vs.VecSpec()
+		if !v.Derived() {
+			continue
+		}
+		derived = true
+		keyCol := "rowid"
+		if t.spec.KeyType == outbox.KeyText {
+			keyCol = "id"
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM oi_embed_state WHERE tbl = ? AND field = ? AND key NOT IN (SELECT `+keyCol+` FROM `+outbox.Quote(vs.Name())+`)`,
+			t.spec.Source, v.Table); err != nil {
+			return fmt.Errorf("rebuild %s: embedding state of %s: %w", t.spec.Source, v.Table, err)
+		}
+	}
+	if !derived {
+		return nil
+	}
+	_, err := outbox.RequeueEmbeddings(ctx, tx, t.spec)
+	return err
+}

@@ -365,3 +365,39 @@ func TestEmbedNeverHoldsWriteLock(t *testing.T) {
 	require.NoError(t, w.Sync(ctx))
 	checkArticles(t, db, nil)
 }
+
+// TestEmbedRebuild: a rebuild reuses the vectors of unchanged text (no
+// embedding call) and embeds the text changed by events it skipped.
+func TestEmbedRebuild(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := embOpen(t, testdb.Path(t))
+	ix, err := indexer.New(db, indexer.WithEmbedder(vecsink.HashEmbedder(embDim)))
+	require.NoError(t, err)
+	defer ix.Close()
+	var arts []embArticle
+	for i := range 50 {
+		arts = append(arts, embArticle{Title: fmt.Sprintf("a%d", i), Body: "text"})
+	}
+	require.NoError(t, db.Create(&arts).Error)
+	_, err = ix.Drain(ctx)
+	require.NoError(t, err)
+	require.NoError(t, ix.Rebuild(ctx, "emb_articles"))
+	_, err = ix.Drain(ctx)
+	require.NoError(t, err)
+	checkArticles(t, db, nil)
+	st, _ := ix.EmbedStatus()
+	require.Equal(t, int64(50), st.Texts, "the rebuild reused every vector")
+
+	// Pending changes the rebuild floor skips: a new text, and a delete
+	// and re-insert of the same text.
+	require.NoError(t, db.Model(&arts[0]).Update("title", "changed").Error)
+	require.NoError(t, db.Delete(&arts[1]).Error)
+	require.NoError(t, db.Create(&embArticle{ID: arts[1].ID, Title: arts[1].Title, Body: arts[1].Body}).Error)
+	require.NoError(t, ix.Rebuild(ctx, "emb_articles"))
+	_, err = ix.Drain(ctx)
+	require.NoError(t, err)
+	checkArticles(t, db, nil)
+	st, _ = ix.EmbedStatus()
+	require.Equal(t, int64(52), st.Texts, "only the two changed rows were embedded")
+}
