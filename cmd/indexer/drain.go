@@ -47,7 +47,13 @@ func runDrain(ctx context.Context, env *cli.Env, args []string) error {
 	var t tuning
 	fs.IntVar(&t.batchSize, "batch-size", indexer.DefaultBatchSize, "events per apply transaction")
 	t.registerProgress(fs)
+	var emb cli.EmbedFlags
+	emb.Register(fs, env)
 	if err := cli.ParseFlags(env, fs, args, false); err != nil {
+		return err
+	}
+	embOpts, err := emb.Options()
+	if err != nil {
 		return err
 	}
 	log, err := c.Logger()
@@ -74,7 +80,7 @@ func runDrain(ctx context.Context, env *cli.Env, args []string) error {
 			progress.Update(d, tt)
 		},
 	}
-	s, err := c.OpenIndexer(ctx, log, indexer.WithBatchSize(t.batchSize), indexer.WithObserver(observer))
+	s, err := c.OpenIndexer(ctx, log, append([]indexer.Option{indexer.WithBatchSize(t.batchSize), indexer.WithObserver(observer)}, embOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -113,7 +119,13 @@ func runDrain(ctx context.Context, env *cli.Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "interrupted: applied %d events, %d pending, %d dead letters\n", n, after.Pending, after.DeadLetters)
 		return ctx.Err()
 	}
+	if es, ok := s.Indexer.EmbedStatus(); ok {
+		attrs = append(attrs, "embedded", es.Embedded, "embed_requests", es.Requests, "embed_texts", es.Texts)
+	}
 	log.Info("drain finished", attrs...)
 	fmt.Fprintf(env.Stdout, "applied %d events, %d pending, %d dead letters\n", n, after.Pending, after.DeadLetters)
+	if es, ok := s.Indexer.EmbedStatus(); ok {
+		fmt.Fprintf(env.Stdout, "embedded %d keys (%d unchanged, %d parked) in %d requests, %d keys wait for embeddings\n", es.Embedded, es.Unchanged, es.Parked, es.Requests, after.EmbedQueued)
+	}
 	return nil
 }

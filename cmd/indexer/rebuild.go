@@ -38,7 +38,13 @@ func runRebuild(ctx context.Context, env *cli.Env, args []string) error {
 	var t tuning
 	fs.IntVar(&t.batchSize, "batch-size", indexer.DefaultRebuildBatchSize, "source rows per fill statement")
 	t.registerProgress(fs)
+	var emb cli.EmbedFlags
+	emb.Register(fs, env)
 	if err := cli.ParseFlags(env, fs, args, false); err != nil {
+		return err
+	}
+	embOpts, err := emb.Options()
+	if err != nil {
 		return err
 	}
 	log, err := c.Logger()
@@ -73,7 +79,7 @@ func runRebuild(ctx context.Context, env *cli.Env, args []string) error {
 		}
 		cur.Update(p.Done, p.Total)
 	}
-	s, err := c.OpenIndexer(ctx, log, indexer.WithRebuildBatchSize(t.batchSize), indexer.WithProgress(report))
+	s, err := c.OpenIndexer(ctx, log, append([]indexer.Option{indexer.WithRebuildBatchSize(t.batchSize), indexer.WithProgress(report)}, embOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -97,6 +103,19 @@ func runRebuild(ctx context.Context, env *cli.Env, args []string) error {
 	}
 	log.Info("rebuild finished", "tables", tablesAttr(tables), "elapsed", time.Since(start).Round(time.Millisecond).String())
 	fmt.Fprintf(env.Stdout, "rebuilt %s\n", tablesAttr(tables))
+	// Derived vectors (from=) of text that changed, or of a new model, are
+	// queued by the rebuild: embed them now when an embedder is given.
+	if _, ok := s.Indexer.EmbedStatus(); ok {
+		if _, err := s.Indexer.Drain(ctx); err != nil {
+			return fmt.Errorf("rebuild: embed the queued keys: %w", err)
+		}
+		es, _ := s.Indexer.EmbedStatus()
+		fmt.Fprintf(env.Stdout, "embedded %d keys (%d unchanged) in %d requests\n", es.Embedded, es.Unchanged, es.Requests)
+		return nil
+	}
+	if st, err := s.Indexer.Status(ctx, indexer.WithoutCounts()); err == nil && st.EmbedQueued > 0 {
+		fmt.Fprintf(env.Stdout, "%d keys wait for embeddings: run `indexer drain` or `indexer run` with --embed-api\n", st.EmbedQueued)
+	}
 	return nil
 }
 

@@ -45,7 +45,13 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics and /healthz on this address (host:port; empty: off)")
 	stuckAfter := fs.Duration("stuck-after", 2*time.Minute, "/healthz fails when events have waited this long and none was applied")
 	logEvery := fs.Duration("log-every", time.Minute, "interval of the summary log line while events are applied (0: off)")
+	var emb cli.EmbedFlags
+	emb.Register(fs, env)
 	if err := cli.ParseFlags(env, fs, args, false); err != nil {
+		return err
+	}
+	embOpts, err := emb.Options()
+	if err != nil {
 		return err
 	}
 	log, err := c.Logger()
@@ -77,9 +83,12 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 			return cli.Snapshot{}, err
 		}
 		snap := cli.Snapshot{Head: st.Head, Applied: st.Applied, Pending: st.Pending, DeadLetters: st.DeadLetters,
-			OldestPending: st.OldestPendingAge, OtherHolder: st.Lease.Live && !st.Lease.Mine}
+			OldestPending: st.OldestPendingAge, OtherHolder: st.Lease.Live && !st.Lease.Mine, EmbedQueued: st.EmbedQueued}
+		if es, ok := s.Indexer.EmbedStatus(); ok {
+			snap.Embed = &es
+		}
 		for _, t := range st.Tables {
-			snap.Tables = append(snap.Tables, cli.TableSnapshot{Table: t.Table, Pending: t.Pending, DeadLetters: t.DeadLetters})
+			snap.Tables = append(snap.Tables, cli.TableSnapshot{Table: t.Table, Pending: t.Pending, DeadLetters: t.DeadLetters, EmbedQueued: t.EmbedQueued})
 		}
 		return snap, nil
 	}
@@ -103,6 +112,7 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 		indexer.WithLease(indexer.DefaultLeaseName, *leaseTTL),
 		indexer.WithObserver(observer),
 	}
+	opts = append(opts, embOpts...)
 	if *holder != "" {
 		opts = append(opts, indexer.WithHolder(*holder))
 	}
