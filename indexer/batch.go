@@ -137,7 +137,8 @@ func (ix *Indexer) step(ctx context.Context) (batchResult, error) {
 			for u := range res.parkedAt {
 				delete(ix.attempts, u)
 			}
-			if res.events > 0 {
+			if res.events > 0 && ix.embed != nil {
+				ix.kickEmbed()
 				ix.embed.wake()
 			}
 			// Parks are reported after the commit: a rolled-back batch parked

@@ -48,8 +48,15 @@ type embedding struct {
 	id    string // identifies the embedder in text hashes
 	round int
 
-	mu  sync.Mutex // serializes rounds
-	reg registry   // guarded by mu
+	mu   sync.Mutex  // serializes rounds
+	reg  registry    // guarded by mu
+
+	pmu     sync.Mutex    // guards pending
+	pending []*embedRound // rounds being prepared in the background, in queue order (at most pipelineDepth)
+
+	// ctx bounds background rounds; cancel is called by Close.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	wakeCh chan struct{}
 
@@ -58,6 +65,7 @@ type embedding struct {
 
 func newEmbedding(cfg *config) (*embedding, error) {
 	e := &embedding{id: embedderID(cfg.embedder), round: cfg.embedRound, wakeCh: make(chan struct{}, 1)}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
 	opts := append(slices.Clone(cfg.embedOpts), vecsink.WithObserver(&e.stats), vecsink.WithBatchLogger(cfg.logger.With("component", "embedder")))
 	be, err := vecsink.NewBatchEmbedder(cfg.embedder, opts...)
 	if err != nil {
@@ -81,6 +89,21 @@ func embedderID(e vecsink.Embedder) string {
 		return fmt.Sprintf("hash/%d", x.Dim())
 	default:
 		return fmt.Sprintf("%T", e)
+	}
+}
+
+// close cancels a round being prepared in the background and waits for it.
+func (e *embedding) close() {
+	if e == nil {
+		return
+	}
+	e.cancel()
+	e.pmu.Lock()
+	ps := e.pending
+	e.pending = nil
+	e.pmu.Unlock()
+	for _, p := range ps {
+		<-p.done
 	}
 }
 
@@ -211,10 +234,35 @@ type embedGroup struct {
 	items []*embedItem
 }
 
+// embedRound is a round of queued keys read and embedded, ready to apply.
+type embedRound struct {
+	queued int   // queue entries read
+	last   int64 // the last queue entry id read
+	groups []*embedGroup
+	err    error
+	done   chan struct{} // closed when a prefetched round is ready
+}
+
+// embedTxKeys bounds the keys one apply transaction of a round settles, so
+// that it holds the write lock for a few milliseconds only.
+const embedTxKeys = 256
+
+// pipelineDepth is how many rounds are prepared (read and embedded) in the
+// background at most.
+const pipelineDepth = 2
+
 // embedStep runs one embedding round and returns how many queued keys it
 // settled (removed from the queue). It returns 0 and no error when the
 // queue is empty. A failure of the embedding service is returned wrapped:
 // nothing was written and the keys stay queued.
+//
+// Rounds are pipelined: as soon as a full round has read its queue
+// entries, the next round (the entries after them) is read and embedded in
+// the background, up to pipelineDepth rounds ahead, and the applier starts
+// one after each batch when none runs; so the embedding service is kept
+// busy (the BatchEmbedder's concurrency limit spans the rounds) while
+// vectors are written and applied. Every round checks its texts again when
+// it is written.
 func (ix *Indexer) embedStep(ctx context.Context) (int, error) {
 	e := ix.embed
 	if e == nil {
@@ -222,31 +270,123 @@ func (ix *Indexer) embedStep(ctx context.Context) (int, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-
-	// 1. Read the queue, the texts and the states (no write transaction).
-	var queued []outbox.QueuedEmbed
-	err := ix.retry(ctx, func(ctx context.Context) error {
-		var err error
-		queued, err = outbox.ReadEmbedQueue(ctx, ix.db, e.round)
-		return err
-	})
-	if err != nil || len(queued) == 0 {
-		return 0, err
+	var r *embedRound
+	e.pmu.Lock()
+	var p *embedRound
+	if len(e.pending) > 0 {
+		p = e.pending[0]
 	}
-	var groups []*embedGroup
-	err = ix.retry(ctx, func(ctx context.Context) error {
-		var err error
-		groups, err = ix.readEmbedItems(ctx, ix.db, queued)
-		return err
-	})
+	e.pmu.Unlock()
+	if p != nil {
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		e.pmu.Lock()
+		if len(e.pending) > 0 && e.pending[0] == p {
+			e.pending = e.pending[1:]
+		}
+		e.pmu.Unlock()
+		// A prefetched round that found nothing after its start may have
+		// left unsettled entries before it: read from the start again.
+		if (p.err == nil && p.queued > 0) || (p.err != nil && e.ctx.Err() == nil) {
+			r = p
+		}
+	}
+	if r == nil {
+		r = ix.prepareRound(ctx, 0, nil)
+	}
+	if r.err != nil {
+		e.failures.Add(1)
+		return 0, r.err
+	}
+	if r.queued == 0 {
+		return 0, nil
+	}
+	settled, err := ix.applyRound(ctx, r)
 	if err != nil {
-		return 0, err
+		if errors.Is(err, outbox.ErrLeaseLost) {
+			ix.lostLease()
+		}
+		return settled, err
 	}
+	ix.Notify()
+	return settled, nil
+}
 
-	// 2. Embed, outside any transaction.
+// startRound starts preparing, in the background, the round of the queue
+// entries after entry id after, unless pipelineDepth rounds are being
+// prepared or the indexer is closing. The caller holds e.pmu.
+func (ix *Indexer) startRound(after int64) {
+	e := ix.embed
+	if len(e.pending) >= pipelineDepth || e.ctx.Err() != nil {
+		return
+	}
+	p := &embedRound{done: make(chan struct{})}
+	e.pending = append(e.pending, p)
+	go func() {
+		defer close(p.done)
+		q := ix.prepareRound(e.ctx, after, p)
+		p.queued, p.last, p.groups, p.err = q.queued, q.last, q.groups, q.err
+	}()
+}
+
+// kickEmbed starts preparing a round in the background when no round is
+// running or being prepared: the applier calls it after each batch, so that
+// embedding overlaps applying a long log instead of waiting for its end.
+func (ix *Indexer) kickEmbed() {
+	e := ix.embed
+	if e == nil || !e.mu.TryLock() {
+		return
+	}
+	defer e.mu.Unlock()
+	e.pmu.Lock()
+	defer e.pmu.Unlock()
+	if len(e.pending) == 0 {
+		ix.startRound(0)
+	}
+}
+
+// prepareRound reads queued keys, their texts and states (plain reads, no
+// write transaction), and embeds the texts that changed, outside any
+// transaction.
+//
+// A full round starts preparing the next one (the entries after it) as soon
+// as it has read its entries, when it is not in the background pipeline
+// (self is nil) and the pipeline is empty, or when it is the newest round of
+// the pipeline (self).
+func (ix *Indexer) prepareRound(ctx context.Context, after int64, self *embedRound) *embedRound {
+	e := ix.embed
+	r := &embedRound{}
+	var queued []outbox.QueuedEmbed
+	r.err = ix.retry(ctx, func(ctx context.Context) error {
+		var err error
+		queued, err = outbox.ReadEmbedQueue(ctx, ix.db, after, e.round)
+		return err
+	})
+	if r.err != nil || len(queued) == 0 {
+		return r
+	}
+	r.queued, r.last = len(queued), queued[len(queued)-1].ID
+	if r.queued >= e.round {
+		e.pmu.Lock()
+		if (self == nil && len(e.pending) == 0) || (self != nil && len(e.pending) > 0 && e.pending[len(e.pending)-1] == self) {
+			ix.startRound(r.last)
+		}
+		e.pmu.Unlock()
+	}
+	r.err = ix.retry(ctx, func(ctx context.Context) error {
+		var err error
+		r.groups, err = ix.readEmbedItems(ctx, ix.db, queued)
+		return err
+	})
+	if r.err != nil {
+		return r
+	}
 	var todo []*embedItem
 	var texts []string
-	for _, g := range groups {
+	for _, g := range r.groups {
 		for _, it := range g.items {
 			if it.act == embedVector {
 				todo = append(todo, it)
@@ -254,113 +394,142 @@ func (ix *Indexer) embedStep(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	if len(texts) > 0 {
-		vecs, err := e.be.Embed(ctx, texts)
-		var pe *vecsink.PartialError
-		if err != nil && !errors.As(err, &pe) {
-			e.failures.Add(1)
-			return 0, fmt.Errorf("indexer: embedding %d texts (they stay queued): %w", len(texts), err)
-		}
-		for i, it := range todo {
-			if pe != nil {
-				if f := pe.Failed(i); f != nil {
-					it.act, it.msg = embedFailed, f.Error()
-					continue
-				}
-			}
-			b, err := outbox.EncodeVector(vecs[i], it.vec.Dim, it.vec.Encoding)
-			if err == nil && len(b) == 0 {
-				err = fmt.Errorf("the embedder returned an empty vector")
-			}
-			if err != nil {
-				it.act, it.msg = embedFailed, fmt.Sprintf("vecsink: %s: %v", e.id, err)
+	if len(texts) == 0 {
+		return r
+	}
+	vecs, err := e.be.Embed(ctx, texts)
+	var pe *vecsink.PartialError
+	if err != nil && !errors.As(err, &pe) {
+		r.err = fmt.Errorf("indexer: embedding %d texts (they stay queued): %w", len(texts), err)
+		return r
+	}
+	for i, it := range todo {
+		if pe != nil {
+			if f := pe.Failed(i); f != nil {
+				it.act, it.msg = embedFailed, f.Error()
 				continue
 			}
-			it.out = b
+		}
+		b, err := outbox.EncodeVector(vecs[i], it.vec.Dim, it.vec.Encoding)
+		if err == nil && len(b) == 0 {
+			err = fmt.Errorf("the embedder returned an empty vector")
+		}
+		if err != nil {
+			it.act, it.msg = embedFailed, fmt.Sprintf("vecsink: %s: %v", e.id, err)
+			continue
+		}
+		it.out = b
+	}
+	return r
+}
+
+// applyRound writes a prepared round in short transactions of at most
+// embedTxKeys keys, each fenced by the lease: for every key whose text
+// still hashes to what was embedded, the OpVector event, the state and the
+// removal from the queue (or the dead letter). Keys whose text changed stay
+// queued.
+func (ix *Indexer) applyRound(ctx context.Context, r *embedRound) (int, error) {
+	e := ix.embed
+	type ref struct {
+		g  *embedGroup
+		it *embedItem
+	}
+	var all []ref
+	for _, g := range r.groups {
+		for _, it := range g.items {
+			all = append(all, ref{g, it})
 		}
 	}
-
-	// 3. Apply in one short transaction, if the texts are unchanged.
-	var settled, embedded, unchanged, parked int
-	err = ix.retry(ctx, func(ctx context.Context) error {
-		settled, embedded, unchanged, parked = 0, 0, 0, 0
-		return ix.inTx(ctx, func(tx *sql.Tx) error {
-			if err := ix.fence(ctx, tx); err != nil {
-				return err
-			}
-			now := ix.cfg.now()
-			var done []int64
-			var events []outbox.Event
-			for _, g := range groups {
-				if g.spec != nil {
-					cur, err := ix.readTexts(ctx, tx, g.spec, g.vec, groupKeys(g))
+	total := 0
+	for start := 0; start < len(all); start += embedTxKeys {
+		chunk := all[start:min(start+embedTxKeys, len(all))]
+		var settled, embedded, unchanged, parked int
+		err := ix.retry(ctx, func(ctx context.Context) error {
+			settled, embedded, unchanged, parked = 0, 0, 0, 0
+			return ix.inTx(ctx, func(tx *sql.Tx) error {
+				if err := ix.fence(ctx, tx); err != nil {
+					return err
+				}
+				now := ix.cfg.now()
+				var done []int64
+				var events []outbox.Event
+				// The current texts, per group of the chunk.
+				cur := map[*embedGroup]map[any]string{}
+				keys := map[*embedGroup][]any{}
+				for _, x := range chunk {
+					if x.g.spec != nil {
+						keys[x.g] = append(keys[x.g], x.it.q.Key)
+					}
+				}
+				for g, ks := range keys {
+					texts, err := ix.readTexts(ctx, tx, g.spec, g.vec, ks)
 					if err != nil {
 						return err
 					}
-					for _, it := range g.items {
-						text, exists := cur[it.q.Key]
-						if exists != it.exists || (exists && string(outbox.EmbedHash(e.hashID(g.vec), text)) != string(it.hash)) {
-							continue // changed meanwhile: stays queued
-						}
-						field := g.spec.EventField(g.vec)
-						switch it.act {
-						case embedNone:
-							events = append(events, outbox.Event{Table: g.spec.Source, Key: it.q.Key, Op: outbox.OpVector, Vec: []byte{}, At: now, Field: field})
-							if err := outbox.SetEmbedState(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key, it.hash); err != nil {
-								return err
-							}
-						case embedVector:
-							events = append(events, outbox.Event{Table: g.spec.Source, Key: it.q.Key, Op: outbox.OpVector, Vec: it.out, At: now, Field: field})
-							if err := outbox.SetEmbedState(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key, it.hash); err != nil {
-								return err
-							}
-							if err := outbox.ClearEmbedFailures(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key); err != nil {
-								return err
-							}
-							embedded++
-						case embedFailed:
-							// The stale vector goes: it is not the text's.
-							events = append(events, outbox.Event{Table: g.spec.Source, Key: it.q.Key, Op: outbox.OpVector, Vec: []byte{}, At: now, Field: field})
-							if err := outbox.ClearEmbedStates(ctx, tx, g.spec.Source, g.vec.Table, []any{it.q.Key}); err != nil {
-								return err
-							}
-							if err := outbox.ParkEmbedFailure(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key, it.msg, now); err != nil {
-								return err
-							}
-							parked++
-						case embedSame:
-							unchanged++
-						}
-						done = append(done, it.q.ID)
-					}
-					continue
+					cur[g] = texts
 				}
-				for _, it := range g.items {
+				for _, x := range chunk {
+					g, it := x.g, x.it
+					if g.spec == nil {
+						done = append(done, it.q.ID)
+						continue
+					}
+					text, exists := cur[g][it.q.Key]
+					if exists != it.exists || (exists && string(outbox.EmbedHash(e.hashID(g.vec), text)) != string(it.hash)) {
+						continue // changed meanwhile: stays queued
+					}
+					field := g.spec.EventField(g.vec)
+					switch it.act {
+					case embedNone:
+						events = append(events, outbox.Event{Table: g.spec.Source, Key: it.q.Key, Op: outbox.OpVector, Vec: []byte{}, At: now, Field: field})
+						if err := outbox.SetEmbedState(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key, it.hash); err != nil {
+							return err
+						}
+					case embedVector:
+						events = append(events, outbox.Event{Table: g.spec.Source, Key: it.q.Key, Op: outbox.OpVector, Vec: it.out, At: now, Field: field})
+						if err := outbox.SetEmbedState(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key, it.hash); err != nil {
+							return err
+						}
+						if err := outbox.ClearEmbedFailures(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key); err != nil {
+							return err
+						}
+						embedded++
+					case embedFailed:
+						// The stale vector goes: it is not the text's.
+						events = append(events, outbox.Event{Table: g.spec.Source, Key: it.q.Key, Op: outbox.OpVector, Vec: []byte{}, At: now, Field: field})
+						if err := outbox.ClearEmbedStates(ctx, tx, g.spec.Source, g.vec.Table, []any{it.q.Key}); err != nil {
+							return err
+						}
+						if err := outbox.ParkEmbedFailure(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key, it.msg, now); err != nil {
+							return err
+						}
+						parked++
+					case embedSame:
+						unchanged++
+					}
 					done = append(done, it.q.ID)
 				}
-			}
-			if err := outbox.Append(ctx, tx, events); err != nil {
-				return err
-			}
-			settled = len(done)
-			return outbox.DequeueEmbeds(ctx, tx, done)
+				if err := outbox.Append(ctx, tx, events); err != nil {
+					return err
+				}
+				settled = len(done)
+				return outbox.DequeueEmbeds(ctx, tx, done)
+			})
 		})
-	})
-	if err != nil {
-		if errors.Is(err, outbox.ErrLeaseLost) {
-			ix.lostLease()
+		if err != nil {
+			return total, err
 		}
-		return 0, err
+		total += settled
+		e.embedded.Add(int64(embedded))
+		e.unchanged.Add(int64(unchanged))
+		e.parked.Add(int64(parked))
+		if parked > 0 {
+			ix.log.Error("texts the embedding service cannot embed were parked as dead letters", "keys", parked)
+		}
+		ix.Notify()
 	}
 	e.rounds.Add(1)
-	e.embedded.Add(int64(embedded))
-	e.unchanged.Add(int64(unchanged))
-	e.parked.Add(int64(parked))
-	if parked > 0 {
-		ix.log.Error("texts the embedding service cannot embed were parked as dead letters", "keys", parked)
-	}
-	ix.Notify()
-	return settled, nil
+	return total, nil
 }
 
 // hashID is the embedder identity hashed with the texts of v.

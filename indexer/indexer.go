@@ -132,6 +132,7 @@ func (ix *Indexer) Close() error {
 		stop()
 		<-done
 	}
+	ix.embed.close()
 	ix.applyMu.Lock()
 	defer ix.applyMu.Unlock()
 	return ix.releaseLease(context.Background())

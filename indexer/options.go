@@ -42,7 +42,7 @@ const (
 	DefaultPollInterval     = 100 * time.Millisecond
 	DefaultCompactInterval  = 10 * time.Second
 	DefaultLeaseName        = "main"
-	DefaultEmbedRound       = 1024
+	DefaultEmbedRound       = 4096
 )
 
 func defaultBackoff() backoff.BackOff {

@@ -137,9 +137,10 @@ type QueuedEmbed struct {
 	Key   any    // int64 or string
 }
 
-// ReadEmbedQueue returns up to limit queued keys in queue order.
-func ReadEmbedQueue(ctx context.Context, db DB, limit int) ([]QueuedEmbed, error) {
-	rows, err := db.QueryContext(ctx, `SELECT id, tbl, field, key FROM oi_embed_queue ORDER BY id LIMIT ?`, limit)
+// ReadEmbedQueue returns up to limit queued keys in queue order, after
+// entry id after (0: from the start).
+func ReadEmbedQueue(ctx context.Context, db DB, after int64, limit int) ([]QueuedEmbed, error) {
+	rows, err := db.QueryContext(ctx, `SELECT id, tbl, field, key FROM oi_embed_queue WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read embedding queue: %w", err)
 	}

@@ -40,7 +40,7 @@ type embNote struct {
 	Derived vecsink.Embedding `vec:"dim=8;metric=l2;from=Text;column=derived"`
 }
 
-func embOpen(t *testing.T, path string) *gorm.DB {
+func embOpen(t testing.TB, path string) *gorm.DB {
 	t.Helper()
 	db := testdb.Open(t, path)
 	require.NoError(t, db.Use(gormplugin.New()))
