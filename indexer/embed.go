@@ -48,8 +48,8 @@ type embedding struct {
 	id    string // identifies the embedder in text hashes
 	round int
 
-	mu   sync.Mutex  // serializes rounds
-	reg  registry    // guarded by mu
+	mu  sync.Mutex // serializes rounds
+	reg registry   // guarded by mu
 
 	pmu     sync.Mutex    // guards pending
 	pending []*embedRound // rounds being prepared in the background, in queue order (at most pipelineDepth)

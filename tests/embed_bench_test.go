@@ -94,8 +94,8 @@ func BenchmarkEmbedThroughput(b *testing.B) {
 // embPlain is embArticle with a vector the application supplies.
 type embPlain struct {
 	ID        uint
-	Title     string            `fts5:""`
-	Body      string            `fts5:""`
+	Title     string `fts5:""`
+	Body      string `fts5:""`
 	Views     int
 	Embedding vecsink.Embedding `vec:"dim=8;metric=cosine"`
 }
