@@ -13,6 +13,7 @@ import (
 	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/indexer"
 	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/vecsink"
 	"github.com/stretchr/testify/require"
 )
 
@@ -462,6 +463,9 @@ func (e *modelEnv) check(when string) {
 			continue
 		}
 		src := e.source(m)
+		if m.derivedTable != "" {
+			require.Equal(t, lines(e.wantDerived(m)), lines(e.derivedRows(m)), "%s: vec0 sidecar %s of the vector derived from %v differs from the vectors of the current text", when, m.derivedTable, m.derivedFrom)
+		}
 		if m.vecField != "" {
 			require.Equal(t, lines(e.wantVec(m, src)), lines(e.vecRows(m)), "%s: vec0 sidecar %s differs from the reference (key → vector|deleted|metadata)", when, m.vecTable)
 			if m.auxField != "" {
@@ -538,8 +542,10 @@ func (e *modelEnv) checkStatus(st indexer.Status) {
 		require.Empty(e.t, ts.Error, "status of %s", m.name)
 		for _, sc := range ts.Sidecars {
 			require.True(e.t, sc.Exists, "status of %s: sidecar %s", m.name, sc.Name)
-			switch sc.Kind {
-			case "vec0":
+			switch {
+			case sc.Name == m.derivedTable:
+				require.Equal(e.t, int64(len(e.wantDerived(m))), sc.Rows, "status of %s: vectors in %s", m.name, sc.Name)
+			case sc.Kind == "vec0":
 				require.Equal(e.t, int64(len(e.ref[m.name])), sc.Rows, "status of %s: vectors in %s", m.name, sc.Name)
 			default:
 				require.Equal(e.t, int64(len(src)), sc.Rows, "status of %s: documents in %s", m.name, sc.Name)
@@ -553,6 +559,11 @@ func (e *modelEnv) snapshot() map[string][]string {
 	out := map[string][]string{}
 	for _, m := range e.tables {
 		var lines []string
+		if m.derivedTable != "" {
+			for k, v := range e.derivedRows(m) {
+				lines = append(lines, "derived "+keyString(k)+" "+v)
+			}
+		}
 		if m.vecField != "" {
 			for k, v := range e.vecRows(m) {
 				lines = append(lines, "vec "+keyString(k)+" "+v)
@@ -578,5 +589,52 @@ func (e *modelEnv) snapshot() map[string][]string {
 		sort.Strings(lines)
 		out[m.name] = lines
 	}
+	return out
+}
+
+// derivedRows reads the derived vec0 sidecar of m: key → hex vector.
+func (e *modelEnv) derivedRows(m *mt) map[any]string {
+	rows, err := e.sql.QueryContext(e.ctx, fmt.Sprintf("SELECT rowid, embedding FROM %s", m.derivedTable))
+	require.NoError(e.t, err)
+	defer rows.Close()
+	out := map[any]string{}
+	for rows.Next() {
+		var k int64
+		var b []byte
+		require.NoError(e.t, rows.Scan(&k, &b))
+		out[k] = fmt.Sprintf("%x", b)
+	}
+	require.NoError(e.t, rows.Err())
+	return out
+}
+
+// wantDerived is what the derived sidecar of m must hold: for every row
+// whose from= text is not blank, the HashEmbedder vector of that text.
+func (e *modelEnv) wantDerived(m *mt) map[any]string {
+	cols := make([]string, len(m.derivedFrom))
+	for i, c := range m.derivedFrom {
+		cols[i] = outbox.Quote(c)
+	}
+	rows, err := e.sql.QueryContext(e.ctx, fmt.Sprintf("SELECT %s, %s FROM %s", outbox.Quote(m.keyCol), strings.Join(cols, ", "), outbox.Quote(m.name)))
+	require.NoError(e.t, err)
+	defer rows.Close()
+	out := map[any]string{}
+	for rows.Next() {
+		var k int64
+		vals := make([]any, len(cols))
+		dest := []any{&k}
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		require.NoError(e.t, rows.Scan(dest...))
+		text := outbox.EmbedText(vals)
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		v, err := vecsink.HashEmbedder(8).Embed(e.ctx, []string{text})
+		require.NoError(e.t, err)
+		out[k] = fmt.Sprintf("%x", encodeLE(v[0]))
+	}
+	require.NoError(e.t, rows.Err())
 	return out
 }

@@ -59,12 +59,15 @@ type MCard struct {
 	Embedding vecsink.Embedding `vec:"dim=8;metric=l2"`
 }
 
-// MPage: int64 key, contentless FTS with detail=column, soft delete, no
-// vector.
+// MPage: int64 key, contentless FTS with detail=column, soft delete, and a
+// vector derived from Body by the indexer (from=): the test never writes it;
+// the check expects the HashEmbedder vector of every row's current Body
+// (none for a blank one).
 type MPage struct {
 	ID        int64
 	Body      string `fts5:"contentless=true;detail=column"`
 	DeletedAt gorm.DeletedAt
+	Emb       vecsink.Embedding `vec:"dim=8;metric=cosine;from=Body"`
 }
 
 // MPoint: int64 key, two vector fields (no FTS), soft delete, boolean and
@@ -116,6 +119,11 @@ type mt struct {
 	dim      int
 	metric   string
 	vecTable string
+
+	// A vector derived from text by the indexer (from=): its vec0 table and
+	// source columns; the test never writes it.
+	derivedTable string
+	derivedFrom  []string
 
 	// A second vector field, written together with the first with
 	// aux(v): "" if none.
@@ -227,6 +235,7 @@ func modelTables() []*mt {
 	page := &mt{
 		name: "m_pages", typ: reflect.TypeFor[MPage](), keyField: "ID", keyCol: "id", intKey: true, soft: true,
 		ftsTable: "m_pages_fts", ftsMode: outbox.ModeContentless, ftsDetail: "column",
+		derivedTable: "m_pages_vec", derivedFrom: []string{"body"},
 		textCols: []string{"body"}, textField: []string{"Body"}, ftsCols: []string{"body"},
 	}
 	generics[MPage](page)

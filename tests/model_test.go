@@ -18,6 +18,7 @@ import (
 	"github.com/outboxindexer/outboxindexer/indexer"
 	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
+	"github.com/outboxindexer/outboxindexer/vecsink"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 )
@@ -143,7 +144,8 @@ func newModelEnv(t *testing.T, seed uint64) *modelEnv {
 	}
 	// Small batches force stragglers, folding and many checkpoints.
 	batch, rebuildBatch := 1+e.r.IntN(12), 1+e.r.IntN(30)
-	opts := []indexer.Option{indexer.WithBatchSize(batch), indexer.WithRebuildBatchSize(rebuildBatch)}
+	opts := []indexer.Option{indexer.WithBatchSize(batch), indexer.WithRebuildBatchSize(rebuildBatch),
+		indexer.WithEmbedder(vecsink.HashEmbedder(8)), indexer.WithEmbedRound(1 + e.r.IntN(20))}
 	retention := "compact at once"
 	if e.r.IntN(3) == 0 {
 		opts = append(opts, indexer.WithRetention(-1))
