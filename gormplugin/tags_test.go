@@ -93,6 +93,25 @@ type ReservedColumn struct {
 	DeletedAt gorm.DeletedAt
 }
 
+type FromUnknown struct {
+	ID uint
+	E  vecsink.Embedding `vec:"dim=3;from=Nope"`
+}
+type FromNotText struct {
+	ID    uint
+	Count int
+	E     vecsink.Embedding `vec:"dim=3;from=Count"`
+}
+type FromTwice struct {
+	ID    uint
+	Title string
+	E     vecsink.Embedding `vec:"dim=3;from=Title,title"`
+}
+type FromBadName struct {
+	ID uint
+	E  vecsink.Embedding `vec:"dim=3;from=a-b"`
+}
+
 func TestTagErrors(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
@@ -120,6 +139,10 @@ func TestTagErrors(t *testing.T) {
 		{&MetaUnknown{}, []string{"MetaUnknown", "field E", `"metadata"`, `"nope"`}},
 		{&FTSNotText{}, []string{"FTSNotText", "field Count", "int", "string"}},
 		{&ReservedColumn{}, []string{"ReservedColumn", "field Body", `"column"`, "reserved"}},
+		{&FromUnknown{}, []string{"FromUnknown", "field E", `"from"`, `"Nope"`, "not a field or column"}},
+		{&FromNotText{}, []string{"FromNotText", "field E", `"from"`, "Count", "not text"}},
+		{&FromTwice{}, []string{"FromTwice", "field E", `"from"`, `"title"`, "listed twice"}},
+		{&FromBadName{}, []string{"FromBadName", "field E", `"from"`, `"a-b"`}},
 	}
 	for _, c := range cases {
 		err := gormplugin.Migrate(db, c.model)
