@@ -316,6 +316,10 @@ func (m *model) build(vecFields []*schema.Field, colNames []string, ftsFields []
 			}
 			v.From = append(v.From, mf.DBName)
 		}
+		v.Chunk, v.Overlap = t.Chunk, t.Overlap
+		if v.Chunk > 0 && !m.keyInt {
+			return fail(f.Name, "vec tag key \"chunk\": needs an integer primary key")
+		}
 		vf := vecField{f: f, spec: v, names: map[string]bool{f.Name: true, colNames[i]: true, v.Column: true}}
 		for n := range vf.names {
 			if prev, dup := owner[n]; dup {

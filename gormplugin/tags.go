@@ -69,13 +69,15 @@ type vecTag struct {
 	Column   string // "" = default
 	Metadata []string
 	From     []string // field or column names the vector is derived from
+	Chunk    int      // chunk size in runes, 0: not chunked
+	Overlap  int      // chunk overlap in runes
 }
 
 // maxDim is the largest dimension the registry accepts.
 const maxDim = 8192
 
 // parseVecTag parses `dim=N;metric=l2|cosine|dot;encoding=binary|json;
-// table=NAME;column=NAME;metadata=c1,c2;from=f1,f2`.
+// table=NAME;column=NAME;metadata=c1,c2;from=f1,f2;chunk=N;overlap=M`.
 func parseVecTag(tag string) (vecTag, error) {
 	t := vecTag{Metric: outbox.MetricL2, Encoding: outbox.EncodingBinary}
 	pairs, err := splitTag(tag, vecTagName)
@@ -147,12 +149,42 @@ func parseVecTag(tag string) (vecTag, error) {
 				seen[c] = true
 				t.From = append(t.From, c)
 			}
+		case "chunk", "overlap":
+			n, err := strconv.Atoi(p.value)
+			if err != nil {
+				return t, bad(p, "not an integer")
+			}
+			if p.key == "chunk" {
+				if n < 1 {
+					return t, bad(p, "must be at least 1 (characters per chunk)")
+				}
+				t.Chunk = n
+			} else {
+				if n < 0 {
+					return t, bad(p, "must not be negative")
+				}
+				t.Overlap = n
+			}
 		default:
-			return t, bad(p, "unknown key (known: dim, metric, encoding, table, column, metadata, from)")
+			return t, bad(p, "unknown key (known: dim, metric, encoding, table, column, metadata, from, chunk, overlap)")
 		}
 	}
 	if !hasDim {
 		return t, &keyError{tag: vecTagName, key: "dim", value: "", msg: "required"}
+	}
+	if t.Chunk > 0 || t.Overlap > 0 {
+		switch {
+		case len(t.From) == 0:
+			return t, &keyError{tag: vecTagName, key: "chunk", value: strconv.Itoa(t.Chunk), msg: "needs from= (only vectors the indexer derives from text are chunked)"}
+		case t.Chunk == 0:
+			return t, &keyError{tag: vecTagName, key: "overlap", value: strconv.Itoa(t.Overlap), msg: "needs chunk="}
+		case t.Overlap >= t.Chunk:
+			return t, &keyError{tag: vecTagName, key: "overlap", value: strconv.Itoa(t.Overlap), msg: fmt.Sprintf("must be less than chunk=%d", t.Chunk)}
+		case t.Metric == outbox.MetricDot:
+			return t, &keyError{tag: vecTagName, key: "chunk", value: strconv.Itoa(t.Chunk), msg: "needs metric l2 or cosine"}
+		case t.Encoding != outbox.EncodingBinary:
+			return t, &keyError{tag: vecTagName, key: "chunk", value: strconv.Itoa(t.Chunk), msg: "needs encoding=binary"}
+		}
 	}
 	return t, nil
 }

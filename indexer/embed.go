@@ -223,8 +223,11 @@ type embedItem struct {
 	text   string
 	hash   []byte
 	act    embedAction
-	out    []byte // the encoded vector (embedVector)
+	out    []byte // the encoded vector or chunk list (embedVector)
 	msg    string // the failure (embedFailed)
+
+	chunks    []vecsink.Chunk      // chunked fields: the text's chunks
+	chunkVecs []outbox.ChunkVector // and their vectors
 }
 
 // embedGroup is the items of one derived vector.
@@ -384,13 +387,38 @@ func (ix *Indexer) prepareRound(ctx context.Context, after int64, self *embedRou
 	if r.err != nil {
 		return r
 	}
-	var todo []*embedItem
+	// One text per item, or one per chunk of a chunked field's text.
+	type piece struct {
+		it    *embedItem
+		chunk int // -1: the whole text
+	}
+	var pieces []piece
 	var texts []string
 	for _, g := range r.groups {
 		for _, it := range g.items {
-			if it.act == embedVector {
-				todo = append(todo, it)
+			if it.act != embedVector {
+				continue
+			}
+			if !it.vec.Chunked() {
+				pieces = append(pieces, piece{it, -1})
 				texts = append(texts, it.text)
+				continue
+			}
+			ch, err := vecsink.NewChunker(it.vec.Chunk, it.vec.Overlap)
+			if err != nil {
+				it.act, it.msg = embedFailed, err.Error()
+				continue
+			}
+			it.chunks = ch.Split(it.text)
+			if len(it.chunks) > outbox.MaxChunks {
+				it.act, it.msg = embedFailed, fmt.Sprintf("the text (%d bytes) makes %d chunks of chunk=%d, more than %d: it is not truncated", len(it.text), len(it.chunks), it.vec.Chunk, outbox.MaxChunks)
+				continue
+			}
+			it.chunkVecs = make([]outbox.ChunkVector, len(it.chunks))
+			for j, c := range it.chunks {
+				pieces = append(pieces, piece{it, j})
+				texts = append(texts, c.Text)
+				it.chunkVecs[j] = outbox.ChunkVector{Start: c.Start, End: c.End}
 			}
 		}
 	}
@@ -403,17 +431,40 @@ func (ix *Indexer) prepareRound(ctx context.Context, after int64, self *embedRou
 		r.err = fmt.Errorf("indexer: embedding %d texts (they stay queued): %w", len(texts), err)
 		return r
 	}
-	for i, it := range todo {
+	for i, p := range pieces {
+		it := p.it
+		if it.act == embedFailed {
+			continue
+		}
 		if pe != nil {
 			if f := pe.Failed(i); f != nil {
 				it.act, it.msg = embedFailed, f.Error()
+				if p.chunk >= 0 {
+					it.msg = fmt.Sprintf("chunk %d (bytes %d..%d): %s", p.chunk, it.chunks[p.chunk].Start, it.chunks[p.chunk].End, it.msg)
+				}
 				continue
 			}
+		}
+		if p.chunk >= 0 {
+			it.chunkVecs[p.chunk].Vec = vecs[i]
+			continue
 		}
 		b, err := outbox.EncodeVector(vecs[i], it.vec.Dim, it.vec.Encoding)
 		if err == nil && len(b) == 0 {
 			err = fmt.Errorf("the embedder returned an empty vector")
 		}
+		if err != nil {
+			it.act, it.msg = embedFailed, fmt.Sprintf("vecsink: %s: %v", e.id, err)
+			continue
+		}
+		it.out = b
+	}
+	for _, p := range pieces {
+		it := p.it
+		if p.chunk != 0 || it.act == embedFailed {
+			continue
+		}
+		b, err := outbox.EncodeChunks(it.chunkVecs, it.vec.Dim)
 		if err != nil {
 			it.act, it.msg = embedFailed, fmt.Sprintf("vecsink: %s: %v", e.id, err)
 			continue
@@ -534,6 +585,9 @@ func (ix *Indexer) applyRound(ctx context.Context, r *embedRound) (int, error) {
 
 // hashID is the embedder identity hashed with the texts of v.
 func (e *embedding) hashID(v *outbox.VecSpec) string {
+	if v.Chunked() {
+		return fmt.Sprintf("%s/dim=%d/chunk=%d/overlap=%d", e.id, v.Dim, v.Chunk, v.Overlap)
+	}
 	return fmt.Sprintf("%s/dim=%d", e.id, v.Dim)
 }
 
@@ -704,8 +758,11 @@ func rebuildEmbeddings(ctx context.Context, tx outbox.DB, t *table) error {
 		}
 		derived = true
 		keyCol := "rowid"
-		if t.spec.KeyType == outbox.KeyText {
+		switch {
+		case t.spec.KeyType == outbox.KeyText:
 			keyCol = "id"
+		case v.Chunked(): // one row per chunk: the key is the rowid's high part
+			keyCol = fmt.Sprintf("(rowid - (rowid & %d)) / %d", outbox.MaxChunks-1, outbox.MaxChunks)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM oi_embed_state WHERE tbl = ? AND field = ? AND key NOT IN (SELECT `+keyCol+` FROM `+outbox.Quote(vs.Name())+`)`,
 			t.spec.Source, v.Table); err != nil {

@@ -111,7 +111,16 @@ type VecSpec struct {
 	// embedder it was given, and the application never sets this vector.
 	// Empty for vectors the application supplies.
 	From []string `json:"from,omitempty"`
+	// Chunk, when positive, splits the text of a derived vector into
+	// chunks of at most Chunk characters (runes) overlapping by at most
+	// Overlap, and stores one vector per chunk (see ChunkRowID).
+	Chunk   int `json:"chunk,omitempty"`
+	Overlap int `json:"overlap,omitempty"`
 }
+
+// Chunked reports whether the vector is stored as one vector per chunk of
+// its text.
+func (v *VecSpec) Chunked() bool { return v != nil && v.Chunk > 0 }
 
 // Derived reports whether the indexer computes this vector from source
 // text (from=) rather than the application supplying it.
@@ -272,6 +281,25 @@ func (s *Spec) Validate() error {
 				return bad("vec %q: from column %q is listed twice", v.Table, c)
 			}
 			from[strings.ToLower(c)] = true
+		}
+		if v.Chunk != 0 || v.Overlap != 0 {
+			switch {
+			case len(v.From) == 0:
+				return bad("vec %q: chunk= needs from= (only vectors derived from text are chunked)", v.Table)
+			case v.Chunk < 1 || v.Overlap < 0 || v.Overlap >= v.Chunk:
+				return bad("vec %q: chunk=%d;overlap=%d: want chunk >= 1 and 0 <= overlap < chunk", v.Table, v.Chunk, v.Overlap)
+			case s.KeyType != KeyInteger:
+				return bad("vec %q: chunk= needs an integer primary key", v.Table)
+			case v.Encoding != EncodingBinary:
+				return bad("vec %q: chunk= needs encoding=binary", v.Table)
+			case v.Metric == MetricDot:
+				return bad("vec %q: chunk= needs metric l2 or cosine", v.Table)
+			}
+			for _, m := range v.Metadata {
+				if m.Name == ChunkStartColumn || m.Name == ChunkEndColumn {
+					return bad("vec %q: metadata column %q is reserved for chunk spans", v.Table, m.Name)
+				}
+			}
 		}
 	}
 	if f := s.FTS; f != nil {
