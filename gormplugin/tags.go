@@ -184,6 +184,8 @@ func parseVecTag(tag string) (vecTag, error) {
 			return t, &keyError{tag: vecTagName, key: "chunk", value: strconv.Itoa(t.Chunk), msg: "needs metric l2 or cosine"}
 		case t.Encoding != outbox.EncodingBinary:
 			return t, &keyError{tag: vecTagName, key: "chunk", value: strconv.Itoa(t.Chunk), msg: "needs encoding=binary"}
+		case slices.Contains(t.Metadata, outbox.ChunkStartColumn) || slices.Contains(t.Metadata, outbox.ChunkEndColumn):
+			return t, &keyError{tag: vecTagName, key: "metadata", value: strings.Join(t.Metadata, ","), msg: "chunk_start and chunk_end are reserved for chunk spans"}
 		}
 	}
 	return t, nil

@@ -112,6 +112,21 @@ type FromBadName struct {
 	E  vecsink.Embedding `vec:"dim=3;from=a-b"`
 }
 
+type ChunkNoFrom struct {
+	ID uint
+	E  vecsink.Embedding `vec:"dim=3;chunk=100"`
+}
+type ChunkOverlap struct {
+	ID   uint
+	Body string
+	E    vecsink.Embedding `vec:"dim=3;from=Body;chunk=10;overlap=10"`
+}
+type ChunkTextKey struct {
+	Slug string `gorm:"primaryKey"`
+	Body string
+	E    vecsink.Embedding `vec:"dim=3;from=Body;chunk=10"`
+}
+
 func TestTagErrors(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
@@ -143,6 +158,9 @@ func TestTagErrors(t *testing.T) {
 		{&FromNotText{}, []string{"FromNotText", "field E", `"from"`, "Count", "not text"}},
 		{&FromTwice{}, []string{"FromTwice", "field E", `"from"`, `"title"`, "listed twice"}},
 		{&FromBadName{}, []string{"FromBadName", "field E", `"from"`, `"a-b"`}},
+		{&ChunkNoFrom{}, []string{"ChunkNoFrom", "field E", `"chunk"`, "from="}},
+		{&ChunkOverlap{}, []string{"ChunkOverlap", "field E", `"overlap"`, "less than chunk=10"}},
+		{&ChunkTextKey{}, []string{"ChunkTextKey", "field E", `"chunk"`, "integer primary key"}},
 	}
 	for _, c := range cases {
 		err := gormplugin.Migrate(db, c.model)
