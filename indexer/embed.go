@@ -404,6 +404,10 @@ func (ix *Indexer) prepareRound(ctx context.Context, after int64, self *embedRou
 				texts = append(texts, it.text)
 				continue
 			}
+			if k, _ := it.q.Key.(int64); k <= -outbox.MaxChunkKey || k >= outbox.MaxChunkKey {
+				it.act, it.msg = embedFailed, fmt.Sprintf("key %v is outside the range chunk= supports (|key| < 2^52: chunk i of key k is vec0 rowid k*%d+i)", it.q.Key, outbox.MaxChunks)
+				continue
+			}
 			ch, err := vecsink.NewChunker(it.vec.Chunk, it.vec.Overlap)
 			if err != nil {
 				it.act, it.msg = embedFailed, err.Error()

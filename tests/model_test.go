@@ -202,7 +202,13 @@ func (e *modelEnv) run(steps int) {
 	st, err := e.ix.Status(e.ctx)
 	require.NoError(t, err)
 	require.Zero(t, st.Pending, "pending events after the final drain")
-	require.Zero(t, st.DeadLetters, "dead letters")
+	// The only dead letters allowed: texts of a chunked field whose key is
+	// out of the chunk rowid range (the raw inserts use extreme keys).
+	dls, err := e.ix.DeadLetters(e.ctx)
+	require.NoError(t, err)
+	for _, dl := range dls {
+		require.Contains(t, dl.Error, "outside the range chunk= supports", "dead letter %d of %s key %v", dl.ID, dl.Table, dl.Key)
+	}
 	require.Equal(t, st.Head, st.Applied)
 	e.checkStatus(st)
 	before := e.snapshot()

@@ -90,9 +90,13 @@ func (t *Table) applyChunks(ctx context.Context, tx outbox.DB, changes []outbox.
 		keyErr := func(err error) error {
 			return &outbox.KeyError{Table: t.spec.Source, Key: c.Key, Err: fmt.Errorf("vecsink: %s: %w", t.Name(), err)}
 		}
-		stored, err := t.storedChunks(ctx, tx, c.Key)
-		if err != nil {
-			return keyErr(err)
+		// A key outside the chunked range cannot have chunks (the indexer
+		// parks its text): only writing chunks for it fails.
+		var stored []int64
+		if _, _, err := chunkRange(c.Key); err == nil {
+			if stored, err = t.storedChunks(ctx, tx, c.Key); err != nil {
+				return keyErr(err)
+			}
 		}
 		var meta []any
 		if c.Exists {
