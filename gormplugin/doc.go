@@ -40,7 +40,9 @@
 // vector is derived from that text by the indexer (indexer.WithEmbedder, or
 // the binary's --embed-api flags); writes of those columns are indexed
 // changes, and writing a non-empty vector or ClearVector to the field fails
-// with ErrDerivedVector.
+// with ErrDerivedVector. chunk=N;overlap=M (with from=; characters, i.e.
+// runes): one vector per chunk of the text, KNN ranks rows by their best
+// chunk (vecsink.Result.Chunk); needs an integer key, l2 or cosine.
 //
 // Text fields are tagged fts5; all tagged fields of a model share one FTS5
 // table, in field order:
