@@ -43,6 +43,8 @@
 // with ErrDerivedVector. chunk=N;overlap=M (with from=; characters, i.e.
 // runes): one vector per chunk of the text, KNN ranks rows by their best
 // chunk (vecsink.Result.Chunk); needs an integer key, l2 or cosine.
+// embedder=NAME (with from=): the indexer's embedder registered under that
+// name (indexer.WithNamedEmbedder) computes it; default WithEmbedder's.
 //
 // Text fields are tagged fts5; all tagged fields of a model share one FTS5
 // table, in field order:

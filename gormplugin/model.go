@@ -316,7 +316,7 @@ func (m *model) build(vecFields []*schema.Field, colNames []string, ftsFields []
 			}
 			v.From = append(v.From, mf.DBName)
 		}
-		v.Chunk, v.Overlap = t.Chunk, t.Overlap
+		v.Chunk, v.Overlap, v.Embedder = t.Chunk, t.Overlap, t.Embedder
 		if v.Chunk > 0 && !m.keyInt {
 			return fail(f.Name, "vec tag key \"chunk\": needs an integer primary key")
 		}

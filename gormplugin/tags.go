@@ -71,13 +71,15 @@ type vecTag struct {
 	From     []string // field or column names the vector is derived from
 	Chunk    int      // chunk size in runes, 0: not chunked
 	Overlap  int      // chunk overlap in runes
+	Embedder string   // the indexer's embedder of this vector, "" = the default
 }
 
 // maxDim is the largest dimension the registry accepts.
 const maxDim = 8192
 
 // parseVecTag parses `dim=N;metric=l2|cosine|dot;encoding=binary|json;
-// table=NAME;column=NAME;metadata=c1,c2;from=f1,f2;chunk=N;overlap=M`.
+// table=NAME;column=NAME;metadata=c1,c2;from=f1,f2;chunk=N;overlap=M;
+// embedder=NAME`.
 func parseVecTag(tag string) (vecTag, error) {
 	t := vecTag{Metric: outbox.MetricL2, Encoding: outbox.EncodingBinary}
 	pairs, err := splitTag(tag, vecTagName)
@@ -149,6 +151,11 @@ func parseVecTag(tag string) (vecTag, error) {
 				seen[c] = true
 				t.From = append(t.From, c)
 			}
+		case "embedder":
+			if !outbox.ValidIdent(p.value) {
+				return t, bad(p, "not a plain name (letters, digits, underscore)")
+			}
+			t.Embedder = p.value
 		case "chunk", "overlap":
 			n, err := strconv.Atoi(p.value)
 			if err != nil {
@@ -166,11 +173,14 @@ func parseVecTag(tag string) (vecTag, error) {
 				t.Overlap = n
 			}
 		default:
-			return t, bad(p, "unknown key (known: dim, metric, encoding, table, column, metadata, from, chunk, overlap)")
+			return t, bad(p, "unknown key (known: dim, metric, encoding, table, column, metadata, from, chunk, overlap, embedder)")
 		}
 	}
 	if !hasDim {
 		return t, &keyError{tag: vecTagName, key: "dim", value: "", msg: "required"}
+	}
+	if t.Embedder != "" && len(t.From) == 0 {
+		return t, &keyError{tag: vecTagName, key: "embedder", value: t.Embedder, msg: "needs from= (only vectors the indexer derives from text have an embedder)"}
 	}
 	if t.Chunk > 0 || t.Overlap > 0 {
 		switch {

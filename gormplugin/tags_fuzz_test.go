@@ -26,7 +26,7 @@ func FuzzParseVecTag(f *testing.F) {
 		}
 		spec := &outbox.Spec{Version: outbox.SpecVersion, Source: "src", Key: "id", KeyType: outbox.KeyInteger, SoftDelete: "deleted_at",
 			Vec: &outbox.VecSpec{Table: v.Table, Column: v.Column, Dim: v.Dim, Metric: v.Metric, Encoding: v.Encoding,
-				From: v.From, Chunk: v.Chunk, Overlap: v.Overlap}}
+				From: v.From, Chunk: v.Chunk, Overlap: v.Overlap, Embedder: v.Embedder}}
 		if spec.Vec.Table == "" {
 			spec.Vec.Table = "src_vec"
 		}

@@ -127,6 +127,11 @@ type ChunkTextKey struct {
 	E    vecsink.Embedding `vec:"dim=3;from=Body;chunk=10"`
 }
 
+type EmbedderNoFrom struct {
+	ID uint
+	E  vecsink.Embedding `vec:"dim=3;embedder=small"`
+}
+
 func TestTagErrors(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
@@ -161,6 +166,7 @@ func TestTagErrors(t *testing.T) {
 		{&ChunkNoFrom{}, []string{"ChunkNoFrom", "field E", `"chunk"`, "from="}},
 		{&ChunkOverlap{}, []string{"ChunkOverlap", "field E", `"overlap"`, "less than chunk=10"}},
 		{&ChunkTextKey{}, []string{"ChunkTextKey", "field E", `"chunk"`, "integer primary key"}},
+		{&EmbedderNoFrom{}, []string{"EmbedderNoFrom", "field E", `"embedder"`, "needs from="}},
 	}
 	for _, c := range cases {
 		err := gormplugin.Migrate(db, c.model)

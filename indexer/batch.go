@@ -353,10 +353,8 @@ func (ix *Indexer) applyTx(ctx context.Context, tx outbox.DB, reg *registry, par
 		if t.err != nil {
 			return res, &unitError{u: tu, err: t.err}
 		}
-		if ix.embed == nil {
-			if err := noEmbedder(t.spec); err != nil {
-				return res, err
-			}
+		if err := missingEmbedder(t.spec, ix.embed); err != nil {
+			return res, err
 		}
 		// A key applied while later events of it remain in the log gets a
 		// floor (external-content FTS5): the head, read in this transaction.

@@ -43,9 +43,8 @@ import (
 
 // embedding is the embedding stage of an Indexer.
 type embedding struct {
-	be    *vecsink.BatchEmbedder
+	by    map[string]*namedEmbedder // by embedder= name; "" is the default
 	stats vecsink.EmbedStats
-	id    string // identifies the embedder in text hashes
 	round int
 
 	mu  sync.Mutex // serializes rounds
@@ -63,15 +62,23 @@ type embedding struct {
 	embedded, unchanged, parked, rounds, failures atomic.Int64
 }
 
+// namedEmbedder is one embedder of the indexer.
+type namedEmbedder struct {
+	be *vecsink.BatchEmbedder
+	id string // identifies the embedder in text hashes
+}
+
 func newEmbedding(cfg *config) (*embedding, error) {
-	e := &embedding{id: embedderID(cfg.embedder), round: cfg.embedRound, wakeCh: make(chan struct{}, 1)}
+	e := &embedding{by: map[string]*namedEmbedder{}, round: cfg.embedRound, wakeCh: make(chan struct{}, 1)}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	opts := append(slices.Clone(cfg.embedOpts), vecsink.WithObserver(&e.stats), vecsink.WithBatchLogger(cfg.logger.With("component", "embedder")))
-	be, err := vecsink.NewBatchEmbedder(cfg.embedder, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("indexer: WithEmbedder: %w", err)
+	for name, c := range cfg.embedders {
+		opts := append(slices.Clone(c.opts), vecsink.WithObserver(&e.stats), vecsink.WithBatchLogger(cfg.logger.With("component", "embedder", "embedder", name)))
+		be, err := vecsink.NewBatchEmbedder(c.e, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("indexer: embedder %q: %w", name, err)
+		}
+		e.by[name] = &namedEmbedder{be: be, id: embedderID(c.e)}
 	}
-	e.be = be
 	return e, nil
 }
 
@@ -147,21 +154,26 @@ func (ix *Indexer) EmbedStatus() (st EmbedStatus, ok bool) {
 	}, true
 }
 
-// noEmbedder returns ErrNoEmbedder, naming the field, when spec has a
-// derived vector.
-func noEmbedder(spec *outbox.Spec) error {
-	if d := spec.DerivedVecs(); len(d) > 0 {
-		return fmt.Errorf("%w: table %s, vector %s (vec0 table %s) from=%s", ErrNoEmbedder, spec.Source, d[0].Field, d[0].Table, strings.Join(d[0].From, ","))
+// missingEmbedder returns ErrNoEmbedder, naming the field and the
+// embedder, when spec has a derived vector whose embedder e lacks (e may be
+// nil: no embedder at all).
+func missingEmbedder(spec *outbox.Spec, e *embedding) error {
+	for _, d := range spec.DerivedVecs() {
+		if e != nil && e.by[d.Embedder] != nil {
+			continue
+		}
+		which := "the default embedder (indexer.WithEmbedder)"
+		if d.Embedder != "" {
+			which = fmt.Sprintf("embedder %q (indexer.WithNamedEmbedder)", d.Embedder)
+		}
+		return fmt.Errorf("%w: table %s, vector %s (vec0 table %s) from=%s needs %s", ErrNoEmbedder, spec.Source, d.Field, d.Table, strings.Join(d.From, ","), which)
 	}
 	return nil
 }
 
 // checkEmbedder fails with ErrNoEmbedder when the registry holds a derived
-// vector and the Indexer has no embedder.
+// vector whose embedder the Indexer lacks.
 func (ix *Indexer) checkEmbedder(ctx context.Context) error {
-	if ix.embed != nil {
-		return nil
-	}
 	var specs []*outbox.Spec
 	err := ix.retry(ctx, func(ctx context.Context) error {
 		var err error
@@ -172,7 +184,7 @@ func (ix *Indexer) checkEmbedder(ctx context.Context) error {
 		return err
 	}
 	for _, s := range specs {
-		if err := noEmbedder(s); err != nil {
+		if err := missingEmbedder(s, ix.embed); err != nil {
 			return err
 		}
 	}
@@ -388,10 +400,6 @@ func (ix *Indexer) prepareRound(ctx context.Context, after int64, self *embedRou
 		return r
 	}
 	// One text per item, or one per chunk of a chunked field's text.
-	type piece struct {
-		it    *embedItem
-		chunk int // -1: the whole text
-	}
 	var pieces []piece
 	var texts []string
 	for _, g := range r.groups {
@@ -429,9 +437,8 @@ func (ix *Indexer) prepareRound(ctx context.Context, after int64, self *embedRou
 	if len(texts) == 0 {
 		return r
 	}
-	vecs, err := e.be.Embed(ctx, texts)
-	var pe *vecsink.PartialError
-	if err != nil && !errors.As(err, &pe) {
+	vecs, fails, err := e.embedAll(ctx, texts, pieceEmbedders(pieces))
+	if err != nil {
 		r.err = fmt.Errorf("indexer: embedding %d texts (they stay queued): %w", len(texts), err)
 		return r
 	}
@@ -440,14 +447,12 @@ func (ix *Indexer) prepareRound(ctx context.Context, after int64, self *embedRou
 		if it.act == embedFailed {
 			continue
 		}
-		if pe != nil {
-			if f := pe.Failed(i); f != nil {
-				it.act, it.msg = embedFailed, f.Error()
-				if p.chunk >= 0 {
-					it.msg = fmt.Sprintf("chunk %d (bytes %d..%d): %s", p.chunk, it.chunks[p.chunk].Start, it.chunks[p.chunk].End, it.msg)
-				}
-				continue
+		if f := fails[i]; f != nil {
+			it.act, it.msg = embedFailed, f.Error()
+			if p.chunk >= 0 {
+				it.msg = fmt.Sprintf("chunk %d (bytes %d..%d): %s", p.chunk, it.chunks[p.chunk].Start, it.chunks[p.chunk].End, it.msg)
 			}
+			continue
 		}
 		if p.chunk >= 0 {
 			it.chunkVecs[p.chunk].Vec = vecs[i]
@@ -458,7 +463,7 @@ func (ix *Indexer) prepareRound(ctx context.Context, after int64, self *embedRou
 			err = fmt.Errorf("the embedder returned an empty vector")
 		}
 		if err != nil {
-			it.act, it.msg = embedFailed, fmt.Sprintf("vecsink: %s: %v", e.id, err)
+			it.act, it.msg = embedFailed, fmt.Sprintf("vecsink: %s: %v", e.by[it.vec.Embedder].id, err)
 			continue
 		}
 		it.out = b
@@ -470,12 +475,74 @@ func (ix *Indexer) prepareRound(ctx context.Context, after int64, self *embedRou
 		}
 		b, err := outbox.EncodeChunks(it.chunkVecs, it.vec.Dim)
 		if err != nil {
-			it.act, it.msg = embedFailed, fmt.Sprintf("vecsink: %s: %v", e.id, err)
+			it.act, it.msg = embedFailed, fmt.Sprintf("vecsink: %s: %v", e.by[it.vec.Embedder].id, err)
 			continue
 		}
 		it.out = b
 	}
 	return r
+}
+
+// piece is one text of a round: an item's whole text, or one chunk of it.
+type piece struct {
+	it    *embedItem
+	chunk int // -1: the whole text
+}
+
+// pieceEmbedders returns the embedder name of each piece.
+func pieceEmbedders(pieces []piece) []string {
+	out := make([]string, len(pieces))
+	for i, p := range pieces {
+		out[i] = p.it.vec.Embedder
+	}
+	return out
+}
+
+// embedAll embeds texts, each with the embedder names[i], one concurrent
+// Embed call per embedder. fails[i] is the permanent failure of text i, if
+// any; err is a failure of a whole call (an outage, a rejected request).
+func (e *embedding) embedAll(ctx context.Context, texts, names []string) (vecs [][]float32, fails []*vecsink.EmbedError, err error) {
+	vecs = make([][]float32, len(texts))
+	fails = make([]*vecsink.EmbedError, len(texts))
+	idx := map[string][]int{}
+	var order []string
+	for i, n := range names {
+		if _, ok := idx[n]; !ok {
+			order = append(order, n)
+		}
+		idx[n] = append(idx[n], i)
+	}
+	errs := make([]error, len(order))
+	var wg sync.WaitGroup
+	for j, n := range order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ne := e.by[n]
+			if ne == nil {
+				errs[j] = fmt.Errorf("%w: embedder %q", ErrNoEmbedder, n)
+				return
+			}
+			sub := make([]string, len(idx[n]))
+			for k, i := range idx[n] {
+				sub[k] = texts[i]
+			}
+			out, err := ne.be.Embed(ctx, sub)
+			var pe *vecsink.PartialError
+			if err != nil && !errors.As(err, &pe) {
+				errs[j] = err
+				return
+			}
+			for k, i := range idx[n] {
+				vecs[i] = out[k]
+				if pe != nil {
+					fails[i] = pe.Failed(k)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return vecs, fails, errors.Join(errs...)
 }
 
 // applyRound writes a prepared round in short transactions of at most
@@ -589,10 +656,14 @@ func (ix *Indexer) applyRound(ctx context.Context, r *embedRound) (int, error) {
 
 // hashID is the embedder identity hashed with the texts of v.
 func (e *embedding) hashID(v *outbox.VecSpec) string {
-	if v.Chunked() {
-		return fmt.Sprintf("%s/dim=%d/chunk=%d/overlap=%d", e.id, v.Dim, v.Chunk, v.Overlap)
+	id := "none"
+	if n := e.by[v.Embedder]; n != nil {
+		id = n.id
 	}
-	return fmt.Sprintf("%s/dim=%d", e.id, v.Dim)
+	if v.Chunked() {
+		return fmt.Sprintf("%s/dim=%d/chunk=%d/overlap=%d", id, v.Dim, v.Chunk, v.Overlap)
+	}
+	return fmt.Sprintf("%s/dim=%d", id, v.Dim)
 }
 
 func groupKeys(g *embedGroup) []any {

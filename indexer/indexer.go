@@ -69,7 +69,7 @@ func New(db *gorm.DB, opts ...Option) (*Indexer, error) {
 		wake:     make(chan struct{}, 1),
 		attempts: map[unit]*attempt{},
 	}
-	if cfg.embedder != nil {
+	if len(cfg.embedders) > 0 {
 		e, err := newEmbedding(cfg)
 		if err != nil {
 			return nil, err

@@ -28,8 +28,7 @@ type config struct {
 	progress         func(Progress)
 	observer         Observer
 	now              func() time.Time
-	embedder         vecsink.Embedder // the raw client given to WithEmbedder, nil without
-	embedOpts        []vecsink.BatchOption
+	embedders        map[string]embedderConfig // by name; "" is WithEmbedder's
 	embedRound       int
 }
 
@@ -275,7 +274,39 @@ func WithEmbedder(e vecsink.Embedder, opts ...vecsink.BatchOption) Option {
 		if _, err := vecsink.NewBatchEmbedder(e, opts...); err != nil {
 			return fmt.Errorf("indexer: WithEmbedder: %w", err)
 		}
-		c.embedder, c.embedOpts = e, opts
+		if c.embedders == nil {
+			c.embedders = map[string]embedderConfig{}
+		}
+		c.embedders[""] = embedderConfig{e, opts}
+		return nil
+	}
+}
+
+// embedderConfig is an embedder given to WithEmbedder or WithNamedEmbedder.
+type embedderConfig struct {
+	e    vecsink.Embedder
+	opts []vecsink.BatchOption
+}
+
+// WithNamedEmbedder registers the embedder of the derived vectors tagged
+// embedder=name (`vec:"dim=384;from=Title;embedder=small"`), for models
+// whose vector fields need different models or dimensions; it is wrapped
+// like WithEmbedder's. Vectors without embedder= use WithEmbedder's.
+func WithNamedEmbedder(name string, e vecsink.Embedder, opts ...vecsink.BatchOption) Option {
+	return func(c *config) error {
+		if name == "" {
+			return fmt.Errorf("indexer: WithNamedEmbedder: the name is empty (use WithEmbedder for the default embedder)")
+		}
+		if e == nil {
+			return fmt.Errorf("indexer: WithNamedEmbedder(%q): embedder is nil", name)
+		}
+		if _, err := vecsink.NewBatchEmbedder(e, opts...); err != nil {
+			return fmt.Errorf("indexer: WithNamedEmbedder(%q): %w", name, err)
+		}
+		if c.embedders == nil {
+			c.embedders = map[string]embedderConfig{}
+		}
+		c.embedders[name] = embedderConfig{e, opts}
 		return nil
 	}
 }

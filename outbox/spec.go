@@ -116,6 +116,10 @@ type VecSpec struct {
 	// Overlap, and stores one vector per chunk (see ChunkRowID).
 	Chunk   int `json:"chunk,omitempty"`
 	Overlap int `json:"overlap,omitempty"`
+	// Embedder names the embedder of a derived vector (tag key embedder=,
+	// indexer.WithNamedEmbedder); "" is the indexer's default embedder
+	// (indexer.WithEmbedder).
+	Embedder string `json:"embedder,omitempty"`
 }
 
 // Chunked reports whether the vector is stored as one vector per chunk of
@@ -281,6 +285,9 @@ func (s *Spec) Validate() error {
 				return bad("vec %q: from column %q is listed twice", v.Table, c)
 			}
 			from[strings.ToLower(c)] = true
+		}
+		if v.Embedder != "" && (len(v.From) == 0 || !ValidIdent(v.Embedder)) {
+			return bad("vec %q: embedder %q needs from= and a plain name (letters, digits, underscore)", v.Table, v.Embedder)
 		}
 		if v.Chunk != 0 || v.Overlap != 0 {
 			switch {
