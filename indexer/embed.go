@@ -256,6 +256,8 @@ type embedRound struct {
 	groups []*embedGroup
 	err    error
 	done   chan struct{} // closed when a prefetched round is ready
+
+	readLast int64 // a pipeline round's last entry id, once read; guarded by embedding.pmu (0: not read yet)
 }
 
 // embedTxKeys bounds the keys one apply transaction of a round settles, so
@@ -271,10 +273,10 @@ const pipelineDepth = 2
 // queue is empty. A failure of the embedding service is returned wrapped:
 // nothing was written and the keys stay queued.
 //
-// Rounds are pipelined: as soon as a full round has read its queue
-// entries, the next round (the entries after them) is read and embedded in
-// the background, up to pipelineDepth rounds ahead, and the applier starts
-// one after each batch when none runs; so the embedding service is kept
+// Rounds are pipelined: as soon as a round has read its queue entries, the
+// next round (the entries after them) is read and embedded in the
+// background, up to pipelineDepth rounds ahead, and the applier starts one
+// after each batch when none runs; so the embedding service is kept
 // busy (the BatchEmbedder's concurrency limit spans the rounds) while
 // vectors are written and applied. Every round checks its texts again when
 // it is written.
@@ -344,6 +346,15 @@ func (ix *Indexer) startRound(after int64) {
 		defer close(p.done)
 		q := ix.prepareRound(e.ctx, after, p)
 		p.queued, p.last, p.groups, p.err = q.queued, q.last, q.groups, q.err
+		if q.err == nil && q.queued == 0 {
+			// Nothing after its start: leave the pipeline, so that the
+			// applier's next kick starts a round from the queue's start.
+			e.pmu.Lock()
+			if i := slices.Index(e.pending, p); i >= 0 {
+				e.pending = slices.Delete(e.pending, i, i+1)
+			}
+			e.pmu.Unlock()
+		}
 	}()
 }
 
@@ -358,8 +369,12 @@ func (ix *Indexer) kickEmbed() {
 	defer e.mu.Unlock()
 	e.pmu.Lock()
 	defer e.pmu.Unlock()
-	if len(e.pending) == 0 {
+	switch n := len(e.pending); {
+	case n == 0:
 		ix.startRound(0)
+	case e.pending[n-1].readLast > 0:
+		// Entries queued since the newest round read the queue.
+		ix.startRound(e.pending[n-1].readLast)
 	}
 }
 
@@ -367,10 +382,11 @@ func (ix *Indexer) kickEmbed() {
 // write transaction), and embeds the texts that changed, outside any
 // transaction.
 //
-// A full round starts preparing the next one (the entries after it) as soon
-// as it has read its entries, when it is not in the background pipeline
-// (self is nil) and the pipeline is empty, or when it is the newest round of
-// the pipeline (self).
+// A round that read entries starts preparing the next one (the entries
+// after it) at once, when it is not in the background pipeline (self is
+// nil) and the pipeline is empty, or when it is the newest round of the
+// pipeline (self); a background round that finds nothing leaves the
+// pipeline.
 func (ix *Indexer) prepareRound(ctx context.Context, after int64, self *embedRound) *embedRound {
 	e := ix.embed
 	r := &embedRound{}
@@ -384,8 +400,11 @@ func (ix *Indexer) prepareRound(ctx context.Context, after int64, self *embedRou
 		return r
 	}
 	r.queued, r.last = len(queued), queued[len(queued)-1].ID
-	if r.queued >= e.round {
+	{
 		e.pmu.Lock()
+		if self != nil {
+			self.readLast = r.last
+		}
 		if (self == nil && len(e.pending) == 0) || (self != nil && len(e.pending) > 0 && e.pending[len(e.pending)-1] == self) {
 			ix.startRound(r.last)
 		}
