@@ -26,7 +26,11 @@ was pending (taking over if it dies).
 Progress is a bar when stderr is a terminal, a log line every --log-every
 otherwise. SIGINT or SIGTERM stops after the batch in flight (committed or
 rolled back, never half applied), releases the lease and exits 0; a later
-drain finishes the rest. The last line on stdout says what was applied.`
+drain finishes the rest. The last line on stdout says what was applied.
+
+With --embed-api (see run --help), drain also embeds every vector derived
+from text (tag from=) that waits for it, and applies it; without, a
+database with such vectors is refused (nothing is parked).`
 
 // tuning holds the flags shared by drain, rebuild and run.
 type tuning struct {

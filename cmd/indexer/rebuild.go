@@ -27,7 +27,13 @@ reclaims the space of deleted vectors.
 The rebuild runs in one transaction: queries see the old sidecars or the new
 ones, never a half-built one. SIGINT or SIGTERM rolls it back (nothing
 changes) and exits 0. Progress is a bar when stderr is a terminal, a log
-line every --log-every otherwise.`
+line every --log-every otherwise.
+
+Vectors derived from text (tag from=) are refilled from the log too, and
+every row is queued for embedding: rows whose text (and embedding model)
+did not change keep their vector at no cost. With --embed-api (see run
+--help) the rebuild then embeds the rest; without, they wait for the next
+drain or run with an embedder.`
 
 func runRebuild(ctx context.Context, env *cli.Env, args []string) error {
 	fs := cli.FlagSet("rebuild", "[--table T ...] [flags]", rebuildHelp)

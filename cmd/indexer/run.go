@@ -32,7 +32,14 @@ when this process lost the lease to another holder or when events have
 waited longer than --stuck-after with nobody applying them.
 
 While events are applied, a summary line (events applied, pending, lag) is
-logged every --log-every.`
+logged every --log-every.
+
+Vectors derived from text (tag from=) need an embedder: --embed-api openai
+(OpenAI-compatible POST {url}/embeddings) or ollama (POST {url}/api/embed),
+--embed-url, --embed-model, and optionally --embed-batch, --embed-concurrency
+and --embed-rate; the API key comes from INDEXER_EMBED_API_KEY, never from a
+flag. Embedding runs outside every write transaction; an outage of the
+service only grows the lag (outboxindexer_embed_queued_keys).`
 
 func runRun(ctx context.Context, env *cli.Env, args []string) error {
 	fs := cli.FlagSet("run", "[flags]", runHelp)
@@ -163,7 +170,7 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 		}()
 	}
 
-	log.Info("indexer running", "db", c.DB, "holder", s.Indexer.Holder())
+	log.Info("indexer running", "db", c.DB, "holder", s.Indexer.Holder(), "embedder", emb.String())
 	go func() {
 		<-ctx.Done()
 		m.Release()
@@ -173,6 +180,10 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("indexer stopped", "applied", applied.Load(), "batches", batches.Load())
+	stopAttrs := []any{"applied", applied.Load(), "batches", batches.Load()}
+	if es, ok := s.Indexer.EmbedStatus(); ok {
+		stopAttrs = append(stopAttrs, "embedded", es.Embedded, "embed_requests", es.Requests, "embed_texts", es.Texts)
+	}
+	log.Info("indexer stopped", stopAttrs...)
 	return ctx.Err() // context.Canceled after a signal: a clean stop, exit 0
 }
