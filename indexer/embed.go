@@ -47,8 +47,10 @@ type embedding struct {
 	stats vecsink.EmbedStats
 	round int
 
-	mu  sync.Mutex // serializes rounds
-	reg registry   // guarded by mu
+	mu sync.Mutex // serializes writing rounds (embedStep)
+
+	regMu sync.Mutex // guards reg: rounds are prepared concurrently
+	reg   registry
 
 	pmu     sync.Mutex    // guards pending
 	pending []*embedRound // rounds being prepared in the background, in queue order (at most pipelineDepth)
@@ -697,7 +699,9 @@ func groupKeys(g *embedGroup) []any {
 // to do with each.
 func (ix *Indexer) readEmbedItems(ctx context.Context, db outbox.DB, queued []outbox.QueuedEmbed) ([]*embedGroup, error) {
 	e := ix.embed
+	e.regMu.Lock()
 	tables, err := e.reg.load(ctx, db)
+	e.regMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
