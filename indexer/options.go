@@ -231,7 +231,9 @@ type Progress struct {
 
 // Observer receives what an Indexer does, for metrics. Every field is
 // optional; callbacks run synchronously on the applying goroutine and must
-// be quick.
+// be quick. With an embedder, Error is also called from the goroutines of
+// the embedding stage, concurrently with the applier: it must be safe for
+// concurrent use.
 type Observer struct {
 	// Batch is called after each committed apply transaction.
 	Batch func(BatchStats)
