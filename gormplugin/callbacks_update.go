@@ -5,6 +5,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"gorm.io/gorm"
@@ -103,6 +104,10 @@ func (p *Plugin) beforeUpdate(db *gorm.DB) {
 			vecVal = vf.f.ReflectValueOf(stmt.Context, uv).Interface()
 		}
 		if _, clear := vecVal.(clearVector); clear {
+			if vf.spec.Derived() {
+				db.AddError(fmt.Errorf("gormplugin: %s.%s: ClearVector: %w (from=%s)", m.spec.Source, vf.f.Name, ErrDerivedVector, strings.Join(vf.spec.From, ",")))
+				return
+			}
 			vecs[j], some = []byte{}, true
 			continue
 		}

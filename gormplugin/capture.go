@@ -99,6 +99,9 @@ func (m *model) encodeVecOf(j int, v any) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gormplugin: %s.%s: %w", m.spec.Source, vf.f.Name, err)
 	}
+	if len(f) > 0 && vf.spec.Derived() {
+		return nil, fmt.Errorf("gormplugin: %s.%s: %w (from=%s)", m.spec.Source, vf.f.Name, ErrDerivedVector, strings.Join(vf.spec.From, ","))
+	}
 	b, err := outbox.EncodeVector(f, vf.spec.Dim, vf.spec.Encoding)
 	if err != nil {
 		return nil, fmt.Errorf("gormplugin: %s.%s: %w", m.spec.Source, vf.f.Name, err)

@@ -36,7 +36,15 @@
 // vec0 metadata columns, so that KNN queries can filter on them. Their vec0
 // type follows the Go type: string → text, integers → integer, floats →
 // float, bool → boolean. Writes that change a metadata column are indexed
-// changes.
+// changes. from=Field1,Field2 (field or column names of text fields): the
+// vector is derived from that text by the indexer (indexer.WithEmbedder, or
+// the binary's --embed-api flags); writes of those columns are indexed
+// changes, and writing a non-empty vector or ClearVector to the field fails
+// with ErrDerivedVector. chunk=N;overlap=M (with from=; characters, i.e.
+// runes): one vector per chunk of the text, KNN ranks rows by their best
+// chunk (vecsink.Result.Chunk); needs an integer key, l2 or cosine.
+// embedder=NAME (with from=): the indexer's embedder registered under that
+// name (indexer.WithNamedEmbedder) computes it; default WithEmbedder's.
 //
 // Text fields are tagged fts5; all tagged fields of a model share one FTS5
 // table, in field order:

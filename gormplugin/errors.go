@@ -16,6 +16,12 @@ var (
 	// that holds NaN or Inf. The write it belonged to is not executed.
 	ErrInvalidVector = outbox.ErrBadVector
 
+	// ErrDerivedVector reports a non-empty vector (or ClearVector) written to
+	// a field tagged `vec:"…;from=…"`: the indexer derives that vector from
+	// the text, so the application never sets it. The write is not
+	// executed.
+	ErrDerivedVector = errors.New("gormplugin: the vector is derived from text by the indexer (from=) and cannot be written")
+
 	// ErrSpecChanged reports that a model's tags no longer match the spec
 	// stored in the registry by an earlier Migrate. The message says what
 	// changed; record the new spec with UpdateSpec, then rebuild the sidecars

@@ -303,6 +303,23 @@ func (m *model) build(vecFields []*schema.Field, colNames []string, ftsFields []
 			}
 			v.Metadata = append(v.Metadata, outbox.MetaCol{Name: mf.DBName, Type: typ})
 		}
+		for _, c := range t.From {
+			mf := s.LookUpField(c)
+			if mf == nil || mf.DBName == "" {
+				return fail(f.Name, "vec tag key \"from\": %q is not a field or column of the model", c)
+			}
+			if mf.IndirectFieldType.Kind() != reflect.String && !(mf.IndirectFieldType.Kind() == reflect.Slice && mf.IndirectFieldType.Elem().Kind() == reflect.Uint8) {
+				return fail(f.Name, "vec tag key \"from\": field %s of type %s is not text (use string or []byte)", mf.Name, mf.FieldType)
+			}
+			if !outbox.ValidIdent(mf.DBName) || slices.Contains(v.From, mf.DBName) {
+				return fail(f.Name, "vec tag key \"from\": column %q is listed twice or is not a plain SQL name", mf.DBName)
+			}
+			v.From = append(v.From, mf.DBName)
+		}
+		v.Chunk, v.Overlap, v.Embedder = t.Chunk, t.Overlap, t.Embedder
+		if v.Chunk > 0 && !m.keyInt {
+			return fail(f.Name, "vec tag key \"chunk\": needs an integer primary key")
+		}
 		vf := vecField{f: f, spec: v, names: map[string]bool{f.Name: true, colNames[i]: true, v.Column: true}}
 		for n := range vf.names {
 			if prev, dup := owner[n]; dup {

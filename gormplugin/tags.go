@@ -68,13 +68,18 @@ type vecTag struct {
 	Table    string // "" = default
 	Column   string // "" = default
 	Metadata []string
+	From     []string // field or column names the vector is derived from
+	Chunk    int      // chunk size in runes, 0: not chunked
+	Overlap  int      // chunk overlap in runes
+	Embedder string   // the indexer's embedder of this vector, "" = the default
 }
 
 // maxDim is the largest dimension the registry accepts.
 const maxDim = 8192
 
 // parseVecTag parses `dim=N;metric=l2|cosine|dot;encoding=binary|json;
-// table=NAME;column=NAME;metadata=c1,c2`.
+// table=NAME;column=NAME;metadata=c1,c2;from=f1,f2;chunk=N;overlap=M;
+// embedder=NAME`.
 func parseVecTag(tag string) (vecTag, error) {
 	t := vecTag{Metric: outbox.MetricL2, Encoding: outbox.EncodingBinary}
 	pairs, err := splitTag(tag, vecTagName)
@@ -133,12 +138,65 @@ func parseVecTag(tag string) (vecTag, error) {
 				seen[c] = true
 				t.Metadata = append(t.Metadata, c)
 			}
+		case "from":
+			seen := map[string]bool{}
+			for _, c := range strings.Split(p.value, ",") {
+				c = strings.TrimSpace(c)
+				if !outbox.ValidIdent(c) {
+					return t, bad(p, "field %q is not a plain Go or SQL name", c)
+				}
+				if seen[c] {
+					return t, bad(p, "field %q listed twice", c)
+				}
+				seen[c] = true
+				t.From = append(t.From, c)
+			}
+		case "embedder":
+			if !outbox.ValidIdent(p.value) {
+				return t, bad(p, "not a plain name (letters, digits, underscore)")
+			}
+			t.Embedder = p.value
+		case "chunk", "overlap":
+			n, err := strconv.Atoi(p.value)
+			if err != nil {
+				return t, bad(p, "not an integer")
+			}
+			if p.key == "chunk" {
+				if n < 1 {
+					return t, bad(p, "must be at least 1 (characters per chunk)")
+				}
+				t.Chunk = n
+			} else {
+				if n < 0 {
+					return t, bad(p, "must not be negative")
+				}
+				t.Overlap = n
+			}
 		default:
-			return t, bad(p, "unknown key (known: dim, metric, encoding, table, column, metadata)")
+			return t, bad(p, "unknown key (known: dim, metric, encoding, table, column, metadata, from, chunk, overlap, embedder)")
 		}
 	}
 	if !hasDim {
 		return t, &keyError{tag: vecTagName, key: "dim", value: "", msg: "required"}
+	}
+	if t.Embedder != "" && len(t.From) == 0 {
+		return t, &keyError{tag: vecTagName, key: "embedder", value: t.Embedder, msg: "needs from= (only vectors the indexer derives from text have an embedder)"}
+	}
+	if t.Chunk > 0 || t.Overlap > 0 {
+		switch {
+		case len(t.From) == 0:
+			return t, &keyError{tag: vecTagName, key: "chunk", value: strconv.Itoa(t.Chunk), msg: "needs from= (only vectors the indexer derives from text are chunked)"}
+		case t.Chunk == 0:
+			return t, &keyError{tag: vecTagName, key: "overlap", value: strconv.Itoa(t.Overlap), msg: "needs chunk="}
+		case t.Overlap >= t.Chunk:
+			return t, &keyError{tag: vecTagName, key: "overlap", value: strconv.Itoa(t.Overlap), msg: fmt.Sprintf("must be less than chunk=%d", t.Chunk)}
+		case t.Metric == outbox.MetricDot:
+			return t, &keyError{tag: vecTagName, key: "chunk", value: strconv.Itoa(t.Chunk), msg: "needs metric l2 or cosine"}
+		case t.Encoding != outbox.EncodingBinary:
+			return t, &keyError{tag: vecTagName, key: "chunk", value: strconv.Itoa(t.Chunk), msg: "needs encoding=binary"}
+		case slices.Contains(t.Metadata, outbox.ChunkStartColumn) || slices.Contains(t.Metadata, outbox.ChunkEndColumn):
+			return t, &keyError{tag: vecTagName, key: "metadata", value: strings.Join(t.Metadata, ","), msg: "chunk_start and chunk_end are reserved for chunk spans"}
+		}
 	}
 	return t, nil
 }

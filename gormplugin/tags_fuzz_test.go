@@ -14,6 +14,7 @@ import (
 
 func FuzzParseVecTag(f *testing.F) {
 	f.Add("dim=384;metric=cosine")
+	f.Add("dim=8;metric=cosine;from=Title,Body;chunk=200;overlap=20;metadata=lang")
 	f.Fuzz(func(t *testing.T, tag string) {
 		v, err := parseVecTag(tag)
 		if err != nil {
@@ -24,7 +25,8 @@ func FuzzParseVecTag(f *testing.F) {
 			return
 		}
 		spec := &outbox.Spec{Version: outbox.SpecVersion, Source: "src", Key: "id", KeyType: outbox.KeyInteger, SoftDelete: "deleted_at",
-			Vec: &outbox.VecSpec{Table: v.Table, Column: v.Column, Dim: v.Dim, Metric: v.Metric, Encoding: v.Encoding}}
+			Vec: &outbox.VecSpec{Table: v.Table, Column: v.Column, Dim: v.Dim, Metric: v.Metric, Encoding: v.Encoding,
+				From: v.From, Chunk: v.Chunk, Overlap: v.Overlap, Embedder: v.Embedder}}
 		if spec.Vec.Table == "" {
 			spec.Vec.Table = "src_vec"
 		}

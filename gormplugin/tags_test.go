@@ -93,6 +93,45 @@ type ReservedColumn struct {
 	DeletedAt gorm.DeletedAt
 }
 
+type FromUnknown struct {
+	ID uint
+	E  vecsink.Embedding `vec:"dim=3;from=Nope"`
+}
+type FromNotText struct {
+	ID    uint
+	Count int
+	E     vecsink.Embedding `vec:"dim=3;from=Count"`
+}
+type FromTwice struct {
+	ID    uint
+	Title string
+	E     vecsink.Embedding `vec:"dim=3;from=Title,title"`
+}
+type FromBadName struct {
+	ID uint
+	E  vecsink.Embedding `vec:"dim=3;from=a-b"`
+}
+
+type ChunkNoFrom struct {
+	ID uint
+	E  vecsink.Embedding `vec:"dim=3;chunk=100"`
+}
+type ChunkOverlap struct {
+	ID   uint
+	Body string
+	E    vecsink.Embedding `vec:"dim=3;from=Body;chunk=10;overlap=10"`
+}
+type ChunkTextKey struct {
+	Slug string `gorm:"primaryKey"`
+	Body string
+	E    vecsink.Embedding `vec:"dim=3;from=Body;chunk=10"`
+}
+
+type EmbedderNoFrom struct {
+	ID uint
+	E  vecsink.Embedding `vec:"dim=3;embedder=small"`
+}
+
 func TestTagErrors(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
@@ -120,6 +159,14 @@ func TestTagErrors(t *testing.T) {
 		{&MetaUnknown{}, []string{"MetaUnknown", "field E", `"metadata"`, `"nope"`}},
 		{&FTSNotText{}, []string{"FTSNotText", "field Count", "int", "string"}},
 		{&ReservedColumn{}, []string{"ReservedColumn", "field Body", `"column"`, "reserved"}},
+		{&FromUnknown{}, []string{"FromUnknown", "field E", `"from"`, `"Nope"`, "not a field or column"}},
+		{&FromNotText{}, []string{"FromNotText", "field E", `"from"`, "Count", "not text"}},
+		{&FromTwice{}, []string{"FromTwice", "field E", `"from"`, `"title"`, "listed twice"}},
+		{&FromBadName{}, []string{"FromBadName", "field E", `"from"`, `"a-b"`}},
+		{&ChunkNoFrom{}, []string{"ChunkNoFrom", "field E", `"chunk"`, "from="}},
+		{&ChunkOverlap{}, []string{"ChunkOverlap", "field E", `"overlap"`, "less than chunk=10"}},
+		{&ChunkTextKey{}, []string{"ChunkTextKey", "field E", `"chunk"`, "integer primary key"}},
+		{&EmbedderNoFrom{}, []string{"EmbedderNoFrom", "field E", `"embedder"`, "needs from="}},
 	}
 	for _, c := range cases {
 		err := gormplugin.Migrate(db, c.model)

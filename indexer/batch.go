@@ -137,6 +137,10 @@ func (ix *Indexer) step(ctx context.Context) (batchResult, error) {
 			for u := range res.parkedAt {
 				delete(ix.attempts, u)
 			}
+			if res.events > 0 && ix.embed != nil {
+				ix.kickEmbed()
+				ix.embed.wake()
+			}
 			// Parks are reported after the commit: a rolled-back batch parked
 			// nothing.
 			for _, p := range res.parks {
@@ -349,6 +353,9 @@ func (ix *Indexer) applyTx(ctx context.Context, tx outbox.DB, reg *registry, par
 		if t.err != nil {
 			return res, &unitError{u: tu, err: t.err}
 		}
+		if err := missingEmbedder(t.spec, ix.embed); err != nil {
+			return res, err
+		}
 		// A key applied while later events of it remain in the log gets a
 		// floor (external-content FTS5): the head, read in this transaction.
 		// A final batch read the log to its end: no later event exists.
@@ -405,7 +412,10 @@ func tableBlocks(ctx context.Context, tx outbox.DB) (map[string]string, error) {
 func keyBlocks(ctx context.Context, tx outbox.DB, table string, keys []any) (map[any]bool, error) {
 	out := map[any]bool{}
 	err := sqlutil.Chunked(keys, sqlutil.ChunkSize, func(chunk []any) error {
-		rows, err := tx.QueryContext(ctx, `SELECT DISTINCT key FROM oi_deadletters WHERE tbl = ? AND key IN (`+outbox.Placeholders(len(chunk))+`)`, append([]any{table}, chunk...)...)
+		// Embedding failures do not hold a key's events back (see
+		// outbox.EmbedFailure).
+		rows, err := tx.QueryContext(ctx, `SELECT DISTINCT key FROM oi_deadletters WHERE tbl = ? AND substr(error, 1, ?) <> ? AND key IN (`+outbox.Placeholders(len(chunk))+`)`,
+			append([]any{table, len(outbox.EmbedFailure), outbox.EmbedFailure}, chunk...)...)
 		if err != nil {
 			return fmt.Errorf("read dead letters: %w", err)
 		}
@@ -617,6 +627,13 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 	if len(floored) > 0 {
 		if err := outbox.SetKeyFloors(ctx, tx, t.spec.Source, floored, floorAt); err != nil {
 			return err
+		}
+	}
+	for f, vs := range t.vecs {
+		if vs.VecSpec().Derived() {
+			if err := queueDerived(ctx, tx, t, vs, keys, rows, vecs[f], ix.cfg.now()); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	return nil

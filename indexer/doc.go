@@ -9,6 +9,11 @@
 // registry, so the standalone binary and an in-process worker run the same
 // code. See docs/ARCHITECTURE.md for the contract.
 //
+// Vectors tagged `vec:"…;from=Title,Body"` are derived from text: the
+// Indexer embeds them with the embedder given to WithEmbedder, never inside
+// a write transaction, re-embedding a key only when its text changed
+// (embed.go).
+//
 //	ix, err := indexer.New(db, indexer.WithLogger(slog.Default()))
 //	if err != nil { ... }
 //	defer ix.Close()

@@ -22,8 +22,18 @@ import (
 // lease it took before it returns, so that another indexer (the next
 // indexer.New + Drain in the same program, the binary) can apply at once
 // rather than after the lease TTL; Close is not needed for that.
+//
+// With an embedder, Drain also embeds every queued derived vector (see
+// WithEmbedder) and applies them, so that when it returns every row's
+// vector is the one of its text; it fails with ErrNoEmbedder, before doing
+// anything, when the registry holds a derived vector and the Indexer has no
+// embedder. A failure of the embedding service (after the retries of the
+// embedder) is returned: the keys stay queued.
 func (ix *Indexer) Drain(ctx context.Context) (int, error) {
 	if err := ix.checkOpen(); err != nil {
+		return 0, err
+	}
+	if err := ix.checkEmbedder(ctx); err != nil {
 		return 0, err
 	}
 	defer ix.releaseOneShot(ctx)
@@ -106,6 +116,16 @@ func (ix *Indexer) syncTo(ctx context.Context, target int64, all bool) (int, err
 			// Another indexer took over; wait for it like any other holder.
 		case err != nil:
 			return applied, err
+		case final && all && ix.embed != nil:
+			// Caught up: embed what is queued (outside applyMu and any
+			// transaction), then apply the vectors.
+			m, err := ix.embedStep(ctx)
+			if err != nil {
+				return applied, err
+			}
+			if m == 0 {
+				return applied, nil
+			}
 		case final:
 			return applied, nil
 		}

@@ -29,5 +29,10 @@ var (
 	// ErrNotInTransaction reports a SyncTx call whose *gorm.DB is not a
 	// transaction (db.Begin(), or the tx of db.Transaction). Use Sync
 	// outside transactions.
+	// ErrNoEmbedder reports a registered table with a derived vector
+	// (`vec:"…;from=…"`) on an Indexer that has no embedder (WithEmbedder,
+	// or the binary's --embed-api flags): the indexer refuses to start
+	// rather than leave such vectors unset or park their events.
+	ErrNoEmbedder       = errors.New("indexer: a vector is derived from text (from=) but the indexer has no embedder (indexer.WithEmbedder, or --embed-api)")
 	ErrNotInTransaction = errors.New("indexer: SyncTx needs a transaction (the tx of db.Transaction or db.Begin()); outside one, use Sync")
 )

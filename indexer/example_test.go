@@ -168,3 +168,65 @@ func ExampleIndexer_SyncTx() {
 	// rolled back: changed my mind
 	// after the rollback: 0
 }
+
+// exampleArticle's vector is computed by the indexer from its title and
+// body: the application never sets it.
+type exampleArticle struct {
+	ID        uint
+	Title     string
+	Body      string
+	Embedding vecsink.Embedding `vec:"dim=64;metric=cosine;from=Title,Body"`
+}
+
+// A vector derived from text (from=): give the indexer an embedder (here
+// the deterministic HashEmbedder; in production vecsink.NewOpenAIEmbedder or
+// vecsink.NewOllamaEmbedder), and every row's vector follows its text. An
+// update that leaves the text as it was costs no embedding call.
+func ExampleWithEmbedder() {
+	dir, _ := os.MkdirTemp("", "embedder-example-")
+	defer os.RemoveAll(dir)
+	db, err := gorm.Open(gormlite.Open(gormplugin.DSN(filepath.Join(dir, "app.db"))), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		panic(err)
+	}
+	if err := db.Use(gormplugin.New()); err != nil {
+		panic(err)
+	}
+	if err := gormplugin.Migrate(db, &exampleArticle{}); err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	embedder := vecsink.HashEmbedder(64)
+	ix, err := indexer.New(db, indexer.WithEmbedder(embedder, vecsink.WithBatchSize(32), vecsink.WithConcurrency(2)))
+	if err != nil {
+		panic(err)
+	}
+	defer ix.Close()
+
+	volcano := exampleArticle{Title: "Sailing to the volcano island", Body: "ash and lava"}
+	db.Create(&volcano)
+	db.Create(&exampleArticle{Title: "Baking bread in winter", Body: "flour and yeast"})
+	if _, err := ix.Drain(ctx); err != nil {
+		panic(err)
+	}
+	db.Save(&volcano) // same text: no call
+	if _, err := ix.Drain(ctx); err != nil {
+		panic(err)
+	}
+	st, _ := ix.EmbedStatus()
+	fmt.Println("texts embedded:", st.Texts)
+
+	q, _ := embedder.Embed(ctx, []string{"volcano lava"})
+	res, err := vecsink.KNN[exampleArticle](ctx, db, q[0], 1)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("nearest:", res[0].Model.Title)
+
+	err = db.Create(&exampleArticle{Title: "x", Embedding: make(vecsink.Embedding, 64)}).Error
+	fmt.Println(errors.Is(err, gormplugin.ErrDerivedVector))
+	// Output:
+	// texts embedded: 2
+	// nearest: Sailing to the volcano island
+	// true
+}

@@ -26,6 +26,8 @@ type Indexer struct {
 
 	wake chan struct{}
 
+	embed *embedding // derived vectors (from=); nil without WithEmbedder
+
 	applyMu  sync.Mutex // serializes apply, rebuild, replay and compaction in this process
 	registry registry   // guarded by applyMu
 	attempts map[unit]*attempt
@@ -66,6 +68,13 @@ func New(db *gorm.DB, opts ...Option) (*Indexer, error) {
 		log:      cfg.logger.With("component", "indexer", "holder", cfg.holder),
 		wake:     make(chan struct{}, 1),
 		attempts: map[unit]*attempt{},
+	}
+	if len(cfg.embedders) > 0 {
+		e, err := newEmbedding(cfg)
+		if err != nil {
+			return nil, err
+		}
+		ix.embed = e
 	}
 	ctx := context.Background()
 	if err := engine.Check(ctx, sqlDB); err != nil {
@@ -123,6 +132,7 @@ func (ix *Indexer) Close() error {
 		stop()
 		<-done
 	}
+	ix.embed.close()
 	ix.applyMu.Lock()
 	defer ix.applyMu.Unlock()
 	return ix.releaseLease(context.Background())

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/outboxindexer/outboxindexer/vecsink"
 )
 
 // Option configures an Indexer.
@@ -27,6 +28,8 @@ type config struct {
 	progress         func(Progress)
 	observer         Observer
 	now              func() time.Time
+	embedders        map[string]embedderConfig // by name; "" is WithEmbedder's
+	embedRound       int
 }
 
 // Defaults.
@@ -38,6 +41,7 @@ const (
 	DefaultPollInterval     = 100 * time.Millisecond
 	DefaultCompactInterval  = 10 * time.Second
 	DefaultLeaseName        = "main"
+	DefaultEmbedRound       = 4096
 )
 
 func defaultBackoff() backoff.BackOff {
@@ -62,6 +66,7 @@ func defaults() *config {
 		logger:           slog.New(slog.DiscardHandler),
 		pollInterval:     DefaultPollInterval,
 		now:              time.Now,
+		embedRound:       DefaultEmbedRound,
 	}
 }
 
@@ -226,7 +231,9 @@ type Progress struct {
 
 // Observer receives what an Indexer does, for metrics. Every field is
 // optional; callbacks run synchronously on the applying goroutine and must
-// be quick.
+// be quick. With an embedder, Error is also called from the goroutines of
+// the embedding stage, concurrently with the applier: it must be safe for
+// concurrent use.
 type Observer struct {
 	// Batch is called after each committed apply transaction.
 	Batch func(BatchStats)
@@ -247,4 +254,75 @@ type BatchStats struct {
 	Checkpoint int64         // the new checkpoint
 	Lag        time.Duration // age of the newest event applied, at commit
 	Duration   time.Duration // time spent in the transaction
+}
+
+// WithEmbedder gives the indexer the embedder that computes derived vectors
+// (fields tagged `vec:"…;from=Title,Body"`). Pass the raw client
+// (vecsink.NewOpenAIEmbedder, vecsink.NewOllamaEmbedder,
+// vecsink.HashEmbedder, or your own): the indexer wraps it in a
+// vecsink.BatchEmbedder configured with opts (batch size, concurrency,
+// rate limit, retry policy) and its own observer, whose counts
+// EmbedStats returns. Without an embedder, an indexer whose registry
+// holds a derived vector fails with ErrNoEmbedder.
+//
+// The embedder is identified in the stored text hashes by its provider and
+// model (HTTP clients) or dimension (HashEmbedder): after switching models,
+// Rebuild the table to embed every row again.
+func WithEmbedder(e vecsink.Embedder, opts ...vecsink.BatchOption) Option {
+	return func(c *config) error {
+		if e == nil {
+			return fmt.Errorf("indexer: WithEmbedder: embedder is nil")
+		}
+		if _, err := vecsink.NewBatchEmbedder(e, opts...); err != nil {
+			return fmt.Errorf("indexer: WithEmbedder: %w", err)
+		}
+		if c.embedders == nil {
+			c.embedders = map[string]embedderConfig{}
+		}
+		c.embedders[""] = embedderConfig{e, opts}
+		return nil
+	}
+}
+
+// embedderConfig is an embedder given to WithEmbedder or WithNamedEmbedder.
+type embedderConfig struct {
+	e    vecsink.Embedder
+	opts []vecsink.BatchOption
+}
+
+// WithNamedEmbedder registers the embedder of the derived vectors tagged
+// embedder=name (`vec:"dim=384;from=Title;embedder=small"`), for models
+// whose vector fields need different models or dimensions; it is wrapped
+// like WithEmbedder's. Vectors without embedder= use WithEmbedder's.
+func WithNamedEmbedder(name string, e vecsink.Embedder, opts ...vecsink.BatchOption) Option {
+	return func(c *config) error {
+		if name == "" {
+			return fmt.Errorf("indexer: WithNamedEmbedder: the name is empty (use WithEmbedder for the default embedder)")
+		}
+		if e == nil {
+			return fmt.Errorf("indexer: WithNamedEmbedder(%q): embedder is nil", name)
+		}
+		if _, err := vecsink.NewBatchEmbedder(e, opts...); err != nil {
+			return fmt.Errorf("indexer: WithNamedEmbedder(%q): %w", name, err)
+		}
+		if c.embedders == nil {
+			c.embedders = map[string]embedderConfig{}
+		}
+		c.embedders[name] = embedderConfig{e, opts}
+		return nil
+	}
+}
+
+// WithEmbedRound sets how many queued keys one embedding round reads,
+// embeds (in requests of the embedder's batch size, concurrently) and
+// applies in one short transaction (default DefaultEmbedRound). Rounds of
+// several times batch size × concurrency keep every request slot busy.
+func WithEmbedRound(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("indexer: embed round %d: must be at least 1", n)
+		}
+		c.embedRound = n
+		return nil
+	}
 }

@@ -105,6 +105,9 @@ func (ix *Indexer) rebuildTx(ctx context.Context, tx *sql.Tx, names []string) ([
 			}
 			ix.log.Info("rebuilt sidecar", "table", n, "sidecar", name, "entries", rows)
 		}
+		if err := rebuildEmbeddings(ctx, tx, t); err != nil {
+			return nil, err
+		}
 		// Events of rows that no longer exist are of no use to any rebuild.
 		q := fmt.Sprintf(`DELETE FROM oi_events WHERE tbl = ? AND id <= ? AND key NOT IN (SELECT %s FROM %s)`, outbox.Quote(t.spec.Key), outbox.Quote(t.spec.Source))
 		if _, err := tx.ExecContext(ctx, q, n, head); err != nil {

@@ -19,8 +19,17 @@ import (
 // connection Run keeps for itself (so Run needs a pool of at least two
 // connections). When another indexer holds the lease, Run waits and takes
 // it over once it expires. Errors are logged and retried with backoff;
-// only an invalid state of the Indexer itself (ErrClosed) is returned.
+// only an invalid state of the Indexer itself (ErrClosed) is returned, or
+// ErrNoEmbedder when the registry holds a vector derived from text and the
+// Indexer has no embedder.
+//
+// With an embedder (WithEmbedder), Run also runs embedding rounds in a
+// goroutine of its own, while it holds the lease, so that applying never
+// waits on the embedding service.
 func (ix *Indexer) Run(ctx context.Context) error {
+	if err := ix.checkEmbedder(ctx); err != nil {
+		return err
+	}
 	ix.mu.Lock()
 	if ix.closed {
 		ix.mu.Unlock()
@@ -44,6 +53,15 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		close(done)
 	}()
 	defer ix.releaseLease(ctx)
+	if ix.embed != nil {
+		embedDone := make(chan struct{})
+		go func() {
+			defer close(embedDone)
+			ix.embedLoop(ctx)
+		}()
+		defer func() { <-embedDone }()
+		defer cancel()
+	}
 
 	var conn *sql.Conn
 	var version int64 = -1

@@ -21,6 +21,7 @@ type Status struct {
 	DeadLetters      int64         // events parked in oi_deadletters
 	Retained         int64         // applied events kept for rebuilds
 	OldestPendingAge time.Duration // age of the oldest pending event (0 if none)
+	EmbedQueued      int64         // keys waiting for an embedding of their text (derived vectors, from=)
 	Lease            LeaseStatus
 	Tables           []TableStatus // one per registered table, and per table that has events but no registry entry
 }
@@ -42,6 +43,7 @@ type TableStatus struct {
 	Pending     int64
 	Retained    int64
 	DeadLetters int64
+	EmbedQueued int64 // keys waiting for an embedding (from=)
 	Sidecars    []SidecarStatus
 	Error       string // a problem with the registry entry or the tables, "" if none
 }
@@ -186,6 +188,14 @@ func (ix *Indexer) status(ctx context.Context, tx *sql.Tx, o statusOptions) (Sta
 	rows.Close()
 	if err != nil {
 		return st, fmt.Errorf("count dead letters: %w", err)
+	}
+	queued, err := outbox.EmbedQueued(ctx, tx)
+	if err != nil {
+		return st, err
+	}
+	for n, c := range queued {
+		get(n).EmbedQueued = c
+		st.EmbedQueued += c
 	}
 	var reg registry
 	tables, err := reg.load(ctx, tx)

@@ -44,6 +44,9 @@ func Start(ctx context.Context, db *gorm.DB, opts ...Option) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := ix.checkEmbedder(ctx); err != nil {
+		return nil, errors.Join(err, ix.Close())
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	w := &Worker{ix: ix, cancel: cancel, done: make(chan struct{})}
 	workers.Lock()

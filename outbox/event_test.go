@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -169,4 +170,61 @@ func TestNormalizeKey(t *testing.T) {
 	require.Error(t, err)
 	_, err = outbox.NormalizeKey(1.5)
 	require.Error(t, err)
+}
+
+// Chunk lists round-trip, and any byte string either decodes to chunks of
+// the right size or fails with ErrBadVector, never panics.
+func FuzzDecodeChunks(f *testing.F) {
+	good, err := outbox.EncodeChunks([]outbox.ChunkVector{{Start: 0, End: 5, Vec: []float32{1, 2}}, {Start: 3, End: 9, Vec: []float32{0, -1}}}, 2)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good, 2)
+	f.Add([]byte("OIC1\x00\x00\x00\x00"), 2)
+	f.Add([]byte("[1,2]"), 2)
+	f.Fuzz(func(t *testing.T, b []byte, dim int) {
+		if dim < 1 || dim > 64 {
+			return
+		}
+		chunks, err := outbox.DecodeChunks(b, dim)
+		if err != nil {
+			if !errors.Is(err, outbox.ErrBadVector) {
+				t.Fatalf("error %v is not ErrBadVector", err)
+			}
+			return
+		}
+		if len(chunks) < 1 || len(chunks) > outbox.MaxChunks {
+			t.Fatalf("%d chunks", len(chunks))
+		}
+		for _, c := range chunks {
+			if len(c.Vec) != 4*dim {
+				t.Fatalf("chunk vector of %d bytes for dim %d", len(c.Vec), dim)
+			}
+		}
+	})
+}
+
+func TestChunkRowIDAndEncoding(t *testing.T) {
+	t.Parallel()
+	id, err := outbox.ChunkRowID(-3, 5)
+	require.NoError(t, err)
+	require.Equal(t, int64(-3*outbox.MaxChunks+5), id)
+	_, err = outbox.ChunkRowID(outbox.MaxChunkKey, 0)
+	require.ErrorIs(t, err, outbox.ErrBadVector)
+	_, err = outbox.ChunkRowID(1, outbox.MaxChunks)
+	require.ErrorIs(t, err, outbox.ErrBadVector)
+	_, err = outbox.EncodeChunks([]outbox.ChunkVector{{Start: 0, End: 1, Vec: []float32{1}}}, 2)
+	require.ErrorIs(t, err, outbox.ErrBadVector, "wrong dimension")
+	_, err = outbox.EncodeChunks(nil, 2)
+	require.ErrorIs(t, err, outbox.ErrBadVector, "no chunk")
+	b, err := outbox.EncodeChunks([]outbox.ChunkVector{{Start: 2, End: 7, Vec: []float32{1, 0.5}}}, 2)
+	require.NoError(t, err)
+	c, err := outbox.DecodeChunks(b, 2)
+	require.NoError(t, err)
+	require.Len(t, c, 1)
+	require.Equal(t, 2, c[0].Start)
+	require.Equal(t, 7, c[0].End)
+	v, err := outbox.EncodeVector([]float32{1, 0.5}, 2, outbox.EncodingBinary)
+	require.NoError(t, err)
+	require.Equal(t, v, c[0].Vec)
 }

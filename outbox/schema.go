@@ -16,6 +16,8 @@ const (
 	KeyMapTable      = "oi_keymap"      // FTS5 rowids assigned to string primary keys
 	FloorTable       = "oi_floor"       // per-key "applied up to" positions of external-content FTS5
 	BackfillTable    = "oi_backfill"    // source tables whose existing rows are still to be queued
+	EmbedQueueTable  = "oi_embed_queue" // keys of derived (from=) vectors whose text may have changed
+	EmbedStateTable  = "oi_embed_state" // per key of a derived vector: hash of the text its vector was computed from
 	SchemaVersionKey = "oi_schema_version"
 )
 
@@ -85,6 +87,21 @@ var schema = []string{
 	tbl       TEXT PRIMARY KEY,
 	after,
 	queued_at INTEGER NOT NULL
+) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS oi_embed_queue (
+	id        INTEGER PRIMARY KEY,
+	tbl       TEXT    NOT NULL,
+	field     TEXT    NOT NULL,
+	key               NOT NULL,
+	queued_at INTEGER NOT NULL,
+	UNIQUE (tbl, field, key)
+)`,
+	`CREATE TABLE IF NOT EXISTS oi_embed_state (
+	tbl   TEXT NOT NULL,
+	field TEXT NOT NULL,
+	key        NOT NULL,
+	hash  BLOB NOT NULL,
+	PRIMARY KEY (tbl, field, key)
 ) WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS oi_floor (
 	tbl  TEXT    NOT NULL,

@@ -106,6 +106,74 @@ type VecSpec struct {
 	Metric   string    `json:"metric"`   // MetricL2, MetricCosine or MetricDot
 	Encoding string    `json:"encoding"` // EncodingBinary or EncodingJSON
 	Metadata []MetaCol `json:"metadata,omitempty"`
+	// From lists the source columns the vector is derived from (tag key
+	// from=): the indexer embeds their text (see EmbedText) with the
+	// embedder it was given, and the application never sets this vector.
+	// Empty for vectors the application supplies.
+	From []string `json:"from,omitempty"`
+	// Chunk, when positive, splits the text of a derived vector into
+	// chunks of at most Chunk characters (runes) overlapping by at most
+	// Overlap, and stores one vector per chunk (see ChunkRowID).
+	Chunk   int `json:"chunk,omitempty"`
+	Overlap int `json:"overlap,omitempty"`
+	// Embedder names the embedder of a derived vector (tag key embedder=,
+	// indexer.WithNamedEmbedder); "" is the indexer's default embedder
+	// (indexer.WithEmbedder).
+	Embedder string `json:"embedder,omitempty"`
+}
+
+// Chunked reports whether the vector is stored as one vector per chunk of
+// its text.
+func (v *VecSpec) Chunked() bool { return v != nil && v.Chunk > 0 }
+
+// Derived reports whether the indexer computes this vector from source
+// text (from=) rather than the application supplying it.
+func (v *VecSpec) Derived() bool { return v != nil && len(v.From) > 0 }
+
+// FromSeparator joins the texts of a derived vector's from= columns (see
+// EmbedText).
+const FromSeparator = "\n\n"
+
+// EmbedText returns the text a derived vector is computed from: the values
+// of the from= columns, in VecSpec.From order, NULL as "", joined with
+// FromSeparator; blank columns are left out, so that adding an empty column
+// does not change the text. A text that is empty or only white space gets
+// no vector.
+func EmbedText(values []any) string {
+	var b strings.Builder
+	for _, v := range values {
+		var s string
+		switch x := v.(type) {
+		case nil:
+			continue
+		case string:
+			s = x
+		case []byte:
+			s = string(x)
+		default:
+			s = fmt.Sprint(x)
+		}
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(FromSeparator)
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// DerivedVecs returns the vec specs of s whose vectors are derived from
+// text (from=), as pointers into s.
+func (s *Spec) DerivedVecs() []*VecSpec {
+	var out []*VecSpec
+	for _, v := range s.VecSpecs() {
+		if v.Derived() {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // MetaCol is a source column copied into a vec0 metadata column, usable in
@@ -206,6 +274,38 @@ func (s *Spec) Validate() error {
 			}
 			if !slices.Contains([]string{"integer", "float", "text", "boolean"}, m.Type) {
 				return bad("vec metadata column %q type %q", m.Name, m.Type)
+			}
+		}
+		from := map[string]bool{}
+		for _, c := range v.From {
+			if !ValidIdent(c) {
+				return bad("vec %q: from column %q is not a plain SQL name", v.Table, c)
+			}
+			if from[strings.ToLower(c)] {
+				return bad("vec %q: from column %q is listed twice", v.Table, c)
+			}
+			from[strings.ToLower(c)] = true
+		}
+		if v.Embedder != "" && (len(v.From) == 0 || !ValidIdent(v.Embedder)) {
+			return bad("vec %q: embedder %q needs from= and a plain name (letters, digits, underscore)", v.Table, v.Embedder)
+		}
+		if v.Chunk != 0 || v.Overlap != 0 {
+			switch {
+			case len(v.From) == 0:
+				return bad("vec %q: chunk= needs from= (only vectors derived from text are chunked)", v.Table)
+			case v.Chunk < 1 || v.Overlap < 0 || v.Overlap >= v.Chunk:
+				return bad("vec %q: chunk=%d;overlap=%d: want chunk >= 1 and 0 <= overlap < chunk", v.Table, v.Chunk, v.Overlap)
+			case s.KeyType != KeyInteger:
+				return bad("vec %q: chunk= needs an integer primary key", v.Table)
+			case v.Encoding != EncodingBinary:
+				return bad("vec %q: chunk= needs encoding=binary", v.Table)
+			case v.Metric == MetricDot:
+				return bad("vec %q: chunk= needs metric l2 or cosine", v.Table)
+			}
+			for _, m := range v.Metadata {
+				if m.Name == ChunkStartColumn || m.Name == ChunkEndColumn {
+					return bad("vec %q: metadata column %q is reserved for chunk spans", v.Table, m.Name)
+				}
 			}
 		}
 	}
@@ -324,7 +424,8 @@ func LoadSpecs(ctx context.Context, db DB) (specs []*Spec, errs map[string]error
 
 // DeleteSpec removes the registry entry of a source table and its capture
 // triggers, and purges every event of it (pending, retained and
-// dead-lettered) plus its key map, key floors and queued backfill. Run it
+// dead-lettered) plus its key map, key floors, queued backfill and
+// embedding queue and state. Run it
 // inside the transaction that drops the sidecars.
 func DeleteSpec(ctx context.Context, db DB, source string) error {
 	if err := DropTriggers(ctx, db, source); err != nil {
@@ -337,6 +438,8 @@ func DeleteSpec(ctx context.Context, db DB, source string) error {
 		`DELETE FROM oi_deadletters WHERE tbl = ?`,
 		`DELETE FROM oi_keymap WHERE tbl = ?`,
 		`DELETE FROM oi_floor WHERE tbl = ?`,
+		`DELETE FROM oi_embed_queue WHERE tbl = ?`,
+		`DELETE FROM oi_embed_state WHERE tbl = ?`,
 	} {
 		if _, err := db.ExecContext(ctx, q, source); err != nil {
 			return fmt.Errorf("outbox: purge %s: %w", source, err)

@@ -42,8 +42,9 @@ func TriggerNames(source string) []string {
 }
 
 // WatchedColumns returns the source columns whose change is an indexed
-// change: the key, the FTS source columns, the soft-delete column and the vec
-// metadata columns, without duplicates, in that order.
+// change: the key, the FTS source columns, the soft-delete column, the vec
+// metadata columns and the from= columns of derived vectors, without
+// duplicates, in that order.
 func (s *Spec) WatchedColumns() []string {
 	seen := map[string]bool{}
 	var out []string
@@ -63,6 +64,11 @@ func (s *Spec) WatchedColumns() []string {
 	for _, v := range s.VecSpecs() {
 		for _, m := range v.Metadata {
 			add(m.Name)
+		}
+	}
+	for _, v := range s.VecSpecs() {
+		for _, c := range v.From {
+			add(c)
 		}
 	}
 	return out

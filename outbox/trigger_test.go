@@ -114,6 +114,24 @@ func TestTriggerDDLWatchesIndexedColumns(t *testing.T) {
 	ddl := outbox.TriggerDDL(s)
 	require.Len(t, ddl, 4)
 	require.Contains(t, ddl[1], `AFTER UPDATE OF "id", "title", "body", "deleted_at", "views" ON "articles"`)
+
+	// A derived vector's from= columns are watched too.
+	s.Vec.From = []string{"summary", "title"}
+	require.NoError(t, s.Validate())
+	require.Equal(t, []string{"id", "title", "body", "deleted_at", "views", "summary"}, s.WatchedColumns())
+	s.Vec.From = []string{"summary", "Summary"}
+	require.ErrorIs(t, s.Validate(), outbox.ErrBadSpec)
+	s.Vec.From = []string{"x y"}
+	require.ErrorContains(t, s.Validate(), `from column "x y"`)
+}
+
+func TestEmbedText(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "Title\n\nBody", outbox.EmbedText([]any{"Title", nil, "  ", []byte("Body")}))
+	require.Equal(t, "", outbox.EmbedText([]any{nil, " \t"}))
+	require.Equal(t, "42", outbox.EmbedText([]any{int64(42)}))
+	require.NotEqual(t, outbox.EmbedHash("a", "text"), outbox.EmbedHash("b", "text"), "the embedder is part of the hash")
+	require.Equal(t, outbox.EmbedHash("a", "text"), outbox.EmbedHash("a", "text"))
 }
 
 // Backfill queues every existing row in bounded steps, in key order, with

@@ -13,6 +13,7 @@ import (
 	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/indexer"
 	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/vecsink"
 	"github.com/stretchr/testify/require"
 )
 
@@ -462,6 +463,9 @@ func (e *modelEnv) check(when string) {
 			continue
 		}
 		src := e.source(m)
+		for _, d := range m.derived {
+			require.Equal(t, lines(e.wantDerived(m, d)), lines(e.derivedRows(d)), "%s: vec0 sidecar %s of the vector derived from %v differs from the vectors of the current text", when, d.table, d.from)
+		}
 		if m.vecField != "" {
 			require.Equal(t, lines(e.wantVec(m, src)), lines(e.vecRows(m)), "%s: vec0 sidecar %s differs from the reference (key → vector|deleted|metadata)", when, m.vecTable)
 			if m.auxField != "" {
@@ -538,8 +542,16 @@ func (e *modelEnv) checkStatus(st indexer.Status) {
 		require.Empty(e.t, ts.Error, "status of %s", m.name)
 		for _, sc := range ts.Sidecars {
 			require.True(e.t, sc.Exists, "status of %s: sidecar %s", m.name, sc.Name)
-			switch sc.Kind {
-			case "vec0":
+			isDerived := false
+			for _, d := range m.derived {
+				if sc.Name == d.table {
+					isDerived = true
+					require.Equal(e.t, int64(len(e.wantDerived(m, d))), sc.Rows, "status of %s: vectors in %s", m.name, sc.Name)
+				}
+			}
+			switch {
+			case isDerived:
+			case sc.Kind == "vec0":
 				require.Equal(e.t, int64(len(e.ref[m.name])), sc.Rows, "status of %s: vectors in %s", m.name, sc.Name)
 			default:
 				require.Equal(e.t, int64(len(src)), sc.Rows, "status of %s: documents in %s", m.name, sc.Name)
@@ -553,6 +565,11 @@ func (e *modelEnv) snapshot() map[string][]string {
 	out := map[string][]string{}
 	for _, m := range e.tables {
 		var lines []string
+		for _, d := range m.derived {
+			for k, v := range e.derivedRows(d) {
+				lines = append(lines, "derived "+d.table+" "+keyString(k)+" "+v)
+			}
+		}
 		if m.vecField != "" {
 			for k, v := range e.vecRows(m) {
 				lines = append(lines, "vec "+keyString(k)+" "+v)
@@ -578,5 +595,73 @@ func (e *modelEnv) snapshot() map[string][]string {
 		sort.Strings(lines)
 		out[m.name] = lines
 	}
+	return out
+}
+
+// derivedRows reads a derived vec0 sidecar: rowid → hex vector (and, for
+// chunks, |start|end).
+func (e *modelEnv) derivedRows(d derivedField) map[any]string {
+	q := fmt.Sprintf("SELECT rowid, %s, 0, 0 FROM %s", outbox.Quote(d.column), d.table)
+	if d.chunk > 0 {
+		q = fmt.Sprintf("SELECT rowid, %s, chunk_start, chunk_end FROM %s", outbox.Quote(d.column), d.table)
+	}
+	rows, err := e.sql.QueryContext(e.ctx, q)
+	require.NoError(e.t, err)
+	defer rows.Close()
+	out := map[any]string{}
+	for rows.Next() {
+		var k, s, en int64
+		var b []byte
+		require.NoError(e.t, rows.Scan(&k, &b, &s, &en))
+		out[k] = fmt.Sprintf("%x|%d|%d", b, s, en)
+	}
+	require.NoError(e.t, rows.Err())
+	return out
+}
+
+// wantDerived is what a derived sidecar of m must hold: for every row whose
+// from= text is not blank, the HashEmbedder vector of that text, or of each
+// of its chunks (at rowid key*MaxChunks+i, with its span).
+func (e *modelEnv) wantDerived(m *mt, d derivedField) map[any]string {
+	cols := make([]string, len(d.from))
+	for i, c := range d.from {
+		cols[i] = outbox.Quote(c)
+	}
+	rows, err := e.sql.QueryContext(e.ctx, fmt.Sprintf("SELECT %s, %s FROM %s", outbox.Quote(m.keyCol), strings.Join(cols, ", "), outbox.Quote(m.name)))
+	require.NoError(e.t, err)
+	defer rows.Close()
+	out := map[any]string{}
+	for rows.Next() {
+		var k int64
+		vals := make([]any, len(cols))
+		dest := []any{&k}
+		for i := range vals {
+			dest = append(dest, &vals[i])
+		}
+		require.NoError(e.t, rows.Scan(dest...))
+		text := outbox.EmbedText(vals)
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		if d.chunk == 0 {
+			v, err := vecsink.HashEmbedder(d.dim).Embed(e.ctx, []string{text})
+			require.NoError(e.t, err)
+			out[k] = fmt.Sprintf("%x|0|0", encodeLE(v[0]))
+			continue
+		}
+		if k <= -outbox.MaxChunkKey || k >= outbox.MaxChunkKey {
+			continue // parked: no chunk rowid for such a key (see parkedChunkKeys)
+		}
+		ch, err := vecsink.NewChunker(d.chunk, d.overlap)
+		require.NoError(e.t, err)
+		for i, c := range ch.Split(text) {
+			v, err := vecsink.HashEmbedder(d.dim).Embed(e.ctx, []string{c.Text})
+			require.NoError(e.t, err)
+			id, err := outbox.ChunkRowID(k, i)
+			require.NoError(e.t, err)
+			out[id] = fmt.Sprintf("%x|%d|%d", encodeLE(v[0]), c.Start, c.End)
+		}
+	}
+	require.NoError(e.t, rows.Err())
 	return out
 }

@@ -59,12 +59,16 @@ type MCard struct {
 	Embedding vecsink.Embedding `vec:"dim=8;metric=l2"`
 }
 
-// MPage: int64 key, contentless FTS with detail=column, soft delete, no
-// vector.
+// MPage: int64 key, contentless FTS with detail=column, soft delete, and a
+// vector derived from Body by the indexer (from=): the test never writes it;
+// the check expects the HashEmbedder vector of every row's current Body
+// (none for a blank one), and of every 12-rune chunk of it (Chunks).
 type MPage struct {
 	ID        int64
 	Body      string `fts5:"contentless=true;detail=column"`
 	DeletedAt gorm.DeletedAt
+	Emb       vecsink.Embedding `vec:"dim=8;metric=cosine;from=Body"`
+	Chunks    vecsink.Embedding `vec:"dim=8;metric=l2;from=Body;chunk=12;overlap=3"`
 }
 
 // MPoint: int64 key, two vector fields (no FTS), soft delete, boolean and
@@ -94,6 +98,15 @@ const (
 	kindRating
 )
 
+// derivedField is a vector the indexer derives from text: its vec0 table
+// and column, from= columns, dim and chunking (chunk 0: one vector).
+type derivedField struct {
+	table, column  string
+	from           []string
+	dim            int
+	chunk, overlap int
+}
+
 type colDesc struct {
 	col, field string
 	kind       metaKind
@@ -116,6 +129,10 @@ type mt struct {
 	dim      int
 	metric   string
 	vecTable string
+
+	// Vectors derived from text by the indexer (from=); the test never
+	// writes them.
+	derived []derivedField
 
 	// A second vector field, written together with the first with
 	// aux(v): "" if none.
@@ -227,6 +244,10 @@ func modelTables() []*mt {
 	page := &mt{
 		name: "m_pages", typ: reflect.TypeFor[MPage](), keyField: "ID", keyCol: "id", intKey: true, soft: true,
 		ftsTable: "m_pages_fts", ftsMode: outbox.ModeContentless, ftsDetail: "column",
+		derived: []derivedField{
+			{table: "m_pages_vec", column: "embedding", from: []string{"body"}, dim: 8},
+			{table: "m_pages_chunks_vec", column: "chunks", from: []string{"body"}, dim: 8, chunk: 12, overlap: 3},
+		},
 		textCols: []string{"body"}, textField: []string{"Body"}, ftsCols: []string{"body"},
 	}
 	generics[MPage](page)

@@ -187,6 +187,10 @@ func (t *Table) vecArg(b []byte) (any, error) {
 
 // ValidVector reports whether b (non-empty) is a vector this table accepts.
 func (t *Table) ValidVector(b []byte) bool {
+	if t.spec.Vec.Chunked() {
+		_, err := outbox.DecodeChunks(b, t.spec.Vec.Dim)
+		return err == nil
+	}
 	if t.spec.Vec.Encoding == outbox.EncodingJSON && len(b) > 0 && b[0] == '[' {
 		f, err := outbox.DecodeVector(b)
 		return err == nil && len(f) == t.spec.Vec.Dim
@@ -203,6 +207,9 @@ func (t *Table) ValidVector(b []byte) bool {
 // INSERT when there is none. Replay is the same operation: every step is
 // idempotent.
 func (t *Table) Apply(ctx context.Context, tx outbox.DB, changes []outbox.Change, _ outbox.ApplyOptions) error {
+	if t.spec.Vec.Chunked() {
+		return t.applyChunks(ctx, tx, changes)
+	}
 	st := sqlutil.NewStmts(tx)
 	defer st.Close()
 	withDeleted := t.spec.SoftDelete != ""
@@ -321,6 +328,9 @@ func (t *Table) vecSQL(col string) (valid, value string) {
 // latest valid vector that the event log retains for each source row, with
 // the row's current deleted flag and metadata, in key-range batches.
 func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOptions) (int64, error) {
+	if t.spec.Vec.Chunked() {
+		return t.rebuildChunks(ctx, tx, opts)
+	}
 	spec := t.spec
 	v := spec.Vec
 	if err := Drop(ctx, tx, spec); err != nil {

@@ -40,6 +40,9 @@ func CreateSQL(spec *outbox.Spec) (string, error) {
 	for _, m := range v.Metadata {
 		cols = append(cols, m.Name+" "+m.Type)
 	}
+	if v.Chunked() {
+		cols = append(cols, outbox.ChunkStartColumn+" integer", outbox.ChunkEndColumn+" integer")
+	}
 	return fmt.Sprintf("CREATE VIRTUAL TABLE IF NOT EXISTS %s USING vec0(%s)", outbox.Quote(v.Table), strings.Join(cols, ", ")), nil
 }
 

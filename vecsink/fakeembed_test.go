@@ -57,10 +57,13 @@ func newFakeEmbed(t *testing.T, dim int) *fakeEmbed {
 	f.addr = l.Addr().String()
 	f.start(l)
 	t.Cleanup(func() {
+		// Close outside f.mu: Close waits for the handlers in flight, which
+		// take f.mu to record their request.
 		f.mu.Lock()
-		defer f.mu.Unlock()
-		if f.srv != nil {
-			f.srv.Close()
+		srv := f.srv
+		f.mu.Unlock()
+		if srv != nil {
+			srv.Close()
 		}
 	})
 	return f

@@ -60,7 +60,7 @@ func KNN[T any](ctx context.Context, db *gorm.DB, query []float32, k int, opts .
 	out := make([]Result[T], 0, len(ns))
 	for i, n := range ns {
 		if ok[i] {
-			out = append(out, Result[T]{Model: models[i], Distance: n.Distance})
+			out = append(out, Result[T]{Model: models[i], Distance: n.Distance, Chunk: n.Chunk})
 		}
 	}
 	return out, nil
@@ -118,8 +118,13 @@ func neighbors(ctx context.Context, db outbox.DB, spec *outbox.Spec, query []flo
 		var (
 			key  any
 			dist sql.NullFloat64
+			ch   ChunkSpan
 		)
-		if err := rows.Scan(&key, &dist); err != nil {
+		dest := []any{&key, &dist}
+		if v.Chunked() {
+			dest = append(dest, &ch.Index, &ch.Start, &ch.End)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("vecsink: knn on %s: %w", v.Table, err)
 		}
 		nk, err := gormq.ScanKey(key)
@@ -134,7 +139,11 @@ func neighbors(ctx context.Context, db outbox.DB, spec *outbox.Spec, query []flo
 		if dist.Valid {
 			d = dist.Float64
 		}
-		out = append(out, Neighbor{Key: nk, Distance: d})
+		n := Neighbor{Key: nk, Distance: d}
+		if v.Chunked() {
+			n.Chunk = &ch
+		}
+		out = append(out, n)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("vecsink: knn on %s: %w", v.Table, err)

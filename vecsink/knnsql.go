@@ -20,7 +20,16 @@ const (
 	// DistanceColumn is the result column holding the distance, with the
 	// meaning of Result.Distance (NULL where Result.Distance is NaN).
 	DistanceColumn = "distance"
+	// ChunkIndexColumn is, for a chunked vector field, the result column
+	// holding the index of the row's best chunk; its span is in the
+	// columns chunk_start and chunk_end (see ChunkSpan).
+	ChunkIndexColumn = "chunk_index"
 )
+
+// DefaultChunkFetch is how many chunks per requested row a KNN query of a
+// chunked field fetches from vec0 (at most MaxK) before keeping each row's
+// best chunk; see WithChunkFetch.
+const DefaultChunkFetch = 8
 
 // KNNSQL returns the statement and arguments that KNN runs for the same
 // arguments and options, without running it: for db.Raw(sql,
@@ -37,7 +46,10 @@ const (
 //	ORDER BY [WithOrderBy terms,] oi_knn.distance NULLS LAST, oi_knn.oi_key
 //
 // so rows scan into a struct with the model's primary key field, a
-// Distance float64 and fields for the WithSelect columns. The source table
+// Distance float64 and fields for the WithSelect columns. For a chunked
+// vector field (chunk=N) the CTE ranks rows by their best chunk, each row
+// once, and the statement also returns chunk_index, chunk_start and
+// chunk_end after the distance. The source table
 // is joined, under its own name, whenever WithSelect, WithJoin or
 // WithOrderBy is given; soft-deleted rows are excluded (vec0's deleted
 // flag) unless IncludeDeleted is given, as in KNN. Unlike KNN, the rows
@@ -103,8 +115,27 @@ func buildKNN(spec *outbox.Spec, cfg *queryConfig, query []float32, k int) (stri
 	var sb strings.Builder
 	var args []any
 	col, vt := outbox.Quote(v.Column), outbox.Quote(v.Table)
-	fmt.Fprintf(&sb, "WITH %s(oi_key, %s) AS MATERIALIZED (", NeighborsCTE, DistanceColumn)
-	if v.Metric == outbox.MetricDot {
+	chunked := v.Chunked()
+	if chunked {
+		fmt.Fprintf(&sb, "WITH %s(oi_key, %s, oi_chunk, oi_chunk_start, oi_chunk_end) AS MATERIALIZED (", NeighborsCTE, DistanceColumn)
+	} else {
+		fmt.Fprintf(&sb, "WITH %s(oi_key, %s) AS MATERIALIZED (", NeighborsCTE, DistanceColumn)
+	}
+	if chunked {
+		// One vec0 row per chunk (rowid key*MaxChunks+i): fetch the nearest
+		// chunks, keep each row's best one, and rank rows by it.
+		rk := fmt.Sprintf("((rowid - (rowid & %[1]d)) / %[2]d)", outbox.MaxChunks-1, outbox.MaxChunks)
+		fmt.Fprintf(&sb, "SELECT oi_rk, distance, oi_ci, %[1]s, %[2]s FROM (SELECT %[3]s AS oi_rk, (rowid & %[4]d) AS oi_ci, distance, %[1]s, %[2]s, "+
+			"row_number() OVER (PARTITION BY %[3]s ORDER BY distance, rowid) AS oi_rn FROM %[5]s WHERE %[6]s MATCH ? AND k = ?",
+			outbox.ChunkStartColumn, outbox.ChunkEndColumn, rk, outbox.MaxChunks-1, vt, col)
+		args = append(args, blob, min(MaxK, k*cfg.chunkFetchOrDefault()))
+		for _, w := range where {
+			sb.WriteString(" AND " + w)
+		}
+		args = append(args, fargs...)
+		sb.WriteString(") WHERE oi_rn = 1 ORDER BY distance, oi_rk LIMIT ?")
+		args = append(args, k)
+	} else if v.Metric == outbox.MetricDot {
 		// vec0 has no dot metric: negate the inner product so that
 		// smaller is closer, as for the other metrics.
 		fmt.Fprintf(&sb, "SELECT %s, -%s(%s, ?) AS oi_d FROM %s", keyCol, DotFunction, col, vt)
@@ -124,6 +155,9 @@ func buildKNN(spec *outbox.Spec, cfg *queryConfig, query []float32, k int) (stri
 		args = append(args, fargs...)
 	}
 	fmt.Fprintf(&sb, ") SELECT %[1]s.oi_key AS %[2]s, %[1]s.%[3]s AS %[3]s", NeighborsCTE, outbox.Quote(spec.Key), DistanceColumn)
+	if chunked {
+		fmt.Fprintf(&sb, ", %[1]s.oi_chunk AS %[2]s, %[1]s.oi_chunk_start AS %[3]s, %[1]s.oi_chunk_end AS %[4]s", NeighborsCTE, ChunkIndexColumn, outbox.ChunkStartColumn, outbox.ChunkEndColumn)
+	}
 	for _, s := range cfg.selects {
 		sb.WriteString(", " + s)
 	}

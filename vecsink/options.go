@@ -23,6 +23,24 @@ type queryConfig struct {
 	includeDeleted bool
 	field          string // WithField
 	fieldSet       bool
+	chunkFetch     int // WithChunkFetch; 0: DefaultChunkFetch
+}
+
+func (c *queryConfig) chunkFetchOrDefault() int {
+	if c.chunkFetch > 0 {
+		return c.chunkFetch
+	}
+	return DefaultChunkFetch
+}
+
+// WithChunkFetch sets, for a chunked vector field (chunk=N), how many
+// chunks per requested row the query fetches from vec0 (k*n, at most MaxK)
+// before it keeps each row's best chunk (default DefaultChunkFetch). Rows
+// are ranked by their best chunk exactly as long as the k nearest rows'
+// best chunks are among the k*n nearest chunks; raise n when rows have many
+// chunks close to the queries. Values below 1 are ignored.
+func WithChunkFetch(n int) Option {
+	return func(c *queryConfig) { c.chunkFetch = n }
 }
 
 func newQueryConfig(opts []Option) *queryConfig {

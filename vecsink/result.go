@@ -11,6 +11,10 @@ package vecsink
 type Result[T any] struct {
 	Model    T
 	Distance float64
+	// Chunk is, for a vector field stored in chunks (chunk=N), the row's
+	// chunk nearest to the query, by which the row is ranked; nil for
+	// other fields.
+	Chunk *ChunkSpan
 }
 
 // Neighbor is one nearest neighbour returned by Neighbors: the primary key
@@ -19,4 +23,5 @@ type Result[T any] struct {
 type Neighbor struct {
 	Key      any
 	Distance float64
+	Chunk    *ChunkSpan // the matched chunk of a chunked field, nil otherwise
 }

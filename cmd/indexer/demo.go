@@ -27,10 +27,14 @@ var demoCommand = cli.Command{
 
 const demoHelp = `
 Create a sample database, write a few hundred articles through gorm with the
-capture plugin, apply the outbox with the indexer, and print the nearest
+capture plugin, apply the outbox with the indexer, which also computes each
+article's embedding from its title and body (the model tags the vector
+from=Title,Body and the indexer is given an embedder), and print the nearest
 neighbours of a query (vecsink.KNN) and a ranked full-text search with
 snippets (ftssink.Search). Everything is deterministic and offline: texts
-are synthetic and embeddings are hashed from the words (no model weights).
+are synthetic and the embedder is vecsink.HashEmbedder, which hashes the
+words (no model weights, no network). Then one article's title is edited:
+only its vector is computed again.
 
 The database is a temporary file, removed at the end, unless --path is
 given: then it is created there (the file must not exist) and kept, so that
@@ -43,12 +47,13 @@ you can try the other commands on it:
 const DemoDim = 384
 
 // Article is the demo's model: two full-text fields (external-content FTS5,
-// porter stemming) and a 384-dimension embedding ranked by cosine distance.
+// porter stemming) and a 384-dimension embedding ranked by cosine distance,
+// which the indexer derives from the title and the body (from=).
 type Article struct {
 	ID        uint
 	Title     string            `fts5:"tokenize=porter+unicode61"`
 	Body      string            `fts5:""`
-	Embedding vecsink.Embedding `vec:"dim=384;metric=cosine"`
+	Embedding vecsink.Embedding `vec:"dim=384;metric=cosine;from=Title,Body"`
 }
 
 func runDemo(ctx context.Context, env *cli.Env, args []string) error {
@@ -109,9 +114,9 @@ func runDemo(ctx context.Context, env *cli.Env, args []string) error {
 	if err := db.WithContext(ctx).CreateInBatches(articles, 100).Error; err != nil {
 		return fmt.Errorf("write articles: %w", err)
 	}
-	fmt.Fprintf(out, "Wrote %d articles through gorm: title and body indexed by FTS5 (porter), a %d-dimension embedding by sqlite-vec (cosine).\n", len(articles), DemoDim)
+	fmt.Fprintf(out, "Wrote %d articles through gorm: title and body indexed by FTS5 (porter), a %d-dimension embedding of them by sqlite-vec (cosine).\n", len(articles), DemoDim)
 
-	ix, err := indexer.New(db, indexer.WithLogger(log))
+	ix, err := indexer.New(db, indexer.WithLogger(log), indexer.WithEmbedder(vecsink.HashEmbedder(DemoDim)))
 	if err != nil {
 		return err
 	}
@@ -120,7 +125,22 @@ func runDemo(ctx context.Context, env *cli.Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
-	fmt.Fprintf(out, "Indexer applied %d change events.\n", applied)
+	es, _ := ix.EmbedStatus()
+	fmt.Fprintf(out, "Indexer applied %d change events and embedded %d texts in %d requests.\n", applied, es.Texts, es.Requests)
+
+	// Edit one title and touch another row without changing its text:
+	// only the edited text is embedded again.
+	if err := db.WithContext(ctx).Model(&articles[0]).Update("title", articles[0].Title+" revised").Error; err != nil {
+		return fmt.Errorf("edit article: %w", err)
+	}
+	if err := db.WithContext(ctx).Save(&articles[1]).Error; err != nil {
+		return fmt.Errorf("save article: %w", err)
+	}
+	if _, err := ix.Drain(ctx); err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	es2, _ := ix.EmbedStatus()
+	fmt.Fprintf(out, "Edited one title and saved another article unchanged: %d text embedded again.\n", es2.Texts-es.Texts)
 
 	if err := demoKNN(ctx, out, db, *query, *k); err != nil {
 		return err
@@ -134,20 +154,25 @@ func runDemo(ctx context.Context, env *cli.Env, args []string) error {
 	return nil
 }
 
-// demoArticles returns n deterministic articles with hashed embeddings.
+// demoArticles returns n deterministic articles (their embeddings are the
+// indexer's job).
 func demoArticles(seed uint64, n int) []Article {
 	g := synth.New(seed, 0)
 	out := make([]Article, n)
 	for i := range out {
 		title := g.Title()
 		body := g.Text(40)
-		out[i] = Article{Title: title, Body: body, Embedding: synth.Embed(title+" "+body, DemoDim)}
+		out[i] = Article{Title: title, Body: body}
 	}
 	return out
 }
 
 func demoKNN(ctx context.Context, out io.Writer, db *gorm.DB, query string, k int) error {
-	res, err := vecsink.KNN[Article](ctx, db, synth.Embed(query, DemoDim), k)
+	q, err := vecsink.HashEmbedder(DemoDim).Embed(ctx, []string{query})
+	if err != nil {
+		return fmt.Errorf("embed the query: %w", err)
+	}
+	res, err := vecsink.KNN[Article](ctx, db, q[0], k)
 	if err != nil {
 		return fmt.Errorf("knn: %w", err)
 	}

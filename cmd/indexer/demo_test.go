@@ -21,7 +21,8 @@ func TestDemoIsDeterministic(t *testing.T) {
 
 	out := r1.stdout
 	require.Contains(t, out, "Wrote 300 articles through gorm")
-	require.Contains(t, out, "Indexer applied 300 change events.")
+	require.Contains(t, out, "Indexer applied 600 change events and embedded 300 texts in 10 requests.")
+	require.Contains(t, out, "saved another article unchanged: 1 text embedded again.")
 	knn, fts, ok := strings.Cut(out, "Full-text search for")
 	require.True(t, ok, out)
 	require.Contains(t, knn, `Nearest neighbours of "volcano island"`)

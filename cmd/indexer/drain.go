@@ -26,7 +26,11 @@ was pending (taking over if it dies).
 Progress is a bar when stderr is a terminal, a log line every --log-every
 otherwise. SIGINT or SIGTERM stops after the batch in flight (committed or
 rolled back, never half applied), releases the lease and exits 0; a later
-drain finishes the rest. The last line on stdout says what was applied.`
+drain finishes the rest. The last line on stdout says what was applied.
+
+With --embed-api (see run --help), drain also embeds every vector derived
+from text (tag from=) that waits for it, and applies it; without, a
+database with such vectors is refused (nothing is parked).`
 
 // tuning holds the flags shared by drain, rebuild and run.
 type tuning struct {
@@ -47,7 +51,13 @@ func runDrain(ctx context.Context, env *cli.Env, args []string) error {
 	var t tuning
 	fs.IntVar(&t.batchSize, "batch-size", indexer.DefaultBatchSize, "events per apply transaction")
 	t.registerProgress(fs)
+	var emb cli.EmbedFlags
+	emb.Register(fs, env)
 	if err := cli.ParseFlags(env, fs, args, false); err != nil {
+		return err
+	}
+	embOpts, err := emb.Options()
+	if err != nil {
 		return err
 	}
 	log, err := c.Logger()
@@ -74,7 +84,7 @@ func runDrain(ctx context.Context, env *cli.Env, args []string) error {
 			progress.Update(d, tt)
 		},
 	}
-	s, err := c.OpenIndexer(ctx, log, indexer.WithBatchSize(t.batchSize), indexer.WithObserver(observer))
+	s, err := c.OpenIndexer(ctx, log, append([]indexer.Option{indexer.WithBatchSize(t.batchSize), indexer.WithObserver(observer)}, embOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -113,7 +123,13 @@ func runDrain(ctx context.Context, env *cli.Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "interrupted: applied %d events, %d pending, %d dead letters\n", n, after.Pending, after.DeadLetters)
 		return ctx.Err()
 	}
+	if es, ok := s.Indexer.EmbedStatus(); ok {
+		attrs = append(attrs, "embedded", es.Embedded, "embed_requests", es.Requests, "embed_texts", es.Texts)
+	}
 	log.Info("drain finished", attrs...)
 	fmt.Fprintf(env.Stdout, "applied %d events, %d pending, %d dead letters\n", n, after.Pending, after.DeadLetters)
+	if es, ok := s.Indexer.EmbedStatus(); ok {
+		fmt.Fprintf(env.Stdout, "embedded %d keys (%d unchanged, %d parked) in %d requests, %d keys wait for embeddings\n", es.Embedded, es.Unchanged, es.Parked, es.Requests, after.EmbedQueued)
+	}
 	return nil
 }

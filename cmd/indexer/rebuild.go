@@ -27,7 +27,13 @@ reclaims the space of deleted vectors.
 The rebuild runs in one transaction: queries see the old sidecars or the new
 ones, never a half-built one. SIGINT or SIGTERM rolls it back (nothing
 changes) and exits 0. Progress is a bar when stderr is a terminal, a log
-line every --log-every otherwise.`
+line every --log-every otherwise.
+
+Vectors derived from text (tag from=) are refilled from the log too, and
+every row is queued for embedding: rows whose text (and embedding model)
+did not change keep their vector at no cost. With --embed-api (see run
+--help) the rebuild then embeds the rest; without, they wait for the next
+drain or run with an embedder.`
 
 func runRebuild(ctx context.Context, env *cli.Env, args []string) error {
 	fs := cli.FlagSet("rebuild", "[--table T ...] [flags]", rebuildHelp)
@@ -38,7 +44,13 @@ func runRebuild(ctx context.Context, env *cli.Env, args []string) error {
 	var t tuning
 	fs.IntVar(&t.batchSize, "batch-size", indexer.DefaultRebuildBatchSize, "source rows per fill statement")
 	t.registerProgress(fs)
+	var emb cli.EmbedFlags
+	emb.Register(fs, env)
 	if err := cli.ParseFlags(env, fs, args, false); err != nil {
+		return err
+	}
+	embOpts, err := emb.Options()
+	if err != nil {
 		return err
 	}
 	log, err := c.Logger()
@@ -73,7 +85,7 @@ func runRebuild(ctx context.Context, env *cli.Env, args []string) error {
 		}
 		cur.Update(p.Done, p.Total)
 	}
-	s, err := c.OpenIndexer(ctx, log, indexer.WithRebuildBatchSize(t.batchSize), indexer.WithProgress(report))
+	s, err := c.OpenIndexer(ctx, log, append([]indexer.Option{indexer.WithRebuildBatchSize(t.batchSize), indexer.WithProgress(report)}, embOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -97,6 +109,19 @@ func runRebuild(ctx context.Context, env *cli.Env, args []string) error {
 	}
 	log.Info("rebuild finished", "tables", tablesAttr(tables), "elapsed", time.Since(start).Round(time.Millisecond).String())
 	fmt.Fprintf(env.Stdout, "rebuilt %s\n", tablesAttr(tables))
+	// Derived vectors (from=) of text that changed, or of a new model, are
+	// queued by the rebuild: embed them now when an embedder is given.
+	if _, ok := s.Indexer.EmbedStatus(); ok {
+		if _, err := s.Indexer.Drain(ctx); err != nil {
+			return fmt.Errorf("rebuild: embed the queued keys: %w", err)
+		}
+		es, _ := s.Indexer.EmbedStatus()
+		fmt.Fprintf(env.Stdout, "embedded %d keys (%d unchanged) in %d requests\n", es.Embedded, es.Unchanged, es.Requests)
+		return nil
+	}
+	if st, err := s.Indexer.Status(ctx, indexer.WithoutCounts()); err == nil && st.EmbedQueued > 0 {
+		fmt.Fprintf(env.Stdout, "%d keys wait for embeddings: run `indexer drain` or `indexer run` with --embed-api\n", st.EmbedQueued)
+	}
 	return nil
 }
 

@@ -32,7 +32,14 @@ when this process lost the lease to another holder or when events have
 waited longer than --stuck-after with nobody applying them.
 
 While events are applied, a summary line (events applied, pending, lag) is
-logged every --log-every.`
+logged every --log-every.
+
+Vectors derived from text (tag from=) need an embedder: --embed-api openai
+(OpenAI-compatible POST {url}/embeddings) or ollama (POST {url}/api/embed),
+--embed-url, --embed-model, and optionally --embed-batch, --embed-concurrency
+and --embed-rate; the API key comes from INDEXER_EMBED_API_KEY, never from a
+flag. Embedding runs outside every write transaction; an outage of the
+service only grows the lag (outboxindexer_embed_queued_keys).`
 
 func runRun(ctx context.Context, env *cli.Env, args []string) error {
 	fs := cli.FlagSet("run", "[flags]", runHelp)
@@ -45,7 +52,13 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics and /healthz on this address (host:port; empty: off)")
 	stuckAfter := fs.Duration("stuck-after", 2*time.Minute, "/healthz fails when events have waited this long and none was applied")
 	logEvery := fs.Duration("log-every", time.Minute, "interval of the summary log line while events are applied (0: off)")
+	var emb cli.EmbedFlags
+	emb.Register(fs, env)
 	if err := cli.ParseFlags(env, fs, args, false); err != nil {
+		return err
+	}
+	embOpts, err := emb.Options()
+	if err != nil {
 		return err
 	}
 	log, err := c.Logger()
@@ -77,9 +90,12 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 			return cli.Snapshot{}, err
 		}
 		snap := cli.Snapshot{Head: st.Head, Applied: st.Applied, Pending: st.Pending, DeadLetters: st.DeadLetters,
-			OldestPending: st.OldestPendingAge, OtherHolder: st.Lease.Live && !st.Lease.Mine}
+			OldestPending: st.OldestPendingAge, OtherHolder: st.Lease.Live && !st.Lease.Mine, EmbedQueued: st.EmbedQueued}
+		if es, ok := s.Indexer.EmbedStatus(); ok {
+			snap.Embed = &es
+		}
 		for _, t := range st.Tables {
-			snap.Tables = append(snap.Tables, cli.TableSnapshot{Table: t.Table, Pending: t.Pending, DeadLetters: t.DeadLetters})
+			snap.Tables = append(snap.Tables, cli.TableSnapshot{Table: t.Table, Pending: t.Pending, DeadLetters: t.DeadLetters, EmbedQueued: t.EmbedQueued})
 		}
 		return snap, nil
 	}
@@ -103,6 +119,7 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 		indexer.WithLease(indexer.DefaultLeaseName, *leaseTTL),
 		indexer.WithObserver(observer),
 	}
+	opts = append(opts, embOpts...)
 	if *holder != "" {
 		opts = append(opts, indexer.WithHolder(*holder))
 	}
@@ -153,7 +170,7 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 		}()
 	}
 
-	log.Info("indexer running", "db", c.DB, "holder", s.Indexer.Holder())
+	log.Info("indexer running", "db", c.DB, "holder", s.Indexer.Holder(), "embedder", emb.String())
 	go func() {
 		<-ctx.Done()
 		m.Release()
@@ -163,6 +180,10 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("indexer stopped", "applied", applied.Load(), "batches", batches.Load())
+	stopAttrs := []any{"applied", applied.Load(), "batches", batches.Load()}
+	if es, ok := s.Indexer.EmbedStatus(); ok {
+		stopAttrs = append(stopAttrs, "embedded", es.Embedded, "embed_requests", es.Requests, "embed_texts", es.Texts)
+	}
+	log.Info("indexer stopped", stopAttrs...)
 	return ctx.Err() // context.Canceled after a signal: a clean stop, exit 0
 }

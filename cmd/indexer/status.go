@@ -34,6 +34,7 @@ type statusJSON struct {
 	DeadLetters          int64             `json:"dead_letters"`
 	Retained             int64             `json:"retained"`
 	OldestPendingSeconds float64           `json:"oldest_pending_seconds"`
+	EmbedQueued          int64             `json:"embed_queued"`
 	Lease                leaseJSON         `json:"lease"`
 	Tables               []tableStatusJSON `json:"tables"`
 }
@@ -52,6 +53,7 @@ type tableStatusJSON struct {
 	Pending     int64         `json:"pending"`
 	Retained    int64         `json:"retained"`
 	DeadLetters int64         `json:"dead_letters"`
+	EmbedQueued int64         `json:"embed_queued"`
 	Sidecars    []sidecarJSON `json:"sidecars"`
 	Error       string        `json:"error,omitempty"`
 }
@@ -66,7 +68,7 @@ type sidecarJSON struct {
 func toStatusJSON(st indexer.Status) statusJSON {
 	out := statusJSON{
 		Head: st.Head, Applied: st.Applied, Pending: st.Pending, DeadLetters: st.DeadLetters,
-		Retained: st.Retained, OldestPendingSeconds: st.OldestPendingAge.Seconds(),
+		Retained: st.Retained, OldestPendingSeconds: st.OldestPendingAge.Seconds(), EmbedQueued: st.EmbedQueued,
 		Lease:  leaseJSON{Name: st.Lease.Name, Holder: st.Lease.Holder, Token: st.Lease.Token, Live: st.Lease.Live},
 		Tables: []tableStatusJSON{},
 	}
@@ -76,7 +78,7 @@ func toStatusJSON(st indexer.Status) statusJSON {
 	}
 	for _, t := range st.Tables {
 		tj := tableStatusJSON{Table: t.Table, SourceRows: t.SourceRows, Pending: t.Pending, Retained: t.Retained,
-			DeadLetters: t.DeadLetters, Error: t.Error, Sidecars: []sidecarJSON{}}
+			DeadLetters: t.DeadLetters, EmbedQueued: t.EmbedQueued, Error: t.Error, Sidecars: []sidecarJSON{}}
 		for _, s := range t.Sidecars {
 			tj.Sidecars = append(tj.Sidecars, sidecarJSON{Name: s.Name, Kind: s.Kind, Exists: s.Exists, Rows: s.Rows})
 		}
@@ -118,6 +120,15 @@ func runStatus(ctx context.Context, env *cli.Env, args []string) error {
 func printStatus(w io.Writer, st indexer.Status) {
 	fmt.Fprintf(w, "head %d  applied %d  pending %d  dead letters %d  retained %d\n",
 		st.Head, st.Applied, st.Pending, st.DeadLetters, st.Retained)
+	if st.EmbedQueued > 0 {
+		var per []string
+		for _, t := range st.Tables {
+			if t.EmbedQueued > 0 {
+				per = append(per, fmt.Sprintf("%s %d", t.Table, t.EmbedQueued))
+			}
+		}
+		fmt.Fprintf(w, "keys waiting for embeddings (from=): %d (%s)\n", st.EmbedQueued, strings.Join(per, ", "))
+	}
 	if st.Pending > 0 {
 		fmt.Fprintf(w, "oldest pending event: %s old\n", st.OldestPendingAge.Round(time.Millisecond))
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outboxindexer/outboxindexer/indexer"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -25,7 +27,11 @@ type Snapshot struct {
 	DeadLetters   int64         // parked events
 	OldestPending time.Duration // age of the oldest pending event (0 when none)
 	OtherHolder   bool          // another indexer holds a live lease
-	Tables        []TableSnapshot
+	EmbedQueued   int64         // keys waiting for an embedding (from=)
+	// Embed holds the embedding counts of this process; nil without an
+	// embedder.
+	Embed  *indexer.EmbedStatus
+	Tables []TableSnapshot
 }
 
 // TableSnapshot is the per-table part of a Snapshot.
@@ -33,6 +39,7 @@ type TableSnapshot struct {
 	Table       string
 	Pending     int64
 	DeadLetters int64
+	EmbedQueued int64
 }
 
 // Metrics are the Prometheus metrics and the health state of `indexer run`.
@@ -255,12 +262,21 @@ var (
 	descDead        = prometheus.NewDesc("outboxindexer_dead_letters", "Events parked as dead letters.", nil, nil)
 	descTablePend   = prometheus.NewDesc("outboxindexer_table_pending_events", "Events not yet applied, per source table.", []string{"table"}, nil)
 	descTableDead   = prometheus.NewDesc("outboxindexer_table_dead_letters", "Dead letters per source table.", []string{"table"}, nil)
+	descEmbedQueued = prometheus.NewDesc("outboxindexer_embed_queued_keys", "Keys waiting for an embedding of their text (derived vectors, from=).", nil, nil)
+	descTableEmbedQ = prometheus.NewDesc("outboxindexer_table_embed_queued_keys", "Keys waiting for an embedding, per source table.", []string{"table"}, nil)
+	descEmbedReqs   = prometheus.NewDesc("outboxindexer_embed_requests_total", "Requests made to the embedding service by this process, retries included.", nil, nil)
+	descEmbedTexts  = prometheus.NewDesc("outboxindexer_embed_texts_total", "Texts sent to the embedding service (once per request).", nil, nil)
+	descEmbedErrs   = prometheus.NewDesc("outboxindexer_embed_errors_total", "Failed embedding requests by class: transient (429, 5xx, timeouts; retried), permanent (the input), rejected (key, URL or model), canceled.", []string{"class"}, nil)
+	descEmbedFailed = prometheus.NewDesc("outboxindexer_embed_failed_texts_total", "Texts the embedding service failed permanently.", nil, nil)
+	descEmbedLat    = prometheus.NewDesc("outboxindexer_embed_request_seconds_total", "Total latency of embedding requests (divide by requests_total for the mean).", nil, nil)
+	descEmbedKeys   = prometheus.NewDesc("outboxindexer_embed_keys_total", "Queued keys settled by embedding rounds, by outcome: embedded, unchanged (no call), parked.", []string{"outcome"}, nil)
 	snapshotTimeout = 5 * time.Second
 )
 
 // Describe implements prometheus.Collector.
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descHead, descApplied, descPending, descLag, descDead, descTablePend, descTableDead} {
+	for _, d := range []*prometheus.Desc{descUp, descHead, descApplied, descPending, descLag, descDead, descTablePend, descTableDead,
+		descEmbedQueued, descTableEmbedQ, descEmbedReqs, descEmbedTexts, descEmbedErrs, descEmbedFailed, descEmbedLat, descEmbedKeys} {
 		ch <- d
 	}
 }
@@ -280,9 +296,23 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(s.Pending))
 	ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, s.OldestPending.Seconds())
 	ch <- prometheus.MustNewConstMetric(descDead, prometheus.GaugeValue, float64(s.DeadLetters))
+	ch <- prometheus.MustNewConstMetric(descEmbedQueued, prometheus.GaugeValue, float64(s.EmbedQueued))
 	for _, t := range s.Tables {
 		ch <- prometheus.MustNewConstMetric(descTablePend, prometheus.GaugeValue, float64(t.Pending), t.Table)
 		ch <- prometheus.MustNewConstMetric(descTableDead, prometheus.GaugeValue, float64(t.DeadLetters), t.Table)
+		ch <- prometheus.MustNewConstMetric(descTableEmbedQ, prometheus.GaugeValue, float64(t.EmbedQueued), t.Table)
+	}
+	if e := s.Embed; e != nil {
+		ch <- prometheus.MustNewConstMetric(descEmbedReqs, prometheus.CounterValue, float64(e.Requests))
+		ch <- prometheus.MustNewConstMetric(descEmbedTexts, prometheus.CounterValue, float64(e.Texts))
+		ch <- prometheus.MustNewConstMetric(descEmbedFailed, prometheus.CounterValue, float64(e.FailedTexts))
+		ch <- prometheus.MustNewConstMetric(descEmbedLat, prometheus.CounterValue, e.TotalLatency.Seconds())
+		for class, n := range map[string]int64{"transient": e.TransientErrs, "permanent": e.PermanentErrs, "rejected": e.RejectedErrs, "canceled": e.CanceledErrs} {
+			ch <- prometheus.MustNewConstMetric(descEmbedErrs, prometheus.CounterValue, float64(n), class)
+		}
+		for outcome, n := range map[string]int64{"embedded": e.Embedded, "unchanged": e.Unchanged, "parked": e.Parked} {
+			ch <- prometheus.MustNewConstMetric(descEmbedKeys, prometheus.CounterValue, float64(n), outcome)
+		}
 	}
 }
 
