@@ -16,6 +16,7 @@ const (
 	KeyMapTable      = "oi_keymap"      // FTS5 rowids assigned to string primary keys
 	FloorTable       = "oi_floor"       // per-key "applied up to" positions of external-content FTS5
 	BackfillTable    = "oi_backfill"    // source tables whose existing rows are still to be queued
+	RebuildTable     = "oi_rebuild"     // online rebuilds in progress: one row per source table
 	SchemaVersionKey = "oi_schema_version"
 )
 
@@ -85,6 +86,18 @@ var schema = []string{
 	tbl       TEXT PRIMARY KEY,
 	after,
 	queued_at INTEGER NOT NULL
+) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS oi_rebuild (
+	tbl        TEXT PRIMARY KEY,
+	spec       TEXT    NOT NULL,
+	phase      TEXT    NOT NULL,
+	after,
+	scanned    INTEGER NOT NULL,
+	done       INTEGER NOT NULL,
+	total      INTEGER NOT NULL,
+	started_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	old        TEXT
 ) WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS oi_floor (
 	tbl  TEXT    NOT NULL,

@@ -102,7 +102,12 @@ func buildKNN(spec *outbox.Spec, cfg *queryConfig, query []float32, k int) (stri
 	}
 	var sb strings.Builder
 	var args []any
+	// The live generation's table (see outbox.GenName) is aliased to the
+	// sidecar's name, so that caller fragments that name it keep working.
 	col, vt := outbox.Quote(v.Column), outbox.Quote(v.Table)
+	if live := v.Live(); live != v.Table {
+		vt = outbox.Quote(live) + " AS " + vt
+	}
 	fmt.Fprintf(&sb, "WITH %s(oi_key, %s) AS MATERIALIZED (", NeighborsCTE, DistanceColumn)
 	if v.Metric == outbox.MetricDot {
 		// vec0 has no dot metric: negate the inner product so that
