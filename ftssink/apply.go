@@ -206,7 +206,7 @@ func (t *Table) Apply(ctx context.Context, tx outbox.DB, changes []outbox.Change
 			return keyErr(err)
 		}
 	}
-	if len(gone) > 0 {
+	if len(gone) > 0 && !opts.KeepKeyMap {
 		if err := outbox.DeleteKeyRowIDs(ctx, tx, t.spec.Source, gone); err != nil {
 			return fmt.Errorf("ftssink: %w", err)
 		}
