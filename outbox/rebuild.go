@@ -280,3 +280,27 @@ func NextGeneration(spec *Spec) *Spec {
 	}
 	return &c
 }
+
+// LiveTable returns the physical name of the sidecar table that the
+// registry calls table (a VecSpec.Table or FTSSpec.Table): its live
+// generation (see GenName). A name no registry entry uses is returned
+// unchanged. It is meant for tools and tests that read sidecars with
+// their own SQL; the query builders of vecsink and ftssink resolve it
+// themselves.
+func LiveTable(ctx context.Context, db DB, table string) (string, error) {
+	specs, _, err := LoadSpecs(ctx, db)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range specs {
+		for _, v := range s.VecSpecs() {
+			if strings.EqualFold(v.Table, table) {
+				return v.Live(), nil
+			}
+		}
+		if s.FTS != nil && strings.EqualFold(s.FTS.Table, table) {
+			return s.FTS.Live(), nil
+		}
+	}
+	return table, nil
+}

@@ -36,7 +36,7 @@ func TestRebuildToNonTerminal(t *testing.T) {
 	require.Equal(t, "rebuilt [tickets]\n", r.stdout)
 	require.NotContains(t, r.stderr, "\r", "no carriage returns: no bar on a pipe")
 	require.NotContains(t, r.stderr, "\x1b", "no terminal escapes on a pipe")
-	require.Contains(t, r.stderr, "msg=progress op=\"rebuild tickets_fts\"")
+	require.Contains(t, r.stderr, "msg=progress op=\"rebuild tickets\"")
 	require.Contains(t, r.stderr, "total=400")
 	require.Contains(t, r.stderr, "rebuild finished")
 	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
@@ -57,7 +57,7 @@ func TestRebuildToNonTerminal(t *testing.T) {
 	r = run(t, nil, "rebuild", "--db", path, "--progress", "bar")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stderr, "\r")
-	require.Contains(t, r.stderr, "rebuild tickets_vec")
+	require.Contains(t, r.stderr, "rebuild tickets")
 }
 
 func TestReplay(t *testing.T) {

@@ -79,7 +79,11 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 		snap := cli.Snapshot{Head: st.Head, Applied: st.Applied, Pending: st.Pending, DeadLetters: st.DeadLetters,
 			OldestPending: st.OldestPendingAge, OtherHolder: st.Lease.Live && !st.Lease.Mine}
 		for _, t := range st.Tables {
-			snap.Tables = append(snap.Tables, cli.TableSnapshot{Table: t.Table, Pending: t.Pending, DeadLetters: t.DeadLetters})
+			ts := cli.TableSnapshot{Table: t.Table, Pending: t.Pending, DeadLetters: t.DeadLetters}
+			if r := t.Rebuild; r != nil {
+				ts.Rebuild = &cli.RebuildSnapshot{Phase: r.Phase, Done: r.Done, Total: r.Total, Rate: r.Rate, ETA: r.ETA}
+			}
+			snap.Tables = append(snap.Tables, ts)
 		}
 		return snap, nil
 	}

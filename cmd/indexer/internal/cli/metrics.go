@@ -33,6 +33,15 @@ type TableSnapshot struct {
 	Table       string
 	Pending     int64
 	DeadLetters int64
+	Rebuild     *RebuildSnapshot // an online rebuild in progress, nil if none
+}
+
+// RebuildSnapshot is the progress of an online rebuild.
+type RebuildSnapshot struct {
+	Phase       string
+	Done, Total int64         // source rows copied, to copy
+	Rate        float64       // rows per second since it started
+	ETA         time.Duration // time left to copy (0 when unknown)
 }
 
 // Metrics are the Prometheus metrics and the health state of `indexer run`.
@@ -255,12 +264,18 @@ var (
 	descDead        = prometheus.NewDesc("outboxindexer_dead_letters", "Events parked as dead letters.", nil, nil)
 	descTablePend   = prometheus.NewDesc("outboxindexer_table_pending_events", "Events not yet applied, per source table.", []string{"table"}, nil)
 	descTableDead   = prometheus.NewDesc("outboxindexer_table_dead_letters", "Dead letters per source table.", []string{"table"}, nil)
+	descRebuilding  = prometheus.NewDesc("outboxindexer_rebuild_in_progress", "1 while an online rebuild of the table is in progress, per phase (scan, copy, merge, drop).", []string{"table", "phase"}, nil)
+	descRebuildDone = prometheus.NewDesc("outboxindexer_rebuild_rows_done", "Source rows copied by the online rebuild in progress.", []string{"table"}, nil)
+	descRebuildAll  = prometheus.NewDesc("outboxindexer_rebuild_rows_total", "Source rows the online rebuild in progress copies.", []string{"table"}, nil)
+	descRebuildRate = prometheus.NewDesc("outboxindexer_rebuild_rows_per_second", "Copy rate of the online rebuild in progress since it started.", []string{"table"}, nil)
+	descRebuildETA  = prometheus.NewDesc("outboxindexer_rebuild_eta_seconds", "Estimated time left to copy the rows of the online rebuild in progress (0 when unknown).", []string{"table"}, nil)
 	snapshotTimeout = 5 * time.Second
 )
 
 // Describe implements prometheus.Collector.
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descHead, descApplied, descPending, descLag, descDead, descTablePend, descTableDead} {
+	for _, d := range []*prometheus.Desc{descUp, descHead, descApplied, descPending, descLag, descDead, descTablePend, descTableDead,
+		descRebuilding, descRebuildDone, descRebuildAll, descRebuildRate, descRebuildETA} {
 		ch <- d
 	}
 }
@@ -283,6 +298,13 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, t := range s.Tables {
 		ch <- prometheus.MustNewConstMetric(descTablePend, prometheus.GaugeValue, float64(t.Pending), t.Table)
 		ch <- prometheus.MustNewConstMetric(descTableDead, prometheus.GaugeValue, float64(t.DeadLetters), t.Table)
+		if r := t.Rebuild; r != nil {
+			ch <- prometheus.MustNewConstMetric(descRebuilding, prometheus.GaugeValue, 1, t.Table, r.Phase)
+			ch <- prometheus.MustNewConstMetric(descRebuildDone, prometheus.GaugeValue, float64(r.Done), t.Table)
+			ch <- prometheus.MustNewConstMetric(descRebuildAll, prometheus.GaugeValue, float64(r.Total), t.Table)
+			ch <- prometheus.MustNewConstMetric(descRebuildRate, prometheus.GaugeValue, r.Rate, t.Table)
+			ch <- prometheus.MustNewConstMetric(descRebuildETA, prometheus.GaugeValue, r.ETA.Seconds(), t.Table)
+		}
 	}
 }
 
