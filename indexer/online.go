@@ -395,7 +395,27 @@ func (ix *Indexer) rebuildStep(ctx context.Context) (bool, error) {
 		})
 	})
 	if errors.Is(err, errBehind) {
-		return true, nil // the applier goes first
+		// The log is ahead: apply one batch in a transaction of its own
+		// (sound without the lease, like SyncTx: the write lock serializes
+		// it with the lease holder, which may be a dead process whose
+		// lease has not expired yet).
+		var applied bool
+		err := ix.retry(ctx, func(ctx context.Context) error {
+			return ix.inTx(ctx, func(tx *sql.Tx) error {
+				res, err := ix.applyTx(ctx, tx, &ix.registry, map[unit]string{}, ix.cfg.now())
+				applied = res.events > 0
+				return err
+			})
+		})
+		var ue *unitError
+		if errors.As(err, &ue) {
+			// A failing event: the lease holder retries and parks it.
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("indexer: rebuild: catch up: %w", err)
+		}
+		return applied, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("indexer: rebuild: %w", err)
