@@ -44,6 +44,10 @@ type onlineState struct {
 	chunk int   // source rows per copy step
 	scan  int64 // log ids per scan step
 	pages int   // FTS5 merge pages per step
+	// overhead is the part of the last step's lock hold that was neither
+	// copying nor merging (catching up, bookkeeping, commit): what is left
+	// of the step's budget goes to the copy and the merge.
+	overhead, copyTime, mergeTime time.Duration
 	// last is the table of the last step and lastPhase its phase, for logs.
 	last, lastPhase string
 }
@@ -386,14 +390,17 @@ func (ix *Indexer) rebuildStep(ctx context.Context) (bool, error) {
 	}
 	var did bool
 	var r *outbox.RebuildState
-	start := ix.cfg.now()
+	var locked time.Time
+	ix.online.copyTime, ix.online.mergeTime = 0, 0
 	err = ix.retry(ctx, func(ctx context.Context) error {
 		return ix.inTx(ctx, func(tx *sql.Tx) error {
+			locked = time.Now() // BEGIN IMMEDIATE took the write lock
 			var err error
 			did, r, err = ix.rebuildStepTx(ctx, tx)
 			return err
 		})
 	})
+	hold := time.Since(locked)
 	if errors.Is(err, errBehind) {
 		// The log is ahead: apply one batch in a transaction of its own
 		// (sound without the lease, like SyncTx: the write lock serializes
@@ -423,8 +430,13 @@ func (ix *Indexer) rebuildStep(ctx context.Context) (bool, error) {
 	if !did {
 		return false, nil
 	}
-	d := ix.cfg.now().Sub(start)
+	d := hold
+	if ix.online.copyTime+ix.online.mergeTime > 0 {
+		ix.online.overhead = max(hold-ix.online.copyTime-ix.online.mergeTime, 0)
+	}
 	if r != nil {
+		ix.log.Debug("rebuild step", "table", r.Table, "phase", r.Phase, "done", r.Done, "chunk", ix.online.chunk, "pages", ix.online.pages, "scan", ix.online.scan,
+			"hold", hold, "copy", ix.online.copyTime, "merge", ix.online.mergeTime, "overhead", ix.online.overhead)
 		if f := ix.cfg.progress; f != nil {
 			f(Progress{Table: r.Table, Sidecar: rebuildLabel(r), Done: r.Done, Total: max(r.Total, r.Done), Phase: r.Phase})
 		}
@@ -524,6 +536,9 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx) (bool, *outbox
 		if ix.online.chunk <= 0 {
 			ix.online.chunk = 256
 		}
+		// What the last step spent besides copying and merging is spent
+		// again: the copy gets two thirds of the rest, the merge a third.
+		budget := max(ix.cfg.rebuildStep-ix.online.overhead, ix.cfg.rebuildStep/4)
 		t0 := time.Now()
 		hi, rows, last, err := nextRange(ctx, tx, t.spec, r.After, ix.online.chunk)
 		if err != nil {
@@ -536,10 +551,13 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx) (bool, *outbox
 				return false, nil, err
 			}
 		}
-		ix.online.chunk = int(tune(int64(ix.online.chunk), time.Since(t0), ix.cfg.rebuildStep*2/3, 16, 100000))
-		if err := ix.mergeStep(ctx, tx, mt, ix.cfg.rebuildStep/3); err != nil {
+		ix.online.copyTime = time.Since(t0)
+		ix.online.chunk = int(tune(int64(ix.online.chunk), ix.online.copyTime, budget*2/3, 16, 100000))
+		t1 := time.Now()
+		if err := ix.mergeStep(ctx, tx, mt, budget/3); err != nil {
 			return false, nil, err
 		}
+		ix.online.mergeTime = time.Since(t1)
 		r.Done += rows
 		if last {
 			r.Phase = outbox.PhaseMerge
@@ -548,10 +566,12 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx) (bool, *outbox
 			r.After = hi
 		}
 	case outbox.PhaseMerge:
+		t1 := time.Now()
 		merged, err := ix.mergeOnly(ctx, tx, mt)
 		if err != nil {
 			return false, nil, err
 		}
+		ix.online.mergeTime = time.Since(t1)
 		if merged {
 			break
 		}
@@ -699,7 +719,8 @@ func (ix *Indexer) mergeOnly(ctx context.Context, tx outbox.DB, mt *table) (bool
 			return false, err
 		}
 		if did {
-			ix.online.pages = int(tune(int64(ix.online.pages), time.Since(t0), ix.cfg.rebuildStep, 4, 100000))
+			budget := max(ix.cfg.rebuildStep-ix.online.overhead, ix.cfg.rebuildStep/4)
+			ix.online.pages = int(tune(int64(ix.online.pages), time.Since(t0), budget, 4, 100000))
 		}
 		any = any || did
 	}

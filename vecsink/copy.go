@@ -47,8 +47,10 @@ func (t *Table) CopyRange(ctx context.Context, tx outbox.DB, r outbox.KeyRange) 
 		exprs = append(exprs, metaExpr(m.Type, "s."+outbox.Quote(m.Name)))
 	}
 	_, none := t.stateSQL("e.")
-	// The unary + strips the source key's affinity (see Rebuild).
-	q := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s JOIN %s l ON l.field = ? AND l.key = +s.%s JOIN oi_events e ON e.id = l.id WHERE (%s) AND NOT (%s) AND %s`,
+	// The unary + strips the source key's affinity (see Rebuild). CROSS
+	// JOIN keeps the source's key range in the outer loop: left to itself
+	// the planner scans the whole vector-state table instead.
+	q := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s CROSS JOIN %s l ON l.field = ? AND l.key = +s.%s CROSS JOIN oi_events e ON e.id = l.id WHERE (%s) AND NOT (%s) AND %s`,
 		outbox.Quote(t.Name()), strings.Join(names, ", "), strings.Join(exprs, ", "),
 		outbox.Quote(spec.Source), outbox.Quote(r.VecStates), outbox.Quote(spec.Key), r.Cond, none, valid)
 	res, err := tx.ExecContext(ctx, q, append([]any{t.field}, r.Args...)...)
