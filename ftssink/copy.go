@@ -13,13 +13,16 @@ var (
 	_ outbox.Merger = (*Table)(nil)
 )
 
-// FTS5 defaults restored when a bulk build ends.
+// FTS5 merge settings.
 const (
 	defaultAutomerge   = 4
 	defaultCrisismerge = 16
-	// bulkCrisismerge lets segments pile up on a level during a bulk build
-	// (merged in steps by Merge) instead of a crisis merge of the whole
-	// level inside one transaction.
+	// bulkCrisismerge keeps FTS5 from merging a whole level of segments
+	// inside one transaction during a bulk build (a "crisis merge" when a
+	// level reaches 16 segments, which takes tens of ms on a large index).
+	// Automatic merges stay on: after each transaction FTS5 does merge
+	// work in proportion to what the transaction wrote, so every step of
+	// the build pays for its own merging, and Merge finishes the rest.
 	bulkCrisismerge = 1000
 )
 
@@ -89,14 +92,15 @@ func (t *Table) CopyRange(ctx context.Context, tx outbox.DB, r outbox.KeyRange) 
 	return n, nil
 }
 
-// Bulk turns FTS5's automatic merges of the table off (on) so that no
-// write transaction does more merge work than it asked for with Merge, or
-// restores the defaults (automerge 4, crisismerge 16). The settings are
-// stored in the table.
+// Bulk sets the table up for a build in many short transactions (on): no
+// crisis merges, so that no transaction merges a whole level of segments;
+// the incremental automatic merges stay, in proportion to what each
+// transaction writes. Off restores FTS5's defaults (automerge 4,
+// crisismerge 16). The settings are stored in the table.
 func (t *Table) Bulk(ctx context.Context, db outbox.DB, on bool) error {
 	am, cm := defaultAutomerge, defaultCrisismerge
 	if on {
-		am, cm = 0, bulkCrisismerge
+		cm = bulkCrisismerge
 	}
 	tbl := outbox.Quote(t.Name())
 	for _, kv := range []struct {

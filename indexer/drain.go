@@ -162,7 +162,7 @@ func (ix *Indexer) applyPending(ctx context.Context, target int64, all bool) (ap
 			// caller comes back for the next (Run and Drain loop while
 			// the result is not final), so that other users of applyMu
 			// get it between steps.
-			did, err := ix.rebuildStep(ctx)
+			did, err := ix.rebuildStep(ctx, ix.online.foreground > 0)
 			if err != nil {
 				return applied, false, err
 			}

@@ -47,9 +47,24 @@ type onlineState struct {
 	// overhead is the part of the last step's lock hold that was neither
 	// copying nor merging (catching up, bookkeeping, commit): what is left
 	// of the step's budget goes to the copy and the merge.
-	overhead, copyTime, mergeTime time.Duration
-	// last is the table of the last step and lastPhase its phase, for logs.
-	last, lastPhase string
+	overhead, copyTime, mergeTime, catchUpTime time.Duration
+	// foreground counts the Rebuild calls in progress in this process:
+	// while there is one, this indexer drives rebuilds even when another
+	// one drove the last step.
+	foreground int
+}
+
+// driverIdle is how long a rebuild's last driver may stay silent before a
+// background driver (Run, Drain) of another indexer takes the rebuild over:
+// a foreground Rebuild, or another worker, drives it meanwhile, and two
+// drivers would only take turns holding the write lock.
+const driverIdle = 2 * time.Second
+
+// dueFor reports whether r may be stepped by holder: always in the
+// foreground, in the background when holder drove the last step, nobody
+// did, or its driver has been silent for driverIdle.
+func dueFor(r *outbox.RebuildState, holder string, foreground bool) bool {
+	return foreground || r.Driver == "" || r.Driver == holder || time.Since(r.UpdatedAt) >= driverIdle
 }
 
 // mirror is the part of an online rebuild the applier needs: the sinks of
@@ -154,6 +169,12 @@ func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
 	defer ix.releaseOneShot(ctx)
 	var started []string
 	ix.applyMu.Lock()
+	ix.online.foreground++
+	defer func() {
+		ix.applyMu.Lock()
+		ix.online.foreground--
+		ix.applyMu.Unlock()
+	}()
 	err := ix.retry(ctx, func(ctx context.Context) error {
 		return ix.inTx(ctx, func(tx *sql.Tx) error {
 			var err error
@@ -186,16 +207,20 @@ func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
 			}
 		case errors.Is(err, errNotHolder):
 			// Another indexer applies the log; drive the steps from here
-			// (each applies the few pending events it needs itself).
-			ix.applyMu.Lock()
-			did, err := ix.rebuildStep(ctx)
-			ix.applyMu.Unlock()
-			if err != nil {
-				return err
-			}
-			if !did {
-				if err := sleep(ctx, ix.cfg.pollInterval/4); err != nil {
+			// (each applies the few pending events it needs itself), a
+			// run of them between two looks at the lease.
+			for range 50 {
+				ix.applyMu.Lock()
+				did, err := ix.rebuildStep(ctx, true)
+				ix.applyMu.Unlock()
+				if err != nil {
 					return err
+				}
+				if !did {
+					if err := sleep(ctx, min(ix.cfg.pollInterval/4, 25*time.Millisecond)); err != nil {
+						return err
+					}
+					break
 				}
 			}
 		case errors.Is(err, outbox.ErrLeaseLost):
@@ -381,22 +406,27 @@ func sinkNames(t *table) string {
 }
 
 // rebuildStep runs one short transaction of the oldest online rebuild in
-// progress, if any, then pauses so that writers get the lock, and reports
-// whether it had work. The caller holds applyMu.
-func (ix *Indexer) rebuildStep(ctx context.Context) (bool, error) {
-	pending, err := outbox.RebuildPending(ctx, ix.db)
+// progress that this indexer may drive (see dueFor), if any, then pauses
+// so that writers get the lock, and reports whether it had work. The
+// caller holds applyMu.
+func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, error) {
+	idle := driverIdle
+	if foreground {
+		idle = 0
+	}
+	pending, err := outbox.RebuildDue(ctx, ix.db, ix.cfg.holder, idle)
 	if err != nil || !pending {
 		return false, err
 	}
 	var did bool
 	var r *outbox.RebuildState
 	var locked time.Time
-	ix.online.copyTime, ix.online.mergeTime = 0, 0
+	ix.online.copyTime, ix.online.mergeTime, ix.online.catchUpTime = 0, 0, 0
 	err = ix.retry(ctx, func(ctx context.Context) error {
 		return ix.inTx(ctx, func(tx *sql.Tx) error {
 			locked = time.Now() // BEGIN IMMEDIATE took the write lock
 			var err error
-			did, r, err = ix.rebuildStepTx(ctx, tx)
+			did, r, err = ix.rebuildStepTx(ctx, tx, foreground)
 			return err
 		})
 	})
@@ -436,7 +466,7 @@ func (ix *Indexer) rebuildStep(ctx context.Context) (bool, error) {
 	}
 	if r != nil {
 		ix.log.Debug("rebuild step", "table", r.Table, "phase", r.Phase, "done", r.Done, "chunk", ix.online.chunk, "pages", ix.online.pages, "scan", ix.online.scan,
-			"hold", hold, "copy", ix.online.copyTime, "merge", ix.online.mergeTime, "overhead", ix.online.overhead)
+			"hold", hold, "copy", ix.online.copyTime, "merge", ix.online.mergeTime, "catchup", ix.online.catchUpTime, "overhead", ix.online.overhead)
 		if f := ix.cfg.progress; f != nil {
 			f(Progress{Table: r.Table, Sidecar: rebuildLabel(r), Done: r.Done, Total: max(r.Total, r.Done), Phase: r.Phase})
 		}
@@ -444,7 +474,7 @@ func (ix *Indexer) rebuildStep(ctx context.Context) (bool, error) {
 			f(RebuildStats{Table: r.Table, Phase: r.Phase, Done: r.Done, Total: r.Total, Duration: d})
 		}
 	}
-	pause := max(ix.cfg.rebuildStep/4, 2*time.Millisecond)
+	pause := max(ix.cfg.rebuildStep/8, 2*time.Millisecond)
 	return true, sleep(ctx, pause)
 }
 
@@ -462,12 +492,22 @@ func rebuildLabel(r *outbox.RebuildState) string {
 
 // rebuildStepTx does one step of the oldest rebuild in tx. It returns the
 // rebuild's state after the step (nil when it ended).
-func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx) (bool, *outbox.RebuildState, error) {
+func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground bool) (bool, *outbox.RebuildState, error) {
 	rs, err := outbox.Rebuilds(ctx, tx)
-	if err != nil || len(rs) == 0 {
+	if err != nil {
 		return false, nil, err
 	}
-	r := rs[0]
+	var r *outbox.RebuildState
+	for _, x := range rs {
+		if dueFor(x, ix.cfg.holder, foreground) {
+			r = x
+			break
+		}
+	}
+	if r == nil {
+		return false, nil, nil
+	}
+	r.Driver = ix.cfg.holder
 	reg, err := ix.registry.load(ctx, tx)
 	if err != nil {
 		return false, nil, err
@@ -520,9 +560,11 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx) (bool, *outbox
 			r.Phase = outbox.PhaseCopy
 		}
 	case outbox.PhaseCopy:
+		tc := time.Now()
 		if err := ix.catchUpTx(ctx, tx); err != nil {
 			return false, nil, err
 		}
+		ix.online.catchUpTime = time.Since(tc)
 		head, err := outbox.Head(ctx, tx)
 		if err != nil {
 			return false, nil, err
@@ -536,8 +578,9 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx) (bool, *outbox
 		if ix.online.chunk <= 0 {
 			ix.online.chunk = 256
 		}
-		// What the last step spent besides copying and merging is spent
-		// again: the copy gets two thirds of the rest, the merge a third.
+		// What the last step spent besides copying (catching up,
+		// bookkeeping, FTS5's incremental merge at commit) is spent again:
+		// the copy gets the rest.
 		budget := max(ix.cfg.rebuildStep-ix.online.overhead, ix.cfg.rebuildStep/4)
 		t0 := time.Now()
 		hi, rows, last, err := nextRange(ctx, tx, t.spec, r.After, ix.online.chunk)
@@ -552,12 +595,7 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx) (bool, *outbox
 			}
 		}
 		ix.online.copyTime = time.Since(t0)
-		ix.online.chunk = int(tune(int64(ix.online.chunk), ix.online.copyTime, budget*2/3, 16, 100000))
-		t1 := time.Now()
-		if err := ix.mergeStep(ctx, tx, mt, budget/3); err != nil {
-			return false, nil, err
-		}
-		ix.online.mergeTime = time.Since(t1)
+		ix.online.chunk = int(tune(int64(ix.online.chunk), ix.online.copyTime, budget, 16, 100000))
 		r.Done += rows
 		if last {
 			r.Phase = outbox.PhaseMerge
@@ -679,33 +717,11 @@ func (ix *Indexer) foldStates(ctx context.Context, tx outbox.DB, mt *table, stat
 	return nil
 }
 
-// mergeStep does FTS5 merge work on the new generation for about budget.
-func (ix *Indexer) mergeStep(ctx context.Context, tx outbox.DB, mt *table, budget time.Duration) error {
-	if ix.online.pages <= 0 {
-		ix.online.pages = 32
-	}
-	for _, s := range mt.sinks {
-		m, ok := s.(outbox.Merger)
-		if !ok {
-			continue
-		}
-		t0 := time.Now()
-		did, err := m.Merge(ctx, tx, ix.online.pages)
-		if err != nil {
-			return err
-		}
-		if did {
-			ix.online.pages = int(tune(int64(ix.online.pages), time.Since(t0), budget, 4, 100000))
-		}
-	}
-	return nil
-}
-
 // mergeOnly does one merge step of the merge phase and reports whether
 // there was work.
 func (ix *Indexer) mergeOnly(ctx context.Context, tx outbox.DB, mt *table) (bool, error) {
 	if ix.online.pages <= 0 {
-		ix.online.pages = 32
+		ix.online.pages = 64
 	}
 	any := false
 	for _, s := range mt.sinks {
@@ -720,7 +736,7 @@ func (ix *Indexer) mergeOnly(ctx context.Context, tx outbox.DB, mt *table) (bool
 		}
 		if did {
 			budget := max(ix.cfg.rebuildStep-ix.online.overhead, ix.cfg.rebuildStep/4)
-			ix.online.pages = int(tune(int64(ix.online.pages), time.Since(t0), budget, 4, 100000))
+			ix.online.pages = int(tune(int64(ix.online.pages), time.Since(t0), budget, 16, 100000))
 		}
 		any = any || did
 	}

@@ -86,7 +86,7 @@ func WithOffline() Option {
 // WithRebuildStep sets how long each transaction of an online rebuild aims
 // to hold the write lock (default DefaultRebuildStep): the number of rows
 // copied per transaction adapts to it, and the rebuild pauses between
-// transactions for a quarter of it (at least 2 ms) so that writers get the
+// transactions for an eighth of it (at least 2 ms) so that writers get the
 // lock.
 func WithRebuildStep(d time.Duration) Option {
 	return func(c *config) error {

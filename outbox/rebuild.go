@@ -55,6 +55,10 @@ type RebuildState struct {
 	// Old lists the tables of the previous generation still to drop
 	// (PhaseDrop only).
 	Old []string
+	// Driver is the indexer (holder name) that committed the last step:
+	// background drivers leave a rebuild to a live foreground one (see
+	// RebuildDue).
+	Driver string
 }
 
 // VecStatesTable returns the name of the table an online rebuild of
@@ -79,8 +83,21 @@ func Rebuilds(ctx context.Context, db DB) ([]*RebuildState, error) {
 // RebuildPending reports whether any online rebuild is in progress, with
 // one cheap read.
 func RebuildPending(ctx context.Context, db DB) (bool, error) {
+	return RebuildDue(ctx, db, "", 0)
+}
+
+// RebuildDue reports, with one cheap read, whether an online rebuild is in
+// progress that holder may drive in the background: one whose last step
+// holder committed itself, or that nobody stepped for idle (its driver
+// stopped). With idle 0 any rebuild is due.
+func RebuildDue(ctx context.Context, db DB, holder string, idle time.Duration) (bool, error) {
 	var n int
-	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM oi_rebuild)`).Scan(&n); err != nil {
+	q, args := `SELECT EXISTS (SELECT 1 FROM oi_rebuild)`, []any(nil)
+	if idle > 0 {
+		q = `SELECT EXISTS (SELECT 1 FROM oi_rebuild WHERE driver IS NULL OR driver = ? OR updated_at < ?)`
+		args = []any{holder, time.Now().Add(-idle).UnixNano()}
+	}
+	if err := db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
 		if strings.Contains(err.Error(), "no such table") {
 			return false, nil
 		}
@@ -90,7 +107,7 @@ func RebuildPending(ctx context.Context, db DB) (bool, error) {
 }
 
 func loadRebuilds(ctx context.Context, db DB, tail string, args ...any) ([]*RebuildState, error) {
-	rows, err := db.QueryContext(ctx, `SELECT tbl, spec, phase, after, scanned, done, total, started_at, updated_at, old FROM oi_rebuild`+tail, args...)
+	rows, err := db.QueryContext(ctx, `SELECT tbl, spec, phase, after, scanned, done, total, started_at, updated_at, old, coalesce(driver, '') FROM oi_rebuild`+tail, args...)
 	if err != nil {
 		if strings.Contains(err.Error(), "no such table") {
 			return nil, nil
@@ -106,7 +123,7 @@ func loadRebuilds(ctx context.Context, db DB, tail string, args ...any) ([]*Rebu
 			old        sql.NullString
 			start, upd int64
 		)
-		if err := rows.Scan(&r.Table, &raw, &r.Phase, &r.After, &r.Scanned, &r.Done, &r.Total, &start, &upd, &old); err != nil {
+		if err := rows.Scan(&r.Table, &raw, &r.Phase, &r.After, &r.Scanned, &r.Done, &r.Total, &start, &upd, &old, &r.Driver); err != nil {
 			return nil, fmt.Errorf("outbox: read rebuilds: %w", err)
 		}
 		if b, ok := r.After.([]byte); ok {
@@ -145,11 +162,16 @@ func SaveRebuild(ctx context.Context, db DB, r *RebuildState) error {
 		o, _ := json.Marshal(r.Old)
 		old = string(o)
 	}
-	_, err = db.ExecContext(ctx, `INSERT INTO oi_rebuild (tbl, spec, phase, after, scanned, done, total, started_at, updated_at, old)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	var driver any
+	if r.Driver != "" {
+		driver = r.Driver
+	}
+	_, err = db.ExecContext(ctx, `INSERT INTO oi_rebuild (tbl, spec, phase, after, scanned, done, total, started_at, updated_at, old, driver)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tbl) DO UPDATE SET spec = excluded.spec, phase = excluded.phase, after = excluded.after,
-			scanned = excluded.scanned, done = excluded.done, total = excluded.total, updated_at = excluded.updated_at, old = excluded.old`,
-		r.Table, string(b), r.Phase, r.After, r.Scanned, r.Done, r.Total, r.StartedAt.UnixNano(), r.UpdatedAt.UnixNano(), old)
+			scanned = excluded.scanned, done = excluded.done, total = excluded.total, updated_at = excluded.updated_at, old = excluded.old,
+			driver = excluded.driver`,
+		r.Table, string(b), r.Phase, r.After, r.Scanned, r.Done, r.Total, r.StartedAt.UnixNano(), r.UpdatedAt.UnixNano(), old, driver)
 	if err != nil {
 		return fmt.Errorf("outbox: save rebuild of %s: %w", r.Table, err)
 	}

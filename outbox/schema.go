@@ -97,7 +97,8 @@ var schema = []string{
 	total      INTEGER NOT NULL,
 	started_at INTEGER NOT NULL,
 	updated_at INTEGER NOT NULL,
-	old        TEXT
+	old        TEXT,
+	driver     TEXT
 ) WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS oi_floor (
 	tbl  TEXT    NOT NULL,

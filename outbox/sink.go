@@ -138,10 +138,10 @@ type Copier interface {
 	CopyRange(ctx context.Context, tx DB, r KeyRange) (int64, error)
 }
 
-// Merger is a sink whose index an online rebuild builds without automatic
-// merges (FTS5): Bulk turns them off (on) or back to the defaults (off),
-// and Merge does up to pages pages of merge work, reporting whether it
-// found any.
+// Merger is a sink whose index merges its segments (FTS5): Bulk prepares
+// it for a build in many short transactions (on: no merge of a whole level
+// inside one transaction) or restores the defaults (off), and Merge does
+// up to pages pages of merge work, reporting whether it found any.
 type Merger interface {
 	Bulk(ctx context.Context, db DB, on bool) error
 	Merge(ctx context.Context, db DB, pages int) (bool, error)
