@@ -197,18 +197,18 @@ func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
 		if !left {
 			return nil
 		}
-		_, final, err := ix.applyPending(ctx, 0, true)
+		// Apply what is pending when this indexer can take the lease (like
+		// Drain; a worker elsewhere may hold it), then a run of steps (each
+		// applies the few events that arrive meanwhile itself) before the
+		// next look at the log.
+		err = nil
+		if behind, berr := ix.behind(ctx); berr != nil {
+			return berr
+		} else if behind {
+			_, _, err = ix.applyPending(ctx, 0, false)
+		}
 		switch {
-		case err == nil && final:
-			// Nothing to do now (the previous generation waits for its
-			// drop): look again shortly.
-			if err := sleep(ctx, min(ix.cfg.pollInterval/4, 25*time.Millisecond)); err != nil {
-				return err
-			}
-		case errors.Is(err, errNotHolder):
-			// Another indexer applies the log; drive the steps from here
-			// (each applies the few pending events it needs itself), a
-			// run of them between two looks at the lease.
+		case err == nil, errors.Is(err, errNotHolder):
 			for range 50 {
 				ix.applyMu.Lock()
 				did, err := ix.rebuildStep(ctx, true)
@@ -228,6 +228,16 @@ func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
 			return err
 		}
 	}
+}
+
+// behind reports whether events are pending, with two reads.
+func (ix *Indexer) behind(ctx context.Context) (bool, error) {
+	cp, err := ix.checkpoint(ctx)
+	if err != nil {
+		return false, err
+	}
+	head, err := ix.head(ctx)
+	return cp < head, err
 }
 
 // rebuildsLeft reports whether any of the tables still has a rebuild in
