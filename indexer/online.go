@@ -644,6 +644,7 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 			r.Old = append(r.Old, s.Name())
 		}
 		r.Phase = outbox.PhaseDrop
+		r.SwappedAt = time.Now()
 		ix.log.Info("rebuild: swapped in the new generation", "table", r.Table, "sidecars", sinkNames(mt), "rows", r.Done)
 	}
 	if err := outbox.SaveRebuild(ctx, tx, r); err != nil {
@@ -656,10 +657,19 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 // dropGrace old (a query that read the registry before the swap may still
 // be about to read the old tables), and ends the rebuild after the last.
 func (ix *Indexer) dropStep(ctx context.Context, tx *sql.Tx, r *outbox.RebuildState) (bool, *outbox.RebuildState, error) {
-	if time.Since(r.UpdatedAt) < ix.cfg.dropGrace {
+	if time.Since(r.SwappedAt) < ix.cfg.dropGrace {
 		return false, nil, nil
 	}
 	if len(r.Old) > 0 {
+		// Empty the old table in steps first: DROP frees every page of it
+		// in one statement.
+		left, err := outbox.ShrinkTable(ctx, tx, r.Old[0], ix.cfg.rebuildStep*3/4)
+		if err != nil {
+			return false, nil, err
+		}
+		if left {
+			return true, r, outbox.SaveRebuild(ctx, tx, r)
+		}
 		if err := outbox.DropTables(ctx, tx, r.Old[0]); err != nil {
 			return false, nil, err
 		}
