@@ -233,7 +233,9 @@ func WithPollInterval(d time.Duration) Option {
 	}
 }
 
-// WithProgress sets a callback that Rebuild calls after each filled batch.
+// WithProgress sets a callback that Rebuild calls after each filled batch
+// (offline), or after each committed step of an online rebuild this
+// indexer drives (Progress.Phase is set then), on the rebuilding goroutine.
 func WithProgress(f func(Progress)) Option {
 	return func(c *config) error {
 		c.progress = f
