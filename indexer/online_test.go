@@ -314,3 +314,32 @@ func TestOfflineRebuildDiscardsOnlineOne(t *testing.T) {
 	require.Zero(t, e.live(e.docs).Vec.Gen, "the offline rebuild keeps the live generation")
 	e.check()
 }
+
+// After an online rebuild the queries read the new generation under the
+// sidecar's own name: fragments that name the sidecar table, snippets and
+// highlights (FTS5 auxiliary functions on the aliased table) keep working.
+func TestOnlineRebuildQueriesNameTheSidecar(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbox.ModeInTable, outbox.ModeInTable)
+	e.seed(50)
+	ix := e.indexer()
+	e.drain(ix)
+	require.NoError(t, ix.Rebuild(e.ctx, "docs"))
+	require.Equal(t, "docs_fts__g1", e.live(e.docs).FTS.Live())
+	hits, err := ftssink.Search[Doc](e.ctx, e.db, ftssink.Term("common"),
+		ftssink.WithFilter("docs_fts.rowid <= ?", 10),
+		ftssink.WithSnippet("body", "[", "]", "…", 4), ftssink.WithHighlight("title", "<", ">"))
+	require.NoError(t, err)
+	require.Len(t, hits, 10)
+	require.Contains(t, hits[0].Snippets["body"], "[common]")
+	res, err := vecsink.KNN[Doc](e.ctx, e.db, vec(7), 3, vecsink.WithFilter("docs_vec.cat = ?", int64(7%3)))
+	require.NoError(t, err)
+	require.NotEmpty(t, res)
+	require.Equal(t, int64(7), res[0].Model.ID)
+	for _, r := range res {
+		require.Equal(t, int64(1), r.Model.Cat)
+	}
+	q, _, err := vecsink.KNNSQL[Doc](e.ctx, e.db, vec(7), 3)
+	require.NoError(t, err)
+	require.Contains(t, q, `"docs_vec__g1" AS "docs_vec"`)
+}
