@@ -484,6 +484,14 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 			f(RebuildStats{Table: r.Table, Phase: r.Phase, Done: r.Done, Total: r.Total, Duration: d})
 		}
 	}
+	// Copy the WAL frames the step wrote into the database file here,
+	// outside the write lock (PASSIVE never waits for or blocks anybody):
+	// otherwise the next connection to commit does it in its commit,
+	// often the application's, and with a rebuild writing gigabytes the
+	// WAL outgrows every automatic checkpoint.
+	if _, err := ix.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil && ctx.Err() == nil {
+		ix.log.Debug("rebuild: checkpoint", "err", err)
+	}
 	pause := max(ix.cfg.rebuildStep/8, 2*time.Millisecond)
 	return true, sleep(ctx, pause)
 }

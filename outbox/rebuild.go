@@ -373,19 +373,29 @@ func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration) 
 	start := time.Now()
 	left := false
 	for _, s := range shadows {
-		for k := 1; ; k = min(2*k, 4096) {
-			if time.Since(start) >= budget {
+		// Rows are deleted one first, then as many as the time per row
+		// measured so far lets fit in what is left of the budget (rows
+		// range from a few bytes to 1.5 MB vec0 chunks).
+		k := 1
+		for {
+			spent := time.Since(start)
+			if spent >= budget {
 				return true, nil
 			}
 			q := Quote(s)
+			t0 := time.Now()
 			res, err := db.ExecContext(ctx, `DELETE FROM `+q+` WHERE rowid IN (SELECT rowid FROM `+q+` LIMIT ?)`, k)
 			if err != nil {
 				return false, fmt.Errorf("outbox: shrink %s: %w", s, err)
 			}
-			if n, _ := res.RowsAffected(); n < int64(k) {
+			n, _ := res.RowsAffected()
+			if n < int64(k) {
 				break
 			}
 			left = true
+			perRow := time.Since(t0) / time.Duration(n)
+			rest := budget - time.Since(start)
+			k = int(min(max(int64(rest/max(perRow, time.Microsecond)), 1), 4096))
 		}
 	}
 	return left, nil
