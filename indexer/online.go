@@ -170,11 +170,18 @@ func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
 	var started []string
 	ix.applyMu.Lock()
 	ix.online.foreground++
+	ix.applyMu.Unlock()
 	defer func() {
 		ix.applyMu.Lock()
 		ix.online.foreground--
 		ix.applyMu.Unlock()
 	}()
+	// A previous rebuild of these tables that only has its old generation
+	// left to drop finishes first, in its bounded steps.
+	if err := ix.finishDrops(ctx, names); err != nil {
+		return err
+	}
+	ix.applyMu.Lock()
 	err := ix.retry(ctx, func(ctx context.Context) error {
 		return ix.inTx(ctx, func(tx *sql.Tx) error {
 			var err error
@@ -226,6 +233,33 @@ func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
 		case errors.Is(err, outbox.ErrLeaseLost):
 		case err != nil:
 			return err
+		}
+	}
+}
+
+// finishDrops drives the rebuilds of names (all when empty) that are in
+// their drop phase to their end.
+func (ix *Indexer) finishDrops(ctx context.Context, names []string) error {
+	for {
+		rs, err := outbox.Rebuilds(ctx, ix.db)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(rs, func(r *outbox.RebuildState) bool {
+			return r.Phase == outbox.PhaseDrop && (len(names) == 0 || slices.Contains(names, r.Table))
+		}) {
+			return nil
+		}
+		ix.applyMu.Lock()
+		did, err := ix.rebuildStep(ctx, true)
+		ix.applyMu.Unlock()
+		if err != nil {
+			return err
+		}
+		if !did {
+			if err := sleep(ctx, min(ix.cfg.pollInterval/4, 25*time.Millisecond)); err != nil {
+				return err
+			}
 		}
 	}
 }
