@@ -36,7 +36,7 @@ func NewTable(spec *outbox.Spec) (*Table, error) {
 		t.cols = append(t.cols, c.Source)
 		names = append(names, outbox.Quote(c.Name))
 	}
-	tbl := outbox.Quote(f.Table)
+	tbl := outbox.Quote(f.Live())
 	ph := outbox.Placeholders(len(names))
 	if f.Mode == outbox.ModeExternal {
 		t.extDelete = fmt.Sprintf("INSERT INTO %s (%s, %s) VALUES ('delete', %s)", tbl, tbl, strings.Join(names, ", "), ph)
@@ -54,8 +54,9 @@ func NewTable(spec *outbox.Spec) (*Table, error) {
 // Spec returns the registry spec of the table.
 func (t *Table) Spec() *outbox.Spec { return t.spec }
 
-// Name returns the FTS5 table name.
-func (t *Table) Name() string { return t.spec.FTS.Table }
+// Name returns the name of the FTS5 table this sink writes: the
+// generation its spec names (outbox.FTSSpec.Live).
+func (t *Table) Name() string { return t.spec.FTS.Live() }
 
 // Columns returns the source columns of the FTS5 columns, in order.
 func (t *Table) Columns() []string { return t.cols }
@@ -205,7 +206,7 @@ func (t *Table) Apply(ctx context.Context, tx outbox.DB, changes []outbox.Change
 			return keyErr(err)
 		}
 	}
-	if len(gone) > 0 {
+	if len(gone) > 0 && !opts.KeepKeyMap {
 		if err := outbox.DeleteKeyRowIDs(ctx, tx, t.spec.Source, gone); err != nil {
 			return fmt.Errorf("ftssink: %w", err)
 		}
@@ -238,13 +239,13 @@ func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOp
 	var total int64 // the result of an external rebuild; otherwise only progress needs it: counting scans the source table
 	if opts.Progress != nil || f.Mode == outbox.ModeExternal {
 		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+src).Scan(&total); err != nil {
-			return 0, fmt.Errorf("ftssink: rebuild %s: count %s: %w", f.Table, spec.Source, err)
+			return 0, fmt.Errorf("ftssink: rebuild %s: count %s: %w", f.Live(), spec.Source, err)
 		}
 	}
-	tbl := outbox.Quote(f.Table)
+	tbl := outbox.Quote(f.Live())
 	if f.Mode == outbox.ModeExternal {
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES ('rebuild')", tbl, tbl)); err != nil {
-			return 0, fmt.Errorf("ftssink: rebuild %s: %w", f.Table, err)
+			return 0, fmt.Errorf("ftssink: rebuild %s: %w", f.Live(), err)
 		}
 		if opts.Progress != nil {
 			opts.Progress(total, total)
@@ -260,7 +261,7 @@ func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOp
 			`INSERT OR IGNORE INTO oi_keymap (tbl, key) SELECT ?, ` + key + ` FROM ` + src,
 		} {
 			if _, err := tx.ExecContext(ctx, q, spec.Source); err != nil {
-				return 0, fmt.Errorf("ftssink: rebuild %s: key map: %w", f.Table, err)
+				return 0, fmt.Errorf("ftssink: rebuild %s: key map: %w", f.Live(), err)
 			}
 		}
 		rowid = "m.rid"
@@ -282,7 +283,7 @@ func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOp
 		q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s s%s WHERE %s", tbl, strings.Join(names, ", "), strings.Join(exprs, ", "), src, join, cond)
 		res, err := tx.ExecContext(ctx, q, append(append([]any{}, pre...), args...)...)
 		if err != nil {
-			return fmt.Errorf("ftssink: rebuild %s: %w", f.Table, err)
+			return fmt.Errorf("ftssink: rebuild %s: %w", f.Live(), err)
 		}
 		n, _ := res.RowsAffected()
 		written += n

@@ -61,7 +61,7 @@ func CreateSQL(spec *outbox.Spec) (string, error) {
 	if f.Detail != "" && f.Detail != "full" {
 		parts = append(parts, "detail="+f.Detail)
 	}
-	return fmt.Sprintf("CREATE VIRTUAL TABLE IF NOT EXISTS %s USING fts5(%s)", outbox.Quote(f.Table), strings.Join(parts, ", ")), nil
+	return fmt.Sprintf("CREATE VIRTUAL TABLE IF NOT EXISTS %s USING fts5(%s)", outbox.Quote(f.Live()), strings.Join(parts, ", ")), nil
 }
 
 func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -73,7 +73,7 @@ func Create(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
 		return err
 	}
 	if _, err := db.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("ftssink: create %s: %w", spec.FTS.Table, err)
+		return fmt.Errorf("ftssink: create %s: %w", spec.FTS.Live(), err)
 	}
 	return nil
 }
@@ -83,16 +83,16 @@ func Drop(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
 	if spec.FTS == nil {
 		return nil
 	}
-	if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+outbox.Quote(spec.FTS.Table)); err != nil {
-		return fmt.Errorf("ftssink: drop %s: %w", spec.FTS.Table, err)
+	if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+outbox.Quote(spec.FTS.Live())); err != nil {
+		return fmt.Errorf("ftssink: drop %s: %w", spec.FTS.Live(), err)
 	}
 	// SQLite 3.47's FTS5 leaves the "<table>_content" shadow table of a
 	// contentless_unindexed=1 table behind on DROP; a later CREATE of the
 	// same table then fails. The FTS5 table is gone at this point, so the
 	// name can only be that leftover.
 	if spec.FTS.Mode == outbox.ModeContentless {
-		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+outbox.Quote(spec.FTS.Table+"_content")); err != nil {
-			return fmt.Errorf("ftssink: drop %s: %w", spec.FTS.Table, err)
+		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+outbox.Quote(spec.FTS.Live()+"_content")); err != nil {
+			return fmt.Errorf("ftssink: drop %s: %w", spec.FTS.Live(), err)
 		}
 	}
 	return nil

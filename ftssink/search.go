@@ -137,7 +137,7 @@ func runQuery(ctx context.Context, db outbox.DB, spec *outbox.Spec, cfg *searchC
 	}
 	st, err := p.PrepareContext(ctx, q)
 	if err != nil {
-		if c, ok := engine.ErrorCode(err); !ok || c != engine.CodeError || strings.Contains(err.Error(), "no such table: "+spec.FTS.Table) {
+		if c, ok := engine.ErrorCode(err); !ok || c != engine.CodeError || strings.Contains(err.Error(), "no such table: "+spec.FTS.Live()) {
 			return nil, err // busy, cancelled, or the sidecar is missing
 		}
 		return nil, fmt.Errorf("%w: %w", errFragment, err)
@@ -222,30 +222,39 @@ func buildSearch(spec *outbox.Spec, cfg *searchConfig, q Query) (stmt string, ar
 	if err != nil {
 		return "", nil, "", fmt.Errorf("ftssink: search %s: %w", f.Table, err)
 	}
+	// The live generation's table (see outbox.GenName) is aliased to the
+	// sidecar's name, so that caller fragments that name it keep working;
+	// FTS5's hidden column, which MATCH and the auxiliary functions take,
+	// is named after the physical table.
 	fts := outbox.Quote(f.Table)
+	from, hid := fts, fts
+	if live := f.Live(); live != f.Table {
+		from = outbox.Quote(live) + " AS " + fts
+		hid = fts + "." + outbox.Quote(live)
+	}
 	key := fts + ".rowid"
 	if spec.KeyType == outbox.KeyText {
 		key = "km.key"
 	}
 	var sb strings.Builder
-	sb.WriteString("SELECT " + key + " AS " + outbox.Quote(spec.Key) + ", bm25(" + fts)
+	sb.WriteString("SELECT " + key + " AS " + outbox.Quote(spec.Key) + ", bm25(" + hid)
 	for _, w := range cfg.weights {
 		sb.WriteString(", ?")
 		args = append(args, w)
 	}
 	sb.WriteString(") AS " + RankColumn)
 	for i, s := range cfg.snippets {
-		sb.WriteString(", snippet(" + fts + ", " + strconv.Itoa(snipCols[i]) + ", ?, ?, ?, ?) AS " + outbox.Quote("snippet_"+f.Columns[snipCols[i]].Name))
+		sb.WriteString(", snippet(" + hid + ", " + strconv.Itoa(snipCols[i]) + ", ?, ?, ?, ?) AS " + outbox.Quote("snippet_"+f.Columns[snipCols[i]].Name))
 		args = append(args, s.before, s.after, s.ellipsis, s.tokens)
 	}
 	for i, h := range cfg.highlights {
-		sb.WriteString(", highlight(" + fts + ", " + strconv.Itoa(hlCols[i]) + ", ?, ?) AS " + outbox.Quote("highlight_"+f.Columns[hlCols[i]].Name))
+		sb.WriteString(", highlight(" + hid + ", " + strconv.Itoa(hlCols[i]) + ", ?, ?) AS " + outbox.Quote("highlight_"+f.Columns[hlCols[i]].Name))
 		args = append(args, h.before, h.after)
 	}
 	for _, s := range cfg.selects {
 		sb.WriteString(", " + s)
 	}
-	sb.WriteString(" FROM " + fts)
+	sb.WriteString(" FROM " + from)
 	if spec.KeyType == outbox.KeyText {
 		sb.WriteString(" CROSS JOIN " + outbox.KeyMapTable + " AS km ON km.rid = " + fts + ".rowid AND km.tbl = ?")
 		args = append(args, spec.Source)
@@ -260,7 +269,7 @@ func buildSearch(spec *outbox.Spec, cfg *searchConfig, q Query) (stmt string, ar
 		sb.WriteString(" " + j.sql)
 		args = append(args, j.args...)
 	}
-	sb.WriteString(" WHERE " + fts + " MATCH ?")
+	sb.WriteString(" WHERE " + hid + " MATCH ?")
 	args = append(args, expr)
 	if spec.SoftDelete != "" && !cfg.includeDeleted {
 		if f.Mode == outbox.ModeExternal {

@@ -138,6 +138,12 @@ func migrateModel(ctx context.Context, conn outbox.DB, m *model, update bool) er
 			ErrSpecChanged, spec.Source, strings.Join(changes, "; "), spec.Model, spec.Source)
 	}
 	vecChanged, ftsChanged := partsChanged(old, spec)
+	// An online rebuild of the old spec is of no use any more: its tables
+	// go. The sidecars that keep their spec keep their live generation.
+	if err := outbox.DiscardRebuild(ctx, conn, spec.Source); err != nil {
+		return err
+	}
+	spec = keepGenerations(old, spec, vecChanged, ftsChanged)
 	if vecChanged {
 		if err := vecsink.Drop(ctx, conn, old); err != nil {
 			return err
@@ -158,6 +164,30 @@ func migrateModel(ctx context.Context, conn outbox.DB, m *model, update bool) er
 		return err
 	}
 	return outbox.SaveSpec(ctx, conn, spec)
+}
+
+// keepGenerations returns spec with the live generations of old for the
+// sidecars whose part of the spec did not change (see outbox.GenName): the
+// registry must keep naming the tables that hold their data.
+func keepGenerations(old, spec *outbox.Spec, vecChanged, ftsChanged bool) *outbox.Spec {
+	c := *spec
+	if !vecChanged && spec.Vec != nil && old.Vec != nil {
+		v := *spec.Vec
+		v.Gen = old.Vec.Gen
+		c.Vec = &v
+		c.MoreVecs = append([]outbox.VecSpec(nil), spec.MoreVecs...)
+		for i := range c.MoreVecs {
+			if i < len(old.MoreVecs) {
+				c.MoreVecs[i].Gen = old.MoreVecs[i].Gen
+			}
+		}
+	}
+	if !ftsChanged && spec.FTS != nil && old.FTS != nil {
+		f := *spec.FTS
+		f.Gen = old.FTS.Gen
+		c.FTS = &f
+	}
+	return &c
 }
 
 func createSidecars(ctx context.Context, conn outbox.DB, spec *outbox.Spec, vec, fts bool) error {
@@ -188,17 +218,18 @@ func stripInfo(s *outbox.Spec) *outbox.Spec {
 	c.Model = ""
 	if s.Vec != nil {
 		v := *s.Vec
-		v.Field = ""
+		v.Field, v.Gen = "", 0
 		c.Vec = &v
 	}
 	if s.MoreVecs != nil {
 		c.MoreVecs = append([]outbox.VecSpec(nil), s.MoreVecs...)
 		for i := range c.MoreVecs {
-			c.MoreVecs[i].Field = ""
+			c.MoreVecs[i].Field, c.MoreVecs[i].Gen = "", 0
 		}
 	}
 	if s.FTS != nil {
 		f := *s.FTS
+		f.Gen = 0
 		f.Columns = append([]outbox.FTSCol(nil), f.Columns...)
 		for i := range f.Columns {
 			f.Columns[i].Field = ""

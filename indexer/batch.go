@@ -231,6 +231,10 @@ func (ix *Indexer) applyTx(ctx context.Context, tx outbox.DB, reg *registry, par
 	if err != nil {
 		return res, err
 	}
+	mirrors, err := ix.loadMirrors(ctx, tx)
+	if err != nil {
+		return res, err
+	}
 
 	var parks []parkGroup
 	res.parkedAt = map[unit]bool{}
@@ -368,7 +372,7 @@ func (ix *Indexer) applyTx(ctx context.Context, tx outbox.DB, reg *registry, par
 			}
 			floorAt = floorHead
 		}
-		if err := ix.applyTable(ctx, tx, t, live, outbox.ApplyOptions{}, floorAt); err != nil {
+		if err := ix.applyTable(ctx, tx, t, live, outbox.ApplyOptions{}, floorAt, mirrors[name]); err != nil {
 			return res, err
 		}
 		for _, ks := range live {
@@ -494,7 +498,11 @@ func readSource(ctx context.Context, tx outbox.DB, t *table, keys []any) (map[an
 // its floor (already reflected), takes the before-image of the first event
 // above it, and, with floorAt > 0 (events after the batch exist), records
 // floorAt, the log head, as the floor of every key it re-indexed.
-func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys []*keyState, opts outbox.ApplyOptions, floorAt int64) error {
+//
+// With m (an online rebuild of the table in progress), the keys the new
+// generation already holds get the same changes in it, first (its FTS5
+// sink keeps the key map, which the live one updates).
+func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys []*keyState, opts outbox.ApplyOptions, floorAt int64, m *mirror) error {
 	tu := unit{table: t.spec.Source}
 	fail := func(err error) error {
 		if transient(err) || readOnly(err) || ctx.Err() != nil {
@@ -513,13 +521,25 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 	if !ok {
 		return fail(fmt.Errorf("%w: source table %s does not exist", outbox.ErrNoSidecar, t.spec.Source))
 	}
-	for _, s := range t.sinks {
+	if m != nil && len(m.t.sinks) != len(t.sinks) {
+		m = nil // not the same spec: the rebuild's next step starts it over
+	}
+	// A missing live sidecar fails the table, unless an online rebuild is
+	// replacing it: then only the new generation is written.
+	var missing map[int]bool
+	for si, s := range t.sinks {
 		ok, err := s.Exists(ctx, tx)
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if !ok && m == nil {
 			return fail(fmt.Errorf("%w: %s (of %s); rebuild the table", outbox.ErrNoSidecar, s.Name(), t.spec.Source))
+		}
+		if !ok {
+			if missing == nil {
+				missing = map[int]bool{}
+			}
+			missing[si] = true
 		}
 	}
 	ids := make([]any, len(keys))
@@ -587,7 +607,7 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 		}
 	}
 	changes := make([]outbox.Change, len(keys))
-	for _, s := range t.sinks {
+	for si, s := range t.sinks {
 		cols := s.Columns()
 		var vec [][]byte
 		if vs, ok := s.(*vecsink.Table); ok {
@@ -618,6 +638,24 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 			}
 		}
 		if len(apply) == 0 {
+			continue
+		}
+		if m != nil {
+			var mine []outbox.Change
+			for _, c := range apply {
+				if m.holds(c.Key) {
+					mine = append(mine, c)
+				}
+			}
+			if len(mine) > 0 {
+				mo := opts
+				mo.KeepKeyMap = true
+				if err := m.t.sinks[si].Apply(ctx, tx, mine, mo); err != nil {
+					return fail(err)
+				}
+			}
+		}
+		if missing[si] {
 			continue
 		}
 		if err := s.Apply(ctx, tx, apply, opts); err != nil {

@@ -7,7 +7,10 @@
 //
 // An Indexer needs no Go model types: everything it knows comes from the
 // registry, so the standalone binary and an in-process worker run the same
-// code. See docs/ARCHITECTURE.md for the contract.
+// code. It also owns rebuilds of the sidecars: online by default (the next
+// generation is built beside the live one in short transactions and
+// swapped in, resumably, see Rebuild), or in one transaction (WithOffline).
+// See docs/ARCHITECTURE.md for the contract.
 //
 // Vectors tagged `vec:"…;from=Title,Body"` are derived from text: the
 // Indexer embeds them with the embedder given to WithEmbedder, never inside

@@ -178,6 +178,17 @@ func (ix *Indexer) applyPending(ctx context.Context, target int64, all bool) (ap
 			if queued > 0 {
 				continue
 			}
+			// Then one step of a pending online rebuild, if any: the
+			// caller comes back for the next (Run and Drain loop while
+			// the result is not final), so that other users of applyMu
+			// get it between steps.
+			did, err := ix.rebuildStep(ctx, ix.online.foreground > 0)
+			if err != nil {
+				return applied, false, err
+			}
+			if did {
+				return applied, false, nil
+			}
 		}
 		if res.final || (!all && res.checkpoint >= target) {
 			return applied, true, nil

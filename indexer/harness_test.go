@@ -240,8 +240,18 @@ type vecRow struct {
 	meta    string
 }
 
+// live returns the registry's spec of sp's table: its sidecars' live
+// generations (an online rebuild swaps them).
+func (e *env) live(sp *outbox.Spec) *outbox.Spec {
+	e.t.Helper()
+	l, err := outbox.LoadSpec(e.ctx, e.sql, sp.Source)
+	require.NoError(e.t, err)
+	return l
+}
+
 func (e *env) readVec(sp *outbox.Spec) map[string]vecRow {
 	e.t.Helper()
+	sp = e.live(sp)
 	key := "rowid"
 	if sp.KeyType == outbox.KeyText {
 		key = "id"
@@ -250,7 +260,7 @@ func (e *env) readVec(sp *outbox.Spec) map[string]vecRow {
 	if sp.Source == "docs" {
 		meta = "printf('%g/%d', score, cat)"
 	}
-	rows, err := e.sql.QueryContext(e.ctx, fmt.Sprintf("SELECT %s, %s, deleted, %s FROM %s", key, sp.Vec.Column, meta, sp.Vec.Table))
+	rows, err := e.sql.QueryContext(e.ctx, fmt.Sprintf("SELECT %s, %s, deleted, %s FROM %s", key, sp.Vec.Column, meta, outbox.Quote(sp.Vec.Live())))
 	require.NoError(e.t, err)
 	defer rows.Close()
 	out := map[string]vecRow{}
@@ -301,7 +311,7 @@ func (e *env) check() {
 	require.Equal(e.t, want, e.readVec(e.notes), "notes_vec")
 	// FTS: integrity and exact tokens.
 	for _, sp := range []*outbox.Spec{e.docs, e.notes} {
-		e.exec(fmt.Sprintf("INSERT INTO %[1]s(%[1]s, rank) VALUES('integrity-check', 1)", sp.FTS.Table))
+		e.exec(fmt.Sprintf("INSERT INTO %[1]s(%[1]s, rank) VALUES('integrity-check', 1)", e.live(sp).FTS.Live()))
 	}
 	docText := map[int64][]string{}
 	docDel := map[int64]bool{}
@@ -343,7 +353,7 @@ func tokens(s string) []string {
 // reference term, and the deleted flags.
 func (e *env) checkTokens(sp *outbox.Spec, text map[int64][]string, deleted map[int64]bool, _ map[int64]int64) {
 	e.t.Helper()
-	f := sp.FTS.Table
+	f := e.live(sp).FTS.Live()
 	e.exec(fmt.Sprintf("DROP TABLE IF EXISTS temp.%s_v", f))
 	e.exec(fmt.Sprintf("CREATE VIRTUAL TABLE temp.%[1]s_v USING fts5vocab(main, %[1]s, instance)", f))
 	rows, err := e.sql.QueryContext(e.ctx, fmt.Sprintf("SELECT doc, col, term, offset FROM temp.%s_v", f))

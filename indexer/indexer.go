@@ -28,8 +28,10 @@ type Indexer struct {
 
 	embed *embedding // derived vectors (from=); nil without WithEmbedder
 
-	applyMu  sync.Mutex // serializes apply, rebuild, replay and compaction in this process
-	registry registry   // guarded by applyMu
+	applyMu  sync.Mutex  // serializes apply, rebuild, replay and compaction in this process
+	registry registry    // guarded by applyMu
+	online   onlineState // guarded by applyMu
+	mirrors  mirrorCache
 	attempts map[unit]*attempt
 	lastComp time.Time
 

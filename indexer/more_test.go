@@ -303,45 +303,64 @@ func TestStatusAndRetention(t *testing.T) {
 func TestRebuild(t *testing.T) {
 	t.Parallel()
 	for _, mode := range modes {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t, mode, outbox.ModeContentless)
-			var progress []indexer.Progress
-			ix := e.indexer(indexer.WithRebuildBatchSize(300), indexer.WithProgress(func(p indexer.Progress) { progress = append(progress, p) }))
-			e.seed(300)
-			e.drain(ix)
-			// Raw SQL bulk load bypassing gorm: FTS covers them after a rebuild.
-			for i := 1001; i <= 1100; i++ {
-				e.exec(`INSERT INTO docs (id, title, body, score, cat) VALUES (?, ?, 'bulk', 0, 0)`, i, fmt.Sprintf("bulk %d", i))
-			}
-			// Raw SQL update of an indexed row (drift for external content).
-			e.exec(`UPDATE docs SET title = 'raw edit' WHERE id = 7`)
-			// Delete most rows through "gorm" and drop a sidecar by hand.
-			for i := 11; i <= 300; i++ {
-				e.hardDeleteDoc(int64(i))
-			}
-			e.drain(ix)
-			e.exec("DROP TABLE notes_fts")
-			require.NoError(t, ix.Rebuild(e.ctx))
-			e.check()
-			// Progress for every sidecar, ending at the total.
-			last := map[string]indexer.Progress{}
-			for _, p := range progress {
-				last[p.Sidecar] = p
-			}
-			require.Equal(t, indexer.Progress{Table: "docs", Sidecar: "docs_vec", Done: 110, Total: 110}, last["docs_vec"])
-			require.Equal(t, indexer.Progress{Table: "docs", Sidecar: "docs_fts", Done: 110, Total: 110}, last["docs_fts"])
-			require.Equal(t, indexer.Progress{Table: "notes", Sidecar: "notes_fts", Done: 150, Total: 150}, last["notes_fts"])
-			// Writes after the rebuild apply normally.
-			e.updateDoc(1101, map[string]any{"title": "after rebuild"}, true, vec(9))
-			e.updateDoc(7, map[string]any{"title": "gorm edit"}, false, nil)
-			e.drain(ix)
-			e.check()
-			_, err := ix.Status(e.ctx)
-			require.NoError(t, err)
-			require.ErrorIs(t, ix.Rebuild(e.ctx, "nope"), indexer.ErrNotRegistered)
-		})
+		for _, offline := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/offline=%v", mode, offline), func(t *testing.T) {
+				t.Parallel()
+				testRebuild(t, mode, offline)
+			})
+		}
 	}
+}
+
+func testRebuild(t *testing.T, mode string, offline bool) {
+	e := newEnv(t, mode, outbox.ModeContentless)
+	var progress []indexer.Progress
+	opts := []indexer.Option{indexer.WithRebuildBatchSize(300), indexer.WithProgress(func(p indexer.Progress) { progress = append(progress, p) })}
+	if offline {
+		opts = append(opts, indexer.WithOffline())
+	}
+	ix := e.indexer(opts...)
+	e.seed(300)
+	e.drain(ix)
+	// Raw SQL bulk load bypassing gorm: FTS covers them after a rebuild.
+	for i := 1001; i <= 1100; i++ {
+		e.exec(`INSERT INTO docs (id, title, body, score, cat) VALUES (?, ?, 'bulk', 0, 0)`, i, fmt.Sprintf("bulk %d", i))
+	}
+	// Raw SQL update of an indexed row (drift for external content).
+	e.exec(`UPDATE docs SET title = 'raw edit' WHERE id = 7`)
+	// Delete most rows through "gorm" and drop a sidecar by hand.
+	for i := 11; i <= 300; i++ {
+		e.hardDeleteDoc(int64(i))
+	}
+	e.drain(ix)
+	e.exec("DROP TABLE notes_fts")
+	require.NoError(t, ix.Rebuild(e.ctx))
+	e.check()
+	// Progress for every sidecar, ending at the total.
+	last := map[string]indexer.Progress{}
+	for _, p := range progress {
+		last[p.Sidecar] = p
+	}
+	if offline {
+		require.Equal(t, indexer.Progress{Table: "docs", Sidecar: "docs_vec", Done: 110, Total: 110}, last["docs_vec"])
+		require.Equal(t, indexer.Progress{Table: "docs", Sidecar: "docs_fts", Done: 110, Total: 110}, last["docs_fts"])
+		require.Equal(t, indexer.Progress{Table: "notes", Sidecar: "notes_fts", Done: 150, Total: 150}, last["notes_fts"])
+	} else {
+		// One display per table, labelled with the sidecars of the
+		// generation it builds, ending with the drop phase.
+		require.Equal(t, indexer.Progress{Table: "docs", Sidecar: "docs_vec__g1,docs_fts__g1", Done: 110, Total: 110, Phase: outbox.PhaseDrop}, last["docs_vec__g1,docs_fts__g1"])
+		require.Equal(t, indexer.Progress{Table: "notes", Sidecar: "notes_vec__g1,notes_fts__g1", Done: 150, Total: 150, Phase: outbox.PhaseDrop}, last["notes_vec__g1,notes_fts__g1"])
+		require.Zero(t, e.count(`SELECT count(*) FROM oi_rebuild`))
+		require.Zero(t, e.count(`SELECT count(*) FROM sqlite_master WHERE name IN ('docs_vec', 'docs_fts', 'notes_vec', 'oi_rebuild_vec_docs', 'oi_rebuild_vec_notes')`), "the previous generation and the vector states are dropped")
+	}
+	// Writes after the rebuild apply normally.
+	e.updateDoc(1101, map[string]any{"title": "after rebuild"}, true, vec(9))
+	e.updateDoc(7, map[string]any{"title": "gorm edit"}, false, nil)
+	e.drain(ix)
+	e.check()
+	_, err := ix.Status(e.ctx)
+	require.NoError(t, err)
+	require.ErrorIs(t, ix.Rebuild(e.ctx, "nope"), indexer.ErrNotRegistered)
 }
 
 func TestDriftIsParked(t *testing.T) {
@@ -400,14 +419,17 @@ func TestRebuildReclaimsVectorSpace(t *testing.T) {
 	}
 	chunksBefore, usedBefore := e.count(`SELECT count(*) FROM embs_vec_chunks`), used()
 	require.NoError(t, ix.Rebuild(e.ctx, "embs"))
-	chunksAfter, usedAfter := e.count(`SELECT count(*) FROM embs_vec_chunks`), used()
+	// The online rebuild built generation 1 and dropped generation 0.
+	require.Equal(t, "embs_vec__g1", e.live(sp).Vec.Live())
+	require.Zero(t, e.count(`SELECT count(*) FROM sqlite_master WHERE name LIKE 'embs_vec_%' AND name NOT LIKE 'embs_vec__g1%'`))
+	chunksAfter, usedAfter := e.count(`SELECT count(*) FROM embs_vec__g1_chunks`), used()
 	t.Logf("vec0 chunks %d -> %d, used pages %d -> %d", chunksBefore, chunksAfter, usedBefore, usedAfter)
 	require.EqualValues(t, 3, chunksBefore)
 	require.EqualValues(t, 1, chunksAfter)
 	require.Less(t, usedAfter, usedBefore/2)
-	require.EqualValues(t, live, e.count(`SELECT count(*) FROM embs_vec`))
+	require.EqualValues(t, live, e.count(`SELECT count(*) FROM embs_vec__g1`))
 	var got []byte
-	require.NoError(t, e.sql.QueryRow(`SELECT embedding FROM embs_vec WHERE rowid = 42`).Scan(&got))
+	require.NoError(t, e.sql.QueryRow(`SELECT embedding FROM embs_vec__g1 WHERE rowid = 42`).Scan(&got))
 	v[0] = 42
 	require.Equal(t, encDim(t, v), got)
 }
@@ -522,7 +544,7 @@ func TestStatusWithoutCounts(t *testing.T) {
 
 	e.drain(ix)
 	compare()
-	e.exec("DROP TABLE docs_vec")
+	e.exec("DROP TABLE " + outbox.Quote(e.live(e.docs).Vec.Live()))
 	compare()
 	st, err = ix.Status(e.ctx, indexer.WithoutCounts())
 	require.NoError(t, err)

@@ -26,6 +26,9 @@ type config struct {
 	logger           *slog.Logger
 	pollInterval     time.Duration
 	progress         func(Progress)
+	offline          bool
+	rebuildStep      time.Duration
+	dropGrace        time.Duration
 	observer         Observer
 	now              func() time.Time
 	embedders        map[string]embedderConfig // by name; "" is WithEmbedder's
@@ -42,6 +45,10 @@ const (
 	DefaultCompactInterval  = 10 * time.Second
 	DefaultLeaseName        = "main"
 	DefaultEmbedRound       = 4096
+
+	// DefaultRebuildStep is how long one transaction of an online rebuild
+	// aims to hold the write lock.
+	DefaultRebuildStep = 20 * time.Millisecond
 )
 
 func defaultBackoff() backoff.BackOff {
@@ -65,8 +72,35 @@ func defaults() *config {
 		holder:           fmt.Sprintf("%s:%d:%s", host, os.Getpid(), randomID()),
 		logger:           slog.New(slog.DiscardHandler),
 		pollInterval:     DefaultPollInterval,
+		rebuildStep:      DefaultRebuildStep,
+		dropGrace:        500 * time.Millisecond,
 		now:              time.Now,
 		embedRound:       DefaultEmbedRound,
+	}
+}
+
+// WithOffline makes Rebuild run in one write transaction, as it did before
+// online rebuilds: the fastest way for a maintenance window, but writers
+// wait for the whole rebuild (see Rebuild).
+func WithOffline() Option {
+	return func(c *config) error {
+		c.offline = true
+		return nil
+	}
+}
+
+// WithRebuildStep sets how long each transaction of an online rebuild aims
+// to hold the write lock (default DefaultRebuildStep): the number of rows
+// copied per transaction adapts to it, and the rebuild pauses between
+// transactions for an eighth of it (at least 2 ms) so that writers get the
+// lock.
+func WithRebuildStep(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("indexer: rebuild step %v: must be positive", d)
+		}
+		c.rebuildStep = d
+		return nil
 	}
 }
 
@@ -205,7 +239,9 @@ func WithPollInterval(d time.Duration) Option {
 	}
 }
 
-// WithProgress sets a callback that Rebuild calls after each filled batch.
+// WithProgress sets a callback that Rebuild calls after each filled batch
+// (offline), or after each committed step of an online rebuild this
+// indexer drives (Progress.Phase is set then), on the rebuilding goroutine.
 func WithProgress(f func(Progress)) Option {
 	return func(c *config) error {
 		c.progress = f
@@ -227,6 +263,9 @@ type Progress struct {
 	Sidecar string // sidecar table
 	Done    int64  // source rows done
 	Total   int64  // source rows in all
+	// Phase is the phase of an online rebuild (outbox.PhaseScan, …), ""
+	// for the offline one.
+	Phase string
 }
 
 // Observer receives what an Indexer does, for metrics. Every field is
@@ -244,6 +283,17 @@ type Observer struct {
 	Parked func(table string, events int, reason string)
 	// Lease is called when this indexer gains or loses the lease.
 	Lease func(held bool)
+	// Rebuild is called after each committed step of an online rebuild.
+	Rebuild func(RebuildStats)
+}
+
+// RebuildStats describes one committed step of an online rebuild.
+type RebuildStats struct {
+	Table    string        // source table
+	Phase    string        // the phase after the step (outbox.PhaseScan, …)
+	Done     int64         // source rows copied so far
+	Total    int64         // source rows to copy (the count when the rebuild started)
+	Duration time.Duration // time spent in the step's transaction
 }
 
 // BatchStats describes one committed apply transaction.

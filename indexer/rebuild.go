@@ -12,22 +12,53 @@ import (
 // Rebuild re-creates the sidecars of the given source tables (all
 // registered tables when none is given) from authoritative data: FTS5 text
 // from the source rows, vectors from the retained log (the latest vector
-// event of each live key, including parked ones). Everything happens in ONE
-// write transaction: sidecars are dropped, re-created from the spec the
-// registry holds now, and filled in large batches (progress goes to
-// WithProgress), and the events of those tables up to the log head are
-// marked applied; readers (WAL) see the old sidecars or the new ones, never a
-// half-built one.
+// event of each live key, including parked ones), with the spec the
+// registry holds now.
+//
+// By default the rebuild is online: the next generation of the sidecars is
+// built beside the live one in short write transactions (each aims at
+// WithRebuildStep), kept in step with the events applied meanwhile, and
+// swapped in with one short transaction; then the previous generation is
+// dropped. Queries see the old sidecars, complete, until the swap, and the
+// new ones, complete, after it; writers are never blocked for longer than
+// a step. Progress is stored in the database (oi_rebuild): if Rebuild
+// returns early (its context is cancelled, the process dies), the rebuild
+// continues where it stopped on the next Rebuild of the table, or in the
+// background in any worker (Run) or Drain of the database. Rebuild drives
+// it to completion in the foreground, applying the log meanwhile (it takes
+// the lease if it is free, like Drain), and reports progress to
+// WithProgress.
+//
+// Tables with derived vectors (tag from=) are rebuilt offline for now, in
+// the transaction that starts the online rebuilds of the others: their
+// rebuild re-queues every row for embedding and refills chunked sidecars,
+// which the online copy does not do yet.
+//
+// With WithOffline, everything happens in ONE write transaction instead:
+// sidecars are dropped, re-created and filled in large batches, and the
+// events of those tables up to the log head are marked applied; readers
+// (WAL) see the old sidecars or the new ones, but writers wait for the
+// whole rebuild. It is faster, for maintenance windows, and discards any
+// online rebuild of the tables in progress.
 //
 // Rebuild repairs whatever drifted: rows bulk-loaded with raw SQL, sidecars
 // dropped by hand, a spec changed in the model tags, dead letters of the
 // table (restored into the log as history, or dropped if they cannot be
 // decoded), and it reclaims the space of deleted vectors (vec0 never frees
-// it). It does not need the lease: SQLite's write lock serializes it with
-// the applier.
+// it).
 func (ix *Indexer) Rebuild(ctx context.Context, tables ...string) error {
 	if err := ix.checkOpen(); err != nil {
 		return err
+	}
+	if !ix.cfg.offline {
+		if err := ix.rebuildOnline(ctx, tables); err != nil {
+			return fmt.Errorf("indexer: rebuild: %w", err)
+		}
+		ix.applyMu.Lock()
+		clear(ix.attempts)
+		ix.applyMu.Unlock()
+		ix.Notify()
+		return nil
 	}
 	ix.applyMu.Lock()
 	defer ix.applyMu.Unlock()
@@ -73,6 +104,9 @@ func (ix *Indexer) rebuildTx(ctx context.Context, tx *sql.Tx, names []string) ([
 	}
 	head, err := outbox.Head(ctx, tx)
 	if err != nil {
+		return nil, err
+	}
+	if err := discardRebuilds(ctx, tx, names); err != nil {
 		return nil, err
 	}
 	for _, n := range names {
@@ -296,7 +330,7 @@ func (ix *Indexer) replayTx(ctx context.Context, tx *sql.Tx, after, upper int64,
 			}
 			keys = append(keys, ks)
 		}
-		if err := ix.applyTable(ctx, tx, t, keys, outbox.ApplyOptions{Replay: true}, 0); err != nil {
+		if err := ix.applyTable(ctx, tx, t, keys, outbox.ApplyOptions{Replay: true}, 0, nil); err != nil {
 			return after, err
 		}
 	}

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/outboxindexer/outboxindexer/vecsink"
@@ -46,14 +48,33 @@ type TableStatus struct {
 	EmbedQueued int64 // keys waiting for an embedding (from=)
 	Sidecars    []SidecarStatus
 	Error       string // a problem with the registry entry or the tables, "" if none
+	// Rebuild describes the online rebuild of the table in progress, nil
+	// when there is none.
+	Rebuild *RebuildStatus
 }
 
 // SidecarStatus describes one sidecar table.
 type SidecarStatus struct {
-	Name   string
+	Name   string // the sidecar's name in the registry (the tag's table)
+	Live   string // the table that holds it now: Name, or its generation after an online rebuild (outbox.GenName)
 	Kind   string // "vec0" or "fts5"
 	Exists bool
 	Rows   int64 // entries (vectors, or indexed documents)
+}
+
+// RebuildStatus is the progress of an online rebuild (see Rebuild).
+type RebuildStatus struct {
+	Phase     string    // outbox.PhaseScan, PhaseCopy, PhaseMerge or PhaseDrop
+	Done      int64     // source rows copied into the new generation
+	Total     int64     // source rows to copy (counted when the rebuild started)
+	StartedAt time.Time // when the rebuild started (it may have been resumed since)
+	UpdatedAt time.Time // when its last step committed
+	// Rate is the rows copied per second since the rebuild started, and
+	// ETA the time left to copy the rest at that rate (0 when unknown or
+	// done).
+	Rate     float64
+	ETA      time.Duration
+	Building []string // the tables of the new generation
 }
 
 // StatusOption is a per-call knob of Status.
@@ -97,6 +118,18 @@ func (ix *Indexer) Status(ctx context.Context, opts ...StatusOption) (Status, er
 		return st, fmt.Errorf("indexer: status: %w", err)
 	}
 	return st, nil
+}
+
+// registryName returns the name the registry gives a sidecar (its tag's
+// table), whatever its live generation.
+func registryName(s outbox.Sink) string {
+	switch t := s.(type) {
+	case *vecsink.Table:
+		return t.VecSpec().Table
+	case *ftssink.Table:
+		return t.Spec().FTS.Table
+	}
+	return s.Name()
 }
 
 func (ix *Indexer) status(ctx context.Context, tx *sql.Tx, o statusOptions) (Status, error) {
@@ -202,6 +235,23 @@ func (ix *Indexer) status(ctx context.Context, tx *sql.Tx, o statusOptions) (Sta
 	if err != nil {
 		return st, err
 	}
+	rebuilds, err := outbox.Rebuilds(ctx, tx)
+	if err != nil {
+		return st, err
+	}
+	for _, r := range rebuilds {
+		rs := &RebuildStatus{Phase: r.Phase, Done: r.Done, Total: r.Total, StartedAt: r.StartedAt, UpdatedAt: r.UpdatedAt}
+		if r.Phase != outbox.PhaseDrop {
+			rs.Building = strings.Split(rebuildLabel(r), ",")
+		}
+		if el := now.Sub(r.StartedAt).Seconds(); el > 0 && r.Done > 0 {
+			rs.Rate = float64(r.Done) / el
+			if left := r.Total - r.Done; left > 0 && r.Phase == outbox.PhaseCopy {
+				rs.ETA = time.Duration(float64(left) / rs.Rate * float64(time.Second))
+			}
+		}
+		get(r.Table).Rebuild = rs
+	}
 	for n := range tables {
 		get(n)
 	}
@@ -228,7 +278,7 @@ func (ix *Indexer) status(ctx context.Context, tx *sql.Tx, o statusOptions) (Sta
 			}
 		}
 		for _, s := range t.sinks {
-			sc := SidecarStatus{Name: s.Name(), Kind: "fts5"}
+			sc := SidecarStatus{Name: registryName(s), Live: s.Name(), Kind: "fts5"}
 			if _, isVec := s.(*vecsink.Table); isVec {
 				sc.Kind = "vec0"
 			}

@@ -18,6 +18,7 @@ const (
 	BackfillTable    = "oi_backfill"    // source tables whose existing rows are still to be queued
 	EmbedQueueTable  = "oi_embed_queue" // keys of derived (from=) vectors whose text may have changed
 	EmbedStateTable  = "oi_embed_state" // per key of a derived vector: hash of the text its vector was computed from
+	RebuildTable     = "oi_rebuild"     // online rebuilds in progress: one row per source table
 	SchemaVersionKey = "oi_schema_version"
 )
 
@@ -102,6 +103,19 @@ var schema = []string{
 	key        NOT NULL,
 	hash  BLOB NOT NULL,
 	PRIMARY KEY (tbl, field, key)
+) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS oi_rebuild (
+	tbl        TEXT PRIMARY KEY,
+	spec       TEXT    NOT NULL,
+	phase      TEXT    NOT NULL,
+	after,
+	scanned    INTEGER NOT NULL,
+	done       INTEGER NOT NULL,
+	total      INTEGER NOT NULL,
+	started_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	old        TEXT,
+	driver     TEXT
 ) WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS oi_floor (
 	tbl  TEXT    NOT NULL,

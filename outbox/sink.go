@@ -48,6 +48,10 @@ type ApplyOptions struct {
 	// content FTS5, which needs before-images) must skip a replay: their state
 	// cannot be re-derived from old events, only rebuilt.
 	Replay bool
+	// KeepKeyMap keeps the oi_keymap rowids of keys whose rows are gone:
+	// the new generation of an online rebuild is applied first, and the
+	// live one still needs them.
+	KeepKeyMap bool
 }
 
 // RebuildOptions modify one Rebuild call.
@@ -101,3 +105,44 @@ func (e *KeyError) Error() string {
 
 // Unwrap returns the underlying error.
 func (e *KeyError) Unwrap() error { return e.Err }
+
+// KeyRange selects the source rows one step of an online rebuild copies
+// into the new generation of a sidecar.
+type KeyRange struct {
+	// Cond is an SQL condition on the source table, aliased s (such as
+	// `s."id" > ? AND s."id" <= ?`), and Args its arguments.
+	Cond string
+	Args []any
+	// VecStates names the table that holds, for every key and vector
+	// field, the id of the newest retained event that sets the key's
+	// vector state: (field, key, id), field "" for the first vector field
+	// (VecStatesTable). Vector sinks read vectors through it.
+	VecStates string
+}
+
+// Copier is a sink whose next generation an online rebuild can build
+// beside the live one: Create makes the (empty) table the sink names, and
+// CopyRange writes the entries of the source rows of one key range, from
+// authoritative data (text from the source, vectors from the retained log
+// through KeyRange.VecStates), inside the caller's write transaction. A
+// sink that derives its entries otherwise (an embedder computing vectors
+// from text, say) implements CopyRange its own way: the indexer only
+// decides the ranges and keeps the copied ones in step with new events.
+type Copier interface {
+	Sink
+	// Create creates the sidecar table the sink names, empty, if it does
+	// not exist.
+	Create(ctx context.Context, db DB) error
+	// CopyRange writes the entries of the source rows in r and returns
+	// how many it wrote.
+	CopyRange(ctx context.Context, tx DB, r KeyRange) (int64, error)
+}
+
+// Merger is a sink whose index merges its segments (FTS5): Bulk prepares
+// it for a build in many short transactions (on: no merge of a whole level
+// inside one transaction) or restores the defaults (off), and Merge does
+// up to pages pages of merge work, reporting whether it found any.
+type Merger interface {
+	Bulk(ctx context.Context, db DB, on bool) error
+	Merge(ctx context.Context, db DB, pages int) (bool, error)
+}

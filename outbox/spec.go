@@ -120,6 +120,10 @@ type VecSpec struct {
 	// indexer.WithNamedEmbedder); "" is the indexer's default embedder
 	// (indexer.WithEmbedder).
 	Embedder string `json:"embedder,omitempty"`
+	// Gen is the generation of the vec0 table that holds the field now
+	// (see Live): 0 for Table itself, n > 0 for the table an online
+	// rebuild built and swapped in. Only the indexer's rebuild sets it.
+	Gen int `json:"gen,omitempty"`
 }
 
 // Chunked reports whether the vector is stored as one vector per chunk of
@@ -176,6 +180,23 @@ func (s *Spec) DerivedVecs() []*VecSpec {
 	return out
 }
 
+// Live returns the name of the vec0 table that holds the field now: Table
+// for generation 0, GenName(Table, Gen) after an online rebuild. Queries,
+// apply and DDL use it; Table stays the field's identity (EventField,
+// vecsink.WithField).
+func (v *VecSpec) Live() string { return GenName(v.Table, v.Gen) }
+
+// GenName returns the physical name of generation gen of the sidecar
+// table: table itself for generation 0, table + "__g" + gen otherwise. vec0
+// tables cannot be renamed, so an online rebuild builds the next generation
+// under a new name and the registry records which one is live.
+func GenName(table string, gen int) string {
+	if gen == 0 {
+		return table
+	}
+	return fmt.Sprintf("%s__g%d", table, gen)
+}
+
 // MetaCol is a source column copied into a vec0 metadata column, usable in
 // KNN filters. The vec0 table always has a "deleted" metadata column (0/1)
 // when the source table has a soft-delete column.
@@ -192,7 +213,12 @@ type FTSSpec struct {
 	Prefix   []int    `json:"prefix,omitempty"` // prefix index lengths
 	Detail   string   `json:"detail,omitempty"` // full (default), column or none
 	Columns  []FTSCol `json:"columns"`          // indexed columns in FTS5 column order
+	Gen      int      `json:"gen,omitempty"`    // generation of the live FTS5 table (see Live)
 }
+
+// Live returns the name of the FTS5 table that is live now: Table for
+// generation 0, GenName(Table, Gen) after an online rebuild.
+func (f *FTSSpec) Live() string { return GenName(f.Table, f.Gen) }
 
 // FTSCol maps a source column to an FTS5 column.
 type FTSCol struct {
@@ -259,6 +285,9 @@ func (s *Spec) Validate() error {
 		if !ValidIdent(v.Table) || !ValidIdent(v.Column) {
 			return bad("vec table/column %q/%q is not a plain SQL name", v.Table, v.Column)
 		}
+		if v.Gen < 0 {
+			return bad("vec table %q generation %d", v.Table, v.Gen)
+		}
 		if v.Dim <= 0 || v.Dim > 8192 {
 			return bad("vec dim %d out of range 1..8192", v.Dim)
 		}
@@ -315,6 +344,9 @@ func (s *Spec) Validate() error {
 		}
 		if tables[strings.ToLower(f.Table)] {
 			return bad("fts table %q is also a vec table", f.Table)
+		}
+		if f.Gen < 0 {
+			return bad("fts table %q generation %d", f.Table, f.Gen)
 		}
 		if !slices.Contains([]string{ModeExternal, ModeInTable, ModeContentless}, f.Mode) {
 			return bad("fts mode %q", f.Mode)
@@ -425,10 +457,14 @@ func LoadSpecs(ctx context.Context, db DB) (specs []*Spec, errs map[string]error
 // DeleteSpec removes the registry entry of a source table and its capture
 // triggers, and purges every event of it (pending, retained and
 // dead-lettered) plus its key map, key floors, queued backfill and
-// embedding queue and state. Run it
-// inside the transaction that drops the sidecars.
+// embedding queue and state; an online rebuild in progress is discarded
+// with the tables it was building (see DiscardRebuild). Run it inside the
+// transaction that drops the sidecars.
 func DeleteSpec(ctx context.Context, db DB, source string) error {
 	if err := DropTriggers(ctx, db, source); err != nil {
+		return err
+	}
+	if err := DiscardRebuild(ctx, db, source); err != nil {
 		return err
 	}
 	for _, q := range []string{
@@ -449,7 +485,8 @@ func DeleteSpec(ctx context.Context, db DB, source string) error {
 }
 
 // Equal reports whether two specs describe the same sidecars (ignoring the
-// informational Model and Field names).
+// informational Model and Field names and the generations of the live
+// tables).
 func (s *Spec) Equal(o *Spec) bool {
 	a, b := *s, *o
 	a.Model, b.Model = "", ""
@@ -462,17 +499,18 @@ func normalized(s *Spec) *Spec {
 	c := *s
 	if s.Vec != nil {
 		v := *s.Vec
-		v.Field = ""
+		v.Field, v.Gen = "", 0
 		c.Vec = &v
 	}
 	if s.MoreVecs != nil {
 		c.MoreVecs = slices.Clone(s.MoreVecs)
 		for i := range c.MoreVecs {
-			c.MoreVecs[i].Field = ""
+			c.MoreVecs[i].Field, c.MoreVecs[i].Gen = "", 0
 		}
 	}
 	if s.FTS != nil {
 		f := *s.FTS
+		f.Gen = 0
 		f.Columns = slices.Clone(f.Columns)
 		for i := range f.Columns {
 			f.Columns[i].Field = ""

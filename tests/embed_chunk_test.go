@@ -171,3 +171,61 @@ func TestEmbedChunks(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, dls)
 }
+
+type mixPlain struct {
+	ID        int64
+	Body      string            `fts5:""`
+	Embedding vecsink.Embedding `vec:"dim=2"`
+}
+
+// A rebuild of every table runs the tables with derived vectors offline
+// (in the transaction that starts the others; see indexer.Rebuild) and the
+// others online: the plain table ends in its next generation, the chunked
+// one in place, both exact, and no rebuild is left in progress.
+func TestRebuildMixedDerivedAndPlain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.New(t)
+	require.NoError(t, db.Use(gormplugin.New()))
+	require.NoError(t, gormplugin.Migrate(db, &embBook{}, &mixPlain{}))
+	ix, err := indexer.New(db, indexer.WithEmbedder(vecsink.HashEmbedder(embDim)))
+	require.NoError(t, err)
+	defer ix.Close()
+
+	books := []embBook{
+		{Title: "Volcanoes", Text: "lava flows down the mountain while ash clouds rise over the island village", Lang: "en"},
+		{Title: "Kurz", Text: "ein Satz", Lang: "de"},
+	}
+	require.NoError(t, db.Create(&books).Error)
+	plains := make([]mixPlain, 50)
+	for i := range plains {
+		plains[i] = mixPlain{Body: fmt.Sprintf("row %d", i), Embedding: vecsink.Embedding{1, float32(i)}}
+	}
+	require.NoError(t, db.CreateInBatches(plains, 20).Error)
+	_, err = ix.Drain(ctx)
+	require.NoError(t, err)
+
+	require.NoError(t, ix.Rebuild(ctx))
+	_, err = ix.Drain(ctx)
+	require.NoError(t, err)
+	checkBooks(t, db)
+
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+	live, err := outbox.LiveTable(ctx, sqlDB, "mix_plains_vec")
+	require.NoError(t, err)
+	require.Equal(t, outbox.GenName("mix_plains_vec", 1), live)
+	var n int
+	require.NoError(t, sqlDB.QueryRow(`SELECT count(*) FROM `+outbox.Quote(live)).Scan(&n))
+	require.Equal(t, len(plains), n)
+	live, err = outbox.LiveTable(ctx, sqlDB, "emb_books_vec")
+	require.NoError(t, err)
+	require.Equal(t, "emb_books_vec", live)
+	require.NoError(t, sqlDB.QueryRow(`SELECT count(*) FROM oi_rebuild`).Scan(&n))
+	require.Zero(t, n)
+
+	got, err := vecsink.KNN[mixPlain](ctx, db, []float32{1, 7}, 1)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, int64(8), got[0].Model.ID) // plains[7], ids from 1
+}

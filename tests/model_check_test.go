@@ -165,7 +165,22 @@ func encodeLE(v []float32) []byte {
 }
 
 // vecRows reads the vec0 sidecar of m: key → "hex(vector)|deleted|meta…".
+// live returns a copy of m naming the live generations of its sidecars
+// (an online rebuild changes them).
+func (e *modelEnv) live(m *mt) *mt {
+	c := *m
+	for _, p := range []*string{&c.vecTable, &c.auxTable, &c.ftsTable} {
+		if *p != "" {
+			n, err := outbox.LiveTable(e.ctx, e.sql, *p)
+			require.NoError(e.t, err)
+			*p = n
+		}
+	}
+	return &c
+}
+
 func (e *modelEnv) vecRows(m *mt) map[any]string {
+	m = e.live(m)
 	keyCol := "rowid"
 	if !m.intKey {
 		keyCol = "id"
@@ -223,6 +238,7 @@ func (e *modelEnv) wantVec(m *mt, src map[any]srcRow) map[any]string {
 // auxRows reads the second vector field's vec0 sidecar of m: key →
 // "hex(vector)|deleted".
 func (e *modelEnv) auxRows(m *mt) map[any]string {
+	m = e.live(m)
 	keyCol := "rowid"
 	if !m.intKey {
 		keyCol = "id"
@@ -262,6 +278,7 @@ func (e *modelEnv) wantAux(m *mt, src map[any]srcRow) map[any]string {
 // (in-table), "deleted" (contentless) or "" (external: the text and flag are
 // the source's).
 func (e *modelEnv) ftsRows(m *mt, km map[int64]any) map[any]string {
+	m = e.live(m)
 	var q string
 	switch m.ftsMode {
 	case outbox.ModeExternal:
@@ -338,6 +355,7 @@ func (e *modelEnv) wantFTS(m *mt, src map[any]srcRow) map[any]string {
 // "term|column|documents|instances" (instances only with detail=full).
 // Stale tokens (a delete that missed) show up here in every mode.
 func (e *modelEnv) vocabRows(m *mt) []string {
+	m = e.live(m)
 	conn, err := e.sql.Conn(e.ctx)
 	require.NoError(e.t, err)
 	defer conn.Close()
@@ -395,6 +413,7 @@ func (e *modelEnv) wantVocab(m *mt, src map[any]srcRow) []string {
 
 // match runs an FTS5 MATCH on the sidecar and returns the keys.
 func (e *modelEnv) match(m *mt, km map[int64]any, expr string) []string {
+	m = e.live(m)
 	rows, err := e.sql.QueryContext(e.ctx, fmt.Sprintf("SELECT rowid FROM %s WHERE %s MATCH ?", m.ftsTable, m.ftsTable), expr)
 	require.NoError(e.t, err)
 	defer rows.Close()
@@ -482,7 +501,8 @@ func (e *modelEnv) check(when string) {
 		}
 		require.Equal(t, lines(e.wantFTS(m, src)), lines(e.ftsRows(m, km)), "%s: FTS5 sidecar %s: documents differ from the source", when, m.ftsTable)
 		require.Equal(t, e.wantVocab(m, src), e.vocabRows(m), "%s: FTS5 sidecar %s: index terms differ from the source (term|column|docs|instances)", when, m.ftsTable)
-		_, err := e.sql.ExecContext(e.ctx, fmt.Sprintf("INSERT INTO %s (%s, rank) VALUES ('integrity-check', 1)", m.ftsTable, m.ftsTable))
+		live := outbox.Quote(e.live(m).ftsTable)
+		_, err := e.sql.ExecContext(e.ctx, fmt.Sprintf("INSERT INTO %s (%s, rank) VALUES ('integrity-check', 1)", live, live))
 		require.NoError(t, err, "%s: FTS5 integrity-check of %s", when, m.ftsTable)
 		for range 3 {
 			w := pickOne(e.r, vocab)

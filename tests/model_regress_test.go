@@ -7,6 +7,8 @@ import (
 	"github.com/outboxindexer/outboxindexer/gormplugin"
 	"github.com/outboxindexer/outboxindexer/indexer"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
+	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/tests/internal/reliab"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
@@ -35,7 +37,9 @@ func regSetup(t *testing.T, opts ...indexer.Option) (*gorm.DB, *indexer.Indexer)
 func regVectors(t *testing.T, db *gorm.DB) int64 {
 	t.Helper()
 	var n int64
-	require.NoError(t, db.Raw("SELECT count(*) FROM reg_docs_vec").Scan(&n).Error)
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+	require.NoError(t, db.Raw("SELECT count(*) FROM "+outbox.Quote(reliab.Live(t, sqlDB, "reg_docs_vec"))).Scan(&n).Error)
 	return n
 }
 

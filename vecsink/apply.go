@@ -71,7 +71,7 @@ func newTable(full *outbox.Spec, v *outbox.VecSpec) *Table {
 		exprs = append(exprs, metaExpr(m.Type, "?"))
 	}
 	vecExpr := "?"
-	tbl := outbox.Quote(v.Table)
+	tbl := outbox.Quote(v.Live())
 	sets := []string{outbox.Quote(v.Column) + " = " + vecExpr}
 	for i := range names {
 		sets = append(sets, names[i]+" = "+exprs[i])
@@ -148,8 +148,9 @@ func (t *Table) stateSQL(prefix string) (sets, none string) {
 		fmt.Sprintf("%sop IN (%s, %s)", prefix, ins, del)
 }
 
-// Name returns the vec0 table name.
-func (t *Table) Name() string { return t.spec.Vec.Table }
+// Name returns the name of the vec0 table this sink writes: the
+// generation its spec names (outbox.VecSpec.Live).
+func (t *Table) Name() string { return t.spec.Vec.Live() }
 
 // Columns returns the source columns copied into vec0 metadata columns.
 func (t *Table) Columns() []string { return t.cols }
@@ -342,7 +343,7 @@ func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOp
 	var total int64 // only progress needs it: counting scans the source table
 	if opts.Progress != nil {
 		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+outbox.Quote(spec.Source)).Scan(&total); err != nil {
-			return 0, fmt.Errorf("vecsink: rebuild %s: count %s: %w", v.Table, spec.Source, err)
+			return 0, fmt.Errorf("vecsink: rebuild %s: count %s: %w", v.Live(), spec.Source, err)
 		}
 	}
 	valid, value := t.vecSQL("e.vec")
@@ -373,10 +374,10 @@ func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOp
 	// would convert it ("007" must not match 7).
 	const latest = "temp.oi_rebuild_vec"
 	if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+latest); err != nil {
-		return 0, fmt.Errorf("vecsink: rebuild %s: %w", v.Table, err)
+		return 0, fmt.Errorf("vecsink: rebuild %s: %w", v.Live(), err)
 	}
 	if _, err := tx.ExecContext(ctx, "CREATE TABLE "+latest+" (key PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID"); err != nil {
-		return 0, fmt.Errorf("vecsink: rebuild %s: %w", v.Table, err)
+		return 0, fmt.Errorf("vecsink: rebuild %s: %w", v.Live(), err)
 	}
 	defer func() {
 		// Best effort: the next rebuild drops it too.
@@ -386,16 +387,16 @@ func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOp
 	_, noneE := t.stateSQL("e.")
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s (key, id) SELECT key, max(id) FROM oi_events
 		WHERE tbl = ? AND %s GROUP BY key`, latest, sets), spec.Source); err != nil {
-		return 0, fmt.Errorf("vecsink: rebuild %s: latest vectors: %w", v.Table, err)
+		return 0, fmt.Errorf("vecsink: rebuild %s: latest vectors: %w", v.Live(), err)
 	}
 	var done, written int64
 	err := sqlutil.KeyChunks(ctx, tx, spec.Source, spec.Key, "s", opts.BatchSize, func(cond string, args []any, rows int64) error {
 		q := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s JOIN %s l ON l.key = +s.%s JOIN oi_events e ON e.id = l.id WHERE %s AND NOT (%s) AND %s`,
-			outbox.Quote(v.Table), strings.Join(names, ", "), strings.Join(exprs, ", "),
+			outbox.Quote(v.Live()), strings.Join(names, ", "), strings.Join(exprs, ", "),
 			outbox.Quote(spec.Source), latest, outbox.Quote(spec.Key), cond, noneE, valid)
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
-			return fmt.Errorf("vecsink: rebuild %s: %w", v.Table, err)
+			return fmt.Errorf("vecsink: rebuild %s: %w", v.Live(), err)
 		}
 		n, _ := res.RowsAffected()
 		written += n

@@ -74,7 +74,7 @@ func (t *Table) chunkInsert() string {
 	}
 	names = append(names, outbox.ChunkStartColumn, outbox.ChunkEndColumn)
 	exprs = append(exprs, "?", "?")
-	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", outbox.Quote(v.Table), strings.Join(names, ", "), strings.Join(exprs, ", "))
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", outbox.Quote(t.Name()), strings.Join(names, ", "), strings.Join(exprs, ", "))
 }
 
 // applyChunks is Apply for a chunked sidecar: a row that is gone or has no

@@ -43,7 +43,7 @@ func CreateSQL(spec *outbox.Spec) (string, error) {
 	if v.Chunked() {
 		cols = append(cols, outbox.ChunkStartColumn+" integer", outbox.ChunkEndColumn+" integer")
 	}
-	return fmt.Sprintf("CREATE VIRTUAL TABLE IF NOT EXISTS %s USING vec0(%s)", outbox.Quote(v.Table), strings.Join(cols, ", ")), nil
+	return fmt.Sprintf("CREATE VIRTUAL TABLE IF NOT EXISTS %s USING vec0(%s)", outbox.Quote(v.Live()), strings.Join(cols, ", ")), nil
 }
 
 // Create creates the vec0 sidecars of spec (one per vector field: Vec and
@@ -58,7 +58,7 @@ func Create(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
 			return err
 		}
 		if _, err := db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("vecsink: create %s: %w", v.Table, err)
+			return fmt.Errorf("vecsink: create %s: %w", v.Live(), err)
 		}
 	}
 	return nil
@@ -68,8 +68,8 @@ func Create(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
 // It is idempotent.
 func Drop(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
 	for _, v := range spec.VecSpecs() {
-		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+outbox.Quote(v.Table)); err != nil {
-			return fmt.Errorf("vecsink: drop %s: %w", v.Table, err)
+		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+outbox.Quote(v.Live())); err != nil {
+			return fmt.Errorf("vecsink: drop %s: %w", v.Live(), err)
 		}
 	}
 	return nil

@@ -114,7 +114,12 @@ func buildKNN(spec *outbox.Spec, cfg *queryConfig, query []float32, k int) (stri
 	}
 	var sb strings.Builder
 	var args []any
+	// The live generation's table (see outbox.GenName) is aliased to the
+	// sidecar's name, so that caller fragments that name it keep working.
 	col, vt := outbox.Quote(v.Column), outbox.Quote(v.Table)
+	if live := v.Live(); live != v.Table {
+		vt = outbox.Quote(live) + " AS " + vt
+	}
 	chunked := v.Chunked()
 	if chunked {
 		fmt.Fprintf(&sb, "WITH %s(oi_key, %s, oi_chunk, oi_chunk_start, oi_chunk_end) AS MATERIALIZED (", NeighborsCTE, DistanceColumn)

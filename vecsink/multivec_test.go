@@ -1,6 +1,7 @@
 package vecsink_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -47,9 +48,19 @@ func multiDB(t *testing.T) (*gorm.DB, *indexer.Indexer) {
 	return db, ix
 }
 
-// sidecar reads a vec0 sidecar: rowid → vector.
+// sidecar reads a vec0 sidecar (its live generation, which a rebuild
+// changes): rowid → vector.
 func sidecar(t *testing.T, db *gorm.DB, table, col string) map[int64][]float32 {
 	t.Helper()
+	sdb, err := db.DB()
+	require.NoError(t, err)
+	spec, err := outbox.LoadSpec(context.Background(), sdb, "posts")
+	require.NoError(t, err)
+	for _, v := range spec.VecSpecs() {
+		if v.Table == table {
+			table = outbox.Quote(v.Live())
+		}
+	}
 	rows, err := db.Raw(fmt.Sprintf("SELECT rowid, %s FROM %s", col, table)).Rows()
 	require.NoError(t, err)
 	defer rows.Close()
@@ -199,7 +210,7 @@ func TestMultiVecWritesRebuildDrain(t *testing.T) {
 	requireSidecars(t, db, want, "drain after rebuild")
 
 	var deleted int64
-	require.NoError(t, db.Raw(fmt.Sprintf("SELECT count(*) FROM %s WHERE deleted = 1", bodyVec)).Scan(&deleted).Error)
+	require.NoError(t, db.Raw(fmt.Sprintf("SELECT count(*) FROM %s WHERE deleted = 1", outbox.GenName(bodyVec, 1))).Scan(&deleted).Error)
 	require.EqualValues(t, 1, deleted, "the soft-deleted row is flagged in the second sidecar too")
 }
 

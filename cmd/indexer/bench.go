@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"slices"
@@ -40,6 +41,9 @@ func runBench(ctx context.Context, env *cli.Env, args []string) error {
 	only := fs.String("only", "", "comma-separated target numbers to run, e.g. 1,4,8 (default all)")
 	lag := fs.Duration("lag", 0, "duration of each lag measurement (default 10s, 30s with --full)")
 	rows := fs.Int("capture-rows", 5000, "rows of the single-row capture measurements")
+	onlineRows := fs.Int("online-rebuild", 0, "run only the online rebuild scenario (issue 16) on this many rows, e.g. 100000 or 1000000")
+	onlineRate := fs.Int("online-rebuild-rate", 200, "application writes per second during the online rebuild scenario")
+	offlineWriters := fs.Bool("online-rebuild-offline-writers", false, "keep the application writing during the offline rebuild of the scenario too")
 	if err := cli.ParseFlags(env, fs, args, false); err != nil {
 		return err
 	}
@@ -51,6 +55,13 @@ func runBench(ctx context.Context, env *cli.Env, args []string) error {
 		return err
 	}
 	c.NoteDeprecated(log)
+
+	if *onlineRows > 0 {
+		if *onlineRate < 1 {
+			return cli.Usagef("--online-rebuild-rate must be at least 1")
+		}
+		return runOnlineRebuildBench(ctx, env, log, *onlineRows, *onlineRate, *offlineWriters)
+	}
 
 	batch := 20000
 	if *full {
@@ -95,5 +106,26 @@ func runBench(ctx context.Context, env *cli.Env, args []string) error {
 			return fmt.Errorf("bench: %s: %w", res.Name, res.Err)
 		}
 	}
+	return nil
+}
+
+// runOnlineRebuildBench runs the online rebuild scenario and prints its
+// report.
+func runOnlineRebuildBench(ctx context.Context, env *cli.Env, log *slog.Logger, rows, rate int, offlineWriters bool) error {
+	defer bench.RemoveBinary()
+	dir, err := os.MkdirTemp("", "indexer-bench-online-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	rep, err := bench.RunOnlineRebuild(ctx, dir, rows, rate, offlineWriters, func(format string, a ...any) {
+		log.Info(fmt.Sprintf(format, a...))
+	})
+	if err != nil {
+		return fmt.Errorf("bench: online rebuild: %w", err)
+	}
+	fmt.Fprintf(env.Stdout, "outboxindexer bench — %s, %s/%s, %d CPUs (%s), %s, %s\n\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), bench.CPUModel(), engine.Name, time.Since(start).Round(time.Second))
+	fmt.Fprint(env.Stdout, rep.String())
 	return nil
 }

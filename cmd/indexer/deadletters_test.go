@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
+	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/stretchr/testify/require"
 )
 
@@ -61,7 +62,14 @@ func TestDeadLetters(t *testing.T) {
 
 	// Events written while the sidecar is gone are parked behind the same
 	// failure; a rebuild folds them back as well.
-	require.NoError(t, db.Exec("DROP TABLE tickets_vec").Error)
+	{
+		sqlDB, err := db.DB()
+		require.NoError(t, err)
+		live, err := outbox.LiveTable(t.Context(), sqlDB, "tickets_vec") // the rebuild above made a new generation
+		require.NoError(t, err)
+		require.Equal(t, "tickets_vec__g1", live)
+		require.NoError(t, db.Exec("DROP TABLE "+outbox.Quote(live)).Error)
+	}
 	writeTickets(t, db, 4, 2)
 	require.Equal(t, 0, run(t, nil, "drain", "--db", path).code)
 	require.NoError(t, json.Unmarshal([]byte(run(t, nil, "deadletters", "--db", path, "--json").stdout), &dls))

@@ -56,8 +56,13 @@ func TestStatusDrainRebuildSeveralVectorFields(t *testing.T) {
 
 	r = run(t, nil, "rebuild", "--db", path, "--table", "docs", "--log-every", "1ns")
 	require.Equal(t, 0, r.code, r.stderr)
-	require.Contains(t, r.stderr, `op="rebuild docs_vec"`)
-	require.Contains(t, r.stderr, `op="rebuild docs_body_emb_vec"`)
+	require.Contains(t, r.stderr, `op="rebuild docs"`)
+	require.Contains(t, r.stderr, "sidecars=docs_vec__g1,docs_body_emb_vec__g1")
+
+	r = run(t, nil, "rebuild", "--db", path, "--table", "docs", "--offline", "--log-every", "1ns")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stderr, `op="rebuild docs_vec__g1"`)
+	require.Contains(t, r.stderr, `op="rebuild docs_body_emb_vec__g1"`)
 	require.Equal(t, want, rows(), "rebuilt from the log, each field from its own events")
 
 	res, err := vecsink.KNN[Doc](t.Context(), db, []float32{0, 0, 1}, 1, vecsink.WithField("BodyEmb"))

@@ -24,10 +24,20 @@ from the retained log. It repairs rows bulk-loaded with raw SQL, sidecars
 dropped by hand, a spec changed in the model tags (what Migrate reports), and
 reclaims the space of deleted vectors.
 
-The rebuild runs in one transaction: queries see the old sidecars or the new
-ones, never a half-built one. SIGINT or SIGTERM rolls it back (nothing
-changes) and exits 0. Progress is a bar when stderr is a terminal, a log
-line every --log-every otherwise.
+The rebuild is online: the next generation of the sidecars is built beside
+the live one in short transactions (each holding the write lock for about
+--step) while the application keeps writing, then swapped in with one short
+transaction. Queries see the old sidecars, complete, until the swap, and the
+new ones after it. Progress is stored in the database: SIGINT or SIGTERM
+stops it (exit 0), and the next "indexer rebuild" of the table, or any
+"indexer run" or "indexer drain" on the database, continues where it stopped.
+"indexer status" shows a rebuild in progress.
+
+With --offline the rebuild runs in one transaction instead (faster; writers
+wait for it): SIGINT or SIGTERM rolls it back and nothing changes.
+
+Progress is a bar when stderr is a terminal, a log line every --log-every
+otherwise.
 
 Vectors derived from text (tag from=) are refilled from the log too, and
 every row is queued for embedding: rows whose text (and embedding model)
@@ -42,7 +52,9 @@ func runRebuild(ctx context.Context, env *cli.Env, args []string) error {
 	var tables cli.StringsFlag
 	fs.Var(&tables, "table", "source table to rebuild (repeatable, or comma-separated; default: all)")
 	var t tuning
-	fs.IntVar(&t.batchSize, "batch-size", indexer.DefaultRebuildBatchSize, "source rows per fill statement")
+	fs.IntVar(&t.batchSize, "batch-size", indexer.DefaultRebuildBatchSize, "source rows per fill statement (--offline)")
+	offline := fs.Bool("offline", false, "rebuild in one write transaction (writers wait for it)")
+	step := fs.Duration("step", indexer.DefaultRebuildStep, "how long each transaction of an online rebuild aims to hold the write lock")
 	t.registerProgress(fs)
 	var emb cli.EmbedFlags
 	emb.Register(fs, env)
@@ -63,20 +75,28 @@ func runRebuild(ctx context.Context, env *cli.Env, args []string) error {
 	if err := cli.CheckProgressMode(t.progress); err != nil {
 		return err
 	}
+	if *step <= 0 {
+		return cli.Usagef("--step %v: want a positive duration", *step)
+	}
 
-	// One progress display per sidecar, replaced when the next one starts.
+	// One progress display per sidecar (offline) or per table (online),
+	// replaced when the next one starts.
 	var mu sync.Mutex
 	var cur *cli.Progress
 	var curName string
 	report := func(p indexer.Progress) {
 		mu.Lock()
 		defer mu.Unlock()
-		if p.Sidecar != curName || cur == nil {
+		name := p.Sidecar
+		if p.Phase != "" {
+			name = p.Table
+		}
+		if name != curName || cur == nil {
 			if cur != nil {
 				cur.Finish()
 			}
-			curName = p.Sidecar
-			next, err := cli.NewProgress("rebuild "+p.Sidecar, t.progress, env.Stderr, log, t.logEvery)
+			curName = name
+			next, err := cli.NewProgress("rebuild "+name, t.progress, env.Stderr, log, t.logEvery)
 			if err != nil {
 				return // not reached: the mode was checked above
 			}
@@ -85,7 +105,11 @@ func runRebuild(ctx context.Context, env *cli.Env, args []string) error {
 		}
 		cur.Update(p.Done, p.Total)
 	}
-	s, err := c.OpenIndexer(ctx, log, append([]indexer.Option{indexer.WithRebuildBatchSize(t.batchSize), indexer.WithProgress(report)}, embOpts...)...)
+	opts := append([]indexer.Option{indexer.WithRebuildBatchSize(t.batchSize), indexer.WithProgress(report), indexer.WithRebuildStep(*step)}, embOpts...)
+	if *offline {
+		opts = append(opts, indexer.WithOffline())
+	}
+	s, err := c.OpenIndexer(ctx, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -100,9 +124,14 @@ func runRebuild(ctx context.Context, env *cli.Env, args []string) error {
 	}
 	mu.Unlock()
 	if err != nil {
-		if ctx.Err() != nil { // the signal interrupted it: the transaction rolled back
-			log.Info("rebuild interrupted by signal; rolled back, nothing changed", "err", err)
-			fmt.Fprintln(env.Stdout, "interrupted: rebuild rolled back")
+		if ctx.Err() != nil {
+			if *offline { // the signal interrupted it: the transaction rolled back
+				log.Info("rebuild interrupted by signal; rolled back, nothing changed", "err", err)
+				fmt.Fprintln(env.Stdout, "interrupted: rebuild rolled back")
+				return ctx.Err()
+			}
+			log.Info("rebuild interrupted by signal; its progress is kept and the next rebuild, run or drain continues it", "err", err)
+			fmt.Fprintln(env.Stdout, "interrupted: rebuild paused, it continues on the next run")
 			return ctx.Err()
 		}
 		return err

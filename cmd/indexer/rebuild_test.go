@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
+	"github.com/outboxindexer/outboxindexer/indexer"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
 	"github.com/stretchr/testify/require"
 )
@@ -36,7 +39,7 @@ func TestRebuildToNonTerminal(t *testing.T) {
 	require.Equal(t, "rebuilt [tickets]\n", r.stdout)
 	require.NotContains(t, r.stderr, "\r", "no carriage returns: no bar on a pipe")
 	require.NotContains(t, r.stderr, "\x1b", "no terminal escapes on a pipe")
-	require.Contains(t, r.stderr, "msg=progress op=\"rebuild tickets_fts\"")
+	require.Contains(t, r.stderr, "msg=progress op=\"rebuild tickets\"")
 	require.Contains(t, r.stderr, "total=400")
 	require.Contains(t, r.stderr, "rebuild finished")
 	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
@@ -57,7 +60,7 @@ func TestRebuildToNonTerminal(t *testing.T) {
 	r = run(t, nil, "rebuild", "--db", path, "--progress", "bar")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stderr, "\r")
-	require.Contains(t, r.stderr, "rebuild tickets_vec")
+	require.Contains(t, r.stderr, "rebuild tickets")
 }
 
 func TestReplay(t *testing.T) {
@@ -75,4 +78,46 @@ func TestReplay(t *testing.T) {
 	require.Equal(t, before.Applied, after.Applied, "replay leaves the checkpoint alone")
 	require.EqualValues(t, 50, sidecarRows(t, after, "tickets", "vec0"))
 	require.EqualValues(t, 50, sidecarRows(t, after, "tickets", "fts5"))
+}
+
+// An online rebuild stopped half way shows in status (text and JSON), and
+// the next rebuild continues it.
+func TestRebuildInterruptedShowsInStatus(t *testing.T) {
+	t.Parallel()
+	path := testdb.Path(t)
+	db := openTickets(t, path)
+	writeTickets(t, db, 1, 2000)
+	require.Equal(t, 0, run(t, nil, "drain", "--db", path).code)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	ix, err := indexer.New(db, indexer.WithRebuildStep(time.Millisecond), indexer.WithProgress(func(p indexer.Progress) {
+		if p.Done > 0 {
+			cancel()
+		}
+	}))
+	require.NoError(t, err)
+	require.ErrorIs(t, ix.Rebuild(ctx, "tickets"), context.Canceled)
+	require.NoError(t, ix.Close())
+
+	st := status(t, path)
+	require.Len(t, st.Tables, 1)
+	rb := st.Tables[0].Rebuild
+	require.NotNil(t, rb)
+	require.Equal(t, "copy", rb.Phase)
+	require.Positive(t, rb.Done)
+	require.EqualValues(t, 2000, rb.Total)
+	require.Equal(t, []string{"tickets_vec__g1", "tickets_fts__g1"}, rb.Building)
+	r := run(t, nil, "status", "--db", path)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Regexp(t, `rebuild of tickets in progress: phase copy, \d+/2000 rows`, r.stdout)
+
+	r = run(t, nil, "rebuild", "--db", path, "--log-every", "1ns")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stderr, "rebuild: continuing")
+	st = status(t, path)
+	require.Nil(t, st.Tables[0].Rebuild)
+	require.EqualValues(t, 2000, sidecarRows(t, st, "tickets", "fts5"))
+	for _, s := range st.Tables[0].Sidecars {
+		require.Equal(t, s.Name+"__g1", s.Live)
+	}
 }

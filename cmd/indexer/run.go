@@ -95,7 +95,11 @@ func runRun(ctx context.Context, env *cli.Env, args []string) error {
 			snap.Embed = &es
 		}
 		for _, t := range st.Tables {
-			snap.Tables = append(snap.Tables, cli.TableSnapshot{Table: t.Table, Pending: t.Pending, DeadLetters: t.DeadLetters, EmbedQueued: t.EmbedQueued})
+			ts := cli.TableSnapshot{Table: t.Table, Pending: t.Pending, DeadLetters: t.DeadLetters, EmbedQueued: t.EmbedQueued}
+			if r := t.Rebuild; r != nil {
+				ts.Rebuild = &cli.RebuildSnapshot{Phase: r.Phase, Done: r.Done, Total: r.Total, Rate: r.Rate, ETA: r.ETA}
+			}
+			snap.Tables = append(snap.Tables, ts)
 		}
 		return snap, nil
 	}

@@ -56,13 +56,25 @@ type tableStatusJSON struct {
 	EmbedQueued int64         `json:"embed_queued"`
 	Sidecars    []sidecarJSON `json:"sidecars"`
 	Error       string        `json:"error,omitempty"`
+	Rebuild     *rebuildJSON  `json:"rebuild,omitempty"`
 }
 
 type sidecarJSON struct {
 	Name   string `json:"name"`
+	Live   string `json:"live"`
 	Kind   string `json:"kind"`
 	Exists bool   `json:"exists"`
 	Rows   int64  `json:"rows"`
+}
+
+type rebuildJSON struct {
+	Phase      string    `json:"phase"`
+	Done       int64     `json:"rows_done"`
+	Total      int64     `json:"rows_total"`
+	RatePerSec float64   `json:"rate_per_second"`
+	ETASeconds float64   `json:"eta_seconds"`
+	StartedAt  time.Time `json:"started_at"`
+	Building   []string  `json:"building,omitempty"`
 }
 
 func toStatusJSON(st indexer.Status) statusJSON {
@@ -80,7 +92,11 @@ func toStatusJSON(st indexer.Status) statusJSON {
 		tj := tableStatusJSON{Table: t.Table, SourceRows: t.SourceRows, Pending: t.Pending, Retained: t.Retained,
 			DeadLetters: t.DeadLetters, EmbedQueued: t.EmbedQueued, Error: t.Error, Sidecars: []sidecarJSON{}}
 		for _, s := range t.Sidecars {
-			tj.Sidecars = append(tj.Sidecars, sidecarJSON{Name: s.Name, Kind: s.Kind, Exists: s.Exists, Rows: s.Rows})
+			tj.Sidecars = append(tj.Sidecars, sidecarJSON{Name: s.Name, Live: s.Live, Kind: s.Kind, Exists: s.Exists, Rows: s.Rows})
+		}
+		if r := t.Rebuild; r != nil {
+			tj.Rebuild = &rebuildJSON{Phase: r.Phase, Done: r.Done, Total: r.Total, RatePerSec: r.Rate, ETASeconds: r.ETA.Seconds(),
+				StartedAt: r.StartedAt.UTC(), Building: r.Building}
 		}
 		out.Tables = append(out.Tables, tj)
 	}
@@ -154,10 +170,14 @@ func printStatus(w io.Writer, st indexer.Status) {
 		}
 		var sc []string
 		for _, s := range t.Sidecars {
+			name := s.Name
+			if s.Live != "" && s.Live != s.Name {
+				name += " [" + s.Live + "]"
+			}
 			if s.Exists {
-				sc = append(sc, fmt.Sprintf("%s (%s) %d", s.Name, s.Kind, s.Rows))
+				sc = append(sc, fmt.Sprintf("%s (%s) %d", name, s.Kind, s.Rows))
 			} else {
-				sc = append(sc, fmt.Sprintf("%s (%s) missing", s.Name, s.Kind))
+				sc = append(sc, fmt.Sprintf("%s (%s) missing", name, s.Kind))
 			}
 		}
 		sidecars := strings.Join(sc, ", ")
@@ -171,4 +191,25 @@ func printStatus(w io.Writer, st indexer.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", t.Table, rows, t.Pending, t.Retained, t.DeadLetters, sidecars, problem)
 	}
 	tw.Flush()
+	for _, t := range st.Tables {
+		if r := t.Rebuild; r != nil {
+			fmt.Fprintln(w, rebuildLine(t.Table, r))
+		}
+	}
+}
+
+// rebuildLine describes an online rebuild in progress.
+func rebuildLine(table string, r *indexer.RebuildStatus) string {
+	pct := 100.0
+	if r.Total > 0 {
+		pct = min(100*float64(r.Done)/float64(r.Total), 100)
+	}
+	s := fmt.Sprintf("rebuild of %s in progress: phase %s, %d/%d rows (%.1f%%), %.0f rows/s", table, r.Phase, r.Done, r.Total, pct, r.Rate)
+	if r.ETA > 0 {
+		s += fmt.Sprintf(", ETA %s", r.ETA.Round(time.Second))
+	}
+	if len(r.Building) > 0 {
+		s += ", building " + strings.Join(r.Building, ", ")
+	}
+	return s
 }

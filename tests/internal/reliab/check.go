@@ -67,6 +67,15 @@ type Summary struct {
 // Token instances are compared one by one through fts5vocab, so a document
 // indexed twice or a stale token left behind is caught, and vec0 entries
 // are compared with their values, deleted flags and metadata.
+// Live returns the physical name of the sidecar the registry calls name:
+// its live generation, which an online rebuild changes.
+func Live(t testing.TB, db *sql.DB, name string) string {
+	t.Helper()
+	n, err := outbox.LiveTable(context.Background(), db, name)
+	require.NoError(t, err)
+	return n
+}
+
 func Check(t testing.TB, db *sql.DB) Summary {
 	t.Helper()
 	ctx := context.Background()
@@ -107,7 +116,7 @@ func Check(t testing.TB, db *sql.DB) Summary {
 	require.NoError(t, rows.Err())
 	rows.Close()
 	gotVec := map[string]vecRow{}
-	rows, err = db.QueryContext(ctx, `SELECT rowid, embedding, deleted, cat FROM articles_vec`)
+	rows, err = db.QueryContext(ctx, `SELECT rowid, embedding, deleted, cat FROM `+outbox.Quote(Live(t, db, "articles_vec")))
 	require.NoError(t, err)
 	for rows.Next() {
 		var id, del, cat int64
@@ -145,7 +154,7 @@ func Check(t testing.TB, db *sql.DB) Summary {
 	require.NoError(t, rows.Err())
 	rows.Close()
 	gotVec = map[string]vecRow{}
-	rows, err = db.QueryContext(ctx, `SELECT id, embedding, deleted FROM notes_vec`)
+	rows, err = db.QueryContext(ctx, `SELECT id, embedding, deleted FROM `+outbox.Quote(Live(t, db, "notes_vec")))
 	require.NoError(t, err)
 	for rows.Next() {
 		var id string
@@ -162,7 +171,7 @@ func Check(t testing.TB, db *sql.DB) Summary {
 	sum.Vectors += len(gotVec)
 	sum.Tokens += checkTokens(t, db, "notes_fts", []string{"text"}, text)
 	gotDel := map[int64]int64{}
-	rows, err = db.QueryContext(ctx, `SELECT rowid, deleted FROM notes_fts`)
+	rows, err = db.QueryContext(ctx, `SELECT rowid, deleted FROM `+outbox.Quote(Live(t, db, "notes_fts")))
 	require.NoError(t, err)
 	for rows.Next() {
 		var rid, del int64
@@ -219,7 +228,7 @@ func Integrity(t testing.TB, db *sql.DB) {
 	require.NoError(t, own.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&res))
 	require.Equal(t, "ok", res, "PRAGMA integrity_check")
 	for _, f := range []string{"articles_fts", "notes_fts", "memos_fts"} {
-		_, err := db.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s(%[1]s, rank) VALUES('integrity-check', 1)`, f))
+		_, err := db.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s(%[1]s, rank) VALUES('integrity-check', 1)`, outbox.Quote(Live(t, db, f))))
 		require.NoError(t, err, "FTS5 integrity-check of %s", f)
 	}
 }
@@ -231,6 +240,7 @@ func Integrity(t testing.TB, db *sql.DB) {
 func checkTokens(t testing.TB, db *sql.DB, fts string, cols []string, text map[int64][]string) int {
 	t.Helper()
 	ctx := context.Background()
+	fts = Live(t, db, fts)
 	conn, err := db.Conn(ctx)
 	require.NoError(t, err)
 	defer conn.Close()

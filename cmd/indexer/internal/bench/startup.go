@@ -107,7 +107,8 @@ func RemoveBinary() {
 // procResult is a finished subprocess: wall time and peak RSS.
 type procResult struct {
 	wall   time.Duration
-	maxRSS int64 // bytes (VmHWM), when asked for
+	maxRSS int64  // bytes (VmHWM), when asked for
+	out    string // what it wrote on stdout and stderr
 }
 
 // rssPoll is how often runIndexer samples the child's VmHWM.
@@ -161,7 +162,7 @@ func runIndexer(ctx context.Context, bin string, rss bool, args ...string) (proc
 	if rss && peak == 0 {
 		return procResult{}, fmt.Errorf("bench: indexer %v: no VmHWM read from /proc", args)
 	}
-	return procResult{wall: wall, maxRSS: peak}, nil
+	return procResult{wall: wall, maxRSS: peak, out: out.String()}, nil
 }
 
 // vmHWM reads the VmHWM line of a /proc/<pid>/status file, in bytes.

@@ -40,6 +40,15 @@ type TableSnapshot struct {
 	Pending     int64
 	DeadLetters int64
 	EmbedQueued int64
+	Rebuild     *RebuildSnapshot // an online rebuild in progress, nil if none
+}
+
+// RebuildSnapshot is the progress of an online rebuild.
+type RebuildSnapshot struct {
+	Phase       string
+	Done, Total int64         // source rows copied, to copy
+	Rate        float64       // rows per second since it started
+	ETA         time.Duration // time left to copy (0 when unknown)
 }
 
 // Metrics are the Prometheus metrics and the health state of `indexer run`.
@@ -270,13 +279,20 @@ var (
 	descEmbedFailed = prometheus.NewDesc("outboxindexer_embed_failed_texts_total", "Texts the embedding service failed permanently.", nil, nil)
 	descEmbedLat    = prometheus.NewDesc("outboxindexer_embed_request_seconds_total", "Total latency of embedding requests (divide by requests_total for the mean).", nil, nil)
 	descEmbedKeys   = prometheus.NewDesc("outboxindexer_embed_keys_total", "Queued keys settled by embedding rounds, by outcome: embedded, unchanged (no call), parked.", []string{"outcome"}, nil)
+	descRebuilding  = prometheus.NewDesc("outboxindexer_rebuild_in_progress", "1 while an online rebuild of the table is in progress, per phase (scan, copy, merge, drop).", []string{"table", "phase"}, nil)
+	descRebuildDone = prometheus.NewDesc("outboxindexer_rebuild_rows_done", "Source rows copied by the online rebuild in progress.", []string{"table"}, nil)
+	descRebuildAll  = prometheus.NewDesc("outboxindexer_rebuild_rows_total", "Source rows the online rebuild in progress copies.", []string{"table"}, nil)
+	descRebuildRate = prometheus.NewDesc("outboxindexer_rebuild_rows_per_second", "Copy rate of the online rebuild in progress since it started.", []string{"table"}, nil)
+	descRebuildETA  = prometheus.NewDesc("outboxindexer_rebuild_eta_seconds", "Estimated time left to copy the rows of the online rebuild in progress (0 when unknown).", []string{"table"}, nil)
 	snapshotTimeout = 5 * time.Second
 )
 
 // Describe implements prometheus.Collector.
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descHead, descApplied, descPending, descLag, descDead, descTablePend, descTableDead,
-		descEmbedQueued, descTableEmbedQ, descEmbedReqs, descEmbedTexts, descEmbedErrs, descEmbedFailed, descEmbedLat, descEmbedKeys} {
+		descEmbedQueued, descTableEmbedQ, descEmbedReqs, descEmbedTexts, descEmbedErrs, descEmbedFailed, descEmbedLat, descEmbedKeys,
+		descRebuilding, descRebuildDone, descRebuildAll, descRebuildRate, descRebuildETA} {
+
 		ch <- d
 	}
 }
@@ -301,6 +317,13 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTablePend, prometheus.GaugeValue, float64(t.Pending), t.Table)
 		ch <- prometheus.MustNewConstMetric(descTableDead, prometheus.GaugeValue, float64(t.DeadLetters), t.Table)
 		ch <- prometheus.MustNewConstMetric(descTableEmbedQ, prometheus.GaugeValue, float64(t.EmbedQueued), t.Table)
+		if r := t.Rebuild; r != nil {
+			ch <- prometheus.MustNewConstMetric(descRebuilding, prometheus.GaugeValue, 1, t.Table, r.Phase)
+			ch <- prometheus.MustNewConstMetric(descRebuildDone, prometheus.GaugeValue, float64(r.Done), t.Table)
+			ch <- prometheus.MustNewConstMetric(descRebuildAll, prometheus.GaugeValue, float64(r.Total), t.Table)
+			ch <- prometheus.MustNewConstMetric(descRebuildRate, prometheus.GaugeValue, r.Rate, t.Table)
+			ch <- prometheus.MustNewConstMetric(descRebuildETA, prometheus.GaugeValue, r.ETA.Seconds(), t.Table)
+		}
 	}
 	if e := s.Embed; e != nil {
 		ch <- prometheus.MustNewConstMetric(descEmbedReqs, prometheus.CounterValue, float64(e.Requests))

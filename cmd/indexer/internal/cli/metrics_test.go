@@ -102,7 +102,8 @@ func TestMetricsExposition(t *testing.T) {
 	t.Parallel()
 	src := &snapshots{}
 	src.set(Snapshot{Head: 10, Applied: 8, Pending: 2, DeadLetters: 1, OldestPending: 1500 * time.Millisecond,
-		Tables: []TableSnapshot{{Table: "docs", Pending: 2, DeadLetters: 1}}}, nil)
+		Tables: []TableSnapshot{{Table: "docs", Pending: 2, DeadLetters: 1,
+			Rebuild: &RebuildSnapshot{Phase: "copy", Done: 400, Total: 1000, Rate: 200, ETA: 3 * time.Second}}}}, nil)
 	m := NewMetrics(src.get, time.Minute)
 	m.Batch(5)
 	m.Batch(3)
@@ -129,6 +130,11 @@ func TestMetricsExposition(t *testing.T) {
 		"outboxindexer_lease_held 1",
 		`outboxindexer_table_pending_events{table="docs"} 2`,
 		`outboxindexer_table_dead_letters{table="docs"} 1`,
+		`outboxindexer_rebuild_in_progress{phase="copy",table="docs"} 1`,
+		`outboxindexer_rebuild_rows_done{table="docs"} 400`,
+		`outboxindexer_rebuild_rows_total{table="docs"} 1000`,
+		`outboxindexer_rebuild_rows_per_second{table="docs"} 200`,
+		`outboxindexer_rebuild_eta_seconds{table="docs"} 3`,
 	} {
 		require.Contains(t, body, want+"\n")
 	}

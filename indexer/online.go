@@ -1,0 +1,893 @@
+package indexer
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/outboxindexer/outboxindexer/outbox"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Online rebuild: the next generation of a table's sidecars is built
+// beside the live one in short transactions and swapped in with one short
+// transaction (see outbox.RebuildState for the phases, and
+// docs/ARCHITECTURE.md for why it is exact). Progress lives in oi_rebuild,
+// so any indexer continues a rebuild another one started: the worker (Run)
+// and Drain drive pending rebuilds whenever they have caught up with the
+// log, and Rebuild drives them to completion in the foreground.
+//
+// Exactness rests on three rules:
+//
+//   - a key range is copied only in a transaction that has first applied
+//     every pending event (to the live sidecars, and to the new ones for
+//     keys already copied), so the copy reads the source and the log
+//     exactly at the log head h of that transaction, and every later event
+//     has an id above h;
+//   - from then on every apply writes a copied key to the new generation
+//     too (the mirror), with the same changes as the live one;
+//   - the swap transaction has applied everything too, and only renames
+//     the live generation in the registry.
+
+// errBehind reports that a rebuild step found more pending events than it
+// may apply inside its own transaction (or one it cannot apply): the
+// applier must run first.
+var errBehind = errors.New("indexer: the log is ahead of the rebuild")
+
+// onlineState is the in-process tuning of online rebuild steps, guarded by
+// applyMu.
+type onlineState struct {
+	chunk int   // source rows per copy step
+	scan  int64 // log ids per scan step
+	pages int   // FTS5 merge pages per step
+	// overhead is the part of the last step's lock hold that was neither
+	// copying nor merging (catching up, bookkeeping, commit): what is left
+	// of the step's budget goes to the copy and the merge.
+	overhead, copyTime, mergeTime, catchUpTime time.Duration
+	// foreground counts the Rebuild calls in progress in this process:
+	// while there is one, this indexer drives rebuilds even when another
+	// one drove the last step.
+	foreground int
+}
+
+// driverIdle is how long a rebuild's last driver may stay silent before a
+// background driver (Run, Drain) of another indexer takes the rebuild over:
+// a foreground Rebuild, or another worker, drives it meanwhile, and two
+// drivers would only take turns holding the write lock.
+const driverIdle = 2 * time.Second
+
+// dueFor reports whether r may be stepped by holder: always in the
+// foreground, in the background when holder drove the last step, nobody
+// did, or its driver has been silent for driverIdle.
+func dueFor(r *outbox.RebuildState, holder string, foreground bool) bool {
+	return foreground || r.Driver == "" || r.Driver == holder || time.Since(r.UpdatedAt) >= driverIdle
+}
+
+// mirror is the part of an online rebuild the applier needs: the sinks of
+// the generation being built and which keys they already hold.
+type mirror struct {
+	t     *table
+	after any  // keys up to after (in key order) are copied
+	all   bool // every key is copied (merge phase)
+}
+
+// holds reports whether key k was copied into the new generation.
+func (m *mirror) holds(k any) bool {
+	if m.all {
+		return true
+	}
+	switch a := m.after.(type) {
+	case int64:
+		kk, ok := k.(int64)
+		return ok && kk <= a
+	case string:
+		kk, ok := k.(string)
+		return ok && kk <= a
+	}
+	return false
+}
+
+// mirrorCache maps the spec JSON of a rebuild to its parsed table; the
+// tables are immutable and shared by the worker and SyncTx.
+type mirrorCache struct {
+	sync.Mutex
+	m map[string]*table
+}
+
+func (c *mirrorCache) get(src, raw string) *table {
+	c.Lock()
+	defer c.Unlock()
+	if t, ok := c.m[src+"\x00"+raw]; ok {
+		return t
+	}
+	if c.m == nil || len(c.m) > 64 {
+		c.m = map[string]*table{}
+	}
+	t := newTable(src, raw)
+	c.m[src+"\x00"+raw] = t
+	return t
+}
+
+// loadMirrors returns the rebuilds whose new generation must follow the
+// applied events, by source table. A rebuild whose tables are missing is
+// left out (its next step starts it over).
+func (ix *Indexer) loadMirrors(ctx context.Context, tx outbox.DB) (map[string]*mirror, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT tbl, spec, phase, after FROM oi_rebuild WHERE phase IN (?, ?)`, outbox.PhaseCopy, outbox.PhaseMerge)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read rebuilds: %w", err)
+	}
+	var out map[string]*mirror
+	for rows.Next() {
+		var src, raw, phase string
+		var after any
+		if err := rows.Scan(&src, &raw, &phase, &after); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read rebuilds: %w", err)
+		}
+		if b, ok := after.([]byte); ok {
+			after = string(b)
+		}
+		t := ix.mirrors.get(src, raw)
+		if t.err != nil {
+			continue
+		}
+		if out == nil {
+			out = map[string]*mirror{}
+		}
+		out[src] = &mirror{t: t, after: after, all: phase == outbox.PhaseMerge}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read rebuilds: %w", err)
+	}
+	for src, m := range out {
+		for _, s := range m.t.sinks {
+			ok, err := s.Exists(ctx, tx)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				delete(out, src)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// rebuildOnline starts (or continues) online rebuilds of names and drives
+// them to completion.
+func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
+	defer ix.releaseOneShot(ctx)
+	var started []string
+	ix.applyMu.Lock()
+	ix.online.foreground++
+	ix.applyMu.Unlock()
+	defer func() {
+		ix.applyMu.Lock()
+		ix.online.foreground--
+		ix.applyMu.Unlock()
+	}()
+	// A previous rebuild of these tables that only has its old generation
+	// left to drop finishes first, in its bounded steps.
+	if err := ix.finishDrops(ctx, names); err != nil {
+		return err
+	}
+	ix.applyMu.Lock()
+	err := ix.retry(ctx, func(ctx context.Context) error {
+		return ix.inTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			started, err = ix.startRebuilds(ctx, tx, names)
+			return err
+		})
+	})
+	ix.applyMu.Unlock()
+	if err != nil {
+		return err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		left, err := ix.rebuildsLeft(ctx, started)
+		if err != nil {
+			return err
+		}
+		if !left {
+			return nil
+		}
+		// Apply what is pending when this indexer can take the lease (like
+		// Drain; a worker elsewhere may hold it), then a run of steps (each
+		// applies the few events that arrive meanwhile itself) before the
+		// next look at the log.
+		err = nil
+		if behind, berr := ix.behind(ctx); berr != nil {
+			return berr
+		} else if behind {
+			_, _, err = ix.applyPending(ctx, 0, false)
+		}
+		switch {
+		case err == nil, errors.Is(err, errNotHolder):
+			for range 50 {
+				ix.applyMu.Lock()
+				did, err := ix.rebuildStep(ctx, true)
+				ix.applyMu.Unlock()
+				if err != nil {
+					return err
+				}
+				if !did {
+					if err := sleep(ctx, min(ix.cfg.pollInterval/4, 25*time.Millisecond)); err != nil {
+						return err
+					}
+					break
+				}
+			}
+		case errors.Is(err, outbox.ErrLeaseLost):
+		case err != nil:
+			return err
+		}
+	}
+}
+
+// finishDrops drives the rebuilds of names (all when empty) that are in
+// their drop phase to their end.
+func (ix *Indexer) finishDrops(ctx context.Context, names []string) error {
+	for {
+		rs, err := outbox.Rebuilds(ctx, ix.db)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(rs, func(r *outbox.RebuildState) bool {
+			return r.Phase == outbox.PhaseDrop && (len(names) == 0 || slices.Contains(names, r.Table))
+		}) {
+			return nil
+		}
+		ix.applyMu.Lock()
+		did, err := ix.rebuildStep(ctx, true)
+		ix.applyMu.Unlock()
+		if err != nil {
+			return err
+		}
+		if !did {
+			if err := sleep(ctx, min(ix.cfg.pollInterval/4, 25*time.Millisecond)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// behind reports whether events are pending, with two reads.
+func (ix *Indexer) behind(ctx context.Context) (bool, error) {
+	cp, err := ix.checkpoint(ctx)
+	if err != nil {
+		return false, err
+	}
+	head, err := ix.head(ctx)
+	return cp < head, err
+}
+
+// rebuildsLeft reports whether any of the tables still has a rebuild in
+// progress.
+func (ix *Indexer) rebuildsLeft(ctx context.Context, tables []string) (bool, error) {
+	var left bool
+	err := ix.retry(ctx, func(ctx context.Context) error {
+		rs, err := outbox.Rebuilds(ctx, ix.db)
+		if err != nil {
+			return err
+		}
+		left = slices.ContainsFunc(rs, func(r *outbox.RebuildState) bool { return slices.Contains(tables, r.Table) })
+		return nil
+	})
+	return left, err
+}
+
+// startRebuilds starts an online rebuild of each of names (every
+// registered table when empty) that has none in progress for its current
+// spec, and returns the tables.
+func (ix *Indexer) startRebuilds(ctx context.Context, tx *sql.Tx, names []string) ([]string, error) {
+	reg, err := ix.registry.load(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		for n := range reg {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+	}
+	for _, n := range names {
+		t := reg[n]
+		if t == nil {
+			return nil, fmt.Errorf("%w: %s", outbox.ErrNotRegistered, n)
+		}
+		if t.err != nil {
+			return nil, t.err
+		}
+	}
+	// Tables with derived (from=) vectors are rebuilt offline, in this
+	// transaction: their rebuild re-queues every row for embedding and
+	// refills chunked sidecars (one vec0 row per chunk), which the online
+	// copy does not do yet.
+	var online []string
+	for _, n := range names {
+		if len(reg[n].spec.DerivedVecs()) == 0 {
+			online = append(online, n)
+			continue
+		}
+		ix.log.Info("rebuild: offline (derived vectors)", "table", n)
+		if _, err := ix.rebuildTx(ctx, tx, []string{n}); err != nil {
+			return nil, err
+		}
+	}
+	names = online
+	for _, n := range names {
+		t := reg[n]
+		r, ok, err := outbox.LoadRebuild(ctx, tx, n)
+		if err != nil {
+			ix.log.Warn("rebuild: discarding an unreadable rebuild row", "table", n, "err", err)
+			ok = false
+		}
+		if ok && r.Phase == outbox.PhaseDrop {
+			// The previous rebuild swapped already: finish it now.
+			if err := outbox.DropTables(ctx, tx, r.BuildingTables()...); err != nil {
+				return nil, err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM oi_rebuild WHERE tbl = ?`, n); err != nil {
+				return nil, fmt.Errorf("rebuild %s: %w", n, err)
+			}
+			ok = false
+			if t, err = ix.reloadTable(ctx, tx, n); err != nil {
+				return nil, err
+			}
+		}
+		if ok && sameSpec(outbox.NextGeneration(t.spec), r.Spec) {
+			ix.log.Info("rebuild: continuing", "table", n, "phase", r.Phase, "done", r.Done, "total", r.Total)
+			continue
+		}
+		if err := ix.startRebuild(ctx, tx, t); err != nil {
+			return nil, err
+		}
+	}
+	return names, nil
+}
+
+// reloadTable reads the registry again and returns the entry of n.
+func (ix *Indexer) reloadTable(ctx context.Context, tx outbox.DB, n string) (*table, error) {
+	reg, err := ix.registry.load(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	t := reg[n]
+	if t == nil {
+		return nil, fmt.Errorf("%w: %s", outbox.ErrNotRegistered, n)
+	}
+	if t.err != nil {
+		return nil, t.err
+	}
+	return t, nil
+}
+
+// sameSpec reports whether two specs are the same JSON (generations
+// included).
+func sameSpec(a, b *outbox.Spec) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+// startRebuild discards any rebuild of t in progress and starts a new one:
+// dead letters of the table go back into the log (as history, like the
+// offline Rebuild), the new generation's tables are created empty (FTS5
+// without automatic merges), and the progress row is written.
+func (ix *Indexer) startRebuild(ctx context.Context, tx *sql.Tx, t *table) error {
+	n := t.spec.Source
+	if err := outbox.DiscardRebuild(ctx, tx, n); err != nil {
+		return err
+	}
+	var valid func(string, []byte) bool
+	if len(t.vecs) > 0 {
+		valid = func(field string, b []byte) bool {
+			v := t.vecOf[field]
+			return v != nil && v.ValidVector(b)
+		}
+	}
+	restored, dropped, err := outbox.RestoreDeadLetters(ctx, tx, n, valid)
+	if err != nil {
+		return err
+	}
+	if restored+dropped > 0 {
+		ix.log.Info("rebuild: dead letters folded into the log", "table", n, "restored", restored, "dropped", dropped)
+	}
+	target := outbox.NextGeneration(t.spec)
+	raw, err := json.Marshal(target)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", n, err)
+	}
+	mt := ix.mirrors.get(n, string(raw))
+	if mt.err != nil {
+		return mt.err
+	}
+	for _, s := range mt.sinks {
+		if err := outbox.DropTables(ctx, tx, s.Name()); err != nil {
+			return err
+		}
+		c, ok := s.(outbox.Copier)
+		if !ok {
+			return fmt.Errorf("rebuild %s: sidecar %s cannot be rebuilt online", n, s.Name())
+		}
+		if err := c.Create(ctx, tx); err != nil {
+			return err
+		}
+		if m, ok := s.(outbox.Merger); ok {
+			if err := m.Bulk(ctx, tx, true); err != nil {
+				return err
+			}
+		}
+	}
+	phase := outbox.PhaseCopy
+	if len(mt.vecs) > 0 {
+		phase = outbox.PhaseScan
+		states := outbox.Quote(outbox.VecStatesTable(n))
+		for _, q := range []string{
+			"DROP TABLE IF EXISTS " + states,
+			"CREATE TABLE " + states + " (field TEXT NOT NULL, key NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (field, key)) WITHOUT ROWID",
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("rebuild %s: vector states: %w", n, err)
+			}
+		}
+	}
+	var total int64
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+outbox.Quote(n)).Scan(&total); err != nil {
+		return fmt.Errorf("rebuild %s: count rows: %w", n, err)
+	}
+	r := &outbox.RebuildState{Table: n, Spec: target, Phase: phase, Total: total}
+	if err := outbox.SaveRebuild(ctx, tx, r); err != nil {
+		return err
+	}
+	ix.log.Info("rebuild: started online", "table", n, "rows", total, "sidecars", sinkNames(mt))
+	return nil
+}
+
+func sinkNames(t *table) string {
+	names := make([]string, len(t.sinks))
+	for i, s := range t.sinks {
+		names[i] = s.Name()
+	}
+	return strings.Join(names, ",")
+}
+
+// rebuildStep runs one short transaction of the oldest online rebuild in
+// progress that this indexer may drive (see dueFor), if any, then pauses
+// so that writers get the lock, and reports whether it had work. The
+// caller holds applyMu.
+func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, error) {
+	idle := driverIdle
+	if foreground {
+		idle = 0
+	}
+	pending, err := outbox.RebuildDue(ctx, ix.db, ix.cfg.holder, idle)
+	if err != nil || !pending {
+		return false, err
+	}
+	var did bool
+	var r *outbox.RebuildState
+	var locked time.Time
+	ix.online.copyTime, ix.online.mergeTime, ix.online.catchUpTime = 0, 0, 0
+	err = ix.retry(ctx, func(ctx context.Context) error {
+		return ix.inTx(ctx, func(tx *sql.Tx) error {
+			locked = time.Now() // BEGIN IMMEDIATE took the write lock
+			var err error
+			did, r, err = ix.rebuildStepTx(ctx, tx, foreground)
+			return err
+		})
+	})
+	hold := time.Since(locked)
+	if errors.Is(err, errBehind) {
+		// The log is ahead: apply one batch in a transaction of its own
+		// (sound without the lease, like SyncTx: the write lock serializes
+		// it with the lease holder, which may be a dead process whose
+		// lease has not expired yet).
+		var applied bool
+		err := ix.retry(ctx, func(ctx context.Context) error {
+			return ix.inTx(ctx, func(tx *sql.Tx) error {
+				res, err := ix.applyTx(ctx, tx, &ix.registry, map[unit]string{}, ix.cfg.now())
+				applied = res.events > 0
+				return err
+			})
+		})
+		var ue *unitError
+		if errors.As(err, &ue) {
+			// A failing event: the lease holder retries and parks it.
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("indexer: rebuild: catch up: %w", err)
+		}
+		return applied, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("indexer: rebuild: %w", err)
+	}
+	if !did {
+		return false, nil
+	}
+	d := hold
+	if ix.online.copyTime+ix.online.mergeTime > 0 {
+		ix.online.overhead = max(hold-ix.online.copyTime-ix.online.mergeTime, 0)
+	}
+	if r != nil {
+		ix.log.Debug("rebuild step", "table", r.Table, "phase", r.Phase, "done", r.Done, "chunk", ix.online.chunk, "pages", ix.online.pages, "scan", ix.online.scan,
+			"hold", hold, "copy", ix.online.copyTime, "merge", ix.online.mergeTime, "catchup", ix.online.catchUpTime, "overhead", ix.online.overhead)
+		if f := ix.cfg.progress; f != nil {
+			f(Progress{Table: r.Table, Sidecar: rebuildLabel(r), Done: r.Done, Total: max(r.Total, r.Done), Phase: r.Phase})
+		}
+		if f := ix.cfg.observer.Rebuild; f != nil {
+			f(RebuildStats{Table: r.Table, Phase: r.Phase, Done: r.Done, Total: r.Total, Duration: d})
+		}
+	}
+	// Copy the WAL frames the step wrote into the database file here,
+	// outside the write lock (PASSIVE never waits for or blocks anybody):
+	// otherwise the next connection to commit does it in its commit,
+	// often the application's, and with a rebuild writing gigabytes the
+	// WAL outgrows every automatic checkpoint.
+	if _, err := ix.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil && ctx.Err() == nil {
+		ix.log.Debug("rebuild: checkpoint", "err", err)
+	}
+	pause := max(ix.cfg.rebuildStep/8, 2*time.Millisecond)
+	return true, sleep(ctx, pause)
+}
+
+// rebuildLabel names the sidecars a rebuild builds, for progress displays.
+func rebuildLabel(r *outbox.RebuildState) string {
+	var names []string
+	for _, v := range r.Spec.VecSpecs() {
+		names = append(names, v.Live())
+	}
+	if r.Spec.FTS != nil {
+		names = append(names, r.Spec.FTS.Live())
+	}
+	return strings.Join(names, ",")
+}
+
+// rebuildStepTx does one step of the oldest rebuild in tx. It returns the
+// rebuild's state after the step (nil when it ended).
+func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground bool) (bool, *outbox.RebuildState, error) {
+	rs, err := outbox.Rebuilds(ctx, tx)
+	if err != nil {
+		return false, nil, err
+	}
+	var r *outbox.RebuildState
+	for _, x := range rs {
+		if dueFor(x, ix.cfg.holder, foreground) {
+			r = x
+			break
+		}
+	}
+	if r == nil {
+		return false, nil, nil
+	}
+	r.Driver = ix.cfg.holder
+	reg, err := ix.registry.load(ctx, tx)
+	if err != nil {
+		return false, nil, err
+	}
+	t := reg[r.Table]
+	if t == nil || t.err != nil {
+		ix.log.Warn("rebuild: the table is no longer registered (or its entry is unusable); discarded", "table", r.Table)
+		return true, nil, outbox.DiscardRebuild(ctx, tx, r.Table)
+	}
+	if r.Phase == outbox.PhaseDrop {
+		return ix.dropStep(ctx, tx, r)
+	}
+	raw, err := json.Marshal(r.Spec)
+	if err != nil {
+		return false, nil, err
+	}
+	mt := ix.mirrors.get(r.Table, string(raw))
+	restart := mt.err != nil || !sameSpec(outbox.NextGeneration(t.spec), r.Spec)
+	if !restart {
+		for _, s := range mt.sinks {
+			ok, err := s.Exists(ctx, tx)
+			if err != nil {
+				return false, nil, err
+			}
+			restart = restart || !ok
+		}
+	}
+	if restart {
+		ix.log.Warn("rebuild: the spec or the tables being built changed; starting over", "table", r.Table)
+		return true, nil, ix.startRebuild(ctx, tx, t)
+	}
+	states := outbox.VecStatesTable(r.Table)
+	switch r.Phase {
+	case outbox.PhaseScan:
+		head, err := outbox.Head(ctx, tx)
+		if err != nil {
+			return false, nil, err
+		}
+		if ix.online.scan <= 0 {
+			ix.online.scan = 20000
+		}
+		hi := min(r.Scanned+ix.online.scan, head)
+		t0 := time.Now()
+		if err := ix.foldStates(ctx, tx, mt, states, r.Scanned, hi); err != nil {
+			return false, nil, err
+		}
+		ix.online.scan = tune(ix.online.scan, time.Since(t0), ix.cfg.rebuildStep, 1000, 1<<22)
+		r.Scanned = hi
+		if hi >= head {
+			r.Phase = outbox.PhaseCopy
+		}
+	case outbox.PhaseCopy:
+		tc := time.Now()
+		if err := ix.catchUpTx(ctx, tx); err != nil {
+			return false, nil, err
+		}
+		ix.online.catchUpTime = time.Since(tc)
+		head, err := outbox.Head(ctx, tx)
+		if err != nil {
+			return false, nil, err
+		}
+		if len(mt.vecs) > 0 && head > r.Scanned {
+			if err := ix.foldStates(ctx, tx, mt, states, r.Scanned, head); err != nil {
+				return false, nil, err
+			}
+		}
+		r.Scanned = max(r.Scanned, head)
+		if ix.online.chunk <= 0 {
+			ix.online.chunk = 256
+		}
+		// What the last step spent besides copying (catching up,
+		// bookkeeping, FTS5's incremental merge at commit) is spent again:
+		// the copy gets the rest.
+		budget := max(ix.cfg.rebuildStep-ix.online.overhead, ix.cfg.rebuildStep/4)
+		t0 := time.Now()
+		hi, rows, last, err := nextRange(ctx, tx, t.spec, r.After, ix.online.chunk)
+		if err != nil {
+			return false, nil, err
+		}
+		kr := outbox.KeyRange{VecStates: states}
+		kr.Cond, kr.Args = rangeCond(t.spec, r.After, hi, last)
+		for _, s := range mt.sinks {
+			if _, err := s.(outbox.Copier).CopyRange(ctx, tx, kr); err != nil {
+				return false, nil, err
+			}
+		}
+		ix.online.copyTime = time.Since(t0)
+		ix.online.chunk = int(tune(int64(ix.online.chunk), ix.online.copyTime, budget, 16, 100000))
+		r.Done += rows
+		if last {
+			r.Phase = outbox.PhaseMerge
+			r.Total = r.Done
+		} else {
+			r.After = hi
+		}
+	case outbox.PhaseMerge:
+		t1 := time.Now()
+		merged, err := ix.mergeOnly(ctx, tx, mt)
+		if err != nil {
+			return false, nil, err
+		}
+		ix.online.mergeTime = time.Since(t1)
+		if merged {
+			break
+		}
+		// The swap: everything is applied (to both generations), the new
+		// one gets FTS5's default merge settings back and becomes the
+		// registry's live generation.
+		if err := ix.catchUpTx(ctx, tx); err != nil {
+			return false, nil, err
+		}
+		for _, s := range mt.sinks {
+			if m, ok := s.(outbox.Merger); ok {
+				if err := m.Bulk(ctx, tx, false); err != nil {
+					return false, nil, err
+				}
+			}
+		}
+		if err := outbox.SwapSpec(ctx, tx, mt.spec); err != nil {
+			return false, nil, err
+		}
+		r.Old = nil
+		for _, s := range t.sinks {
+			r.Old = append(r.Old, s.Name())
+		}
+		r.Phase = outbox.PhaseDrop
+		r.SwappedAt = time.Now()
+		ix.log.Info("rebuild: swapped in the new generation", "table", r.Table, "sidecars", sinkNames(mt), "rows", r.Done)
+	}
+	if err := outbox.SaveRebuild(ctx, tx, r); err != nil {
+		return false, nil, err
+	}
+	return true, r, nil
+}
+
+// dropStep drops one table of the previous generation, once the swap is
+// dropGrace old (a query that read the registry before the swap may still
+// be about to read the old tables), and ends the rebuild after the last.
+func (ix *Indexer) dropStep(ctx context.Context, tx *sql.Tx, r *outbox.RebuildState) (bool, *outbox.RebuildState, error) {
+	if time.Since(r.SwappedAt) < ix.cfg.dropGrace {
+		return false, nil, nil
+	}
+	if len(r.Old) > 0 {
+		// Empty the old table in steps first: DROP frees every page of it
+		// in one statement.
+		left, err := outbox.ShrinkTable(ctx, tx, r.Old[0], ix.cfg.rebuildStep*3/4)
+		if err != nil {
+			return false, nil, err
+		}
+		if left {
+			return true, r, outbox.SaveRebuild(ctx, tx, r)
+		}
+		if err := outbox.DropTables(ctx, tx, r.Old[0]); err != nil {
+			return false, nil, err
+		}
+		r.Old = r.Old[1:]
+		if len(r.Old) > 0 {
+			return true, r, outbox.SaveRebuild(ctx, tx, r)
+		}
+	}
+	if err := outbox.DropTables(ctx, tx, outbox.VecStatesTable(r.Table)); err != nil {
+		return false, nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM oi_rebuild WHERE tbl = ?`, r.Table); err != nil {
+		return false, nil, fmt.Errorf("rebuild %s: %w", r.Table, err)
+	}
+	ix.log.Info("rebuild: finished", "table", r.Table, "rows", r.Done, "elapsed", time.Since(r.StartedAt).Round(time.Millisecond).String())
+	return true, r, nil
+}
+
+// catchUpTx applies, inside tx, the events pending in the log, so that the
+// checkpoint reaches the head read in tx (it holds the write lock: no
+// other event can appear). Like SyncTx it needs no lease. It gives up with
+// errBehind when more than a few batches are pending, or when an event
+// fails (the lease holder retries and parks it).
+func (ix *Indexer) catchUpTx(ctx context.Context, tx *sql.Tx) error {
+	for range 4 {
+		cp, err := outbox.Checkpoint(ctx, tx, outbox.MainCheckpoint)
+		if err != nil {
+			return err
+		}
+		head, err := outbox.Head(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if cp >= head {
+			return nil
+		}
+		if head-cp > int64(2*ix.cfg.batchSize) {
+			return errBehind
+		}
+		res, err := ix.applyTx(ctx, tx, &ix.registry, map[unit]string{}, ix.cfg.now())
+		var ue *unitError
+		if errors.As(err, &ue) {
+			return errBehind
+		}
+		if err != nil {
+			return err
+		}
+		if res.final {
+			return nil
+		}
+	}
+	return errBehind
+}
+
+// foldStates folds the log events in (lo, hi] into the vector-state table.
+func (ix *Indexer) foldStates(ctx context.Context, tx outbox.DB, mt *table, states string, lo, hi int64) error {
+	if hi <= lo {
+		return nil
+	}
+	for _, v := range mt.vecs {
+		if _, err := tx.ExecContext(ctx, v.StatesSQL(states), mt.spec.Source, lo, hi); err != nil {
+			return fmt.Errorf("rebuild %s: vector states: %w", mt.spec.Source, err)
+		}
+	}
+	return nil
+}
+
+// mergeOnly does one merge step of the merge phase and reports whether
+// there was work.
+func (ix *Indexer) mergeOnly(ctx context.Context, tx outbox.DB, mt *table) (bool, error) {
+	if ix.online.pages <= 0 {
+		ix.online.pages = 64
+	}
+	any := false
+	for _, s := range mt.sinks {
+		m, ok := s.(outbox.Merger)
+		if !ok {
+			continue
+		}
+		t0 := time.Now()
+		did, err := m.Merge(ctx, tx, ix.online.pages)
+		if err != nil {
+			return false, err
+		}
+		if did {
+			budget := max(ix.cfg.rebuildStep-ix.online.overhead, ix.cfg.rebuildStep/4)
+			ix.online.pages = int(tune(int64(ix.online.pages), time.Since(t0), budget, 16, 100000))
+		}
+		any = any || did
+	}
+	return any, nil
+}
+
+// tune scales n so that the next step takes about target, given that this
+// one took d, smoothed and clamped to [lo, hi].
+func tune(n int64, d, target time.Duration, lo, hi int64) int64 {
+	if d <= 0 {
+		d = time.Microsecond
+	}
+	est := float64(n) * float64(target) / float64(d)
+	next := int64((float64(n) + est) / 2)
+	// Never more than double at once.
+	next = min(next, 2*n)
+	return min(max(next, lo), hi)
+}
+
+// nextRange returns the upper bound of the next key range of spec's source
+// table after after (nil: from the first key) holding up to n rows, the
+// number of rows in it, and whether it is the last range (then hi is
+// unused: the range is every key after after).
+func nextRange(ctx context.Context, tx outbox.DB, spec *outbox.Spec, after any, n int) (hi any, rows int64, last bool, err error) {
+	src, key := outbox.Quote(spec.Source), outbox.Quote(spec.Key)
+	if after == nil {
+		err = tx.QueryRowContext(ctx, fmt.Sprintf(`SELECT %[2]s FROM %[1]s ORDER BY %[2]s LIMIT 1 OFFSET ?`, src, key), n-1).Scan(&hi)
+	} else {
+		err = tx.QueryRowContext(ctx, fmt.Sprintf(`SELECT %[2]s FROM %[1]s WHERE %[2]s > ? ORDER BY %[2]s LIMIT 1 OFFSET ?`, src, key), after, n-1).Scan(&hi)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		cond, args := rangeCond(spec, after, nil, true)
+		err = tx.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM %s s WHERE %s`, src, cond), args...).Scan(&rows)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("rebuild %s: count rows: %w", spec.Source, err)
+		}
+		return nil, rows, true, nil
+	}
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("rebuild %s: next key range: %w", spec.Source, err)
+	}
+	if b, ok := hi.([]byte); ok {
+		hi = string(b)
+	}
+	nk, err := outbox.NormalizeKey(hi)
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("rebuild %s: next key range: %w", spec.Source, err)
+	}
+	return nk, int64(n), false, nil
+}
+
+// rangeCond returns the SQL condition on the source (alias s) of the key
+// range (after, hi], or (after, ∞) when last.
+func rangeCond(spec *outbox.Spec, after, hi any, last bool) (string, []any) {
+	col := "s." + outbox.Quote(spec.Key)
+	switch {
+	case after == nil && last:
+		return "1", nil
+	case after == nil:
+		return col + " <= ?", []any{hi}
+	case last:
+		return col + " > ?", []any{after}
+	}
+	return col + " > ? AND " + col + " <= ?", []any{after, hi}
+}
+
+// discardRebuilds drops the online rebuilds of names (the offline Rebuild
+// replaces what they were building).
+func discardRebuilds(ctx context.Context, tx outbox.DB, names []string) error {
+	for _, n := range names {
+		if err := outbox.DiscardRebuild(ctx, tx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}

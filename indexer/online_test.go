@@ -1,0 +1,345 @@
+package indexer_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/outboxindexer/outboxindexer/ftssink"
+	"github.com/outboxindexer/outboxindexer/indexer"
+	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/vecsink"
+	"github.com/stretchr/testify/require"
+)
+
+// onlineSteps makes an online rebuild take many small steps.
+func onlineSteps() indexer.Option { return indexer.WithRebuildStep(time.Millisecond) }
+
+// leftovers lists the tables of generations that are not live and the
+// rebuild bookkeeping that remain.
+func (e *env) leftovers() []string {
+	e.t.Helper()
+	live := map[string]bool{}
+	specs, _, err := outbox.LoadSpecs(e.ctx, e.sql)
+	require.NoError(e.t, err)
+	for _, s := range specs {
+		for _, v := range s.VecSpecs() {
+			live[v.Live()] = true
+		}
+		if s.FTS != nil {
+			live[s.FTS.Live()] = true
+		}
+	}
+	rows, err := e.sql.QueryContext(e.ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%' OR name LIKE 'oi_rebuild_vec_%' ORDER BY name`)
+	require.NoError(e.t, err)
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		require.NoError(e.t, rows.Scan(&n))
+		if !live[n] {
+			out = append(out, n)
+		}
+	}
+	require.NoError(e.t, rows.Err())
+	var pending int64
+	require.NoError(e.t, e.sql.QueryRow(`SELECT count(*) FROM oi_rebuild`).Scan(&pending))
+	if pending > 0 {
+		out = append(out, fmt.Sprintf("%d oi_rebuild rows", pending))
+	}
+	return out
+}
+
+// Queries that run while an online rebuild builds, swaps and drops see a
+// complete index every time: the old generation until the swap, the new
+// one after it, never a half-built one.
+func TestOnlineRebuildQueriesSeeACompleteIndex(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, mode, outbox.ModeInTable)
+			const n = 600
+			for i := 1; i <= n; i++ {
+				e.createDoc(Doc{ID: int64(i), Title: fmt.Sprintf("title %d", i), Body: "common words"}, vec(i))
+			}
+			ix := e.indexer(onlineSteps())
+			e.drain(ix)
+
+			ctx, cancel := context.WithCancel(e.ctx)
+			var wg sync.WaitGroup
+			var queries atomic.Int64
+			errs := make(chan error, 4)
+			for r := range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rng := rand.New(rand.NewPCG(uint64(r), 1))
+					for ctx.Err() == nil {
+						hits, err := ftssink.Search[Doc](ctx, e.db, ftssink.Term("common"), ftssink.WithLimit(2*n))
+						if err == nil && len(hits) != n {
+							err = fmt.Errorf("search found %d of %d rows", len(hits), n)
+						}
+						if err == nil {
+							id := 1 + rng.IntN(n)
+							var res []vecsink.Result[Doc]
+							res, err = vecsink.KNN[Doc](ctx, e.db, vec(id), 1)
+							if err == nil && (len(res) != 1 || res[0].Model.ID != int64(id)) {
+								err = fmt.Errorf("KNN of row %d's vector: %+v", id, res)
+							}
+						}
+						if err != nil && ctx.Err() == nil {
+							errs <- err
+							return
+						}
+						queries.Add(1)
+					}
+				}()
+			}
+			var steps int
+			ix2 := e.indexer(onlineSteps(), indexer.WithProgress(func(indexer.Progress) { steps++ }))
+			require.NoError(t, ix2.Rebuild(e.ctx, "docs"))
+			cancel()
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
+			t.Logf("%s: %d queries during a rebuild of %d steps", mode, queries.Load(), steps)
+			require.Greater(t, steps, 5, "the rebuild took several steps")
+			require.Positive(t, queries.Load())
+			require.Equal(t, 1, e.live(e.docs).Vec.Gen)
+			require.Empty(t, e.leftovers())
+			e.check()
+		})
+	}
+}
+
+// Writes of every kind between the steps of an online rebuild, to keys
+// already copied and keys not yet copied, end up exactly in the new
+// generation; nothing is parked.
+func TestOnlineRebuildFollowsWrites(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, mode, outbox.ModeContentless)
+			e.seed(400)
+			ix := e.indexer(onlineSteps())
+			e.drain(ix)
+			rng := rand.New(rand.NewPCG(uint64(len(mode)), 2))
+			next := int64(2000)
+			notes := 200
+			live := map[int64]bool{}
+			for i := int64(1); i <= 400; i++ {
+				live[i] = true
+			}
+			pickLive := func() int64 {
+				for {
+					k := 1 + rng.Int64N(next)
+					if live[k] {
+						return k
+					}
+				}
+			}
+			write := func() {
+				for range 1 + rng.IntN(4) {
+					switch rng.IntN(7) {
+					case 0:
+						next++
+						e.createDoc(Doc{ID: next, Title: fmt.Sprintf("new %d", next), Body: "fresh text"}, vec(int(next)))
+						live[next] = true
+					case 1:
+						e.updateDoc(pickLive(), map[string]any{"title": fmt.Sprintf("edited %d", rng.IntN(100))}, false, nil)
+					case 2:
+						e.updateDoc(pickLive(), map[string]any{"body": "changed body"}, true, vec(rng.IntN(500)))
+					case 3:
+						e.softDeleteDoc(pickLive())
+					case 4:
+						e.restoreDoc(pickLive())
+					case 5:
+						k := pickLive()
+						e.hardDeleteDoc(k)
+						delete(live, k)
+					case 6:
+						notes++
+						e.createNote(Note{ID: fmt.Sprintf("n%03d", notes), Text: fmt.Sprintf("late note %d", notes)}, vec(3000+notes))
+					}
+				}
+			}
+			var phases []string
+			ix2 := e.indexer(onlineSteps(), indexer.WithProgress(func(p indexer.Progress) {
+				phases = append(phases, p.Phase)
+				write()
+			}))
+			require.NoError(t, ix2.Rebuild(e.ctx))
+			require.Contains(t, phases, outbox.PhaseCopy)
+			require.Contains(t, phases, outbox.PhaseDrop)
+			e.drain(ix2)
+			st, err := ix2.Status(e.ctx)
+			require.NoError(t, err)
+			require.Zero(t, st.DeadLetters)
+			require.Empty(t, e.leftovers())
+			e.check()
+		})
+	}
+}
+
+// An online rebuild interrupted (its context cancelled, as by a shutdown)
+// keeps its progress; the next Rebuild continues from there, and a Drain
+// drives a pending rebuild as well. Until the swap, queries use the old
+// generation.
+func TestOnlineRebuildResumes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbox.ModeExternal, outbox.ModeInTable)
+	e.seed(1500)
+	ix := e.indexer(onlineSteps())
+	e.drain(ix)
+
+	// interrupt runs a Rebuild of docs that is cancelled once it has
+	// copied after rows, and returns the first Done it reported and the
+	// rebuild's status after the interruption.
+	interrupt := func(after int64) (int64, indexer.RebuildStatus) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(e.ctx)
+		defer cancel()
+		firstDone := int64(-1)
+		ixi := e.indexer(onlineSteps(), indexer.WithProgress(func(p indexer.Progress) {
+			if p.Table != "docs" {
+				return
+			}
+			if firstDone < 0 {
+				firstDone = p.Done
+			}
+			if p.Phase == outbox.PhaseCopy && p.Done >= after {
+				cancel()
+			}
+			e.updateDoc(int64(1+p.Done%1500), map[string]any{"title": fmt.Sprintf("during %d", p.Done)}, false, nil)
+		}))
+		err := ixi.Rebuild(ctx, "docs")
+		require.ErrorIs(t, err, context.Canceled)
+		st, err := ixi.Status(e.ctx)
+		require.NoError(t, err)
+		for _, ts := range st.Tables {
+			if ts.Table == "docs" {
+				require.NotNil(t, ts.Rebuild, "the rebuild is still recorded")
+				require.Equal(t, []indexer.SidecarStatus{
+					{Name: "docs_vec", Live: "docs_vec", Kind: "vec0", Exists: true, Rows: ts.Sidecars[0].Rows},
+					{Name: "docs_fts", Live: "docs_fts", Kind: "fts5", Exists: true, Rows: ts.Sidecars[1].Rows},
+				}, ts.Sidecars, "queries still use generation 0")
+				require.Equal(t, []string{"docs_vec__g1", "docs_fts__g1"}, ts.Rebuild.Building)
+				return firstDone, *ts.Rebuild
+			}
+		}
+		t.Fatal("no status of docs")
+		return 0, indexer.RebuildStatus{}
+	}
+	_, first := interrupt(1)
+	require.Equal(t, outbox.PhaseCopy, first.Phase)
+	require.Positive(t, first.Done)
+	require.Positive(t, first.Rate)
+
+	// The next Rebuild continues: its first step starts after what was
+	// copied (the rows are not copied again).
+	start, resumed := interrupt(1)
+	require.Equal(t, outbox.PhaseCopy, resumed.Phase)
+	require.Greater(t, start, first.Done)
+	require.Greater(t, resumed.Done, first.Done)
+
+	// A Drain (as a worker would) finishes it in the background.
+	e.drain(e.indexer(onlineSteps()))
+	require.Eventually(t, func() bool {
+		e.drain(e.indexer(onlineSteps()))
+		return len(e.leftovers()) == 0
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, 1, e.live(e.docs).FTS.Gen)
+	e.check()
+}
+
+// Dropping a table (its sidecars, registry entry and events, as
+// gormplugin.DropTable does) while it is being rebuilt leaves nothing of
+// the rebuild behind, and the rebuild of the other tables goes on.
+func TestOnlineRebuildDropTable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbox.ModeExternal, outbox.ModeContentless)
+	e.seed(400)
+	ix := e.indexer(onlineSteps())
+	e.drain(ix)
+	dropped := false
+	ix2 := e.indexer(onlineSteps(), indexer.WithProgress(func(p indexer.Progress) {
+		if dropped || p.Table != "docs" || p.Done < 100 {
+			return
+		}
+		dropped = true
+		tx, err := e.sql.BeginTx(e.ctx, nil)
+		require.NoError(t, err)
+		defer tx.Rollback()
+		live := e.live(e.docs)
+		require.NoError(t, vecsink.Drop(e.ctx, tx, live))
+		require.NoError(t, ftssink.Drop(e.ctx, tx, live))
+		require.NoError(t, outbox.DeleteSpec(e.ctx, tx, "docs"))
+		_, err = tx.Exec(`DROP TABLE docs`)
+		require.NoError(t, err)
+		require.NoError(t, tx.Commit())
+	}))
+	require.NoError(t, ix2.Rebuild(e.ctx))
+	require.True(t, dropped)
+	var n int64
+	require.NoError(t, e.sql.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name LIKE 'docs%' OR name LIKE 'oi_rebuild_vec_docs%'`).Scan(&n))
+	require.Zero(t, n, "nothing of docs is left")
+	require.Empty(t, e.leftovers())
+	require.Equal(t, 1, e.live(e.notes).Vec.Gen, "notes was rebuilt")
+}
+
+// The offline rebuild replaces an online one in progress.
+func TestOfflineRebuildDiscardsOnlineOne(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbox.ModeInTable, outbox.ModeInTable)
+	e.seed(300)
+	e.drain(e.indexer())
+	ctx, cancel := context.WithCancel(e.ctx)
+	ix := e.indexer(onlineSteps(), indexer.WithProgress(func(p indexer.Progress) {
+		if p.Done >= 50 {
+			cancel()
+		}
+	}))
+	require.ErrorIs(t, ix.Rebuild(ctx, "docs"), context.Canceled)
+	require.NotEmpty(t, e.leftovers())
+	require.NoError(t, e.indexer(indexer.WithOffline()).Rebuild(e.ctx, "docs"))
+	require.Empty(t, e.leftovers())
+	require.Zero(t, e.live(e.docs).Vec.Gen, "the offline rebuild keeps the live generation")
+	e.check()
+}
+
+// After an online rebuild the queries read the new generation under the
+// sidecar's own name: fragments that name the sidecar table, snippets and
+// highlights (FTS5 auxiliary functions on the aliased table) keep working.
+func TestOnlineRebuildQueriesNameTheSidecar(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbox.ModeInTable, outbox.ModeInTable)
+	e.seed(50)
+	ix := e.indexer()
+	e.drain(ix)
+	require.NoError(t, ix.Rebuild(e.ctx, "docs"))
+	require.Equal(t, "docs_fts__g1", e.live(e.docs).FTS.Live())
+	hits, err := ftssink.Search[Doc](e.ctx, e.db, ftssink.Term("common"),
+		ftssink.WithFilter("docs_fts.rowid <= ?", 10),
+		ftssink.WithSnippet("body", "[", "]", "…", 4), ftssink.WithHighlight("title", "<", ">"))
+	require.NoError(t, err)
+	require.Len(t, hits, 10)
+	require.Contains(t, hits[0].Snippets["body"], "[common]")
+	res, err := vecsink.KNN[Doc](e.ctx, e.db, vec(7), 3, vecsink.WithFilter("docs_vec.cat = ?", int64(7%3)))
+	require.NoError(t, err)
+	require.NotEmpty(t, res)
+	require.Equal(t, int64(7), res[0].Model.ID)
+	for _, r := range res {
+		require.Equal(t, int64(1), r.Model.Cat)
+	}
+	q, _, err := vecsink.KNNSQL[Doc](e.ctx, e.db, vec(7), 3)
+	require.NoError(t, err)
+	require.Contains(t, q, `"docs_vec__g1" AS "docs_vec"`)
+}

@@ -1,0 +1,150 @@
+package outbox_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/stretchr/testify/require"
+)
+
+func TestGenerations(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "articles_vec", outbox.GenName("articles_vec", 0))
+	require.Equal(t, "articles_vec__g3", outbox.GenName("articles_vec", 3))
+	s := validSpec()
+	s.MoreVecs = []outbox.VecSpec{{Table: "articles_body_vec", Column: "body_emb", Dim: 2, Metric: outbox.MetricL2, Encoding: outbox.EncodingBinary}}
+	s.FTS.Gen = 2
+	n := outbox.NextGeneration(s)
+	require.Equal(t, 3, n.Vec.Gen, "one above the highest generation of any sidecar")
+	require.Equal(t, 3, n.MoreVecs[0].Gen)
+	require.Equal(t, "articles_fts__g3", n.FTS.Live())
+	require.Zero(t, s.Vec.Gen, "the spec itself is not changed")
+	require.Equal(t, 2, s.FTS.Gen)
+	require.True(t, s.Equal(n), "generations are not part of what a spec describes")
+	require.NoError(t, n.Validate())
+	n.Vec.Gen = -1
+	require.ErrorIs(t, n.Validate(), outbox.ErrBadSpec)
+}
+
+// DiscardRebuild drops what a rebuild was building (not the live tables),
+// LiveTable resolves registry names to live generations, SwapSpec changes
+// them.
+func TestRebuildBookkeeping(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlDB(t)
+	require.NoError(t, outbox.EnsureSchema(ctx, db))
+	_, err := db.Exec(`CREATE TABLE articles (id INTEGER PRIMARY KEY, title TEXT, body TEXT, deleted_at DATETIME)`)
+	require.NoError(t, err)
+	s := validSpec()
+	require.NoError(t, outbox.SaveSpec(ctx, db, s))
+	next := outbox.NextGeneration(s)
+	for _, q := range []string{
+		`CREATE TABLE articles_vec (x)`, `CREATE TABLE articles_fts (x)`,
+		`CREATE TABLE articles_vec__g1 (x)`, `CREATE TABLE articles_fts__g1 (x)`,
+		`CREATE TABLE oi_rebuild_vec_articles (field, key, id)`,
+	} {
+		_, err := db.Exec(q)
+		require.NoError(t, err)
+	}
+	r := &outbox.RebuildState{Table: "articles", Spec: next, Phase: outbox.PhaseCopy, After: int64(7), Done: 7, Total: 10, Driver: "me"}
+	require.NoError(t, outbox.SaveRebuild(ctx, db, r))
+	got, ok, err := outbox.LoadRebuild(ctx, db, "articles")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(7), got.After)
+	require.Equal(t, "me", got.Driver)
+	require.Equal(t, []string{"articles_vec__g1", "articles_fts__g1", "oi_rebuild_vec_articles"}, got.BuildingTables())
+	due, err := outbox.RebuildDue(ctx, db, "other", 1e9)
+	require.NoError(t, err)
+	require.False(t, due, "another driver stepped it just now")
+	due, err = outbox.RebuildDue(ctx, db, "me", 1e9)
+	require.NoError(t, err)
+	require.True(t, due)
+
+	live, err := outbox.LiveTable(ctx, db, "articles_fts")
+	require.NoError(t, err)
+	require.Equal(t, "articles_fts", live)
+	require.NoError(t, outbox.DiscardRebuild(ctx, db, "articles"))
+	var names []string
+	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'articles%' ORDER BY name`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var n string
+		require.NoError(t, rows.Scan(&n))
+		names = append(names, n)
+	}
+	require.NoError(t, rows.Close())
+	require.Equal(t, []string{"articles", "articles_fts", "articles_vec"}, names, "only the live tables remain")
+	pending, err := outbox.RebuildPending(ctx, db)
+	require.NoError(t, err)
+	require.False(t, pending)
+
+	require.NoError(t, outbox.SwapSpec(ctx, db, next))
+	live, err = outbox.LiveTable(ctx, db, "articles_vec")
+	require.NoError(t, err)
+	require.Equal(t, "articles_vec__g1", live)
+	stored, err := outbox.LoadSpec(ctx, db, "articles")
+	require.NoError(t, err)
+	require.Equal(t, 1, stored.FTS.Gen)
+	other := *next
+	other.Source = "nope"
+	require.ErrorIs(t, outbox.SwapSpec(ctx, db, &other), outbox.ErrNotRegistered)
+}
+
+// An online rebuild builds the next generation of a sidecar under a new
+// name; the registry's spec names the live one.
+func ExampleGenName() {
+	fmt.Println(outbox.GenName("articles_vec", 0))
+	fmt.Println(outbox.GenName("articles_vec", 2))
+	v := outbox.VecSpec{Table: "articles_vec", Gen: 1}
+	fmt.Println(v.Live())
+	// Output:
+	// articles_vec
+	// articles_vec__g2
+	// articles_vec__g1
+}
+
+// ShrinkTable empties the shadow tables of a virtual table in bounded
+// steps and touches no other table, not even one whose name starts alike
+// (the next generation's).
+func TestShrinkTable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlDB(t)
+	for _, q := range []string{
+		`CREATE VIRTUAL TABLE docs_fts USING fts5(body)`,
+		`CREATE VIRTUAL TABLE docs_fts__g1 USING fts5(body)`,
+		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO docs_fts (body) SELECT 'word' || i || ' common text' FROM n`,
+		`INSERT INTO docs_fts__g1 (body) SELECT body FROM docs_fts`,
+	} {
+		_, err := db.Exec(q)
+		require.NoError(t, err, q)
+	}
+	count := func(table string) int {
+		var n int
+		require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+outbox.Quote(table)).Scan(&n))
+		return n
+	}
+	require.Positive(t, count("docs_fts_data"))
+	steps := 0
+	for {
+		left, err := outbox.ShrinkTable(ctx, db, "docs_fts", time.Millisecond)
+		require.NoError(t, err)
+		steps++
+		if !left {
+			break
+		}
+		require.Less(t, steps, 10000)
+	}
+	require.Greater(t, steps, 1, "bounded steps")
+	require.Zero(t, count("docs_fts_data"))
+	require.Zero(t, count("docs_fts_docsize"))
+	require.NoError(t, outbox.DropTables(ctx, db, "docs_fts"))
+	require.Equal(t, 3000, count("docs_fts__g1_docsize"), "the other generation is untouched")
+	_, err := db.Exec(`INSERT INTO docs_fts__g1(docs_fts__g1, rank) VALUES ('integrity-check', 1)`)
+	require.NoError(t, err)
+}
