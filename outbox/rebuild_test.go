@@ -130,6 +130,10 @@ func TestShrinkTable(t *testing.T) {
 		return n
 	}
 	require.Positive(t, count("docs_fts_data"))
+	// At worst (under -race on a loaded machine a single DELETE can take
+	// the whole budget) a step deletes one row; a few more steps find a
+	// shadow table just emptied, or nothing left at the end.
+	total := count("docs_fts_data") + count("docs_fts_content") + count("docs_fts_docsize") + 8
 	steps := 0
 	for {
 		left, err := outbox.ShrinkTable(ctx, db, "docs_fts", time.Millisecond)
@@ -138,7 +142,7 @@ func TestShrinkTable(t *testing.T) {
 		if !left {
 			break
 		}
-		require.Less(t, steps, 10000)
+		require.LessOrEqual(t, steps, total)
 	}
 	require.Greater(t, steps, 1, "bounded steps")
 	require.Zero(t, count("docs_fts_data"))
