@@ -371,15 +371,17 @@ func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration) 
 		return false, fmt.Errorf("outbox: shrink %s: %w", name, err)
 	}
 	start := time.Now()
-	left := false
+	left, progressed := false, false
 	for _, s := range shadows {
 		// Rows are deleted one first, then as many as the time per row
 		// measured so far lets fit in what is left of the budget (rows
 		// range from a few bytes to 1.5 MB vec0 chunks).
 		k := 1
 		for {
-			spent := time.Since(start)
-			if spent >= budget {
+			// The budget counts from the start, the listing above
+			// included, but every call deletes at least one row: a slow
+			// listing must not stall the shrink.
+			if spent := time.Since(start); spent >= budget && progressed {
 				return true, nil
 			}
 			q := Quote(s)
@@ -389,6 +391,9 @@ func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration) 
 				return false, fmt.Errorf("outbox: shrink %s: %w", s, err)
 			}
 			n, _ := res.RowsAffected()
+			if n > 0 {
+				progressed = true
+			}
 			if n < int64(k) {
 				break
 			}
