@@ -324,6 +324,20 @@ func (ix *Indexer) embedStep(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	settled, err := ix.applyRound(ctx, r)
+	if err == nil && settled == 0 && r == p {
+		// A prefetched round can be stale: a rebuild re-queued its
+		// entries under new ids, or their texts changed, after it read
+		// them. Settling nothing from it says nothing about the queue:
+		// read the queue from its start again.
+		if r = ix.prepareRound(ctx, 0, nil); r.err != nil {
+			e.failures.Add(1)
+			return 0, r.err
+		}
+		if r.queued == 0 {
+			return 0, nil
+		}
+		settled, err = ix.applyRound(ctx, r)
+	}
 	if err != nil {
 		if errors.Is(err, outbox.ErrLeaseLost) {
 			ix.lostLease()

@@ -621,9 +621,11 @@ func (e *modelEnv) snapshot() map[string][]string {
 // derivedRows reads a derived vec0 sidecar: rowid → hex vector (and, for
 // chunks, |start|end).
 func (e *modelEnv) derivedRows(d derivedField) map[any]string {
-	q := fmt.Sprintf("SELECT rowid, %s, 0, 0 FROM %s", outbox.Quote(d.column), d.table)
+	table, err := outbox.LiveTable(e.ctx, e.sql, d.table)
+	require.NoError(e.t, err)
+	q := fmt.Sprintf("SELECT rowid, %s, 0, 0 FROM %s", outbox.Quote(d.column), outbox.Quote(table))
 	if d.chunk > 0 {
-		q = fmt.Sprintf("SELECT rowid, %s, chunk_start, chunk_end FROM %s", outbox.Quote(d.column), d.table)
+		q = fmt.Sprintf("SELECT rowid, %s, chunk_start, chunk_end FROM %s", outbox.Quote(d.column), outbox.Quote(table))
 	}
 	rows, err := e.sql.QueryContext(e.ctx, q)
 	require.NoError(e.t, err)
