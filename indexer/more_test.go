@@ -35,7 +35,9 @@ func (e *env) snapshot() snapshot {
 	s := snapshot{docs: e.readVec(e.docs), notes: e.readVec(e.notes)}
 	for _, f := range []string{"docs_fts", "notes_fts"} {
 		e.exec(fmt.Sprintf("DROP TABLE IF EXISTS temp.%s_s", f))
-		e.exec(fmt.Sprintf("CREATE VIRTUAL TABLE temp.%[1]s_s USING fts5vocab(main, %[1]s, instance)", f))
+		live, err := outbox.LiveTable(e.ctx, e.sql, f) // its generation after an online rebuild
+		require.NoError(e.t, err)
+		e.exec(fmt.Sprintf("CREATE VIRTUAL TABLE temp.%s_s USING fts5vocab(main, %s, instance)", f, outbox.Quote(live)))
 		rows, err := e.sql.QueryContext(e.ctx, fmt.Sprintf("SELECT doc, col, term, offset FROM temp.%s_s ORDER BY 1, 2, 3, 4", f))
 		require.NoError(e.t, err)
 		for rows.Next() {
