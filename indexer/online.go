@@ -312,22 +312,6 @@ func (ix *Indexer) startRebuilds(ctx context.Context, tx *sql.Tx, names []string
 			return nil, t.err
 		}
 	}
-	// Tables with derived (from=) vectors are rebuilt offline, in this
-	// transaction: their rebuild re-queues every row for embedding and
-	// refills chunked sidecars (one vec0 row per chunk), which the online
-	// copy does not do yet.
-	var online []string
-	for _, n := range names {
-		if len(reg[n].spec.DerivedVecs()) == 0 {
-			online = append(online, n)
-			continue
-		}
-		ix.log.Info("rebuild: offline (derived vectors)", "table", n)
-		if _, err := ix.rebuildTx(ctx, tx, []string{n}); err != nil {
-			return nil, err
-		}
-	}
-	names = online
 	for _, n := range names {
 		t := reg[n]
 		r, ok, err := outbox.LoadRebuild(ctx, tx, n)
