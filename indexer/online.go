@@ -293,24 +293,9 @@ func (ix *Indexer) rebuildsLeft(ctx context.Context, tables []string) (bool, err
 // registered table when empty) that has none in progress for its current
 // spec, and returns the tables.
 func (ix *Indexer) startRebuilds(ctx context.Context, tx *sql.Tx, names []string) ([]string, error) {
-	reg, err := ix.registry.load(ctx, tx)
+	reg, names, err := ix.rebuildTables(ctx, tx, names)
 	if err != nil {
 		return nil, err
-	}
-	if len(names) == 0 {
-		for n := range reg {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-	}
-	for _, n := range names {
-		t := reg[n]
-		if t == nil {
-			return nil, fmt.Errorf("%w: %s", outbox.ErrNotRegistered, n)
-		}
-		if t.err != nil {
-			return nil, t.err
-		}
 	}
 	for _, n := range names {
 		t := reg[n]

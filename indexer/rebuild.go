@@ -127,24 +127,9 @@ func (ix *Indexer) rebuildOffline(ctx context.Context, tables []string) error {
 }
 
 func (ix *Indexer) rebuildTx(ctx context.Context, tx *sql.Tx, names []string) ([]string, error) {
-	reg, err := ix.registry.load(ctx, tx)
+	reg, names, err := ix.rebuildTables(ctx, tx, names)
 	if err != nil {
 		return nil, err
-	}
-	if len(names) == 0 {
-		for n := range reg {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-	}
-	for _, n := range names {
-		t := reg[n]
-		if t == nil {
-			return nil, fmt.Errorf("%w: %s", outbox.ErrNotRegistered, n)
-		}
-		if t.err != nil {
-			return nil, t.err
-		}
 	}
 	head, err := outbox.Head(ctx, tx)
 	if err != nil {
@@ -379,4 +364,31 @@ func (ix *Indexer) replayTx(ctx context.Context, tx *sql.Tx, after, upper int64,
 		}
 	}
 	return last, nil
+}
+
+// rebuildTables loads the registry and returns it with the tables to
+// rebuild: names, or every registered table (sorted) when none is given.
+// A name the registry does not know, or whose spec cannot be read, is an
+// error.
+func (ix *Indexer) rebuildTables(ctx context.Context, tx *sql.Tx, names []string) (map[string]*table, []string, error) {
+	reg, err := ix.registry.load(ctx, tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(names) == 0 {
+		for n := range reg {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+	}
+	for _, n := range names {
+		t := reg[n]
+		if t == nil {
+			return nil, nil, fmt.Errorf("%w: %s", outbox.ErrNotRegistered, n)
+		}
+		if t.err != nil {
+			return nil, nil, t.err
+		}
+	}
+	return reg, names, nil
 }
