@@ -90,7 +90,7 @@ var schema = []string{
 	queued_at INTEGER NOT NULL
 ) WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS oi_embed_queue (
-	id        INTEGER PRIMARY KEY,
+	id        INTEGER PRIMARY KEY AUTOINCREMENT,
 	tbl       TEXT    NOT NULL,
 	field     TEXT    NOT NULL,
 	key               NOT NULL,
