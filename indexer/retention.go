@@ -4,12 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/outboxindexer/outboxindexer/outbox"
 )
-
-// compactChunk bounds the id range one compaction transaction covers.
-const compactChunk = 20000
 
 // Compact removes applied events that no rebuild needs any more, keeping,
 // per live key, its latest applied event that carries a vector; events of
@@ -34,8 +32,11 @@ func (ix *Indexer) Compact(ctx context.Context) (int, error) {
 	for {
 		var n int
 		var more bool
+		var held time.Duration
 		err := ix.retry(ctx, func(ctx context.Context) error {
 			return ix.inTx(ctx, func(tx *sql.Tx) error {
+				t0 := time.Now()
+				defer func() { held = time.Since(t0) }()
 				var err error
 				n, more, err = ix.compactTx(ctx, tx)
 				return err
@@ -48,6 +49,12 @@ func (ix *Indexer) Compact(ctx context.Context) (int, error) {
 			}
 			return total, err
 		}
+		// Each transaction covers as many events as fit in the lock
+		// budget (WithRebuildStep), and writers get the lock between two.
+		ix.compactN = tune(ix.compactN, held, ix.cfg.rebuildStep, 100, 1<<20)
+		if err := ix.yield(ctx); err != nil {
+			return total, err
+		}
 	}
 }
 
@@ -56,11 +63,31 @@ func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more
 	if err != nil {
 		return 0, false, err
 	}
+	if ix.compactN <= 0 {
+		ix.compactN = 2000
+	}
+	// oi_latest first covers what was compacted before it existed.
+	filled, err := outbox.Checkpoint(ctx, tx, outbox.LatestCheckpoint)
+	if err != nil {
+		return 0, false, err
+	}
+	if filled < from {
+		hi := min(filled+ix.compactN*4, from)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO oi_latest (tbl, key, field, id)
+			SELECT tbl, key, coalesce(field, ''), id FROM oi_events
+			WHERE id > ?1 AND id <= ?2 AND vec IS NOT NULL AND length(vec) > 0 AND op != ?3
+			ON CONFLICT (tbl, key, field) DO UPDATE SET id = excluded.id WHERE excluded.id > id`,
+			filled, hi, int64(outbox.OpDelete)); err != nil {
+			return 0, false, fmt.Errorf("compact: fill %s: %w", outbox.LatestTable, err)
+		}
+		return 0, true, outbox.SetCheckpoint(ctx, tx, outbox.LatestCheckpoint, hi)
+	}
 	upto, err := outbox.Checkpoint(ctx, tx, outbox.MainCheckpoint)
 	if err != nil {
 		return 0, false, err
 	}
 	if ix.cfg.retention > 0 {
+		// Keep events younger than the retention period in full.
 		cutoff := ix.cfg.now().Add(-ix.cfg.retention).UnixNano()
 		var young sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT min(id) FROM oi_events WHERE id > ? AND id <= ? AND at >= ?`, from, upto, cutoff).Scan(&young); err != nil {
@@ -73,8 +100,8 @@ func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more
 	if upto <= from {
 		return 0, false, nil
 	}
-	if upto-from > compactChunk {
-		upto, more = from+compactChunk, true
+	if upto-from > ix.compactN {
+		upto, more = from+ix.compactN, true
 	}
 	tables, err := ix.registry.load(ctx, tx)
 	if err != nil {
@@ -89,23 +116,21 @@ func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more
 		removed += int(n)
 		return nil
 	}
-	// Older events of a key that a newer applied vector or hard delete
-	// supersedes. The log has no (tbl, key) index: the newest such event of
-	// each key of the range goes into a materialized table that SQLite
-	// indexes (automatic index) and every retained event up to the range's
-	// end is probed against it once — one pass over what retention keeps
-	// (about one event per live key), not a lookup per event.
-	//
-	// Vectors of a model's further vector fields (field NOT NULL) are kept
-	// per (key, field): the newest vector event of each field survives. A
-	// hard delete or an insert (field NULL) ends them all, so it supersedes
-	// every older event of the key's further fields.
-	if err := exec(`WITH n AS MATERIALIZED (
+	// Every statement reads the window (from, upto] by id, and older
+	// events only through oi_latest's key: the cost follows the window,
+	// not the log. n is, per key and vector field, the newest event of
+	// the window that sets or deletes its vector; every older event of
+	// that key and field goes, in the window and the one kept before it.
+	const newest = `WITH n AS MATERIALIZED (
 		SELECT tbl, key, coalesce(field, '') AS f, max(id) AS id FROM oi_events
 		WHERE id > ?1 AND id <= ?2 AND (vec IS NOT NULL OR op = ?3) GROUP BY tbl, key, f)
-		DELETE FROM oi_events WHERE id IN (
+		`
+	if err := exec(newest+`DELETE FROM oi_events WHERE id IN (
 		SELECT o.id FROM oi_events o JOIN n ON n.tbl = o.tbl AND n.key = o.key AND n.f = coalesce(o.field, '')
-		WHERE o.id <= ?2 AND o.id < n.id)`, from, upto, int64(outbox.OpDelete)); err != nil {
+		WHERE o.id > ?1 AND o.id <= ?2 AND o.id < n.id
+		UNION ALL
+		SELECT l.id FROM n JOIN oi_latest l ON l.tbl = n.tbl AND l.key = n.key AND l.field = n.f WHERE l.id < n.id)`,
+		from, upto, int64(outbox.OpDelete)); err != nil {
 		return removed, false, err
 	}
 	multi := false
@@ -113,26 +138,47 @@ func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more
 		multi = multi || len(t.vecs) > 1
 	}
 	if multi {
-		if err := exec(`WITH n AS MATERIALIZED (
+		// A whole-row insert or delete supersedes the vectors of every
+		// field of the key.
+		const whole = `WITH n AS MATERIALIZED (
 		SELECT tbl, key, max(id) AS id FROM oi_events
 		WHERE id > ?1 AND id <= ?2 AND op IN (?3, ?4) AND field IS NULL GROUP BY tbl, key)
-		DELETE FROM oi_events WHERE id IN (
+		`
+		if err := exec(whole+`DELETE FROM oi_events WHERE id IN (
 		SELECT o.id FROM oi_events o JOIN n ON n.tbl = o.tbl AND n.key = o.key
-		WHERE o.id <= ?2 AND o.id < n.id AND o.field IS NOT NULL)`, from, upto, int64(outbox.OpDelete), int64(outbox.OpInsert)); err != nil {
+		WHERE o.id > ?1 AND o.id <= ?2 AND o.id < n.id AND o.field IS NOT NULL
+		UNION ALL
+		SELECT l.id FROM n JOIN oi_latest l ON l.tbl = n.tbl AND l.key = n.key WHERE l.field != '' AND l.id < n.id)`,
+			from, upto, int64(outbox.OpDelete), int64(outbox.OpInsert)); err != nil {
 			return removed, false, err
 		}
+		if _, err := tx.ExecContext(ctx, whole+`DELETE FROM oi_latest WHERE (tbl, key, field, id) IN (
+		SELECT l.tbl, l.key, l.field, l.id FROM n JOIN oi_latest l ON l.tbl = n.tbl AND l.key = n.key WHERE l.field != '' AND l.id < n.id)`,
+			from, upto, int64(outbox.OpDelete), int64(outbox.OpInsert)); err != nil {
+			return removed, false, fmt.Errorf("compact: %w", err)
+		}
 	}
-	// Applied events that carry no vector (or "no vector"), hard deletes.
+	// What is left of each key and field in the window is its newest
+	// event: a vector to keep (oi_latest points at it) or a delete (the
+	// key has no vector to keep any more).
+	if _, err := tx.ExecContext(ctx, `INSERT INTO oi_latest (tbl, key, field, id)
+		SELECT tbl, key, coalesce(field, ''), id FROM oi_events
+		WHERE id > ?1 AND id <= ?2 AND vec IS NOT NULL AND length(vec) > 0 AND op != ?3
+		ON CONFLICT (tbl, key, field) DO UPDATE SET id = excluded.id WHERE excluded.id > id`,
+		from, upto, int64(outbox.OpDelete)); err != nil {
+		return removed, false, fmt.Errorf("compact: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM oi_latest WHERE (tbl, key, field) IN (
+		SELECT tbl, key, coalesce(field, '') FROM oi_events WHERE id > ?1 AND id <= ?2 AND op = ?3)`,
+		from, upto, int64(outbox.OpDelete)); err != nil {
+		return removed, false, fmt.Errorf("compact: %w", err)
+	}
 	if err := exec(`DELETE FROM oi_events WHERE id > ? AND id <= ? AND (vec IS NULL OR length(vec) = 0 OR op = ?)`, from, upto, int64(outbox.OpDelete)); err != nil {
 		return removed, false, err
 	}
-	// The events kept are there for their vectors: a before-image (the
-	// indexed text, as long as the document itself) only serves the apply
-	// of a pending event, and Rebuild re-derives text from the source.
 	if _, err := tx.ExecContext(ctx, `UPDATE oi_events SET old = NULL WHERE id > ? AND id <= ? AND old IS NOT NULL`, from, upto); err != nil {
 		return removed, false, fmt.Errorf("compact: %w", err)
 	}
-	// Every applied event of a table without a vec sidecar.
 	for name, t := range tables {
 		if t.spec != nil && t.spec.Vec == nil {
 			if err := exec(`DELETE FROM oi_events WHERE tbl = ? AND id > ? AND id <= ?`, name, from, upto); err != nil {
@@ -154,6 +200,9 @@ func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more
 		return removed, false, err
 	}
 	if err := outbox.SetCheckpoint(ctx, tx, outbox.CompactedCheckpoint, upto); err != nil {
+		return removed, false, err
+	}
+	if err := outbox.SetCheckpoint(ctx, tx, outbox.LatestCheckpoint, upto); err != nil {
 		return removed, false, err
 	}
 	return removed, more, nil

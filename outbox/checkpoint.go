@@ -19,6 +19,11 @@ const (
 	// CompactedCheckpoint is the position up to which retention has
 	// compacted the log.
 	CompactedCheckpoint = "compacted"
+	// LatestCheckpoint is the position up to which oi_latest holds the
+	// vector events compaction kept (it trails CompactedCheckpoint only
+	// in a database compacted before oi_latest existed, or by an older
+	// build: compaction fills the gap first).
+	LatestCheckpoint = "latest"
 )
 
 // Checkpoint returns the position stored under name, 0 if there is none.

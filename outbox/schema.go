@@ -19,6 +19,7 @@ const (
 	EmbedQueueTable  = "oi_embed_queue" // keys of derived (from=) vectors whose text may have changed
 	EmbedStateTable  = "oi_embed_state" // per key of a derived vector: hash of the text its vector was computed from
 	RebuildTable     = "oi_rebuild"     // online rebuilds in progress: one row per source table
+	LatestTable      = "oi_latest"      // per key and vector field: the id of the one vector event compaction kept
 	SchemaVersionKey = "oi_schema_version"
 )
 
@@ -116,6 +117,17 @@ var schema = []string{
 	updated_at INTEGER NOT NULL,
 	old        TEXT,
 	driver     TEXT
+) WITHOUT ROWID`,
+	// oi_latest lets compaction find the event a newer one supersedes
+	// without an index on oi_events (which every capture would pay for):
+	// compaction keeps it, in its own transactions. field is '' for the
+	// row's main vector.
+	`CREATE TABLE IF NOT EXISTS oi_latest (
+	tbl   TEXT    NOT NULL,
+	key           NOT NULL,
+	field TEXT    NOT NULL,
+	id    INTEGER NOT NULL,
+	PRIMARY KEY (tbl, key, field)
 ) WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS oi_floor (
 	tbl  TEXT    NOT NULL,

@@ -471,6 +471,7 @@ func DeleteSpec(ctx context.Context, db DB, source string) error {
 		`DELETE FROM oi_backfill WHERE tbl = ?`,
 		`DELETE FROM oi_registry WHERE source = ?`,
 		`DELETE FROM oi_events WHERE tbl = ?`,
+		`DELETE FROM oi_latest WHERE tbl = ?`,
 		`DELETE FROM oi_deadletters WHERE tbl = ?`,
 		`DELETE FROM oi_keymap WHERE tbl = ?`,
 		`DELETE FROM oi_floor WHERE tbl = ?`,
