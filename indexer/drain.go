@@ -37,6 +37,7 @@ func (ix *Indexer) Drain(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer ix.releaseOneShot(ctx)
+	defer ix.ckpt.wait()
 	target, err := ix.head(ctx)
 	if err != nil {
 		return 0, err

@@ -33,6 +33,6 @@ var (
 	// (`vec:"…;from=…"`) on an Indexer that has no embedder (WithEmbedder,
 	// or the binary's --embed-api flags): the indexer refuses to start
 	// rather than leave such vectors unset or park their events.
-	ErrNoEmbedder       = errors.New("indexer: a vector is derived from text (from=) but the indexer has no embedder (indexer.WithEmbedder, or --embed-api)")
+	ErrNoEmbedder       = errors.New("indexer: a vector is derived from text (from=) but the indexer has no embedder (indexer.WithEmbedder/WithNamedEmbedder, or the binary's --embed-api/--embedder)")
 	ErrNotInTransaction = errors.New("indexer: SyncTx needs a transaction (the tx of db.Transaction or db.Begin()); outside one, use Sync")
 )

@@ -32,6 +32,8 @@ type Indexer struct {
 	registry registry    // guarded by applyMu
 	online   onlineState // guarded by applyMu
 	mirrors  mirrorCache
+	ckpt     checkpointer // background checkpoints of online rebuilds
+	compactN int64        // events per compaction transaction, tuned; guarded by applyMu
 	attempts map[unit]*attempt
 	lastComp time.Time
 
@@ -135,6 +137,7 @@ func (ix *Indexer) Close() error {
 		<-done
 	}
 	ix.embed.close()
+	ix.ckpt.wait()
 	ix.applyMu.Lock()
 	defer ix.applyMu.Unlock()
 	return ix.releaseLease(context.Background())

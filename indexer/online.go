@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/outboxindexer/outboxindexer/outbox"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/outboxindexer/outboxindexer/outbox"
 )
 
 // Online rebuild: the next generation of a table's sidecars is built
@@ -167,6 +170,7 @@ func (ix *Indexer) loadMirrors(ctx context.Context, tx outbox.DB) (map[string]*m
 // them to completion.
 func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
 	defer ix.releaseOneShot(ctx)
+	defer ix.ckpt.wait()
 	var started []string
 	ix.applyMu.Lock()
 	ix.online.foreground++
@@ -297,6 +301,23 @@ func (ix *Indexer) startRebuilds(ctx context.Context, tx *sql.Tx, names []string
 	if err != nil {
 		return nil, err
 	}
+	// Tables with derived (from=) vectors are rebuilt offline, in this
+	// transaction: their rebuild re-queues every row for embedding and
+	// refills chunked sidecars (one vec0 row per chunk), which the online
+	// copy does not do yet. It is short: the vectors of unchanged text are
+	// reused, and embedding happens later, outside any transaction.
+	var online []string
+	for _, n := range names {
+		if len(reg[n].spec.DerivedVecs()) == 0 {
+			online = append(online, n)
+			continue
+		}
+		ix.log.Info("rebuild: offline (derived vectors)", "table", n)
+		if _, err := ix.rebuildTx(ctx, tx, []string{n}); err != nil {
+			return nil, err
+		}
+	}
+	names = online
 	for _, n := range names {
 		t := reg[n]
 		r, ok, err := outbox.LoadRebuild(ctx, tx, n)
@@ -449,17 +470,20 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 	}
 	var did bool
 	var r *outbox.RebuildState
-	var locked time.Time
+	var locked, stepEnd time.Time
+	stepStart := time.Now()
 	ix.online.copyTime, ix.online.mergeTime, ix.online.catchUpTime = 0, 0, 0
 	err = ix.retry(ctx, func(ctx context.Context) error {
 		return ix.inTx(ctx, func(tx *sql.Tx) error {
 			locked = time.Now() // BEGIN IMMEDIATE took the write lock
 			var err error
 			did, r, err = ix.rebuildStepTx(ctx, tx, foreground)
+			stepEnd = time.Now()
 			return err
 		})
 	})
 	hold := time.Since(locked)
+	commit := time.Since(stepEnd)
 	if errors.Is(err, errBehind) {
 		// The log is ahead: apply one batch in a transaction of its own
 		// (sound without the lease, like SyncTx: the write lock serializes
@@ -495,7 +519,7 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 	}
 	if r != nil {
 		ix.log.Debug("rebuild step", "table", r.Table, "phase", r.Phase, "done", r.Done, "chunk", ix.online.chunk, "pages", ix.online.pages, "scan", ix.online.scan,
-			"hold", hold, "copy", ix.online.copyTime, "merge", ix.online.mergeTime, "catchup", ix.online.catchUpTime, "overhead", ix.online.overhead)
+			"wait", locked.Sub(stepStart), "hold", hold, "commit", commit, "copy", ix.online.copyTime, "merge", ix.online.mergeTime, "catchup", ix.online.catchUpTime, "overhead", ix.online.overhead)
 		if f := ix.cfg.progress; f != nil {
 			f(Progress{Table: r.Table, Sidecar: rebuildLabel(r), Done: r.Done, Total: max(r.Total, r.Done), Phase: r.Phase})
 		}
@@ -503,16 +527,17 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 			f(RebuildStats{Table: r.Table, Phase: r.Phase, Done: r.Done, Total: r.Total, Duration: d})
 		}
 	}
-	// Copy the WAL frames the step wrote into the database file here,
-	// outside the write lock (PASSIVE never waits for or blocks anybody):
-	// otherwise the next connection to commit does it in its commit,
-	// often the application's, and with a rebuild writing gigabytes the
-	// WAL outgrows every automatic checkpoint.
-	if _, err := ix.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil && ctx.Err() == nil {
-		ix.log.Debug("rebuild: checkpoint", "err", err)
-	}
-	pause := max(ix.cfg.rebuildStep/8, 2*time.Millisecond)
-	return true, sleep(ctx, pause)
+	// Copy the WAL frames the step wrote into the database file, beside
+	// the next step (see checkpointer), so that the application's next
+	// commit does not do it.
+	ix.ckpt.kick(ix.db, ix.log)
+	return true, ix.yield(ctx)
+}
+
+// yield pauses between two rebuild steps so that a writer waiting for the
+// write lock (polling every millisecond or two) gets it.
+func (ix *Indexer) yield(ctx context.Context) error {
+	return sleep(ctx, max(ix.cfg.rebuildStep/8, 2*time.Millisecond))
 }
 
 // rebuildLabel names the sidecars a rebuild builds, for progress displays.
@@ -860,3 +885,32 @@ func discardRebuilds(ctx context.Context, tx outbox.DB, names []string) error {
 	}
 	return nil
 }
+
+// checkpointer runs PASSIVE WAL checkpoints for the online rebuild in the
+// background, one at a time: a PASSIVE checkpoint takes no lock that a
+// writer waits on, so it overlaps the next step instead of lengthening the
+// rebuild by its I/O.
+type checkpointer struct {
+	busy atomic.Bool
+	wg   sync.WaitGroup
+}
+
+// kick starts a checkpoint of db unless one is running.
+func (c *checkpointer) kick(db *sql.DB, log *slog.Logger) {
+	if !c.busy.CompareAndSwap(false, true) {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.busy.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+			log.Debug("rebuild: checkpoint", "err", err)
+		}
+	}()
+}
+
+// wait waits for the running checkpoint, if any.
+func (c *checkpointer) wait() { c.wg.Wait() }

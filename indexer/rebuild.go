@@ -29,11 +29,12 @@ import (
 // the lease if it is free, like Drain), and reports progress to
 // WithProgress.
 //
-// A database with derived vectors (tag from=) is rebuilt offline for now:
-// their rebuild re-queues every row for embedding and refills chunked
-// sidecars, which the online copy does not do yet, and derived vectors were
-// seen lost when an online rebuild of another table ran while their keys
-// waited for embedding.
+// Tables with derived vectors (tag from=) are rebuilt offline for now, in
+// the transaction that starts the online rebuilds of the others: their
+// rebuild re-queues every row for embedding and refills chunked sidecars,
+// which the online copy does not do yet (the transaction stays short: the
+// vectors of unchanged text are reused, and embedding happens afterwards,
+// outside any transaction).
 //
 // With WithOffline, everything happens in ONE write transaction instead:
 // sidecars are dropped, re-created and filled in large batches, and the
@@ -54,21 +55,7 @@ func (ix *Indexer) Rebuild(ctx context.Context, tables ...string) error {
 	if ix.cfg.offline {
 		return ix.rebuildOffline(ctx, tables)
 	}
-	online, anyDerived, err := ix.splitDerived(ctx, tables)
-	if err != nil {
-		return fmt.Errorf("indexer: rebuild: %w", err)
-	}
-	if anyDerived {
-		// A database with derived vectors rebuilds offline altogether:
-		// the model-based test found derived vectors lost when an online
-		// rebuild of another table ran while their keys were queued for
-		// embedding (seed 1796179071848180983), not yet understood.
-		return ix.rebuildOffline(ctx, tables)
-	}
-	if len(online) == 0 {
-		return nil
-	}
-	if err := ix.rebuildOnline(ctx, online); err != nil {
+	if err := ix.rebuildOnline(ctx, tables); err != nil {
 		return fmt.Errorf("indexer: rebuild: %w", err)
 	}
 	ix.applyMu.Lock()
@@ -76,30 +63,6 @@ func (ix *Indexer) Rebuild(ctx context.Context, tables ...string) error {
 	ix.applyMu.Unlock()
 	ix.Notify()
 	return nil
-}
-
-// splitDerived returns the tables to rebuild (every registered table when
-// none is named) and whether any registered table has derived vectors
-// (from=).
-func (ix *Indexer) splitDerived(ctx context.Context, tables []string) (online []string, anyDerived bool, err error) {
-	var specs []*outbox.Spec
-	err = ix.retry(ctx, func(ctx context.Context) error {
-		var err error
-		specs, _, err = outbox.LoadSpecs(ctx, ix.db)
-		return err
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	var all []string
-	for _, s := range specs {
-		all = append(all, s.Source)
-		anyDerived = anyDerived || len(s.DerivedVecs()) > 0
-	}
-	if len(tables) == 0 {
-		tables = all
-	}
-	return tables, anyDerived, nil
 }
 
 // rebuildOffline rebuilds tables in one write transaction (WithOffline).
@@ -121,6 +84,12 @@ func (ix *Indexer) rebuildOffline(ctx context.Context, tables []string) error {
 		if slices.Contains(done, u.table) {
 			delete(ix.attempts, u)
 		}
+	}
+	// The transaction wrote the whole sidecars to the WAL: copy them into
+	// the database file now, in this call, rather than in the next commit
+	// of whoever writes next (often the application).
+	if _, err := ix.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+		ix.log.Warn("rebuild: checkpoint", "err", err)
 	}
 	ix.Notify()
 	return nil

@@ -98,7 +98,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		}
 		if work {
 			work = false
-			_, final, err := ix.applyPending(ctx, 0, true)
+			applied, final, err := ix.applyPending(ctx, 0, true)
 			switch {
 			case ctx.Err() != nil:
 				return nil
@@ -119,6 +119,12 @@ func (ix *Indexer) Run(ctx context.Context) error {
 				continue
 			default:
 				failures.Reset()
+				if applied > 0 {
+					// Copy what was written into the database file
+					// here, off the application's commits (see
+					// checkpointer).
+					ix.ckpt.kick(ix.db, ix.log)
+				}
 				if !final {
 					work = true
 					continue
@@ -146,6 +152,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 			if v != version {
 				version = v
 				work = true
+				ix.ckpt.kick(ix.db, ix.log)
 			}
 			if !ix.LeaseHeld() || time.Until(ix.leaseExpiry()) < ix.cfg.leaseTTL/2 {
 				work = true // take over a free lease, or renew ours

@@ -178,9 +178,9 @@ type mixPlain struct {
 	Embedding vecsink.Embedding `vec:"dim=2"`
 }
 
-// A database with derived vectors rebuilds offline altogether (see
-// indexer.Rebuild): both tables stay in generation 0, exact, and no online
-// rebuild is left in progress.
+// A table with derived vectors rebuilds offline (see indexer.Rebuild) in
+// the transaction that starts the online rebuild of the plain one, which
+// goes to its next generation: both exact, no rebuild left in progress.
 func TestRebuildMixedDerivedAndPlain(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -213,7 +213,7 @@ func TestRebuildMixedDerivedAndPlain(t *testing.T) {
 	require.NoError(t, err)
 	live, err := outbox.LiveTable(ctx, sqlDB, "mix_plains_vec")
 	require.NoError(t, err)
-	require.Equal(t, "mix_plains_vec", live)
+	require.Equal(t, "mix_plains_vec__g1", live)
 	var n int
 	require.NoError(t, sqlDB.QueryRow(`SELECT count(*) FROM `+outbox.Quote(live)).Scan(&n))
 	require.Equal(t, len(plains), n)

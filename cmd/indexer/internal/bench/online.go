@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -157,6 +158,15 @@ func RunOnlineRebuild(ctx context.Context, dir string, n, rate int, offlineWrite
 	rep.OnlineSecs, rep.OnlineRSS = on.wall.Seconds(), float64(on.maxRSS)/(1<<20)
 	rep.Ratio = (float64(rep.Rows) / on.wall.Seconds()) / offRate
 	ws := app.window(onStart, onEnd)
+	if os.Getenv("OI_BENCH_DEBUG") != "" {
+		app.mu.Lock()
+		for _, x := range app.writes {
+			if !x.due.Before(onStart) && !x.due.After(onEnd) && x.lat > 25*time.Millisecond {
+				log("slow write due %s lat %v", x.due.Format("15:04:05.000"), x.lat)
+			}
+		}
+		app.mu.Unlock()
+	}
 	rep.Writes, rep.Errors = len(ws.lat), ws.errors
 	rep.P50, rep.P99, rep.MaxLat = pct(ws.lat, 0.5), pct(ws.lat, 0.99), pct(ws.lat, 1)
 
@@ -333,7 +343,11 @@ func startApp(ctx context.Context, dir string, rate int) (*app, error) {
 		return nil, err
 	}
 	a.db = db
-	worker, err := indexer.Start(ctx, db)
+	var wopts []indexer.Option
+	if os.Getenv("OI_BENCH_DEBUG") != "" {
+		wopts = append(wopts, indexer.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("who", "app")))
+	}
+	worker, err := indexer.Start(ctx, db, wopts...)
 	if err != nil {
 		Close(db)
 		return nil, err
