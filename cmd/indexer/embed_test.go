@@ -161,3 +161,72 @@ func TestRunEmbedMetrics(t *testing.T) {
 	checkMemos(t, path, 40)
 	require.False(t, strings.Contains(r.stderr, `"level":"ERROR"`), r.stderr)
 }
+
+// Note2 has two derived vectors: one from the default embedder, one from
+// the embedder named "small" (embedder=small), which the binary takes
+// from --embedder.
+type Note2 struct {
+	ID        uint
+	Subject   string
+	Text      string
+	Embedding vecsink.Embedding `vec:"dim=8;metric=cosine;from=Text"`
+	Short     vecsink.Embedding `vec:"dim=8;metric=cosine;from=Subject;embedder=small"`
+}
+
+func TestDrainNamedEmbedderFlag(t *testing.T) {
+	t.Parallel()
+	def, small := fakeService(t), fakeService(t)
+	path := testdb.Path(t)
+	db := testdb.Open(t, path)
+	require.NoError(t, db.Use(gormplugin.New()))
+	require.NoError(t, gormplugin.Migrate(db, &Note2{}))
+	const n = 30
+	var notes []Note2
+	for i := range n {
+		notes = append(notes, Note2{Subject: fmt.Sprintf("subject %d", i), Text: fmt.Sprintf("text of note %d", i)})
+	}
+	require.NoError(t, db.Create(&notes).Error)
+
+	// The default embedder alone: the error names the missing one.
+	r := run(t, nil, "drain", "--db", path, "--embed-api", "openai", "--embed-url", def.URL()+"/v1", "--embed-model", "m")
+	require.NotEqual(t, 0, r.code)
+	require.Contains(t, r.stderr, `embedder "small"`)
+	for _, bad := range []string{"name=small", "api=ollama,model=m", "name=small,api=ollama,model=m,colour=red", "name=small,api=cohere,model=m"} {
+		r = run(t, nil, "drain", "--db", path, "--embedder", bad)
+		require.Equal(t, 2, r.code, "%s: %s", bad, r.stderr)
+		require.Contains(t, r.stderr, "-embedder", bad)
+	}
+
+	r = run(t, []string{vecsink.APIKeyEnv + "_SMALL=sk-small-key"}, "drain", "--db", path,
+		"--embed-api", "openai", "--embed-url", def.URL()+"/v1", "--embed-model", "m",
+		"--embedder", "name=small,api=ollama,model=m,url="+small.URL(), "--log-level", "debug")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.NotContains(t, r.stderr+r.stdout, "sk-small-key")
+	require.EqualValues(t, n, def.Texts(), "the default embedder embeds the texts")
+	require.EqualValues(t, n, small.Texts(), "the named one embeds the subjects")
+	st := status(t, path)
+	require.Zero(t, st.EmbedQueued)
+	require.Zero(t, st.DeadLetters)
+
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+	spec, err := outbox.LoadSpec(context.Background(), sqlDB, db.NamingStrategy.TableName("Note2"))
+	require.NoError(t, err)
+	vs := spec.VecSpecs()
+	require.Len(t, vs, 2)
+	for _, v := range vs {
+		for _, m := range notes {
+			text := m.Text
+			if v.Embedder == "small" {
+				text = m.Subject
+			}
+			e, err := vecsink.HashEmbedder(8).Embed(context.Background(), []string{outbox.EmbedText([]any{text})})
+			require.NoError(t, err)
+			want, err := outbox.EncodeVector(e[0], 8, outbox.EncodingBinary)
+			require.NoError(t, err)
+			var got []byte
+			require.NoError(t, sqlDB.QueryRow(`SELECT `+v.Column+` FROM `+v.Live()+` WHERE rowid = ?`, m.ID).Scan(&got))
+			require.Equal(t, want, got, "%s of note %d", v.Table, m.ID)
+		}
+	}
+}

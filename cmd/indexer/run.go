@@ -38,7 +38,9 @@ Vectors derived from text (tag from=) need an embedder: --embed-api openai
 (OpenAI-compatible POST {url}/embeddings) or ollama (POST {url}/api/embed),
 --embed-url, --embed-model, and optionally --embed-batch, --embed-concurrency
 and --embed-rate; the API key comes from INDEXER_EMBED_API_KEY, never from a
-flag. Embedding runs outside every write transaction; an outage of the
+flag. Vectors tagged embedder=NAME take theirs from
+--embedder name=NAME,api=openai|ollama,model=MODEL[,url=URL] (repeatable; key
+from INDEXER_EMBED_API_KEY_<NAME>, else INDEXER_EMBED_API_KEY). Embedding runs outside every write transaction; an outage of the
 service only grows the lag (outboxindexer_embed_queued_keys).`
 
 func runRun(ctx context.Context, env *cli.Env, args []string) error {

@@ -3,6 +3,8 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/outboxindexer/outboxindexer/indexer"
@@ -27,8 +29,62 @@ type EmbedFlags struct {
 	Concurrency int
 	Rate        float64
 	Timeout     time.Duration
+	// Named are the embedders of --embedder, for vectors tagged
+	// embedder=NAME.
+	Named NamedEmbedders
 
 	env *Env
+}
+
+// NamedEmbedder is one --embedder flag: the client of the derived vectors
+// tagged embedder=Name.
+type NamedEmbedder struct {
+	Name, API, URL, Model string
+}
+
+// NamedEmbedders is the repeatable --embedder flag's value.
+type NamedEmbedders []NamedEmbedder
+
+// String implements flag.Value.
+func (n *NamedEmbedders) String() string {
+	var parts []string
+	for _, e := range *n {
+		parts = append(parts, fmt.Sprintf("name=%s,api=%s,model=%s,url=%s", e.Name, e.API, e.Model, e.URL))
+	}
+	return strings.Join(parts, " ")
+}
+
+// Set implements flag.Value: name=NAME,api=openai|ollama,model=MODEL[,url=URL].
+func (n *NamedEmbedders) Set(v string) error {
+	var e NamedEmbedder
+	for _, kv := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || val == "" {
+			return fmt.Errorf("%q: want key=value pairs name=NAME,api=openai|ollama,model=MODEL[,url=URL]", kv)
+		}
+		switch k {
+		case "name":
+			e.Name = val
+		case "api":
+			e.API = val
+		case "model":
+			e.Model = val
+		case "url":
+			e.URL = val
+		default:
+			return fmt.Errorf("unknown key %q: want name, api, model or url", k)
+		}
+	}
+	switch {
+	case e.Name == "":
+		return fmt.Errorf("%q: name= is required (the embedder= of the vectors it embeds)", v)
+	case e.API == "" || e.Model == "":
+		return fmt.Errorf("%q: api= and model= are required", v)
+	case slices.ContainsFunc(*n, func(x NamedEmbedder) bool { return x.Name == e.Name }):
+		return fmt.Errorf("embedder %q given twice", e.Name)
+	}
+	*n = append(*n, e)
+	return nil
 }
 
 // Register adds the --embed-* flags to fs.
@@ -41,19 +97,21 @@ func (e *EmbedFlags) Register(fs *flag.FlagSet, env *Env) {
 	fs.IntVar(&e.Concurrency, "embed-concurrency", vecsink.DefaultEmbedConcurrency, "embedding requests in flight at most")
 	fs.Float64Var(&e.Rate, "embed-rate", 0, "embedding requests per second at most (0: no limit)")
 	fs.DurationVar(&e.Timeout, "embed-timeout", vecsink.DefaultEmbedRequestTimeout, "timeout of one embedding request")
+	fs.Var(&e.Named, "embedder", "name=NAME,api=openai|ollama,model=MODEL[,url=URL]: the embedder of the vectors tagged embedder=NAME (repeatable; --embed-batch, --embed-concurrency, --embed-rate and --embed-timeout apply to each; the API key is read from "+vecsink.APIKeyEnv+"_<NAME in upper case>, else "+vecsink.APIKeyEnv+")")
 }
 
-// Options returns the indexer option that installs the embedder the flags
-// describe, or none without --embed-api. Bad values are usage errors.
+// Options returns the indexer options that install the embedders the flags
+// describe: the default one of --embed-api, and one per --embedder. None
+// without them. Bad values are usage errors.
 func (e *EmbedFlags) Options() ([]indexer.Option, error) {
-	if e.API == "" {
-		if e.URL != "" || e.Model != "" {
-			return nil, Usagef("--embed-url and --embed-model need --embed-api (openai or ollama)")
-		}
+	if e.API == "" && (e.URL != "" || e.Model != "") {
+		return nil, Usagef("--embed-url and --embed-model need --embed-api (openai or ollama)")
+	}
+	if e.API == "" && len(e.Named) == 0 {
 		return nil, nil
 	}
 	switch {
-	case e.Model == "":
+	case e.API != "" && e.Model == "":
 		return nil, Usagef("--embed-model is required with --embed-api %s", e.API)
 	case e.Batch < 1:
 		return nil, Usagef("--embed-batch %d: want at least 1", e.Batch)
@@ -68,39 +126,70 @@ func (e *EmbedFlags) Options() ([]indexer.Option, error) {
 	if e.env != nil && e.env.Getenv != nil {
 		getenv = e.env.Getenv
 	}
-	copts := []vecsink.EmbedderOption{vecsink.WithAPIKey(getenv(vecsink.APIKeyEnv)), vecsink.WithRequestTimeout(e.Timeout)}
-	var client vecsink.Embedder
-	var err error
-	switch e.API {
-	case EmbedAPIOpenAI:
-		url := e.URL
-		if url == "" {
-			url = "https://api.openai.com/v1"
-		}
-		client, err = vecsink.NewOpenAIEmbedder(url, e.Model, copts...)
-	case EmbedAPIOllama:
-		url := e.URL
-		if url == "" {
-			url = "http://127.0.0.1:11434"
-		}
-		client, err = vecsink.NewOllamaEmbedder(url, e.Model, copts...)
-	default:
-		return nil, Usagef("--embed-api %q: want openai or ollama", e.API)
-	}
-	if err != nil {
-		return nil, Usagef("--embed-url %q: %v", e.URL, err)
-	}
 	bopts := []vecsink.BatchOption{vecsink.WithBatchSize(e.Batch), vecsink.WithConcurrency(e.Concurrency)}
 	if e.Rate > 0 {
 		bopts = append(bopts, vecsink.WithRateLimit(e.Rate, max(1, e.Concurrency)))
 	}
-	return []indexer.Option{indexer.WithEmbedder(client, bopts...)}, nil
+	var opts []indexer.Option
+	if e.API != "" {
+		client, err := e.client(e.API, e.URL, e.Model, getenv(vecsink.APIKeyEnv), "--embed-api", "--embed-url")
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, indexer.WithEmbedder(client, bopts...))
+	}
+	for _, n := range e.Named {
+		key := getenv(vecsink.APIKeyEnv + "_" + strings.ToUpper(n.Name))
+		if key == "" {
+			key = getenv(vecsink.APIKeyEnv)
+		}
+		flag := fmt.Sprintf("--embedder name=%s", n.Name)
+		client, err := e.client(n.API, n.URL, n.Model, key, flag+": api", flag+": url")
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, indexer.WithNamedEmbedder(n.Name, client, bopts...))
+	}
+	return opts, nil
+}
+
+// client returns the client of api at url (the API's default when empty)
+// for model; apiFlag and urlFlag name the flags in errors.
+func (e *EmbedFlags) client(api, url, model, key, apiFlag, urlFlag string) (vecsink.Embedder, error) {
+	copts := []vecsink.EmbedderOption{vecsink.WithAPIKey(key), vecsink.WithRequestTimeout(e.Timeout)}
+	var client vecsink.Embedder
+	var err error
+	switch api {
+	case EmbedAPIOpenAI:
+		if url == "" {
+			url = "https://api.openai.com/v1"
+		}
+		client, err = vecsink.NewOpenAIEmbedder(url, model, copts...)
+	case EmbedAPIOllama:
+		if url == "" {
+			url = "http://127.0.0.1:11434"
+		}
+		client, err = vecsink.NewOllamaEmbedder(url, model, copts...)
+	default:
+		return nil, Usagef("%s %q: want openai or ollama", apiFlag, api)
+	}
+	if err != nil {
+		return nil, Usagef("%s %q: %v", urlFlag, url, err)
+	}
+	return client, nil
 }
 
 // String describes the embedder for logs (never the key).
 func (e *EmbedFlags) String() string {
-	if e.API == "" {
+	if e.API == "" && len(e.Named) == 0 {
 		return "none"
 	}
-	return fmt.Sprintf("%s %s model %s (batch %d, concurrency %d, rate %v/s)", e.API, e.URL, e.Model, e.Batch, e.Concurrency, e.Rate)
+	var parts []string
+	if e.API != "" {
+		parts = append(parts, fmt.Sprintf("%s %s model %s", e.API, e.URL, e.Model))
+	}
+	for _, n := range e.Named {
+		parts = append(parts, fmt.Sprintf("%s: %s %s model %s", n.Name, n.API, n.URL, n.Model))
+	}
+	return fmt.Sprintf("%s (batch %d, concurrency %d, rate %v/s)", strings.Join(parts, "; "), e.Batch, e.Concurrency, e.Rate)
 }
