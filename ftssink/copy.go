@@ -15,13 +15,7 @@ var (
 
 // FTS5 merge settings.
 const (
-	// liveAutomerge is the automerge of a live sidecar: FTS5's default 4
-	// makes about one small commit in 60 on a 100k-document index merge
-	// some 300 pages in that commit (SQLite's own FTS5, single-row commits:
-	// p99 25 ms, max 35 ms), and the indexer's short apply transactions
-	// then hold the write lock that long; with 8, p99 7 ms, max 28 ms. A
-	// query reads at most 8 segments per level instead of 4.
-	liveAutomerge      = 8
+	defaultAutomerge   = 4
 	defaultCrisismerge = 16
 	// bulkCrisismerge keeps FTS5 from merging a whole level of segments
 	// inside one transaction during a bulk build (a "crisis merge" when a
@@ -46,15 +40,6 @@ func (t *Table) Create(ctx context.Context, db outbox.DB) error {
 	}
 	if _, err := db.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("ftssink: create %s: %w", t.Name(), err)
-	}
-	return nil
-}
-
-// setAutomerge stores FTS5's automerge setting n in the table name.
-func setAutomerge(ctx context.Context, db outbox.DB, name string, n int) error {
-	tbl := outbox.Quote(name)
-	if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s, rank) VALUES ('automerge', ?)", tbl, tbl), n); err != nil {
-		return fmt.Errorf("ftssink: %s: set automerge: %w", name, err)
 	}
 	return nil
 }
@@ -115,11 +100,10 @@ func (t *Table) CopyRange(ctx context.Context, tx outbox.DB, r outbox.KeyRange) 
 // Bulk sets the table up for a build in many short transactions (on): no
 // crisis merges, so that no transaction merges a whole level of segments;
 // the incremental automatic merges stay, in proportion to what each
-// transaction writes, on levels of 16 segments. Off restores the settings
-// of a live sidecar (automerge 8, see liveAutomerge; crisismerge 16). The
-// settings are stored in the table.
+// transaction writes, on levels of 16 segments. Off restores FTS5's defaults (automerge 4,
+// crisismerge 16). The settings are stored in the table.
 func (t *Table) Bulk(ctx context.Context, db outbox.DB, on bool) error {
-	am, cm := liveAutomerge, defaultCrisismerge
+	am, cm := defaultAutomerge, defaultCrisismerge
 	if on {
 		am, cm = bulkAutomerge, bulkCrisismerge
 	}

@@ -75,7 +75,7 @@ func Create(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
 	if _, err := db.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("ftssink: create %s: %w", spec.FTS.Live(), err)
 	}
-	return setAutomerge(ctx, db, spec.FTS.Live(), liveAutomerge)
+	return nil
 }
 
 // Drop drops the FTS5 sidecar of spec if it exists. It is idempotent.
