@@ -58,6 +58,14 @@ func (ix *Indexer) Compact(ctx context.Context) (int, error) {
 	}
 }
 
+// keepLatest points oi_latest at the vector events of the id range
+// (?1, ?2] (?3: outbox.OpDelete), the newer one winning: in the window
+// compaction just left, at most one per key and field.
+const keepLatest = `INSERT INTO oi_latest (tbl, key, field, id)
+	SELECT tbl, key, coalesce(field, ''), id FROM oi_events
+	WHERE id > ?1 AND id <= ?2 AND vec IS NOT NULL AND length(vec) > 0 AND op != ?3
+	ON CONFLICT (tbl, key, field) DO UPDATE SET id = excluded.id WHERE excluded.id > id`
+
 func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more bool, err error) {
 	from, err := outbox.Checkpoint(ctx, tx, outbox.CompactedCheckpoint)
 	if err != nil {
@@ -73,10 +81,7 @@ func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more
 	}
 	if filled < from {
 		hi := min(filled+ix.compactN*4, from)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO oi_latest (tbl, key, field, id)
-			SELECT tbl, key, coalesce(field, ''), id FROM oi_events
-			WHERE id > ?1 AND id <= ?2 AND vec IS NOT NULL AND length(vec) > 0 AND op != ?3
-			ON CONFLICT (tbl, key, field) DO UPDATE SET id = excluded.id WHERE excluded.id > id`,
+		if _, err := tx.ExecContext(ctx, keepLatest,
 			filled, hi, int64(outbox.OpDelete)); err != nil {
 			return 0, false, fmt.Errorf("compact: fill %s: %w", outbox.LatestTable, err)
 		}
@@ -161,10 +166,7 @@ func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more
 	// What is left of each key and field in the window is its newest
 	// event: a vector to keep (oi_latest points at it) or a delete (the
 	// key has no vector to keep any more).
-	if _, err := tx.ExecContext(ctx, `INSERT INTO oi_latest (tbl, key, field, id)
-		SELECT tbl, key, coalesce(field, ''), id FROM oi_events
-		WHERE id > ?1 AND id <= ?2 AND vec IS NOT NULL AND length(vec) > 0 AND op != ?3
-		ON CONFLICT (tbl, key, field) DO UPDATE SET id = excluded.id WHERE excluded.id > id`,
+	if _, err := tx.ExecContext(ctx, keepLatest,
 		from, upto, int64(outbox.OpDelete)); err != nil {
 		return removed, false, fmt.Errorf("compact: %w", err)
 	}
