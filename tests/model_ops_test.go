@@ -1371,7 +1371,11 @@ func (e *modelEnv) opRandomWhere(db *gorm.DB, m *mt) bool {
 	}
 	tbl, key := outbox.Quote(m.name), outbox.Quote(m.keyCol)
 	col := pickOne(e.r, m.textCols)
-	marker := fmt.Sprintf("marker%d", e.step)
+	// Unique per operation: two of them in one step (one transaction) must
+	// not share a marker, or the oracle would credit the second vector to
+	// rows only the first one hit.
+	e.markerN++
+	marker := fmt.Sprintf("marker%d_%d", e.step, e.markerN)
 	v := e.vector(m)
 	var arg any = v
 	if v == nil {

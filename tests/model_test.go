@@ -100,10 +100,11 @@ type modelEnv struct {
 	dirty   map[string]bool // tables written by raw SQL since their last rebuild
 	rawNext int64
 
-	log   []string
-	step  int
-	depth int
-	spN   int
+	log     []string
+	step    int
+	depth   int
+	spN     int
+	markerN int // markers of opRandomWhere: unique even within one step
 }
 
 // vecRef is the reference for vectors: table → key → vector. A key with no
