@@ -44,6 +44,7 @@ func runBench(ctx context.Context, env *cli.Env, args []string) error {
 	onlineRows := fs.Int("online-rebuild", 0, "run only the online rebuild scenario (issue 16) on this many rows, e.g. 100000 or 1000000")
 	onlineRate := fs.Int("online-rebuild-rate", 200, "application writes per second during the online rebuild scenario")
 	offlineWriters := fs.Bool("online-rebuild-offline-writers", false, "keep the application writing during the offline rebuild of the scenario too")
+	drainRows := fs.Int("drain", 0, "run only the drain figures (issue 16) on this many pending inserts, e.g. 1000000: throughput against the raw limit, and peak RSS against a tenth of the rows")
 	if err := cli.ParseFlags(env, fs, args, false); err != nil {
 		return err
 	}
@@ -68,6 +69,9 @@ func runBench(ctx context.Context, env *cli.Env, args []string) error {
 		batch = 100000
 	}
 	cases := append(bench.CaptureCases(*rows, batch), bench.ApplySuite(*full, *lag)...)
+	if *drainRows > 0 {
+		cases = bench.DrainScaleCases(*drainRows)
+	}
 	if *only != "" {
 		want := strings.Split(*only, ",")
 		cases = slices.DeleteFunc(cases, func(cs bench.Case) bool { return !slices.Contains(want, cs.ID) })

@@ -1,6 +1,9 @@
 package bench
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // ApplySuite returns the apply-side cases of issue 7 (targets 4–12) in
 // report order. Quick sizes finish in a few minutes on 2 cores; full
@@ -35,4 +38,16 @@ func ApplySuite(full bool, lag time.Duration) []Case {
 	cs = append(cs, StartupCases()...)
 	cs = append(cs, EngineCases(engineN)...)
 	return cs
+}
+
+// DrainScaleCases returns the drain figures of issue 16 at n rows (e.g. a
+// million): target 4's Drain of n pending inserts against the raw vec0 +
+// FTS5 limit on the same rows, and target 9's peak RSS of `indexer drain`
+// on n rows against the same on n/10 (memory must stay flat).
+func DrainScaleCases(n int) []Case {
+	small := max(n/10, 1)
+	return []Case{
+		{ID: "4", Name: fmt.Sprintf("apply: Drain of %d pending inserts (default batch)", n), Ours: OursDrain(n, 0), Baseline: RawIndex(n, RawBatch), Direction: HigherIsBetter, Target: 0.8},
+		{ID: "9", Name: fmt.Sprintf("memory: indexer drain peak RSS, %d vs %d rows", n, small), Ours: PeakRSS(MemDrain, n), Baseline: PeakRSS(MemDrain, small), Target: 1.2},
+	}
 }
