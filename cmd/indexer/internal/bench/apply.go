@@ -142,20 +142,24 @@ func rawRebuild(n int, c clock) Workload {
 }
 
 // OursRebuild is target 5: Rebuild of the sidecars of n rows (FTS5 from the
-// source table, vectors from the retained log). It returns rows/s.
-func OursRebuild(n int) Workload { return oursRebuild(n, wallClock) }
+// source table, vectors from the retained log), with nobody else writing.
+// offline selects the single-transaction path (WithOffline, what target 5
+// was set for); otherwise it is the online default, in bounded
+// transactions with pauses for writers. It returns rows/s.
+func OursRebuild(n int, offline bool) Workload { return oursRebuild(n, offline, wallClock) }
 
 // OursRebuildCPU is OursRebuild in rows per CPU-second of the process.
-func OursRebuildCPU(n int) Workload { return oursRebuild(n, cpuClock) }
+func OursRebuildCPU(n int, offline bool) Workload { return oursRebuild(n, offline, cpuClock) }
 
-func oursRebuild(n int, c clock) Workload {
-	return Workload{Name: "ours: Rebuild" + c.suffix, Unit: c.unit, Run: func(ctx context.Context, dir string) (float64, error) {
+func oursRebuild(n int, offline bool, c clock) Workload {
+	name, opts := rebuildPath(offline)
+	return Workload{Name: "ours: " + name + c.suffix, Unit: c.unit, Run: func(ctx context.Context, dir string) (float64, error) {
 		db, err := loadPending(ctx, dir, n)
 		if err != nil {
 			return 0, err
 		}
 		defer Close(db)
-		ix, err := indexer.New(db)
+		ix, err := indexer.New(db, opts...)
 		if err != nil {
 			return 0, err
 		}
@@ -171,6 +175,14 @@ func oursRebuild(n int, c clock) Workload {
 	}}
 }
 
+// rebuildPath names a Rebuild path and returns the options that select it.
+func rebuildPath(offline bool) (string, []indexer.Option) {
+	if offline {
+		return "Rebuild --offline", []indexer.Option{indexer.WithOffline()}
+	}
+	return "Rebuild (online)", nil
+}
+
 // BulkPath is a way of loading rows and making them searchable.
 type BulkPath int
 
@@ -178,9 +190,11 @@ const (
 	// BulkDrain: CreateInBatches through the plugin, then one Drain with
 	// large apply transactions.
 	BulkDrain BulkPath = iota
-	// BulkRebuild: CreateInBatches through the plugin, then Rebuild (the
-	// pending events are marked applied by the rebuild).
+	// BulkRebuild: CreateInBatches through the plugin, then an offline
+	// Rebuild (the pending events are marked applied by the rebuild).
 	BulkRebuild
+	// BulkRebuildOnline: the same with the default, online Rebuild.
+	BulkRebuildOnline
 )
 
 // BulkLoadBatch is the apply batch of the Drain bulk path.
@@ -191,8 +205,11 @@ const BulkLoadBatch = 10000
 // seconds.
 func OursBulkLoad(n int, path BulkPath) Workload {
 	name := "ours: CreateInBatches + Drain(batch 10000)"
-	if path == BulkRebuild {
-		name = "ours: CreateInBatches + Rebuild"
+	opts := []indexer.Option{indexer.WithBatchSize(BulkLoadBatch)}
+	if path != BulkDrain {
+		rb, o := rebuildPath(path == BulkRebuild)
+		name = "ours: CreateInBatches + " + rb
+		opts = append(opts, o...)
 	}
 	return Workload{Name: name, Unit: "s", Run: func(ctx context.Context, dir string) (float64, error) {
 		db, err := openIndexed(ctx, dir)
@@ -205,12 +222,12 @@ func OursBulkLoad(n int, path BulkPath) Workload {
 		if err := db.WithContext(ctx).CreateInBatches(rows, 500).Error; err != nil {
 			return 0, err
 		}
-		ix, err := indexer.New(db, indexer.WithBatchSize(BulkLoadBatch))
+		ix, err := indexer.New(db, opts...)
 		if err != nil {
 			return 0, err
 		}
 		defer ix.Close()
-		if path == BulkRebuild {
+		if path != BulkDrain {
 			err = ix.Rebuild(ctx, "articles")
 			if err == nil {
 				_, err = ix.Drain(ctx) // moves the checkpoint past the rebuilt events and compacts
@@ -256,12 +273,18 @@ func ApplyCases(n int) []Case {
 	return []Case{
 		{ID: "4", Name: fmt.Sprintf("apply: Drain of %d pending inserts (default batch)", n), Ours: OursDrain(n, 0), Baseline: RawIndex(n, RawBatch), Direction: HigherIsBetter, Target: 0.8},
 		{ID: "4", Name: fmt.Sprintf("apply: Drain of %d pending inserts (batch %d)", n, BulkLoadBatch), Ours: OursDrain(n, BulkLoadBatch), Baseline: RawIndex(n, RawBatch), Direction: HigherIsBetter, Target: 0.8},
-		{ID: "5", Name: fmt.Sprintf("Rebuild of %d rows", n), Ours: OursRebuild(n), Baseline: RawRebuild(n), Direction: HigherIsBetter, Target: 0.8},
+		// Target 5 was set for the single-transaction rebuild, which
+		// WithOffline keeps; the online default (issue 16) trades
+		// throughput for never holding the write lock long, and is
+		// reported beside it.
+		{ID: "5", Name: fmt.Sprintf("Rebuild --offline of %d rows", n), Ours: OursRebuild(n, true), Baseline: RawRebuild(n), Direction: HigherIsBetter, Target: 0.8},
+		{ID: "5", Name: fmt.Sprintf("Rebuild (online, the default) of %d rows, no writer", n), Ours: OursRebuild(n, false), Baseline: RawRebuild(n), Direction: HigherIsBetter},
 		// The same in CPU time: a cross-check that a busy machine disturbs
 		// much less than wall time (report only).
 		{ID: "4", Name: fmt.Sprintf("apply: Drain of %d pending inserts (default batch), CPU time", n), Ours: OursDrainCPU(n, 0), Baseline: RawIndexCPU(n, RawBatch), Direction: HigherIsBetter},
-		{ID: "5", Name: fmt.Sprintf("Rebuild of %d rows, CPU time", n), Ours: OursRebuildCPU(n), Baseline: RawRebuildCPU(n), Direction: HigherIsBetter},
+		{ID: "5", Name: fmt.Sprintf("Rebuild --offline of %d rows, CPU time", n), Ours: OursRebuildCPU(n, true), Baseline: RawRebuildCPU(n), Direction: HigherIsBetter},
 		{ID: "6", Name: fmt.Sprintf("bulk load %d rows: CreateInBatches + Drain", n), Ours: OursBulkLoad(n, BulkDrain), Baseline: BulkLoadLimit(n), Target: 1.3},
-		{ID: "6", Name: fmt.Sprintf("bulk load %d rows: CreateInBatches + Rebuild", n), Ours: OursBulkLoad(n, BulkRebuild), Baseline: BulkLoadLimit(n), Target: 1.3},
+		{ID: "6", Name: fmt.Sprintf("bulk load %d rows: CreateInBatches + Rebuild --offline", n), Ours: OursBulkLoad(n, BulkRebuild), Baseline: BulkLoadLimit(n), Target: 1.3},
+		{ID: "6", Name: fmt.Sprintf("bulk load %d rows: CreateInBatches + Rebuild (online)", n), Ours: OursBulkLoad(n, BulkRebuildOnline), Baseline: BulkLoadLimit(n)},
 	}
 }
