@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/outboxindexer/outboxindexer/outbox"
@@ -885,32 +883,3 @@ func discardRebuilds(ctx context.Context, tx outbox.DB, names []string) error {
 	}
 	return nil
 }
-
-// checkpointer runs PASSIVE WAL checkpoints for the online rebuild in the
-// background, one at a time: a PASSIVE checkpoint takes no lock that a
-// writer waits on, so it overlaps the next step instead of lengthening the
-// rebuild by its I/O.
-type checkpointer struct {
-	busy atomic.Bool
-	wg   sync.WaitGroup
-}
-
-// kick starts a checkpoint of db unless one is running.
-func (c *checkpointer) kick(db *sql.DB, log *slog.Logger) {
-	if !c.busy.CompareAndSwap(false, true) {
-		return
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer c.busy.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
-			log.Debug("rebuild: checkpoint", "err", err)
-		}
-	}()
-}
-
-// wait waits for the running checkpoint, if any.
-func (c *checkpointer) wait() { c.wg.Wait() }
