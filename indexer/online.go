@@ -53,6 +53,89 @@ type onlineState struct {
 	// while there is one, this indexer drives rebuilds even when another
 	// one drove the last step.
 	foreground int
+	// watch is the connection a foreground Rebuild reads PRAGMA
+	// data_version on (nil otherwise) to notice other connections' commits
+	// between steps; see adapt.
+	watch *sql.Conn
+	// version is watch's data_version after the last step, haveVersion
+	// whether it was read; quietSince is when the last sign of another
+	// writer was seen; step is the lock budget of the next step.
+	version     int64
+	haveVersion bool
+	quietSince  time.Time
+	step        time.Duration
+}
+
+// quietAfter is how long a foreground online rebuild must see no other
+// writer before its steps grow to quietStepFactor times the configured
+// step (at most maxQuietStep): nobody waits for the lock then, and longer
+// steps spend less of the time on each step's bookkeeping and commit. The
+// first sign of another writer (a commit by another connection between two
+// steps, or a step that had to wait for the lock) brings the configured
+// step back at once. A writer that starts during a long step waits for it,
+// once.
+const (
+	quietAfter      = time.Second
+	quietStepFactor = 4
+	maxQuietStep    = 100 * time.Millisecond
+)
+
+// stepBudget is how long the next rebuild step aims to hold the write lock.
+func (ix *Indexer) stepBudget() time.Duration {
+	if ix.online.step > 0 {
+		return ix.online.step
+	}
+	return ix.cfg.rebuildStep
+}
+
+// dataVersion reads PRAGMA data_version on the foreground rebuild's watch
+// connection.
+func (ix *Indexer) dataVersion(ctx context.Context) (int64, bool) {
+	if ix.online.watch == nil {
+		return 0, false
+	}
+	var v int64
+	if err := ix.online.watch.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
+		return 0, false
+	}
+	return v, true
+}
+
+// othersCommitted reports whether another connection committed since the
+// last step (its commits change data_version on watch; the pauses between
+// steps are when other writers get the lock): a writer is about.
+func (ix *Indexer) othersCommitted(ctx context.Context) bool {
+	v, ok := ix.dataVersion(ctx)
+	return ok && ix.online.haveVersion && v != ix.online.version
+}
+
+// adapt sets the next step's budget after a step: the configured step while
+// another writer shows (contended, or another connection committed since
+// the previous step), a longer one once none has for quietAfter. Only a
+// foreground Rebuild, which has a watch connection, grows its steps.
+func (ix *Indexer) adapt(ctx context.Context, contended bool) {
+	now := time.Now()
+	if v, ok := ix.dataVersion(ctx); ok {
+		ix.online.version, ix.online.haveVersion = v, true
+	} else {
+		contended = true
+	}
+	if contended || ix.online.quietSince.IsZero() {
+		ix.online.quietSince = now
+	}
+	next := ix.cfg.rebuildStep
+	if ix.online.watch != nil && now.Sub(ix.online.quietSince) >= quietAfter {
+		next = max(min(quietStepFactor*ix.cfg.rebuildStep, maxQuietStep), ix.cfg.rebuildStep)
+	}
+	if prev := ix.stepBudget(); next < prev {
+		// Back to short steps at once: scale what was tuned for the long
+		// ones instead of letting tune walk it down step by step.
+		f := float64(next) / float64(prev)
+		ix.online.chunk = max(int(float64(ix.online.chunk)*f), 1)
+		ix.online.pages = max(int(float64(ix.online.pages)*f), 1)
+		ix.online.scan = max(int64(float64(ix.online.scan)*f), 1)
+	}
+	ix.online.step = next
 }
 
 // driverIdle is how long a rebuild's last driver may stay silent before a
@@ -170,13 +253,34 @@ func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
 	defer ix.releaseOneShot(ctx)
 	defer ix.ckpt.wait()
 	var started []string
+	// A connection of its own to notice other writers by (see adapt);
+	// without it the rebuild keeps the configured step. Not from a small
+	// pool (SetMaxOpenConns): holding one of its connections could leave
+	// none for the steps.
+	var watch *sql.Conn
+	if m := ix.db.Stats().MaxOpenConnections; m == 0 || m >= 4 {
+		if c, err := ix.db.Conn(ctx); err == nil {
+			watch = c
+		}
+	}
 	ix.applyMu.Lock()
 	ix.online.foreground++
+	if ix.online.watch == nil && watch != nil {
+		ix.online.watch = watch
+		ix.online.haveVersion, ix.online.quietSince, ix.online.step = false, time.Time{}, 0
+	}
 	ix.applyMu.Unlock()
 	defer func() {
 		ix.applyMu.Lock()
 		ix.online.foreground--
+		if watch != nil && ix.online.watch == watch {
+			ix.online.watch = nil
+			ix.online.step = 0
+		}
 		ix.applyMu.Unlock()
+		if watch != nil {
+			watch.Close()
+		}
 	}()
 	// A previous rebuild of these tables that only has its old generation
 	// left to drop finishes first, in its bounded steps.
@@ -469,6 +573,7 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 	var did bool
 	var r *outbox.RebuildState
 	var locked, stepEnd time.Time
+	other := ix.othersCommitted(ctx)
 	stepStart := time.Now()
 	ix.online.copyTime, ix.online.mergeTime, ix.online.catchUpTime = 0, 0, 0
 	err = ix.retry(ctx, func(ctx context.Context) error {
@@ -482,6 +587,9 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 	})
 	hold := time.Since(locked)
 	commit := time.Since(stepEnd)
+	if err == nil && did {
+		ix.adapt(ctx, other || locked.Sub(stepStart) > time.Millisecond)
+	}
 	if errors.Is(err, errBehind) {
 		// The log is ahead: apply one batch in a transaction of its own
 		// (sound without the lease, like SyncTx: the write lock serializes
@@ -614,7 +722,7 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 		if err := ix.foldStates(ctx, tx, mt, states, r.Scanned, hi); err != nil {
 			return false, nil, err
 		}
-		ix.online.scan = tune(ix.online.scan, time.Since(t0), ix.cfg.rebuildStep, 1000, 1<<22)
+		ix.online.scan = tune(ix.online.scan, time.Since(t0), ix.stepBudget(), 1000, 1<<22)
 		r.Scanned = hi
 		if hi >= head {
 			r.Phase = outbox.PhaseCopy
@@ -641,7 +749,7 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 		// What the last step spent besides copying (catching up,
 		// bookkeeping, FTS5's incremental merge at commit) is spent again:
 		// the copy gets the rest.
-		budget := max(ix.cfg.rebuildStep-ix.online.overhead, ix.cfg.rebuildStep/4)
+		budget := max(ix.stepBudget()-ix.online.overhead, ix.stepBudget()/4)
 		t0 := time.Now()
 		hi, rows, last, err := nextRange(ctx, tx, t.spec, r.After, ix.online.chunk)
 		if err != nil {
@@ -713,7 +821,7 @@ func (ix *Indexer) dropStep(ctx context.Context, tx *sql.Tx, r *outbox.RebuildSt
 	if len(r.Old) > 0 {
 		// Empty the old table in steps first: DROP frees every page of it
 		// in one statement.
-		left, err := outbox.ShrinkTable(ctx, tx, r.Old[0], ix.cfg.rebuildStep*3/4)
+		left, err := outbox.ShrinkTable(ctx, tx, r.Old[0], ix.stepBudget()*3/4)
 		if err != nil {
 			return false, nil, err
 		}
@@ -805,7 +913,7 @@ func (ix *Indexer) mergeOnly(ctx context.Context, tx outbox.DB, mt *table) (bool
 			return false, err
 		}
 		if did {
-			budget := max(ix.cfg.rebuildStep-ix.online.overhead, ix.cfg.rebuildStep/4)
+			budget := max(ix.stepBudget()-ix.online.overhead, ix.stepBudget()/4)
 			ix.online.pages = int(tune(int64(ix.online.pages), time.Since(t0), budget, 16, 100000))
 		}
 		any = any || did

@@ -93,7 +93,9 @@ func WithOffline() Option {
 // to hold the write lock (default DefaultRebuildStep): the number of rows
 // copied per transaction adapts to it, and the rebuild pauses between
 // transactions for an eighth of it (at least 2 ms) so that writers get the
-// lock.
+// lock. A foreground Rebuild that has seen no other connection commit for
+// a second lets its steps grow to 4× d (at most 100 ms) until the next
+// commit by another connection.
 func WithRebuildStep(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {

@@ -1,0 +1,72 @@
+package indexer
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/outboxindexer/outboxindexer/internal/testdb"
+	"github.com/stretchr/testify/require"
+)
+
+// A foreground online rebuild grows its steps only while no other writer
+// shows, and goes back to the configured step at the first sign of one.
+func TestRebuildStepAdaptsToOtherWriters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := testdb.Path(t)
+	db := testdb.Open(t, path)
+	ix, err := New(db, WithRebuildStep(20*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(func() { ix.Close() })
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+	_, err = sqlDB.Exec(`CREATE TABLE t (x)`)
+	require.NoError(t, err)
+
+	// Without a watch connection (a background driver), the step stays.
+	ix.adapt(ctx, false)
+	require.Equal(t, 20*time.Millisecond, ix.stepBudget())
+
+	watch, err := sqlDB.Conn(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { watch.Close() })
+	ix.online.watch, ix.online.step, ix.online.quietSince = watch, 0, time.Time{}
+	ix.online.chunk, ix.online.pages, ix.online.scan = 400, 400, 40000
+
+	// Quiet, but not for long enough yet.
+	ix.adapt(ctx, false)
+	require.Equal(t, 20*time.Millisecond, ix.stepBudget())
+	require.False(t, ix.othersCommitted(ctx), "nobody else committed")
+
+	// Quiet for quietAfter: steps grow to 4x (at most maxQuietStep).
+	ix.online.quietSince = time.Now().Add(-quietAfter)
+	ix.adapt(ctx, false)
+	require.Equal(t, 80*time.Millisecond, ix.stepBudget())
+
+	// Another connection commits between two steps: the step about to run
+	// sees it, and the configured step is back at once, with the tuned
+	// sizes scaled down with it.
+	other := testdb.Open(t, path)
+	require.NoError(t, other.Exec(`INSERT INTO t VALUES (1)`).Error)
+	require.True(t, ix.othersCommitted(ctx), "another connection committed")
+	ix.adapt(ctx, true)
+	require.Equal(t, 20*time.Millisecond, ix.stepBudget())
+	require.Equal(t, 100, ix.online.chunk)
+	require.Equal(t, 100, ix.online.pages)
+	require.EqualValues(t, 10000, ix.online.scan)
+	require.False(t, ix.othersCommitted(ctx), "adapt took the new data_version")
+
+	// A step that waited for the lock counts as a writer too.
+	ix.online.quietSince = time.Now().Add(-quietAfter)
+	ix.adapt(ctx, false)
+	require.Equal(t, 80*time.Millisecond, ix.stepBudget())
+	ix.adapt(ctx, true)
+	require.Equal(t, 20*time.Millisecond, ix.stepBudget())
+
+	// The growth is capped.
+	ix.cfg.rebuildStep = 50 * time.Millisecond
+	ix.online.quietSince = time.Now().Add(-quietAfter)
+	ix.adapt(ctx, false)
+	require.Equal(t, maxQuietStep, ix.stepBudget())
+}
