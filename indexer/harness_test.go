@@ -354,9 +354,16 @@ func tokens(s string) []string {
 func (e *env) checkTokens(sp *outbox.Spec, text map[int64][]string, deleted map[int64]bool, _ map[int64]int64) {
 	e.t.Helper()
 	f := e.live(sp).FTS.Live()
-	e.exec(fmt.Sprintf("DROP TABLE IF EXISTS temp.%s_v", f))
-	e.exec(fmt.Sprintf("CREATE VIRTUAL TABLE temp.%[1]s_v USING fts5vocab(main, %[1]s, instance)", f))
-	rows, err := e.sql.QueryContext(e.ctx, fmt.Sprintf("SELECT doc, col, term, offset FROM temp.%s_v", f))
+	// A temp table exists on one connection only: create and read it on
+	// the same one, not on whichever the pool hands out.
+	conn, err := e.sql.Conn(e.ctx)
+	require.NoError(e.t, err)
+	defer conn.Close()
+	_, err = conn.ExecContext(e.ctx, fmt.Sprintf("DROP TABLE IF EXISTS temp.%s_v", f))
+	require.NoError(e.t, err)
+	_, err = conn.ExecContext(e.ctx, fmt.Sprintf("CREATE VIRTUAL TABLE temp.%[1]s_v USING fts5vocab(main, %[1]s, instance)", f))
+	require.NoError(e.t, err)
+	rows, err := conn.QueryContext(e.ctx, fmt.Sprintf("SELECT doc, col, term, offset FROM temp.%s_v", f))
 	require.NoError(e.t, err)
 	var got []string
 	for rows.Next() {

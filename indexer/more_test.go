@@ -33,12 +33,18 @@ type snapshot struct {
 
 func (e *env) snapshot() snapshot {
 	s := snapshot{docs: e.readVec(e.docs), notes: e.readVec(e.notes)}
+	// Temp tables live on one connection: create and read them on one.
+	conn, err := e.sql.Conn(e.ctx)
+	require.NoError(e.t, err)
+	defer conn.Close()
 	for _, f := range []string{"docs_fts", "notes_fts"} {
-		e.exec(fmt.Sprintf("DROP TABLE IF EXISTS temp.%s_s", f))
-		live, err := outbox.LiveTable(e.ctx, e.sql, f) // its generation after an online rebuild
+		_, err := conn.ExecContext(e.ctx, fmt.Sprintf("DROP TABLE IF EXISTS temp.%s_s", f))
 		require.NoError(e.t, err)
-		e.exec(fmt.Sprintf("CREATE VIRTUAL TABLE temp.%s_s USING fts5vocab(main, %s, instance)", f, outbox.Quote(live)))
-		rows, err := e.sql.QueryContext(e.ctx, fmt.Sprintf("SELECT doc, col, term, offset FROM temp.%s_s ORDER BY 1, 2, 3, 4", f))
+		live, err := outbox.LiveTable(e.ctx, conn, f) // its generation after an online rebuild
+		require.NoError(e.t, err)
+		_, err = conn.ExecContext(e.ctx, fmt.Sprintf("CREATE VIRTUAL TABLE temp.%s_s USING fts5vocab(main, %s, instance)", f, outbox.Quote(live)))
+		require.NoError(e.t, err)
+		rows, err := conn.QueryContext(e.ctx, fmt.Sprintf("SELECT doc, col, term, offset FROM temp.%s_s ORDER BY 1, 2, 3, 4", f))
 		require.NoError(e.t, err)
 		for rows.Next() {
 			var a, b, c, d any

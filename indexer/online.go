@@ -127,9 +127,14 @@ func (ix *Indexer) adapt(ctx context.Context, contended bool) {
 	if ix.online.watch != nil && now.Sub(ix.online.quietSince) >= quietAfter {
 		next = max(min(quietStepFactor*ix.cfg.rebuildStep, maxQuietStep), ix.cfg.rebuildStep)
 	}
+	ix.setStep(next)
+}
+
+// setStep sets the steps' budget. Back to a shorter one, it scales what was
+// tuned for the longer one at once instead of letting tune walk it down
+// step by step.
+func (ix *Indexer) setStep(next time.Duration) {
 	if prev := ix.stepBudget(); next < prev {
-		// Back to short steps at once: scale what was tuned for the long
-		// ones instead of letting tune walk it down step by step.
 		f := float64(next) / float64(prev)
 		ix.online.chunk = max(int(float64(ix.online.chunk)*f), 1)
 		ix.online.pages = max(int(float64(ix.online.pages)*f), 1)
@@ -274,8 +279,9 @@ func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
 		ix.applyMu.Lock()
 		ix.online.foreground--
 		if watch != nil && ix.online.watch == watch {
+			// Background drivers use the configured step.
 			ix.online.watch = nil
-			ix.online.step = 0
+			ix.setStep(ix.cfg.rebuildStep)
 		}
 		ix.applyMu.Unlock()
 		if watch != nil {
