@@ -2,6 +2,7 @@ package ftssink_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sort"
 	"testing"
@@ -16,6 +17,16 @@ import (
 func dumpFTS(spec *outbox.Spec) func(context.Context, outbox.DB) ([]string, error) {
 	return func(ctx context.Context, db outbox.DB) ([]string, error) {
 		f := spec.FTS.Table
+		// The temp table exists on one connection: create and read it on
+		// one, not on whichever the pool hands out.
+		if pool, ok := db.(*sql.DB); ok {
+			conn, err := pool.Conn(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer conn.Close()
+			db = conn
+		}
 		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE VIRTUAL TABLE IF NOT EXISTS temp.%[1]s_vocab USING fts5vocab(main, %[1]s, instance)", f)); err != nil {
 			return nil, err
 		}
