@@ -355,7 +355,8 @@ func (e *env) checkTokens(sp *outbox.Spec, text map[int64][]string, deleted map[
 	e.t.Helper()
 	f := e.live(sp).FTS.Live()
 	// A temp table exists on one connection only: create and read it on
-	// the same one, not on whichever the pool hands out.
+	// the same one, not on whichever the pool hands out (and every query
+	// here goes through it: with SetMaxOpenConns(1) the pool has no other).
 	conn, err := e.sql.Conn(e.ctx)
 	require.NoError(e.t, err)
 	defer conn.Close()
@@ -395,7 +396,7 @@ func (e *env) checkTokens(sp *outbox.Spec, text map[int64][]string, deleted map[
 		for id := range ids {
 			wantIDs = append(wantIDs, id)
 		}
-		rows, err := e.sql.QueryContext(e.ctx, fmt.Sprintf(`SELECT rowid FROM %[1]s WHERE %[1]s MATCH ?`, f), `"`+term+`"`)
+		rows, err := conn.QueryContext(e.ctx, fmt.Sprintf(`SELECT rowid FROM %[1]s WHERE %[1]s MATCH ?`, f), `"`+term+`"`)
 		require.NoError(e.t, err)
 		for rows.Next() {
 			var id int64
@@ -410,7 +411,7 @@ func (e *env) checkTokens(sp *outbox.Spec, text map[int64][]string, deleted map[
 	if sp.FTS.Mode == outbox.ModeExternal {
 		return
 	}
-	rows, err = e.sql.QueryContext(e.ctx, fmt.Sprintf("SELECT rowid, deleted FROM %s", f))
+	rows, err = conn.QueryContext(e.ctx, fmt.Sprintf("SELECT rowid, deleted FROM %s", f))
 	require.NoError(e.t, err)
 	gotDel := map[int64]bool{}
 	for rows.Next() {
