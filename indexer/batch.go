@@ -372,7 +372,7 @@ func (ix *Indexer) applyTx(ctx context.Context, tx outbox.DB, reg *registry, par
 			}
 			floorAt = floorHead
 		}
-		if err := ix.applyTable(ctx, tx, t, live, outbox.ApplyOptions{}, floorAt, mirrors[name]); err != nil {
+		if err := ix.applyTable(ctx, tx, t, live, outbox.ApplyOptions{}, "", floorAt, mirrors[name]); err != nil {
 			return res, err
 		}
 		for _, ks := range live {
@@ -502,7 +502,7 @@ func readSource(ctx context.Context, tx outbox.DB, t *table, keys []any) (map[an
 // With m (an online rebuild of the table in progress), the keys the new
 // generation already holds get the same changes in it, first (its FTS5
 // sink keeps the key map, which the live one updates).
-func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys []*keyState, opts outbox.ApplyOptions, floorAt int64, m *mirror) error {
+func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys []*keyState, opts outbox.ApplyOptions, floorTbl string, floorAt int64, m *mirror) error {
 	tu := unit{table: t.spec.Source}
 	fail := func(err error) error {
 		if transient(err) || readOnly(err) || ctx.Err() != nil {
@@ -554,8 +554,11 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 	// key's floor (external content only); len(events) when there is none.
 	var first []int
 	var floored []any
+	if floorTbl == "" {
+		floorTbl = t.spec.Source
+	}
 	if t.external != nil && !opts.Replay {
-		floors, err := outbox.KeyFloors(ctx, tx, t.spec.Source, ids)
+		floors, err := outbox.KeyFloors(ctx, tx, floorTbl, ids)
 		if err != nil {
 			return err
 		}
@@ -663,7 +666,7 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 		}
 	}
 	if len(floored) > 0 {
-		if err := outbox.SetKeyFloors(ctx, tx, t.spec.Source, floored, floorAt); err != nil {
+		if err := outbox.SetKeyFloors(ctx, tx, floorTbl, floored, floorAt); err != nil {
 			return err
 		}
 	}

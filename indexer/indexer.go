@@ -140,6 +140,7 @@ func (ix *Indexer) Close() error {
 	ix.ckpt.wait()
 	ix.applyMu.Lock()
 	defer ix.applyMu.Unlock()
+	ix.closeSide()
 	return ix.releaseLease(context.Background())
 }
 

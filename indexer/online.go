@@ -64,6 +64,16 @@ type onlineState struct {
 	haveVersion bool
 	quietSince  time.Time
 	step        time.Duration
+
+	// The side-file path (side.go): the main file's path (read once), the
+	// open side file, the tuned rows per side step and per move copy, and
+	// the keys the catch-up leaves to their dead letters.
+	mainFile     string
+	mainFileRead bool
+	side         *sideFile
+	sideChunk    int
+	moveRows     int
+	skip         map[int64]bool
 }
 
 // quietAfter is how long a foreground online rebuild must see no other
@@ -86,6 +96,13 @@ func (ix *Indexer) stepBudget() time.Duration {
 		return ix.online.step
 	}
 	return ix.cfg.rebuildStep
+}
+
+// workBudget is the part of the next step's budget left for its work
+// (copying, merging, moving rows) once what the last step spent besides
+// is taken off: at least a quarter of it.
+func (ix *Indexer) workBudget() time.Duration {
+	return max(ix.stepBudget()-ix.online.overhead, ix.stepBudget()/4)
 }
 
 // dataVersion reads PRAGMA data_version on the foreground rebuild's watch
@@ -514,6 +531,34 @@ func (ix *Indexer) startRebuild(ctx context.Context, tx *sql.Tx, t *table) error
 		return mt.err
 	}
 	for _, s := range mt.sinks {
+		if _, ok := s.(outbox.Copier); !ok {
+			return fmt.Errorf("rebuild %s: sidecar %s cannot be rebuilt online", n, s.Name())
+		}
+	}
+	var total int64
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+outbox.Quote(n)).Scan(&total); err != nil {
+		return fmt.Errorf("rebuild %s: count rows: %w", n, err)
+	}
+	mainFile, err := ix.mainFile(ctx)
+	if err != nil {
+		return err
+	}
+	if sideEligible(mainFile, t.spec) {
+		// Built in a side file (side.go): nothing is created in the main
+		// file before the move; compaction keeps the log above the head.
+		head, err := outbox.Head(ctx, tx)
+		if err != nil {
+			return err
+		}
+		r := &outbox.RebuildState{Table: n, Spec: target, Phase: outbox.PhaseSide, Scanned: head, Total: total}
+		if err := outbox.SaveRebuild(ctx, tx, r); err != nil {
+			return err
+		}
+		ix.online.skip = nil
+		ix.log.Info("rebuild: started online, in a side file", "table", n, "rows", total, "sidecars", sinkNames(mt), "side", outbox.SideFile(mainFile, n, r.StartedAt))
+		return nil
+	}
+	for _, s := range mt.sinks {
 		if err := outbox.DropTables(ctx, tx, s.Name()); err != nil {
 			return err
 		}
@@ -542,10 +587,6 @@ func (ix *Indexer) startRebuild(ctx context.Context, tx *sql.Tx, t *table) error
 				return fmt.Errorf("rebuild %s: vector states: %w", n, err)
 			}
 		}
-	}
-	var total int64
-	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+outbox.Quote(n)).Scan(&total); err != nil {
-		return fmt.Errorf("rebuild %s: count rows: %w", n, err)
 	}
 	r := &outbox.RebuildState{Table: n, Spec: target, Phase: phase, Total: total}
 	if err := outbox.SaveRebuild(ctx, tx, r); err != nil {
@@ -576,6 +617,24 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 	if err != nil || !pending {
 		return false, err
 	}
+	// A rebuild in its side phase steps in its side file; one in its move
+	// phase in a transaction that has the side file attached.
+	next, err := ix.dueRebuild(ctx, ix.db, foreground, "")
+	if err != nil {
+		return false, err
+	}
+	run, only := ix.inTx, ""
+	if next != nil {
+		switch next.Phase {
+		case outbox.PhaseSide:
+			if did, err := ix.sideDue(ctx, next); did || err != nil {
+				return did, err
+			}
+		case outbox.PhaseMove:
+			run = func(ctx context.Context, fn func(tx *sql.Tx) error) error { return ix.withSideAttached(ctx, next, fn) }
+			only = next.Table
+		}
+	}
 	var did bool
 	var r *outbox.RebuildState
 	var locked, stepEnd time.Time
@@ -583,14 +642,17 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 	stepStart := time.Now()
 	ix.online.copyTime, ix.online.mergeTime, ix.online.catchUpTime = 0, 0, 0
 	err = ix.retry(ctx, func(ctx context.Context) error {
-		return ix.inTx(ctx, func(tx *sql.Tx) error {
+		return run(ctx, func(tx *sql.Tx) error {
 			locked = time.Now() // BEGIN IMMEDIATE took the write lock
 			var err error
-			did, r, err = ix.rebuildStepTx(ctx, tx, foreground)
+			did, r, err = ix.rebuildStepTx(ctx, tx, foreground, only)
 			stepEnd = time.Now()
 			return err
 		})
 	})
+	if errors.Is(err, errRetryStep) {
+		return true, nil
+	}
 	hold := time.Since(locked)
 	commit := time.Since(stepEnd)
 	if err == nil && did {
@@ -632,11 +694,15 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 	if r != nil {
 		ix.log.Debug("rebuild step", "table", r.Table, "phase", r.Phase, "done", r.Done, "chunk", ix.online.chunk, "pages", ix.online.pages, "scan", ix.online.scan,
 			"wait", locked.Sub(stepStart), "hold", hold, "commit", commit, "copy", ix.online.copyTime, "merge", ix.online.mergeTime, "catchup", ix.online.catchUpTime, "overhead", ix.online.overhead)
-		if f := ix.cfg.progress; f != nil {
-			f(Progress{Table: r.Table, Sidecar: rebuildLabel(r), Done: r.Done, Total: max(r.Total, r.Done), Phase: r.Phase})
-		}
-		if f := ix.cfg.observer.Rebuild; f != nil {
-			f(RebuildStats{Table: r.Table, Phase: r.Phase, Done: r.Done, Total: r.Total, Duration: d})
+		ix.reportStep(r, d)
+	}
+	if r != nil && r.Phase == outbox.PhaseDrop {
+		// Swapped: the side file, if any, has served.
+		ix.closeSide()
+		if mainFile, err := ix.mainFile(ctx); err == nil {
+			if err := outbox.RemoveSideFiles(mainFile, r.Table, ""); err != nil {
+				ix.log.Warn("rebuild: side file", "table", r.Table, "err", err)
+			}
 		}
 	}
 	// Copy the WAL frames the step wrote into the database file, beside
@@ -644,6 +710,64 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 	// commit does not do it.
 	ix.ckpt.kick(ix.db, ix.log)
 	return true, ix.yield(ctx)
+}
+
+// dueRebuild returns the oldest online rebuild this indexer may step (see
+// dueFor), of table only when only is set, nil if there is none.
+func (ix *Indexer) dueRebuild(ctx context.Context, db outbox.DB, foreground bool, only string) (*outbox.RebuildState, error) {
+	rs, err := outbox.Rebuilds(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range rs {
+		if (only == "" || x.Table == only) && dueFor(x, ix.cfg.holder, foreground) {
+			return x, nil
+		}
+	}
+	return nil, nil
+}
+
+// sideDue does a side step of r, which is in its side phase, and reports
+// progress; it reports false (for the step in the main file to start the
+// rebuild over, or discard it) when the table's spec changed.
+func (ix *Indexer) sideDue(ctx context.Context, r *outbox.RebuildState) (bool, error) {
+	reg, err := ix.registry.load(ctx, ix.db)
+	if err != nil {
+		return false, err
+	}
+	t := reg[r.Table]
+	if t == nil || t.err != nil || !sameSpec(outbox.NextGeneration(t.spec), r.Spec) {
+		return false, nil
+	}
+	raw, err := json.Marshal(r.Spec)
+	if err != nil {
+		return false, err
+	}
+	mt := ix.mirrors.get(r.Table, string(raw))
+	if mt.err != nil {
+		return false, nil
+	}
+	t0 := time.Now()
+	if err := ix.sideStep(ctx, r, t, mt); err != nil {
+		if errors.Is(err, errSideGone) {
+			return true, nil
+		}
+		return false, fmt.Errorf("indexer: rebuild: %w", err)
+	}
+	ix.log.Debug("rebuild step", "table", r.Table, "phase", outbox.PhaseSide, "done", r.Done, "chunk", ix.online.sideChunk, "took", time.Since(t0))
+	ix.reportStep(r, time.Since(t0))
+	return true, nil
+}
+
+// reportStep reports a rebuild step to the progress display and the
+// observer.
+func (ix *Indexer) reportStep(r *outbox.RebuildState, d time.Duration) {
+	if f := ix.cfg.progress; f != nil {
+		f(Progress{Table: r.Table, Sidecar: rebuildLabel(r), Done: r.Done, Total: max(r.Total, r.Done), Phase: r.Phase})
+	}
+	if f := ix.cfg.observer.Rebuild; f != nil {
+		f(RebuildStats{Table: r.Table, Phase: r.Phase, Done: r.Done, Total: r.Total, Duration: d})
+	}
 }
 
 // yield pauses between two rebuild steps so that a writer waiting for the
@@ -666,20 +790,10 @@ func rebuildLabel(r *outbox.RebuildState) string {
 
 // rebuildStepTx does one step of the oldest rebuild in tx. It returns the
 // rebuild's state after the step (nil when it ended).
-func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground bool) (bool, *outbox.RebuildState, error) {
-	rs, err := outbox.Rebuilds(ctx, tx)
-	if err != nil {
+func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground bool, only string) (bool, *outbox.RebuildState, error) {
+	r, err := ix.dueRebuild(ctx, tx, foreground, only)
+	if err != nil || r == nil {
 		return false, nil, err
-	}
-	var r *outbox.RebuildState
-	for _, x := range rs {
-		if dueFor(x, ix.cfg.holder, foreground) {
-			r = x
-			break
-		}
-	}
-	if r == nil {
-		return false, nil, nil
 	}
 	r.Driver = ix.cfg.holder
 	reg, err := ix.registry.load(ctx, tx)
@@ -700,7 +814,10 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 	}
 	mt := ix.mirrors.get(r.Table, string(raw))
 	restart := mt.err != nil || !sameSpec(outbox.NextGeneration(t.spec), r.Spec)
-	if !restart {
+	// The new generation's tables are in the main file except in the side
+	// phase and before the move's first step.
+	inMain := r.Phase != outbox.PhaseSide && (r.Phase != outbox.PhaseMove || r.After != nil)
+	if !restart && inMain {
 		for _, s := range mt.sinks {
 			ok, err := s.Exists(ctx, tx)
 			if err != nil {
@@ -715,6 +832,43 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 	}
 	states := outbox.VecStatesTable(r.Table)
 	switch r.Phase {
+	case outbox.PhaseSide:
+		return false, nil, nil // stepped in its side file (sideDue)
+	case outbox.PhaseMove:
+		t1 := time.Now()
+		moved, err := ix.moveStep(ctx, tx, r, mt)
+		ix.online.copyTime = time.Since(t1)
+		if errors.Is(err, errSideGone) {
+			ix.log.Warn("rebuild: the side file is gone; starting over", "table", r.Table, "err", err)
+			return true, nil, ix.startRebuild(ctx, tx, t)
+		}
+		if err != nil {
+			return false, nil, err
+		}
+		if moved {
+			r.Phase, r.After = outbox.PhaseCatchUp, nil
+		}
+	case outbox.PhaseCatchUp:
+		tc := time.Now()
+		if err := ix.catchUpTx(ctx, tx); err != nil {
+			return false, nil, err
+		}
+		ix.online.catchUpTime = time.Since(tc)
+		t1 := time.Now()
+		caught, err := ix.catchUpStep(ctx, tx, r, mt)
+		ix.online.copyTime = time.Since(t1)
+		if errors.Is(err, errSideGone) {
+			ix.log.Warn("rebuild: the side file is gone; starting over", "table", r.Table, "err", err)
+			return true, nil, ix.startRebuild(ctx, tx, t)
+		}
+		if err != nil {
+			return false, nil, err
+		}
+		if caught {
+			if err := ix.swap(ctx, tx, r, t, mt); err != nil {
+				return false, nil, err
+			}
+		}
 	case outbox.PhaseScan:
 		head, err := outbox.Head(ctx, tx)
 		if err != nil {
@@ -755,7 +909,7 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 		// What the last step spent besides copying (catching up,
 		// bookkeeping, FTS5's incremental merge at commit) is spent again:
 		// the copy gets the rest.
-		budget := max(ix.stepBudget()-ix.online.overhead, ix.stepBudget()/4)
+		budget := ix.workBudget()
 		t0 := time.Now()
 		hi, rows, last, err := nextRange(ctx, tx, t.spec, r.After, ix.online.chunk)
 		if err != nil {
@@ -800,21 +954,36 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 				}
 			}
 		}
-		if err := outbox.SwapSpec(ctx, tx, mt.spec); err != nil {
+		if err := ix.swap(ctx, tx, r, t, mt); err != nil {
 			return false, nil, err
 		}
-		r.Old = nil
-		for _, s := range t.sinks {
-			r.Old = append(r.Old, s.Name())
-		}
-		r.Phase = outbox.PhaseDrop
-		r.SwappedAt = time.Now()
-		ix.log.Info("rebuild: swapped in the new generation", "table", r.Table, "sidecars", sinkNames(mt), "rows", r.Done)
 	}
 	if err := outbox.SaveRebuild(ctx, tx, r); err != nil {
 		return false, nil, err
 	}
 	return true, r, nil
+}
+
+// swap makes the new generation (mt) of r the live one in the registry
+// and moves r to its drop phase. Everything is applied to both
+// generations in tx.
+func (ix *Indexer) swap(ctx context.Context, tx *sql.Tx, r *outbox.RebuildState, t, mt *table) error {
+	if err := outbox.SwapSpec(ctx, tx, mt.spec); err != nil {
+		return err
+	}
+	// The new generation's own key floors (catch-up) have served: it is
+	// applied to the head, like the live one.
+	if err := outbox.DeleteKeyFloors(ctx, tx, outbox.NextFloors(r.Table)); err != nil {
+		return err
+	}
+	r.Old = nil
+	for _, s := range t.sinks {
+		r.Old = append(r.Old, s.Name())
+	}
+	r.Phase, r.After = outbox.PhaseDrop, nil
+	r.SwappedAt = time.Now()
+	ix.log.Info("rebuild: swapped in the new generation", "table", r.Table, "sidecars", sinkNames(mt), "rows", r.Done)
+	return nil
 }
 
 // dropStep drops one table of the previous generation, once the swap is
@@ -919,7 +1088,7 @@ func (ix *Indexer) mergeOnly(ctx context.Context, tx outbox.DB, mt *table) (bool
 			return false, err
 		}
 		if did {
-			budget := max(ix.stepBudget()-ix.online.overhead, ix.stepBudget()/4)
+			budget := ix.workBudget()
 			ix.online.pages = int(tune(int64(ix.online.pages), time.Since(t0), budget, 16, 100000))
 		}
 		any = any || did

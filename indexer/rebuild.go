@@ -328,7 +328,7 @@ func (ix *Indexer) replayTx(ctx context.Context, tx *sql.Tx, after, upper int64,
 			}
 			keys = append(keys, ks)
 		}
-		if err := ix.applyTable(ctx, tx, t, keys, outbox.ApplyOptions{Replay: true}, 0, nil); err != nil {
+		if err := ix.applyTable(ctx, tx, t, keys, outbox.ApplyOptions{Replay: true}, "", 0, nil); err != nil {
 			return after, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/outboxindexer/outboxindexer/outbox"
@@ -101,6 +102,16 @@ func (ix *Indexer) compactTx(ctx context.Context, tx *sql.Tx) (removed int, more
 		if young.Valid {
 			upto = young.Int64 - 1
 		}
+	}
+	// A rebuild built in a side file needs the events above the log head
+	// at its start, as they were logged, until its swap (see side.go).
+	var keep sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT min(scanned) FROM oi_rebuild WHERE phase IN (?, ?, ?)`,
+		outbox.PhaseSide, outbox.PhaseMove, outbox.PhaseCatchUp).Scan(&keep); err != nil && !strings.Contains(err.Error(), "no such table") {
+		return 0, false, fmt.Errorf("compact: %w", err)
+	}
+	if keep.Valid {
+		upto = min(upto, keep.Int64)
 	}
 	if upto <= from {
 		return 0, false, nil

@@ -64,7 +64,7 @@ type SidecarStatus struct {
 
 // RebuildStatus is the progress of an online rebuild (see Rebuild).
 type RebuildStatus struct {
-	Phase     string    // outbox.PhaseScan, PhaseCopy, PhaseMerge or PhaseDrop
+	Phase     string    // outbox.PhaseSide, PhaseMove, PhaseCatchUp (side file) or PhaseScan, PhaseCopy, PhaseMerge (main file), then PhaseDrop
 	Done      int64     // source rows copied into the new generation
 	Total     int64     // source rows to copy (counted when the rebuild started)
 	StartedAt time.Time // when the rebuild started (it may have been resumed since)
@@ -246,7 +246,7 @@ func (ix *Indexer) status(ctx context.Context, tx *sql.Tx, o statusOptions) (Sta
 		}
 		if el := now.Sub(r.StartedAt).Seconds(); el > 0 && r.Done > 0 {
 			rs.Rate = float64(r.Done) / el
-			if left := r.Total - r.Done; left > 0 && r.Phase == outbox.PhaseCopy {
+			if left := r.Total - r.Done; left > 0 && (r.Phase == outbox.PhaseCopy || r.Phase == outbox.PhaseSide) {
 				rs.ETA = time.Duration(float64(left) / rs.Rate * float64(time.Second))
 			}
 		}

@@ -16,6 +16,14 @@ import (
 // no further use and retention deletes it (unless dead letters of the key
 // may still be re-queued under new ids, see RequeueDeadLetters).
 
+// NextFloors returns the name the key floors of the new generation of
+// source's online rebuild are recorded under during its catch-up (which
+// applies the log to it on its own, behind the main checkpoint): they live
+// until the swap, and retention does not prune them.
+func NextFloors(source string) string { return nextFloorPrefix + source }
+
+const nextFloorPrefix = "next:"
+
 // KeyFloors returns the floors of the given keys of table tbl (keys with
 // none are absent).
 func KeyFloors(ctx context.Context, db DB, tbl string, keys []any) (map[any]int64, error) {
@@ -84,8 +92,8 @@ func DeleteKeyFloors(ctx context.Context, db DB, tbl string) error {
 // while its key has a dead letter at or below it, which a re-queue moves
 // under a new id.
 func PruneKeyFloors(ctx context.Context, db DB, upto int64) error {
-	if _, err := db.ExecContext(ctx, `DELETE FROM oi_floor WHERE upto <= ? AND NOT EXISTS (
-		SELECT 1 FROM oi_deadletters d WHERE d.tbl = oi_floor.tbl AND d.key = oi_floor.key AND d.id <= oi_floor.upto)`, upto); err != nil {
+	if _, err := db.ExecContext(ctx, `DELETE FROM oi_floor WHERE upto <= ? AND substr(tbl, 1, ?) != ? AND NOT EXISTS (
+		SELECT 1 FROM oi_deadletters d WHERE d.tbl = oi_floor.tbl AND d.key = oi_floor.key AND d.id <= oi_floor.upto)`, upto, len(nextFloorPrefix), nextFloorPrefix); err != nil {
 		return fmt.Errorf("outbox: prune key floors: %w", err)
 	}
 	return nil

@@ -32,6 +32,25 @@ const (
 	PhaseMerge = "merge"
 	// PhaseDrop drops the previous generation, after the swap.
 	PhaseDrop = "drop"
+
+	// The phases of a rebuild built in a side file (see SideFile), which
+	// replace PhaseScan, PhaseCopy and PhaseMerge for tables with integer
+	// keys in a database file.
+
+	// PhaseSide builds the new generation in the side file, by key
+	// ranges, each read from the main file at one snapshot whose log head
+	// the side file records with the range; the main file's write lock is
+	// not taken. Scanned is the log head when the rebuild started:
+	// compaction keeps every event above it until the swap.
+	PhaseSide = "side"
+	// PhaseMove copies the finished tables of the side file into the main
+	// file in short transactions (After is the copy's position).
+	PhaseMove = "move"
+	// PhaseCatchUp applies to the new generation, in short transactions,
+	// the events logged after the snapshot each key was copied at
+	// (Scanned is the position in the log); the transaction that reaches
+	// the head swaps.
+	PhaseCatchUp = "catchup"
 )
 
 // RebuildState is the row of oi_rebuild of one source table.
@@ -40,13 +59,17 @@ type RebuildState struct {
 	// Spec is the registry spec being built: the live spec with the
 	// generations (VecSpec.Gen, FTSSpec.Gen) of the new tables.
 	Spec *Spec
-	// Phase is one of PhaseScan, PhaseCopy, PhaseMerge, PhaseDrop.
+	// Phase is one of PhaseSide, PhaseMove, PhaseCatchUp (a rebuild in a
+	// side file) or PhaseScan, PhaseCopy, PhaseMerge (in the main file),
+	// then PhaseDrop.
 	Phase string
 	// After is the last source key copied (int64 or string), nil before
-	// the first range.
+	// the first range; in PhaseMove, the move's position.
 	After any
 	// Scanned is the log position up to which the vector-state table
-	// reflects the log.
+	// reflects the log; in a side file's rebuild, the position its
+	// catch-up has applied the log to (the log head at the start until
+	// then).
 	Scanned int64
 	// Done and Total count source rows copied and to copy (Total is the
 	// source row count when the copy started, an estimate).
@@ -208,8 +231,8 @@ func (r *RebuildState) BuildingTables() []string {
 
 // DiscardRebuild abandons the online rebuild of source, if any: it drops
 // the tables it was building (or, after its swap, the previous generation
-// it still had to drop) and its vector-state table, and deletes its row.
-// The live sidecars are untouched. DeleteSpec calls it, so that dropping a
+// it still had to drop), its vector-state table and its side file, and
+// deletes its row. The live sidecars are untouched. DeleteSpec calls it, so that dropping a
 // table during a rebuild leaves nothing behind. Run it in a write
 // transaction.
 func DiscardRebuild(ctx context.Context, db DB, source string) error {
@@ -219,7 +242,14 @@ func DiscardRebuild(ctx context.Context, db DB, source string) error {
 		if _, derr := db.ExecContext(ctx, `DELETE FROM oi_rebuild WHERE tbl = ?`, source); derr != nil {
 			return errors.Join(err, derr)
 		}
-		return DropTables(ctx, db, VecStatesTable(source))
+		if err := DropTables(ctx, db, VecStatesTable(source)); err != nil {
+			return err
+		}
+		f, err := MainFile(ctx, db)
+		if err != nil {
+			return err
+		}
+		return RemoveSideFiles(f, source, "")
 	}
 	if !ok {
 		return nil
@@ -230,7 +260,16 @@ func DiscardRebuild(ctx context.Context, db DB, source string) error {
 	if _, err := db.ExecContext(ctx, `DELETE FROM oi_rebuild WHERE tbl = ?`, source); err != nil {
 		return fmt.Errorf("outbox: discard rebuild of %s: %w", source, err)
 	}
-	return nil
+	if err := DeleteKeyFloors(ctx, db, NextFloors(source)); err != nil {
+		return err
+	}
+	// Its side file goes too, at once: should the transaction roll back,
+	// the rebuild builds a new one.
+	f, err := MainFile(ctx, db)
+	if err != nil {
+		return err
+	}
+	return RemoveSideFiles(f, source, "")
 }
 
 // DropTables drops the named tables (virtual ones with their shadow

@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,6 +54,16 @@ func relRebuildLeftovers(t *testing.T, db *sql.DB) []string {
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM oi_rebuild`).Scan(&pending))
 	if pending > 0 {
 		out = append(out, fmt.Sprintf("%d rows in oi_rebuild", pending))
+	}
+	// Side files (a rebuild of an integer-key table builds in one).
+	main, err := outbox.MainFile(ctx, db)
+	require.NoError(t, err)
+	entries, err := os.ReadDir(filepath.Dir(main))
+	require.NoError(t, err)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".oi-rebuild-") {
+			out = append(out, e.Name())
+		}
 	}
 	return out
 }
