@@ -73,6 +73,7 @@ type onlineState struct {
 	side         *sideFile
 	sideChunk    int
 	moveRows     int
+	catchRows    int
 	skip         map[int64]bool
 }
 
@@ -550,7 +551,7 @@ func (ix *Indexer) startRebuild(ctx context.Context, tx *sql.Tx, t *table) error
 		if err != nil {
 			return err
 		}
-		r := &outbox.RebuildState{Table: n, Spec: target, Phase: outbox.PhaseSide, Scanned: head, Total: total}
+		r := &outbox.RebuildState{Table: n, Spec: target, Phase: outbox.PhaseSide, Scanned: head, Total: total, Driver: ix.cfg.holder}
 		if err := outbox.SaveRebuild(ctx, tx, r); err != nil {
 			return err
 		}
@@ -588,7 +589,7 @@ func (ix *Indexer) startRebuild(ctx context.Context, tx *sql.Tx, t *table) error
 			}
 		}
 	}
-	r := &outbox.RebuildState{Table: n, Spec: target, Phase: phase, Total: total}
+	r := &outbox.RebuildState{Table: n, Spec: target, Phase: phase, Total: total, Driver: ix.cfg.holder}
 	if err := outbox.SaveRebuild(ctx, tx, r); err != nil {
 		return err
 	}

@@ -231,11 +231,24 @@ func sideTables(ctx context.Context, db outbox.DB, schema string) ([]string, err
 
 // sideState is the progress a side file records.
 type sideState struct {
-	after    any // last key copied (int64), nil before the first range
-	scanned  int64
-	done     int64
-	finished bool
+	after   any // last key copied (int64), nil before the first range
+	scanned int64
+	done    int64
+	stage   int64 // sideCopying, sideMerging or sideReady
 }
+
+// Stages of a side file: its key ranges are being copied; its FTS5 index
+// is being merged (off the main file's lock, so that the first writes
+// after the move do not meet a level of segments due for merging); it is
+// ready to move.
+const (
+	sideCopying = iota
+	sideMerging
+	sideReady
+)
+
+// sideMergePages is the FTS5 merge work of one side step.
+const sideMergePages = 2000
 
 func readSideState(ctx context.Context, tx *sql.Tx) (sideState, error) {
 	var st sideState
@@ -259,7 +272,7 @@ func readSideState(ctx context.Context, tx *sql.Tx) (sideState, error) {
 		case "done":
 			st.done = n
 		case "finished":
-			st.finished = n != 0
+			st.stage = n
 		}
 	}
 	return st, rows.Err()
@@ -281,7 +294,12 @@ func (ix *Indexer) sideStep(ctx context.Context, r *outbox.RebuildState, t, mt *
 	if err != nil {
 		return err
 	}
-	st, err := ix.sideCopy(ctx, sf, t, mt)
+	var st sideState
+	err = ix.retry(ctx, func(ctx context.Context) error {
+		var err error
+		st, err = ix.sideCopy(ctx, sf, t, mt)
+		return err
+	})
 	if err != nil {
 		ix.closeSide()
 		return err
@@ -296,7 +314,7 @@ func (ix *Indexer) sideStep(ctx context.Context, r *outbox.RebuildState, t, mt *
 				return errSideGone
 			}
 			cur.Done, cur.Driver = st.done, ix.cfg.holder
-			if st.finished {
+			if st.stage == sideReady {
 				cur.Phase, cur.Total, cur.After = outbox.PhaseMove, st.done, nil
 			}
 			*r = *cur
@@ -319,9 +337,34 @@ func (ix *Indexer) sideCopy(ctx context.Context, sf *sideFile, t, mt *table) (si
 		return sideState{}, err
 	}
 	defer tx.Rollback()
+	// The side file's write lock first (another indexer may step the
+	// rebuild too, after its driver went silent): waited for on the busy
+	// timeout, and taken before this transaction reads anything.
+	if _, err := tx.ExecContext(ctx, `UPDATE main.oi_side SET v = v WHERE k = 'spec'`); err != nil {
+		return sideState{}, err
+	}
 	st, err := readSideState(ctx, tx)
-	if err != nil || st.finished {
+	if err != nil || st.stage == sideReady {
 		return st, err
+	}
+	if st.stage == sideMerging {
+		more := false
+		for _, s := range mt.sinks {
+			if m, ok := s.(outbox.Merger); ok {
+				did, err := m.Merge(ctx, tx, sideMergePages)
+				if err != nil {
+					return st, err
+				}
+				more = more || did
+			}
+		}
+		if !more {
+			st.stage = sideReady
+			if _, err := tx.ExecContext(ctx, `UPDATE main.oi_side SET v = ? WHERE k = 'finished'`, st.stage); err != nil {
+				return st, err
+			}
+		}
+		return st, tx.Commit()
 	}
 	// The log head of the snapshot this transaction reads the main file
 	// at (its first read of the main file starts it).
@@ -358,16 +401,15 @@ func (ix *Indexer) sideCopy(ctx context.Context, sf *sideFile, t, mt *table) (si
 		rangeHi = hi.(int64)
 		st.after = hi
 	}
-	st.scanned, st.done, st.finished = head, st.done+rows, last
+	st.scanned, st.done = head, st.done+rows
+	if last {
+		st.stage = sideMerging
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO main.oi_side_ranges (hi, head) VALUES (?, ?)`, rangeHi, head); err != nil {
 		return st, err
 	}
-	finished := 0
-	if last {
-		finished = 1
-	}
 	if _, err := tx.ExecContext(ctx, `UPDATE main.oi_side SET v = CASE k WHEN 'after' THEN ? WHEN 'scanned' THEN ? WHEN 'done' THEN ? WHEN 'finished' THEN ? ELSE v END`,
-		st.after, st.scanned, st.done, finished); err != nil {
+		st.after, st.scanned, st.done, st.stage); err != nil {
 		return st, err
 	}
 	return st, tx.Commit()
@@ -407,6 +449,13 @@ func (ix *Indexer) withSideAttached(ctx context.Context, r *outbox.RebuildState,
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	// Copy the frames the step wrote into the database file now, on this
+	// connection: left in the WAL, they would be copied by whichever
+	// commit crosses the auto-checkpoint threshold next, often the
+	// application's.
+	if _, err := conn.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+		ix.log.Debug("rebuild: checkpoint", "err", err)
 	}
 	return nil
 }
@@ -468,6 +517,11 @@ func (ix *Indexer) moveStep(ctx context.Context, tx *sql.Tx, r *outbox.RebuildSt
 	budget := ix.workBudget()
 	t0 := time.Now()
 	for cur.Table < len(names) && time.Since(t0) < budget {
+		if cur.Key == nil {
+			// A new table: its rows may be far larger than the last
+			// one's (a vec0 chunk is 1,000 vectors).
+			ix.online.moveRows = 1
+		}
 		ts := time.Now()
 		n, more, err := copyRows(ctx, tx, names[cur.Table], &cur.Key, ix.online.moveRows)
 		if err != nil {
@@ -734,8 +788,13 @@ func (ix *Indexer) catchUpStep(ctx context.Context, tx *sql.Tx, r *outbox.Rebuil
 	}
 	budget := ix.workBudget()
 	t0 := time.Now()
+	if ix.online.catchRows <= 0 {
+		ix.online.catchRows = 64
+	}
 	for r.Scanned < head && time.Since(t0) < budget {
-		raws, err := outbox.ReadRawEvents(ctx, tx, r.Scanned, ix.cfg.batchSize)
+		tb0 := time.Now()
+		n := min(ix.online.catchRows, ix.cfg.batchSize)
+		raws, err := outbox.ReadRawEvents(ctx, tx, r.Scanned, n)
 		if err != nil {
 			return false, err
 		}
@@ -768,7 +827,7 @@ func (ix *Indexer) catchUpStep(ctx context.Context, tx *sql.Tx, r *outbox.Rebuil
 			// Keys applied while later events of theirs remain get key
 			// floors of the new generation's own (see outbox.NextFloors).
 			var floorAt int64
-			if len(raws) == ix.cfg.batchSize && raws[len(raws)-1].ID < head {
+			if len(raws) == n && raws[len(raws)-1].ID < head {
 				floorAt = head
 			}
 			if err := ix.applyTable(ctx, tx, mt, keys, outbox.ApplyOptions{KeepKeyMap: true}, outbox.NextFloors(r.Table), floorAt, nil); err != nil {
@@ -790,6 +849,7 @@ func (ix *Indexer) catchUpStep(ctx context.Context, tx *sql.Tx, r *outbox.Rebuil
 			}
 		}
 		r.Scanned = min(raws[len(raws)-1].ID, head)
+		ix.online.catchRows = int(tune(int64(n), time.Since(tb0), budget/2, 16, int64(ix.cfg.batchSize)))
 	}
 	return r.Scanned >= head, nil
 }

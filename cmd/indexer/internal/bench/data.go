@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/outboxindexer/outboxindexer/cmd/indexer/internal/bench/limits"
@@ -25,7 +26,13 @@ func Docs(n int) []Doc { return limits.Docs(n) }
 
 // Open opens a database file in dir with the recommended DSN.
 func Open(dir string) (*gorm.DB, error) {
-	db, err := gorm.Open(engine.Dialector(engine.DSN(filepath.Join(dir, "bench.db"))), &gorm.Config{Logger: logger.Discard})
+	dsn := engine.DSN(filepath.Join(dir, "bench.db"))
+	// Extra DSN parameters for experiments, e.g.
+	// OI_BENCH_DSN_EXTRA='_pragma=wal_autocheckpoint(0)' (docs/PERFORMANCE.md).
+	if x := os.Getenv("OI_BENCH_DSN_EXTRA"); x != "" {
+		dsn += "&" + x
+	}
+	db, err := gorm.Open(engine.Dialector(dsn), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		return nil, fmt.Errorf("bench: open: %w", err)
 	}
