@@ -28,9 +28,8 @@ func TestRebuildStepAdaptsToOtherWriters(t *testing.T) {
 	ix.adapt(ctx, false)
 	require.Equal(t, 20*time.Millisecond, ix.stepBudget())
 
-	watch, err := sqlDB.Conn(ctx)
-	require.NoError(t, err)
-	t.Cleanup(func() { watch.Close() })
+	watch := &versionWatch{db: sqlDB}
+	t.Cleanup(watch.close)
 	ix.online.watch, ix.online.step, ix.online.quietSince = watch, 0, time.Time{}
 	ix.online.chunk, ix.online.pages, ix.online.scan = 400, 400, 40000
 

@@ -262,6 +262,36 @@ func TestRunWakes(t *testing.T) {
 	e.check()
 }
 
+// A worker over a pool of one connection (SetMaxOpenConns(1)) applies what
+// another process writes: it does not keep the pool's only connection to
+// watch data_version between polls (it reads the log on every tick
+// instead), which would leave its own transactions none.
+func TestRunOnOneConnectionPool(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbox.ModeInTable, outbox.ModeContentless)
+	e.sql.SetMaxOpenConns(1)
+	ix := e.indexer(indexer.WithPollInterval(2 * time.Millisecond))
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ix.Run(ctx) }()
+	other := testdb.Open(t, e.path)
+	for i := int64(1); i <= 3; i++ {
+		require.NoError(t, other.Transaction(func(tx *gorm.DB) error {
+			require.NoError(t, tx.Create(&Doc{ID: 90 + i, Title: fmt.Sprintf("from elsewhere %d", i)}).Error)
+			return outbox.Append(e.ctx, tx.Statement.ConnPool.(outbox.DB), []outbox.Event{{Table: "docs", Key: 90 + i, Op: outbox.OpInsert, Vec: []byte{}}})
+		}))
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Eventually(t, func() bool {
+		st, err := ix.Status(e.ctx)
+		return err == nil && st.Head == 3 && st.Applied == 3 && st.Pending == 0
+	}, 10*time.Second, 5*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	e.check()
+}
+
 func TestStatusAndRetention(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, outbox.ModeExternal, outbox.ModeInTable)

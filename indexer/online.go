@@ -53,10 +53,10 @@ type onlineState struct {
 	// while there is one, this indexer drives rebuilds even when another
 	// one drove the last step.
 	foreground int
-	// watch is the connection a foreground Rebuild reads PRAGMA
-	// data_version on (nil otherwise) to notice other connections' commits
-	// between steps; see adapt.
-	watch *sql.Conn
+	// watch is what a foreground Rebuild reads PRAGMA data_version on
+	// (nil otherwise) to notice other connections' commits between steps;
+	// see adapt.
+	watch *versionWatch
 	// version is watch's data_version after the last step, haveVersion
 	// whether it was read; quietSince is when the last sign of another
 	// writer was seen; step is the lock budget of the next step.
@@ -112,11 +112,8 @@ func (ix *Indexer) dataVersion(ctx context.Context) (int64, bool) {
 	if ix.online.watch == nil {
 		return 0, false
 	}
-	var v int64
-	if err := ix.online.watch.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
-		return 0, false
-	}
-	return v, true
+	v, ok, err := ix.online.watch.read(ctx)
+	return v, ok && err == nil
 }
 
 // othersCommitted reports whether another connection committed since the
@@ -277,14 +274,10 @@ func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
 	defer ix.ckpt.wait()
 	var started []string
 	// A connection of its own to notice other writers by (see adapt);
-	// without it the rebuild keeps the configured step. Not from a small
-	// pool (SetMaxOpenConns): holding one of its connections could leave
-	// none for the steps.
-	var watch *sql.Conn
-	if m := ix.db.Stats().MaxOpenConnections; m == 0 || m >= 4 {
-		if c, err := ix.db.Conn(ctx); err == nil {
-			watch = c
-		}
+	// without it (a small pool) the rebuild keeps the configured step.
+	var watch *versionWatch
+	if watchable(ix.db) {
+		watch = &versionWatch{db: ix.db}
 	}
 	ix.applyMu.Lock()
 	ix.online.foreground++
@@ -303,7 +296,7 @@ func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
 		}
 		ix.applyMu.Unlock()
 		if watch != nil {
-			watch.Close()
+			watch.close()
 		}
 	}()
 	// A previous rebuild of these tables that only has its old generation

@@ -2,7 +2,6 @@ package indexer
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -63,29 +62,9 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		defer cancel()
 	}
 
-	var conn *sql.Conn
+	watch := &versionWatch{db: ix.db}
+	defer watch.close()
 	var version int64 = -1
-	dataVersion := func() (int64, error) {
-		if conn == nil {
-			c, err := ix.db.Conn(ctx)
-			if err != nil {
-				return 0, err
-			}
-			conn = c
-		}
-		var v int64
-		if err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
-			conn.Close()
-			conn = nil
-			return 0, err
-		}
-		return v, nil
-	}
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
 
 	ticker := time.NewTicker(ix.cfg.pollInterval)
 	defer ticker.Stop()
@@ -140,7 +119,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		case <-ix.wake:
 			work = true
 		case <-ticker.C:
-			v, err := dataVersion()
+			v, ok, err := watch.read(ctx)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -149,7 +128,11 @@ func (ix *Indexer) Run(ctx context.Context) error {
 				work = true
 				continue
 			}
-			if v != version {
+			if !ok {
+				// A small pool (SetMaxOpenConns) is not watched: look at
+				// the log on every tick.
+				work = true
+			} else if v != version {
 				version = v
 				work = true
 				ix.ckpt.kick(ix.db, ix.log)
