@@ -156,6 +156,15 @@ func RunOnlineRebuild(ctx context.Context, dir string, n, rate int, offlineWrite
 	quiet := time.Now()
 	time.Sleep(3 * time.Second)
 	ws0 := app.window(quiet, time.Now())
+	if os.Getenv("OI_BENCH_DEBUG") != "" {
+		app.mu.Lock()
+		for _, x := range app.writes {
+			if !x.due.Before(quiet) && x.lat > 25*time.Millisecond {
+				log("slow write with no rebuild due %s lat %v", x.due.Format("15:04:05.000"), x.lat)
+			}
+		}
+		app.mu.Unlock()
+	}
 	rep.BaseP50, rep.BaseP99, rep.BaseMax = pct(ws0.lat, 0.5), pct(ws0.lat, 0.99), pct(ws0.lat, 1)
 
 	if rep.Rows, err = countInt(count); err != nil {
