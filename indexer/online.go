@@ -72,6 +72,7 @@ type onlineState struct {
 	mainFileRead bool
 	side         *sideFile
 	sideChunk    int
+	sideScan     int64
 	moveRows     int
 	catchRows    int
 	skip         map[int64]bool
@@ -529,10 +530,6 @@ func (ix *Indexer) startRebuild(ctx context.Context, tx *sql.Tx, t *table) error
 			return fmt.Errorf("rebuild %s: sidecar %s cannot be rebuilt online", n, s.Name())
 		}
 	}
-	var total int64
-	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+outbox.Quote(n)).Scan(&total); err != nil {
-		return fmt.Errorf("rebuild %s: count rows: %w", n, err)
-	}
 	mainFile, err := ix.mainFile(ctx)
 	if err != nil {
 		return err
@@ -540,16 +537,18 @@ func (ix *Indexer) startRebuild(ctx context.Context, tx *sql.Tx, t *table) error
 	if sideEligible(mainFile, t.spec) {
 		// Built in a side file (side.go): nothing is created in the main
 		// file before the move; compaction keeps the log above the head.
+		// The first side step counts the rows (off the write lock: a
+		// count of a million rows takes most of a second).
 		head, err := outbox.Head(ctx, tx)
 		if err != nil {
 			return err
 		}
-		r := &outbox.RebuildState{Table: n, Spec: target, Phase: outbox.PhaseSide, Scanned: head, Total: total, Driver: ix.cfg.holder}
+		r := &outbox.RebuildState{Table: n, Spec: target, Phase: outbox.PhaseSide, Scanned: head, Driver: ix.cfg.holder}
 		if err := outbox.SaveRebuild(ctx, tx, r); err != nil {
 			return err
 		}
 		ix.online.skip = nil
-		ix.log.Info("rebuild: started online, in a side file", "table", n, "rows", total, "sidecars", sinkNames(mt), "side", outbox.SideFile(mainFile, n, r.StartedAt))
+		ix.log.Info("rebuild: started online, in a side file", "table", n, "sidecars", sinkNames(mt), "side", outbox.SideFile(mainFile, n, r.StartedAt))
 		return nil
 	}
 	for _, s := range mt.sinks {
@@ -568,6 +567,10 @@ func (ix *Indexer) startRebuild(ctx context.Context, tx *sql.Tx, t *table) error
 				return err
 			}
 		}
+	}
+	var total int64
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+outbox.Quote(n)).Scan(&total); err != nil {
+		return fmt.Errorf("rebuild %s: count rows: %w", n, err)
 	}
 	phase := outbox.PhaseCopy
 	if len(mt.vecs) > 0 {

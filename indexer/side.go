@@ -204,7 +204,7 @@ func (sf *sideFile) init(ctx context.Context, raw string, mt *table) error {
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO main.oi_side (k, v) VALUES ('spec', ?), ('after', NULL), ('scanned', 0), ('done', 0), ('finished', 0)`, raw); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO main.oi_side (k, v) VALUES ('spec', ?), ('after', NULL), ('scanned', 0), ('done', 0), ('total', 0), ('finished', 0)`, raw); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -234,6 +234,7 @@ type sideState struct {
 	after   any // last key copied (int64), nil before the first range
 	scanned int64
 	done    int64
+	total   int64 // source rows counted by the first step (0 before)
 	stage   int64 // sideCopying, sideMerging or sideReady
 }
 
@@ -252,7 +253,7 @@ const sideMergePages = 2000
 
 func readSideState(ctx context.Context, tx *sql.Tx) (sideState, error) {
 	var st sideState
-	rows, err := tx.QueryContext(ctx, `SELECT k, v FROM main.oi_side WHERE k IN ('after', 'scanned', 'done', 'finished')`)
+	rows, err := tx.QueryContext(ctx, `SELECT k, v FROM main.oi_side WHERE k IN ('after', 'scanned', 'done', 'total', 'finished')`)
 	if err != nil {
 		return st, err
 	}
@@ -271,6 +272,8 @@ func readSideState(ctx context.Context, tx *sql.Tx) (sideState, error) {
 			st.scanned = n
 		case "done":
 			st.done = n
+		case "total":
+			st.total = n
 		case "finished":
 			st.stage = n
 		}
@@ -313,7 +316,7 @@ func (ix *Indexer) sideStep(ctx context.Context, r *outbox.RebuildState, t, mt *
 			if !ok || cur.Phase != outbox.PhaseSide || !cur.StartedAt.Equal(r.StartedAt) {
 				return errSideGone
 			}
-			cur.Done, cur.Driver = st.done, ix.cfg.holder
+			cur.Done, cur.Total, cur.Driver = st.done, max(st.total, st.done), ix.cfg.holder
 			if st.stage == sideReady {
 				cur.Phase, cur.Total, cur.After = outbox.PhaseMove, st.done, nil
 			}
@@ -374,10 +377,36 @@ func (ix *Indexer) sideCopy(ctx context.Context, sf *sideFile, t, mt *table) (si
 		coalesce((SELECT max(id) FROM `+srcSchema+`.oi_events), 0))`).Scan(&head); err != nil {
 		return st, fmt.Errorf("rebuild %s: side: log head: %w", t.spec.Source, err)
 	}
+	if st.after == nil && st.total == 0 {
+		// The row count, for progress (an estimate: rows come and go).
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+srcSchema+`.`+outbox.Quote(t.spec.Source)).Scan(&st.total); err != nil {
+			return st, fmt.Errorf("rebuild %s: count rows: %w", t.spec.Source, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE main.oi_side SET v = ? WHERE k = 'total'`, st.total); err != nil {
+			return st, err
+		}
+	}
 	states := outbox.VecStatesTable(t.spec.Source)
 	if len(mt.vecs) > 0 && head > st.scanned {
-		if err := ix.foldStates(ctx, tx, mt, states, st.scanned, head); err != nil {
+		// The log is folded into the vector states in id ranges sized to
+		// the step (the first fold reads the whole retained log: seconds
+		// at a million rows, and a driver silent that long is taken
+		// over); a range is copied only once the states reach the head.
+		if ix.online.sideScan <= 0 {
+			ix.online.sideScan = 50000
+		}
+		hi := min(st.scanned+ix.online.sideScan, head)
+		t0 := time.Now()
+		if err := ix.foldStates(ctx, tx, mt, states, st.scanned, hi); err != nil {
 			return st, err
+		}
+		ix.online.sideScan = tune(ix.online.sideScan, time.Since(t0), sideStepBudget, 1000, 1<<24)
+		if hi < head {
+			st.scanned = hi
+			if _, err := tx.ExecContext(ctx, `UPDATE main.oi_side SET v = ? WHERE k = 'scanned'`, st.scanned); err != nil {
+				return st, err
+			}
+			return st, tx.Commit()
 		}
 	}
 	if ix.online.sideChunk <= 0 {
