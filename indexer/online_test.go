@@ -20,7 +20,16 @@ import (
 )
 
 // onlineSteps makes an online rebuild take many small steps.
-func onlineSteps() indexer.Option { return indexer.WithRebuildStep(time.Millisecond) }
+// onlineSteps makes an online rebuild take many short steps: 1 ms each,
+// 5 ms under the race detector (where every statement runs many times
+// slower, and 1 ms steps made a rebuild of a few hundred rows take
+// minutes).
+func onlineSteps() indexer.Option {
+	if raceEnabled {
+		return indexer.WithRebuildStep(5 * time.Millisecond)
+	}
+	return indexer.WithRebuildStep(time.Millisecond)
+}
 
 // leftovers lists the tables of generations that are not live and the
 // rebuild bookkeeping that remain.
@@ -190,15 +199,17 @@ func TestOnlineRebuildFollowsWrites(t *testing.T) {
 			// Compaction runs meanwhile (another indexer's): the side
 			// file's catch-up still finds every event it needs.
 			compactor := e.indexer()
+			steps := 0
 			ix2 := e.indexer(onlineSteps(), indexer.WithProgress(func(p indexer.Progress) {
 				phases = append(phases, p.Phase)
 				write()
-				if p.Table == "docs" && p.Phase != outbox.PhaseDrop {
+				if steps++; p.Table == "docs" && p.Phase != outbox.PhaseDrop && steps%5 == 0 {
 					_, err := compactor.Compact(e.ctx)
 					require.NoError(t, err)
 				}
 			}))
 			require.NoError(t, ix2.Rebuild(e.ctx))
+			t.Logf("phases: %v", countPhases(phases))
 			// docs (integer keys) is built in a side file, notes (text
 			// keys) in the main file.
 			for _, p := range []string{outbox.PhaseMove, outbox.PhaseCatchUp, outbox.PhaseCopy, outbox.PhaseDrop} {
@@ -297,7 +308,7 @@ func TestOnlineRebuildResumes(t *testing.T) {
 	// rebuild over (a Drain returns while the old generation waits for
 	// its drop grace; the next one drops it).
 	d := e.indexer(onlineSteps())
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(10 * time.Minute) // minutes under -race
 	for len(e.leftovers()) > 0 {
 		require.True(t, time.Now().Before(deadline), "the rebuild did not finish: %v", e.leftovers())
 		e.drain(d)
@@ -389,4 +400,12 @@ func TestOnlineRebuildQueriesNameTheSidecar(t *testing.T) {
 	q, _, err := vecsink.KNNSQL[Doc](e.ctx, e.db, vec(7), 3)
 	require.NoError(t, err)
 	require.Contains(t, q, `"docs_vec__g1" AS "docs_vec"`)
+}
+
+func countPhases(ps []string) map[string]int {
+	m := map[string]int{}
+	for _, p := range ps {
+		m[p]++
+	}
+	return m
 }

@@ -489,6 +489,11 @@ func (ix *Indexer) withSideAttached(ctx context.Context, r *outbox.RebuildState,
 	return nil
 }
 
+// minMoveWork is the least copying a move step does: below it, the
+// step's attach, commit and checkpoint cost more than its copy (with a
+// 1 ms step, a move took thousands of steps).
+const minMoveWork = 5 * time.Millisecond
+
 // moveCursor is the position of the move: the index of the table being
 // copied (in sideTables order) and the key of the last row copied of it.
 type moveCursor struct {
@@ -543,7 +548,7 @@ func (ix *Indexer) moveStep(ctx context.Context, tx *sql.Tx, r *outbox.RebuildSt
 	if ix.online.moveRows <= 0 {
 		ix.online.moveRows = 16
 	}
-	budget := ix.workBudget()
+	budget := max(ix.workBudget(), minMoveWork)
 	t0 := time.Now()
 	for cur.Table < len(names) && time.Since(t0) < budget {
 		if cur.Key == nil {
@@ -557,7 +562,7 @@ func (ix *Indexer) moveStep(ctx context.Context, tx *sql.Tx, r *outbox.RebuildSt
 			return false, fmt.Errorf("rebuild %s: move %s: %w", r.Table, names[cur.Table], err)
 		}
 		if n > 0 {
-			ix.online.moveRows = int(tune(int64(ix.online.moveRows), time.Since(ts), budget/4, 1, 1<<16))
+			ix.online.moveRows = int(tune(int64(ix.online.moveRows), time.Since(ts), budget/2, 1, 1<<16))
 		}
 		if !more {
 			cur = moveCursor{Table: cur.Table + 1}
