@@ -156,7 +156,14 @@ func (ix *Indexer) checkOpen() error {
 // inTx runs fn in a write transaction (BEGIN IMMEDIATE whatever the DSN
 // says) and commits it, or rolls it back if fn fails.
 func (ix *Indexer) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := ix.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
+	return inTxOn(ctx, ix.db, fn)
+}
+
+// inTxOn is inTx on b: the pool or one of its connections.
+func inTxOn(ctx context.Context, b interface {
+	BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+}, fn func(tx *sql.Tx) error) error {
+	tx, err := b.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

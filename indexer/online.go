@@ -831,40 +831,14 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 	switch r.Phase {
 	case outbox.PhaseSide:
 		return false, nil, nil // stepped in its side file (sideDue)
-	case outbox.PhaseMove:
-		t1 := time.Now()
-		moved, err := ix.moveStep(ctx, tx, r, mt)
-		ix.online.copyTime = time.Since(t1)
+	case outbox.PhaseMove, outbox.PhaseCatchUp:
+		err := ix.fromSideStep(ctx, tx, r, t, mt)
 		if errors.Is(err, errSideGone) {
 			ix.log.Warn("rebuild: the side file is gone; starting over", "table", r.Table, "err", err)
 			return true, nil, ix.startRebuild(ctx, tx, t)
 		}
 		if err != nil {
 			return false, nil, err
-		}
-		if moved {
-			r.Phase, r.After = outbox.PhaseCatchUp, nil
-		}
-	case outbox.PhaseCatchUp:
-		tc := time.Now()
-		if err := ix.catchUpTx(ctx, tx); err != nil {
-			return false, nil, err
-		}
-		ix.online.catchUpTime = time.Since(tc)
-		t1 := time.Now()
-		caught, err := ix.catchUpStep(ctx, tx, r, mt)
-		ix.online.copyTime = time.Since(t1)
-		if errors.Is(err, errSideGone) {
-			ix.log.Warn("rebuild: the side file is gone; starting over", "table", r.Table, "err", err)
-			return true, nil, ix.startRebuild(ctx, tx, t)
-		}
-		if err != nil {
-			return false, nil, err
-		}
-		if caught {
-			if err := ix.swap(ctx, tx, r, t, mt); err != nil {
-				return false, nil, err
-			}
 		}
 	case outbox.PhaseScan:
 		head, err := outbox.Head(ctx, tx)

@@ -468,16 +468,8 @@ func (ix *Indexer) withSideAttached(ctx context.Context, r *outbox.RebuildState,
 			conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
-	tx, err := conn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
+	if err := inTxOn(ctx, conn, fn); err != nil {
 		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
 	}
 	// Copy the frames the step wrote into the database file now, on this
 	// connection: left in the WAL, they would be copied by whichever
@@ -487,6 +479,34 @@ func (ix *Indexer) withSideAttached(ctx context.Context, r *outbox.RebuildState,
 		ix.log.Debug("rebuild: checkpoint", "err", err)
 	}
 	return nil
+}
+
+// fromSideStep does one step of the phases that follow the side file's,
+// in tx: the move of the side file's tables into the main file, then the
+// catch-up, whose last step swaps. It fails with errSideGone when the
+// side file is missing or incomplete.
+func (ix *Indexer) fromSideStep(ctx context.Context, tx *sql.Tx, r *outbox.RebuildState, t, mt *table) error {
+	if r.Phase == outbox.PhaseMove {
+		t1 := time.Now()
+		moved, err := ix.moveStep(ctx, tx, r, mt)
+		ix.online.copyTime = time.Since(t1)
+		if err == nil && moved {
+			r.Phase, r.After = outbox.PhaseCatchUp, nil
+		}
+		return err
+	}
+	tc := time.Now()
+	if err := ix.catchUpTx(ctx, tx); err != nil {
+		return err
+	}
+	ix.online.catchUpTime = time.Since(tc)
+	t1 := time.Now()
+	caught, err := ix.catchUpStep(ctx, tx, r, mt)
+	ix.online.copyTime = time.Since(t1)
+	if err != nil || !caught {
+		return err
+	}
+	return ix.swap(ctx, tx, r, t, mt)
 }
 
 // minMoveWork is the least copying a move step does: below it, the

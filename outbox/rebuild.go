@@ -236,29 +236,20 @@ func (r *RebuildState) BuildingTables() []string {
 // table during a rebuild leaves nothing behind. Run it in a write
 // transaction.
 func DiscardRebuild(ctx context.Context, db DB, source string) error {
-	r, ok, err := LoadRebuild(ctx, db, source)
-	if err != nil {
-		// An unreadable row still has to go: drop what can be named.
-		if _, derr := db.ExecContext(ctx, `DELETE FROM oi_rebuild WHERE tbl = ?`, source); derr != nil {
-			return errors.Join(err, derr)
-		}
-		if err := DropTables(ctx, db, VecStatesTable(source)); err != nil {
-			return err
-		}
-		f, err := MainFile(ctx, db)
-		if err != nil {
-			return err
-		}
-		return RemoveSideFiles(f, source, "")
-	}
-	if !ok {
+	r, ok, loadErr := LoadRebuild(ctx, db, source)
+	if loadErr == nil && !ok {
 		return nil
 	}
-	if err := DropTables(ctx, db, r.BuildingTables()...); err != nil {
-		return err
+	// An unreadable row still has to go: drop what can be named.
+	tables := []string{VecStatesTable(source)}
+	if loadErr == nil {
+		tables = r.BuildingTables()
+	}
+	if err := DropTables(ctx, db, tables...); err != nil {
+		return errors.Join(loadErr, err)
 	}
 	if _, err := db.ExecContext(ctx, `DELETE FROM oi_rebuild WHERE tbl = ?`, source); err != nil {
-		return fmt.Errorf("outbox: discard rebuild of %s: %w", source, err)
+		return errors.Join(loadErr, fmt.Errorf("outbox: discard rebuild of %s: %w", source, err))
 	}
 	if err := DeleteKeyFloors(ctx, db, NextFloors(source)); err != nil {
 		return err

@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -151,4 +152,36 @@ func TestShrinkTable(t *testing.T) {
 	require.Equal(t, 3000, count("docs_fts__g1_docsize"), "the other generation is untouched")
 	_, err := db.Exec(`INSERT INTO docs_fts__g1(docs_fts__g1, rank) VALUES ('integrity-check', 1)`)
 	require.NoError(t, err)
+}
+
+// A rebuild row that cannot be read (a spec this version cannot parse)
+// still goes, with the vector-state table, the new generation's key floors
+// and the side files that can be named without it.
+func TestDiscardUnreadableRebuild(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlDB(t)
+	require.NoError(t, outbox.EnsureSchema(ctx, db))
+	now := time.Now().UnixNano()
+	_, err := db.Exec(`INSERT INTO oi_rebuild (tbl, spec, phase, scanned, done, total, started_at, updated_at) VALUES ('articles', '{not json', 'side', 0, 0, 0, ?, ?)`, now, now)
+	require.NoError(t, err)
+	_, err = db.Exec(`CREATE TABLE ` + outbox.VecStatesTable("articles") + ` (field, key, id)`)
+	require.NoError(t, err)
+	_, _, err = outbox.LoadRebuild(ctx, db, "articles")
+	require.Error(t, err, "the row is unreadable")
+	main, err := outbox.MainFile(ctx, db)
+	require.NoError(t, err)
+	side := outbox.SideFile(main, "articles", time.Unix(0, now))
+	require.NoError(t, os.WriteFile(side, []byte("x"), 0o600))
+
+	require.NoError(t, outbox.DiscardRebuild(ctx, db, "articles"))
+	var n int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM oi_rebuild`).Scan(&n))
+	require.Zero(t, n)
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = ?`, outbox.VecStatesTable("articles")).Scan(&n))
+	require.Zero(t, n)
+	require.NoFileExists(t, side)
+	pending, err := outbox.RebuildPending(ctx, db)
+	require.NoError(t, err)
+	require.False(t, pending)
 }

@@ -31,7 +31,7 @@ func New(v0 Xenv) *Module {
 	m.memImp = v0.Xmemory()
 	m.memory = m.memImp.Slice()
 	m.t0 = v0.X__indirect_function_table()
-	m.elements = [][]any{{fn77, fn77, m.fn79, m.fn98, m.fn99, m.fn100, m.fn101, m.fn102, m.fn103, m.fn104, m.fn105, m.fn106, m.fn107, m.fn108, m.fn109, m.fn110, m.fn111, m.fn112, m.fn113, m.fn114, m.fn116, m.fn118, m.fn119, m.fn120, m.fn121, m.fn122, m.fn123, m.fn124, m.fn125, m.fn126, m.fn127, m.fn128, m.fn129, fn130, m.fn131, fn130, fn130, m.fn132, m.fn133, m.fn134, m.fn135, m.fn136, m.fn137, m.fn138, m.fn139, m.fn140, m.fn141, m.fn142}}
+	m.elements = [][]any{{fn80, fn80, m.fn82, m.fn101, m.fn102, m.fn103, m.fn104, m.fn105, m.fn106, m.fn107, m.fn108, m.fn109, m.fn110, m.fn111, m.fn112, m.fn113, m.fn114, m.fn115, m.fn116, m.fn117, m.fn119, m.fn121, m.fn122, m.fn123, m.fn124, m.fn125, m.fn126, m.fn127, m.fn128, m.fn129, m.fn130, m.fn131, m.fn132, fn133, m.fn134, fn133, fn133, m.fn135, m.fn136, m.fn137, m.fn138, m.fn139, m.fn140, m.fn141, m.fn142, m.fn143, m.fn144, m.fn145}}
 	table_init(*m.t0, m.elements[0], int32(m.g2), 0, len(m.elements[0]))
 	m.elements[0] = nil
 	memory_init(*m.memory, data[0:15100], uint32(m.g1), 0, len(data[0:15100]))
@@ -40,7 +40,7 @@ func New(v0 Xenv) *Module {
 	}); ok {
 		i.Init(m)
 	}
-	m.fn76()
+	m.fn79()
 	return m
 }
 
@@ -280,73 +280,73 @@ func (m *Module) fn52(v0 int32) float64 {
 func (m *Module) fn53(v0, v1 int32) int32 {
 	return m._env.Xsqlite3_column_blob(v0, v1)
 }
-func (m *Module) fn54(v0, v1 int32) int32 {
+func (m *Module) fn57(v0, v1 int32) int32 {
 	return m._env.Xsqlite3_vtab_in_first(v0, v1)
 }
-func (m *Module) fn55(v0, v1 int32) int32 {
+func (m *Module) fn58(v0, v1 int32) int32 {
 	return m._env.Xsqlite3_vtab_in_next(v0, v1)
 }
-func (m *Module) fn56(v0, v1, v2, v3 int32) int32 {
+func (m *Module) fn59(v0, v1, v2, v3 int32) int32 {
 	return m._env.Xsqlite3_blob_write(v0, v1, v2, v3)
 }
-func (m *Module) fn57(v0, v1, v2, v3, v4 int32) int32 {
+func (m *Module) fn60(v0, v1, v2, v3, v4 int32) int32 {
 	return m._env.Xsqlite3_bind_text(v0, v1, v2, v3, v4)
 }
-func (m *Module) fn58(v0 int32) int32 {
+func (m *Module) fn61(v0 int32) int32 {
 	return m._env.Xsqlite3_value_nochange(v0)
 }
-func (m *Module) fn59(v0, v1, v2, v3, v4, v5, v6, v7, v8 int32) int32 {
+func (m *Module) fn62(v0, v1, v2, v3, v4, v5, v6, v7, v8 int32) int32 {
 	return m._env.Xsqlite3_create_function_v2(v0, v1, v2, v3, v4, v5, v6, v7, v8)
 }
-func (m *Module) fn60(v0, v1, v2, v3, v4 int32) int32 {
+func (m *Module) fn63(v0, v1, v2, v3, v4 int32) int32 {
 	return m._env.Xsqlite3_create_module_v2(v0, v1, v2, v3, v4)
 }
-func (m *Module) fn61(v0 int32) int32 {
+func (m *Module) fn64(v0 int32) int32 {
 	return m._env.Xsqlite3_user_data(v0)
 }
-func (m *Module) fn62(v0, v1, v2 int32) {
+func (m *Module) fn65(v0, v1, v2 int32) {
 	m._env.Xsqlite3_result_error(v0, v1, v2)
 }
-func (m *Module) fn63(v0 int32) int32 {
+func (m *Module) fn66(v0 int32) int32 {
 	return m._env.Xsqlite3_context_db_handle(v0)
 }
-func (m *Module) fn64(v0 int32) int32 {
+func (m *Module) fn67(v0 int32) int32 {
 	return m._env.Xsqlite3_str_length(v0)
 }
-func (m *Module) fn65(v0, v1 int32) {
+func (m *Module) fn68(v0, v1 int32) {
 	m._env.Xsqlite3_result_subtype(v0, v1)
 }
-func (m *Module) fn66(v0, v1, v2, v3 int32) {
+func (m *Module) fn69(v0, v1, v2, v3 int32) {
 	m._env.Xsqlite3_result_blob(v0, v1, v2, v3)
 }
-func (m *Module) fn67(v0, v1 int32) {
+func (m *Module) fn70(v0, v1 int32) {
 	m._env.Xsqlite3_result_error_code(v0, v1)
 }
-func (m *Module) fn68(v0, v1 int32) int32 {
+func (m *Module) fn71(v0, v1 int32) int32 {
 	return m._env.Xsqlite3_stricmp(v0, v1)
 }
-func (m *Module) fn69() int32 {
+func (m *Module) fn72() int32 {
 	return m._env.Xsqlite3_libversion_number()
 }
-func (m *Module) fn70(v0, v1, v2 int32) int32 {
+func (m *Module) fn73(v0, v1, v2 int32) int32 {
 	return m._env.Xsqlite3_vtab_in(v0, v1, v2)
 }
-func (m *Module) fn71(v0, v1, v2 int32) {
+func (m *Module) fn74(v0, v1, v2 int32) {
 	m._env.Xsqlite3_str_appendchar(v0, v1, v2)
 }
-func (m *Module) fn72(v0 int32) int32 {
+func (m *Module) fn75(v0 int32) int32 {
 	return m._env.Xsqlite3_vtab_nochange(v0)
 }
-func (m *Module) fn73(v0 int32) {
+func (m *Module) fn76(v0 int32) {
 	m._env.Xsqlite3_result_null(v0)
 }
-func (m *Module) fn74(v0, v1 int32) int32 {
+func (m *Module) fn77(v0, v1 int32) int32 {
 	return m._env.Xsqlite3_declare_vtab(v0, v1)
 }
-func (m *Module) fn75(v0, v1, v2 int32) int32 {
+func (m *Module) fn78(v0, v1, v2 int32) int32 {
 	return m._env.Xsqlite3_bind_int(v0, v1, v2)
 }
-func (m *Module) fn76() {
+func (m *Module) fn79() {
 	var v0, v1, v2, v3, v4 int32
 	v0 = m.g1
 	store32(*m.memory, uint64(uint32(v0+i32(14416))), uint32(v0+i32(8775)))
@@ -474,9 +474,9 @@ func (m *Module) fn76() {
 	store32(*m.memory, uint64(uint32(v0+i32(15088))), uint32(v0+i32(1014)))
 	store32(*m.memory, uint64(uint32(v0+i32(15092))), uint32(v0+i32(8320)))
 }
-func fn77(v0 int32) {
+func fn80(v0 int32) {
 }
-func (m *Module) fn78(v0, v1, v2 int32) {
+func (m *Module) fn81(v0, v1, v2 int32) {
 	var v3 int32
 	t0 := *m.g0
 	v3 = t0 - i32(16)
@@ -488,10 +488,10 @@ func (m *Module) fn78(v0, v1, v2 int32) {
 	store32(*m.memory, uint64(uint32(v0))+8, uint32(t2))
 	*m.g0 = v3 + i32(16)
 }
-func (m *Module) fn79(v0 int32) {
+func (m *Module) fn82(v0 int32) {
 	m.fn0(v0)
 }
-func (m *Module) fn80(v0, v1 int32) int32 {
+func (m *Module) fn83(v0, v1 int32) int32 {
 	var v2, v3, v4 int32
 	{
 		t0 := int32(load32(*m.memory, uint64(uint32(v0))+4))
@@ -525,7 +525,7 @@ l0:
 	store32(*m.memory, uint64(uint32(v0))+4, uint32(t10+i32(1)))
 	return i32(0)
 }
-func (m *Module) fn81(v0, v1, v2, v3, v4, v5 int32) int32 {
+func (m *Module) fn84(v0, v1, v2, v3, v4, v5 int32) int32 {
 	var v6, v7 int32
 	t0 := *m.g0
 	v7 = t0 - i32(16)
@@ -561,7 +561,7 @@ func (m *Module) fn81(v0, v1, v2, v3, v4, v5 int32) int32 {
 					store32(*m.memory, uint64(uint32(v5)), uint32(t7))
 					goto l7
 				case 2:
-					t8 := m.fn83(v0, v1, v2, v4, v5)
+					t8 := m.fn86(v0, v1, v2, v4, v5)
 					v0 = t8
 					if v0 != 0 {
 						goto l5
@@ -579,7 +579,7 @@ func (m *Module) fn81(v0, v1, v2, v3, v4, v5 int32) int32 {
 				}
 			}
 		l0:
-			t2 := m.fn82(v0, v1, v2, v4, v5)
+			t2 := m.fn85(v0, v1, v2, v4, v5)
 			v0 = t2
 			if v0 != 0 {
 				goto l5
@@ -599,7 +599,7 @@ l5:
 	*m.g0 = v7 + i32(16)
 	return v0
 }
-func (m *Module) fn82(v0, v1, v2, v3, v4 int32) int32 {
+func (m *Module) fn85(v0, v1, v2, v3, v4 int32) int32 {
 	var v5, v6, v7, v8, v9, v10, v11, v12 int32
 	var v13 float64
 	t0 := *m.g0
@@ -829,7 +829,7 @@ l7:
 	*m.g0 = v7 + i32(32)
 	return v5
 }
-func (m *Module) fn83(v0, v1, v2, v3, v4 int32) int32 {
+func (m *Module) fn86(v0, v1, v2, v3, v4 int32) int32 {
 	var v5, v6, v7, v8, v9, v10, v11, v12, v13, v14 int32
 	t0 := *m.g0
 	v11 = t0 - i32(16)
@@ -1046,7 +1046,7 @@ l4:
 	*m.g0 = v11 + i32(16)
 	return v9
 }
-func (m *Module) fn84(v0, v1, v2, v3, v4, v5, v6, v7, v8 int32) int32 {
+func (m *Module) fn87(v0, v1, v2, v3, v4, v5, v6, v7, v8 int32) int32 {
 	var v9, v10 int32
 	t0 := *m.g0
 	v9 = t0 - i32(80)
@@ -1054,7 +1054,7 @@ func (m *Module) fn84(v0, v1, v2, v3, v4, v5, v6, v7, v8 int32) int32 {
 	store32(*m.memory, uint64(uint32(v9))+60, uint32(i32(0)))
 	var p1 int32
 	{
-		t2 := m.fn81(v0, v2, v9+i32(68), v9+i32(76), v9+i32(56), v9+i32(60))
+		t2 := m.fn84(v0, v2, v9+i32(68), v9+i32(76), v9+i32(56), v9+i32(60))
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v9))+60))
 			t4 := v9
@@ -1066,7 +1066,7 @@ func (m *Module) fn84(v0, v1, v2, v3, v4, v5, v6, v7, v8 int32) int32 {
 			p1 = i32(1)
 			goto l0
 		}
-		t6 := m.fn81(v1, v3, v9-i32(-64), v9+i32(72), v9+i32(52), v9+i32(60))
+		t6 := m.fn84(v1, v3, v9-i32(-64), v9+i32(72), v9+i32(52), v9+i32(60))
 		if t6 != 0 {
 			t7 := int32(load32(*m.memory, uint64(uint32(v9))+60))
 			t8 := v9
@@ -1151,7 +1151,7 @@ l0:
 	*m.g0 = v9 + i32(80)
 	return v0
 }
-func (m *Module) fn85(v0, v1, v2 int32) int32 {
+func (m *Module) fn88(v0, v1, v2 int32) int32 {
 	var v3, v4, v5, v6, v7, v8 int32
 	v3 = i32(1)
 	if uint32(v0) >= uint32(v1) {
@@ -1275,7 +1275,7 @@ l8:
 l0:
 	return v3
 }
-func (m *Module) fn86(v0 int32) {
+func (m *Module) fn89(v0 int32) {
 	var v1, v2, v3 int32
 	t0 := int32(load32(*m.memory, uint64(uint32(v0))+1196))
 	_ = m.fn15(t0)
@@ -1326,7 +1326,7 @@ func (m *Module) fn86(v0 int32) {
 		}
 	}
 }
-func (m *Module) fn87(v0 int32, v1 int64, v2, v3, v4 int32) int32 {
+func (m *Module) fn90(v0 int32, v1 int64, v2, v3, v4 int32) int32 {
 	var v5, v6, v7, v8 int32
 	t0 := *m.g0
 	v7 = t0 - i32(16)
@@ -1404,7 +1404,7 @@ func (m *Module) fn87(v0 int32, v1 int64, v2, v3, v4 int32) int32 {
 		}
 	}
 l1:
-	m.fn78(v0, m.g1+i32(769), i32(0))
+	m.fn81(v0, m.g1+i32(769), i32(0))
 l0:
 	t19 := int32(load32(*m.memory, uint64(uint32(v6))))
 	_ = m.fn22(t19)
@@ -1413,7 +1413,7 @@ l0:
 	*m.g0 = v7 + i32(16)
 	return v5
 }
-func (m *Module) fn88(v0, v1, v2 int32) int32 {
+func (m *Module) fn91(v0, v1, v2 int32) int32 {
 	var v3, v4 int32
 	t0 := *m.g0
 	v3 = t0 - i32(16)
@@ -1469,7 +1469,7 @@ l0:
 	*m.g0 = v3 + i32(16)
 	return v0
 }
-func (m *Module) fn89(v0 int32, v1 int64, v2, v3, v4 int32) int32 {
+func (m *Module) fn92(v0 int32, v1 int64, v2, v3, v4 int32) int32 {
 	var v5, v6 int32
 	var v7 int64
 	t0 := *m.g0
@@ -1477,14 +1477,14 @@ func (m *Module) fn89(v0 int32, v1 int64, v2, v3, v4 int32) int32 {
 	*m.g0 = v5
 	store32(*m.memory, uint64(uint32(v5))+44, uint32(i32(0)))
 	{
-		t1 := m.fn87(v0, v1, i32(0), v5+i32(56), v5+i32(48))
+		t1 := m.fn90(v0, v1, i32(0), v5+i32(56), v5+i32(48))
 		v6 = t1
 		switch v6 {
 		default:
 			goto l1
 		case 16:
 			store64(*m.memory, uint64(uint32(v5)), uint64(v1))
-			m.fn78(v0, m.g1+i32(5555), v5)
+			m.fn81(v0, m.g1+i32(5555), v5)
 			v6 = i32(16)
 			goto l1
 		case 0:
@@ -1495,7 +1495,7 @@ func (m *Module) fn89(v0 int32, v1 int64, v2, v3, v4 int32) int32 {
 			t6 := m.fn29(t2, t3, t4, m.g1+i32(1063), t5, i32(0), v5+i32(44))
 			if t6 != 0 {
 				store64(*m.memory, uint64(uint32(v5))+32, uint64(v1))
-				m.fn78(v0, m.g1+i32(5718), v5+i32(32))
+				m.fn81(v0, m.g1+i32(5718), v5+i32(32))
 				v6 = i32(1)
 				goto l1
 			}
@@ -1531,7 +1531,7 @@ func (m *Module) fn89(v0 int32, v1 int64, v2, v3, v4 int32) int32 {
 			if t12 != 0 {
 				m.fn0(v6)
 				store64(*m.memory, uint64(uint32(v5))+16, uint64(v1))
-				m.fn78(v0, m.g1+i32(5655), v5+i32(16))
+				m.fn81(v0, m.g1+i32(5655), v5+i32(16))
 				v6 = i32(1)
 				goto l1
 			}
@@ -1553,19 +1553,19 @@ l1:
 	if v2 == 0 {
 		goto l7
 	}
-	m.fn78(v0, m.g1+i32(3503), i32(0))
+	m.fn81(v0, m.g1+i32(3503), i32(0))
 	v6 = v2
 l7:
 	*m.g0 = v5 - i32(-64)
 	return v6
 }
-func (m *Module) fn90(v0 int32, v1 int64, v2, v3 int32) int32 {
+func (m *Module) fn93(v0 int32, v1 int64, v2, v3 int32) int32 {
 	var v4, v5 int32
 	t0 := *m.g0
 	v4 = t0 - i32(32)
 	*m.g0 = v4
 	{
-		t1 := m.fn87(v0, v1, i32(0), v4+i32(24), v4+i32(16))
+		t1 := m.fn90(v0, v1, i32(0), v4+i32(24), v4+i32(16))
 		v5 = t1
 		if v5 != 0 {
 			goto l0
@@ -1614,7 +1614,7 @@ l0:
 	*m.g0 = v4 + i32(32)
 	return v5
 }
-func (m *Module) fn91(v0 int32, v1 int64, v2, v3 int32) int32 {
+func (m *Module) fn94(v0 int32, v1 int64, v2, v3 int32) int32 {
 	var v4 int32
 	var v5 int64
 	t0 := *m.g0
@@ -1664,14 +1664,14 @@ l0:
 	*m.g0 = v4 + i32(16)
 	return v0
 }
-func (m *Module) fn92(v0 int32, v1 int64, v2, v3 int32) int32 {
+func (m *Module) fn95(v0 int32, v1 int64, v2, v3 int32) int32 {
 	var v4, v5 int32
 	var v6 int64
 	t0 := *m.g0
 	v4 = t0 + i32(-64)
 	*m.g0 = v4
 	{
-		t1 := m.fn87(v0, v1, i32(0), v4+i32(56), v4+i32(48))
+		t1 := m.fn90(v0, v1, i32(0), v4+i32(56), v4+i32(48))
 		v5 = t1
 		if v5 != 0 {
 			goto l0
@@ -1785,7 +1785,7 @@ l0:
 	*m.g0 = v4 - i32(-64)
 	return v5
 }
-func (m *Module) fn93(v0, v1, v2 int32) int32 {
+func (m *Module) fn96(v0, v1, v2 int32) int32 {
 	var v3, v4, v5, v6 int32
 	t0 := *m.g0
 	v4 = t0 - i32(48)
@@ -1812,7 +1812,7 @@ func (m *Module) fn93(v0, v1, v2 int32) int32 {
 			if v3 == 0 {
 				goto l0
 			}
-			m.fn78(v0, m.g1+i32(928), i32(0))
+			m.fn81(v0, m.g1+i32(928), i32(0))
 			goto l1
 		}
 	l0:
@@ -1830,7 +1830,7 @@ func (m *Module) fn93(v0, v1, v2 int32) int32 {
 			if t11 == i32(2067) {
 				t12 := int32(load32(*m.memory, uint64(uint32(v0))+40))
 				store32(*m.memory, uint64(uint32(v4)), uint32(t12))
-				m.fn78(v0, m.g1+i32(323), v4)
+				m.fn81(v0, m.g1+i32(323), v4)
 				v3 = i32(1)
 				goto l1
 			}
@@ -1838,7 +1838,7 @@ func (m *Module) fn93(v0, v1, v2 int32) int32 {
 			t14 := m.fn41(t13)
 			t15 := m.fn42(t14)
 			store32(*m.memory, uint64(uint32(v4))+16, uint32(t15))
-			m.fn78(v0, m.g1+i32(2109), v4+i32(16))
+			m.fn81(v0, m.g1+i32(2109), v4+i32(16))
 			v3 = i32(1)
 			goto l1
 		}
@@ -1857,7 +1857,7 @@ l1:
 	*m.g0 = v4 + i32(48)
 	return v3
 }
-func (m *Module) fn94(v0 int32) {
+func (m *Module) fn97(v0 int32) {
 	var v1 int32
 	if v0 != 0 {
 		t0 := int32(load32(*m.memory, uint64(uint32(v0))+8))
@@ -1925,7 +1925,7 @@ func (m *Module) fn94(v0 int32) {
 		store32(*m.memory, uint64(uint32(v0)), uint32(i32(0)))
 	}
 }
-func (m *Module) fn95(v0 int32) {
+func (m *Module) fn98(v0 int32) {
 	var v1, v2 int32
 	t0 := int32(load32(*m.memory, uint64(uint32(v0))+8))
 	v1 = t0
@@ -1966,13 +1966,13 @@ func (m *Module) fn95(v0 int32) {
 	t9 := int32(load32(*m.memory, uint64(uint32(v0))+16))
 	v1 = t9
 	if v1 != 0 {
-		m.fn94(v1)
+		m.fn97(v1)
 		t10 := int32(load32(*m.memory, uint64(uint32(v0))+16))
 		m.fn0(t10)
 		store32(*m.memory, uint64(uint32(v0))+16, uint32(i32(0)))
 	}
 }
-func (m *Module) fn96(v0, v1, v2 int32, v3 int64, v4, v5 int32) int32 {
+func (m *Module) fn99(v0, v1, v2 int32, v3 int64, v4, v5 int32) int32 {
 	var v6, v7 int32
 	var v8 int64
 	t0 := *m.g0
@@ -2026,7 +2026,7 @@ l0:
 	*m.g0 = v6 + i32(16)
 	return v0
 }
-func (m *Module) fn97(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
+func (m *Module) fn100(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
 	var v7, v8, v9, v10 int32
 	t0 := *m.g0
 	v7 = t0 - i32(128)
@@ -2053,7 +2053,7 @@ func (m *Module) fn97(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
 				}
 				t5 := int64(load64(*m.memory, uint64(uint32(v0+v1*i32(12)+i32(1004)))))
 				store64(*m.memory, uint64(uint32(v7))+32, uint64(i64_rotl(t5, i64(32))))
-				m.fn78(v0, m.g1+i32(1434), v7+i32(32))
+				m.fn81(v0, m.g1+i32(1434), v7+i32(32))
 				goto l5
 			case 1:
 				t6 := m.fn5(v5)
@@ -2079,7 +2079,7 @@ func (m *Module) fn97(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
 				store32(*m.memory, uint64(uint32(t10))+56, uint32(p11))
 				store32(*m.memory, uint64(uint32(v7))+52, uint32(v8))
 				store32(*m.memory, uint64(uint32(v7))+48, uint32(v1))
-				m.fn78(v0, m.g1+i32(1772), v7+i32(48))
+				m.fn81(v0, m.g1+i32(1772), v7+i32(48))
 				v8 = i32(1)
 				goto l5
 			case 2:
@@ -2106,7 +2106,7 @@ func (m *Module) fn97(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
 				store32(*m.memory, uint64(uint32(t17))+72, uint32(p18))
 				store32(*m.memory, uint64(uint32(v7))+68, uint32(v8))
 				store32(*m.memory, uint64(uint32(v7))+64, uint32(v1))
-				m.fn78(v0, m.g1+i32(1713), v7-i32(-64))
+				m.fn81(v0, m.g1+i32(1713), v7-i32(-64))
 				v8 = i32(1)
 				goto l5
 			case 3:
@@ -2133,7 +2133,7 @@ func (m *Module) fn97(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
 				store32(*m.memory, uint64(uint32(t24))+88, uint32(p25))
 				store32(*m.memory, uint64(uint32(v7))+84, uint32(v8))
 				store32(*m.memory, uint64(uint32(v7))+80, uint32(v1))
-				m.fn78(v0, m.g1+i32(1656), v7+i32(80))
+				m.fn81(v0, m.g1+i32(1656), v7+i32(80))
 				v8 = i32(1)
 				goto l5
 			}
@@ -2174,19 +2174,19 @@ func (m *Module) fn97(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
 			}
 			(*m.memory)[uint64(uint32(t36))+96] = byte(p38)
 			t39 := int32(load32(*m.memory, uint64(uint32(v7))+124))
-			_ = m.fn56(t39, v7+i32(96), i32(1), v1)
+			_ = m.fn59(t39, v7+i32(96), i32(1), v1)
 			goto l10
 		case 1:
 			t41 := m.fn51(v5)
 			store64(*m.memory, uint64(uint32(v7))+96, uint64(t41))
 			t42 := int32(load32(*m.memory, uint64(uint32(v7))+124))
-			_ = m.fn56(t42, v7+i32(96), i32(8), int32(v4)<<3)
+			_ = m.fn59(t42, v7+i32(96), i32(8), int32(v4)<<3)
 			goto l10
 		case 2:
 			t44 := m.fn52(v5)
 			store64(*m.memory, uint64(uint32(v7))+96, math.Float64bits(t44))
 			t45 := int32(load32(*m.memory, uint64(uint32(v7))+124))
-			_ = m.fn56(t45, v7+i32(96), i32(8), int32(v4)<<3)
+			_ = m.fn59(t45, v7+i32(96), i32(8), int32(v4)<<3)
 			goto l10
 		case 3:
 			t47 := int32(load32(*m.memory, uint64(uint32(v7))+124))
@@ -2213,7 +2213,7 @@ func (m *Module) fn97(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
 			}
 			memory_copy(*m.memory, uint32(t53), uint32(t54), uint32(p52))
 			t55 := int32(load32(*m.memory, uint64(uint32(v7))+124))
-			_ = m.fn56(t55, v8, i32(16), v10)
+			_ = m.fn59(t55, v8, i32(16), v10)
 			if v5 >= i32(13) {
 				t57 := int64(load64(*m.memory, uint64(uint32(v0))+36))
 				store64(*m.memory, uint64(uint32(v7)), uint64(t57))
@@ -2246,7 +2246,7 @@ func (m *Module) fn97(v0, v1 int32, v2, v3, v4 int64, v5, v6 int32) int32 {
 				t65 := int32(load32(*m.memory, uint64(uint32(v7))+92))
 				_ = m.fn17(t65, i32(1), v2)
 				t67 := int32(load32(*m.memory, uint64(uint32(v7))+92))
-				_ = m.fn57(t67, i32(2), v9, v5, i32(0))
+				_ = m.fn60(t67, i32(2), v9, v5, i32(0))
 				t69 := int32(load32(*m.memory, uint64(uint32(v7))+92))
 				t70 := m.fn18(t69)
 				v0 = t70
@@ -2298,11 +2298,11 @@ l5:
 	*m.g0 = v7 + i32(128)
 	return v8
 }
-func (m *Module) fn98(v0, v1, v2 int32) {
-	t0 := m.fn61(v0)
+func (m *Module) fn101(v0, v1, v2 int32) {
+	t0 := m.fn64(v0)
 	m.fn34(v0, t0, i32(-1), i32(0))
 }
-func (m *Module) fn99(v0, v1, v2 int32) {
+func (m *Module) fn102(v0, v1, v2 int32) {
 	var v3, v4 float32
 	var v5, v6 int32
 	t0 := *m.g0
@@ -2313,177 +2313,12 @@ func (m *Module) fn99(v0, v1, v2 int32) {
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
 		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-		t3 := m.fn84(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
+		t3 := m.fn87(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
 		if t3 != 0 {
 			t4 := int32(load32(*m.memory, uint64(uint32(v1))+8))
 			t5 := v0
 			v0 = t4
-			m.fn62(t5, v0, i32(-1))
-			m.fn0(v0)
-			goto l0
-		}
-		{
-			t7 := v0
-			var p6 float64
-			{
-				t8 := int32(load32(*m.memory, uint64(uint32(v1))+4))
-				switch t8 - i32(223) {
-				default:
-					goto l4
-				case 1:
-					m.fn62(v0, m.g1+i32(9310), i32(-1))
-					goto l4
-				case 0:
-					t9 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-					v5 = t9
-					if v5 == 0 {
-						p6 = float64(0)
-						goto l5
-					}
-					_ = float64(0)
-					v6 = v5 & i32(3)
-					t10 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-					v2 = t10
-					t11 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-					v0 = t11
-					if uint32(v5-i32(1)) < uint32(i32(3)) {
-						goto l6
-					}
-					v5 = v5 & i32(-4)
-				l7:
-					{
-						t12 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(12)))))
-						t13 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(12)))))
-						v3 = float32(t12 - t13)
-						t14 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(8)))))
-						t15 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(8)))))
-						t16 := float32(v3 * v3)
-						v3 = float32(t14 - t15)
-						t17 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(4)))))
-						t18 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(4)))))
-						t19 := float32(v3 * v3)
-						v3 = float32(t17 - t18)
-						t20 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
-						t21 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-						t22 := float32(v3 * v3)
-						v3 = float32(t20 - t21)
-						v4 = float32(t16 + float32(t19+float32(t22+float32(float32(v3*v3)+v4))))
-						v0 = v0 + i32(16)
-						v2 = v2 + i32(16)
-						v5 = v5 - i32(4)
-						if v5 != 0 {
-							goto l7
-						}
-					}
-					goto l6
-				case 2:
-					t23 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-					t24 := v0
-					v5 = t23
-					var p25 float64
-					if v5 != 0 {
-						v6 = v5 & i32(3)
-						t26 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-						v2 = t26
-						t27 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-						v0 = t27
-						if uint32(v5-i32(1)) >= uint32(i32(3)) {
-							v5 = v5 & i32(-4)
-						l8:
-							{
-								t28 := int32(int8((*m.memory)[uint64(uint32(v2+i32(3)))]))
-								t29 := int32(int8((*m.memory)[uint64(uint32(v0+i32(3)))]))
-								v3 = float32(t28 - t29)
-								t30 := int32(int8((*m.memory)[uint64(uint32(v2+i32(2)))]))
-								t31 := int32(int8((*m.memory)[uint64(uint32(v0+i32(2)))]))
-								t32 := float32(v3 * v3)
-								v3 = float32(t30 - t31)
-								t33 := int32(int8((*m.memory)[uint64(uint32(v2+i32(1)))]))
-								t34 := int32(int8((*m.memory)[uint64(uint32(v0+i32(1)))]))
-								t35 := float32(v3 * v3)
-								v3 = float32(t33 - t34)
-								t36 := int32(int8((*m.memory)[uint64(uint32(v2))]))
-								t37 := int32(int8((*m.memory)[uint64(uint32(v0))]))
-								t38 := float32(v3 * v3)
-								v3 = float32(t36 - t37)
-								v4 = float32(t32 + float32(t35+float32(t38+float32(float32(v3*v3)+v4))))
-								v0 = v0 + i32(4)
-								v2 = v2 + i32(4)
-								v5 = v5 - i32(4)
-								if v5 != 0 {
-									goto l8
-								}
-							}
-						}
-						if v6 != 0 {
-						l9:
-							{
-								t39 := int32(int8((*m.memory)[uint64(uint32(v2))]))
-								t40 := int32(int8((*m.memory)[uint64(uint32(v0))]))
-								v3 = float32(t39 - t40)
-								v4 = float32(float32(v3*v3) + v4)
-								v2 = v2 + i32(1)
-								v0 = v0 + i32(1)
-								v6 = v6 - i32(1)
-								if v6 != 0 {
-									goto l9
-								}
-							}
-						}
-						p25 = float64(v4)
-					} else {
-						p25 = float64(0)
-					}
-					m.fn33(t24, float64(float32(math.Sqrt(p25))))
-					goto l4
-				}
-			}
-		l6:
-			if v6 != 0 {
-			l10:
-				{
-					t41 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
-					t42 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-					v3 = float32(t41 - t42)
-					v4 = float32(float32(v3*v3) + v4)
-					v2 = v2 + i32(4)
-					v0 = v0 + i32(4)
-					v6 = v6 - i32(1)
-					if v6 != 0 {
-						goto l10
-					}
-				}
-			}
-			p6 = float64(v4)
-		l5:
-			m.fn33(t7, float64(float32(math.Sqrt(p6))))
-		}
-	l4:
-		t43 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-		t44 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-		(*m.t0)[uint(t44)].(func(int32))(t43)
-		t45 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-		t46 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-		(*m.t0)[uint(t46)].(func(int32))(t45)
-	}
-l0:
-	*m.g0 = v1 + i32(32)
-}
-func (m *Module) fn100(v0, v1, v2 int32) {
-	var v3, v4, v5, v6 int32
-	var v7 float64
-	t0 := *m.g0
-	v1 = t0 - i32(32)
-	*m.g0 = v1
-	{
-		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-		t3 := m.fn84(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
-		if t3 != 0 {
-			t4 := int32(load32(*m.memory, uint64(uint32(v1))+8))
-			t5 := v0
-			v0 = t4
-			m.fn62(t5, v0, i32(-1))
+			m.fn65(t5, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
@@ -2493,115 +2328,187 @@ func (m *Module) fn100(v0, v1, v2 int32) {
 			default:
 				goto l4
 			case 1:
-				m.fn62(v0, m.g1+i32(9363), i32(-1))
+				m.fn65(v0, m.g1+i32(9310), i32(-1))
 				goto l4
 			case 0:
-				t7 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-				v5 = t7
-				if v5 == 0 {
-					m.fn33(v0, float64(0))
-					goto l4
-				}
-				t8 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-				v2 = t8
-				t9 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-				v4 = t9
-				if v5 != i32(1) {
-					v3 = v5 & i32(-2)
-				l5:
-					{
-						t10 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
-						t11 := math.Float32frombits(load32(*m.memory, uint64(uint32(v4))))
-						t12 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(4)))))
-						t13 := math.Float32frombits(load32(*m.memory, uint64(uint32(v4+i32(4)))))
-						v7 = float64(float64(v7+math.Abs(float64(float64(t10)-float64(t11)))) + math.Abs(float64(float64(t12)-float64(t13))))
-						v4 = v4 + i32(8)
-						v2 = v2 + i32(8)
-						v3 = v3 - i32(2)
-						if v3 != 0 {
-							goto l5
-						}
-					}
-				}
-				t15 := v0
-				var p14 float64
-				if v5&i32(1) != 0 {
-					t16 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
-					t17 := math.Float32frombits(load32(*m.memory, uint64(uint32(v4))))
-					p14 = float64(v7 + math.Abs(float64(float64(t16)-float64(t17))))
-				} else {
-					p14 = v7
-				}
-				m.fn33(t15, p14)
+				t7 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+				t8 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+				t9 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+				t10 := m._oi_l2_f32(t7, t8, t9)
+				m.fn33(v0, float64(t10))
 				goto l4
 			case 2:
-				{
-					t18 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-					v3 = t18
-					if v3 == 0 {
-						v3 = i32(0)
-						goto l6
-					}
-					v6 = v3 & i32(1)
-					t19 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-					v2 = t19
-					t20 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-					v4 = t20
-					if v3 == i32(1) {
-						v3 = i32(0)
-						goto l7
-					}
-					v5 = v3 & i32(-2)
-					v3 = i32(0)
-				l8:
-					{
-						t21 := int32(int8((*m.memory)[uint64(uint32(v2))]))
-						t22 := int32(int8((*m.memory)[uint64(uint32(v4))]))
-						t23 := v3
-						v3 = t21 - t22
-						t24 := v3
-						v3 = v3 >> 31
-						t25 := int32(int8((*m.memory)[uint64(uint32(v2+i32(1)))]))
-						t26 := int32(int8((*m.memory)[uint64(uint32(v4+i32(1)))]))
-						t27 := t23 + (t24 + v3 ^ v3)
-						v3 = t25 - t26
-						t28 := v3
-						v3 = v3 >> 31
-						v3 = t27 + (t28 + v3 ^ v3)
-						v4 = v4 + i32(2)
-						v2 = v2 + i32(2)
-						v5 = v5 - i32(2)
-						if v5 != 0 {
-							goto l8
+				t11 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+				t12 := v0
+				v5 = t11
+				var p13 float64
+				if v5 != 0 {
+					v6 = v5 & i32(3)
+					t14 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+					v2 = t14
+					t15 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+					v0 = t15
+					if uint32(v5-i32(1)) >= uint32(i32(3)) {
+						v5 = v5 & i32(-4)
+					l5:
+						{
+							t16 := int32(int8((*m.memory)[uint64(uint32(v2+i32(3)))]))
+							t17 := int32(int8((*m.memory)[uint64(uint32(v0+i32(3)))]))
+							v3 = float32(t16 - t17)
+							t18 := int32(int8((*m.memory)[uint64(uint32(v2+i32(2)))]))
+							t19 := int32(int8((*m.memory)[uint64(uint32(v0+i32(2)))]))
+							t20 := float32(v3 * v3)
+							v3 = float32(t18 - t19)
+							t21 := int32(int8((*m.memory)[uint64(uint32(v2+i32(1)))]))
+							t22 := int32(int8((*m.memory)[uint64(uint32(v0+i32(1)))]))
+							t23 := float32(v3 * v3)
+							v3 = float32(t21 - t22)
+							t24 := int32(int8((*m.memory)[uint64(uint32(v2))]))
+							t25 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+							t26 := float32(v3 * v3)
+							v3 = float32(t24 - t25)
+							v4 = float32(t20 + float32(t23+float32(t26+float32(float32(v3*v3)+v4))))
+							v0 = v0 + i32(4)
+							v2 = v2 + i32(4)
+							v5 = v5 - i32(4)
+							if v5 != 0 {
+								goto l5
+							}
 						}
 					}
-				l7:
-					if v6 == 0 {
-						goto l6
+					if v6 != 0 {
+					l6:
+						{
+							t27 := int32(int8((*m.memory)[uint64(uint32(v2))]))
+							t28 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+							v3 = float32(t27 - t28)
+							v4 = float32(float32(v3*v3) + v4)
+							v2 = v2 + i32(1)
+							v0 = v0 + i32(1)
+							v6 = v6 - i32(1)
+							if v6 != 0 {
+								goto l6
+							}
+						}
 					}
-					t29 := int32(int8((*m.memory)[uint64(uint32(v2))]))
-					t30 := int32(int8((*m.memory)[uint64(uint32(v4))]))
-					v2 = t29 - t30
-					t31 := v2
-					v2 = v2 >> 31
-					v3 = t31 + v2 ^ v2 + v3
+					p13 = float64(v4)
+				} else {
+					p13 = float64(0)
 				}
-			l6:
-				m.fn32(v0, v3)
+				m.fn33(t12, float64(float32(math.Sqrt(p13))))
 			}
 		}
 	l4:
-		t32 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-		t33 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-		(*m.t0)[uint(t33)].(func(int32))(t32)
-		t34 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-		t35 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-		(*m.t0)[uint(t35)].(func(int32))(t34)
+		t29 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+		t30 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+		(*m.t0)[uint(t30)].(func(int32))(t29)
+		t31 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+		t32 := int32(load32(*m.memory, uint64(uint32(v1))+12))
+		(*m.t0)[uint(t32)].(func(int32))(t31)
 	}
 l0:
 	*m.g0 = v1 + i32(32)
 }
-func (m *Module) fn101(v0, v1, v2 int32) {
+func (m *Module) fn103(v0, v1, v2 int32) {
+	var v3, v4, v5, v6 int32
+	t0 := *m.g0
+	v1 = t0 - i32(32)
+	*m.g0 = v1
+	{
+		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
+		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
+		t3 := m.fn87(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
+		if t3 != 0 {
+			t4 := int32(load32(*m.memory, uint64(uint32(v1))+8))
+			t5 := v0
+			v0 = t4
+			m.fn65(t5, v0, i32(-1))
+			m.fn0(v0)
+			goto l0
+		}
+		{
+			t6 := int32(load32(*m.memory, uint64(uint32(v1))+4))
+			switch t6 - i32(223) {
+			default:
+				goto l4
+			case 1:
+				m.fn65(v0, m.g1+i32(9363), i32(-1))
+				goto l4
+			case 0:
+				t7 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+				t8 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+				t9 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+				t10 := m._oi_l1_f32(t7, t8, t9)
+				m.fn33(v0, t10)
+				goto l4
+			case 2:
+				{
+					t11 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+					v3 = t11
+					if v3 == 0 {
+						v3 = i32(0)
+						goto l5
+					}
+					v6 = v3 & i32(1)
+					t12 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+					v2 = t12
+					t13 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+					v4 = t13
+					if v3 == i32(1) {
+						v3 = i32(0)
+						goto l6
+					}
+					v5 = v3 & i32(-2)
+					v3 = i32(0)
+				l7:
+					{
+						t14 := int32(int8((*m.memory)[uint64(uint32(v2))]))
+						t15 := int32(int8((*m.memory)[uint64(uint32(v4))]))
+						t16 := v3
+						v3 = t14 - t15
+						t17 := v3
+						v3 = v3 >> 31
+						t18 := int32(int8((*m.memory)[uint64(uint32(v2+i32(1)))]))
+						t19 := int32(int8((*m.memory)[uint64(uint32(v4+i32(1)))]))
+						t20 := t16 + (t17 + v3 ^ v3)
+						v3 = t18 - t19
+						t21 := v3
+						v3 = v3 >> 31
+						v3 = t20 + (t21 + v3 ^ v3)
+						v4 = v4 + i32(2)
+						v2 = v2 + i32(2)
+						v5 = v5 - i32(2)
+						if v5 != 0 {
+							goto l7
+						}
+					}
+				l6:
+					if v6 == 0 {
+						goto l5
+					}
+					t22 := int32(int8((*m.memory)[uint64(uint32(v2))]))
+					t23 := int32(int8((*m.memory)[uint64(uint32(v4))]))
+					v2 = t22 - t23
+					t24 := v2
+					v2 = v2 >> 31
+					v3 = t24 + v2 ^ v2 + v3
+				}
+			l5:
+				m.fn32(v0, v3)
+			}
+		}
+	l4:
+		t25 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+		t26 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+		(*m.t0)[uint(t26)].(func(int32))(t25)
+		t27 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+		t28 := int32(load32(*m.memory, uint64(uint32(v1))+12))
+		(*m.t0)[uint(t28)].(func(int32))(t27)
+	}
+l0:
+	*m.g0 = v1 + i32(32)
+}
+func (m *Module) fn104(v0, v1, v2 int32) {
 	var v3, v4, v5, v6, v7, v8, v9 int32
 	t0 := *m.g0
 	v3 = t0 - i32(32)
@@ -2611,12 +2518,12 @@ func (m *Module) fn101(v0, v1, v2 int32) {
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
 		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-		t3 := m.fn84(t1, t2, v3+i32(28), v3+i32(24), v3+i32(4), v3+i32(20), v3+i32(16), v3+i32(12), v3+i32(8))
+		t3 := m.fn87(t1, t2, v3+i32(28), v3+i32(24), v3+i32(4), v3+i32(20), v3+i32(16), v3+i32(12), v3+i32(8))
 		if t3 != 0 {
 			t4 := int32(load32(*m.memory, uint64(uint32(v3))+8))
 			t5 := v0
 			v0 = t4
-			m.fn62(t5, v0, i32(-1))
+			m.fn65(t5, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
@@ -2705,10 +2612,10 @@ func (m *Module) fn101(v0, v1, v2 int32) {
 							}
 							goto l8
 						case 0:
-							m.fn62(v0, m.g1+i32(9476), i32(-1))
+							m.fn65(v0, m.g1+i32(9476), i32(-1))
 							goto l4
 						case 2:
-							m.fn62(v0, m.g1+i32(9416), i32(-1))
+							m.fn65(v0, m.g1+i32(9416), i32(-1))
 							goto l4
 						}
 					}
@@ -2756,10 +2663,10 @@ func (m *Module) fn101(v0, v1, v2 int32) {
 l0:
 	*m.g0 = v3 + i32(32)
 }
-func (m *Module) fn102(v0, v1, v2 int32) {
-	var v3, v4, v5, v6, v7, v8, v9 float32
-	var v10, v11, v12, v13, v14, v15 int32
-	var v16, v17 float64
+func (m *Module) fn105(v0, v1, v2 int32) {
+	var v3, v4, v5 float32
+	var v6, v7, v8, v9, v10, v11 int32
+	var v12, v13 float64
 	t0 := *m.g0
 	v1 = t0 - i32(32)
 	*m.g0 = v1
@@ -2768,163 +2675,110 @@ func (m *Module) fn102(v0, v1, v2 int32) {
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
 		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-		t3 := m.fn84(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
+		t3 := m.fn87(t1, t2, v1+i32(28), v1+i32(24), v1+i32(4), v1+i32(20), v1+i32(16), v1+i32(12), v1+i32(8))
 		if t3 != 0 {
 			t4 := int32(load32(*m.memory, uint64(uint32(v1))+8))
 			t5 := v0
 			v0 = t4
-			m.fn62(t5, v0, i32(-1))
+			m.fn65(t5, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
 		{
-			t7 := v0
-			var p6 float64
-			{
-				t8 := int32(load32(*m.memory, uint64(uint32(v1))+4))
-				switch t8 - i32(223) {
-				default:
-					goto l4
-				case 1:
-					m.fn62(v0, m.g1+i32(9253), i32(-1))
-					goto l4
-				case 0:
-					t9 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-					v10 = t9
-					if v10 == 0 {
-						p6 = float64(0)
-						goto l5
-					}
-					_ = float64(0)
-					v11 = v10 & i32(1)
-					t10 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-					v2 = t10
-					t11 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-					v0 = t11
-					if v10 == i32(1) {
-						goto l6
-					}
-					v10 = v10 & i32(-2)
-				l7:
-					{
-						t12 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(4)))))
-						v6 = t12
-						t13 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-						t14 := float32(v6 * v6)
-						v7 = t13
-						v4 = float32(t14 + float32(float32(v7*v7)+v4))
-						t15 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2+i32(4)))))
-						v8 = t15
-						t16 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
-						t17 := float32(v8 * v8)
-						v9 = t16
-						v5 = float32(t17 + float32(float32(v9*v9)+v5))
-						v3 = float32(float32(v8*v6) + float32(float32(v9*v7)+v3))
-						v0 = v0 + i32(8)
-						v2 = v2 + i32(8)
-						v10 = v10 - i32(2)
-						if v10 != 0 {
-							goto l7
-						}
-					}
-					goto l6
-				case 2:
-					t18 := int32(load32(*m.memory, uint64(uint32(v1))+20))
-					t19 := v0
-					v10 = t18
-					var p20 float64
-					if v10 != 0 {
-						t21 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-						v2 = t21
-						t22 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-						v0 = t22
-						if v10 != i32(1) {
-							v11 = v10 & i32(-2)
-						l8:
-							{
-								t23 := int32(int8((*m.memory)[uint64(uint32(v0))]))
-								t24 := v4
-								v12 = t23
-								t25 := int32(int8((*m.memory)[uint64(uint32(v0+i32(1)))]))
-								t26 := float32(t24 + float32(v12*v12))
-								v13 = t25
-								v4 = float32(t26 + float32(v13*v13))
-								t27 := int32(int8((*m.memory)[uint64(uint32(v2))]))
-								t28 := v5
-								v14 = t27
-								t29 := int32(int8((*m.memory)[uint64(uint32(v2+i32(1)))]))
-								t30 := float32(t28 + float32(v14*v14))
-								v15 = t29
-								v5 = float32(t30 + float32(v15*v15))
-								v3 = float32(float32(v3+float32(v12*v14)) + float32(v13*v15))
-								v0 = v0 + i32(2)
-								v2 = v2 + i32(2)
-								v11 = v11 - i32(2)
-								if v11 != 0 {
-									goto l8
-								}
+			t6 := int32(load32(*m.memory, uint64(uint32(v1))+4))
+			switch t6 - i32(223) {
+			default:
+				goto l4
+			case 1:
+				m.fn65(v0, m.g1+i32(9253), i32(-1))
+				goto l4
+			case 0:
+				t7 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+				t8 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+				t9 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+				t10 := m._oi_cosine_f32(t7, t8, t9)
+				m.fn33(v0, float64(t10))
+				goto l4
+			case 2:
+				t11 := int32(load32(*m.memory, uint64(uint32(v1))+20))
+				t12 := v0
+				v6 = t11
+				var p13 float64
+				if v6 != 0 {
+					t14 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+					v2 = t14
+					t15 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+					v0 = t15
+					if v6 != i32(1) {
+						v7 = v6 & i32(-2)
+					l5:
+						{
+							t16 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+							t17 := v4
+							v8 = t16
+							t18 := int32(int8((*m.memory)[uint64(uint32(v0+i32(1)))]))
+							t19 := float32(t17 + float32(v8*v8))
+							v9 = t18
+							v4 = float32(t19 + float32(v9*v9))
+							t20 := int32(int8((*m.memory)[uint64(uint32(v2))]))
+							t21 := v5
+							v10 = t20
+							t22 := int32(int8((*m.memory)[uint64(uint32(v2+i32(1)))]))
+							t23 := float32(t21 + float32(v10*v10))
+							v11 = t22
+							v5 = float32(t23 + float32(v11*v11))
+							v3 = float32(float32(v3+float32(v8*v10)) + float32(v9*v11))
+							v0 = v0 + i32(2)
+							v2 = v2 + i32(2)
+							v7 = v7 - i32(2)
+							if v7 != 0 {
+								goto l5
 							}
 						}
-						if v10&i32(1) != 0 {
-							t31 := int32(int8((*m.memory)[uint64(uint32(v0))]))
-							t32 := v4
-							v0 = t31
-							v4 = float32(t32 + float32(v0*v0))
-							t33 := int32(int8((*m.memory)[uint64(uint32(v2))]))
-							t34 := v5
-							v2 = t33
-							v5 = float32(t34 + float32(v2*v2))
-							v3 = float32(v3 + float32(v0*v2))
-						}
-						v16 = float64(v4)
-						v17 = float64(v5)
-						p20 = float64(v3)
-					} else {
-						p20 = float64(0)
 					}
-					m.fn33(t19, float64(float32(float64(float64(1)-float64(p20/float64(math.Sqrt(v17)*math.Sqrt(v16)))))))
-					goto l4
+					if v6&i32(1) != 0 {
+						t24 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+						t25 := v4
+						v0 = t24
+						v4 = float32(t25 + float32(v0*v0))
+						t26 := int32(int8((*m.memory)[uint64(uint32(v2))]))
+						t27 := v5
+						v2 = t26
+						v5 = float32(t27 + float32(v2*v2))
+						v3 = float32(v3 + float32(v0*v2))
+					}
+					v12 = float64(v4)
+					v13 = float64(v5)
+					p13 = float64(v3)
+				} else {
+					p13 = float64(0)
 				}
+				m.fn33(t12, float64(float32(float64(float64(1)-float64(p13/float64(math.Sqrt(v13)*math.Sqrt(v12)))))))
 			}
-		l6:
-			if v11 != 0 {
-				t35 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-				v6 = t35
-				v4 = float32(float32(v6*v6) + v4)
-				t36 := math.Float32frombits(load32(*m.memory, uint64(uint32(v2))))
-				v7 = t36
-				v5 = float32(float32(v7*v7) + v5)
-				v3 = float32(float32(v7*v6) + v3)
-			}
-			v16 = float64(v4)
-			v17 = float64(v5)
-			p6 = float64(v3)
-		l5:
-			m.fn33(t7, float64(float32(float64(float64(1)-float64(p6/float64(math.Sqrt(v17)*math.Sqrt(v16)))))))
 		}
 	l4:
-		t37 := int32(load32(*m.memory, uint64(uint32(v1))+28))
-		t38 := int32(load32(*m.memory, uint64(uint32(v1))+16))
-		(*m.t0)[uint(t38)].(func(int32))(t37)
-		t39 := int32(load32(*m.memory, uint64(uint32(v1))+24))
-		t40 := int32(load32(*m.memory, uint64(uint32(v1))+12))
-		(*m.t0)[uint(t40)].(func(int32))(t39)
+		t28 := int32(load32(*m.memory, uint64(uint32(v1))+28))
+		t29 := int32(load32(*m.memory, uint64(uint32(v1))+16))
+		(*m.t0)[uint(t29)].(func(int32))(t28)
+		t30 := int32(load32(*m.memory, uint64(uint32(v1))+24))
+		t31 := int32(load32(*m.memory, uint64(uint32(v1))+12))
+		(*m.t0)[uint(t31)].(func(int32))(t30)
 	}
 l0:
 	*m.g0 = v1 + i32(32)
 }
-func (m *Module) fn103(v0, v1, v2 int32) {
+func (m *Module) fn106(v0, v1, v2 int32) {
 	t0 := *m.g0
 	v1 = t0 - i32(32)
 	*m.g0 = v1
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn81(t1, v1+i32(28), v1+i32(24), v1+i32(12), v1+i32(20), v1+i32(16))
+		t2 := m.fn84(t1, v1+i32(28), v1+i32(24), v1+i32(12), v1+i32(20), v1+i32(16))
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v1))+16))
 			t4 := v0
 			v0 = t3
-			m.fn62(t4, v0, i32(-1))
+			m.fn65(t4, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
@@ -2937,18 +2791,18 @@ func (m *Module) fn103(v0, v1, v2 int32) {
 l0:
 	*m.g0 = v1 + i32(32)
 }
-func (m *Module) fn104(v0, v1, v2 int32) {
+func (m *Module) fn107(v0, v1, v2 int32) {
 	t0 := *m.g0
 	v1 = t0 - i32(32)
 	*m.g0 = v1
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn81(t1, v1+i32(28), v1+i32(24), v1+i32(12), v1+i32(20), v1+i32(16))
+		t2 := m.fn84(t1, v1+i32(28), v1+i32(24), v1+i32(12), v1+i32(20), v1+i32(16))
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v1))+16))
 			t4 := v0
 			v0 = t3
-			m.fn62(t4, v0, i32(-1))
+			m.fn65(t4, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
@@ -2971,7 +2825,7 @@ func (m *Module) fn104(v0, v1, v2 int32) {
 l0:
 	*m.g0 = v1 + i32(32)
 }
-func (m *Module) fn105(v0, v1, v2 int32) {
+func (m *Module) fn108(v0, v1, v2 int32) {
 	var v3, v4, v5, v6, v7 int32
 	var v8 float32
 	t0 := *m.g0
@@ -2979,16 +2833,16 @@ func (m *Module) fn105(v0, v1, v2 int32) {
 	*m.g0 = v1
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn81(t1, v1+i32(108), v1+i32(104), v1+i32(92), v1+i32(100), v1+i32(96))
+		t2 := m.fn84(t1, v1+i32(108), v1+i32(104), v1+i32(92), v1+i32(100), v1+i32(96))
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v1))+96))
 			t4 := v0
 			v0 = t3
-			m.fn62(t4, v0, i32(-1))
+			m.fn65(t4, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
-		t5 := m.fn63(v0)
+		t5 := m.fn66(v0)
 		t6 := m.fn35(t5)
 		v3 = t6
 		m.fn37(v3, m.g1+i32(6613))
@@ -3071,14 +2925,14 @@ func (m *Module) fn105(v0, v1, v2 int32) {
 		}
 	l1:
 		m.fn37(v3, m.g1+i32(6611))
-		t17 := m.fn64(v3)
+		t17 := m.fn67(v3)
 		v2 = t17
 		{
 			t18 := m.fn38(v3)
 			v3 = t18
 			if v3 != 0 {
 				m.fn34(v0, v3, v2, m.g2+i32(2))
-				m.fn65(v0, i32(74))
+				m.fn68(v0, i32(74))
 				goto l11
 			}
 			m.fn26(v0)
@@ -3091,7 +2945,7 @@ func (m *Module) fn105(v0, v1, v2 int32) {
 l0:
 	*m.g0 = v1 + i32(112)
 }
-func (m *Module) fn106(v0, v1, v2 int32) {
+func (m *Module) fn109(v0, v1, v2 int32) {
 	var v3, v4, v5, v6, v7, v8, v9, v10, v11 int32
 	t0 := *m.g0
 	v3 = t0 - i32(32)
@@ -3101,12 +2955,12 @@ func (m *Module) fn106(v0, v1, v2 int32) {
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
 		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-		t3 := m.fn84(t1, t2, v3+i32(28), v3+i32(24), v3+i32(4), v3+i32(20), v3+i32(16), v3+i32(12), v3+i32(8))
+		t3 := m.fn87(t1, t2, v3+i32(28), v3+i32(24), v3+i32(4), v3+i32(20), v3+i32(16), v3+i32(12), v3+i32(8))
 		if t3 != 0 {
 			t4 := int32(load32(*m.memory, uint64(uint32(v3))+8))
 			t5 := v0
 			v0 = t4
-			m.fn62(t5, v0, i32(-1))
+			m.fn65(t5, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
@@ -3167,8 +3021,8 @@ func (m *Module) fn106(v0, v1, v2 int32) {
 					store32(*m.memory, uint64(uint32(t16+v2)), math.Float32bits(float32(t17+t18)))
 				}
 			l5:
-				m.fn66(v0, v1, v9, m.g2+i32(2))
-				m.fn65(v0, i32(223))
+				m.fn69(v0, v1, v9, m.g2+i32(2))
+				m.fn68(v0, i32(223))
 				goto l4
 			case 2:
 				t19 := int32(load32(*m.memory, uint64(uint32(v3))+20))
@@ -3218,11 +3072,11 @@ func (m *Module) fn106(v0, v1, v2 int32) {
 					(*m.memory)[uint64(uint32(v2+v4))] = byte(t30 + t32)
 				}
 			l7:
-				m.fn66(v0, v4, v1, m.g2+i32(2))
-				m.fn65(v0, i32(225))
+				m.fn69(v0, v4, v1, m.g2+i32(2))
+				m.fn68(v0, i32(225))
 				goto l4
 			case 1:
-				m.fn62(v0, m.g1+i32(10034), i32(-1))
+				m.fn65(v0, m.g1+i32(10034), i32(-1))
 			}
 		}
 	l4:
@@ -3236,7 +3090,7 @@ func (m *Module) fn106(v0, v1, v2 int32) {
 l0:
 	*m.g0 = v3 + i32(32)
 }
-func (m *Module) fn107(v0, v1, v2 int32) {
+func (m *Module) fn110(v0, v1, v2 int32) {
 	var v3, v4, v5, v6, v7, v8, v9, v10, v11 int32
 	t0 := *m.g0
 	v3 = t0 - i32(32)
@@ -3246,12 +3100,12 @@ func (m *Module) fn107(v0, v1, v2 int32) {
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
 		t2 := int32(load32(*m.memory, uint64(uint32(v2))+4))
-		t3 := m.fn84(t1, t2, v3+i32(28), v3+i32(24), v3+i32(4), v3+i32(20), v3+i32(16), v3+i32(12), v3+i32(8))
+		t3 := m.fn87(t1, t2, v3+i32(28), v3+i32(24), v3+i32(4), v3+i32(20), v3+i32(16), v3+i32(12), v3+i32(8))
 		if t3 != 0 {
 			t4 := int32(load32(*m.memory, uint64(uint32(v3))+8))
 			t5 := v0
 			v0 = t4
-			m.fn62(t5, v0, i32(-1))
+			m.fn65(t5, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
@@ -3312,8 +3166,8 @@ func (m *Module) fn107(v0, v1, v2 int32) {
 					store32(*m.memory, uint64(uint32(t16+v2)), math.Float32bits(float32(t17-t18)))
 				}
 			l5:
-				m.fn66(v0, v1, v9, m.g2+i32(2))
-				m.fn65(v0, i32(223))
+				m.fn69(v0, v1, v9, m.g2+i32(2))
+				m.fn68(v0, i32(223))
 				goto l4
 			case 2:
 				t19 := int32(load32(*m.memory, uint64(uint32(v3))+20))
@@ -3363,11 +3217,11 @@ func (m *Module) fn107(v0, v1, v2 int32) {
 					(*m.memory)[uint64(uint32(v2+v4))] = byte(t31 - t32)
 				}
 			l7:
-				m.fn66(v0, v4, v1, m.g2+i32(2))
-				m.fn65(v0, i32(225))
+				m.fn69(v0, v4, v1, m.g2+i32(2))
+				m.fn68(v0, i32(225))
 				goto l4
 			case 1:
-				m.fn62(v0, m.g1+i32(9993), i32(-1))
+				m.fn65(v0, m.g1+i32(9993), i32(-1))
 			}
 		}
 	l4:
@@ -3381,19 +3235,19 @@ func (m *Module) fn107(v0, v1, v2 int32) {
 l0:
 	*m.g0 = v3 + i32(32)
 }
-func (m *Module) fn108(v0, v1, v2 int32) {
+func (m *Module) fn111(v0, v1, v2 int32) {
 	var v3, v4, v5, v6, v7, v8, v9, v10, v11, v12 int32
 	t0 := *m.g0
 	v5 = t0 - i32(32)
 	*m.g0 = v5
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn81(t1, v5+i32(28), v5+i32(24), v5+i32(12), v5+i32(20), v5+i32(16))
+		t2 := m.fn84(t1, v5+i32(28), v5+i32(24), v5+i32(12), v5+i32(20), v5+i32(16))
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v5))+16))
 			t4 := v0
 			v0 = t3
-			m.fn62(t4, v0, i32(-1))
+			m.fn65(t4, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
@@ -3405,29 +3259,29 @@ func (m *Module) fn108(v0, v1, v2 int32) {
 		v2 = t8
 		{
 			if v1 < i32(0) {
-				m.fn62(v0, m.g1+i32(10070), i32(-1))
+				m.fn65(v0, m.g1+i32(10070), i32(-1))
 				goto l1
 			}
 			if v2 < i32(0) {
-				m.fn62(v0, m.g1+i32(10116), i32(-1))
+				m.fn65(v0, m.g1+i32(10116), i32(-1))
 				goto l1
 			}
 			t9 := int32(load32(*m.memory, uint64(uint32(v5))+24))
 			v3 = t9
 			if uint32(v3) < uint32(v1) {
-				m.fn62(v0, m.g1+i32(1071), i32(-1))
+				m.fn65(v0, m.g1+i32(1071), i32(-1))
 				goto l1
 			}
 			if uint32(v2) > uint32(v3) {
-				m.fn62(v0, m.g1+i32(1132), i32(-1))
+				m.fn65(v0, m.g1+i32(1132), i32(-1))
 				goto l1
 			}
 			if uint32(v1) > uint32(v2) {
-				m.fn62(v0, m.g1+i32(404), i32(-1))
+				m.fn65(v0, m.g1+i32(404), i32(-1))
 				goto l1
 			}
 			if v1 == v2 {
-				m.fn62(v0, m.g1+i32(3171), i32(-1))
+				m.fn65(v0, m.g1+i32(3171), i32(-1))
 				goto l1
 			}
 			v3 = v2 - v1
@@ -3495,8 +3349,8 @@ func (m *Module) fn108(v0, v1, v2 int32) {
 						}
 					}
 				l5:
-					m.fn66(v0, v4, v9, m.g2+i32(2))
-					m.fn65(v0, i32(223))
+					m.fn69(v0, v4, v9, m.g2+i32(2))
+					m.fn68(v0, i32(223))
 					goto l1
 				case 2:
 					t20 := m.fn2(v3)
@@ -3554,16 +3408,16 @@ func (m *Module) fn108(v0, v1, v2 int32) {
 						}
 					}
 				l8:
-					m.fn66(v0, v6, v3, m.g2+i32(2))
-					m.fn65(v0, i32(225))
+					m.fn69(v0, v6, v3, m.g2+i32(2))
+					m.fn68(v0, i32(225))
 					goto l1
 				case 1:
 					if v1&i32(7) != 0 {
-						m.fn62(v0, m.g1+i32(11823), i32(-1))
+						m.fn65(v0, m.g1+i32(11823), i32(-1))
 						goto l1
 					}
 					if v2&i32(7) != 0 {
-						m.fn62(v0, m.g1+i32(11859), i32(-1))
+						m.fn65(v0, m.g1+i32(11859), i32(-1))
 						goto l1
 					}
 					v7 = int32(uint32(v3) >> 3)
@@ -3631,8 +3485,8 @@ func (m *Module) fn108(v0, v1, v2 int32) {
 						}
 					}
 				l11:
-					m.fn66(v0, v6, v7, m.g2+i32(2))
-					m.fn65(v0, i32(224))
+					m.fn69(v0, v6, v7, m.g2+i32(2))
+					m.fn68(v0, i32(224))
 				}
 			}
 		}
@@ -3644,7 +3498,7 @@ func (m *Module) fn108(v0, v1, v2 int32) {
 l0:
 	*m.g0 = v5 + i32(32)
 }
-func (m *Module) fn109(v0, v1, v2 int32) {
+func (m *Module) fn112(v0, v1, v2 int32) {
 	var v3, v4, v5, v6, v7, v8, v9, v10 int32
 	var v11, v12 float32
 	t0 := *m.g0
@@ -3652,18 +3506,18 @@ func (m *Module) fn109(v0, v1, v2 int32) {
 	*m.g0 = v3
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn81(t1, v3+i32(28), v3+i32(24), v3+i32(12), v3+i32(20), v3+i32(16))
+		t2 := m.fn84(t1, v3+i32(28), v3+i32(24), v3+i32(12), v3+i32(20), v3+i32(16))
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v3))+16))
 			t4 := v0
 			v0 = t3
-			m.fn62(t4, v0, i32(-1))
+			m.fn65(t4, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
 		t5 := int32(load32(*m.memory, uint64(uint32(v3))+12))
 		if t5 != i32(223) {
-			m.fn62(v0, m.g1+i32(3299), i32(-1))
+			m.fn65(v0, m.g1+i32(3299), i32(-1))
 			t6 := int32(load32(*m.memory, uint64(uint32(v3))+28))
 			t7 := int32(load32(*m.memory, uint64(uint32(v3))+20))
 			(*m.t0)[uint(t7)].(func(int32))(t6)
@@ -3678,7 +3532,7 @@ func (m *Module) fn109(v0, v1, v2 int32) {
 			t10 := int32(load32(*m.memory, uint64(uint32(v3))+28))
 			t11 := int32(load32(*m.memory, uint64(uint32(v3))+20))
 			(*m.t0)[uint(t11)].(func(int32))(t10)
-			m.fn67(v0, i32(7))
+			m.fn70(v0, i32(7))
 			goto l0
 		}
 		memory_zero(*m.memory, uint32(v7), uint32(v9))
@@ -3766,40 +3620,40 @@ func (m *Module) fn109(v0, v1, v2 int32) {
 			store32(*m.memory, uint64(uint32(t25+v2)), math.Float32bits(float32(t26/v12)))
 		}
 	l1:
-		m.fn66(v0, v7, v9, m.g2+i32(2))
-		m.fn65(v0, i32(223))
+		m.fn69(v0, v7, v9, m.g2+i32(2))
+		m.fn68(v0, i32(223))
 		t27 := int32(load32(*m.memory, uint64(uint32(v3))+20))
 		(*m.t0)[uint(t27)].(func(int32))(v1)
 	}
 l0:
 	*m.g0 = v3 + i32(32)
 }
-func (m *Module) fn110(v0, v1, v2 int32) {
+func (m *Module) fn113(v0, v1, v2 int32) {
 	t0 := *m.g0
 	v1 = t0 - i32(16)
 	*m.g0 = v1
 	store32(*m.memory, uint64(uint32(v1))+12, uint32(i32(0)))
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn82(t1, v1+i32(12), v1+i32(8), v1+i32(4), v1)
+		t2 := m.fn85(t1, v1+i32(12), v1+i32(8), v1+i32(4), v1)
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v1))))
 			t4 := v0
 			v0 = t3
-			m.fn62(t4, v0, i32(-1))
+			m.fn65(t4, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
 		t5 := int32(load32(*m.memory, uint64(uint32(v1))+12))
 		t6 := int32(load32(*m.memory, uint64(uint32(v1))+8))
 		t7 := int32(load32(*m.memory, uint64(uint32(v1))+4))
-		m.fn66(v0, t5, t6<<2, t7)
-		m.fn65(v0, i32(223))
+		m.fn69(v0, t5, t6<<2, t7)
+		m.fn68(v0, i32(223))
 	}
 l0:
 	*m.g0 = v1 + i32(16)
 }
-func (m *Module) fn111(v0, v1, v2 int32) {
+func (m *Module) fn114(v0, v1, v2 int32) {
 	var v3 int32
 	v3 = m.g1
 	{
@@ -3822,26 +3676,26 @@ func (m *Module) fn111(v0, v1, v2 int32) {
 		}
 		t6 := m.fn8(p3, i32(0))
 		v0 = t6
-		m.fn62(t1, v0, i32(-1))
+		m.fn65(t1, v0, i32(-1))
 		m.fn0(v0)
 		return
 	}
 l0:
-	m.fn66(v0, v2, v1&i32(0x1fffffff), i32(-1))
-	m.fn65(v0, i32(224))
+	m.fn69(v0, v2, v1&i32(0x1fffffff), i32(-1))
+	m.fn68(v0, i32(224))
 }
-func (m *Module) fn112(v0, v1, v2 int32) {
+func (m *Module) fn115(v0, v1, v2 int32) {
 	t0 := *m.g0
 	v1 = t0 - i32(16)
 	*m.g0 = v1
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn83(t1, v1+i32(12), v1+i32(8), v1+i32(4), v1)
+		t2 := m.fn86(t1, v1+i32(12), v1+i32(8), v1+i32(4), v1)
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v1))))
 			t4 := v0
 			v0 = t3
-			m.fn62(t4, v0, i32(-1))
+			m.fn65(t4, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
@@ -3849,27 +3703,27 @@ func (m *Module) fn112(v0, v1, v2 int32) {
 		t6 := v0
 		v2 = t5
 		t7 := int32(load32(*m.memory, uint64(uint32(v1))+8))
-		m.fn66(t6, v2, t7, i32(-1))
-		m.fn65(v0, i32(225))
+		m.fn69(t6, v2, t7, i32(-1))
+		m.fn68(v0, i32(225))
 		t8 := int32(load32(*m.memory, uint64(uint32(v1))+4))
 		(*m.t0)[uint(t8)].(func(int32))(v2)
 	}
 l0:
 	*m.g0 = v1 + i32(16)
 }
-func (m *Module) fn113(v0, v1, v2 int32) {
+func (m *Module) fn116(v0, v1, v2 int32) {
 	var v3, v4, v5, v6, v7, v8 int32
 	t0 := *m.g0
 	v3 = t0 - i32(16)
 	*m.g0 = v3
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn82(t1, v3+i32(12), v3+i32(8), v3+i32(4), v3)
+		t2 := m.fn85(t1, v3+i32(12), v3+i32(8), v3+i32(4), v3)
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v3))))
 			t4 := v0
 			v0 = t3
-			m.fn62(t4, v0, i32(-1))
+			m.fn65(t4, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
@@ -3897,7 +3751,7 @@ func (m *Module) fn113(v0, v1, v2 int32) {
 				}
 				t12 := int32(load32(*m.memory, uint64(uint32(v2))+4))
 				t13 := m.fn9(t12)
-				t14 := m.fn68(t13, m.g1+i32(1005))
+				t14 := m.fn71(t13, m.g1+i32(1005))
 				if t14 != 0 {
 					goto l2
 				}
@@ -3932,12 +3786,12 @@ func (m *Module) fn113(v0, v1, v2 int32) {
 					(*m.memory)[uint64(uint32(v5+v6))] = byte(i32_trunc_sat_f64_s(float64(float64(float64(float64(t19)+float64(1))/float64(0x1.010102p-07)) + float64(-128))))
 				}
 			l3:
-				m.fn66(v0, v5, v4, m.g2+i32(2))
-				m.fn65(v0, i32(225))
+				m.fn69(v0, v5, v4, m.g2+i32(2))
+				m.fn68(v0, i32(225))
 				goto l1
 			}
 		l2:
-			m.fn62(v0, m.g1+i32(12002), i32(-1))
+			m.fn65(v0, m.g1+i32(12002), i32(-1))
 			m.fn0(v5)
 		}
 	l1:
@@ -3948,19 +3802,19 @@ func (m *Module) fn113(v0, v1, v2 int32) {
 l0:
 	*m.g0 = v3 + i32(16)
 }
-func (m *Module) fn114(v0, v1, v2 int32) {
+func (m *Module) fn117(v0, v1, v2 int32) {
 	var v3, v4, v5, v6, v7, v8, v9 int32
 	t0 := *m.g0
 	v1 = t0 - i32(32)
 	*m.g0 = v1
 	{
 		t1 := int32(load32(*m.memory, uint64(uint32(v2))))
-		t2 := m.fn81(t1, v1+i32(28), v1+i32(24), v1+i32(12), v1+i32(20), v1+i32(16))
+		t2 := m.fn84(t1, v1+i32(28), v1+i32(24), v1+i32(12), v1+i32(20), v1+i32(16))
 		if t2 != 0 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v1))+16))
 			t4 := v0
 			v0 = t3
-			m.fn62(t4, v0, i32(-1))
+			m.fn65(t4, v0, i32(-1))
 			m.fn0(v0)
 			goto l0
 		}
@@ -3969,18 +3823,18 @@ func (m *Module) fn114(v0, v1, v2 int32) {
 				t5 := int32(load32(*m.memory, uint64(uint32(v1))+24))
 				v5 = t5
 				if v5 == 0 {
-					m.fn62(v0, m.g1+i32(10755), i32(-1))
+					m.fn65(v0, m.g1+i32(10755), i32(-1))
 					goto l1
 				}
 				if v5&i32(7) != 0 {
-					m.fn62(v0, m.g1+i32(8360), i32(-1))
+					m.fn65(v0, m.g1+i32(8360), i32(-1))
 					goto l1
 				}
 				v8 = int32(uint32(v5) >> 3)
 				t6 := m.fn2(v8)
 				v4 = t6
 				if v4 == 0 {
-					m.fn67(v0, i32(7))
+					m.fn70(v0, i32(7))
 					goto l1
 				}
 				memory_zero(*m.memory, uint32(v4), uint32(v8))
@@ -4057,8 +3911,8 @@ func (m *Module) fn114(v0, v1, v2 int32) {
 					}
 				}
 			l5:
-				m.fn66(v0, v4, v8, m.g2+i32(2))
-				m.fn65(v0, i32(224))
+				m.fn69(v0, v4, v8, m.g2+i32(2))
+				m.fn68(v0, i32(224))
 			}
 		l1:
 			t28 := int32(load32(*m.memory, uint64(uint32(v1))+28))
@@ -4067,7 +3921,7 @@ func (m *Module) fn114(v0, v1, v2 int32) {
 			goto l0
 		}
 	l3:
-		m.fn62(v0, m.g1+i32(1024), i32(-1))
+		m.fn65(v0, m.g1+i32(1024), i32(-1))
 		m.fn0(v4)
 	}
 l0:
@@ -4081,14 +3935,14 @@ func (m *Module) Xsqlite3_extension_init(v0, v1, v2 int32) int32 {
 	{
 		t1 := v0
 		v2 = m.g1
-		t2 := m.fn59(t1, v2+i32(2844), i32(0), i32(2099201), v2+i32(8548), m.g2+i32(3), i32(0), i32(0), i32(0))
+		t2 := m.fn62(t1, v2+i32(2844), i32(0), i32(2099201), v2+i32(8548), m.g2+i32(3), i32(0), i32(0), i32(0))
 		v2 = t2
 		if v2 != 0 {
 			goto l0
 		}
 		t3 := v0
 		v2 = m.g1
-		t4 := m.fn59(t3, v2+i32(3289), i32(0), i32(2099201), v2+i32(13784), m.g2+i32(3), i32(0), i32(0), i32(0))
+		t4 := m.fn62(t3, v2+i32(3289), i32(0), i32(2099201), v2+i32(13784), m.g2+i32(3), i32(0), i32(0), i32(0))
 		v2 = t4
 		if v2 != 0 {
 			goto l0
@@ -4107,7 +3961,7 @@ func (m *Module) Xsqlite3_extension_init(v0, v1, v2 int32) int32 {
 					t9 := int32(load32(*m.memory, uint64(uint32(v1+i32(264)))))
 					t10 := int32(load32(*m.memory, uint64(uint32(v1+i32(268)))))
 					t11 := int32(load32(*m.memory, uint64(uint32(v1+i32(260)))))
-					t12 := m.fn59(t7, v2, t9, t10, i32(0), t11, i32(0), i32(0), i32(0))
+					t12 := m.fn62(t7, v2, t9, t10, i32(0), t11, i32(0), i32(0), i32(0))
 					v1 = t12
 					if v1 != 0 {
 						goto l1
@@ -4121,13 +3975,13 @@ func (m *Module) Xsqlite3_extension_init(v0, v1, v2 int32) int32 {
 				t13 := v0
 				v1 = m.g1
 				v4 = v1 + i32(9016)
-				t14 := m.fn60(t13, v4, v1+i32(14672), i32(0), i32(0))
+				t14 := m.fn63(t13, v4, v1+i32(14672), i32(0), i32(0))
 				v1 = t14
 				if v1 == 0 {
 					t15 := v0
 					v1 = m.g1
 					v4 = v1 + i32(3280)
-					t16 := m.fn60(t15, v4, v1+i32(14772), i32(0), i32(0))
+					t16 := m.fn63(t15, v4, v1+i32(14772), i32(0), i32(0))
 					v1 = t16
 					if v1 == 0 {
 						goto l0
@@ -4155,11 +4009,11 @@ l0:
 	*m.g0 = v3 + i32(32)
 	return v2
 }
-func (m *Module) fn116(v0, v1, v2, v3, v4, v5 int32) int32 {
-	t0 := m.fn117(v0, v2, v3, v4, v5, i32(1))
+func (m *Module) fn119(v0, v1, v2, v3, v4, v5 int32) int32 {
+	t0 := m.fn120(v0, v2, v3, v4, v5, i32(1))
 	return t0
 }
-func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
+func (m *Module) fn120(v0, v1, v2, v3, v4, v5 int32) int32 {
 	var v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36 int32
 	var v37 int64
 	t0 := *m.g0
@@ -4206,7 +4060,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 					{
 						t6 := v8
 						v15 = v8 + v9
-						t7 := m.fn85(t6, v15, v7+i32(16))
+						t7 := m.fn88(t6, v15, v7+i32(16))
 						if t7 == i32(2) {
 							t8 := int32(load32(*m.memory, uint64(uint32(v7))+24))
 							v14 = t8
@@ -4225,7 +4079,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 					t11 := int32(load32(*m.memory, uint64(uint32(v7))+20))
 					v19 = t11
 					v9 = i32(16)
-					t12 := m.fn85(v8, v15, v7+i32(16))
+					t12 := m.fn88(v8, v15, v7+i32(16))
 					if t12 != i32(2) {
 						goto l3
 					}
@@ -4265,7 +4119,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 					}
 				l4:
 					{
-						t21 := m.fn85(v8, v15, v7+i32(16))
+						t21 := m.fn88(v8, v15, v7+i32(16))
 						if t21 == i32(2) {
 							t22 := int32(load32(*m.memory, uint64(uint32(v7))+24))
 							v8 = t22
@@ -4278,7 +4132,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 					}
 				l5:
 					{
-						t24 := m.fn85(v8, v15, v7+i32(16))
+						t24 := m.fn88(v8, v15, v7+i32(16))
 						if t24 == i32(2) {
 							t25 := int32(load32(*m.memory, uint64(uint32(v7))+24))
 							v8 = t25
@@ -4298,7 +4152,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 					if v35 <= i32(0) {
 						goto l3
 					}
-					t29 := m.fn85(v8, v15, v7+i32(16))
+					t29 := m.fn88(v8, v15, v7+i32(16))
 					var p30 int32
 					if t29 == i32(2) {
 						p30 = 1
@@ -4321,7 +4175,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 				l13:
 					{
 						{
-							t34 := m.fn85(v8, v15, v7+i32(16))
+							t34 := m.fn88(v8, v15, v7+i32(16))
 							switch t34 - i32(1) {
 							case 0:
 								goto l7
@@ -4349,7 +4203,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 							goto l3
 						}
 						{
-							t40 := m.fn85(v8, v15, v7+i32(16))
+							t40 := m.fn88(v8, v15, v7+i32(16))
 							if t40 == i32(2) {
 								t41 := int32(load32(*m.memory, uint64(uint32(v7))+24))
 								v8 = t41
@@ -4362,7 +4216,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						}
 					l11:
 						{
-							t43 := m.fn85(v8, v15, v7+i32(16))
+							t43 := m.fn88(v8, v15, v7+i32(16))
 							if t43 == i32(2) {
 								t44 := int32(load32(*m.memory, uint64(uint32(v7))+24))
 								v9 = t44
@@ -4468,7 +4322,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						{
 							t66 := v9
 							v13 = v8 + v9
-							t67 := m.fn85(t66, v13, v7)
+							t67 := m.fn88(t66, v13, v7)
 							if t67 == i32(2) {
 								t68 := int32(load32(*m.memory, uint64(uint32(v7))+8))
 								v15 = t68
@@ -4487,7 +4341,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						t71 := int32(load32(*m.memory, uint64(uint32(v7))+4))
 						v18 = t71
 						{
-							t72 := m.fn85(v9, v13, v7)
+							t72 := m.fn88(v9, v13, v7)
 							if t72 == i32(2) {
 								t73 := int32(load32(*m.memory, uint64(uint32(v7))+8))
 								v8 = t73
@@ -4527,7 +4381,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						}
 					l22:
 						{
-							t82 := m.fn85(v9, v13, v7)
+							t82 := m.fn88(v9, v13, v7)
 							if t82 == i32(2) {
 								t83 := int32(load32(*m.memory, uint64(uint32(v7))+8))
 								v11 = t83
@@ -4550,7 +4404,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						if t87 != 0 {
 							goto l20
 						}
-						t88 := m.fn85(v9, v13, v7)
+						t88 := m.fn88(v9, v13, v7)
 						if t88 != i32(2) {
 							t89 := int32(load32(*m.memory, uint64(uint32(v7))))
 							if t89 != 0 {
@@ -4616,7 +4470,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						{
 							t102 := v9
 							v13 = v8 + v9
-							t103 := m.fn85(t102, v13, v7)
+							t103 := m.fn88(t102, v13, v7)
 							if t103 == i32(2) {
 								t104 := int32(load32(*m.memory, uint64(uint32(v7))+8))
 								v15 = t104
@@ -4635,7 +4489,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						t107 := int32(load32(*m.memory, uint64(uint32(v7))+4))
 						v18 = t107
 						{
-							t108 := m.fn85(v9, v13, v7)
+							t108 := m.fn88(v9, v13, v7)
 							if t108 == i32(2) {
 								t109 := int32(load32(*m.memory, uint64(uint32(v7))+8))
 								v8 = t109
@@ -4675,7 +4529,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						}
 					l27:
 						{
-							t118 := m.fn85(v9, v13, v7)
+							t118 := m.fn88(v9, v13, v7)
 							if t118 == i32(2) {
 								t119 := int32(load32(*m.memory, uint64(uint32(v7))+8))
 								v11 = t119
@@ -4698,7 +4552,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						if t123 != 0 {
 							goto l25
 						}
-						t124 := m.fn85(v9, v13, v7)
+						t124 := m.fn88(v9, v13, v7)
 						if t124 != i32(2) {
 							t125 := int32(load32(*m.memory, uint64(uint32(v7))))
 							if t125 != 0 {
@@ -4749,7 +4603,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 					{
 						t137 := v8
 						v9 = v8 + v9
-						t138 := m.fn85(t137, v9, v7)
+						t138 := m.fn88(t137, v9, v7)
 						if t138 != i32(2) {
 							goto l29
 						}
@@ -4760,7 +4614,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						{
 							t140 := int32(load32(*m.memory, uint64(uint32(v7))+8))
 							v8 = t140
-							t141 := m.fn85(v8, v9, v7)
+							t141 := m.fn88(v8, v9, v7)
 							if t141 == i32(2) {
 								t142 := int32(load32(*m.memory, uint64(uint32(v7))+8))
 								v14 = t142
@@ -4777,7 +4631,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 					l30:
 						t145 := int32(load32(*m.memory, uint64(uint32(v7))+4))
 						v13 = t145
-						t146 := m.fn85(v8, v9, v7)
+						t146 := m.fn88(v8, v9, v7)
 						if t146 != i32(2) {
 							t147 := int32(load32(*m.memory, uint64(uint32(v7))))
 							if t147 != 0 {
@@ -4873,7 +4727,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 					{
 						t167 := v8
 						v8 = v7 + v8
-						t168 := m.fn85(t167, v8, v9)
+						t168 := m.fn88(t167, v8, v9)
 						if t168 != i32(2) {
 							goto l32
 						}
@@ -4885,7 +4739,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						v11 = t170
 						t171 := int32(load32(*m.memory, uint64(uint32(v9))+8))
 						v19 = t171
-						t172 := m.fn85(v19, v8, v9)
+						t172 := m.fn88(v19, v8, v9)
 						if t172 != i32(2) {
 							goto l32
 						}
@@ -5002,7 +4856,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						{
 							t199 := v8
 							v9 = v8 + v9
-							t200 := m.fn85(t199, v9, v7)
+							t200 := m.fn88(t199, v9, v7)
 							if t200 == i32(2) {
 								t201 := int32(load32(*m.memory, uint64(uint32(v7))+8))
 								v11 = t201
@@ -5021,7 +4875,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						t204 := int32(load32(*m.memory, uint64(uint32(v7))+4))
 						v14 = t204
 						{
-							t205 := m.fn85(v8, v9, v7)
+							t205 := m.fn88(v8, v9, v7)
 							if t205 == i32(2) {
 								t206 := int32(load32(*m.memory, uint64(uint32(v7))+8))
 								v8 = t206
@@ -5035,7 +4889,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 						}
 					l36:
 						{
-							t208 := m.fn85(v8, v9, v7)
+							t208 := m.fn88(v8, v9, v7)
 							if t208 == i32(2) {
 								t209 := int32(load32(*m.memory, uint64(uint32(v7))+8))
 								v15 = t209
@@ -5053,7 +4907,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 					l37:
 						t212 := int32(load32(*m.memory, uint64(uint32(v7))+4))
 						v20 = t212
-						t213 := m.fn85(v8, v9, v7)
+						t213 := m.fn88(v8, v9, v7)
 						if t213 != i32(1) {
 							p198 = i32(1)
 							goto l35
@@ -5220,7 +5074,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 			if v1 == 0 {
 				goto l17
 			}
-			t245 := m.fn74(v0, v1)
+			t245 := m.fn77(v0, v1)
 			v8 = t245
 			m.fn0(v1)
 			if v8 != 0 {
@@ -5382,21 +5236,21 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 				}
 				t286 := v1
 				v1 = m.g1
-				_ = m.fn57(t286, i32(1), v1+i32(6676), i32(-1), i32(0))
+				_ = m.fn60(t286, i32(1), v1+i32(6676), i32(-1), i32(0))
 				t288 := int32(load32(*m.memory, uint64(uint32(v6))+712))
-				_ = m.fn57(t288, i32(2), v1+i32(8548), i32(-1), i32(0))
+				_ = m.fn60(t288, i32(2), v1+i32(8548), i32(-1), i32(0))
 				t290 := int32(load32(*m.memory, uint64(uint32(v6))+712))
-				_ = m.fn57(t290, i32(3), v1+i32(6647), i32(-1), i32(0))
+				_ = m.fn60(t290, i32(3), v1+i32(6647), i32(-1), i32(0))
 				t292 := int32(load32(*m.memory, uint64(uint32(v6))+712))
-				_ = m.fn75(t292, i32(4), i32(0))
+				_ = m.fn78(t292, i32(4), i32(0))
 				t294 := int32(load32(*m.memory, uint64(uint32(v6))+712))
-				_ = m.fn57(t294, i32(5), v1+i32(6626), i32(-1), i32(0))
+				_ = m.fn60(t294, i32(5), v1+i32(6626), i32(-1), i32(0))
 				t296 := int32(load32(*m.memory, uint64(uint32(v6))+712))
-				_ = m.fn75(t296, i32(6), i32(1))
+				_ = m.fn78(t296, i32(6), i32(1))
 				t298 := int32(load32(*m.memory, uint64(uint32(v6))+712))
-				_ = m.fn57(t298, i32(7), v1+i32(6696), i32(-1), i32(0))
+				_ = m.fn60(t298, i32(7), v1+i32(6696), i32(-1), i32(0))
 				t300 := int32(load32(*m.memory, uint64(uint32(v6))+712))
-				_ = m.fn75(t300, i32(8), i32(6))
+				_ = m.fn78(t300, i32(8), i32(6))
 				t302 := int32(load32(*m.memory, uint64(uint32(v6))+712))
 				t303 := m.fn18(t302)
 				v1 = t303
@@ -5690,7 +5544,7 @@ func (m *Module) fn117(v0, v1, v2, v3, v4, v5 int32) int32 {
 			goto l0
 		}
 	l17:
-		m.fn86(v10)
+		m.fn89(v10)
 		p1 = i32(1)
 	}
 l0:
@@ -5698,11 +5552,11 @@ l0:
 	*m.g0 = v6 + i32(736)
 	return v0
 }
-func (m *Module) fn118(v0, v1, v2, v3, v4, v5 int32) int32 {
-	t0 := m.fn117(v0, v2, v3, v4, v5, i32(0))
+func (m *Module) fn121(v0, v1, v2, v3, v4, v5 int32) int32 {
+	t0 := m.fn120(v0, v2, v3, v4, v5, i32(0))
 	return t0
 }
-func (m *Module) fn119(v0, v1 int32) int32 {
+func (m *Module) fn122(v0, v1 int32) int32 {
 	var v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14 int32
 	var v15 float64
 	{
@@ -5725,9 +5579,9 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 		l5:
 			{
 				v7 = i32(0)
-				t4 := m.fn69()
+				t4 := m.fn72()
 				if t4 >= i32(3038000) {
-					t5 := m.fn70(v1, v2, i32(-1))
+					t5 := m.fn73(v1, v2, i32(-1))
 					v7 = t5
 				}
 				{
@@ -5768,7 +5622,7 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 								goto l2
 							}
 							if v3 >= i32(0) {
-								m.fn78(v0, m.g1+i32(163), i32(0))
+								m.fn81(v0, m.g1+i32(163), i32(0))
 								return i32(1)
 							}
 							t19 := int32((*m.memory)[uint64(uint32(v0+v7+i32(260)))])
@@ -5801,7 +5655,7 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 							if v7 != 0 {
 								goto l3
 							}
-							m.fn78(v0, m.g1+i32(219), i32(0))
+							m.fn81(v0, m.g1+i32(219), i32(0))
 							return i32(1)
 						}
 					l3:
@@ -5858,7 +5712,7 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 					if v12 >= i32(0) {
 						goto l6
 					}
-					m.fn78(v0, m.g1+i32(9793), i32(0))
+					m.fn81(v0, m.g1+i32(9793), i32(0))
 					goto l7
 				l6:
 					if v9 < i32(0) {
@@ -5867,7 +5721,7 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 					if v12 < i32(0) {
 						goto l8
 					}
-					m.fn78(v0, m.g1+i32(3113), i32(0))
+					m.fn81(v0, m.g1+i32(3113), i32(0))
 					goto l7
 				l8:
 					{
@@ -5877,7 +5731,7 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 							goto l9
 						}
 						if v5 >= i32(2) {
-							m.fn78(v0, m.g1+i32(1295), i32(0))
+							m.fn81(v0, m.g1+i32(1295), i32(0))
 							goto l7
 						}
 						t35 := int32(load32(*m.memory, uint64(uint32(v1))+12))
@@ -5888,29 +5742,29 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 						t39 := int32(load32(*m.memory, uint64(uint32(v0+i32(20)))))
 						t40 := int32(load32(*m.memory, uint64(uint32(v0))+24))
 						if t36 != t37+(t38+(t39+t40))+i32(1) {
-							m.fn78(v0, m.g1+i32(1191), i32(0))
+							m.fn81(v0, m.g1+i32(1191), i32(0))
 							goto l7
 						}
 						t41 := int32((*m.memory)[uint64(uint32(v5))+4])
 						if t41 == 0 {
 							goto l9
 						}
-						m.fn78(v0, m.g1+i32(9169), i32(0))
+						m.fn81(v0, m.g1+i32(9169), i32(0))
 						goto l7
 					}
 				l9:
 					if v11 != 0 {
-						m.fn78(v0, m.g1+i32(9085), i32(0))
+						m.fn81(v0, m.g1+i32(9085), i32(0))
 						goto l7
 					}
-					m.fn71(v2, i32(1), i32(51))
+					m.fn74(v2, i32(1), i32(51))
 					v11 = i32(3)
 					t42 := int32(load32(*m.memory, uint64(uint32(v1))+16))
 					v3 = t42 + v3<<3
 					(*m.memory)[uint64(uint32(v3))+4] = byte(i32(1))
 					store32(*m.memory, uint64(uint32(v3)), uint32(i32(1)))
-					m.fn71(v2, i32(1), i32(123))
-					m.fn71(v2, i32(3), i32(95))
+					m.fn74(v2, i32(1), i32(123))
+					m.fn74(v2, i32(3), i32(95))
 					t43 := int32(load32(*m.memory, uint64(uint32(v1))+16))
 					p44 := v12
 					if v9 >= i32(0) {
@@ -5919,16 +5773,16 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 					v3 = t43 + p44<<3
 					(*m.memory)[uint64(uint32(v3))+4] = byte(i32(1))
 					store32(*m.memory, uint64(uint32(v3)), uint32(i32(2)))
-					m.fn71(v2, i32(1), i32(125))
-					m.fn71(v2, i32(3), i32(95))
+					m.fn74(v2, i32(1), i32(125))
+					m.fn74(v2, i32(3), i32(95))
 					if v6 >= i32(0) {
-						_ = m.fn70(v1, v6, i32(1))
+						_ = m.fn73(v1, v6, i32(1))
 						t46 := int32(load32(*m.memory, uint64(uint32(v1))+16))
 						v6 = t46 + v6<<3
 						(*m.memory)[uint64(uint32(v6))+4] = byte(i32(1))
 						store32(*m.memory, uint64(uint32(v6)), uint32(i32(3)))
-						m.fn71(v2, i32(1), i32(91))
-						m.fn71(v2, i32(3), i32(95))
+						m.fn74(v2, i32(1), i32(91))
+						m.fn74(v2, i32(3), i32(95))
 						v11 = i32(4)
 					}
 					t47 := int32(load32(*m.memory, uint64(uint32(v1))))
@@ -6002,10 +5856,10 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 							v5 = t59 + v6
 							store32(*m.memory, uint64(uint32(v5)), uint32(v11))
 							(*m.memory)[uint64(uint32(v5+i32(4)))] = byte(i32(1))
-							m.fn71(v2, i32(1), i32(93))
-							m.fn71(v2, i32(1), int32(int8(v3+i32(65))))
-							m.fn71(v2, i32(1), v4)
-							m.fn71(v2, i32(1), i32(95))
+							m.fn74(v2, i32(1), i32(93))
+							m.fn74(v2, i32(1), int32(int8(v3+i32(65))))
+							m.fn74(v2, i32(1), v4)
+							m.fn74(v2, i32(1), i32(95))
 							v11 = v11 + i32(1)
 							t60 := int32(load32(*m.memory, uint64(uint32(v1))))
 							v9 = t60
@@ -6024,13 +5878,13 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 				if v5 < i32(0) {
 					goto l0
 				}
-				m.fn71(v2, i32(1), i32(50))
+				m.fn74(v2, i32(1), i32(50))
 				t62 := int32(load32(*m.memory, uint64(uint32(v1))+16))
 				v0 = t62 + v5<<3
 				(*m.memory)[uint64(uint32(v0))+4] = byte(i32(1))
 				store32(*m.memory, uint64(uint32(v0)), uint32(i32(1)))
-				m.fn71(v2, i32(1), i32(33))
-				m.fn71(v2, i32(3), i32(95))
+				m.fn74(v2, i32(1), i32(33))
+				m.fn74(v2, i32(3), i32(95))
 				t63 := int64(load64(*m.memory, uint64(uint32(v1))+64))
 				store32(*m.memory, uint64(uint32(v1))+20, uint32(t63))
 				v15 = float64(10)
@@ -6084,21 +5938,21 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 					goto l24
 				case 0:
 					v4 = i32(97)
-					t75 := m.fn69()
+					t75 := m.fn72()
 					if t75 < i32(3038000) {
 						goto l24
 					}
-					t76 := m.fn70(v1, v7, i32(-1))
+					t76 := m.fn73(v1, v7, i32(-1))
 					if t76 == 0 {
 						goto l24
 					}
 					t77 := int32(load32(*m.memory, uint64(uint32(v5+v3*i32(12)))))
 					switch t77 {
 					case 0, 2:
-						m.fn78(v0, m.g1+i32(9723), i32(0))
+						m.fn81(v0, m.g1+i32(9723), i32(0))
 						goto l7
 					default:
-						_ = m.fn70(v1, v7, i32(1))
+						_ = m.fn73(v1, v7, i32(1))
 						v4 = i32(103)
 						goto l24
 					}
@@ -6117,7 +5971,7 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 					}
 					fallthrough
 				case 1, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29:
-					m.fn78(v0, m.g1+i32(10522), i32(0))
+					m.fn81(v0, m.g1+i32(10522), i32(0))
 					goto l7
 				}
 			l31:
@@ -6132,7 +5986,7 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 					case 0, 5:
 						goto l32
 					default:
-						m.fn78(v0, m.g1+i32(9637), i32(0))
+						m.fn81(v0, m.g1+i32(9637), i32(0))
 						goto l7
 					}
 				}
@@ -6141,10 +5995,10 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 				v9 = t80 + v6
 				store32(*m.memory, uint64(uint32(v9)), uint32(v11))
 				(*m.memory)[uint64(uint32(v9+i32(4)))] = byte(i32(1))
-				m.fn71(v2, i32(1), i32(38))
-				m.fn71(v2, i32(1), int32(int8(v3+i32(65))))
-				m.fn71(v2, i32(1), v4)
-				m.fn71(v2, i32(1), i32(95))
+				m.fn74(v2, i32(1), i32(38))
+				m.fn74(v2, i32(1), int32(int8(v3+i32(65))))
+				m.fn74(v2, i32(1), v4)
+				m.fn74(v2, i32(1), i32(95))
 				v11 = v11 + i32(1)
 				t81 := int32(load32(*m.memory, uint64(uint32(v1))))
 				v9 = t81
@@ -6170,7 +6024,7 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 			goto l35
 		}
 	l0:
-		m.fn71(v2, i32(1), i32(49))
+		m.fn74(v2, i32(1), i32(49))
 		v15 = float64(3e+06)
 		p0 = i64(100000)
 	l20:
@@ -6190,12 +6044,12 @@ func (m *Module) fn119(v0, v1 int32) int32 {
 l35:
 	return v8
 }
-func (m *Module) fn120(v0 int32) int32 {
-	m.fn86(v0)
+func (m *Module) fn123(v0 int32) int32 {
+	m.fn89(v0)
 	m.fn0(v0)
 	return i32(0)
 }
-func (m *Module) fn121(v0 int32) int32 {
+func (m *Module) fn124(v0 int32) int32 {
 	var v1, v2, v3, v4, v5, v6, v7 int32
 	var v8 int64
 	t0 := *m.g0
@@ -6235,7 +6089,7 @@ func (m *Module) fn121(v0 int32) int32 {
 				goto l0
 			}
 		}
-		m.fn78(v0, m.g1+i32(3631), i32(0))
+		m.fn81(v0, m.g1+i32(3631), i32(0))
 		v3 = i32(1)
 		goto l1
 	l0:
@@ -6256,7 +6110,7 @@ func (m *Module) fn121(v0 int32) int32 {
 				goto l2
 			}
 		}
-		m.fn78(v0, m.g1+i32(3666), i32(0))
+		m.fn81(v0, m.g1+i32(3666), i32(0))
 		v3 = i32(1)
 		goto l1
 	l2:
@@ -6405,14 +6259,14 @@ func (m *Module) fn121(v0 int32) int32 {
 l1:
 	t74 := int32(load32(*m.memory, uint64(uint32(v1))+108))
 	_ = m.fn15(t74)
-	m.fn86(v0)
+	m.fn89(v0)
 	if v6 != 0 {
 		m.fn0(v0)
 	}
 	*m.g0 = v1 + i32(112)
 	return v3
 }
-func (m *Module) fn122(v0, v1 int32) int32 {
+func (m *Module) fn125(v0, v1 int32) int32 {
 	t0 := m.fn2(i32(20))
 	v0 = t0
 	if v0 == 0 {
@@ -6424,34 +6278,34 @@ func (m *Module) fn122(v0, v1 int32) int32 {
 	store32(*m.memory, uint64(uint32(v1)), uint32(v0))
 	return i32(0)
 }
-func (m *Module) fn123(v0 int32) int32 {
-	m.fn95(v0)
+func (m *Module) fn126(v0 int32) int32 {
+	m.fn98(v0)
 	m.fn0(v0)
 	return i32(0)
 }
-func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
+func (m *Module) fn127(v0, v1, v2, v3, v4 int32) int32 {
 	var v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18, v19, v20, v21, v22, v23, v24, v25, v26, v27, v28, v29, v30, v31, v32, v33, v34, v35, v36, v37, v38, v39, v40, v41, v42, v43, v44, v45, v46, v47, v48, v49, v50, v51 int32
 	var v52, v53, v54, v55, v56, v57 int64
-	var v58, v59, v60, v61, v62, v63, v64 float32
-	var v65, v66 float64
+	var v58, v59 float64
+	var v60, v61, v62 float32
 	t0 := *m.g0
 	v40 = t0 - i32(16)
 	*m.g0 = v40
 	t1 := int32(load32(*m.memory, uint64(uint32(v0))))
-	v10 = t1
-	m.fn95(v0)
-	v5 = i32(1)
+	v8 = t1
+	m.fn98(v0)
+	v19 = i32(1)
 	{
 		t2 := m._strlen(v2)
-		v11 = t2
-		if v11 <= i32(0) {
+		v6 = t2
+		if v6 <= i32(0) {
 			goto l0
 		}
-		v11 = v11 - i32(1)
-		if v11&i32(3) != 0 {
+		v6 = v6 - i32(1)
+		if v6&i32(3) != 0 {
 			goto l0
 		}
-		if int32(uint32(v11)>>2) != v3 {
+		if int32(uint32(v6)>>2) != v3 {
 			goto l0
 		}
 		{
@@ -6469,7 +6323,7 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 						goto l5
 					}
 					store64(*m.memory, uint64(uint32(v2)), uint64(i64(0)))
-					t6 := int64(load64(*m.memory, uint64(uint32(v10))+36))
+					t6 := int64(load64(*m.memory, uint64(uint32(v8))+36))
 					store64(*m.memory, uint64(uint32(v3))+16, uint64(t6))
 					{
 						t7 := m.fn8(m.g1+i32(13201), v3+i32(16))
@@ -6478,15 +6332,15 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 							v1 = i32(7)
 							goto l6
 						}
-						t8 := int32(load32(*m.memory, uint64(uint32(v10))+12))
+						t8 := int32(load32(*m.memory, uint64(uint32(v8))+12))
 						t9 := m.fn16(t8, v4, i32(-1), v2, i32(0))
 						v1 = t9
 						m.fn0(v4)
 						if v1 != 0 {
-							t10 := int32(load32(*m.memory, uint64(uint32(v10))+12))
+							t10 := int32(load32(*m.memory, uint64(uint32(v8))+12))
 							t11 := m.fn42(t10)
 							store32(*m.memory, uint64(uint32(v3)), uint32(t11))
-							m.fn78(v10, m.g1+i32(1953), v3)
+							m.fn81(v8, m.g1+i32(1953), v3)
 							goto l6
 						}
 						t12 := int32(load32(*m.memory, uint64(uint32(v2))))
@@ -6517,60 +6371,60 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 				}
 			l5:
 				*m.g0 = v3 + i32(32)
-				v5 = v1
+				v19 = v1
 				goto l0
 			case 2:
 				v39 = v0
-				v6 = v1
-				v5 = v2
-				v11 = v3
+				v9 = v1
+				v19 = v2
+				v6 = v3
 				v0 = i32(0)
 				t18 := *m.g0
-				v8 = t18 - i32(176)
-				*m.g0 = v8
-				store32(*m.memory, uint64(uint32(v8))+172, uint32(i32(0)))
-				store32(*m.memory, uint64(uint32(v8))+156, uint32(m.g2))
+				v7 = t18 - i32(176)
+				*m.g0 = v7
+				store32(*m.memory, uint64(uint32(v7))+172, uint32(i32(0)))
+				store32(*m.memory, uint64(uint32(v7))+156, uint32(m.g2))
 				{
 					t19 := m.fn2(i32(32))
-					v27 = t19
-					if v27 == 0 {
+					v28 = t19
+					if v28 == 0 {
 						v3 = i32(7)
 						goto l7
 					}
-					v19 = v10 + v6*i32(20)
-					store64(*m.memory, uint64(uint32(v27)), uint64(i64(0)))
-					store64(*m.memory, uint64(uint32(v27+i32(24))), uint64(i64(0)))
-					store64(*m.memory, uint64(uint32(v27+i32(16))), uint64(i64(0)))
-					store64(*m.memory, uint64(uint32(v27+i32(8))), uint64(i64(0)))
+					v20 = v8 + v9*i32(20)
+					store64(*m.memory, uint64(uint32(v28)), uint64(i64(0)))
+					store64(*m.memory, uint64(uint32(v28+i32(24))), uint64(i64(0)))
+					store64(*m.memory, uint64(uint32(v28+i32(16))), uint64(i64(0)))
+					store64(*m.memory, uint64(uint32(v28+i32(8))), uint64(i64(0)))
 					{
-						if v11 <= i32(0) {
-							v13 = i32(-1)
+						if v6 <= i32(0) {
+							v17 = i32(-1)
 							v1 = i32(-1)
-							v7 = i32(-1)
+							v5 = i32(-1)
 							goto l8
 						}
-						v22 = v11 & i32(1)
-						if v11 == i32(1) {
-							v7 = i32(-1)
+						v10 = v6 & i32(1)
+						if v6 == i32(1) {
+							v5 = i32(-1)
 							v1 = i32(-1)
-							v13 = i32(-1)
+							v17 = i32(-1)
 							goto l9
 						}
-						v2 = v5 + i32(5)
-						v24 = v11 & i32(-2)
-						v7 = i32(-1)
+						v2 = v19 + i32(5)
+						v23 = v6 & i32(-2)
+						v5 = i32(-1)
 						v1 = i32(-1)
-						v13 = i32(-1)
+						v17 = i32(-1)
 					l10:
 						{
 							v3 = v0 + i32(1)
 							t20 := int32((*m.memory)[uint64(uint32(v2-i32(4)))])
 							t21 := v3
 							t22 := v0
-							t23 := v13
-							v20 = t20
+							t23 := v17
+							v14 = t20
 							p24 := t23
-							if v20 == i32(91) {
+							if v14 == i32(91) {
 								p24 = t22
 							}
 							t25 := int32((*m.memory)[uint64(uint32(v2))])
@@ -6579,10 +6433,10 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 							if v21 == i32(91) {
 								p26 = t21
 							}
-							v13 = p26
+							v17 = p26
 							t28 := v3
 							p27 := v1
-							if v20 == i32(125) {
+							if v14 == i32(125) {
 								p27 = v0
 							}
 							p29 := p27
@@ -6591,74 +6445,74 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 							}
 							v1 = p29
 							t31 := v3
-							p30 := v7
-							if v20 == i32(123) {
+							p30 := v5
+							if v14 == i32(123) {
 								p30 = v0
 							}
 							p32 := p30
 							if v21 == i32(123) {
 								p32 = t31
 							}
-							v7 = p32
+							v5 = p32
 							v2 = v2 + i32(8)
 							v0 = v0 + i32(2)
-							if v0 != v24 {
+							if v0 != v23 {
 								goto l10
 							}
 						}
 					l9:
-						if v22 == 0 {
+						if v10 == 0 {
 							goto l8
 						}
-						t33 := int32((*m.memory)[uint64(uint32(v5+v0<<2+i32(1)))])
+						t33 := int32((*m.memory)[uint64(uint32(v19+v0<<2+i32(1)))])
 						t34 := v0
-						t35 := v13
+						t35 := v17
 						v2 = t33
 						p36 := t35
 						if v2 == i32(91) {
 							p36 = t34
 						}
-						v13 = p36
+						v17 = p36
 						p37 := v1
 						if v2 == i32(125) {
 							p37 = v0
 						}
 						v1 = p37
-						p38 := v7
+						p38 := v5
 						if v2 == i32(123) {
 							p38 = v0
 						}
-						v7 = p38
+						v5 = p38
 					}
 				l8:
-					v26 = v19 + i32(440)
+					v27 = v20 + i32(440)
 					{
 						var p39 int32
 						{
-							t40 := int32(load32(*m.memory, uint64(uint32(v4+v7<<2))))
-							t41 := m.fn81(t40, v8+i32(168), v8+i32(164), v8+i32(160), v8+i32(156), v8+i32(152))
+							t40 := int32(load32(*m.memory, uint64(uint32(v4+v5<<2))))
+							t41 := m.fn84(t40, v7+i32(168), v7+i32(164), v7+i32(160), v7+i32(156), v7+i32(152))
 							if t41 != 0 {
-								t42 := int32(load32(*m.memory, uint64(uint32(v26))))
+								t42 := int32(load32(*m.memory, uint64(uint32(v27))))
 								v0 = t42
-								t43 := int32(load32(*m.memory, uint64(uint32(v10+v6*i32(20)+i32(444)))))
-								store32(*m.memory, uint64(uint32(v8))+80, uint32(t43))
-								store32(*m.memory, uint64(uint32(v8))+84, uint32(v0))
-								t44 := int32(load32(*m.memory, uint64(uint32(v8))+152))
-								store32(*m.memory, uint64(uint32(v8))+88, uint32(t44))
-								m.fn78(v10, m.g1+i32(105), v8+i32(80))
+								t43 := int32(load32(*m.memory, uint64(uint32(v8+v9*i32(20)+i32(444)))))
+								store32(*m.memory, uint64(uint32(v7))+80, uint32(t43))
+								store32(*m.memory, uint64(uint32(v7))+84, uint32(v0))
+								t44 := int32(load32(*m.memory, uint64(uint32(v7))+152))
+								store32(*m.memory, uint64(uint32(v7))+88, uint32(t44))
+								m.fn81(v8, m.g1+i32(105), v7+i32(80))
 								goto l11
 							}
-							t45 := int32(load32(*m.memory, uint64(uint32(v8))+160))
+							t45 := int32(load32(*m.memory, uint64(uint32(v7))+160))
 							v2 = t45
 							t46 := v2
-							v0 = v10 + v6*i32(20)
+							v0 = v8 + v9*i32(20)
 							t47 := int32(load32(*m.memory, uint64(uint32(v0+i32(452)))))
 							v3 = t47
 							if t46 != v3 {
 								v1 = m.g1
 								t48 := int32(load32(*m.memory, uint64(uint32(v0+i32(444)))))
 								v0 = t48
-								t49 := int32(load32(*m.memory, uint64(uint32(v26))))
+								t49 := int32(load32(*m.memory, uint64(uint32(v27))))
 								v4 = t49
 								v3 = v3 - i32(223)
 								var p50 int32
@@ -6670,7 +6524,7 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 								}
 								v1 = p50
 								v3 = m.g1
-								t52 := v8
+								t52 := v7
 								v2 = v2 - i32(223)
 								var p53 int32
 								if uint32(v2) > uint32(i32(2)) {
@@ -6680,45 +6534,45 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 									p53 = t54
 								}
 								store32(*m.memory, uint64(uint32(t52))+76, uint32(p53))
-								store32(*m.memory, uint64(uint32(v8))+72, uint32(v1))
-								store32(*m.memory, uint64(uint32(v8))+68, uint32(v4))
-								store32(*m.memory, uint64(uint32(v8))+64, uint32(v0))
-								m.fn78(v10, m.g1+i32(10978), v8-i32(-64))
+								store32(*m.memory, uint64(uint32(v7))+72, uint32(v1))
+								store32(*m.memory, uint64(uint32(v7))+68, uint32(v4))
+								store32(*m.memory, uint64(uint32(v7))+64, uint32(v0))
+								m.fn81(v8, m.g1+i32(10978), v7-i32(-64))
 								goto l11
 							}
-							t55 := int32(load32(*m.memory, uint64(uint32(v8))+164))
+							t55 := int32(load32(*m.memory, uint64(uint32(v7))+164))
 							v2 = t55
 							t56 := int32(load32(*m.memory, uint64(uint32(v0+i32(448)))))
 							t57 := v2
 							v0 = t56
 							if t57 != v0 {
-								t58 := int32(load32(*m.memory, uint64(uint32(v10+v6*i32(20)+i32(444)))))
+								t58 := int32(load32(*m.memory, uint64(uint32(v8+v9*i32(20)+i32(444)))))
 								v1 = t58
-								t59 := int32(load32(*m.memory, uint64(uint32(v26))))
+								t59 := int32(load32(*m.memory, uint64(uint32(v27))))
 								v3 = t59
-								store32(*m.memory, uint64(uint32(v8))+60, uint32(v2))
-								store32(*m.memory, uint64(uint32(v8))+56, uint32(v0))
-								store32(*m.memory, uint64(uint32(v8))+52, uint32(v3))
-								store32(*m.memory, uint64(uint32(v8))+48, uint32(v1))
-								m.fn78(v10, m.g1+i32(11268), v8+i32(48))
+								store32(*m.memory, uint64(uint32(v7))+60, uint32(v2))
+								store32(*m.memory, uint64(uint32(v7))+56, uint32(v0))
+								store32(*m.memory, uint64(uint32(v7))+52, uint32(v3))
+								store32(*m.memory, uint64(uint32(v7))+48, uint32(v1))
+								m.fn81(v8, m.g1+i32(11268), v7+i32(48))
 								goto l11
 							}
 							t60 := int32(load32(*m.memory, uint64(uint32(v4+v1<<2))))
 							t61 := m.fn51(t60)
 							v54 = t61
 							if v54 < i64(0) {
-								m.fn78(v10, m.g1+i32(11943), i32(0))
+								m.fn81(v8, m.g1+i32(11943), i32(0))
 								goto l11
 							}
 							if uint64(v54) >= uint64(i64(4097)) {
-								store32(*m.memory, uint64(uint32(v8))+8, uint32(i32(4096)))
-								store64(*m.memory, uint64(uint32(v8)), uint64(v54))
-								m.fn78(v10, m.g1+i32(4886), v8)
+								store32(*m.memory, uint64(uint32(v7))+8, uint32(i32(4096)))
+								store64(*m.memory, uint64(uint32(v7)), uint64(v54))
+								m.fn81(v8, m.g1+i32(4886), v7)
 								goto l11
 							}
 							if v54 == 0 {
-								store32(*m.memory, uint64(uint32(v39))+12, uint32(v27))
-								store64(*m.memory, uint64(uint32(v27)), uint64(i64(0)))
+								store32(*m.memory, uint64(uint32(v39))+12, uint32(v28))
+								store64(*m.memory, uint64(uint32(v28)), uint64(i64(0)))
 								store32(*m.memory, uint64(uint32(v39))+4, uint32(i32(51)))
 								p39 = i32(0)
 								goto l12
@@ -6726,60 +6580,60 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 							v21 = i32(0)
 							{
 								{
-									if v13 < i32(0) {
+									if v17 < i32(0) {
 										goto l13
 									}
 									{
 										t62 := m.fn2(i32(16))
-										v23 = t62
-										if v23 == 0 {
+										v22 = t62
+										if v22 == 0 {
 											goto l14
 										}
-										store64(*m.memory, uint64(uint32(v23)), uint64(i64(0)))
-										store64(*m.memory, uint64(uint32(v23+i32(8))), uint64(i64(0)))
+										store64(*m.memory, uint64(uint32(v22)), uint64(i64(0)))
+										store64(*m.memory, uint64(uint32(v22+i32(8))), uint64(i64(0)))
 										t63 := m.fn2(i32(256))
 										v0 = t63
 										if v0 == 0 {
 											goto l14
 										}
 										memory_zero(*m.memory, uint32(v0), uint32(i32(256)))
-										store32(*m.memory, uint64(uint32(v23))+12, uint32(v0))
-										store32(*m.memory, uint64(uint32(v23))+8, uint32(i32(32)))
-										store64(*m.memory, uint64(uint32(v23)), uint64(i64(8)))
+										store32(*m.memory, uint64(uint32(v22))+12, uint32(v0))
+										store32(*m.memory, uint64(uint32(v22))+8, uint32(i32(32)))
+										store64(*m.memory, uint64(uint32(v22)), uint64(i64(8)))
 										{
-											v1 = v4 + v13<<2
+											v1 = v4 + v17<<2
 											t64 := int32(load32(*m.memory, uint64(uint32(v1))))
-											t65 := m.fn54(t64, v8+i32(112))
+											t65 := m.fn57(t64, v7+i32(112))
 											v2 = t65
 											if v2 != 0 {
 												goto l15
 											}
 										l17:
 											{
-												t66 := int32(load32(*m.memory, uint64(uint32(v8))+112))
+												t66 := int32(load32(*m.memory, uint64(uint32(v7))+112))
 												v0 = t66
 												if v0 == 0 {
 													goto l15
 												}
 												{
-													t67 := int32(load32(*m.memory, uint64(uint32(v10))+16))
+													t67 := int32(load32(*m.memory, uint64(uint32(v8))+16))
 													if t67 != 0 {
-														t68 := m.fn88(v10, v0, v8+i32(128))
+														t68 := m.fn91(v8, v0, v7+i32(128))
 														if t68 == 0 {
 															goto l16
 														}
 														goto l14
 													}
 													t69 := m.fn51(v0)
-													store64(*m.memory, uint64(uint32(v8))+128, uint64(t69))
+													store64(*m.memory, uint64(uint32(v7))+128, uint64(t69))
 												}
 											l16:
-												t70 := m.fn80(v23, v8+i32(128))
+												t70 := m.fn83(v22, v7+i32(128))
 												if t70 != 0 {
 													goto l14
 												}
 												t71 := int32(load32(*m.memory, uint64(uint32(v1))))
-												t72 := m.fn55(t71, v8+i32(112))
+												t72 := m.fn58(t71, v7+i32(112))
 												v2 = t72
 												if v2 == 0 {
 													goto l17
@@ -6790,131 +6644,131 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 										if v2 == i32(101) {
 											goto l18
 										}
-										m.fn78(v10, m.g1+i32(366), i32(0))
+										m.fn81(v8, m.g1+i32(366), i32(0))
 									}
 								l14:
 									v3 = i32(0)
 									goto l19
 								l18:
-									t73 := int32(load32(*m.memory, uint64(uint32(v23))+4))
-									v7 = t73
-									if uint32(v7) < uint32(i32(2)) {
+									t73 := int32(load32(*m.memory, uint64(uint32(v22))+4))
+									v20 = t73
+									if uint32(v20) < uint32(i32(2)) {
 										goto l13
 									}
-									t74 := int32(load32(*m.memory, uint64(uint32(v23))))
-									v22 = t74
-									v12 = v22 * v7
-									t75 := int32(load32(*m.memory, uint64(uint32(v23))+12))
+									t74 := int32(load32(*m.memory, uint64(uint32(v22))))
+									v5 = t74
+									v31 = v5 * v20
+									t75 := int32(load32(*m.memory, uint64(uint32(v22))+12))
 									v41 = t75
-									v1 = v22 - i32(1)
-									v31 = v1 & i32(3)
+									v1 = v5 - i32(1)
+									v30 = v1 & i32(3)
 									var p76 int32
-									if uint32(v22-i32(2)) < uint32(i32(3)) {
+									if uint32(v5-i32(2)) < uint32(i32(3)) {
 										p76 = 1
 									}
-									v17 = p76
+									v13 = p76
 								l26:
 									{
-										t77 := int64(uint64(int64(uint32(v7))*i64(5)-i64(1)) / uint64(i64(11)))
+										t77 := int64(uint64(int64(uint32(v20))*i64(5)-i64(1)) / uint64(i64(11)))
 										v0 = int32(t77)
 										p78 := i32(1)
 										if v0 != 0 {
 											p78 = v0
 										}
-										v7 = p78
-										v24 = v7 * v22
-										v19 = v24
+										v20 = p78
+										v23 = v20 * v5
+										v10 = v23
 									l25:
-										v0 = v19 - v24
-										if uint32(v0) > uint32(v19) {
+										v0 = v10 - v23
+										if uint32(v0) > uint32(v10) {
 											goto l20
 										}
 									l24:
 										{
 											t79 := v41
 											v2 = v0
-											v20 = t79 + v2
-											t80 := int64(load64(*m.memory, uint64(uint32(v20))))
+											v17 = t79 + v2
+											t80 := int64(load64(*m.memory, uint64(uint32(v17))))
 											v53 = t80
 											t81 := v53
-											v13 = v20 + v24
-											t82 := int64(load64(*m.memory, uint64(uint32(v13))))
+											v14 = v17 + v23
+											t82 := int64(load64(*m.memory, uint64(uint32(v14))))
 											v52 = t82
 											if int32(t81-v52) <= i32(0) {
 												goto l20
 											}
-											(*m.memory)[uint64(uint32(v20))] = byte(v52)
-											(*m.memory)[uint64(uint32(v13))] = byte(v53)
+											(*m.memory)[uint64(uint32(v17))] = byte(v52)
+											(*m.memory)[uint64(uint32(v14))] = byte(v53)
 											{
 												if v1 == 0 {
 													goto l21
 												}
 												var p83 int32
-												if v31 != 0 {
+												if v30 != 0 {
 													v0 = i32(0)
 												l22:
 													{
-														v3 = v0 + v20 + i32(1)
+														v3 = v0 + v17 + i32(1)
 														t84 := int32((*m.memory)[uint64(uint32(v3))])
-														v14 = t84
+														v24 = t84
 														t85 := v3
-														v3 = v0 + v13 + i32(1)
+														v3 = v0 + v14 + i32(1)
 														t86 := int32((*m.memory)[uint64(uint32(v3))])
 														(*m.memory)[uint64(uint32(t85))] = byte(t86)
-														(*m.memory)[uint64(uint32(v3))] = byte(v14)
-														t87 := v31
+														(*m.memory)[uint64(uint32(v3))] = byte(v24)
+														t87 := v30
 														v0 = v0 + i32(1)
 														if t87 != v0 {
 															goto l22
 														}
 													}
-													v20 = v0 + v20
-													v13 = v0 + v13
+													v17 = v0 + v17
+													v14 = v0 + v14
 													p83 = v1 - v0
 												} else {
 													p83 = v1
 												}
 												v3 = p83
-												if v17 != 0 {
+												if v13 != 0 {
 													goto l21
 												}
 												v0 = i32(0)
 											l23:
 												{
-													v14 = v0 + v20
-													v28 = v14 + i32(1)
-													t88 := int32((*m.memory)[uint64(uint32(v28))])
-													v15 = t88
-													t89 := v28
-													v28 = v0 + v13
-													v9 = v28 + i32(1)
-													t90 := int32((*m.memory)[uint64(uint32(v9))])
+													v24 = v0 + v17
+													v16 = v24 + i32(1)
+													t88 := int32((*m.memory)[uint64(uint32(v16))])
+													v11 = t88
+													t89 := v16
+													v16 = v0 + v14
+													v18 = v16 + i32(1)
+													t90 := int32((*m.memory)[uint64(uint32(v18))])
 													(*m.memory)[uint64(uint32(t89))] = byte(t90)
-													(*m.memory)[uint64(uint32(v9))] = byte(v15)
-													v15 = v14 + i32(2)
-													t91 := int32((*m.memory)[uint64(uint32(v15))])
-													v9 = t91
-													t92 := v15
-													v15 = v28 + i32(2)
-													t93 := int32((*m.memory)[uint64(uint32(v15))])
+													(*m.memory)[uint64(uint32(v18))] = byte(v11)
+													v11 = v24 + i32(2)
+													t91 := int32((*m.memory)[uint64(uint32(v11))])
+													v18 = t91
+													t92 := v11
+													v11 = v16 + i32(2)
+													t93 := int32((*m.memory)[uint64(uint32(v11))])
 													(*m.memory)[uint64(uint32(t92))] = byte(t93)
-													(*m.memory)[uint64(uint32(v15))] = byte(v9)
-													v15 = v14 + i32(3)
-													t94 := int32((*m.memory)[uint64(uint32(v15))])
-													v9 = t94
-													t95 := v15
-													v15 = v28 + i32(3)
-													t96 := int32((*m.memory)[uint64(uint32(v15))])
+													(*m.memory)[uint64(uint32(v11))] = byte(v18)
+													v11 = v24 + i32(3)
+													t94 := int32((*m.memory)[uint64(uint32(v11))])
+													v18 = t94
+													t95 := v11
+													v11 = v16 + i32(3)
+													t96 := int32((*m.memory)[uint64(uint32(v11))])
 													(*m.memory)[uint64(uint32(t95))] = byte(t96)
-													(*m.memory)[uint64(uint32(v15))] = byte(v9)
-													v14 = v14 + i32(4)
-													t97 := int32((*m.memory)[uint64(uint32(v14))])
-													v15 = t97
-													t98 := v14
-													v14 = v28 + i32(4)
-													t99 := int32((*m.memory)[uint64(uint32(v14))])
+													(*m.memory)[uint64(uint32(v11))] = byte(v18)
+													v24 = v24 + i32(4)
+													t97 := int32((*m.memory)[uint64(uint32(v24))])
+													v11 = t97
+													t98 := v24
+													v24 = v16 + i32(4)
+													t99 := int32((*m.memory)[uint64(uint32(v24))])
 													(*m.memory)[uint64(uint32(t98))] = byte(t99)
-													(*m.memory)[uint64(uint32(v14))] = byte(v15)
+													(*m.memory)[uint64(uint32(v24))] = byte(v11)
 													t100 := v3
 													v0 = v0 + i32(4)
 													if t100 != v0 {
@@ -6923,38 +6777,38 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 												}
 											}
 										l21:
-											v0 = v2 - v24
+											v0 = v2 - v23
 											if uint32(v0) <= uint32(v2) {
 												goto l24
 											}
 										}
 									l20:
-										v19 = v19 + v22
-										if uint32(v19) < uint32(v12) {
+										v10 = v5 + v10
+										if uint32(v10) < uint32(v31) {
 											goto l25
 										}
-										if uint32(v7) >= uint32(i32(2)) {
+										if uint32(v20) >= uint32(i32(2)) {
 											goto l26
 										}
 									}
 								}
 							l13:
-								if v11 > i32(0) {
-									v22 = v8 + i32(136)
-									v20 = i32(0)
+								if v6 > i32(0) {
+									v10 = v7 + i32(136)
+									v17 = i32(0)
 								l38:
 									{
-										t101 := v5
-										v0 = v20 << 2
+										t101 := v19
+										v0 = v17 << 2
 										t102 := int32((*m.memory)[uint64(uint32(t101+v0+i32(1)))])
 										if t102 != i32(38) {
 											goto l27
 										}
-										t103 := int32((*m.memory)[uint64(uint32(v5+(v0|i32(3))))])
+										t103 := int32((*m.memory)[uint64(uint32(v19+(v0|i32(3))))])
 										if t103 != i32(103) {
 											goto l27
 										}
-										t104 := int32(int8((*m.memory)[uint64(uint32(v5+(v0|i32(2))))]))
+										t104 := int32(int8((*m.memory)[uint64(uint32(v19+(v0|i32(2))))]))
 										v2 = t104
 										if v21 == 0 {
 											v3 = i32(7)
@@ -6976,246 +6830,246 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 											store32(*m.memory, uint64(uint32(v21))+8, uint32(i32(8)))
 											store64(*m.memory, uint64(uint32(v21)), uint64(i64(24)))
 										}
-										store64(*m.memory, uint64(uint32(v22)), uint64(i64(0)))
-										store64(*m.memory, uint64(uint32(v22+i32(8))), uint64(i64(0)))
-										store32(*m.memory, uint64(uint32(v8))+128, uint32(v20))
-										t107 := v8
+										store64(*m.memory, uint64(uint32(v10)), uint64(i64(0)))
+										store64(*m.memory, uint64(uint32(v10+i32(8))), uint64(i64(0)))
+										store32(*m.memory, uint64(uint32(v7))+128, uint32(v17))
+										t107 := v7
 										v1 = v2 - i32(65)
 										store32(*m.memory, uint64(uint32(t107))+132, uint32(v1))
 										{
-											t108 := int32(load32(*m.memory, uint64(uint32(v10+v1*i32(12)+i32(1000)))))
+											t108 := int32(load32(*m.memory, uint64(uint32(v8+v1*i32(12)+i32(1000)))))
 											switch t108 - i32(1) {
 											case 0:
 												t109 := m.fn2(i32(128))
-												v13 = t109
-												if v13 == 0 {
+												v14 = t109
+												if v14 == 0 {
 													v3 = i32(7)
 													goto l19
 												}
-												memory_zero(*m.memory, uint32(v13), uint32(i32(128)))
-												store32(*m.memory, uint64(uint32(v8))+148, uint32(v13))
-												store32(*m.memory, uint64(uint32(v8))+144, uint32(i32(16)))
-												store64(*m.memory, uint64(uint32(v8))+136, uint64(i64(8)))
+												memory_zero(*m.memory, uint32(v14), uint32(i32(128)))
+												store32(*m.memory, uint64(uint32(v7))+148, uint32(v14))
+												store32(*m.memory, uint64(uint32(v7))+144, uint32(i32(16)))
+												store64(*m.memory, uint64(uint32(v7))+136, uint64(i64(8)))
 												{
-													v24 = v0 + v4
-													t110 := int32(load32(*m.memory, uint64(uint32(v24))))
-													t111 := m.fn54(t110, v8+i32(124))
+													v23 = v0 + v4
+													t110 := int32(load32(*m.memory, uint64(uint32(v23))))
+													t111 := m.fn57(t110, v7+i32(124))
 													v3 = t111
 													if v3 != 0 {
 														goto l31
 													}
-													t112 := int32(load32(*m.memory, uint64(uint32(v8))+124))
-													v7 = t112
-													if v7 == 0 {
+													t112 := int32(load32(*m.memory, uint64(uint32(v7))+124))
+													v5 = t112
+													if v5 == 0 {
 														goto l31
 													}
 													v2 = i32(16)
-													v19 = i32(0)
+													v20 = i32(0)
 													v0 = i32(0)
 												l33:
 													{
-														t113 := m.fn51(v7)
-														store64(*m.memory, uint64(uint32(v8))+112, uint64(t113))
+														t113 := m.fn51(v5)
+														store64(*m.memory, uint64(uint32(v7))+112, uint64(t113))
 														{
 															if v0 != v2 {
 																v1 = v2
 																goto l32
 															}
-															t114 := v13
+															t114 := v14
 															v1 = v2<<1 + i32(100)
 															t115 := m.fn3(t114, int64(uint32(v1<<3)))
-															v13 = t115
-															if v13 != 0 {
+															v14 = t115
+															if v14 != 0 {
 																goto l32
 															}
-															store32(*m.memory, uint64(uint32(v8))+140, uint32(v2))
+															store32(*m.memory, uint64(uint32(v7))+140, uint32(v2))
 															v3 = i32(7)
 															goto l19
 														}
 													l32:
-														t116 := int64(load64(*m.memory, uint64(uint32(v8))+112))
-														store64(*m.memory, uint64(uint32(v13+v19)), uint64(t116))
+														t116 := int64(load64(*m.memory, uint64(uint32(v7))+112))
+														store64(*m.memory, uint64(uint32(v14+v20)), uint64(t116))
 														v0 = v0 + i32(1)
-														t117 := int32(load32(*m.memory, uint64(uint32(v24))))
-														t118 := m.fn55(t117, v8+i32(124))
+														t117 := int32(load32(*m.memory, uint64(uint32(v23))))
+														t118 := m.fn58(t117, v7+i32(124))
 														v3 = t118
 														if v3 == 0 {
-															v19 = v19 + i32(8)
+															v20 = v20 + i32(8)
 															v2 = v1
-															t119 := int32(load32(*m.memory, uint64(uint32(v8))+124))
-															v7 = t119
-															if v7 != 0 {
+															t119 := int32(load32(*m.memory, uint64(uint32(v7))+124))
+															v5 = t119
+															if v5 != 0 {
 																goto l33
 															}
 														}
 													}
-													store32(*m.memory, uint64(uint32(v8))+148, uint32(v13))
-													store32(*m.memory, uint64(uint32(v8))+144, uint32(v1))
-													store32(*m.memory, uint64(uint32(v8))+140, uint32(v0))
+													store32(*m.memory, uint64(uint32(v7))+148, uint32(v14))
+													store32(*m.memory, uint64(uint32(v7))+144, uint32(v1))
+													store32(*m.memory, uint64(uint32(v7))+140, uint32(v0))
 												}
 											l31:
 												if v3 == i32(101) {
 													goto l34
 												}
-												m.fn78(v10, m.g1+i32(2783), i32(0))
+												m.fn81(v8, m.g1+i32(2783), i32(0))
 												goto l19
 											default:
 												v3 = i32(0)
-												m.fn78(v10, m.g1+i32(2528), i32(0))
+												m.fn81(v8, m.g1+i32(2528), i32(0))
 												goto l19
 											case 2:
 												t120 := m.fn2(i32(128))
-												v13 = t120
-												if v13 == 0 {
+												v14 = t120
+												if v14 == 0 {
 													v3 = i32(7)
 													goto l19
 												}
-												memory_zero(*m.memory, uint32(v13), uint32(i32(128)))
-												store32(*m.memory, uint64(uint32(v8))+148, uint32(v13))
-												store32(*m.memory, uint64(uint32(v8))+144, uint32(i32(16)))
-												store64(*m.memory, uint64(uint32(v8))+136, uint64(i64(8)))
+												memory_zero(*m.memory, uint32(v14), uint32(i32(128)))
+												store32(*m.memory, uint64(uint32(v7))+148, uint32(v14))
+												store32(*m.memory, uint64(uint32(v7))+144, uint32(i32(16)))
+												store64(*m.memory, uint64(uint32(v7))+136, uint64(i64(8)))
 												{
-													v24 = v0 + v4
-													t121 := int32(load32(*m.memory, uint64(uint32(v24))))
-													t122 := m.fn54(t121, v8+i32(124))
+													v23 = v0 + v4
+													t121 := int32(load32(*m.memory, uint64(uint32(v23))))
+													t122 := m.fn57(t121, v7+i32(124))
 													v3 = t122
 													if v3 != 0 {
 														goto l35
 													}
-													t123 := int32(load32(*m.memory, uint64(uint32(v8))+124))
-													v7 = t123
-													if v7 == 0 {
+													t123 := int32(load32(*m.memory, uint64(uint32(v7))+124))
+													v5 = t123
+													if v5 == 0 {
 														goto l35
 													}
 													v0 = i32(16)
-													v19 = i32(0)
+													v20 = i32(0)
 													v2 = i32(0)
 												l37:
 													{
-														t124 := m.fn9(v7)
+														t124 := m.fn9(v5)
 														v1 = t124
-														t125 := int32(load32(*m.memory, uint64(uint32(v8))+124))
+														t125 := int32(load32(*m.memory, uint64(uint32(v7))+124))
 														t126 := m.fn7(t125)
-														t127 := v8
+														t127 := v7
 														v3 = t126
 														store32(*m.memory, uint64(uint32(t127))+32, uint32(v3))
-														store32(*m.memory, uint64(uint32(v8))+36, uint32(v1))
-														t128 := m.fn8(m.g1+i32(1529), v8+i32(32))
-														t129 := v8
+														store32(*m.memory, uint64(uint32(v7))+36, uint32(v1))
+														t128 := m.fn8(m.g1+i32(1529), v7+i32(32))
+														t129 := v7
 														v1 = t128
 														store32(*m.memory, uint64(uint32(t129))+116, uint32(v1))
 														if v1 == 0 {
-															store32(*m.memory, uint64(uint32(v8))+144, uint32(v0))
-															store32(*m.memory, uint64(uint32(v8))+140, uint32(v2))
+															store32(*m.memory, uint64(uint32(v7))+144, uint32(v0))
+															store32(*m.memory, uint64(uint32(v7))+140, uint32(v2))
 															v3 = i32(7)
 															goto l19
 														}
-														store32(*m.memory, uint64(uint32(v8))+112, uint32(v3))
+														store32(*m.memory, uint64(uint32(v7))+112, uint32(v3))
 														{
 															if v0 != v2 {
 																v1 = v0
 																goto l36
 															}
-															t130 := v13
+															t130 := v14
 															v1 = v0<<1 + i32(100)
 															t131 := m.fn3(t130, int64(uint32(v1<<3)))
-															v13 = t131
-															if v13 != 0 {
+															v14 = t131
+															if v14 != 0 {
 																goto l36
 															}
-															store32(*m.memory, uint64(uint32(v8))+144, uint32(v0))
-															store32(*m.memory, uint64(uint32(v8))+140, uint32(v0))
+															store32(*m.memory, uint64(uint32(v7))+144, uint32(v0))
+															store32(*m.memory, uint64(uint32(v7))+140, uint32(v0))
 															v3 = i32(7)
 															goto l19
 														}
 													l36:
-														t132 := int64(load64(*m.memory, uint64(uint32(v8))+112))
-														store64(*m.memory, uint64(uint32(v13+v19)), uint64(t132))
+														t132 := int64(load64(*m.memory, uint64(uint32(v7))+112))
+														store64(*m.memory, uint64(uint32(v14+v20)), uint64(t132))
 														v2 = v2 + i32(1)
-														t133 := int32(load32(*m.memory, uint64(uint32(v24))))
-														t134 := m.fn55(t133, v8+i32(124))
+														t133 := int32(load32(*m.memory, uint64(uint32(v23))))
+														t134 := m.fn58(t133, v7+i32(124))
 														v3 = t134
 														if v3 == 0 {
-															v19 = v19 + i32(8)
+															v20 = v20 + i32(8)
 															v0 = v1
-															t135 := int32(load32(*m.memory, uint64(uint32(v8))+124))
-															v7 = t135
-															if v7 != 0 {
+															t135 := int32(load32(*m.memory, uint64(uint32(v7))+124))
+															v5 = t135
+															if v5 != 0 {
 																goto l37
 															}
 														}
 													}
-													store32(*m.memory, uint64(uint32(v8))+148, uint32(v13))
-													store32(*m.memory, uint64(uint32(v8))+144, uint32(v1))
-													store32(*m.memory, uint64(uint32(v8))+140, uint32(v2))
+													store32(*m.memory, uint64(uint32(v7))+148, uint32(v14))
+													store32(*m.memory, uint64(uint32(v7))+144, uint32(v1))
+													store32(*m.memory, uint64(uint32(v7))+140, uint32(v2))
 												}
 											l35:
 												if v3 == i32(101) {
 													goto l34
 												}
-												m.fn78(v10, m.g1+i32(2725), i32(0))
+												m.fn81(v8, m.g1+i32(2725), i32(0))
 												goto l19
 											}
 										}
 									l34:
-										t136 := m.fn80(v21, v8+i32(128))
+										t136 := m.fn83(v21, v7+i32(128))
 										v3 = t136
 										if v3 != 0 {
 											goto l19
 										}
 									}
 								l27:
-									v20 = v20 + i32(1)
-									if v20 != v11 {
+									v17 = v17 + i32(1)
+									if v17 != v6 {
 										goto l38
 									}
 								}
 								v0 = v4
-								v22 = v8 + i32(172)
-								v20 = i32(0)
+								v10 = v7 + i32(172)
+								v17 = i32(0)
 								t137 := *m.g0
-								v13 = t137 - i32(32)
-								*m.g0 = v13
-								t138 := m._strlen(v5)
-								v19 = t138
+								v5 = t137 - i32(32)
+								*m.g0 = v5
+								t138 := m._strlen(v19)
+								v20 = t138
 								t139 := m.fn35(i32(0))
 								v3 = t139
-								t140 := int64(load64(*m.memory, uint64(uint32(v10))+36))
-								store64(*m.memory, uint64(uint32(v13))+16, uint64(t140))
-								m.fn36(v3, m.g1+i32(12859), v13+i32(16))
-								v7 = (v19 - i32(1)) / i32(4)
+								t140 := int64(load64(*m.memory, uint64(uint32(v8))+36))
+								store64(*m.memory, uint64(uint32(v5))+16, uint64(t140))
+								m.fn36(v3, m.g1+i32(12859), v5+i32(16))
+								v14 = (v20 - i32(1)) / i32(4)
 								{
 									{
-										if v19 >= i32(5) {
+										if v20 >= i32(5) {
 											p141 := i32(1)
-											if v7 > i32(1) {
-												p141 = v7
+											if v14 > i32(1) {
+												p141 = v14
 											}
 											v2 = p141
-											v1 = v5 + i32(3)
+											v1 = v19 + i32(3)
 										l40:
 											{
 												t142 := int32((*m.memory)[uint64(uint32(v1-i32(2)))])
 												if t142 == i32(93) {
 													t143 := int32(int8((*m.memory)[uint64(uint32(v1-i32(1)))]))
-													v24 = t143
+													v23 = t143
 													t144 := int32(int8((*m.memory)[uint64(uint32(v1))]))
-													v14 = t144
+													v24 = t144
 													t146 := v3
 													t147 := m.g1
 													p145 := i32(13425)
-													if v20 != 0 {
+													if v17 != 0 {
 														p145 = i32(13433)
 													}
 													m.fn37(t146, t147+p145)
-													v20 = v14 - i32(97)
-													if uint32(v20) > uint32(i32(5)) {
+													v17 = v24 - i32(97)
+													if uint32(v17) > uint32(i32(5)) {
 														goto l39
 													}
-													store32(*m.memory, uint64(uint32(v13)), uint32(v24-i32(65)))
-													t148 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15024)+v20<<2))))
-													m.fn36(v3, t148, v13)
-													v20 = i32(1)
+													store32(*m.memory, uint64(uint32(v5)), uint32(v23-i32(65)))
+													t148 := int32(load32(*m.memory, uint64(uint32(m.g1+i32(15024)+v17<<2))))
+													m.fn36(v3, t148, v5)
+													v17 = i32(1)
 												}
 												v1 = v1 + i32(4)
 												v2 = v2 - i32(1)
@@ -7230,28 +7084,28 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 											v1 = i32(7)
 											goto l41
 										}
-										t150 := int32(load32(*m.memory, uint64(uint32(v10))+12))
-										t151 := m.fn16(t150, v2, i32(-1), v22, i32(0))
+										t150 := int32(load32(*m.memory, uint64(uint32(v8))+12))
+										t151 := m.fn16(t150, v2, i32(-1), v10, i32(0))
 										v1 = t151
 										m.fn0(v2)
 										if v1 != 0 {
 											goto l41
 										}
-										if v19 < i32(5) {
+										if v20 < i32(5) {
 											goto l41
 										}
 										p152 := i32(1)
-										if v7 > i32(1) {
-											p152 = v7
+										if v14 > i32(1) {
+											p152 = v14
 										}
 										v2 = p152
-										v1 = v5 + i32(1)
+										v1 = v19 + i32(1)
 										v3 = i32(1)
 									l42:
 										{
 											t153 := int32((*m.memory)[uint64(uint32(v1))])
 											if t153 == i32(93) {
-												t154 := int32(load32(*m.memory, uint64(uint32(v22))))
+												t154 := int32(load32(*m.memory, uint64(uint32(v10))))
 												t155 := int32(load32(*m.memory, uint64(uint32(v0))))
 												_ = m.fn24(t154, v3, t155)
 												v3 = v3 + i32(1)
@@ -7272,36 +7126,36 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 									v1 = i32(1)
 								}
 							l41:
-								*m.g0 = v13 + i32(32)
+								*m.g0 = v5 + i32(32)
 								v3 = v1
 								if v3 != 0 {
-									t158 := int32(load32(*m.memory, uint64(uint32(v10))+12))
+									t158 := int32(load32(*m.memory, uint64(uint32(v8))+12))
 									t159 := m.fn42(t158)
-									store32(*m.memory, uint64(uint32(v8))+16, uint32(t159))
-									m.fn78(v10, m.g1+i32(1984), v8+i32(16))
+									store32(*m.memory, uint64(uint32(v7))+16, uint32(t159))
+									m.fn81(v8, m.g1+i32(1984), v7+i32(16))
 									goto l19
 								}
 								v3 = i32(0)
-								store32(*m.memory, uint64(uint32(v8))+104, uint32(i32(0)))
-								store32(*m.memory, uint64(uint32(v8))+108, uint32(i32(0)))
-								store64(*m.memory, uint64(uint32(v8))+96, uint64(i64(0)))
-								t160 := int32(load32(*m.memory, uint64(uint32(v8))+172))
+								store32(*m.memory, uint64(uint32(v7))+104, uint32(i32(0)))
+								store32(*m.memory, uint64(uint32(v7))+108, uint32(i32(0)))
+								store64(*m.memory, uint64(uint32(v7))+96, uint64(i64(0)))
+								t160 := int32(load32(*m.memory, uint64(uint32(v7))+172))
 								v35 = t160
-								v28 = v5
-								v31 = v11
+								v30 = v19
+								v31 = v6
 								v41 = v4
-								t161 := int32(load32(*m.memory, uint64(uint32(v8))+168))
-								v4 = t161
-								v44 = v8 + i32(108)
-								v45 = v8 + i32(104)
-								v46 = v8 + i32(96)
-								v22 = i32(0)
-								v24 = i32(0)
+								t161 := int32(load32(*m.memory, uint64(uint32(v7))+168))
+								v19 = t161
+								v44 = v7 + i32(108)
+								v45 = v7 + i32(104)
+								v46 = v7 + i32(96)
 								v20 = i32(0)
+								v23 = i32(0)
+								v17 = i32(0)
 								t162 := *m.g0
-								v17 = t162 - i32(176)
-								*m.g0 = v17
-								store32(*m.memory, uint64(uint32(v17))+172, uint32(i32(0)))
+								v13 = t162 - i32(176)
+								*m.g0 = v13
+								store32(*m.memory, uint64(uint32(v13))+172, uint32(i32(0)))
 								v2 = i32(7)
 								{
 									v1 = int32(v54)
@@ -7314,59 +7168,59 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 									memory_zero(*m.memory, uint32(v32), uint32(v0))
 									v38 = v1 << 2
 									t164 := m.fn2(v38)
-									v19 = t164
-									if v19 == 0 {
+									v24 = t164
+									if v24 == 0 {
 										goto l43
 									}
-									memory_zero(*m.memory, uint32(v19), uint32(v38))
+									memory_zero(*m.memory, uint32(v24), uint32(v38))
 									t165 := m.fn2(v0)
-									v24 = t165
-									if v24 == 0 {
-										v24 = i32(0)
+									v23 = t165
+									if v23 == 0 {
+										v23 = i32(0)
 										goto l44
 									}
-									memory_zero(*m.memory, uint32(v24), uint32(v0))
+									memory_zero(*m.memory, uint32(v23), uint32(v0))
 									t166 := m.fn2(v38)
-									v20 = t166
-									if v20 == 0 {
-										v20 = i32(0)
+									v17 = t166
+									if v17 == 0 {
+										v17 = i32(0)
 										goto l44
 									}
-									memory_zero(*m.memory, uint32(v20), uint32(v38))
-									t167 := int32(load32(*m.memory, uint64(uint32(v26))+8))
-									v5 = t167
-									t168 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+									memory_zero(*m.memory, uint32(v17), uint32(v38))
+									t167 := int32(load32(*m.memory, uint64(uint32(v27))+8))
+									v4 = t167
+									t168 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 									v0 = t168
 									{
-										t169 := int32(load32(*m.memory, uint64(uint32(v26))+12))
+										t169 := int32(load32(*m.memory, uint64(uint32(v27))+12))
 										switch t169 - i32(223) {
 										case 2:
 											goto l47
 										case 0:
-											v5 = v5 << 2
+											v4 = v4 << 2
 											goto l47
 										case 1:
-											v5 = int32(uint32(v5) >> 3)
+											v4 = int32(uint32(v4) >> 3)
 											goto l47
 										default:
-											v5 = i32(0)
+											v4 = i32(0)
 										}
 									}
 								l47:
-									t170 := m.fn2(v0 * v5)
+									t170 := m.fn2(v0 * v4)
 									v36 = t170
 									if v36 == 0 {
 										v36 = i32(0)
 										goto l44
 									}
-									t171 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+									t171 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 									t172 := m.fn2(t171 << 2)
-									v22 = t172
-									if v22 == 0 {
-										v22 = i32(0)
+									v20 = t172
+									if v20 == 0 {
+										v20 = i32(0)
 										goto l44
 									}
-									t173 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+									t173 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 									v0 = int32(uint32(t173) >> 3)
 									t174 := m.fn2(v0)
 									v29 = t174
@@ -7375,7 +7229,7 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 										goto l44
 									}
 									memory_zero(*m.memory, uint32(v29), uint32(v0))
-									t175 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+									t175 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 									v0 = int32(uint32(t175) >> 3)
 									t176 := m.fn2(v0)
 									v33 = t176
@@ -7390,8 +7244,8 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 										v37 = i32(0)
 										goto l44
 									}
-									if v23 != 0 {
-										t178 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+									if v22 != 0 {
+										t178 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 										v0 = int32(uint32(t178) >> 3)
 										t179 := m.fn2(v0)
 										v34 = t179
@@ -7401,45 +7255,45 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 										}
 										memory_zero(*m.memory, uint32(v34), uint32(v0))
 									}
-									store64(*m.memory, uint64(uint32(v17+i32(152))), uint64(i64(0)))
-									store64(*m.memory, uint64(uint32(v17+i32(144))), uint64(i64(0)))
-									store64(*m.memory, uint64(uint32(v17+i32(136))), uint64(i64(0)))
-									store64(*m.memory, uint64(uint32(v17+i32(128))), uint64(i64(0)))
-									store64(*m.memory, uint64(uint32(v17+i32(120))), uint64(i64(0)))
-									store64(*m.memory, uint64(uint32(v17+i32(112))), uint64(i64(0)))
-									store64(*m.memory, uint64(uint32(v17))+104, uint64(i64(0)))
-									store64(*m.memory, uint64(uint32(v17))+96, uint64(i64(0)))
-									t180 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+									store64(*m.memory, uint64(uint32(v13+i32(152))), uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v13+i32(144))), uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v13+i32(136))), uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v13+i32(128))), uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v13+i32(120))), uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v13+i32(112))), uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v13))+104, uint64(i64(0)))
+									store64(*m.memory, uint64(uint32(v13))+96, uint64(i64(0)))
+									t180 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 									v0 = int32(uint32(t180) >> 3)
 									t181 := m.fn2(v0)
-									v16 = t181
-									if v16 == 0 {
-										v16 = i32(0)
+									v12 = t181
+									if v12 == 0 {
+										v12 = i32(0)
 										goto l44
 									}
-									memory_zero(*m.memory, uint32(v16), uint32(v0))
-									_ = m._strlen(v28)
-									v42 = v26 + i32(8)
+									memory_zero(*m.memory, uint32(v12), uint32(v0))
+									_ = m._strlen(v30)
+									v43 = v27 + i32(8)
 									var p183 int32
 									{
 										if v31 <= i32(0) {
 											p183 = i32(0)
 											goto l49
 										}
-										t184 := int32((*m.memory)[uint64(uint32(v28))+1])
+										t184 := int32((*m.memory)[uint64(uint32(v30))+1])
 										if t184 == i32(38) {
 											p183 = i32(1)
 											goto l49
 										}
-										v5 = v28 + i32(5)
+										v4 = v30 + i32(5)
 										v2 = i32(1)
 									l50:
 										v0 = v2
 										if v0 != v31 {
 											v2 = v0 + i32(1)
-											t185 := int32((*m.memory)[uint64(uint32(v5))])
+											t185 := int32((*m.memory)[uint64(uint32(v4))])
 											v1 = t185
-											v5 = v5 + i32(4)
+											v4 = v4 + i32(4)
 											if v1 != i32(38) {
 												goto l50
 											}
@@ -7457,8 +7311,8 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 										p187 = 1
 									}
 									v47 = p183 & p187
-									v48 = v10 + v6<<2 + i32(312)
-								l189:
+									v48 = v8 + v9<<2 + i32(312)
+								l182:
 									{
 										{
 											t188 := m.fn18(v35)
@@ -7467,201 +7321,201 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 												if v0 == i32(101) {
 													store32(*m.memory, uint64(uint32(v44)), uint32(v32))
 													store64(*m.memory, uint64(uint32(v46)), uint64(v56))
-													store32(*m.memory, uint64(uint32(v45)), uint32(v19))
+													store32(*m.memory, uint64(uint32(v45)), uint32(v24))
 													v2 = i32(0)
 													goto l63
 												}
-												m.fn78(v10, m.g1+i32(2491), i32(0))
+												m.fn81(v8, m.g1+i32(2491), i32(0))
 												goto l52
 											}
-											t189 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
-											memory_zero(*m.memory, uint32(v22), uint32(t189<<2))
+											t189 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
+											memory_zero(*m.memory, uint32(v20), uint32(t189<<2))
 											memory_zero(*m.memory, uint32(v37), uint32(v38))
-											t190 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+											t190 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 											memory_zero(*m.memory, uint32(v29), uint32(t190/i32(8)))
 											t191 := m.fn21(v35, i32(0))
 											v53 = t191
 											t192 := m.fn53(v35, i32(1))
-											v11 = t192
+											v6 = t192
 											t193 := m.fn47(v35, i32(1))
 											v0 = t193
-											t194 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+											t194 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 											t195 := v0
 											v1 = t194 / i32(8)
 											if t195 != v1 {
-												store32(*m.memory, uint64(uint32(v17))+64, uint32(v1))
-												store64(*m.memory, uint64(uint32(v17))+72, uint64(int64(v0)))
-												m.fn78(v10, m.g1+i32(5310), v17-i32(-64))
+												store32(*m.memory, uint64(uint32(v13))+64, uint32(v1))
+												store64(*m.memory, uint64(uint32(v13))+72, uint64(int64(v0)))
+												m.fn81(v8, m.g1+i32(5310), v13-i32(-64))
 												goto l52
 											}
 											t196 := m.fn53(v35, i32(2))
-											v43 = t196
+											v42 = t196
 											t197 := m.fn47(v35, i32(2))
 											v52 = int64(t197)
-											t198 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+											t198 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 											if v52 != int64(uint32(t198<<3)) {
-												t199 := v10
+												t199 := v8
 												v0 = m.g1
-												m.fn78(t199, v0+i32(3254), i32(0))
-												t200 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+												m.fn81(t199, v0+i32(3254), i32(0))
+												t200 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 												v1 = t200
-												store64(*m.memory, uint64(uint32(v17))+56, uint64(v52))
-												store32(*m.memory, uint64(uint32(v17))+48, uint32(v1<<3))
-												m.fn78(v10, v0+i32(5372), v17+i32(48))
+												store64(*m.memory, uint64(uint32(v13))+56, uint64(v52))
+												store32(*m.memory, uint64(uint32(v13))+48, uint32(v1<<3))
+												m.fn81(v8, v0+i32(5372), v13+i32(48))
 												goto l52
 											}
-											t201 := int32(load32(*m.memory, uint64(uint32(v10))+12))
-											t202 := int32(load32(*m.memory, uint64(uint32(v10))+36))
+											t201 := int32(load32(*m.memory, uint64(uint32(v8))+12))
+											t202 := int32(load32(*m.memory, uint64(uint32(v8))+36))
 											t203 := int32(load32(*m.memory, uint64(uint32(v48))))
-											t204 := m.fn29(t201, t202, t203, m.g1+i32(1063), v53, i32(0), v17+i32(172))
+											t204 := m.fn29(t201, t202, t203, m.g1+i32(1063), v53, i32(0), v13+i32(172))
 											if t204 != 0 {
-												store64(*m.memory, uint64(uint32(v17))+32, uint64(v53))
-												m.fn78(v10, m.g1+i32(5267), v17+i32(32))
+												store64(*m.memory, uint64(uint32(v13))+32, uint64(v53))
+												m.fn81(v8, m.g1+i32(5267), v13+i32(32))
 												goto l52
 											}
-											t205 := int32(load32(*m.memory, uint64(uint32(v17))+172))
+											t205 := int32(load32(*m.memory, uint64(uint32(v13))+172))
 											t206 := m.fn48(t205)
 											v0 = t206
-											t207 := int32(load32(*m.memory, uint64(uint32(v26))+8))
-											v5 = t207
-											t208 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+											t207 := int32(load32(*m.memory, uint64(uint32(v27))+8))
+											v4 = t207
+											t208 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 											v1 = t208
 											v52 = int64(v0)
 											{
-												t209 := int32(load32(*m.memory, uint64(uint32(v26))+12))
+												t209 := int32(load32(*m.memory, uint64(uint32(v27))+12))
 												switch t209 - i32(223) {
 												case 2:
 													goto l55
 												case 0:
-													v5 = v5 << 2
+													v4 = v4 << 2
 													goto l55
 												case 1:
-													v5 = int32(uint32(v5) >> 3)
+													v4 = int32(uint32(v4) >> 3)
 													goto l55
 												default:
-													v5 = i32(0)
+													v4 = i32(0)
 												}
 											}
 										l55:
-											v55 = int64(uint32(v1 * v5))
+											v55 = int64(uint32(v1 * v4))
 											if v55 != v52 {
-												store64(*m.memory, uint64(uint32(v17))+24, uint64(v52))
-												store64(*m.memory, uint64(uint32(v17))+16, uint64(v55))
-												m.fn78(v10, m.g1+i32(5432), v17+i32(16))
+												store64(*m.memory, uint64(uint32(v13))+24, uint64(v52))
+												store64(*m.memory, uint64(uint32(v13))+16, uint64(v55))
+												m.fn81(v8, m.g1+i32(5432), v13+i32(16))
 												goto l52
 											}
-											t210 := int32(load32(*m.memory, uint64(uint32(v17))+172))
+											t210 := int32(load32(*m.memory, uint64(uint32(v13))+172))
 											t211 := m.fn30(t210, v36, v0, i32(0))
 											if t211 != 0 {
-												store64(*m.memory, uint64(uint32(v17)), uint64(v53))
-												m.fn78(v10, m.g1+i32(4954), v17)
+												store64(*m.memory, uint64(uint32(v13)), uint64(v53))
+												m.fn81(v8, m.g1+i32(4954), v13)
 												goto l52
 											}
-											t212 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
-											memory_copy(*m.memory, uint32(v29), uint32(v11), uint32(t212/i32(8)))
-											if v23 == 0 {
+											t212 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
+											memory_copy(*m.memory, uint32(v29), uint32(v6), uint32(t212/i32(8)))
+											if v22 == 0 {
 												goto l57
 											}
-											t213 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+											t213 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 											memory_zero(*m.memory, uint32(v34), uint32(t213/i32(8)))
-											t214 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
-											v5 = t214
-											if v5 <= i32(0) {
+											t214 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
+											v4 = t214
+											if v4 <= i32(0) {
 												goto l57
 											}
-											v7 = i32(0)
+											v5 = i32(0)
 										l61:
 											{
-												v6 = i32_shl(i32(1), v7&i32(7))
-												t215 := v6
-												t216 := v11
-												v13 = int32(uint32(v7) >> 3)
-												t217 := int32((*m.memory)[uint64(uint32(t216+v13))])
+												v9 = i32_shl(i32(1), v5&i32(7))
+												t215 := v9
+												t216 := v6
+												v14 = int32(uint32(v5) >> 3)
+												t217 := int32((*m.memory)[uint64(uint32(t216+v14))])
 												if t215&t217 != 0 {
 													{
-														t218 := int32(load32(*m.memory, uint64(uint32(v23))+4))
-														v5 = t218
-														if v5 != 0 {
-															t219 := int64(load64(*m.memory, uint64(uint32(v43+v7<<3))))
+														t218 := int32(load32(*m.memory, uint64(uint32(v22))+4))
+														v4 = t218
+														if v4 != 0 {
+															t219 := int64(load64(*m.memory, uint64(uint32(v42+v5<<3))))
 															v52 = t219
-															t220 := int32(load32(*m.memory, uint64(uint32(v23))+12))
+															t220 := int32(load32(*m.memory, uint64(uint32(v22))+12))
 															v1 = t220
 														l60:
 															{
 																t221 := v52
 																t222 := v1
-																v2 = int32(uint32(v5) >> 1)
+																v2 = int32(uint32(v4) >> 1)
 																v0 = t222 + v2<<3
 																t223 := int64(load64(*m.memory, uint64(uint32(v0))))
-																v14 = int32(t221 - t223)
-																if v14 > i32(0) {
+																v10 = int32(t221 - t223)
+																if v10 > i32(0) {
 																	v1 = v0 + i32(8)
-																	v5 = v5 + (v2 ^ i32(-1))
+																	v4 = v4 + (v2 ^ i32(-1))
 																	goto l58
 																}
-																v5 = v2
-																if v14 >= i32(0) {
+																v4 = v2
+																if v10 >= i32(0) {
 																	goto l59
 																}
 															}
 														l58:
-															if v5 != 0 {
+															if v4 != 0 {
 																goto l60
 															}
 														}
 														v0 = i32(0)
 													}
 												l59:
-													v1 = v13 + v34
+													v1 = v14 + v34
 													t224 := int32((*m.memory)[uint64(uint32(v1))])
 													t225 := v1
 													v1 = t224
-													p226 := v1 & (v6 ^ i32(-1))
+													p226 := v1 & (v9 ^ i32(-1))
 													if v0 != 0 {
-														p226 = v1 | v6
+														p226 = v1 | v9
 													}
 													(*m.memory)[uint64(uint32(t225))] = byte(p226)
-													t227 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
-													v5 = t227
+													t227 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
+													v4 = t227
 												}
-												t228 := v5
-												v7 = v7 + i32(1)
-												if t228 > v7 {
+												t228 := v4
+												v5 = v5 + i32(1)
+												if t228 > v5 {
 													goto l61
 												}
 											}
 											goto l62
 										}
 									l62:
-										if v5 < i32(8) {
+										if v4 < i32(8) {
 											goto l57
 										}
-										v0 = v5 / i32(8)
+										v0 = v4 / i32(8)
 										v1 = v0 & i32(3)
 										v2 = i32(0)
 										if uint32(v0-i32(1)) >= uint32(i32(3)) {
-											v11 = v0 & i32(-4)
+											v6 = v0 & i32(-4)
 										l64:
 											{
 												v0 = v2 + v29
 												t229 := v0
-												v5 = v2 + v34
-												t230 := int32((*m.memory)[uint64(uint32(v5))])
+												v4 = v2 + v34
+												t230 := int32((*m.memory)[uint64(uint32(v4))])
 												t231 := int32((*m.memory)[uint64(uint32(v0))])
 												(*m.memory)[uint64(uint32(t229))] = byte(t230 & t231)
-												v6 = v0 + i32(1)
-												t232 := int32((*m.memory)[uint64(uint32(v5+i32(1)))])
-												t233 := int32((*m.memory)[uint64(uint32(v6))])
-												(*m.memory)[uint64(uint32(v6))] = byte(t232 & t233)
-												v6 = v0 + i32(2)
-												t234 := int32((*m.memory)[uint64(uint32(v5+i32(2)))])
-												t235 := int32((*m.memory)[uint64(uint32(v6))])
-												(*m.memory)[uint64(uint32(v6))] = byte(t234 & t235)
+												v9 = v0 + i32(1)
+												t232 := int32((*m.memory)[uint64(uint32(v4+i32(1)))])
+												t233 := int32((*m.memory)[uint64(uint32(v9))])
+												(*m.memory)[uint64(uint32(v9))] = byte(t232 & t233)
+												v9 = v0 + i32(2)
+												t234 := int32((*m.memory)[uint64(uint32(v4+i32(2)))])
+												t235 := int32((*m.memory)[uint64(uint32(v9))])
+												(*m.memory)[uint64(uint32(v9))] = byte(t234 & t235)
 												v0 = v0 + i32(3)
-												t236 := int32((*m.memory)[uint64(uint32(v5+i32(3)))])
+												t236 := int32((*m.memory)[uint64(uint32(v4+i32(3)))])
 												t237 := int32((*m.memory)[uint64(uint32(v0))])
 												(*m.memory)[uint64(uint32(v0))] = byte(t236 & t237)
-												t238 := v11
+												t238 := v6
 												v2 = v2 + i32(4)
 												if t238 != v2 {
 													goto l64
@@ -7671,14 +7525,14 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 										if v1 == 0 {
 											goto l57
 										}
-										v5 = v2 + v29
+										v4 = v2 + v29
 										v2 = v2 + v34
 									l65:
 										{
 											t239 := int32((*m.memory)[uint64(uint32(v2))])
-											t240 := int32((*m.memory)[uint64(uint32(v5))])
-											(*m.memory)[uint64(uint32(v5))] = byte(t239 & t240)
-											v5 = v5 + i32(1)
+											t240 := int32((*m.memory)[uint64(uint32(v4))])
+											(*m.memory)[uint64(uint32(v4))] = byte(t239 & t240)
+											v4 = v4 + i32(1)
 											v2 = v2 + i32(1)
 											v1 = v1 - i32(1)
 											if v1 != 0 {
@@ -7687,118 +7541,118 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 										}
 									l57:
 										if v47 != 0 {
-											v13 = i32(0)
+											v14 = i32(0)
 										l143:
 											{
-												t241 := v28
-												v0 = v13 << 2
+												t241 := v30
+												v0 = v14 << 2
 												t242 := int32((*m.memory)[uint64(uint32(t241+v0+i32(1)))])
 												if t242 != i32(38) {
 													goto l66
 												}
-												t243 := int32(int8((*m.memory)[uint64(uint32(v28+(v0|i32(3))))]))
-												v5 = t243
-												t244 := int32(int8((*m.memory)[uint64(uint32(v28+(v0|i32(2))))]))
-												v14 = t244 - i32(65)
-												v2 = v14 << 2
-												v1 = v2 + (v17 + i32(96))
-												t245 := int32(load32(*m.memory, uint64(uint32(v1))))
+												t243 := int32(int8((*m.memory)[uint64(uint32(v30+(v0|i32(3))))]))
+												v1 = t243
+												t244 := int32(int8((*m.memory)[uint64(uint32(v30+(v0|i32(2))))]))
+												v16 = t244 - i32(65)
+												v2 = v16 << 2
+												v9 = v2 + (v13 + i32(96))
+												t245 := int32(load32(*m.memory, uint64(uint32(v9))))
 												if t245 == 0 {
-													t246 := int32(load32(*m.memory, uint64(uint32(v10))+12))
-													t247 := int32(load32(*m.memory, uint64(uint32(v10))+36))
-													t248 := int32(load32(*m.memory, uint64(uint32(v2+v10+i32(376)))))
-													v11 = m.g1
-													t249 := m.fn29(t246, t247, t248, v11+i32(6606), v53, i32(0), v1)
+													t246 := int32(load32(*m.memory, uint64(uint32(v8))+12))
+													t247 := int32(load32(*m.memory, uint64(uint32(v8))+36))
+													t248 := int32(load32(*m.memory, uint64(uint32(v2+v8+i32(376)))))
+													v4 = m.g1
+													t249 := m.fn29(t246, t247, t248, v4+i32(6606), v53, i32(0), v9)
 													v2 = t249
-													m.fn78(v10, v11+i32(6577), i32(0))
+													m.fn81(v8, v4+i32(6577), i32(0))
 													if v2 != 0 {
 														goto l44
 													}
 												}
-												t250 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
-												memory_zero(*m.memory, uint32(v16), uint32(t250/i32(8)))
+												t250 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
+												memory_zero(*m.memory, uint32(v12), uint32(t250/i32(8)))
 												var p251 int32
 												{
 													t252 := int32(load32(*m.memory, uint64(uint32(v0+v41))))
-													v2 = t252
-													t253 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+													v4 = t252
+													t253 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 													v6 = t253
-													v9 = i32(0)
-													v18 = i32(0)
+													v15 = i32(0)
+													v25 = i32(0)
 													{
-														t254 := int32(load32(*m.memory, uint64(uint32(v1))))
-														v7 = t254
-														t255 := m.fn49(v7, v53)
-														v11 = t255
-														if v11 != 0 {
+														t254 := int32(load32(*m.memory, uint64(uint32(v9))))
+														v5 = t254
+														t255 := m.fn49(v5, v53)
+														v9 = t255
+														if v9 != 0 {
 															goto l67
 														}
-														t256 := int32(load32(*m.memory, uint64(uint32(v10+v14*i32(12)+i32(1000)))))
-														v12 = t256
-														v11 = i32(1)
-														t257 := m.fn48(v7)
-														v1 = t257
-														switch v12 {
+														t256 := int32(load32(*m.memory, uint64(uint32(v8+v16*i32(12)+i32(1000)))))
+														v10 = t256
+														v9 = i32(1)
+														t257 := m.fn48(v5)
+														v2 = t257
+														switch v10 {
 														default:
 															goto l67
 														case 1:
-															if v1 == v6<<3 {
+															if v2 == v6<<3 {
 																goto l72
 															}
 															goto l67
 														case 2:
-															if v1 == v6<<3 {
+															if v2 == v6<<3 {
 																goto l72
 															}
 															goto l67
 														case 3:
-															if v1 == v6<<4 {
+															if v2 == v6<<4 {
 																goto l72
 															}
 															goto l67
 														case 0:
-															if v1 != v6/i32(8) {
+															if v2 != v6/i32(8) {
 																goto l67
 															}
 														}
 													l72:
-														t258 := m.fn2(v1)
+														t258 := m.fn2(v2)
 														v0 = t258
 														if v0 == 0 {
 															p251 = i32(7)
 															goto l73
 														}
 														{
-															t259 := m.fn30(v7, v0, v1, i32(0))
-															v11 = t259
-															if v11 != 0 {
+															t259 := m.fn30(v5, v0, v2, i32(0))
+															v9 = t259
+															if v9 != 0 {
 																goto l74
 															}
-															v11 = i32(0)
-															switch v12 {
+															v9 = i32(0)
+															switch v10 {
 															default:
 																goto l74
 															case 0:
 																{
-																	t260 := m.fn50(v2)
+																	t260 := m.fn50(v4)
 																	var p261 int32
-																	if v5 == i32(97) {
+																	if v1 == i32(97) {
 																		p261 = 1
 																	}
-																	v1 = t260
+																	v2 = t260
 																	p262 := i32(0)
-																	if v1 != 0 {
+																	if v2 != 0 {
 																		p262 = p261
 																	}
 																	if p262 != 0 {
 																		goto l79
 																	}
 																	var p264 int32
-																	if v5 == i32(102) {
+																	if v1 == i32(102) {
 																		p264 = 1
 																	}
 																	p263 := p264
-																	if v1 != 0 {
+																	if v2 != 0 {
 																		p263 = i32(0)
 																	}
 																	if p263 != 0 {
@@ -7807,29 +7661,29 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6 <= i32(0) {
 																		goto l74
 																	}
-																	v5 = i32(0)
+																	v4 = i32(0)
 																l80:
 																	{
-																		t265 := v16
-																		v1 = int32(uint32(v5) >> 3)
+																		t265 := v12
+																		v1 = int32(uint32(v4) >> 3)
 																		v2 = t265 + v1
 																		t266 := int32((*m.memory)[uint64(uint32(v2))])
 																		t267 := v2
 																		v2 = t266
 																		t268 := v2
-																		v7 = v5 & i32(7)
-																		t269 := t268 & i32_rotl(i32(-2), v7)
+																		v5 = v4 & i32(7)
+																		t269 := t268 & i32_rotl(i32(-2), v5)
 																		t270 := v2
-																		v7 = i32_shl(i32(1), v7)
+																		v5 = i32_shl(i32(1), v5)
 																		t271 := int32((*m.memory)[uint64(uint32(v0+v1))])
-																		p272 := t270 | v7
-																		if v7&t271 != 0 {
+																		p272 := t270 | v5
+																		if v5&t271 != 0 {
 																			p272 = t269
 																		}
 																		(*m.memory)[uint64(uint32(t267))] = byte(p272)
 																		t273 := v6
-																		v5 = v5 + i32(1)
-																		if t273 != v5 {
+																		v4 = v4 + i32(1)
+																		if t273 != v4 {
 																			goto l80
 																		}
 																	}
@@ -7839,99 +7693,99 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																if v6 <= i32(0) {
 																	goto l74
 																}
-																v5 = i32(0)
+																v4 = i32(0)
 															l81:
 																{
-																	t274 := v16
-																	v1 = int32(uint32(v5) >> 3)
+																	t274 := v12
+																	v1 = int32(uint32(v4) >> 3)
 																	v2 = t274 + v1
 																	t275 := int32((*m.memory)[uint64(uint32(v2))])
 																	t276 := v2
 																	v2 = t275
 																	t277 := v2
-																	v7 = v5 & i32(7)
-																	v14 = i32_shl(i32(1), v7)
+																	v5 = v4 & i32(7)
+																	v10 = i32_shl(i32(1), v5)
 																	t278 := int32((*m.memory)[uint64(uint32(v0+v1))])
-																	p279 := v2 & i32_rotl(i32(-2), v7)
-																	if v14&t278 != 0 {
-																		p279 = t277 | v14
+																	p279 := v2 & i32_rotl(i32(-2), v5)
+																	if v10&t278 != 0 {
+																		p279 = t277 | v10
 																	}
 																	(*m.memory)[uint64(uint32(t276))] = byte(p279)
 																	t280 := v6
-																	v5 = v5 + i32(1)
-																	if t280 != v5 {
+																	v4 = v4 + i32(1)
+																	if t280 != v4 {
 																		goto l81
 																	}
 																}
 																goto l74
 															case 1:
-																t281 := m.fn51(v2)
+																t281 := m.fn51(v4)
 																v52 = t281
-																switch v5 - i32(97) {
+																switch v1 - i32(97) {
 																default:
 																	goto l74
 																case 6:
-																	v11 = i32(1)
+																	v9 = i32(1)
 																	t282 := int32(load32(*m.memory, uint64(uint32(v21))+4))
 																	v1 = t282
 																	if v1 == 0 {
 																		goto l74
 																	}
 																	t283 := int32(load32(*m.memory, uint64(uint32(v21))+12))
-																	v7 = t283
+																	v5 = t283
 																	v2 = i32(0)
-																	v5 = i32(12)
+																	v4 = i32(12)
 																l90:
 																	{
-																		t284 := int32(load32(*m.memory, uint64(uint32(v5+v7-i32(12)))))
-																		if t284 == v13 {
+																		t284 := int32(load32(*m.memory, uint64(uint32(v4+v5-i32(12)))))
+																		if t284 == v14 {
 																			if v2 < i32(0) {
 																				goto l74
 																			}
-																			v11 = i32(0)
+																			v9 = i32(0)
 																			if v6 <= i32(0) {
 																				goto l74
 																			}
 																			v2 = i32(0)
 																			t376 := int32(load32(*m.memory, uint64(uint32(v21))+12))
-																			v1 = t376 + v5
-																			v7 = v1 + i32(8)
+																			v1 = t376 + v4
+																			v5 = v1 + i32(8)
 																		l99:
 																			{
 																				t377 := int32(load32(*m.memory, uint64(uint32(v1))))
-																				v5 = t377
-																				if v5 == 0 {
+																				v4 = t377
+																				if v4 == 0 {
 																					goto l97
 																				}
-																				t378 := int32(load32(*m.memory, uint64(uint32(v7))))
-																				v11 = t378
+																				t378 := int32(load32(*m.memory, uint64(uint32(v5))))
+																				v9 = t378
 																				t379 := int64(load64(*m.memory, uint64(uint32(v0+v2<<3))))
 																				v52 = t379
 																			l98:
 																				{
-																					t380 := int64(load64(*m.memory, uint64(uint32(v11))))
+																					t380 := int64(load64(*m.memory, uint64(uint32(v9))))
 																					if v52 != t380 {
-																						v11 = v11 + i32(8)
-																						v5 = v5 - i32(1)
-																						if v5 != 0 {
+																						v9 = v9 + i32(8)
+																						v4 = v4 - i32(1)
+																						if v4 != 0 {
 																							goto l98
 																						}
 																						goto l97
 																					}
 																				}
-																				v5 = v16 + int32(uint32(v2)>>3)
-																				t381 := int32((*m.memory)[uint64(uint32(v5))])
-																				(*m.memory)[uint64(uint32(v5))] = byte(t381 | i32_shl(i32(1), v2&i32(7)))
+																				v4 = v12 + int32(uint32(v2)>>3)
+																				t381 := int32((*m.memory)[uint64(uint32(v4))])
+																				(*m.memory)[uint64(uint32(v4))] = byte(t381 | i32_shl(i32(1), v2&i32(7)))
 																			}
 																		l97:
-																			v11 = i32(0)
+																			v9 = i32(0)
 																			v2 = v2 + i32(1)
 																			if v2 != v6 {
 																				goto l99
 																			}
 																			goto l74
 																		}
-																		v5 = v5 + i32(24)
+																		v4 = v4 + i32(24)
 																		t285 := v1
 																		v2 = v2 + i32(1)
 																		if t285 != v2 {
@@ -7943,38 +7797,38 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6 <= i32(0) {
 																		goto l74
 																	}
-																	v5 = i32(0)
+																	v4 = i32(0)
 																	if v6 != i32(1) {
-																		v14 = v6 & i32(-2)
+																		v10 = v6 & i32(-2)
 																		v1 = v0
 																	l91:
 																		{
-																			v2 = v16 + int32(uint32(v5)>>3)
+																			v2 = v12 + int32(uint32(v4)>>3)
 																			t286 := int32((*m.memory)[uint64(uint32(v2))])
 																			t287 := v2
-																			v7 = t286
-																			t288 := v7
-																			v12 = v5 & i32(6)
+																			v5 = t286
+																			t288 := v5
+																			v16 = v4 & i32(6)
 																			t289 := int64(load64(*m.memory, uint64(uint32(v1))))
-																			p290 := v7 | i32_shl(i32(1), v12)
+																			p290 := v5 | i32_shl(i32(1), v16)
 																			if t289 == v52 {
-																				p290 = t288 & i32_rotl(i32(-2), v12)
+																				p290 = t288 & i32_rotl(i32(-2), v16)
 																			}
-																			v7 = p290
-																			(*m.memory)[uint64(uint32(t287))] = byte(v7)
+																			v5 = p290
+																			(*m.memory)[uint64(uint32(t287))] = byte(v5)
 																			t291 := v2
-																			t292 := v7
-																			v2 = (v5 + i32(1)) & i32(7)
+																			t292 := v5
+																			v2 = (v4 + i32(1)) & i32(7)
 																			t293 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
-																			p294 := v7 | i32_shl(i32(1), v2)
+																			p294 := v5 | i32_shl(i32(1), v2)
 																			if t293 == v52 {
 																				p294 = t292 & i32_rotl(i32(-2), v2)
 																			}
 																			(*m.memory)[uint64(uint32(t291))] = byte(p294)
 																			v1 = v1 + i32(16)
-																			t295 := v14
-																			v5 = v5 + i32(2)
-																			if t295 != v5 {
+																			t295 := v10
+																			v4 = v4 + i32(2)
+																			if t295 != v4 {
 																				goto l91
 																			}
 																		}
@@ -7982,13 +7836,13 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6&i32(1) == 0 {
 																		goto l74
 																	}
-																	v1 = v16 + int32(uint32(v5)>>3)
+																	v1 = v12 + int32(uint32(v4)>>3)
 																	t296 := int32((*m.memory)[uint64(uint32(v1))])
 																	t297 := v1
 																	v1 = t296
 																	t298 := v1
-																	v2 = v5 & i32(7)
-																	t299 := int64(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	v2 = v4 & i32(7)
+																	t299 := int64(load64(*m.memory, uint64(uint32(v0+v4<<3))))
 																	p300 := v1 | i32_shl(i32(1), v2)
 																	if t299 == v52 {
 																		p300 = t298 & i32_rotl(i32(-2), v2)
@@ -7999,38 +7853,38 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6 <= i32(0) {
 																		goto l74
 																	}
-																	v5 = i32(0)
+																	v4 = i32(0)
 																	if v6 != i32(1) {
-																		v14 = v6 & i32(-2)
+																		v10 = v6 & i32(-2)
 																		v1 = v0
 																	l92:
 																		{
-																			v2 = v16 + int32(uint32(v5)>>3)
+																			v2 = v12 + int32(uint32(v4)>>3)
 																			t301 := int32((*m.memory)[uint64(uint32(v2))])
 																			t302 := v2
-																			v7 = t301
-																			t303 := v7
-																			v12 = v5 & i32(6)
+																			v5 = t301
+																			t303 := v5
+																			v16 = v4 & i32(6)
 																			t304 := int64(load64(*m.memory, uint64(uint32(v1))))
-																			p305 := v7 | i32_shl(i32(1), v12)
+																			p305 := v5 | i32_shl(i32(1), v16)
 																			if t304 < v52 {
-																				p305 = t303 & i32_rotl(i32(-2), v12)
+																				p305 = t303 & i32_rotl(i32(-2), v16)
 																			}
-																			v7 = p305
-																			(*m.memory)[uint64(uint32(t302))] = byte(v7)
+																			v5 = p305
+																			(*m.memory)[uint64(uint32(t302))] = byte(v5)
 																			t306 := v2
-																			t307 := v7
-																			v2 = (v5 + i32(1)) & i32(7)
+																			t307 := v5
+																			v2 = (v4 + i32(1)) & i32(7)
 																			t308 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
-																			p309 := v7 | i32_shl(i32(1), v2)
+																			p309 := v5 | i32_shl(i32(1), v2)
 																			if t308 < v52 {
 																				p309 = t307 & i32_rotl(i32(-2), v2)
 																			}
 																			(*m.memory)[uint64(uint32(t306))] = byte(p309)
 																			v1 = v1 + i32(16)
-																			t310 := v14
-																			v5 = v5 + i32(2)
-																			if t310 != v5 {
+																			t310 := v10
+																			v4 = v4 + i32(2)
+																			if t310 != v4 {
 																				goto l92
 																			}
 																		}
@@ -8038,13 +7892,13 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6&i32(1) == 0 {
 																		goto l74
 																	}
-																	v1 = v16 + int32(uint32(v5)>>3)
+																	v1 = v12 + int32(uint32(v4)>>3)
 																	t311 := int32((*m.memory)[uint64(uint32(v1))])
 																	t312 := v1
 																	v1 = t311
 																	t313 := v1
-																	v2 = v5 & i32(7)
-																	t314 := int64(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	v2 = v4 & i32(7)
+																	t314 := int64(load64(*m.memory, uint64(uint32(v0+v4<<3))))
 																	p315 := v1 | i32_shl(i32(1), v2)
 																	if t314 < v52 {
 																		p315 = t313 & i32_rotl(i32(-2), v2)
@@ -8055,38 +7909,38 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6 <= i32(0) {
 																		goto l74
 																	}
-																	v5 = i32(0)
+																	v4 = i32(0)
 																	if v6 != i32(1) {
-																		v14 = v6 & i32(-2)
+																		v10 = v6 & i32(-2)
 																		v1 = v0
 																	l93:
 																		{
-																			v2 = v16 + int32(uint32(v5)>>3)
+																			v2 = v12 + int32(uint32(v4)>>3)
 																			t316 := int32((*m.memory)[uint64(uint32(v2))])
 																			t317 := v2
-																			v7 = t316
-																			t318 := v7
-																			v12 = v5 & i32(6)
+																			v5 = t316
+																			t318 := v5
+																			v16 = v4 & i32(6)
 																			t319 := int64(load64(*m.memory, uint64(uint32(v1))))
-																			p320 := v7 & i32_rotl(i32(-2), v12)
+																			p320 := v5 & i32_rotl(i32(-2), v16)
 																			if t319 < v52 {
-																				p320 = t318 | i32_shl(i32(1), v12)
+																				p320 = t318 | i32_shl(i32(1), v16)
 																			}
-																			v7 = p320
-																			(*m.memory)[uint64(uint32(t317))] = byte(v7)
+																			v5 = p320
+																			(*m.memory)[uint64(uint32(t317))] = byte(v5)
 																			t321 := v2
-																			t322 := v7
-																			v2 = (v5 + i32(1)) & i32(7)
+																			t322 := v5
+																			v2 = (v4 + i32(1)) & i32(7)
 																			t323 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
-																			p324 := v7 & i32_rotl(i32(-2), v2)
+																			p324 := v5 & i32_rotl(i32(-2), v2)
 																			if t323 < v52 {
 																				p324 = t322 | i32_shl(i32(1), v2)
 																			}
 																			(*m.memory)[uint64(uint32(t321))] = byte(p324)
 																			v1 = v1 + i32(16)
-																			t325 := v14
-																			v5 = v5 + i32(2)
-																			if t325 != v5 {
+																			t325 := v10
+																			v4 = v4 + i32(2)
+																			if t325 != v4 {
 																				goto l93
 																			}
 																		}
@@ -8094,13 +7948,13 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6&i32(1) == 0 {
 																		goto l74
 																	}
-																	v1 = v16 + int32(uint32(v5)>>3)
+																	v1 = v12 + int32(uint32(v4)>>3)
 																	t326 := int32((*m.memory)[uint64(uint32(v1))])
 																	t327 := v1
 																	v1 = t326
 																	t328 := v1
-																	v2 = v5 & i32(7)
-																	t329 := int64(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	v2 = v4 & i32(7)
+																	t329 := int64(load64(*m.memory, uint64(uint32(v0+v4<<3))))
 																	p330 := v1 & i32_rotl(i32(-2), v2)
 																	if t329 < v52 {
 																		p330 = t328 | i32_shl(i32(1), v2)
@@ -8111,38 +7965,38 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6 <= i32(0) {
 																		goto l74
 																	}
-																	v5 = i32(0)
+																	v4 = i32(0)
 																	if v6 != i32(1) {
-																		v14 = v6 & i32(-2)
+																		v10 = v6 & i32(-2)
 																		v1 = v0
 																	l94:
 																		{
-																			v2 = v16 + int32(uint32(v5)>>3)
+																			v2 = v12 + int32(uint32(v4)>>3)
 																			t331 := int32((*m.memory)[uint64(uint32(v2))])
 																			t332 := v2
-																			v7 = t331
-																			t333 := v7
-																			v12 = v5 & i32(6)
+																			v5 = t331
+																			t333 := v5
+																			v16 = v4 & i32(6)
 																			t334 := int64(load64(*m.memory, uint64(uint32(v1))))
-																			p335 := v7 | i32_shl(i32(1), v12)
+																			p335 := v5 | i32_shl(i32(1), v16)
 																			if t334 > v52 {
-																				p335 = t333 & i32_rotl(i32(-2), v12)
+																				p335 = t333 & i32_rotl(i32(-2), v16)
 																			}
-																			v7 = p335
-																			(*m.memory)[uint64(uint32(t332))] = byte(v7)
+																			v5 = p335
+																			(*m.memory)[uint64(uint32(t332))] = byte(v5)
 																			t336 := v2
-																			t337 := v7
-																			v2 = (v5 + i32(1)) & i32(7)
+																			t337 := v5
+																			v2 = (v4 + i32(1)) & i32(7)
 																			t338 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
-																			p339 := v7 | i32_shl(i32(1), v2)
+																			p339 := v5 | i32_shl(i32(1), v2)
 																			if t338 > v52 {
 																				p339 = t337 & i32_rotl(i32(-2), v2)
 																			}
 																			(*m.memory)[uint64(uint32(t336))] = byte(p339)
 																			v1 = v1 + i32(16)
-																			t340 := v14
-																			v5 = v5 + i32(2)
-																			if t340 != v5 {
+																			t340 := v10
+																			v4 = v4 + i32(2)
+																			if t340 != v4 {
 																				goto l94
 																			}
 																		}
@@ -8150,13 +8004,13 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6&i32(1) == 0 {
 																		goto l74
 																	}
-																	v1 = v16 + int32(uint32(v5)>>3)
+																	v1 = v12 + int32(uint32(v4)>>3)
 																	t341 := int32((*m.memory)[uint64(uint32(v1))])
 																	t342 := v1
 																	v1 = t341
 																	t343 := v1
-																	v2 = v5 & i32(7)
-																	t344 := int64(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	v2 = v4 & i32(7)
+																	t344 := int64(load64(*m.memory, uint64(uint32(v0+v4<<3))))
 																	p345 := v1 | i32_shl(i32(1), v2)
 																	if t344 > v52 {
 																		p345 = t343 & i32_rotl(i32(-2), v2)
@@ -8167,38 +8021,38 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6 <= i32(0) {
 																		goto l74
 																	}
-																	v5 = i32(0)
+																	v4 = i32(0)
 																	if v6 != i32(1) {
-																		v14 = v6 & i32(-2)
+																		v10 = v6 & i32(-2)
 																		v1 = v0
 																	l95:
 																		{
-																			v2 = v16 + int32(uint32(v5)>>3)
+																			v2 = v12 + int32(uint32(v4)>>3)
 																			t346 := int32((*m.memory)[uint64(uint32(v2))])
 																			t347 := v2
-																			v7 = t346
-																			t348 := v7
-																			v12 = v5 & i32(6)
+																			v5 = t346
+																			t348 := v5
+																			v16 = v4 & i32(6)
 																			t349 := int64(load64(*m.memory, uint64(uint32(v1))))
-																			p350 := v7 & i32_rotl(i32(-2), v12)
+																			p350 := v5 & i32_rotl(i32(-2), v16)
 																			if t349 > v52 {
-																				p350 = t348 | i32_shl(i32(1), v12)
+																				p350 = t348 | i32_shl(i32(1), v16)
 																			}
-																			v7 = p350
-																			(*m.memory)[uint64(uint32(t347))] = byte(v7)
+																			v5 = p350
+																			(*m.memory)[uint64(uint32(t347))] = byte(v5)
 																			t351 := v2
-																			t352 := v7
-																			v2 = (v5 + i32(1)) & i32(7)
+																			t352 := v5
+																			v2 = (v4 + i32(1)) & i32(7)
 																			t353 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
-																			p354 := v7 & i32_rotl(i32(-2), v2)
+																			p354 := v5 & i32_rotl(i32(-2), v2)
 																			if t353 > v52 {
 																				p354 = t352 | i32_shl(i32(1), v2)
 																			}
 																			(*m.memory)[uint64(uint32(t351))] = byte(p354)
 																			v1 = v1 + i32(16)
-																			t355 := v14
-																			v5 = v5 + i32(2)
-																			if t355 != v5 {
+																			t355 := v10
+																			v4 = v4 + i32(2)
+																			if t355 != v4 {
 																				goto l95
 																			}
 																		}
@@ -8206,13 +8060,13 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6&i32(1) == 0 {
 																		goto l74
 																	}
-																	v1 = v16 + int32(uint32(v5)>>3)
+																	v1 = v12 + int32(uint32(v4)>>3)
 																	t356 := int32((*m.memory)[uint64(uint32(v1))])
 																	t357 := v1
 																	v1 = t356
 																	t358 := v1
-																	v2 = v5 & i32(7)
-																	t359 := int64(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	v2 = v4 & i32(7)
+																	t359 := int64(load64(*m.memory, uint64(uint32(v0+v4<<3))))
 																	p360 := v1 & i32_rotl(i32(-2), v2)
 																	if t359 > v52 {
 																		p360 = t358 | i32_shl(i32(1), v2)
@@ -8223,38 +8077,38 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6 <= i32(0) {
 																		goto l74
 																	}
-																	v5 = i32(0)
+																	v4 = i32(0)
 																	if v6 != i32(1) {
-																		v14 = v6 & i32(-2)
+																		v10 = v6 & i32(-2)
 																		v1 = v0
 																	l96:
 																		{
-																			v2 = v16 + int32(uint32(v5)>>3)
+																			v2 = v12 + int32(uint32(v4)>>3)
 																			t361 := int32((*m.memory)[uint64(uint32(v2))])
 																			t362 := v2
-																			v7 = t361
-																			t363 := v7
-																			v12 = v5 & i32(6)
+																			v5 = t361
+																			t363 := v5
+																			v16 = v4 & i32(6)
 																			t364 := int64(load64(*m.memory, uint64(uint32(v1))))
-																			p365 := v7 & i32_rotl(i32(-2), v12)
+																			p365 := v5 & i32_rotl(i32(-2), v16)
 																			if t364 == v52 {
-																				p365 = t363 | i32_shl(i32(1), v12)
+																				p365 = t363 | i32_shl(i32(1), v16)
 																			}
-																			v7 = p365
-																			(*m.memory)[uint64(uint32(t362))] = byte(v7)
+																			v5 = p365
+																			(*m.memory)[uint64(uint32(t362))] = byte(v5)
 																			t366 := v2
-																			t367 := v7
-																			v2 = (v5 + i32(1)) & i32(7)
+																			t367 := v5
+																			v2 = (v4 + i32(1)) & i32(7)
 																			t368 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
-																			p369 := v7 & i32_rotl(i32(-2), v2)
+																			p369 := v5 & i32_rotl(i32(-2), v2)
 																			if t368 == v52 {
 																				p369 = t367 | i32_shl(i32(1), v2)
 																			}
 																			(*m.memory)[uint64(uint32(t366))] = byte(p369)
 																			v1 = v1 + i32(16)
-																			t370 := v14
-																			v5 = v5 + i32(2)
-																			if t370 != v5 {
+																			t370 := v10
+																			v4 = v4 + i32(2)
+																			if t370 != v4 {
 																				goto l96
 																			}
 																		}
@@ -8262,13 +8116,13 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6&i32(1) == 0 {
 																		goto l74
 																	}
-																	v1 = v16 + int32(uint32(v5)>>3)
+																	v1 = v12 + int32(uint32(v4)>>3)
 																	t371 := int32((*m.memory)[uint64(uint32(v1))])
 																	t372 := v1
 																	v1 = t371
 																	t373 := v1
-																	v2 = v5 & i32(7)
-																	t374 := int64(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	v2 = v4 & i32(7)
+																	t374 := int64(load64(*m.memory, uint64(uint32(v0+v4<<3))))
 																	p375 := v1 & i32_rotl(i32(-2), v2)
 																	if t374 == v52 {
 																		p375 = t373 | i32_shl(i32(1), v2)
@@ -8277,47 +8131,47 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	goto l74
 																}
 															case 2:
-																t382 := m.fn52(v2)
-																v65 = t382
-																switch v5 - i32(97) {
+																t382 := m.fn52(v4)
+																v58 = t382
+																switch v1 - i32(97) {
 																default:
 																	goto l74
 																case 5:
 																	if v6 <= i32(0) {
 																		goto l74
 																	}
-																	v5 = i32(0)
+																	v4 = i32(0)
 																	if v6 != i32(1) {
-																		v14 = v6 & i32(-2)
+																		v10 = v6 & i32(-2)
 																		v1 = v0
 																	l106:
 																		{
-																			v2 = v16 + int32(uint32(v5)>>3)
+																			v2 = v12 + int32(uint32(v4)>>3)
 																			t383 := int32((*m.memory)[uint64(uint32(v2))])
 																			t384 := v2
-																			v7 = t383
-																			t385 := v7
-																			v12 = v5 & i32(6)
+																			v5 = t383
+																			t385 := v5
+																			v16 = v4 & i32(6)
 																			t386 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
-																			p387 := v7 | i32_shl(i32(1), v12)
-																			if t386 == v65 {
-																				p387 = t385 & i32_rotl(i32(-2), v12)
+																			p387 := v5 | i32_shl(i32(1), v16)
+																			if t386 == v58 {
+																				p387 = t385 & i32_rotl(i32(-2), v16)
 																			}
-																			v7 = p387
-																			(*m.memory)[uint64(uint32(t384))] = byte(v7)
+																			v5 = p387
+																			(*m.memory)[uint64(uint32(t384))] = byte(v5)
 																			t388 := v2
-																			t389 := v7
-																			v2 = (v5 + i32(1)) & i32(7)
+																			t389 := v5
+																			v2 = (v4 + i32(1)) & i32(7)
 																			t390 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1+i32(8)))))
-																			p391 := v7 | i32_shl(i32(1), v2)
-																			if t390 == v65 {
+																			p391 := v5 | i32_shl(i32(1), v2)
+																			if t390 == v58 {
 																				p391 = t389 & i32_rotl(i32(-2), v2)
 																			}
 																			(*m.memory)[uint64(uint32(t388))] = byte(p391)
 																			v1 = v1 + i32(16)
-																			t392 := v14
-																			v5 = v5 + i32(2)
-																			if t392 != v5 {
+																			t392 := v10
+																			v4 = v4 + i32(2)
+																			if t392 != v4 {
 																				goto l106
 																			}
 																		}
@@ -8325,15 +8179,15 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6&i32(1) == 0 {
 																		goto l74
 																	}
-																	v1 = v16 + int32(uint32(v5)>>3)
+																	v1 = v12 + int32(uint32(v4)>>3)
 																	t393 := int32((*m.memory)[uint64(uint32(v1))])
 																	t394 := v1
 																	v1 = t393
 																	t395 := v1
-																	v2 = v5 & i32(7)
-																	t396 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	v2 = v4 & i32(7)
+																	t396 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v4<<3))))
 																	p397 := v1 | i32_shl(i32(1), v2)
-																	if t396 == v65 {
+																	if t396 == v58 {
 																		p397 = t395 & i32_rotl(i32(-2), v2)
 																	}
 																	(*m.memory)[uint64(uint32(t394))] = byte(p397)
@@ -8342,38 +8196,38 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6 <= i32(0) {
 																		goto l74
 																	}
-																	v5 = i32(0)
+																	v4 = i32(0)
 																	if v6 != i32(1) {
-																		v14 = v6 & i32(-2)
+																		v10 = v6 & i32(-2)
 																		v1 = v0
 																	l107:
 																		{
-																			v2 = v16 + int32(uint32(v5)>>3)
+																			v2 = v12 + int32(uint32(v4)>>3)
 																			t398 := int32((*m.memory)[uint64(uint32(v2))])
 																			t399 := v2
-																			v7 = t398
-																			t400 := v7
-																			v12 = v5 & i32(6)
+																			v5 = t398
+																			t400 := v5
+																			v16 = v4 & i32(6)
 																			t401 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
-																			p402 := v7 & i32_rotl(i32(-2), v12)
-																			if t401 >= v65 {
-																				p402 = t400 | i32_shl(i32(1), v12)
+																			p402 := v5 & i32_rotl(i32(-2), v16)
+																			if t401 >= v58 {
+																				p402 = t400 | i32_shl(i32(1), v16)
 																			}
-																			v7 = p402
-																			(*m.memory)[uint64(uint32(t399))] = byte(v7)
+																			v5 = p402
+																			(*m.memory)[uint64(uint32(t399))] = byte(v5)
 																			t403 := v2
-																			t404 := v7
-																			v2 = (v5 + i32(1)) & i32(7)
+																			t404 := v5
+																			v2 = (v4 + i32(1)) & i32(7)
 																			t405 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1+i32(8)))))
-																			p406 := v7 & i32_rotl(i32(-2), v2)
-																			if t405 >= v65 {
+																			p406 := v5 & i32_rotl(i32(-2), v2)
+																			if t405 >= v58 {
 																				p406 = t404 | i32_shl(i32(1), v2)
 																			}
 																			(*m.memory)[uint64(uint32(t403))] = byte(p406)
 																			v1 = v1 + i32(16)
-																			t407 := v14
-																			v5 = v5 + i32(2)
-																			if t407 != v5 {
+																			t407 := v10
+																			v4 = v4 + i32(2)
+																			if t407 != v4 {
 																				goto l107
 																			}
 																		}
@@ -8381,15 +8235,15 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6&i32(1) == 0 {
 																		goto l74
 																	}
-																	v1 = v16 + int32(uint32(v5)>>3)
+																	v1 = v12 + int32(uint32(v4)>>3)
 																	t408 := int32((*m.memory)[uint64(uint32(v1))])
 																	t409 := v1
 																	v1 = t408
 																	t410 := v1
-																	v2 = v5 & i32(7)
-																	t411 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	v2 = v4 & i32(7)
+																	t411 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v4<<3))))
 																	p412 := v1 & i32_rotl(i32(-2), v2)
-																	if t411 >= v65 {
+																	if t411 >= v58 {
 																		p412 = t410 | i32_shl(i32(1), v2)
 																	}
 																	(*m.memory)[uint64(uint32(t409))] = byte(p412)
@@ -8398,38 +8252,38 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6 <= i32(0) {
 																		goto l74
 																	}
-																	v5 = i32(0)
+																	v4 = i32(0)
 																	if v6 != i32(1) {
-																		v14 = v6 & i32(-2)
+																		v10 = v6 & i32(-2)
 																		v1 = v0
 																	l108:
 																		{
-																			v2 = v16 + int32(uint32(v5)>>3)
+																			v2 = v12 + int32(uint32(v4)>>3)
 																			t413 := int32((*m.memory)[uint64(uint32(v2))])
 																			t414 := v2
-																			v7 = t413
-																			t415 := v7
-																			v12 = v5 & i32(6)
+																			v5 = t413
+																			t415 := v5
+																			v16 = v4 & i32(6)
 																			t416 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
-																			p417 := v7 & i32_rotl(i32(-2), v12)
-																			if t416 < v65 {
-																				p417 = t415 | i32_shl(i32(1), v12)
+																			p417 := v5 & i32_rotl(i32(-2), v16)
+																			if t416 < v58 {
+																				p417 = t415 | i32_shl(i32(1), v16)
 																			}
-																			v7 = p417
-																			(*m.memory)[uint64(uint32(t414))] = byte(v7)
+																			v5 = p417
+																			(*m.memory)[uint64(uint32(t414))] = byte(v5)
 																			t418 := v2
-																			t419 := v7
-																			v2 = (v5 + i32(1)) & i32(7)
+																			t419 := v5
+																			v2 = (v4 + i32(1)) & i32(7)
 																			t420 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1+i32(8)))))
-																			p421 := v7 & i32_rotl(i32(-2), v2)
-																			if t420 < v65 {
+																			p421 := v5 & i32_rotl(i32(-2), v2)
+																			if t420 < v58 {
 																				p421 = t419 | i32_shl(i32(1), v2)
 																			}
 																			(*m.memory)[uint64(uint32(t418))] = byte(p421)
 																			v1 = v1 + i32(16)
-																			t422 := v14
-																			v5 = v5 + i32(2)
-																			if t422 != v5 {
+																			t422 := v10
+																			v4 = v4 + i32(2)
+																			if t422 != v4 {
 																				goto l108
 																			}
 																		}
@@ -8437,15 +8291,15 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6&i32(1) == 0 {
 																		goto l74
 																	}
-																	v1 = v16 + int32(uint32(v5)>>3)
+																	v1 = v12 + int32(uint32(v4)>>3)
 																	t423 := int32((*m.memory)[uint64(uint32(v1))])
 																	t424 := v1
 																	v1 = t423
 																	t425 := v1
-																	v2 = v5 & i32(7)
-																	t426 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	v2 = v4 & i32(7)
+																	t426 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v4<<3))))
 																	p427 := v1 & i32_rotl(i32(-2), v2)
-																	if t426 < v65 {
+																	if t426 < v58 {
 																		p427 = t425 | i32_shl(i32(1), v2)
 																	}
 																	(*m.memory)[uint64(uint32(t424))] = byte(p427)
@@ -8454,38 +8308,38 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6 <= i32(0) {
 																		goto l74
 																	}
-																	v5 = i32(0)
+																	v4 = i32(0)
 																	if v6 != i32(1) {
-																		v14 = v6 & i32(-2)
+																		v10 = v6 & i32(-2)
 																		v1 = v0
 																	l109:
 																		{
-																			v2 = v16 + int32(uint32(v5)>>3)
+																			v2 = v12 + int32(uint32(v4)>>3)
 																			t428 := int32((*m.memory)[uint64(uint32(v2))])
 																			t429 := v2
-																			v7 = t428
-																			t430 := v7
-																			v12 = v5 & i32(6)
+																			v5 = t428
+																			t430 := v5
+																			v16 = v4 & i32(6)
 																			t431 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
-																			p432 := v7 & i32_rotl(i32(-2), v12)
-																			if t431 <= v65 {
-																				p432 = t430 | i32_shl(i32(1), v12)
+																			p432 := v5 & i32_rotl(i32(-2), v16)
+																			if t431 <= v58 {
+																				p432 = t430 | i32_shl(i32(1), v16)
 																			}
-																			v7 = p432
-																			(*m.memory)[uint64(uint32(t429))] = byte(v7)
+																			v5 = p432
+																			(*m.memory)[uint64(uint32(t429))] = byte(v5)
 																			t433 := v2
-																			t434 := v7
-																			v2 = (v5 + i32(1)) & i32(7)
+																			t434 := v5
+																			v2 = (v4 + i32(1)) & i32(7)
 																			t435 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1+i32(8)))))
-																			p436 := v7 & i32_rotl(i32(-2), v2)
-																			if t435 <= v65 {
+																			p436 := v5 & i32_rotl(i32(-2), v2)
+																			if t435 <= v58 {
 																				p436 = t434 | i32_shl(i32(1), v2)
 																			}
 																			(*m.memory)[uint64(uint32(t433))] = byte(p436)
 																			v1 = v1 + i32(16)
-																			t437 := v14
-																			v5 = v5 + i32(2)
-																			if t437 != v5 {
+																			t437 := v10
+																			v4 = v4 + i32(2)
+																			if t437 != v4 {
 																				goto l109
 																			}
 																		}
@@ -8493,15 +8347,15 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6&i32(1) == 0 {
 																		goto l74
 																	}
-																	v1 = v16 + int32(uint32(v5)>>3)
+																	v1 = v12 + int32(uint32(v4)>>3)
 																	t438 := int32((*m.memory)[uint64(uint32(v1))])
 																	t439 := v1
 																	v1 = t438
 																	t440 := v1
-																	v2 = v5 & i32(7)
-																	t441 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	v2 = v4 & i32(7)
+																	t441 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v4<<3))))
 																	p442 := v1 & i32_rotl(i32(-2), v2)
-																	if t441 <= v65 {
+																	if t441 <= v58 {
 																		p442 = t440 | i32_shl(i32(1), v2)
 																	}
 																	(*m.memory)[uint64(uint32(t439))] = byte(p442)
@@ -8510,38 +8364,38 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6 <= i32(0) {
 																		goto l74
 																	}
-																	v5 = i32(0)
+																	v4 = i32(0)
 																	if v6 != i32(1) {
-																		v14 = v6 & i32(-2)
+																		v10 = v6 & i32(-2)
 																		v1 = v0
 																	l110:
 																		{
-																			v2 = v16 + int32(uint32(v5)>>3)
+																			v2 = v12 + int32(uint32(v4)>>3)
 																			t443 := int32((*m.memory)[uint64(uint32(v2))])
 																			t444 := v2
-																			v7 = t443
-																			t445 := v7
-																			v12 = v5 & i32(6)
+																			v5 = t443
+																			t445 := v5
+																			v16 = v4 & i32(6)
 																			t446 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
-																			p447 := v7 & i32_rotl(i32(-2), v12)
-																			if t446 > v65 {
-																				p447 = t445 | i32_shl(i32(1), v12)
+																			p447 := v5 & i32_rotl(i32(-2), v16)
+																			if t446 > v58 {
+																				p447 = t445 | i32_shl(i32(1), v16)
 																			}
-																			v7 = p447
-																			(*m.memory)[uint64(uint32(t444))] = byte(v7)
+																			v5 = p447
+																			(*m.memory)[uint64(uint32(t444))] = byte(v5)
 																			t448 := v2
-																			t449 := v7
-																			v2 = (v5 + i32(1)) & i32(7)
+																			t449 := v5
+																			v2 = (v4 + i32(1)) & i32(7)
 																			t450 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1+i32(8)))))
-																			p451 := v7 & i32_rotl(i32(-2), v2)
-																			if t450 > v65 {
+																			p451 := v5 & i32_rotl(i32(-2), v2)
+																			if t450 > v58 {
 																				p451 = t449 | i32_shl(i32(1), v2)
 																			}
 																			(*m.memory)[uint64(uint32(t448))] = byte(p451)
 																			v1 = v1 + i32(16)
-																			t452 := v14
-																			v5 = v5 + i32(2)
-																			if t452 != v5 {
+																			t452 := v10
+																			v4 = v4 + i32(2)
+																			if t452 != v4 {
 																				goto l110
 																			}
 																		}
@@ -8549,15 +8403,15 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6&i32(1) == 0 {
 																		goto l74
 																	}
-																	v1 = v16 + int32(uint32(v5)>>3)
+																	v1 = v12 + int32(uint32(v4)>>3)
 																	t453 := int32((*m.memory)[uint64(uint32(v1))])
 																	t454 := v1
 																	v1 = t453
 																	t455 := v1
-																	v2 = v5 & i32(7)
-																	t456 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	v2 = v4 & i32(7)
+																	t456 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v4<<3))))
 																	p457 := v1 & i32_rotl(i32(-2), v2)
-																	if t456 > v65 {
+																	if t456 > v58 {
 																		p457 = t455 | i32_shl(i32(1), v2)
 																	}
 																	(*m.memory)[uint64(uint32(t454))] = byte(p457)
@@ -8566,38 +8420,38 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6 <= i32(0) {
 																		goto l74
 																	}
-																	v5 = i32(0)
+																	v4 = i32(0)
 																	if v6 != i32(1) {
-																		v14 = v6 & i32(-2)
+																		v10 = v6 & i32(-2)
 																		v1 = v0
 																	l111:
 																		{
-																			v2 = v16 + int32(uint32(v5)>>3)
+																			v2 = v12 + int32(uint32(v4)>>3)
 																			t458 := int32((*m.memory)[uint64(uint32(v2))])
 																			t459 := v2
-																			v7 = t458
-																			t460 := v7
-																			v12 = v5 & i32(6)
+																			v5 = t458
+																			t460 := v5
+																			v16 = v4 & i32(6)
 																			t461 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1))))
-																			p462 := v7 | i32_shl(i32(1), v12)
-																			if t461 != v65 {
-																				p462 = t460 & i32_rotl(i32(-2), v12)
+																			p462 := v5 | i32_shl(i32(1), v16)
+																			if t461 != v58 {
+																				p462 = t460 & i32_rotl(i32(-2), v16)
 																			}
-																			v7 = p462
-																			(*m.memory)[uint64(uint32(t459))] = byte(v7)
+																			v5 = p462
+																			(*m.memory)[uint64(uint32(t459))] = byte(v5)
 																			t463 := v2
-																			t464 := v7
-																			v2 = (v5 + i32(1)) & i32(7)
+																			t464 := v5
+																			v2 = (v4 + i32(1)) & i32(7)
 																			t465 := math.Float64frombits(load64(*m.memory, uint64(uint32(v1+i32(8)))))
-																			p466 := v7 | i32_shl(i32(1), v2)
-																			if t465 != v65 {
+																			p466 := v5 | i32_shl(i32(1), v2)
+																			if t465 != v58 {
 																				p466 = t464 & i32_rotl(i32(-2), v2)
 																			}
 																			(*m.memory)[uint64(uint32(t463))] = byte(p466)
 																			v1 = v1 + i32(16)
-																			t467 := v14
-																			v5 = v5 + i32(2)
-																			if t467 != v5 {
+																			t467 := v10
+																			v4 = v4 + i32(2)
+																			if t467 != v4 {
 																				goto l111
 																			}
 																		}
@@ -8605,105 +8459,105 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																	if v6&i32(1) == 0 {
 																		goto l74
 																	}
-																	v1 = v16 + int32(uint32(v5)>>3)
+																	v1 = v12 + int32(uint32(v4)>>3)
 																	t468 := int32((*m.memory)[uint64(uint32(v1))])
 																	t469 := v1
 																	v1 = t468
 																	t470 := v1
-																	v2 = v5 & i32(7)
-																	t471 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v5<<3))))
+																	v2 = v4 & i32(7)
+																	t471 := math.Float64frombits(load64(*m.memory, uint64(uint32(v0+v4<<3))))
 																	p472 := v1 | i32_shl(i32(1), v2)
-																	if t471 != v65 {
+																	if t471 != v58 {
 																		p472 = t470 & i32_rotl(i32(-2), v2)
 																	}
 																	(*m.memory)[uint64(uint32(t469))] = byte(p472)
 																	goto l74
 																}
 															case 3:
-																v11 = v0
-																v7 = v6
-																v1 = i32(0)
+																v9 = v0
+																v10 = v6
+																v6 = i32(0)
 																t473 := *m.g0
-																v15 = t473 - i32(32)
-																*m.g0 = v15
-																store32(*m.memory, uint64(uint32(v15))+28, uint32(i32(0)))
-																t474 := m.fn9(v2)
-																v25 = t474
-																t475 := m.fn7(v2)
-																v12 = t475
+																v11 = t473 - i32(32)
+																*m.g0 = v11
+																store32(*m.memory, uint64(uint32(v11))+28, uint32(i32(0)))
+																t474 := m.fn9(v4)
+																v26 = t474
+																t475 := m.fn7(v4)
+																v18 = t475
 																{
-																	t476 := int32(load32(*m.memory, uint64(uint32(v10))+12))
-																	t477 := int32(load32(*m.memory, uint64(uint32(v10))+36))
-																	t478 := int32(load32(*m.memory, uint64(uint32(v10))+48))
-																	t479 := m.fn29(t476, t477, t478, m.g1+i32(1427), int64(int32(v53)), i32(0), v15+i32(24))
-																	v6 = t479
-																	if v6 != 0 {
+																	t476 := int32(load32(*m.memory, uint64(uint32(v8))+12))
+																	t477 := int32(load32(*m.memory, uint64(uint32(v8))+36))
+																	t478 := int32(load32(*m.memory, uint64(uint32(v8))+48))
+																	t479 := m.fn29(t476, t477, t478, m.g1+i32(1427), int64(int32(v53)), i32(0), v11+i32(24))
+																	v5 = t479
+																	if v5 != 0 {
 																		goto l112
 																	}
-																	t480 := int32(load32(*m.memory, uint64(uint32(v15))+24))
+																	t480 := int32(load32(*m.memory, uint64(uint32(v11))+24))
 																	t481 := m.fn48(t480)
 																	t482 := m.fn2(t481)
 																	v2 = t482
-																	t483 := int32(load32(*m.memory, uint64(uint32(v15))+24))
-																	v6 = t483
+																	t483 := int32(load32(*m.memory, uint64(uint32(v11))+24))
+																	v4 = t483
 																	if v2 == 0 {
-																		_ = m.fn31(v6)
-																		v6 = i32(7)
+																		_ = m.fn31(v4)
+																		v5 = i32(7)
 																		goto l112
 																	}
-																	t485 := m.fn48(v6)
-																	t486 := m.fn30(v6, v2, t485, i32(0))
-																	v6 = t486
-																	t487 := int32(load32(*m.memory, uint64(uint32(v15))+24))
+																	t485 := m.fn48(v4)
+																	t486 := m.fn30(v4, v2, t485, i32(0))
+																	v5 = t486
+																	t487 := int32(load32(*m.memory, uint64(uint32(v11))+24))
 																	_ = m.fn31(t487)
-																	if v6 != 0 {
+																	if v5 != 0 {
 																		goto l112
 																	}
-																	v6 = i32(0)
-																	switch v5 - i32(97) {
+																	v5 = i32(0)
+																	switch v1 - i32(97) {
 																	default:
 																		goto l120
 																	case 6:
 																		t489 := int32(load32(*m.memory, uint64(uint32(v21))+12))
-																		v12 = t489
+																		v6 = t489
 																		v1 = i32(-1)
 																		{
 																			t490 := int32(load32(*m.memory, uint64(uint32(v21))+4))
-																			v9 = t490
-																			if v9 == 0 {
+																			v18 = t490
+																			if v18 == 0 {
 																				goto l121
 																			}
-																			v5 = i32(0)
-																			v6 = v12
+																			v4 = i32(0)
+																			v5 = v6
 																		l122:
 																			{
-																				t491 := int32(load32(*m.memory, uint64(uint32(v6))))
-																				if v13 == t491 {
-																					v1 = v5
+																				t491 := int32(load32(*m.memory, uint64(uint32(v5))))
+																				if v14 == t491 {
+																					v1 = v4
 																					goto l121
 																				}
-																				v6 = v6 + i32(24)
-																				t492 := v9
-																				v5 = v5 + i32(1)
-																				if t492 != v5 {
+																				v5 = v5 + i32(24)
+																				t492 := v18
+																				v4 = v4 + i32(1)
+																				if t492 != v4 {
 																					goto l122
 																				}
 																			}
 																		}
 																	l121:
-																		if v7 <= i32(0) {
+																		if v10 <= i32(0) {
 																			goto l123
 																		}
-																		v1 = v12 + v1*i32(24)
-																		v30 = v1 + i32(20)
-																		v12 = v1 + i32(12)
+																		v1 = v6 + v1*i32(24)
+																		v26 = v1 + i32(20)
+																		v6 = v1 + i32(12)
 																	l128:
 																		{
-																			t493 := int32(load32(*m.memory, uint64(uint32(v12))))
+																			t493 := int32(load32(*m.memory, uint64(uint32(v6))))
 																			if t493 == 0 {
 																				goto l124
 																			}
-																			v1 = v11 + v18<<4
+																			v1 = v9 + v25<<4
 																			v49 = v1 + i32(4)
 																			t494 := int32(load32(*m.memory, uint64(uint32(v1))))
 																			v1 = t494
@@ -8712,601 +8566,601 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 																				p495 = v1
 																			}
 																			v50 = p495
-																			v51 = v2 + v18<<3
-																			v9 = i32(0)
-																			v5 = i32(4)
+																			v51 = v2 + v25<<3
+																			v15 = i32(0)
+																			v4 = i32(4)
 																		l127:
 																			{
 																				{
-																					t496 := int32(load32(*m.memory, uint64(uint32(v30))))
-																					v25 = t496 + v5
-																					t497 := int32(load32(*m.memory, uint64(uint32(v25-i32(4)))))
+																					t496 := int32(load32(*m.memory, uint64(uint32(v26))))
+																					v18 = t496 + v4
+																					t497 := int32(load32(*m.memory, uint64(uint32(v18-i32(4)))))
 																					if t497 != v1 {
 																						goto l125
 																					}
-																					t498 := int32(load32(*m.memory, uint64(uint32(v25))))
+																					t498 := int32(load32(*m.memory, uint64(uint32(v18))))
 																					t499 := m._strncmp(v49, t498, v50)
-																					v6 = t499
+																					v5 = t499
 																					if v1 <= i32(12) {
-																						if v6 != 0 {
+																						if v5 != 0 {
 																							goto l125
 																						}
 																						goto l126
 																					}
-																					if v6 != 0 {
+																					if v5 != 0 {
 																						goto l125
 																					}
 																					t500 := int64(load64(*m.memory, uint64(uint32(v51))))
-																					t501 := m.fn96(v10, v15+i32(28), v14, t500, v15+i32(8), v15+i32(12))
-																					v6 = t501
-																					if v6 != 0 {
+																					t501 := m.fn99(v8, v11+i32(28), v16, t500, v11+i32(8), v11+i32(12))
+																					v5 = t501
+																					if v5 != 0 {
 																						goto l120
 																					}
-																					t502 := int32(load32(*m.memory, uint64(uint32(v15))+8))
+																					t502 := int32(load32(*m.memory, uint64(uint32(v11))+8))
 																					if t502 != v1 {
-																						v6 = i32(1)
+																						v5 = i32(1)
 																						goto l120
 																					}
-																					t503 := int32(load32(*m.memory, uint64(uint32(v15))+12))
-																					t504 := int32(load32(*m.memory, uint64(uint32(v25))))
+																					t503 := int32(load32(*m.memory, uint64(uint32(v11))+12))
+																					t504 := int32(load32(*m.memory, uint64(uint32(v18))))
 																					t505 := m._strncmp(t503, t504, v1)
 																					if t505 == 0 {
 																						goto l126
 																					}
 																				}
 																			l125:
-																				v5 = v5 + i32(8)
-																				v9 = v9 + i32(1)
-																				t506 := int32(load32(*m.memory, uint64(uint32(v12))))
-																				if uint32(v9) < uint32(t506) {
+																				v4 = v4 + i32(8)
+																				v15 = v15 + i32(1)
+																				t506 := int32(load32(*m.memory, uint64(uint32(v6))))
+																				if uint32(v15) < uint32(t506) {
 																					goto l127
 																				}
 																				goto l124
 																			}
 																		l126:
-																			v1 = v16 + int32(uint32(v18)>>3)
+																			v1 = v12 + int32(uint32(v25)>>3)
 																			t507 := int32((*m.memory)[uint64(uint32(v1))])
-																			(*m.memory)[uint64(uint32(v1))] = byte(t507 | i32_shl(i32(1), v18&i32(7)))
+																			(*m.memory)[uint64(uint32(v1))] = byte(t507 | i32_shl(i32(1), v25&i32(7)))
 																		}
 																	l124:
-																		v18 = v18 + i32(1)
-																		if v18 != v7 {
+																		v25 = v25 + i32(1)
+																		if v25 != v10 {
 																			goto l128
 																		}
 																		goto l123
 																	case 0:
-																		if v7 <= i32(0) {
+																		if v10 <= i32(0) {
 																			goto l120
 																		}
 																		p508 := i32(12)
-																		if v12 < i32(13) {
-																			p508 = v12
+																		if v18 < i32(13) {
+																			p508 = v18
 																		}
-																		v18 = p508
-																		v1 = v2
+																		v4 = p508
+																		v6 = v2
 																	l130:
 																		{
 																			{
-																				t509 := int32(load32(*m.memory, uint64(uint32(v11))))
-																				if v12 != t509 {
-																					v5 = v16 + int32(uint32(v9)>>3)
-																					t510 := int32((*m.memory)[uint64(uint32(v5))])
-																					(*m.memory)[uint64(uint32(v5))] = byte(t510 & i32_rotl(i32(-2), v9&i32(7)))
+																				t509 := int32(load32(*m.memory, uint64(uint32(v9))))
+																				if v18 != t509 {
+																					v1 = v12 + int32(uint32(v15)>>3)
+																					t510 := int32((*m.memory)[uint64(uint32(v1))])
+																					(*m.memory)[uint64(uint32(v1))] = byte(t510 & i32_rotl(i32(-2), v15&i32(7)))
 																					goto l129
 																				}
-																				t511 := m._strncmp(v11+i32(4), v25, v18)
-																				v5 = t511
-																				if v12 <= i32(12) {
-																					v6 = v16 + int32(uint32(v9)>>3)
-																					t512 := int32((*m.memory)[uint64(uint32(v6))])
-																					t513 := v6
-																					v6 = t512
-																					t514 := v6
-																					v30 = v9 & i32(7)
-																					p515 := v6 | i32_shl(i32(1), v30)
-																					if v5 != 0 {
-																						p515 = t514 & i32_rotl(i32(-2), v30)
+																				t511 := m._strncmp(v9+i32(4), v26, v4)
+																				v1 = t511
+																				if v18 <= i32(12) {
+																					v5 = v12 + int32(uint32(v15)>>3)
+																					t512 := int32((*m.memory)[uint64(uint32(v5))])
+																					t513 := v5
+																					v5 = t512
+																					t514 := v5
+																					v25 = v15 & i32(7)
+																					p515 := v5 | i32_shl(i32(1), v25)
+																					if v1 != 0 {
+																						p515 = t514 & i32_rotl(i32(-2), v25)
 																					}
 																					(*m.memory)[uint64(uint32(t513))] = byte(p515)
 																					goto l129
 																				}
-																				if v5 != 0 {
-																					v5 = v16 + int32(uint32(v9)>>3)
-																					t516 := int32((*m.memory)[uint64(uint32(v5))])
-																					(*m.memory)[uint64(uint32(v5))] = byte(t516 & i32_rotl(i32(-2), v9&i32(7)))
+																				if v1 != 0 {
+																					v1 = v12 + int32(uint32(v15)>>3)
+																					t516 := int32((*m.memory)[uint64(uint32(v1))])
+																					(*m.memory)[uint64(uint32(v1))] = byte(t516 & i32_rotl(i32(-2), v15&i32(7)))
 																					goto l129
 																				}
-																				t517 := int64(load64(*m.memory, uint64(uint32(v1))))
-																				t518 := m.fn96(v10, v15+i32(28), v14, t517, v15+i32(16), v15+i32(20))
-																				v6 = t518
-																				if v6 != 0 {
-																					goto l120
-																				}
-																				t519 := int32(load32(*m.memory, uint64(uint32(v15))+16))
-																				if t519 != v12 {
-																					v6 = i32(1)
-																					goto l120
-																				}
-																				t520 := int32(load32(*m.memory, uint64(uint32(v15))+20))
-																				t521 := m._strncmp(t520, v25, v12)
-																				v5 = t521
-																				v6 = v16 + int32(uint32(v9)>>3)
-																				t522 := int32((*m.memory)[uint64(uint32(v6))])
-																				t523 := v6
-																				v6 = t522
-																				t524 := v6
-																				v30 = v9 & i32(7)
-																				p525 := v6 | i32_shl(i32(1), v30)
+																				t517 := int64(load64(*m.memory, uint64(uint32(v6))))
+																				t518 := m.fn99(v8, v11+i32(28), v16, t517, v11+i32(16), v11+i32(20))
+																				v5 = t518
 																				if v5 != 0 {
-																					p525 = t524 & i32_rotl(i32(-2), v30)
+																					goto l120
+																				}
+																				t519 := int32(load32(*m.memory, uint64(uint32(v11))+16))
+																				if t519 != v18 {
+																					v5 = i32(1)
+																					goto l120
+																				}
+																				t520 := int32(load32(*m.memory, uint64(uint32(v11))+20))
+																				t521 := m._strncmp(t520, v26, v18)
+																				v1 = t521
+																				v5 = v12 + int32(uint32(v15)>>3)
+																				t522 := int32((*m.memory)[uint64(uint32(v5))])
+																				t523 := v5
+																				v5 = t522
+																				t524 := v5
+																				v25 = v15 & i32(7)
+																				p525 := v5 | i32_shl(i32(1), v25)
+																				if v1 != 0 {
+																					p525 = t524 & i32_rotl(i32(-2), v25)
 																				}
 																				(*m.memory)[uint64(uint32(t523))] = byte(p525)
 																			}
 																		l129:
-																			v11 = v11 + i32(16)
-																			v1 = v1 + i32(8)
-																			t526 := v7
-																			v9 = v9 + i32(1)
-																			if t526 != v9 {
+																			v9 = v9 + i32(16)
+																			v6 = v6 + i32(8)
+																			t526 := v10
+																			v15 = v15 + i32(1)
+																			if t526 != v15 {
 																				goto l130
 																			}
 																		}
 																		goto l123
 																	case 5:
-																		if v7 <= i32(0) {
+																		if v10 <= i32(0) {
 																			goto l120
 																		}
 																		p527 := i32(12)
-																		if v12 < i32(13) {
-																			p527 = v12
+																		if v18 < i32(13) {
+																			p527 = v18
 																		}
-																		v18 = p527
-																		v1 = v2
+																		v4 = p527
+																		v6 = v2
 																	l132:
 																		{
 																			{
-																				t528 := int32(load32(*m.memory, uint64(uint32(v11))))
-																				if v12 != t528 {
-																					v5 = v16 + int32(uint32(v9)>>3)
-																					t529 := int32((*m.memory)[uint64(uint32(v5))])
-																					(*m.memory)[uint64(uint32(v5))] = byte(t529 | i32_shl(i32(1), v9&i32(7)))
+																				t528 := int32(load32(*m.memory, uint64(uint32(v9))))
+																				if v18 != t528 {
+																					v1 = v12 + int32(uint32(v15)>>3)
+																					t529 := int32((*m.memory)[uint64(uint32(v1))])
+																					(*m.memory)[uint64(uint32(v1))] = byte(t529 | i32_shl(i32(1), v15&i32(7)))
 																					goto l131
 																				}
-																				t530 := m._strncmp(v11+i32(4), v25, v18)
-																				v5 = t530
-																				if v12 <= i32(12) {
-																					v6 = v16 + int32(uint32(v9)>>3)
-																					t531 := int32((*m.memory)[uint64(uint32(v6))])
-																					t532 := v6
-																					v6 = t531
-																					t533 := v6
-																					v30 = v9 & i32(7)
-																					p534 := v6 & i32_rotl(i32(-2), v30)
-																					if v5 != 0 {
-																						p534 = t533 | i32_shl(i32(1), v30)
+																				t530 := m._strncmp(v9+i32(4), v26, v4)
+																				v1 = t530
+																				if v18 <= i32(12) {
+																					v5 = v12 + int32(uint32(v15)>>3)
+																					t531 := int32((*m.memory)[uint64(uint32(v5))])
+																					t532 := v5
+																					v5 = t531
+																					t533 := v5
+																					v25 = v15 & i32(7)
+																					p534 := v5 & i32_rotl(i32(-2), v25)
+																					if v1 != 0 {
+																						p534 = t533 | i32_shl(i32(1), v25)
 																					}
 																					(*m.memory)[uint64(uint32(t532))] = byte(p534)
 																					goto l131
 																				}
-																				if v5 != 0 {
-																					v5 = v16 + int32(uint32(v9)>>3)
-																					t535 := int32((*m.memory)[uint64(uint32(v5))])
-																					(*m.memory)[uint64(uint32(v5))] = byte(t535 | i32_shl(i32(1), v9&i32(7)))
+																				if v1 != 0 {
+																					v1 = v12 + int32(uint32(v15)>>3)
+																					t535 := int32((*m.memory)[uint64(uint32(v1))])
+																					(*m.memory)[uint64(uint32(v1))] = byte(t535 | i32_shl(i32(1), v15&i32(7)))
 																					goto l131
 																				}
-																				t536 := int64(load64(*m.memory, uint64(uint32(v1))))
-																				t537 := m.fn96(v10, v15+i32(28), v14, t536, v15+i32(16), v15+i32(20))
-																				v6 = t537
-																				if v6 != 0 {
-																					goto l120
-																				}
-																				t538 := int32(load32(*m.memory, uint64(uint32(v15))+16))
-																				if t538 != v12 {
-																					v6 = i32(1)
-																					goto l120
-																				}
-																				t539 := int32(load32(*m.memory, uint64(uint32(v15))+20))
-																				t540 := m._strncmp(t539, v25, v12)
-																				v5 = t540
-																				v6 = v16 + int32(uint32(v9)>>3)
-																				t541 := int32((*m.memory)[uint64(uint32(v6))])
-																				t542 := v6
-																				v6 = t541
-																				t543 := v6
-																				v30 = v9 & i32(7)
-																				p544 := v6 & i32_rotl(i32(-2), v30)
+																				t536 := int64(load64(*m.memory, uint64(uint32(v6))))
+																				t537 := m.fn99(v8, v11+i32(28), v16, t536, v11+i32(16), v11+i32(20))
+																				v5 = t537
 																				if v5 != 0 {
-																					p544 = t543 | i32_shl(i32(1), v30)
+																					goto l120
+																				}
+																				t538 := int32(load32(*m.memory, uint64(uint32(v11))+16))
+																				if t538 != v18 {
+																					v5 = i32(1)
+																					goto l120
+																				}
+																				t539 := int32(load32(*m.memory, uint64(uint32(v11))+20))
+																				t540 := m._strncmp(t539, v26, v18)
+																				v1 = t540
+																				v5 = v12 + int32(uint32(v15)>>3)
+																				t541 := int32((*m.memory)[uint64(uint32(v5))])
+																				t542 := v5
+																				v5 = t541
+																				t543 := v5
+																				v25 = v15 & i32(7)
+																				p544 := v5 & i32_rotl(i32(-2), v25)
+																				if v1 != 0 {
+																					p544 = t543 | i32_shl(i32(1), v25)
 																				}
 																				(*m.memory)[uint64(uint32(t542))] = byte(p544)
 																			}
 																		l131:
-																			v11 = v11 + i32(16)
-																			v1 = v1 + i32(8)
-																			t545 := v7
-																			v9 = v9 + i32(1)
-																			if t545 != v9 {
+																			v9 = v9 + i32(16)
+																			v6 = v6 + i32(8)
+																			t545 := v10
+																			v15 = v15 + i32(1)
+																			if t545 != v15 {
 																				goto l132
 																			}
 																		}
 																		goto l123
 																	case 1:
-																		if v7 <= i32(0) {
+																		if v10 <= i32(0) {
 																			goto l120
 																		}
-																		v5 = v2
+																		v4 = v2
 																	l134:
 																		{
-																			t546 := int32(load32(*m.memory, uint64(uint32(v11))))
-																			t547 := v11 + i32(4)
-																			t548 := v25
-																			t549 := v12
-																			v9 = t546
+																			t546 := int32(load32(*m.memory, uint64(uint32(v9))))
+																			t547 := v9 + i32(4)
+																			t548 := v26
+																			t549 := v18
+																			v1 = t546
 																			p550 := i32(12)
-																			if v9 < i32(12) {
-																				p550 = v9
+																			if v1 < i32(12) {
+																				p550 = v1
 																			}
-																			v6 = p550
-																			p551 := v6
-																			if v6 > v12 {
+																			v5 = p550
+																			p551 := v5
+																			if v5 > v18 {
 																				p551 = t549
 																			}
 																			t552 := m._strncmp(t547, t548, p551)
-																			v6 = t552
+																			v5 = t552
 																			{
-																				if v9 <= i32(11) {
-																					if v6 == 0 {
-																						v6 = v16 + int32(uint32(v1)>>3)
-																						t553 := int32((*m.memory)[uint64(uint32(v6))])
-																						t554 := v6
-																						v6 = t553
-																						t555 := v6
-																						v18 = v1 & i32(7)
-																						p556 := v6 & i32_rotl(i32(-2), v18)
-																						if v9 > v12 {
-																							p556 = t555 | i32_shl(i32(1), v18)
+																				if v1 <= i32(11) {
+																					if v5 == 0 {
+																						v5 = v12 + int32(uint32(v6)>>3)
+																						t553 := int32((*m.memory)[uint64(uint32(v5))])
+																						t554 := v5
+																						v5 = t553
+																						t555 := v5
+																						v15 = v6 & i32(7)
+																						p556 := v5 & i32_rotl(i32(-2), v15)
+																						if v1 > v18 {
+																							p556 = t555 | i32_shl(i32(1), v15)
 																						}
 																						(*m.memory)[uint64(uint32(t554))] = byte(p556)
 																						goto l133
 																					}
-																					v9 = v16 + int32(uint32(v1)>>3)
-																					t557 := int32((*m.memory)[uint64(uint32(v9))])
-																					t558 := v9
-																					v9 = t557
-																					t559 := v9
-																					v18 = v1 & i32(7)
-																					p560 := v9 | i32_shl(i32(1), v18)
-																					if v6 <= i32(0) {
-																						p560 = t559 & i32_rotl(i32(-2), v18)
+																					v1 = v12 + int32(uint32(v6)>>3)
+																					t557 := int32((*m.memory)[uint64(uint32(v1))])
+																					t558 := v1
+																					v1 = t557
+																					t559 := v1
+																					v15 = v6 & i32(7)
+																					p560 := v1 | i32_shl(i32(1), v15)
+																					if v5 <= i32(0) {
+																						p560 = t559 & i32_rotl(i32(-2), v15)
 																					}
 																					(*m.memory)[uint64(uint32(t558))] = byte(p560)
 																					goto l133
 																				}
-																				t561 := int64(load64(*m.memory, uint64(uint32(v5))))
-																				t562 := m.fn96(v10, v15+i32(28), v14, t561, v15+i32(16), v15+i32(20))
-																				v6 = t562
-																				if v6 != 0 {
+																				t561 := int64(load64(*m.memory, uint64(uint32(v4))))
+																				t562 := m.fn99(v8, v11+i32(28), v16, t561, v11+i32(16), v11+i32(20))
+																				v5 = t562
+																				if v5 != 0 {
 																					goto l120
 																				}
-																				t563 := int32(load32(*m.memory, uint64(uint32(v15))+16))
-																				if t563 != v9 {
-																					v6 = i32(1)
+																				t563 := int32(load32(*m.memory, uint64(uint32(v11))+16))
+																				if t563 != v1 {
+																					v5 = i32(1)
 																					goto l120
 																				}
-																				t564 := int32(load32(*m.memory, uint64(uint32(v15))+20))
-																				t565 := m._strncmp(t564, v25, v9)
-																				v6 = t565
-																				v9 = v16 + int32(uint32(v1)>>3)
-																				t566 := int32((*m.memory)[uint64(uint32(v9))])
-																				t567 := v9
-																				v9 = t566
-																				t568 := v9
-																				v18 = v1 & i32(7)
-																				p569 := v9 | i32_shl(i32(1), v18)
-																				if v6 <= i32(0) {
-																					p569 = t568 & i32_rotl(i32(-2), v18)
+																				t564 := int32(load32(*m.memory, uint64(uint32(v11))+20))
+																				t565 := m._strncmp(t564, v26, v1)
+																				v1 = t565
+																				v5 = v12 + int32(uint32(v6)>>3)
+																				t566 := int32((*m.memory)[uint64(uint32(v5))])
+																				t567 := v5
+																				v5 = t566
+																				t568 := v5
+																				v15 = v6 & i32(7)
+																				p569 := v5 | i32_shl(i32(1), v15)
+																				if v1 <= i32(0) {
+																					p569 = t568 & i32_rotl(i32(-2), v15)
 																				}
 																				(*m.memory)[uint64(uint32(t567))] = byte(p569)
 																			}
 																		l133:
-																			v11 = v11 + i32(16)
-																			v5 = v5 + i32(8)
-																			t570 := v7
-																			v1 = v1 + i32(1)
-																			if t570 != v1 {
+																			v9 = v9 + i32(16)
+																			v4 = v4 + i32(8)
+																			t570 := v10
+																			v6 = v6 + i32(1)
+																			if t570 != v6 {
 																				goto l134
 																			}
 																		}
 																		goto l123
 																	case 4:
-																		if v7 <= i32(0) {
+																		if v10 <= i32(0) {
 																			goto l120
 																		}
-																		v5 = v2
+																		v4 = v2
 																	l136:
 																		{
-																			t571 := int32(load32(*m.memory, uint64(uint32(v11))))
-																			t572 := v11 + i32(4)
-																			t573 := v25
-																			t574 := v12
-																			v9 = t571
+																			t571 := int32(load32(*m.memory, uint64(uint32(v9))))
+																			t572 := v9 + i32(4)
+																			t573 := v26
+																			t574 := v18
+																			v1 = t571
 																			p575 := i32(12)
-																			if v9 < i32(12) {
-																				p575 = v9
+																			if v1 < i32(12) {
+																				p575 = v1
 																			}
-																			v6 = p575
-																			p576 := v6
-																			if v6 > v12 {
+																			v5 = p575
+																			p576 := v5
+																			if v5 > v18 {
 																				p576 = t574
 																			}
 																			t577 := m._strncmp(t572, t573, p576)
-																			v6 = t577
+																			v5 = t577
 																			{
-																				if v9 <= i32(11) {
-																					if v6 == 0 {
-																						v6 = v16 + int32(uint32(v1)>>3)
-																						t578 := int32((*m.memory)[uint64(uint32(v6))])
-																						t579 := v6
-																						v6 = t578
-																						t580 := v6
-																						v18 = v1 & i32(7)
-																						p581 := v6 | i32_shl(i32(1), v18)
-																						if v9 < v12 {
-																							p581 = t580 & i32_rotl(i32(-2), v18)
+																				if v1 <= i32(11) {
+																					if v5 == 0 {
+																						v5 = v12 + int32(uint32(v6)>>3)
+																						t578 := int32((*m.memory)[uint64(uint32(v5))])
+																						t579 := v5
+																						v5 = t578
+																						t580 := v5
+																						v15 = v6 & i32(7)
+																						p581 := v5 | i32_shl(i32(1), v15)
+																						if v1 < v18 {
+																							p581 = t580 & i32_rotl(i32(-2), v15)
 																						}
 																						(*m.memory)[uint64(uint32(t579))] = byte(p581)
 																						goto l135
 																					}
-																					v9 = v16 + int32(uint32(v1)>>3)
-																					t582 := int32((*m.memory)[uint64(uint32(v9))])
-																					t583 := v9
-																					v9 = t582
-																					t584 := v9
-																					v18 = v1 & i32(7)
-																					p585 := v9 | i32_shl(i32(1), v18)
-																					if v6 < i32(0) {
-																						p585 = t584 & i32_rotl(i32(-2), v18)
+																					v1 = v12 + int32(uint32(v6)>>3)
+																					t582 := int32((*m.memory)[uint64(uint32(v1))])
+																					t583 := v1
+																					v1 = t582
+																					t584 := v1
+																					v15 = v6 & i32(7)
+																					p585 := v1 | i32_shl(i32(1), v15)
+																					if v5 < i32(0) {
+																						p585 = t584 & i32_rotl(i32(-2), v15)
 																					}
 																					(*m.memory)[uint64(uint32(t583))] = byte(p585)
 																					goto l135
 																				}
-																				t586 := int64(load64(*m.memory, uint64(uint32(v5))))
-																				t587 := m.fn96(v10, v15+i32(28), v14, t586, v15+i32(16), v15+i32(20))
-																				v6 = t587
-																				if v6 != 0 {
+																				t586 := int64(load64(*m.memory, uint64(uint32(v4))))
+																				t587 := m.fn99(v8, v11+i32(28), v16, t586, v11+i32(16), v11+i32(20))
+																				v5 = t587
+																				if v5 != 0 {
 																					goto l120
 																				}
-																				t588 := int32(load32(*m.memory, uint64(uint32(v15))+16))
-																				if t588 != v9 {
-																					v6 = i32(1)
+																				t588 := int32(load32(*m.memory, uint64(uint32(v11))+16))
+																				if t588 != v1 {
+																					v5 = i32(1)
 																					goto l120
 																				}
-																				t589 := int32(load32(*m.memory, uint64(uint32(v15))+20))
-																				t590 := m._strncmp(t589, v25, v9)
-																				v6 = t590
-																				v9 = v16 + int32(uint32(v1)>>3)
-																				t591 := int32((*m.memory)[uint64(uint32(v9))])
-																				t592 := v9
-																				v9 = t591
-																				t593 := v9
-																				v18 = v1 & i32(7)
-																				p594 := v9 | i32_shl(i32(1), v18)
-																				if v6 < i32(0) {
-																					p594 = t593 & i32_rotl(i32(-2), v18)
+																				t589 := int32(load32(*m.memory, uint64(uint32(v11))+20))
+																				t590 := m._strncmp(t589, v26, v1)
+																				v1 = t590
+																				v5 = v12 + int32(uint32(v6)>>3)
+																				t591 := int32((*m.memory)[uint64(uint32(v5))])
+																				t592 := v5
+																				v5 = t591
+																				t593 := v5
+																				v15 = v6 & i32(7)
+																				p594 := v5 | i32_shl(i32(1), v15)
+																				if v1 < i32(0) {
+																					p594 = t593 & i32_rotl(i32(-2), v15)
 																				}
 																				(*m.memory)[uint64(uint32(t592))] = byte(p594)
 																			}
 																		l135:
-																			v11 = v11 + i32(16)
-																			v5 = v5 + i32(8)
-																			t595 := v7
-																			v1 = v1 + i32(1)
-																			if t595 != v1 {
+																			v9 = v9 + i32(16)
+																			v4 = v4 + i32(8)
+																			t595 := v10
+																			v6 = v6 + i32(1)
+																			if t595 != v6 {
 																				goto l136
 																			}
 																		}
 																		goto l123
 																	case 2:
-																		if v7 <= i32(0) {
+																		if v10 <= i32(0) {
 																			goto l120
 																		}
-																		v5 = v2
+																		v4 = v2
 																	l138:
 																		{
-																			t596 := int32(load32(*m.memory, uint64(uint32(v11))))
-																			t597 := v11 + i32(4)
-																			t598 := v25
-																			t599 := v12
-																			v9 = t596
+																			t596 := int32(load32(*m.memory, uint64(uint32(v9))))
+																			t597 := v9 + i32(4)
+																			t598 := v26
+																			t599 := v18
+																			v1 = t596
 																			p600 := i32(12)
-																			if v9 < i32(12) {
-																				p600 = v9
+																			if v1 < i32(12) {
+																				p600 = v1
 																			}
-																			v6 = p600
-																			p601 := v6
-																			if v6 > v12 {
+																			v5 = p600
+																			p601 := v5
+																			if v5 > v18 {
 																				p601 = t599
 																			}
 																			t602 := m._strncmp(t597, t598, p601)
-																			v6 = t602
+																			v5 = t602
 																			{
-																				if v9 <= i32(11) {
-																					if v6 == 0 {
-																						v6 = v16 + int32(uint32(v1)>>3)
-																						t603 := int32((*m.memory)[uint64(uint32(v6))])
-																						t604 := v6
-																						v6 = t603
-																						t605 := v6
-																						v18 = v1 & i32(7)
-																						p606 := v6 | i32_shl(i32(1), v18)
-																						if v9 > v12 {
-																							p606 = t605 & i32_rotl(i32(-2), v18)
+																				if v1 <= i32(11) {
+																					if v5 == 0 {
+																						v5 = v12 + int32(uint32(v6)>>3)
+																						t603 := int32((*m.memory)[uint64(uint32(v5))])
+																						t604 := v5
+																						v5 = t603
+																						t605 := v5
+																						v15 = v6 & i32(7)
+																						p606 := v5 | i32_shl(i32(1), v15)
+																						if v1 > v18 {
+																							p606 = t605 & i32_rotl(i32(-2), v15)
 																						}
 																						(*m.memory)[uint64(uint32(t604))] = byte(p606)
 																						goto l137
 																					}
-																					v9 = v16 + int32(uint32(v1)>>3)
-																					t607 := int32((*m.memory)[uint64(uint32(v9))])
-																					t608 := v9
-																					v9 = t607
-																					t609 := v9
-																					v18 = v1 & i32(7)
-																					p610 := v9 | i32_shl(i32(1), v18)
-																					if v6 > i32(0) {
-																						p610 = t609 & i32_rotl(i32(-2), v18)
+																					v1 = v12 + int32(uint32(v6)>>3)
+																					t607 := int32((*m.memory)[uint64(uint32(v1))])
+																					t608 := v1
+																					v1 = t607
+																					t609 := v1
+																					v15 = v6 & i32(7)
+																					p610 := v1 | i32_shl(i32(1), v15)
+																					if v5 > i32(0) {
+																						p610 = t609 & i32_rotl(i32(-2), v15)
 																					}
 																					(*m.memory)[uint64(uint32(t608))] = byte(p610)
 																					goto l137
 																				}
-																				t611 := int64(load64(*m.memory, uint64(uint32(v5))))
-																				t612 := m.fn96(v10, v15+i32(28), v14, t611, v15+i32(16), v15+i32(20))
-																				v6 = t612
-																				if v6 != 0 {
+																				t611 := int64(load64(*m.memory, uint64(uint32(v4))))
+																				t612 := m.fn99(v8, v11+i32(28), v16, t611, v11+i32(16), v11+i32(20))
+																				v5 = t612
+																				if v5 != 0 {
 																					goto l120
 																				}
-																				t613 := int32(load32(*m.memory, uint64(uint32(v15))+16))
-																				if t613 != v9 {
-																					v6 = i32(1)
+																				t613 := int32(load32(*m.memory, uint64(uint32(v11))+16))
+																				if t613 != v1 {
+																					v5 = i32(1)
 																					goto l120
 																				}
-																				t614 := int32(load32(*m.memory, uint64(uint32(v15))+20))
-																				t615 := m._strncmp(t614, v25, v9)
-																				v6 = t615
-																				v9 = v16 + int32(uint32(v1)>>3)
-																				t616 := int32((*m.memory)[uint64(uint32(v9))])
-																				t617 := v9
-																				v9 = t616
-																				t618 := v9
-																				v18 = v1 & i32(7)
-																				p619 := v9 | i32_shl(i32(1), v18)
-																				if v6 > i32(0) {
-																					p619 = t618 & i32_rotl(i32(-2), v18)
+																				t614 := int32(load32(*m.memory, uint64(uint32(v11))+20))
+																				t615 := m._strncmp(t614, v26, v1)
+																				v1 = t615
+																				v5 = v12 + int32(uint32(v6)>>3)
+																				t616 := int32((*m.memory)[uint64(uint32(v5))])
+																				t617 := v5
+																				v5 = t616
+																				t618 := v5
+																				v15 = v6 & i32(7)
+																				p619 := v5 | i32_shl(i32(1), v15)
+																				if v1 > i32(0) {
+																					p619 = t618 & i32_rotl(i32(-2), v15)
 																				}
 																				(*m.memory)[uint64(uint32(t617))] = byte(p619)
 																			}
 																		l137:
-																			v11 = v11 + i32(16)
-																			v5 = v5 + i32(8)
-																			t620 := v7
-																			v1 = v1 + i32(1)
-																			if t620 != v1 {
+																			v9 = v9 + i32(16)
+																			v4 = v4 + i32(8)
+																			t620 := v10
+																			v6 = v6 + i32(1)
+																			if t620 != v6 {
 																				goto l138
 																			}
 																		}
 																		goto l123
 																	case 3:
-																		if v7 <= i32(0) {
+																		if v10 <= i32(0) {
 																			goto l120
 																		}
-																		v5 = v2
+																		v4 = v2
 																	l140:
 																		{
-																			t621 := int32(load32(*m.memory, uint64(uint32(v11))))
-																			t622 := v11 + i32(4)
-																			t623 := v25
-																			t624 := v12
-																			v9 = t621
+																			t621 := int32(load32(*m.memory, uint64(uint32(v9))))
+																			t622 := v9 + i32(4)
+																			t623 := v26
+																			t624 := v18
+																			v1 = t621
 																			p625 := i32(12)
-																			if v9 < i32(12) {
-																				p625 = v9
+																			if v1 < i32(12) {
+																				p625 = v1
 																			}
-																			v6 = p625
-																			p626 := v6
-																			if v6 > v12 {
+																			v5 = p625
+																			p626 := v5
+																			if v5 > v18 {
 																				p626 = t624
 																			}
 																			t627 := m._strncmp(t622, t623, p626)
-																			v6 = t627
+																			v5 = t627
 																			{
-																				if v9 <= i32(11) {
-																					if v6 == 0 {
-																						v6 = v16 + int32(uint32(v1)>>3)
-																						t628 := int32((*m.memory)[uint64(uint32(v6))])
-																						t629 := v6
-																						v6 = t628
-																						t630 := v6
-																						v18 = v1 & i32(7)
-																						p631 := v6 & i32_rotl(i32(-2), v18)
-																						if v9 < v12 {
-																							p631 = t630 | i32_shl(i32(1), v18)
+																				if v1 <= i32(11) {
+																					if v5 == 0 {
+																						v5 = v12 + int32(uint32(v6)>>3)
+																						t628 := int32((*m.memory)[uint64(uint32(v5))])
+																						t629 := v5
+																						v5 = t628
+																						t630 := v5
+																						v15 = v6 & i32(7)
+																						p631 := v5 & i32_rotl(i32(-2), v15)
+																						if v1 < v18 {
+																							p631 = t630 | i32_shl(i32(1), v15)
 																						}
 																						(*m.memory)[uint64(uint32(t629))] = byte(p631)
 																						goto l139
 																					}
-																					v9 = v16 + int32(uint32(v1)>>3)
-																					t632 := int32((*m.memory)[uint64(uint32(v9))])
-																					t633 := v9
-																					v9 = t632
-																					t634 := v9
-																					v18 = v1 & i32(7)
-																					p635 := v9 & i32_rotl(i32(-2), v18)
-																					if v6 < i32(0) {
-																						p635 = t634 | i32_shl(i32(1), v18)
+																					v1 = v12 + int32(uint32(v6)>>3)
+																					t632 := int32((*m.memory)[uint64(uint32(v1))])
+																					t633 := v1
+																					v1 = t632
+																					t634 := v1
+																					v15 = v6 & i32(7)
+																					p635 := v1 & i32_rotl(i32(-2), v15)
+																					if v5 < i32(0) {
+																						p635 = t634 | i32_shl(i32(1), v15)
 																					}
 																					(*m.memory)[uint64(uint32(t633))] = byte(p635)
 																					goto l139
 																				}
-																				t636 := int64(load64(*m.memory, uint64(uint32(v5))))
-																				t637 := m.fn96(v10, v15+i32(28), v14, t636, v15+i32(16), v15+i32(20))
-																				v6 = t637
-																				if v6 != 0 {
+																				t636 := int64(load64(*m.memory, uint64(uint32(v4))))
+																				t637 := m.fn99(v8, v11+i32(28), v16, t636, v11+i32(16), v11+i32(20))
+																				v5 = t637
+																				if v5 != 0 {
 																					goto l120
 																				}
-																				t638 := int32(load32(*m.memory, uint64(uint32(v15))+16))
-																				if t638 != v9 {
-																					v6 = i32(1)
+																				t638 := int32(load32(*m.memory, uint64(uint32(v11))+16))
+																				if t638 != v1 {
+																					v5 = i32(1)
 																					goto l120
 																				}
-																				t639 := int32(load32(*m.memory, uint64(uint32(v15))+20))
-																				t640 := m._strncmp(t639, v25, v9)
-																				v6 = t640
-																				v9 = v16 + int32(uint32(v1)>>3)
-																				t641 := int32((*m.memory)[uint64(uint32(v9))])
-																				t642 := v9
-																				v9 = t641
-																				t643 := v9
-																				v18 = v1 & i32(7)
-																				p644 := v9 & i32_rotl(i32(-2), v18)
-																				if v6 < i32(0) {
-																					p644 = t643 | i32_shl(i32(1), v18)
+																				t639 := int32(load32(*m.memory, uint64(uint32(v11))+20))
+																				t640 := m._strncmp(t639, v26, v1)
+																				v1 = t640
+																				v5 = v12 + int32(uint32(v6)>>3)
+																				t641 := int32((*m.memory)[uint64(uint32(v5))])
+																				t642 := v5
+																				v5 = t641
+																				t643 := v5
+																				v15 = v6 & i32(7)
+																				p644 := v5 & i32_rotl(i32(-2), v15)
+																				if v1 < i32(0) {
+																					p644 = t643 | i32_shl(i32(1), v15)
 																				}
 																				(*m.memory)[uint64(uint32(t642))] = byte(p644)
 																			}
 																		l139:
-																			v11 = v11 + i32(16)
-																			v5 = v5 + i32(8)
-																			t645 := v7
-																			v1 = v1 + i32(1)
-																			if t645 != v1 {
+																			v9 = v9 + i32(16)
+																			v4 = v4 + i32(8)
+																			t645 := v10
+																			v6 = v6 + i32(1)
+																			if t645 != v6 {
 																				goto l140
 																			}
 																		}
 																	}
 																l123:
-																	v6 = i32(0)
+																	v5 = i32(0)
 																l120:
-																	t646 := int32(load32(*m.memory, uint64(uint32(v15))+28))
+																	t646 := int32(load32(*m.memory, uint64(uint32(v11))+28))
 																	_ = m.fn15(t646)
 																	m.fn0(v2)
 																}
 															l112:
-																*m.g0 = v15 + i32(32)
-																v11 = v6
+																*m.g0 = v11 + i32(32)
+																v9 = v5
 															}
 														}
 													l74:
 														m.fn0(v0)
 													}
 												l67:
-													p251 = v11
+													p251 = v9
 												}
 											l73:
 												v2 = p251
 												if v2 != 0 {
-													m.fn78(v10, m.g1+i32(1367), i32(0))
+													m.fn81(v8, m.g1+i32(1367), i32(0))
 													goto l44
 												}
-												t648 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
+												t648 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
 												v1 = t648
 												v0 = v1 / i32(8)
 												if v1 < i32(8) {
@@ -9315,28 +9169,28 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 												v1 = v0 & i32(3)
 												v2 = i32(0)
 												if uint32(v0-i32(1)) >= uint32(i32(3)) {
-													v11 = v0 & i32(-4)
+													v6 = v0 & i32(-4)
 												l141:
 													{
 														v0 = v2 + v29
 														t649 := v0
-														v5 = v2 + v16
-														t650 := int32((*m.memory)[uint64(uint32(v5))])
+														v4 = v2 + v12
+														t650 := int32((*m.memory)[uint64(uint32(v4))])
 														t651 := int32((*m.memory)[uint64(uint32(v0))])
 														(*m.memory)[uint64(uint32(t649))] = byte(t650 & t651)
-														v6 = v0 + i32(1)
-														t652 := int32((*m.memory)[uint64(uint32(v5+i32(1)))])
-														t653 := int32((*m.memory)[uint64(uint32(v6))])
-														(*m.memory)[uint64(uint32(v6))] = byte(t652 & t653)
-														v6 = v0 + i32(2)
-														t654 := int32((*m.memory)[uint64(uint32(v5+i32(2)))])
-														t655 := int32((*m.memory)[uint64(uint32(v6))])
-														(*m.memory)[uint64(uint32(v6))] = byte(t654 & t655)
+														v9 = v0 + i32(1)
+														t652 := int32((*m.memory)[uint64(uint32(v4+i32(1)))])
+														t653 := int32((*m.memory)[uint64(uint32(v9))])
+														(*m.memory)[uint64(uint32(v9))] = byte(t652 & t653)
+														v9 = v0 + i32(2)
+														t654 := int32((*m.memory)[uint64(uint32(v4+i32(2)))])
+														t655 := int32((*m.memory)[uint64(uint32(v9))])
+														(*m.memory)[uint64(uint32(v9))] = byte(t654 & t655)
 														v0 = v0 + i32(3)
-														t656 := int32((*m.memory)[uint64(uint32(v5+i32(3)))])
+														t656 := int32((*m.memory)[uint64(uint32(v4+i32(3)))])
 														t657 := int32((*m.memory)[uint64(uint32(v0))])
 														(*m.memory)[uint64(uint32(v0))] = byte(t656 & t657)
-														t658 := v11
+														t658 := v6
 														v2 = v2 + i32(4)
 														if t658 != v2 {
 															goto l141
@@ -9346,14 +9200,14 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 												if v1 == 0 {
 													goto l66
 												}
-												v5 = v2 + v29
-												v2 = v2 + v16
+												v4 = v2 + v29
+												v2 = v2 + v12
 											l142:
 												{
 													t659 := int32((*m.memory)[uint64(uint32(v2))])
-													t660 := int32((*m.memory)[uint64(uint32(v5))])
-													(*m.memory)[uint64(uint32(v5))] = byte(t659 & t660)
-													v5 = v5 + i32(1)
+													t660 := int32((*m.memory)[uint64(uint32(v4))])
+													(*m.memory)[uint64(uint32(v4))] = byte(t659 & t660)
+													v4 = v4 + i32(1)
 													v2 = v2 + i32(1)
 													v1 = v1 - i32(1)
 													if v1 != 0 {
@@ -9362,825 +9216,682 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 												}
 											}
 										l66:
-											v13 = v13 + i32(1)
-											if v13 != v31 {
+											v14 = v14 + i32(1)
+											if v14 != v31 {
 												goto l143
 											}
 										}
-										t661 := int32(load32(*m.memory, uint64(uint32(v10))+1192))
-										v11 = t661
-										if v11 > i32(0) {
+										t661 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
+										v4 = t661
+										if v4 > i32(0) {
 											v2 = i32(0)
-										l174:
+										l167:
 											{
 												t662 := int32((*m.memory)[uint64(uint32(v29+int32(uint32(v2)>>3)))])
 												if i32_shr_u(t662, v2&i32(7))&i32(1) != 0 {
 													{
 														var p663 float64
 														{
-															var p664 float64
-															{
-																t665 := int32(load32(*m.memory, uint64(uint32(v26))+12))
-																switch t665 - i32(223) {
-																default:
-																	goto l147
-																case 0:
-																	t666 := int32(load32(*m.memory, uint64(uint32(v26))+8))
-																	t667 := v36
-																	v0 = t666
-																	v5 = t667 + v0*v2<<2
-																	{
-																		t668 := int32(load32(*m.memory, uint64(uint32(v26))+16))
-																		switch t668 - i32(1) {
-																		default:
-																			goto l147
-																		case 0:
-																			if v0 == 0 {
-																				p663 = float64(0)
-																				goto l151
-																			}
-																			_ = float64(0)
-																			v1 = v0 & i32(3)
-																			if uint32(v0-i32(1)) < uint32(i32(3)) {
-																				v59 = float32(0)
-																				v0 = v4
-																				goto l152
-																			}
-																			v7 = v0 & i32(-4)
-																			v59 = float32(0)
-																			v0 = v4
-																		l153:
-																			{
-																				t669 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5+i32(12)))))
-																				t670 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(12)))))
-																				v58 = float32(t669 - t670)
-																				t671 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5+i32(8)))))
-																				t672 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(8)))))
-																				t673 := float32(v58 * v58)
-																				v58 = float32(t671 - t672)
-																				t674 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5+i32(4)))))
-																				t675 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(4)))))
-																				t676 := float32(v58 * v58)
-																				v58 = float32(t674 - t675)
-																				t677 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
-																				t678 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-																				t679 := float32(v58 * v58)
-																				v58 = float32(t677 - t678)
-																				v59 = float32(t673 + float32(t676+float32(t679+float32(float32(v58*v58)+v59))))
-																				v0 = v0 + i32(16)
-																				v5 = v5 + i32(16)
-																				v7 = v7 - i32(4)
-																				if v7 != 0 {
-																					goto l153
-																				}
-																			}
-																			goto l152
-																		case 2:
-																			if v0 == 0 {
-																				v59 = float32(0)
-																				goto l147
-																			}
-																			v6 = v0 & i32(1)
-																			if v0 == i32(1) {
-																				v65 = float64(0)
-																				v0 = v4
-																				goto l154
-																			}
-																			v1 = v0 & i32(-2)
-																			v65 = float64(0)
-																			v0 = v4
-																		l155:
-																			{
-																				t680 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
-																				t681 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-																				t682 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5+i32(4)))))
-																				t683 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(4)))))
-																				v65 = float64(float64(v65+math.Abs(float64(float64(t680)-float64(t681)))) + math.Abs(float64(float64(t682)-float64(t683))))
-																				v0 = v0 + i32(8)
-																				v5 = v5 + i32(8)
-																				v1 = v1 - i32(2)
-																				if v1 != 0 {
-																					goto l155
-																				}
-																			}
-																		l154:
-																			;
-																			var p684 float64
+															t664 := int32(load32(*m.memory, uint64(uint32(v27))+12))
+															switch t664 - i32(223) {
+															default:
+																goto l147
+															case 0:
+																t665 := int32(load32(*m.memory, uint64(uint32(v27))+8))
+																t666 := v36
+																v0 = t665
+																v1 = t666 + v0*v2<<2
+																{
+																	t667 := int32(load32(*m.memory, uint64(uint32(v27))+16))
+																	switch t667 - i32(1) {
+																	default:
+																		goto l147
+																	case 0:
+																		t668 := m._oi_l2_f32(v1, v19, v0)
+																		v60 = t668
+																		goto l147
+																	case 2:
+																		t669 := m._oi_l1_f32(v1, v19, v0)
+																		v60 = float32(t669)
+																		goto l147
+																	case 1:
+																		t670 := m._oi_cosine_f32(v1, v19, v0)
+																		v60 = t670
+																		goto l147
+																	}
+																}
+															case 2:
+																t671 := int32(load32(*m.memory, uint64(uint32(v27))+8))
+																t672 := v36
+																v0 = t671
+																v4 = t672 + v0*v2
+																{
+																	t673 := int32(load32(*m.memory, uint64(uint32(v27))+16))
+																	switch t673 - i32(1) {
+																	default:
+																		goto l147
+																	case 0:
+																		if v0 == 0 {
+																			p663 = float64(0)
+																			goto l154
+																		}
+																		_ = float64(0)
+																		v1 = v0 & i32(3)
+																		v60 = float32(0)
+																		if uint32(v0-i32(1)) < uint32(i32(3)) {
+																			v0 = v19
+																			goto l155
+																		}
+																		v6 = v0 & i32(-4)
+																		v0 = v19
+																	l156:
+																		{
+																			t674 := int32(int8((*m.memory)[uint64(uint32(v4+i32(3)))]))
+																			t675 := int32(int8((*m.memory)[uint64(uint32(v0+i32(3)))]))
+																			v61 = float32(t674 - t675)
+																			t676 := int32(int8((*m.memory)[uint64(uint32(v4+i32(2)))]))
+																			t677 := int32(int8((*m.memory)[uint64(uint32(v0+i32(2)))]))
+																			t678 := float32(v61 * v61)
+																			v61 = float32(t676 - t677)
+																			t679 := int32(int8((*m.memory)[uint64(uint32(v4+i32(1)))]))
+																			t680 := int32(int8((*m.memory)[uint64(uint32(v0+i32(1)))]))
+																			t681 := float32(v61 * v61)
+																			v61 = float32(t679 - t680)
+																			t682 := int32(int8((*m.memory)[uint64(uint32(v4))]))
+																			t683 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+																			t684 := float32(v61 * v61)
+																			v61 = float32(t682 - t683)
+																			v60 = float32(t678 + float32(t681+float32(t684+float32(float32(v61*v61)+v60))))
+																			v0 = v0 + i32(4)
+																			v4 = v4 + i32(4)
+																			v6 = v6 - i32(4)
 																			if v6 != 0 {
-																				t685 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
-																				t686 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-																				p684 = float64(v65 + math.Abs(float64(float64(t685)-float64(t686))))
-																			} else {
-																				p684 = v65
+																				goto l156
 																			}
-																			v59 = float32(p684)
-																			goto l147
-																		case 1:
-																			v0 = v4
-																			v58 = float32(0)
-																			v59 = float32(0)
+																		}
+																		goto l155
+																	case 2:
+																		if v0 == 0 {
 																			v60 = float32(0)
-																			v65 = float64(0)
-																			v66 = float64(0)
-																			t687 := int32(load32(*m.memory, uint64(uint32(v42))))
-																			v6 = t687
-																			var p688 float64
-																			if v6 != 0 {
-																				if v6 != i32(1) {
-																					v1 = v6 & i32(-2)
-																				l156:
-																					{
-																						t689 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(4)))))
-																						v61 = t689
-																						t690 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-																						t691 := float32(v61 * v61)
-																						v62 = t690
-																						v59 = float32(t691 + float32(float32(v62*v62)+v59))
-																						t692 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5+i32(4)))))
-																						v63 = t692
-																						t693 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
-																						t694 := float32(v63 * v63)
-																						v64 = t693
-																						v60 = float32(t694 + float32(float32(v64*v64)+v60))
-																						v58 = float32(float32(v63*v61) + float32(float32(v64*v62)+v58))
-																						v0 = v0 + i32(8)
-																						v5 = v5 + i32(8)
-																						v1 = v1 - i32(2)
-																						if v1 != 0 {
-																							goto l156
-																						}
-																					}
-																				}
-																				if v6&i32(1) != 0 {
-																					t695 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-																					v61 = t695
-																					v59 = float32(float32(v61*v61) + v59)
-																					t696 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
-																					v62 = t696
-																					v60 = float32(float32(v62*v62) + v60)
-																					v58 = float32(float32(v62*v61) + v58)
-																				}
-																				v66 = float64(v59)
-																				v65 = float64(v60)
-																				p688 = float64(v58)
-																			} else {
-																				p688 = float64(0)
-																			}
-																			v59 = float32(float64(float64(1) - float64(p688/float64(math.Sqrt(v65)*math.Sqrt(v66)))))
 																			goto l147
 																		}
-																	}
-																case 2:
-																	t697 := int32(load32(*m.memory, uint64(uint32(v26))+8))
-																	t698 := v36
-																	v0 = t697
-																	v5 = t698 + v0*v2
-																	{
-																		t699 := int32(load32(*m.memory, uint64(uint32(v26))+16))
-																		switch t699 - i32(1) {
-																		default:
-																			goto l147
-																		case 0:
-																			if v0 == 0 {
-																				p664 = float64(0)
-																				goto l160
+																		v9 = v0 & i32(1)
+																		v1 = i32(0)
+																		if v0 == i32(1) {
+																			v0 = v19
+																			goto l157
+																		}
+																		v6 = v0 & i32(-2)
+																		v0 = v19
+																	l158:
+																		{
+																			t685 := int32(int8((*m.memory)[uint64(uint32(v4))]))
+																			t686 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+																			t687 := v1
+																			v1 = t685 - t686
+																			t688 := v1
+																			v1 = v1 >> 31
+																			t689 := int32(int8((*m.memory)[uint64(uint32(v4+i32(1)))]))
+																			t690 := int32(int8((*m.memory)[uint64(uint32(v0+i32(1)))]))
+																			t691 := t687 + (t688 + v1 ^ v1)
+																			v1 = t689 - t690
+																			t692 := v1
+																			v1 = v1 >> 31
+																			v1 = t691 + (t692 + v1 ^ v1)
+																			v0 = v0 + i32(2)
+																			v4 = v4 + i32(2)
+																			v6 = v6 - i32(2)
+																			if v6 != 0 {
+																				goto l158
 																			}
-																			_ = float64(0)
-																			v1 = v0 & i32(3)
-																			v59 = float32(0)
-																			if uint32(v0-i32(1)) < uint32(i32(3)) {
-																				v0 = v4
-																				goto l161
-																			}
-																			v7 = v0 & i32(-4)
-																			v0 = v4
-																		l162:
-																			{
-																				t700 := int32(int8((*m.memory)[uint64(uint32(v5+i32(3)))]))
-																				t701 := int32(int8((*m.memory)[uint64(uint32(v0+i32(3)))]))
-																				v58 = float32(t700 - t701)
-																				t702 := int32(int8((*m.memory)[uint64(uint32(v5+i32(2)))]))
-																				t703 := int32(int8((*m.memory)[uint64(uint32(v0+i32(2)))]))
-																				t704 := float32(v58 * v58)
-																				v58 = float32(t702 - t703)
-																				t705 := int32(int8((*m.memory)[uint64(uint32(v5+i32(1)))]))
-																				t706 := int32(int8((*m.memory)[uint64(uint32(v0+i32(1)))]))
-																				t707 := float32(v58 * v58)
-																				v58 = float32(t705 - t706)
-																				t708 := int32(int8((*m.memory)[uint64(uint32(v5))]))
-																				t709 := int32(int8((*m.memory)[uint64(uint32(v0))]))
-																				t710 := float32(v58 * v58)
-																				v58 = float32(t708 - t709)
-																				v59 = float32(t704 + float32(t707+float32(t710+float32(float32(v58*v58)+v59))))
-																				v0 = v0 + i32(4)
-																				v5 = v5 + i32(4)
-																				v7 = v7 - i32(4)
-																				if v7 != 0 {
-																					goto l162
+																		}
+																	l157:
+																		;
+																		var p693 int32
+																		if v9 != 0 {
+																			t694 := int32(int8((*m.memory)[uint64(uint32(v4))]))
+																			t695 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+																			v0 = t694 - t695
+																			t696 := v0
+																			v0 = v0 >> 31
+																			p693 = t696 + v0 ^ v0 + v1
+																		} else {
+																			p693 = v1
+																		}
+																		v60 = float32(p693)
+																		goto l147
+																	case 1:
+																		v1 = v19
+																		v60 = float32(0)
+																		v61 = float32(0)
+																		v62 = float32(0)
+																		v58 = float64(0)
+																		v59 = float64(0)
+																		t697 := int32(load32(*m.memory, uint64(uint32(v43))))
+																		v0 = t697
+																		var p698 float64
+																		if v0 != 0 {
+																			if v0 != i32(1) {
+																				v6 = v0 & i32(-2)
+																			l159:
+																				{
+																					t699 := int32(int8((*m.memory)[uint64(uint32(v1))]))
+																					t700 := v61
+																					v9 = t699
+																					t701 := int32(int8((*m.memory)[uint64(uint32(v1+i32(1)))]))
+																					t702 := float32(t700 + float32(v9*v9))
+																					v5 = t701
+																					v61 = float32(t702 + float32(v5*v5))
+																					t703 := int32(int8((*m.memory)[uint64(uint32(v4))]))
+																					t704 := v62
+																					v14 = t703
+																					t705 := int32(int8((*m.memory)[uint64(uint32(v4+i32(1)))]))
+																					t706 := float32(t704 + float32(v14*v14))
+																					v10 = t705
+																					v62 = float32(t706 + float32(v10*v10))
+																					v60 = float32(float32(v60+float32(v9*v14)) + float32(v5*v10))
+																					v1 = v1 + i32(2)
+																					v4 = v4 + i32(2)
+																					v6 = v6 - i32(2)
+																					if v6 != 0 {
+																						goto l159
+																					}
 																				}
 																			}
-																			goto l161
-																		case 2:
-																			if v0 == 0 {
-																				v59 = float32(0)
-																				goto l147
+																			if v0&i32(1) != 0 {
+																				t707 := int32(int8((*m.memory)[uint64(uint32(v1))]))
+																				t708 := v61
+																				v0 = t707
+																				v61 = float32(t708 + float32(v0*v0))
+																				t709 := int32(int8((*m.memory)[uint64(uint32(v4))]))
+																				t710 := v62
+																				v1 = t709
+																				v62 = float32(t710 + float32(v1*v1))
+																				v60 = float32(v60 + float32(v0*v1))
 																			}
-																			v6 = v0 & i32(1)
-																			v1 = i32(0)
-																			if v0 == i32(1) {
+																			v59 = float64(v61)
+																			v58 = float64(v62)
+																			p698 = float64(v60)
+																		} else {
+																			p698 = float64(0)
+																		}
+																		v60 = float32(float64(float64(1) - float64(p698/float64(math.Sqrt(v58)*math.Sqrt(v59)))))
+																		goto l147
+																	}
+																}
+															case 1:
+																var p711 float32
+																{
+																	t712 := int32(load32(*m.memory, uint64(uint32(v43))))
+																	t713 := v36
+																	v9 = t712
+																	v4 = t713 + int32(uint32(v9)>>3)*v2
+																	v0 = i32(0)
+																	v6 = i32(0)
+																	v14 = i32(0)
+																	{
+																		var p714 float32
+																		{
+																			if v9&i32(63) == 0 {
+																				if uint32(v9) < uint32(i32(64)) {
+																					p714 = float32(0)
+																					goto l160
+																				}
+																				_ = float32(0)
+																				v0 = int32(uint32(v9) >> 6)
+																				if v0 == i32(1) {
+																					goto l161
+																				}
+																				v5 = v0 & i32(0x3fffffe)
+																				v1 = v19
 																				v0 = v4
+																			l162:
+																				{
+																					t715 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
+																					t716 := int64(load64(*m.memory, uint64(uint32(v0+i32(8)))))
+																					t717 := int64(load64(*m.memory, uint64(uint32(v1))))
+																					t718 := int64(load64(*m.memory, uint64(uint32(v0))))
+																					v6 = int32(bits.OnesCount32(uint32(int32(t715^t716)))) + (int32(bits.OnesCount32(uint32(int32(t717^t718)))) + v6)
+																					v1 = v1 + i32(16)
+																					v0 = v0 + i32(16)
+																					t719 := v5
+																					v14 = v14 + i32(2)
+																					if t719 != v14 {
+																						goto l162
+																					}
+																				}
+																				goto l161
+																			}
+																			if uint32(v9) < uint32(i32(8)) {
+																				p714 = float32(0)
+																				goto l160
+																			}
+																			_ = float32(0)
+																			v1 = int32(uint32(v9) >> 3)
+																			if v1 == i32(1) {
+																				v1 = i32(0)
 																				goto l163
 																			}
-																			v7 = v0 & i32(-2)
-																			v0 = v4
+																			v6 = v1 & i32(0x1ffffffe)
+																			v1 = i32(0)
 																		l164:
 																			{
-																				t711 := int32(int8((*m.memory)[uint64(uint32(v5))]))
-																				t712 := int32(int8((*m.memory)[uint64(uint32(v0))]))
-																				t713 := v1
-																				v1 = t711 - t712
-																				t714 := v1
-																				v1 = v1 >> 31
-																				t715 := int32(int8((*m.memory)[uint64(uint32(v5+i32(1)))]))
-																				t716 := int32(int8((*m.memory)[uint64(uint32(v0+i32(1)))]))
-																				t717 := t713 + (t714 + v1 ^ v1)
-																				v1 = t715 - t716
-																				t718 := v1
-																				v1 = v1 >> 31
-																				v1 = t717 + (t718 + v1 ^ v1)
-																				v0 = v0 + i32(2)
-																				v5 = v5 + i32(2)
-																				v7 = v7 - i32(2)
-																				if v7 != 0 {
+																				t720 := v0
+																				v5 = m.g1 + i32(14160)
+																				t721 := v5
+																				v14 = v1 + v4
+																				t722 := int32((*m.memory)[uint64(uint32(v14))])
+																				v10 = v1 + v19
+																				t723 := int32((*m.memory)[uint64(uint32(v10))])
+																				t724 := int32((*m.memory)[uint64(uint32(t721+(t722^t723)))])
+																				t725 := int32((*m.memory)[uint64(uint32(v10+i32(1)))])
+																				t726 := int32((*m.memory)[uint64(uint32(v14+i32(1)))])
+																				t727 := int32((*m.memory)[uint64(uint32(v5+(t725^t726)))])
+																				v0 = t720 + t724 + t727
+																				t728 := v6
+																				v1 = v1 + i32(2)
+																				if t728 != v1 {
 																					goto l164
 																				}
 																			}
 																		l163:
 																			;
-																			var p719 int32
-																			if v6 != 0 {
-																				t720 := int32(int8((*m.memory)[uint64(uint32(v5))]))
-																				t721 := int32(int8((*m.memory)[uint64(uint32(v0))]))
-																				v0 = t720 - t721
-																				t722 := v0
-																				v0 = v0 >> 31
-																				p719 = t722 + v0 ^ v0 + v1
+																			var p729 int32
+																			if v9&i32(8) != 0 {
+																				t730 := int32((*m.memory)[uint64(uint32(v1+v19))])
+																				t731 := int32((*m.memory)[uint64(uint32(v1+v4))])
+																				t732 := int32((*m.memory)[uint64(uint32(m.g1+i32(14160)+(t730^t731)))])
+																				p729 = v0 + t732
 																			} else {
-																				p719 = v1
+																				p729 = v0
 																			}
-																			v59 = float32(p719)
-																			goto l147
-																		case 1:
-																			v1 = v4
-																			v59 = float32(0)
-																			v60 = float32(0)
-																			v58 = float32(0)
-																			v65 = float64(0)
-																			v66 = float64(0)
-																			t723 := int32(load32(*m.memory, uint64(uint32(v42))))
-																			v0 = t723
-																			var p724 float64
-																			if v0 != 0 {
-																				if v0 != i32(1) {
-																					v7 = v0 & i32(-2)
-																				l165:
-																					{
-																						t725 := int32(int8((*m.memory)[uint64(uint32(v1))]))
-																						t726 := v60
-																						v6 = t725
-																						t727 := int32(int8((*m.memory)[uint64(uint32(v1+i32(1)))]))
-																						t728 := float32(t726 + float32(v6*v6))
-																						v13 = t727
-																						v60 = float32(t728 + float32(v13*v13))
-																						t729 := int32(int8((*m.memory)[uint64(uint32(v5))]))
-																						t730 := v58
-																						v14 = t729
-																						t731 := int32(int8((*m.memory)[uint64(uint32(v5+i32(1)))]))
-																						t732 := float32(t730 + float32(v14*v14))
-																						v12 = t731
-																						v58 = float32(t732 + float32(v12*v12))
-																						v59 = float32(float32(v59+float32(v6*v14)) + float32(v12*v13))
-																						v1 = v1 + i32(2)
-																						v5 = v5 + i32(2)
-																						v7 = v7 - i32(2)
-																						if v7 != 0 {
-																							goto l165
-																						}
-																					}
-																				}
-																				if v0&i32(1) != 0 {
-																					t733 := int32(int8((*m.memory)[uint64(uint32(v1))]))
-																					t734 := v60
-																					v0 = t733
-																					v60 = float32(t734 + float32(v0*v0))
-																					t735 := int32(int8((*m.memory)[uint64(uint32(v5))]))
-																					t736 := v58
-																					v1 = t735
-																					v58 = float32(t736 + float32(v1*v1))
-																					v59 = float32(v59 + float32(v0*v1))
-																				}
-																				v66 = float64(v60)
-																				v65 = float64(v58)
-																				p724 = float64(v59)
-																			} else {
-																				p724 = float64(0)
-																			}
-																			v59 = float32(float64(float64(1) - float64(p724/float64(math.Sqrt(v65)*math.Sqrt(v66)))))
-																			goto l147
+																			p714 = float32(p729)
 																		}
+																	l160:
+																		p711 = p714
+																		goto l165
 																	}
-																case 1:
-																	var p737 float32
-																	{
-																		t738 := int32(load32(*m.memory, uint64(uint32(v42))))
-																		t739 := v36
-																		v6 = t738
-																		v5 = t739 + int32(uint32(v6)>>3)*v2
-																		v0 = i32(0)
-																		v7 = i32(0)
-																		v13 = i32(0)
-																		{
-																			var p740 float32
-																			{
-																				if v6&i32(63) == 0 {
-																					if uint32(v6) < uint32(i32(64)) {
-																						p740 = float32(0)
-																						goto l166
-																					}
-																					_ = float32(0)
-																					v0 = int32(uint32(v6) >> 6)
-																					if v0 == i32(1) {
-																						goto l167
-																					}
-																					v14 = v0 & i32(0x3fffffe)
-																					v1 = v4
-																					v0 = v5
-																				l168:
-																					{
-																						t741 := int64(load64(*m.memory, uint64(uint32(v1+i32(8)))))
-																						t742 := int64(load64(*m.memory, uint64(uint32(v0+i32(8)))))
-																						t743 := int64(load64(*m.memory, uint64(uint32(v1))))
-																						t744 := int64(load64(*m.memory, uint64(uint32(v0))))
-																						v7 = int32(bits.OnesCount32(uint32(int32(t741^t742)))) + (int32(bits.OnesCount32(uint32(int32(t743^t744)))) + v7)
-																						v1 = v1 + i32(16)
-																						v0 = v0 + i32(16)
-																						t745 := v14
-																						v13 = v13 + i32(2)
-																						if t745 != v13 {
-																							goto l168
-																						}
-																					}
-																					goto l167
-																				}
-																				if uint32(v6) < uint32(i32(8)) {
-																					p740 = float32(0)
-																					goto l166
-																				}
-																				_ = float32(0)
-																				v1 = int32(uint32(v6) >> 3)
-																				if v1 == i32(1) {
-																					v1 = i32(0)
-																					goto l169
-																				}
-																				v13 = v1 & i32(0x1ffffffe)
-																				v1 = i32(0)
-																			l170:
-																				{
-																					t746 := v0
-																					v7 = m.g1 + i32(14160)
-																					t747 := v7
-																					v14 = v1 + v5
-																					t748 := int32((*m.memory)[uint64(uint32(v14))])
-																					v12 = v1 + v4
-																					t749 := int32((*m.memory)[uint64(uint32(v12))])
-																					t750 := int32((*m.memory)[uint64(uint32(t747+(t748^t749)))])
-																					t751 := int32((*m.memory)[uint64(uint32(v12+i32(1)))])
-																					t752 := int32((*m.memory)[uint64(uint32(v14+i32(1)))])
-																					t753 := int32((*m.memory)[uint64(uint32(v7+(t751^t752)))])
-																					v0 = t746 + t750 + t753
-																					t754 := v13
-																					v1 = v1 + i32(2)
-																					if t754 != v1 {
-																						goto l170
-																					}
-																				}
-																			l169:
-																				;
-																				var p755 int32
-																				if v6&i32(8) != 0 {
-																					t756 := int32((*m.memory)[uint64(uint32(v1+v4))])
-																					t757 := int32((*m.memory)[uint64(uint32(v1+v5))])
-																					t758 := int32((*m.memory)[uint64(uint32(m.g1+i32(14160)+(t756^t757)))])
-																					p755 = v0 + t758
-																				} else {
-																					p755 = v0
-																				}
-																				p740 = float32(p755)
-																			}
-																		l166:
-																			p737 = p740
-																			goto l171
-																		}
-																	l167:
-																		;
-																		var p759 int32
-																		if v6&i32(64) != 0 {
-																			t760 := v4
-																			v0 = v13 << 3
-																			t761 := int64(load64(*m.memory, uint64(uint32(t760+v0))))
-																			t762 := int64(load64(*m.memory, uint64(uint32(v0+v5))))
-																			p759 = int32(bits.OnesCount32(uint32(int32(t761^t762)))) + v7
-																		} else {
-																			p759 = v7
-																		}
-																		p737 = float32(p759)
+																l161:
+																	;
+																	var p733 int32
+																	if v9&i32(64) != 0 {
+																		t734 := v19
+																		v0 = v14 << 3
+																		t735 := int64(load64(*m.memory, uint64(uint32(t734+v0))))
+																		t736 := int64(load64(*m.memory, uint64(uint32(v0+v4))))
+																		p733 = int32(bits.OnesCount32(uint32(int32(t735^t736)))) + v6
+																	} else {
+																		p733 = v6
 																	}
-																l171:
-																	v59 = p737
-																	goto l147
+																	p711 = float32(p733)
 																}
+															l165:
+																v60 = p711
+																goto l147
 															}
-														l161:
-															if v1 != 0 {
-															l172:
-																{
-																	t763 := int32(int8((*m.memory)[uint64(uint32(v5))]))
-																	t764 := int32(int8((*m.memory)[uint64(uint32(v0))]))
-																	v58 = float32(t763 - t764)
-																	v59 = float32(float32(v58*v58) + v59)
-																	v5 = v5 + i32(1)
-																	v0 = v0 + i32(1)
-																	v1 = v1 - i32(1)
-																	if v1 != 0 {
-																		goto l172
-																	}
-																}
-															}
-															p664 = float64(v59)
-														l160:
-															v59 = float32(math.Sqrt(p664))
-															goto l147
 														}
-													l152:
+													l155:
 														if v1 != 0 {
-														l173:
+														l166:
 															{
-																t765 := math.Float32frombits(load32(*m.memory, uint64(uint32(v5))))
-																t766 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-																v58 = float32(t765 - t766)
-																v59 = float32(float32(v58*v58) + v59)
-																v5 = v5 + i32(4)
-																v0 = v0 + i32(4)
+																t737 := int32(int8((*m.memory)[uint64(uint32(v4))]))
+																t738 := int32(int8((*m.memory)[uint64(uint32(v0))]))
+																v61 = float32(t737 - t738)
+																v60 = float32(float32(v61*v61) + v60)
+																v4 = v4 + i32(1)
+																v0 = v0 + i32(1)
 																v1 = v1 - i32(1)
 																if v1 != 0 {
-																	goto l173
+																	goto l166
 																}
 															}
 														}
-														p663 = float64(v59)
-													l151:
-														v59 = float32(math.Sqrt(p663))
+														p663 = float64(v60)
+													l154:
+														v60 = float32(math.Sqrt(p663))
 													}
 												l147:
-													store32(*m.memory, uint64(uint32(v22+v2<<2)), math.Float32bits(v59))
+													store32(*m.memory, uint64(uint32(v20+v2<<2)), math.Float32bits(v60))
+													t739 := int32(load32(*m.memory, uint64(uint32(v8))+1192))
+													v4 = t739
 												}
 												v2 = v2 + i32(1)
-												if v2 != v11 {
+												if v2 < v4 {
+													goto l167
+												}
+											}
+										}
+										v9 = v13 + i32(92)
+										v0 = i32(0)
+										memory_zero(*m.memory, uint32(v33), uint32(v4/i32(8)))
+										{
+											v53 = int64(v4)
+											p740 := v54
+											if v53 < v54 {
+												p740 = v53
+											}
+											v2 = int32(p740)
+											if v2 <= i32(0) {
+												goto l168
+											}
+											var p741 int32
+											if v4 <= i32(0) {
+												p741 = 1
+											}
+											v10 = p741
+										l173:
+											if v10 != 0 {
+												v2 = i32(0)
+												goto l168
+											}
+											v6 = i32(0)
+											v14 = i32(1)
+										l174:
+											{
+												{
+													v1 = i32_shl(i32(1), v6&i32(7))
+													t742 := v1
+													t743 := v33
+													v5 = int32(uint32(v6) >> 3)
+													t744 := int32((*m.memory)[uint64(uint32(t743+v5))])
+													if t742&t744 != 0 {
+														goto l169
+													}
+													t745 := int32((*m.memory)[uint64(uint32(v5+v29))])
+													if v1&t745 == 0 {
+														goto l169
+													}
+													v5 = i32(0)
+													v1 = v20
+												l171:
+													{
+														{
+															t746 := math.Float32frombits(load32(*m.memory, uint64(uint32(v1))))
+															t747 := math.Float32frombits(load32(*m.memory, uint64(uint32(v20+v6<<2))))
+															if !(t746 <= t747) {
+																goto l170
+															}
+															v16 = i32_shl(i32(1), v5&i32(7))
+															t748 := v16
+															t749 := v33
+															v11 = int32(uint32(v5) >> 3)
+															t750 := int32((*m.memory)[uint64(uint32(t749+v11))])
+															if t748&t750 != 0 {
+																goto l170
+															}
+															t751 := int32((*m.memory)[uint64(uint32(v11+v29))])
+															p752 := v6
+															if v16&t751 != 0 {
+																p752 = v5
+															}
+															v6 = p752
+														}
+													l170:
+														v1 = v1 + i32(4)
+														t753 := v4
+														v5 = v5 + i32(1)
+														if t753 != v5 {
+															goto l171
+														}
+													}
+													store32(*m.memory, uint64(uint32(v37+v0<<2)), uint32(v6))
+													v1 = v33 + v6/i32(8)
+													t754 := int32((*m.memory)[uint64(uint32(v1))])
+													(*m.memory)[uint64(uint32(v1))] = byte(t754 | i32_shl(i32(1), v6&i32(7)))
+													if v14 == 0 {
+														goto l172
+													}
+													v0 = v0 + i32(1)
+													if v0 != v2 {
+														goto l173
+													}
+													goto l168
+												}
+											l169:
+												v6 = v6 + i32(1)
+												var p755 int32
+												if v6 < v4 {
+													p755 = 1
+												}
+												v14 = p755
+												if v4 != v6 {
 													goto l174
 												}
 											}
+											v2 = v0
 										}
-										v6 = v17 + i32(92)
-										v0 = i32(0)
-										memory_zero(*m.memory, uint32(v33), uint32(v11/i32(8)))
-										{
-											v53 = int64(v11)
-											p767 := v54
-											if v53 < v54 {
-												p767 = v53
-											}
-											v5 = int32(p767)
-											if v5 <= i32(0) {
-												goto l175
-											}
-											var p768 int32
-											if v11 <= i32(0) {
-												p768 = 1
-											}
-											v14 = p768
-										l180:
-											if v14 != 0 {
-												v5 = i32(0)
-												goto l175
-											}
-											v2 = i32(0)
-											v13 = i32(1)
-										l181:
-											{
-												{
-													v1 = i32_shl(i32(1), v2&i32(7))
-													t769 := v1
-													t770 := v33
-													v7 = int32(uint32(v2) >> 3)
-													t771 := int32((*m.memory)[uint64(uint32(t770+v7))])
-													if t769&t771 != 0 {
-														goto l176
-													}
-													t772 := int32((*m.memory)[uint64(uint32(v7+v29))])
-													if v1&t772 == 0 {
-														goto l176
-													}
-													v7 = i32(0)
-													v1 = v22
-												l178:
-													{
-														{
-															t773 := math.Float32frombits(load32(*m.memory, uint64(uint32(v1))))
-															t774 := math.Float32frombits(load32(*m.memory, uint64(uint32(v22+v2<<2))))
-															if !(t773 <= t774) {
-																goto l177
-															}
-															v12 = i32_shl(i32(1), v7&i32(7))
-															t775 := v12
-															t776 := v33
-															v15 = int32(uint32(v7) >> 3)
-															t777 := int32((*m.memory)[uint64(uint32(t776+v15))])
-															if t775&t777 != 0 {
-																goto l177
-															}
-															t778 := int32((*m.memory)[uint64(uint32(v15+v29))])
-															p779 := v2
-															if v12&t778 != 0 {
-																p779 = v7
-															}
-															v2 = p779
-														}
-													l177:
-														v1 = v1 + i32(4)
-														t780 := v11
-														v7 = v7 + i32(1)
-														if t780 != v7 {
-															goto l178
-														}
-													}
-													store32(*m.memory, uint64(uint32(v37+v0<<2)), uint32(v2))
-													v1 = v33 + v2/i32(8)
-													t781 := int32((*m.memory)[uint64(uint32(v1))])
-													(*m.memory)[uint64(uint32(v1))] = byte(t781 | i32_shl(i32(1), v2&i32(7)))
-													if v13 == 0 {
-														goto l179
-													}
-													v0 = v0 + i32(1)
-													if v0 != v5 {
-														goto l180
-													}
-													goto l175
-												}
-											l176:
-												v2 = v2 + i32(1)
-												var p782 int32
-												if v2 < v11 {
-													p782 = 1
-												}
-												v13 = p782
-												if v2 != v11 {
-													goto l181
-												}
-											}
-											v5 = v0
-										}
-									l175:
-										store32(*m.memory, uint64(uint32(v6)), uint32(v5))
-									l179:
-										t783 := int64(int32(load32(*m.memory, uint64(uint32(v17))+92)))
-										v53 = t783
-										t784 := int64(int32(load32(*m.memory, uint64(uint32(v10))+1192)))
-										t785 := v53
-										v52 = t784
-										p786 := v54
+									l168:
+										store32(*m.memory, uint64(uint32(v9)), uint32(v2))
+									l172:
+										t756 := int64(int32(load32(*m.memory, uint64(uint32(v13))+92)))
+										v53 = t756
+										t757 := int64(int32(load32(*m.memory, uint64(uint32(v8))+1192)))
+										t758 := v53
+										v52 = t757
+										p759 := v54
 										if v52 < v54 {
-											p786 = v52
+											p759 = v52
 										}
-										v52 = p786
-										p787 := v52
+										v52 = p759
+										p760 := v52
 										if v52 > v53 {
-											p787 = t785
+											p760 = t758
 										}
-										v57 = p787
-										v1 = v20
-										v0 = v24
-										v2 = v17 + i32(80)
+										v57 = p760
+										v1 = v17
+										v0 = v23
+										v2 = v13 + i32(80)
 										v53 = i64(0)
 										v52 = i64(0)
 										v55 = i64(0)
 										if v54 > i64(0) {
-										l186:
+										l179:
 											{
 												{
-													var p788 int32
+													var p761 int32
 													if v52 < v56 {
-														p788 = 1
+														p761 = 1
 													}
-													v5 = p788
-													if v5 != 0 {
-														goto l182
+													v4 = p761
+													if v4 != 0 {
+														goto l175
 													}
 													if v53 < v57 {
-														goto l182
+														goto l175
 													}
 													store64(*m.memory, uint64(uint32(v2)), uint64(v55))
-													goto l183
+													goto l176
 												}
-											l182:
+											l175:
 												{
-													if v5 == 0 {
-														t789 := int32(load32(*m.memory, uint64(uint32(v37+int32(v53)<<2))))
-														t790 := v1
-														t791 := v22
-														v5 = t789
-														t792 := math.Float32frombits(load32(*m.memory, uint64(uint32(t791+v5<<2))))
-														store32(*m.memory, uint64(uint32(t790)), math.Float32bits(t792))
-														t793 := int64(load64(*m.memory, uint64(uint32(v43+v5<<3))))
-														store64(*m.memory, uint64(uint32(v0)), uint64(t793))
-														goto l184
+													if v4 == 0 {
+														t762 := int32(load32(*m.memory, uint64(uint32(v37+int32(v53)<<2))))
+														t763 := v1
+														t764 := v20
+														v4 = t762
+														t765 := math.Float32frombits(load32(*m.memory, uint64(uint32(t764+v4<<2))))
+														store32(*m.memory, uint64(uint32(t763)), math.Float32bits(t765))
+														t766 := int64(load64(*m.memory, uint64(uint32(v42+v4<<3))))
+														store64(*m.memory, uint64(uint32(v0)), uint64(t766))
+														goto l177
 													}
-													t794 := v19
-													v5 = int32(v52)
-													t795 := math.Float32frombits(load32(*m.memory, uint64(uint32(t794+v5<<2))))
-													v58 = t795
+													t767 := v24
+													v4 = int32(v52)
+													t768 := math.Float32frombits(load32(*m.memory, uint64(uint32(t767+v4<<2))))
+													v61 = t768
 													if v53 >= v57 {
-														store32(*m.memory, uint64(uint32(v1)), math.Float32bits(v58))
-														t796 := int64(load64(*m.memory, uint64(uint32(v32+v5<<3))))
-														store64(*m.memory, uint64(uint32(v0)), uint64(t796))
+														store32(*m.memory, uint64(uint32(v1)), math.Float32bits(v61))
+														t769 := int64(load64(*m.memory, uint64(uint32(v32+v4<<3))))
+														store64(*m.memory, uint64(uint32(v0)), uint64(t769))
 														v52 = v52 + i64(1)
-														goto l185
+														goto l178
 													}
-													t797 := int32(load32(*m.memory, uint64(uint32(v37+int32(v53)<<2))))
-													t798 := v22
-													v11 = t797
-													t799 := math.Float32frombits(load32(*m.memory, uint64(uint32(t798+v11<<2))))
-													v60 = t799
-													if v60 >= v58 {
-														store32(*m.memory, uint64(uint32(v1)), math.Float32bits(v58))
-														t800 := int64(load64(*m.memory, uint64(uint32(v32+v5<<3))))
-														store64(*m.memory, uint64(uint32(v0)), uint64(t800))
+													t770 := int32(load32(*m.memory, uint64(uint32(v37+int32(v53)<<2))))
+													t771 := v20
+													v6 = t770
+													t772 := math.Float32frombits(load32(*m.memory, uint64(uint32(t771+v6<<2))))
+													v62 = t772
+													if v62 >= v61 {
+														store32(*m.memory, uint64(uint32(v1)), math.Float32bits(v61))
+														t773 := int64(load64(*m.memory, uint64(uint32(v32+v4<<3))))
+														store64(*m.memory, uint64(uint32(v0)), uint64(t773))
 														v52 = v52 + i64(1)
-														goto l185
+														goto l178
 													}
-													store32(*m.memory, uint64(uint32(v1)), math.Float32bits(v60))
-													t801 := int64(load64(*m.memory, uint64(uint32(v43+v11<<3))))
-													store64(*m.memory, uint64(uint32(v0)), uint64(t801))
+													store32(*m.memory, uint64(uint32(v1)), math.Float32bits(v62))
+													t774 := int64(load64(*m.memory, uint64(uint32(v42+v6<<3))))
+													store64(*m.memory, uint64(uint32(v0)), uint64(t774))
 												}
-											l184:
+											l177:
 												v53 = v53 + i64(1)
-											l185:
+											l178:
 												v1 = v1 + i32(4)
 												v0 = v0 + i32(8)
-												t802 := v54
+												t775 := v54
 												v55 = v55 + i64(1)
-												if t802 != v55 {
-													goto l186
+												if t775 != v55 {
+													goto l179
 												}
 											}
 										}
 										store64(*m.memory, uint64(uint32(v2)), uint64(v54))
-									l183:
+									l176:
 										{
-											t803 := int64(load64(*m.memory, uint64(uint32(v17))+80))
-											v56 = t803
+											t776 := int64(load64(*m.memory, uint64(uint32(v13))+80))
+											v56 = t776
 											if v56 <= i64(0) {
-												goto l187
+												goto l180
 											}
 											v53 = i64(0)
 											if v56 != i64(1) {
 												v52 = v56 & i64(-2)
-												v5 = i32(0)
-												v2 = v19
-												v0 = v20
-											l188:
+												v4 = i32(0)
+												v2 = v24
+												v0 = v17
+											l181:
 												{
-													t804 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
-													store32(*m.memory, uint64(uint32(v2)), math.Float32bits(t804))
-													v1 = v5 + v32
-													t805 := v1
-													v11 = v5 + v24
-													t806 := int64(load64(*m.memory, uint64(uint32(v11))))
-													store64(*m.memory, uint64(uint32(t805)), uint64(t806))
-													t807 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(4)))))
-													store32(*m.memory, uint64(uint32(v2+i32(4))), math.Float32bits(t807))
-													t808 := int64(load64(*m.memory, uint64(uint32(v11+i32(8)))))
-													store64(*m.memory, uint64(uint32(v1+i32(8))), uint64(t808))
+													t777 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0))))
+													store32(*m.memory, uint64(uint32(v2)), math.Float32bits(t777))
+													v1 = v4 + v32
+													t778 := v1
+													v6 = v4 + v23
+													t779 := int64(load64(*m.memory, uint64(uint32(v6))))
+													store64(*m.memory, uint64(uint32(t778)), uint64(t779))
+													t780 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+i32(4)))))
+													store32(*m.memory, uint64(uint32(v2+i32(4))), math.Float32bits(t780))
+													t781 := int64(load64(*m.memory, uint64(uint32(v6+i32(8)))))
+													store64(*m.memory, uint64(uint32(v1+i32(8))), uint64(t781))
 													v2 = v2 + i32(8)
 													v0 = v0 + i32(8)
-													v5 = v5 + i32(16)
-													t809 := v52
+													v4 = v4 + i32(16)
+													t782 := v52
 													v53 = v53 + i64(2)
-													if t809 != v53 {
-														goto l188
+													if t782 != v53 {
+														goto l181
 													}
 												}
 											}
 											if v56&i64(1) == 0 {
-												goto l187
+												goto l180
 											}
-											t810 := v32
+											t783 := v32
 											v0 = int32(v53)
 											v1 = v0 << 3
-											t811 := int64(load64(*m.memory, uint64(uint32(v1+v24))))
-											store64(*m.memory, uint64(uint32(t810+v1)), uint64(t811))
-											t812 := v19
+											t784 := int64(load64(*m.memory, uint64(uint32(v1+v23))))
+											store64(*m.memory, uint64(uint32(t783+v1)), uint64(t784))
+											t785 := v24
 											v0 = v0 << 2
-											t813 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+v20))))
-											store32(*m.memory, uint64(uint32(t812+v0)), math.Float32bits(t813))
+											t786 := math.Float32frombits(load32(*m.memory, uint64(uint32(v0+v17))))
+											store32(*m.memory, uint64(uint32(t785+v0)), math.Float32bits(t786))
 										}
-									l187:
-										t814 := int32(load32(*m.memory, uint64(uint32(v17))+172))
-										_ = m.fn31(t814)
-										store32(*m.memory, uint64(uint32(v17))+172, uint32(i32(0)))
-										goto l189
+									l180:
+										t787 := int32(load32(*m.memory, uint64(uint32(v13))+172))
+										_ = m.fn31(t787)
+										store32(*m.memory, uint64(uint32(v13))+172, uint32(i32(0)))
+										goto l182
 									}
 								l52:
 									v2 = i32(1)
 									goto l44
 								}
 							l43:
-								v19 = i32(0)
+								v24 = i32(0)
 							l44:
 								m.fn0(v32)
-								m.fn0(v19)
+								m.fn0(v24)
 							l63:
 								m.fn0(v37)
-								m.fn0(v24)
-								m.fn0(v20)
+								m.fn0(v23)
+								m.fn0(v17)
 								m.fn0(v29)
 								m.fn0(v33)
 								m.fn0(v34)
 								m.fn0(v36)
-								m.fn0(v22)
-								m.fn0(v16)
-								t816 := int32(load32(*m.memory, uint64(uint32(v17))+96))
-								_ = m.fn31(t816)
-								t818 := int32(load32(*m.memory, uint64(uint32(v17))+100))
-								_ = m.fn31(t818)
-								t820 := int32(load32(*m.memory, uint64(uint32(v17))+104))
-								_ = m.fn31(t820)
-								t822 := int32(load32(*m.memory, uint64(uint32(v17))+108))
-								_ = m.fn31(t822)
-								t824 := int32(load32(*m.memory, uint64(uint32(v17))+112))
-								_ = m.fn31(t824)
-								t826 := int32(load32(*m.memory, uint64(uint32(v17))+116))
-								_ = m.fn31(t826)
-								t828 := int32(load32(*m.memory, uint64(uint32(v17))+120))
-								_ = m.fn31(t828)
-								t830 := int32(load32(*m.memory, uint64(uint32(v17))+124))
-								_ = m.fn31(t830)
-								t832 := int32(load32(*m.memory, uint64(uint32(v17))+128))
-								_ = m.fn31(t832)
-								t834 := int32(load32(*m.memory, uint64(uint32(v17))+132))
-								_ = m.fn31(t834)
-								t836 := int32(load32(*m.memory, uint64(uint32(v17))+136))
-								_ = m.fn31(t836)
-								t838 := int32(load32(*m.memory, uint64(uint32(v17))+140))
-								_ = m.fn31(t838)
-								t840 := int32(load32(*m.memory, uint64(uint32(v17))+144))
-								_ = m.fn31(t840)
-								t842 := int32(load32(*m.memory, uint64(uint32(v17))+148))
-								_ = m.fn31(t842)
-								t844 := int32(load32(*m.memory, uint64(uint32(v17))+152))
-								_ = m.fn31(t844)
-								t846 := int32(load32(*m.memory, uint64(uint32(v17))+156))
-								_ = m.fn31(t846)
-								t848 := int32(load32(*m.memory, uint64(uint32(v17))+172))
-								_ = m.fn31(t848)
-								*m.g0 = v17 + i32(176)
+								m.fn0(v20)
+								m.fn0(v12)
+								t789 := int32(load32(*m.memory, uint64(uint32(v13))+96))
+								_ = m.fn31(t789)
+								t791 := int32(load32(*m.memory, uint64(uint32(v13))+100))
+								_ = m.fn31(t791)
+								t793 := int32(load32(*m.memory, uint64(uint32(v13))+104))
+								_ = m.fn31(t793)
+								t795 := int32(load32(*m.memory, uint64(uint32(v13))+108))
+								_ = m.fn31(t795)
+								t797 := int32(load32(*m.memory, uint64(uint32(v13))+112))
+								_ = m.fn31(t797)
+								t799 := int32(load32(*m.memory, uint64(uint32(v13))+116))
+								_ = m.fn31(t799)
+								t801 := int32(load32(*m.memory, uint64(uint32(v13))+120))
+								_ = m.fn31(t801)
+								t803 := int32(load32(*m.memory, uint64(uint32(v13))+124))
+								_ = m.fn31(t803)
+								t805 := int32(load32(*m.memory, uint64(uint32(v13))+128))
+								_ = m.fn31(t805)
+								t807 := int32(load32(*m.memory, uint64(uint32(v13))+132))
+								_ = m.fn31(t807)
+								t809 := int32(load32(*m.memory, uint64(uint32(v13))+136))
+								_ = m.fn31(t809)
+								t811 := int32(load32(*m.memory, uint64(uint32(v13))+140))
+								_ = m.fn31(t811)
+								t813 := int32(load32(*m.memory, uint64(uint32(v13))+144))
+								_ = m.fn31(t813)
+								t815 := int32(load32(*m.memory, uint64(uint32(v13))+148))
+								_ = m.fn31(t815)
+								t817 := int32(load32(*m.memory, uint64(uint32(v13))+152))
+								_ = m.fn31(t817)
+								t819 := int32(load32(*m.memory, uint64(uint32(v13))+156))
+								_ = m.fn31(t819)
+								t821 := int32(load32(*m.memory, uint64(uint32(v13))+172))
+								_ = m.fn31(t821)
+								*m.g0 = v13 + i32(176)
 								if v2 != 0 {
 									v3 = v2
 									goto l19
 								}
-								store64(*m.memory, uint64(uint32(v27)), uint64(v54))
-								store64(*m.memory, uint64(uint32(v27))+24, uint64(i64(0)))
-								t850 := int32(load32(*m.memory, uint64(uint32(v8))+108))
-								store32(*m.memory, uint64(uint32(v27))+16, uint32(t850))
-								t851 := int32(load32(*m.memory, uint64(uint32(v8))+104))
-								store32(*m.memory, uint64(uint32(v27))+20, uint32(t851))
-								t852 := int64(load64(*m.memory, uint64(uint32(v8))+96))
-								store64(*m.memory, uint64(uint32(v27))+8, uint64(t852))
-								store32(*m.memory, uint64(uint32(v39))+12, uint32(v27))
+								store64(*m.memory, uint64(uint32(v28)), uint64(v54))
+								store64(*m.memory, uint64(uint32(v28))+24, uint64(i64(0)))
+								t823 := int32(load32(*m.memory, uint64(uint32(v7))+108))
+								store32(*m.memory, uint64(uint32(v28))+16, uint32(t823))
+								t824 := int32(load32(*m.memory, uint64(uint32(v7))+104))
+								store32(*m.memory, uint64(uint32(v28))+20, uint32(t824))
+								t825 := int64(load64(*m.memory, uint64(uint32(v7))+96))
+								store64(*m.memory, uint64(uint32(v28))+8, uint64(t825))
+								store32(*m.memory, uint64(uint32(v39))+12, uint32(v28))
 								store32(*m.memory, uint64(uint32(v39))+4, uint32(i32(51)))
 							}
 						l19:
-							t853 := int32(load32(*m.memory, uint64(uint32(v8))+172))
-							_ = m.fn15(t853)
-							if v23 == 0 {
-								v23 = i32(0)
-								goto l190
+							t826 := int32(load32(*m.memory, uint64(uint32(v7))+172))
+							_ = m.fn15(t826)
+							if v22 == 0 {
+								v22 = i32(0)
+								goto l183
 							}
-							store32(*m.memory, uint64(uint32(v23))+8, uint32(i32(0)))
-							store64(*m.memory, uint64(uint32(v23)), uint64(i64(0)))
-							t855 := int32(load32(*m.memory, uint64(uint32(v23))+12))
-							m.fn0(t855)
-							store32(*m.memory, uint64(uint32(v23))+12, uint32(i32(0)))
-							goto l190
+							store32(*m.memory, uint64(uint32(v22))+8, uint32(i32(0)))
+							store64(*m.memory, uint64(uint32(v22)), uint64(i64(0)))
+							t828 := int32(load32(*m.memory, uint64(uint32(v22))+12))
+							m.fn0(t828)
+							store32(*m.memory, uint64(uint32(v22))+12, uint32(i32(0)))
+							goto l183
 						}
 					l11:
 						p39 = i32(1)
@@ -10189,42 +9900,42 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 						_ = m.fn15(i32(0))
 						v21 = i32(0)
 					}
-				l190:
-					m.fn0(v23)
-					t857 := int32(load32(*m.memory, uint64(uint32(v8))+168))
-					t858 := int32(load32(*m.memory, uint64(uint32(v8))+156))
-					(*m.t0)[uint(t858)].(func(int32))(t857)
+				l183:
+					m.fn0(v22)
+					t830 := int32(load32(*m.memory, uint64(uint32(v7))+168))
+					t831 := int32(load32(*m.memory, uint64(uint32(v7))+156))
+					(*m.t0)[uint(t831)].(func(int32))(t830)
 					if v21 != 0 {
-						t859 := int32(load32(*m.memory, uint64(uint32(v21))+4))
-						if t859 != 0 {
-							v13 = i32(0)
-						l192:
+						t832 := int32(load32(*m.memory, uint64(uint32(v21))+4))
+						if t832 != 0 {
+							v17 = i32(0)
+						l185:
 							{
-								t860 := int32(load32(*m.memory, uint64(uint32(v21))+12))
-								v1 = t860 + v13*i32(24)
+								t833 := int32(load32(*m.memory, uint64(uint32(v21))+12))
+								v1 = t833 + v17*i32(24)
 								v4 = v1 + i32(12)
-								t861 := int32(load32(*m.memory, uint64(uint32(v4))))
-								v19 = t861
-								if v19 != 0 {
-									v5 = v1 + i32(20)
+								t834 := int32(load32(*m.memory, uint64(uint32(v4))))
+								v20 = t834
+								if v20 != 0 {
+									v19 = v1 + i32(20)
 									v0 = i32(4)
-									v11 = v1 + i32(4)
+									v6 = v1 + i32(4)
 									v2 = i32(0)
-								l191:
+								l184:
 									{
-										t862 := int32(load32(*m.memory, uint64(uint32(v11))))
-										t863 := int32(load32(*m.memory, uint64(uint32(v10+t862*i32(12)+i32(1000)))))
-										if t863 == i32(3) {
-											t864 := int32(load32(*m.memory, uint64(uint32(v5))))
-											t865 := int32(load32(*m.memory, uint64(uint32(t864+v0))))
-											m.fn0(t865)
-											t866 := int32(load32(*m.memory, uint64(uint32(v4))))
-											v19 = t866
+										t835 := int32(load32(*m.memory, uint64(uint32(v6))))
+										t836 := int32(load32(*m.memory, uint64(uint32(v8+t835*i32(12)+i32(1000)))))
+										if t836 == i32(3) {
+											t837 := int32(load32(*m.memory, uint64(uint32(v19))))
+											t838 := int32(load32(*m.memory, uint64(uint32(t837+v0))))
+											m.fn0(t838)
+											t839 := int32(load32(*m.memory, uint64(uint32(v4))))
+											v20 = t839
 										}
 										v0 = v0 + i32(8)
 										v2 = v2 + i32(1)
-										if uint32(v2) < uint32(v19) {
-											goto l191
+										if uint32(v2) < uint32(v20) {
+											goto l184
 										}
 									}
 								}
@@ -10232,84 +9943,84 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 								store32(*m.memory, uint64(uint32(v1))+8, uint32(i32(0)))
 								store32(*m.memory, uint64(uint32(v1+i32(16))), uint32(i32(0)))
 								v0 = v1 + i32(20)
-								t867 := int32(load32(*m.memory, uint64(uint32(v0))))
-								m.fn0(t867)
+								t840 := int32(load32(*m.memory, uint64(uint32(v0))))
+								m.fn0(t840)
 								store32(*m.memory, uint64(uint32(v0)), uint32(i32(0)))
-								v13 = v13 + i32(1)
-								t868 := int32(load32(*m.memory, uint64(uint32(v21))+4))
-								if uint32(v13) < uint32(t868) {
-									goto l192
+								v17 = v17 + i32(1)
+								t841 := int32(load32(*m.memory, uint64(uint32(v21))+4))
+								if uint32(v17) < uint32(t841) {
+									goto l185
 								}
 							}
 						}
 						store32(*m.memory, uint64(uint32(v21))+8, uint32(i32(0)))
 						store64(*m.memory, uint64(uint32(v21)), uint64(i64(0)))
-						t869 := int32(load32(*m.memory, uint64(uint32(v21))+12))
-						m.fn0(t869)
+						t842 := int32(load32(*m.memory, uint64(uint32(v21))+12))
+						m.fn0(t842)
 						store32(*m.memory, uint64(uint32(v21))+12, uint32(i32(0)))
 					}
 					m.fn0(v21)
 				}
 			l7:
-				*m.g0 = v8 + i32(176)
-				v5 = v3
+				*m.g0 = v7 + i32(176)
+				v19 = v3
 				goto l0
 			case 1:
-				v5 = i32(0)
-				t870 := *m.g0
-				v3 = t870 - i32(16)
+				v19 = i32(0)
+				t843 := *m.g0
+				v3 = t843 - i32(16)
 				*m.g0 = v3
 				{
-					t871 := m.fn2(i32(80))
-					v1 = t871
+					t844 := m.fn2(i32(80))
+					v1 = t844
 					if v1 == 0 {
 						v2 = i32(7)
-						goto l193
+						goto l186
 					}
 					memory_zero(*m.memory, uint32(v1), uint32(i32(80)))
-					t872 := int32(load32(*m.memory, uint64(uint32(v4))))
-					v2 = t872
+					t845 := int32(load32(*m.memory, uint64(uint32(v4))))
+					v2 = t845
 					{
 						{
-							t873 := int32(load32(*m.memory, uint64(uint32(v10))+16))
-							if t873 != 0 {
-								t874 := m.fn88(v10, v2, v3+i32(8))
-								v2 = t874
+							t846 := int32(load32(*m.memory, uint64(uint32(v8))+16))
+							if t846 != 0 {
+								t847 := m.fn91(v8, v2, v3+i32(8))
+								v2 = t847
 								switch v2 {
 								case 0:
-									goto l194
+									goto l187
 								default:
-									goto l193
+									goto l186
 								case 16:
-									t875 := int64(load64(*m.memory, uint64(uint32(v3))+8))
-									v53 = t875
-									goto l196
+									t848 := int64(load64(*m.memory, uint64(uint32(v3))+8))
+									v53 = t848
+									goto l189
 								}
 							}
-							t876 := m.fn51(v2)
-							store64(*m.memory, uint64(uint32(v3))+8, uint64(t876))
+							t849 := m.fn51(v2)
+							store64(*m.memory, uint64(uint32(v3))+8, uint64(t849))
 						}
-					l194:
-						t877 := int64(load64(*m.memory, uint64(uint32(v3))+8))
-						v53 = t877
-						t878 := int32(load32(*m.memory, uint64(uint32(v10))+20))
-						if t878 > i32(0) {
+					l187:
+						t850 := int64(load64(*m.memory, uint64(uint32(v3))+8))
+						v53 = t850
+						t851 := int32(load32(*m.memory, uint64(uint32(v8))+20))
+						if t851 > i32(0) {
 							v4 = v1 + i32(8)
-						l197:
+						l190:
 							{
-								t879 := m.fn89(v10, v53, v5, v4, i32(0))
-								v2 = t879
+								t852 := m.fn92(v8, v53, v19, v4, i32(0))
+								v2 = t852
 								if v2 != 0 {
 									if v2 != i32(16) {
-										goto l193
+										goto l186
 									}
-									goto l196
+									goto l189
 								}
 								v4 = v4 + i32(4)
-								v5 = v5 + i32(1)
-								t880 := int32(load32(*m.memory, uint64(uint32(v10))+20))
-								if v5 < t880 {
-									goto l197
+								v19 = v19 + i32(1)
+								t853 := int32(load32(*m.memory, uint64(uint32(v8))+20))
+								if v19 < t853 {
+									goto l190
 								}
 							}
 						}
@@ -10318,36 +10029,36 @@ func (m *Module) fn124(v0, v1, v2, v3, v4 int32) int32 {
 						store64(*m.memory, uint64(uint32(v1)), uint64(v53))
 						store32(*m.memory, uint64(uint32(v0))+16, uint32(v1))
 						store32(*m.memory, uint64(uint32(v0))+4, uint32(i32(50)))
-						goto l198
+						goto l191
 					}
-				l196:
+				l189:
 					store32(*m.memory, uint64(uint32(v1))+72, uint32(i32(1)))
 					store64(*m.memory, uint64(uint32(v1)), uint64(v53))
 					store32(*m.memory, uint64(uint32(v0))+16, uint32(v1))
 					store32(*m.memory, uint64(uint32(v0))+4, uint32(i32(50)))
 					v2 = i32(0)
-					goto l198
+					goto l191
 				}
-			l193:
-				m.fn94(v1)
+			l186:
+				m.fn97(v1)
 				m.fn0(v1)
-			l198:
+			l191:
 				*m.g0 = v3 + i32(16)
-				v5 = v2
+				v19 = v2
 				goto l0
 			default:
-				t881 := int32(load32(*m.memory, uint64(uint32(v0))))
-				v0 = t881
+				t854 := int32(load32(*m.memory, uint64(uint32(v0))))
+				v0 = t854
 				store32(*m.memory, uint64(uint32(v40)), uint32(v2))
-				m.fn78(v0, m.g1+i32(12507), v40)
+				m.fn81(v0, m.g1+i32(12507), v40)
 			}
 		}
 	}
 l0:
 	*m.g0 = v40 + i32(16)
-	return v5
+	return v19
 }
-func (m *Module) fn125(v0 int32) int32 {
+func (m *Module) fn128(v0 int32) int32 {
 	var v1, v2 int32
 	v1 = i32(1)
 	{
@@ -10399,7 +10110,7 @@ l6:
 l3:
 	return v1
 }
-func (m *Module) fn126(v0 int32) int32 {
+func (m *Module) fn129(v0 int32) int32 {
 	var v1 int32
 	v1 = i32(1)
 	{
@@ -10441,7 +10152,7 @@ func (m *Module) fn126(v0 int32) int32 {
 l3:
 	return v1
 }
-func (m *Module) fn127(v0, v1, v2 int32) int32 {
+func (m *Module) fn130(v0, v1, v2 int32) int32 {
 	var v3, v4, v5, v6, v7 int32
 	var v8, v9 int64
 	t0 := *m.g0
@@ -10458,7 +10169,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 			t3 := int32(load32(*m.memory, uint64(uint32(v0))+8))
 			v0 = t3
 			if v0 == 0 {
-				m.fn62(v1, m.g1+i32(11773), i32(-1))
+				m.fn65(v1, m.g1+i32(11773), i32(-1))
 				v6 = i32(1)
 				goto l3
 			}
@@ -10471,7 +10182,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 					m.fn25(v1, v8)
 					goto l3
 				}
-				t7 := m.fn87(v3, v8, v4+i32(60), i32(0), i32(0))
+				t7 := m.fn90(v3, v8, v4+i32(60), i32(0), i32(0))
 				v6 = t7
 				if v6 != 0 {
 					goto l3
@@ -10510,7 +10221,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 								goto l3
 							case 0:
 								t26 := int32((*m.memory)[uint64(uint32(v0+v3+i32(260)))])
-								t27 := m.fn90(v3, v8, t26, v4+i32(60))
+								t27 := m.fn93(v3, v8, t26, v4+i32(60))
 								v0 = t27
 								if v0 == 0 {
 									t28 := int32(load32(*m.memory, uint64(uint32(v4))+60))
@@ -10520,11 +10231,11 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 									m.fn28(v0)
 									goto l3
 								}
-								m.fn67(v1, v0)
+								m.fn70(v1, v0)
 								goto l3
 							case 1:
 								t30 := int32((*m.memory)[uint64(uint32(v0+v3+i32(260)))])
-								t31 := m.fn91(v3, v8, t30, v4+i32(60))
+								t31 := m.fn94(v3, v8, t30, v4+i32(60))
 								v0 = t31
 								if v0 == 0 {
 									t32 := int32(load32(*m.memory, uint64(uint32(v4))+60))
@@ -10534,10 +10245,10 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 									m.fn28(v0)
 									goto l3
 								}
-								m.fn67(v1, v0)
+								m.fn70(v1, v0)
 								goto l3
 							case 2:
-								t34 := m.fn72(v1)
+								t34 := m.fn75(v1)
 								if t34 != 0 {
 									goto l3
 								}
@@ -10545,7 +10256,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 								t36 := v3
 								t37 := v8
 								v0 = t35
-								t38 := m.fn92(t36, t37, v0, v1)
+								t38 := m.fn95(t36, t37, v0, v1)
 								if t38 == 0 {
 									goto l3
 								}
@@ -10558,7 +10269,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 								if v0 == 0 {
 									goto l4
 								}
-								m.fn62(v1, v0, i32(-1))
+								m.fn65(v1, v0, i32(-1))
 								m.fn0(v0)
 								goto l3
 							}
@@ -10567,16 +10278,16 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 						t18 := v3
 						t19 := v8
 						v0 = t17
-						t20 := m.fn89(t18, t19, v0, v4+i32(60), v4+i32(56))
+						t20 := m.fn92(t18, t19, v0, v4+i32(60), v4+i32(56))
 						v6 = t20
 						if v6 != 0 {
 							goto l3
 						}
 						t21 := int32(load32(*m.memory, uint64(uint32(v4))+60))
 						t22 := int32(load32(*m.memory, uint64(uint32(v4))+56))
-						m.fn66(v1, t21, t22, m.g2+i32(2))
+						m.fn69(v1, t21, t22, m.g2+i32(2))
 						t23 := int32(load32(*m.memory, uint64(uint32(v3+v0*i32(20)+i32(452)))))
-						m.fn65(v1, t23)
+						m.fn68(v1, t23)
 						v6 = i32(0)
 						goto l3
 					}
@@ -10596,7 +10307,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 			t41 := int32(load32(*m.memory, uint64(uint32(v0))+12))
 			v0 = t41
 			if v0 == 0 {
-				m.fn62(v1, m.g1+i32(11728), i32(-1))
+				m.fn65(v1, m.g1+i32(11728), i32(-1))
 				v6 = i32(1)
 				goto l3
 			}
@@ -10610,7 +10321,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 					m.fn25(v1, v8)
 					goto l3
 				}
-				t46 := m.fn87(v3, v8, v4+i32(60), i32(0), i32(0))
+				t46 := m.fn90(v3, v8, v4+i32(60), i32(0), i32(0))
 				v6 = t46
 				if v6 != 0 {
 					goto l3
@@ -10658,23 +10369,23 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 					t62 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
 					t63 := v3
 					v0 = t62
-					t64 := m.fn89(t63, t61, v0, v4+i32(60), v4+i32(56))
+					t64 := m.fn92(t63, t61, v0, v4+i32(60), v4+i32(56))
 					v6 = t64
 					if v6 != 0 {
 						goto l3
 					}
 					t65 := int32(load32(*m.memory, uint64(uint32(v4))+60))
 					t66 := int32(load32(*m.memory, uint64(uint32(v4))+56))
-					m.fn66(v1, t65, t66, m.g2+i32(2))
+					m.fn69(v1, t65, t66, m.g2+i32(2))
 					t67 := int32(load32(*m.memory, uint64(uint32(v3+v0*i32(20)+i32(452)))))
-					m.fn65(v1, t67)
+					m.fn68(v1, t67)
 					goto l3
 				case 1:
 					t68 := int32(load32(*m.memory, uint64(uint32(v0))+16))
 					t69 := int32(load32(*m.memory, uint64(uint32(v0))+24))
 					t70 := int64(load64(*m.memory, uint64(uint32(t68+t69<<3))))
 					t71 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
-					t72 := m.fn90(v3, t70, t71, v4+i32(60))
+					t72 := m.fn93(v3, t70, t71, v4+i32(60))
 					v0 = t72
 					if v0 == 0 {
 						t73 := int32(load32(*m.memory, uint64(uint32(v4))+60))
@@ -10684,14 +10395,14 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 						m.fn28(v0)
 						goto l3
 					}
-					m.fn67(v1, v0)
+					m.fn70(v1, v0)
 					goto l3
 				case 2:
 					t75 := int32(load32(*m.memory, uint64(uint32(v0))+16))
 					t76 := int32(load32(*m.memory, uint64(uint32(v0))+24))
 					t77 := int64(load64(*m.memory, uint64(uint32(t75+t76<<3))))
 					t78 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
-					t79 := m.fn91(v3, t77, t78, v4+i32(60))
+					t79 := m.fn94(v3, t77, t78, v4+i32(60))
 					v0 = t79
 					if v0 == 0 {
 						t80 := int32(load32(*m.memory, uint64(uint32(v4))+60))
@@ -10701,7 +10412,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 						m.fn28(v0)
 						goto l3
 					}
-					m.fn67(v1, v0)
+					m.fn70(v1, v0)
 					goto l3
 				case 3:
 					t82 := int32(load32(*m.memory, uint64(uint32(v0))+16))
@@ -10712,7 +10423,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 					t86 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
 					t87 := v8
 					v0 = t86
-					t88 := m.fn92(t85, t87, v0, v1)
+					t88 := m.fn95(t85, t87, v0, v1)
 					if t88 == 0 {
 						goto l3
 					}
@@ -10725,7 +10436,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 					if v0 == 0 {
 						goto l4
 					}
-					m.fn62(v1, v0, i32(-1))
+					m.fn65(v1, v0, i32(-1))
 					m.fn0(v0)
 					goto l3
 				}
@@ -10734,7 +10445,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 			t91 := int32(load32(*m.memory, uint64(uint32(v0))+16))
 			v5 = t91
 			if v5 == 0 {
-				m.fn62(v1, m.g1+i32(11681), i32(-1))
+				m.fn65(v1, m.g1+i32(11681), i32(-1))
 				v6 = i32(1)
 				goto l3
 			}
@@ -10746,7 +10457,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 					m.fn25(v1, v8)
 					goto l3
 				}
-				t94 := m.fn87(v3, v8, v4+i32(60), i32(0), i32(0))
+				t94 := m.fn90(v3, v8, v4+i32(60), i32(0), i32(0))
 				v6 = t94
 				if v6 != 0 {
 					goto l3
@@ -10768,7 +10479,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 			t101 := v2
 			v5 = t97 + (t98 + (t99 + t100))
 			if t101 == v5+i32(1) {
-				m.fn73(v1)
+				m.fn76(v1)
 				goto l3
 			}
 			if v2 <= i32(0) {
@@ -10785,9 +10496,9 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 				default:
 					goto l3
 				case 0:
-					t104 := m.fn72(v1)
+					t104 := m.fn75(v1)
 					if t104 != 0 {
-						m.fn73(v1)
+						m.fn76(v1)
 						goto l3
 					}
 					t105 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
@@ -10816,19 +10527,19 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 						}
 					}
 				l20:
-					m.fn66(v1, v0, v2, i32(-1))
+					m.fn69(v1, v0, v2, i32(-1))
 					t111 := int32(load32(*m.memory, uint64(uint32(v3))))
-					m.fn65(v1, t111)
+					m.fn68(v1, t111)
 					goto l3
 				case 1:
-					t112 := m.fn72(v1)
+					t112 := m.fn75(v1)
 					if t112 != 0 {
 						goto l3
 					}
 					t113 := int32(load32(*m.memory, uint64(uint32(v0))+16))
 					t114 := int64(load64(*m.memory, uint64(uint32(t113))))
 					t115 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
-					t116 := m.fn90(v3, t114, t115, v4+i32(60))
+					t116 := m.fn93(v3, t114, t115, v4+i32(60))
 					v0 = t116
 					if v0 == 0 {
 						t117 := int32(load32(*m.memory, uint64(uint32(v4))+60))
@@ -10838,17 +10549,17 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 						m.fn28(v0)
 						goto l3
 					}
-					m.fn67(v1, v0)
+					m.fn70(v1, v0)
 					goto l3
 				case 2:
-					t119 := m.fn72(v1)
+					t119 := m.fn75(v1)
 					if t119 != 0 {
 						goto l3
 					}
 					t120 := int32(load32(*m.memory, uint64(uint32(v0))+16))
 					t121 := int64(load64(*m.memory, uint64(uint32(t120))))
 					t122 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
-					t123 := m.fn91(v3, t121, t122, v4+i32(60))
+					t123 := m.fn94(v3, t121, t122, v4+i32(60))
 					v0 = t123
 					if v0 == 0 {
 						t124 := int32(load32(*m.memory, uint64(uint32(v4))+60))
@@ -10858,10 +10569,10 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 						m.fn28(v0)
 						goto l3
 					}
-					m.fn67(v1, v0)
+					m.fn70(v1, v0)
 					goto l3
 				case 3:
-					t126 := m.fn72(v1)
+					t126 := m.fn75(v1)
 					if t126 != 0 {
 						goto l3
 					}
@@ -10872,7 +10583,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 					t130 := int32((*m.memory)[uint64(uint32(v2+v3+i32(260)))])
 					t131 := v8
 					v0 = t130
-					t132 := m.fn92(t129, t131, v0, v1)
+					t132 := m.fn95(t129, t131, v0, v1)
 					if t132 == 0 {
 						goto l3
 					}
@@ -10885,7 +10596,7 @@ func (m *Module) fn127(v0, v1, v2 int32) int32 {
 					if v0 == 0 {
 						goto l4
 					}
-					m.fn62(v1, v0, i32(-1))
+					m.fn65(v1, v0, i32(-1))
 					m.fn0(v0)
 					goto l3
 				}
@@ -10896,12 +10607,12 @@ l4:
 	m.fn26(v1)
 	goto l3
 l6:
-	m.fn73(v1)
+	m.fn76(v1)
 l3:
 	*m.g0 = v4 - i32(-64)
 	return v6
 }
-func (m *Module) fn128(v0, v1 int32) int32 {
+func (m *Module) fn131(v0, v1 int32) int32 {
 	var v2, v3 int32
 	t0 := *m.g0
 	v2 = t0 - i32(16)
@@ -10929,14 +10640,14 @@ func (m *Module) fn128(v0, v1 int32) int32 {
 			t7 := int32(load32(*m.memory, uint64(uint32(v0))))
 			v0 = t7
 			store32(*m.memory, uint64(uint32(v2)), uint32(i32(51)))
-			m.fn78(v0, m.g1+i32(6387), v2)
+			m.fn81(v0, m.g1+i32(6387), v2)
 		}
 	}
 l3:
 	*m.g0 = v2 + i32(16)
 	return v3
 }
-func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
+func (m *Module) fn132(v0, v1, v2, v3 int32) int32 {
 	var v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, v16, v17, v18 int32
 	var v19, v20, v21, v22, v23 int64
 	{
@@ -10955,7 +10666,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 				{
 					t4 := int32(load32(*m.memory, uint64(uint32(v0+i32(16)))))
 					if t4 != 0 {
-						t5 := m.fn88(v0, v1, v3+i32(24))
+						t5 := m.fn91(v0, v1, v3+i32(24))
 						v1 = t5
 						if v1 != 0 {
 							goto l1
@@ -10970,7 +10681,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 					store64(*m.memory, uint64(uint32(t8))+24, uint64(v19))
 				}
 			l2:
-				t9 := m.fn87(v0, v19, i32(0), v3+i32(16), v3+i32(8))
+				t9 := m.fn90(v0, v19, i32(0), v3+i32(16), v3+i32(8))
 				v1 = t9
 				if v1 != 0 {
 					goto l1
@@ -10997,7 +10708,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 						store64(*m.memory, uint64(uint32(v1))+72, uint64(v20))
 						store32(*m.memory, uint64(uint32(v1))+68, uint32(v6))
 						store32(*m.memory, uint64(uint32(v1))+64, uint32(v9))
-						m.fn78(v0, m.g1+i32(3979), v1-i32(-64))
+						m.fn81(v0, m.g1+i32(3979), v1-i32(-64))
 						goto l3
 					}
 					{
@@ -11026,7 +10737,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 							}
 							(*m.memory)[uint64(uint32(v1))+90] = byte(v2 & i32_rotl(i32(-2), v4))
 							t27 := int32(load32(*m.memory, uint64(uint32(v1))+92))
-							t28 := m.fn56(t27, v1+i32(90), i32(1), v9)
+							t28 := m.fn59(t27, v1+i32(90), i32(1), v9)
 							v2 = t28
 							if v2 == 0 {
 								goto l5
@@ -11043,7 +10754,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 						store64(*m.memory, uint64(uint32(v1))+8, uint64(v20))
 						store32(*m.memory, uint64(uint32(v1))+4, uint32(v7))
 						store32(*m.memory, uint64(uint32(v1)), uint32(v4))
-						m.fn78(v0, v6, v1)
+						m.fn81(v0, v6, v1)
 						t31 := int32(load32(*m.memory, uint64(uint32(v1))+92))
 						_ = m.fn31(t31)
 						goto l3
@@ -11064,7 +10775,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 					store64(*m.memory, uint64(uint32(v1))+40, uint64(v20))
 					store32(*m.memory, uint64(uint32(v1))+36, uint32(v4))
 					store32(*m.memory, uint64(uint32(v1))+32, uint32(v6))
-					m.fn78(v0, m.g1+i32(6235), v1+i32(32))
+					m.fn81(v0, m.g1+i32(6235), v1+i32(32))
 				}
 			l3:
 				*m.g0 = v1 + i32(96)
@@ -11191,19 +10902,19 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 								t76 := int32((*m.memory)[uint64(uint32(v2))+16])
 								(*m.memory)[uint64(uint32(v2))+16] = byte(t76 & i32_rotl(i32(-2), int32(v20)&i32(7)))
 								t77 := int32(load32(*m.memory, uint64(uint32(v2))+44))
-								t78 := m.fn56(t77, v2+i32(16), i32(1), v6)
+								t78 := m.fn59(t77, v2+i32(16), i32(1), v6)
 								v9 = t78
 								goto l15
 							case 1:
 								store64(*m.memory, uint64(uint32(v2))+16, uint64(i64(0)))
 								t79 := int32(load32(*m.memory, uint64(uint32(v2))+44))
-								t80 := m.fn56(t79, v2+i32(16), i32(8), int32(v20)<<3)
+								t80 := m.fn59(t79, v2+i32(16), i32(8), int32(v20)<<3)
 								v9 = t80
 								goto l15
 							case 2:
 								store64(*m.memory, uint64(uint32(v2))+16, uint64(i64(0)))
 								t81 := int32(load32(*m.memory, uint64(uint32(v2))+44))
-								t82 := m.fn56(t81, v2+i32(16), i32(8), int32(v20)<<3)
+								t82 := m.fn59(t81, v2+i32(16), i32(8), int32(v20)<<3)
 								v9 = t82
 								goto l15
 							case 3:
@@ -11219,7 +10930,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 								store64(*m.memory, uint64(uint32(v2))+24, uint64(i64(0)))
 								store64(*m.memory, uint64(uint32(v2))+16, uint64(i64(0)))
 								t88 := int32(load32(*m.memory, uint64(uint32(v2))+44))
-								t89 := m.fn56(t88, v2+i32(16), i32(16), v9)
+								t89 := m.fn59(t88, v2+i32(16), i32(16), v9)
 								v9 = t89
 								if v9 != 0 {
 									goto l15
@@ -11394,7 +11105,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 						store32(*m.memory, uint64(uint32(v6))+104, uint32(v3))
 						store32(*m.memory, uint64(uint32(v6))+100, uint32(v2))
 						store32(*m.memory, uint64(uint32(v6))+96, uint32(v1))
-						m.fn78(v0, m.g1+i32(10886), v6+i32(96))
+						m.fn81(v0, m.g1+i32(10886), v6+i32(96))
 						v2 = i32(1)
 						goto l23
 					}
@@ -11411,14 +11122,14 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 							t140 := int32((*m.memory)[uint64(uint32(v0+v5+i32(260)))])
 							v4 = t140
 							v7 = v4 << 2
-							t141 := m.fn81(t139, v7+(v6+i32(224)), v6+i32(296), v6+i32(128), v6+i32(160)+v7, v6+i32(136))
+							t141 := m.fn84(t139, v7+(v6+i32(224)), v6+i32(296), v6+i32(128), v6+i32(160)+v7, v6+i32(136))
 							if t141 != 0 {
 								t142 := int64(load64(*m.memory, uint64(uint32(v11+v4*i32(20)))))
 								v19 = t142
 								t143 := int32(load32(*m.memory, uint64(uint32(v6))+136))
 								store32(*m.memory, uint64(uint32(v6))+88, uint32(t143))
 								store64(*m.memory, uint64(uint32(v6))+80, uint64(i64_rotl(v19, i64(32))))
-								m.fn78(v0, m.g1, v6+i32(80))
+								m.fn81(v0, m.g1, v6+i32(80))
 								v2 = i32(1)
 								goto l24
 							}
@@ -11458,7 +11169,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 								store32(*m.memory, uint64(uint32(v6))+72, uint32(v1))
 								store32(*m.memory, uint64(uint32(v6))+68, uint32(v5))
 								store32(*m.memory, uint64(uint32(v6))+64, uint32(v3))
-								m.fn78(v0, m.g1+i32(11073), v6-i32(-64))
+								m.fn81(v0, m.g1+i32(11073), v6-i32(-64))
 								v2 = i32(1)
 								goto l24
 							}
@@ -11473,7 +11184,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 								store32(*m.memory, uint64(uint32(v6))+60, uint32(v7))
 								store32(*m.memory, uint64(uint32(v6))+56, uint32(v8))
 								store64(*m.memory, uint64(uint32(v6))+48, uint64(i64_rotl(v19, i64(32))))
-								m.fn78(v0, m.g1+i32(11367), v6+i32(48))
+								m.fn81(v0, m.g1+i32(11367), v6+i32(48))
 								v2 = i32(1)
 								goto l24
 							}
@@ -11498,7 +11209,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 				t163 := int32(load32(*m.memory, uint64(uint32((v4+v7+v8+v10)<<2+v9+i32(12)))))
 				t164 := m.fn5(t163)
 				if t164 != i32(5) {
-					m.fn78(v0, m.g1+i32(10208), i32(0))
+					m.fn81(v0, m.g1+i32(10208), i32(0))
 					v2 = i32(1)
 					goto l24
 				}
@@ -11509,7 +11220,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 				t169 := int32(load32(*m.memory, uint64(uint32((t165+(t166+(t167+t168)))<<2+v9+i32(16)))))
 				t170 := m.fn5(t169)
 				if t170 != i32(5) {
-					m.fn78(v0, m.g1+i32(10160), i32(0))
+					m.fn81(v0, m.g1+i32(10160), i32(0))
 					v2 = i32(1)
 					goto l24
 				}
@@ -11528,11 +11239,11 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 						if v2 != i32(3) {
 							t175 := int32(load32(*m.memory, uint64(uint32(v0))+40))
 							store32(*m.memory, uint64(uint32(v5))+16, uint32(t175))
-							m.fn78(v0, m.g1+i32(11574), v5+i32(16))
+							m.fn81(v0, m.g1+i32(11574), v5+i32(16))
 							v1 = i32(1)
 							goto l26
 						}
-						t176 := m.fn93(v0, v1, v7)
+						t176 := m.fn96(v0, v1, v7)
 						v1 = t176
 						goto l26
 					}
@@ -11581,21 +11292,21 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 								if t190 == i32(1555) {
 									t191 := int32(load32(*m.memory, uint64(uint32(v0))+40))
 									store32(*m.memory, uint64(uint32(v1)), uint32(t191))
-									m.fn78(v0, m.g1+i32(323), v1)
+									m.fn81(v0, m.g1+i32(323), v1)
 									goto l29
 								}
 								t192 := int32(load32(*m.memory, uint64(uint32(v0))+1204))
 								t193 := m.fn41(t192)
 								t194 := m.fn42(t193)
 								store32(*m.memory, uint64(uint32(v1))+16, uint32(t194))
-								m.fn78(v0, m.g1+i32(2058), v1+i32(16))
+								m.fn81(v0, m.g1+i32(2058), v1+i32(16))
 							}
 						l29:
 							v2 = i32(1)
 							goto l27
 						}
 					l28:
-						m.fn78(v0, m.g1+i32(612), i32(0))
+						m.fn81(v0, m.g1+i32(612), i32(0))
 					l27:
 						t195 := int32(load32(*m.memory, uint64(uint32(v4))))
 						v8 = t195
@@ -11617,11 +11328,11 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 					if t199 != i32(5) {
 						t200 := int32(load32(*m.memory, uint64(uint32(v0))+40))
 						store32(*m.memory, uint64(uint32(v5)), uint32(t200))
-						m.fn78(v0, m.g1+i32(1534), v5)
+						m.fn81(v0, m.g1+i32(1534), v5)
 						v1 = i32(1)
 						goto l26
 					}
-					t201 := m.fn93(v0, i32(0), v7)
+					t201 := m.fn96(v0, i32(0), v7)
 					v1 = t201
 				}
 			l26:
@@ -11706,7 +11417,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 						if v2 == 0 {
 							goto l30
 						}
-						m.fn78(v0, m.g1+i32(855), i32(0))
+						m.fn81(v0, m.g1+i32(855), i32(0))
 						goto l34
 					}
 				l30:
@@ -11729,7 +11440,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 					t223 := int32(load32(*m.memory, uint64(uint32(v10))))
 					t224 := m.fn18(t223)
 					if t224 != i32(100) {
-						m.fn78(v0, m.g1+i32(2995), i32(0))
+						m.fn81(v0, m.g1+i32(2995), i32(0))
 						v2 = i32(1)
 						goto l34
 					}
@@ -11754,7 +11465,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 					t232 := int32(load32(*m.memory, uint64(uint32(v0))+48))
 					store32(*m.memory, uint64(uint32(v7))+4, uint32(t232))
 					store32(*m.memory, uint64(uint32(v7)), uint32(v2))
-					m.fn78(v0, m.g1+i32(452), v7)
+					m.fn81(v0, m.g1+i32(452), v7)
 					v2 = v1
 				}
 			l34:
@@ -11791,7 +11502,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 							store64(*m.memory, uint64(uint32(v5))+120, uint64(t244))
 							store32(*m.memory, uint64(uint32(v5))+116, uint32(v4))
 							store32(*m.memory, uint64(uint32(v5))+112, uint32(v2))
-							m.fn78(v0, m.g1+i32(4179), v5+i32(112))
+							m.fn81(v0, m.g1+i32(4179), v5+i32(112))
 							goto l37
 						}
 						t245 := int32(load32(*m.memory, uint64(uint32(v11))))
@@ -11812,7 +11523,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 							store64(*m.memory, uint64(uint32(v5))+88, uint64(v20))
 							store32(*m.memory, uint64(uint32(v5))+84, uint32(v4))
 							store32(*m.memory, uint64(uint32(v5))+80, uint32(v2))
-							m.fn78(v0, m.g1+i32(10367), v5+i32(80))
+							m.fn81(v0, m.g1+i32(10367), v5+i32(80))
 							v1 = i32(1)
 							goto l37
 						}
@@ -11821,7 +11532,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 						v1 = t251
 						store32(*m.memory, uint64(uint32(t252)), uint32(v1))
 						if v1 == 0 {
-							m.fn78(v0, m.g1+i32(2625), i32(0))
+							m.fn81(v0, m.g1+i32(2625), i32(0))
 							v1 = i32(7)
 							goto l37
 						}
@@ -11837,7 +11548,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 							store64(*m.memory, uint64(uint32(v5))+72, uint64(t374))
 							store32(*m.memory, uint64(uint32(v5))+68, uint32(v4))
 							store32(*m.memory, uint64(uint32(v5))+64, uint32(v2))
-							m.fn78(v0, m.g1+i32(3906), v5-i32(-64))
+							m.fn81(v0, m.g1+i32(3906), v5-i32(-64))
 							goto l37
 						}
 						if v2 <= i32(0) {
@@ -12190,7 +11901,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 				l46:
 					*m.g0 = v2 + i32(80)
 					if v1 != 0 {
-						m.fn78(v0, m.g1+i32(3050), i32(0))
+						m.fn81(v0, m.g1+i32(3050), i32(0))
 						v1 = i32(1)
 						goto l37
 					}
@@ -12203,7 +11914,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 					store32(*m.memory, uint64(uint32(v11)), uint32(i32(0)))
 					store32(*m.memory, uint64(uint32(v15)), uint32(i32(0)))
 					if v1 != 0 {
-						m.fn78(v0, m.g1+i32(10263), i32(0))
+						m.fn81(v0, m.g1+i32(10263), i32(0))
 						v1 = i32(1)
 						goto l37
 					}
@@ -12222,7 +11933,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 						store64(*m.memory, uint64(uint32(v5))+56, uint64(t357))
 						store32(*m.memory, uint64(uint32(v5))+52, uint32(v4))
 						store32(*m.memory, uint64(uint32(v5))+48, uint32(v2))
-						m.fn78(v0, m.g1+i32(4593), v5+i32(48))
+						m.fn81(v0, m.g1+i32(4593), v5+i32(48))
 						goto l37
 					}
 					t358 := int32(load32(*m.memory, uint64(uint32(v11))))
@@ -12243,7 +11954,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 						store64(*m.memory, uint64(uint32(v5))+24, uint64(v19))
 						store32(*m.memory, uint64(uint32(v5))+20, uint32(v7))
 						store32(*m.memory, uint64(uint32(v5))+16, uint32(v4))
-						m.fn78(v0, m.g1+i32(4771), v5+i32(16))
+						m.fn81(v0, m.g1+i32(4771), v5+i32(16))
 						v1 = i32(0)
 						goto l37
 					}
@@ -12266,7 +11977,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 					store64(*m.memory, uint64(uint32(v5))+8, uint64(t371))
 					store32(*m.memory, uint64(uint32(v5))+4, uint32(v4))
 					store32(*m.memory, uint64(uint32(v5)), uint32(v1))
-					m.fn78(v0, m.g1+i32(4684), v5)
+					m.fn81(v0, m.g1+i32(4684), v5)
 					v1 = v2
 					goto l37
 				}
@@ -12303,7 +12014,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 				t383 := int32((*m.memory)[uint64(uint32(t382+v5))])
 				(*m.memory)[uint64(uint32(t381))+179] = byte(t383 | i32_shl(i32(1), int32(v20-v22<<3)))
 				{
-					t384 := m.fn56(v1, v4+i32(179), i32(1), v5)
+					t384 := m.fn59(v1, v4+i32(179), i32(1), v5)
 					v1 = t384
 					if v1 == 0 {
 						{
@@ -12328,7 +12039,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 										store64(*m.memory, uint64(uint32(v4))+152, uint64(v19))
 										store32(*m.memory, uint64(uint32(v4))+148, uint32(v5))
 										store32(*m.memory, uint64(uint32(v4))+144, uint32(v2))
-										m.fn78(v0, m.g1+i32(3866), v4+i32(144))
+										m.fn81(v0, m.g1+i32(3866), v4+i32(144))
 										goto l59
 									}
 									t392 := int32(load32(*m.memory, uint64(uint32(v2))))
@@ -12367,7 +12078,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 										store64(*m.memory, uint64(uint32(v4))+120, uint64(v19))
 										store32(*m.memory, uint64(uint32(v4))+116, uint32(v2))
 										store32(*m.memory, uint64(uint32(v4))+112, uint32(v1))
-										m.fn78(v0, m.g1+i32(5172), v4+i32(112))
+										m.fn81(v0, m.g1+i32(5172), v4+i32(112))
 										t400 := int32(load32(*m.memory, uint64(uint32(v4))+172))
 										_ = m.fn31(t400)
 										v1 = i32(1)
@@ -12395,7 +12106,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 										}
 									}
 								l67:
-									t406 := m.fn56(v16, v14, v1, v8)
+									t406 := m.fn59(v16, v14, v1, v8)
 									if t406 != 0 {
 										t407 := int32(load32(*m.memory, uint64(uint32(v0))+36))
 										v1 = t407
@@ -12404,7 +12115,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 										store64(*m.memory, uint64(uint32(v4))+104, uint64(v19))
 										store32(*m.memory, uint64(uint32(v4))+100, uint32(v2))
 										store32(*m.memory, uint64(uint32(v4))+96, uint32(v1))
-										m.fn78(v0, m.g1+i32(4455), v4+i32(96))
+										m.fn81(v0, m.g1+i32(4455), v4+i32(96))
 										t409 := int32(load32(*m.memory, uint64(uint32(v4))+172))
 										_ = m.fn31(t409)
 										v1 = i32(1)
@@ -12420,7 +12131,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 										store64(*m.memory, uint64(uint32(v4))+88, uint64(v19))
 										store32(*m.memory, uint64(uint32(v4))+84, uint32(v2))
 										store32(*m.memory, uint64(uint32(v4))+80, uint32(v1))
-										m.fn78(v0, m.g1+i32(4524), v4+i32(80))
+										m.fn81(v0, m.g1+i32(4524), v4+i32(80))
 										v1 = i32(1)
 										goto l59
 									}
@@ -12447,7 +12158,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 								store64(*m.memory, uint64(uint32(v4))+72, uint64(v19))
 								store32(*m.memory, uint64(uint32(v4))+68, uint32(v5))
 								store32(*m.memory, uint64(uint32(v4))+64, uint32(v2))
-								m.fn78(v0, m.g1+i32(4249), v4-i32(-64))
+								m.fn81(v0, m.g1+i32(4249), v4-i32(-64))
 								goto l59
 							}
 							t422 := int32(load32(*m.memory, uint64(uint32(v0))+1192))
@@ -12466,12 +12177,12 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 								store64(*m.memory, uint64(uint32(v4))+40, uint64(v19))
 								store32(*m.memory, uint64(uint32(v4))+36, uint32(v2))
 								store32(*m.memory, uint64(uint32(v4))+32, uint32(v1))
-								m.fn78(v0, m.g1+i32(5077), v4+i32(32))
+								m.fn81(v0, m.g1+i32(5077), v4+i32(32))
 								v1 = i32(1)
 								goto l59
 							}
 							t428 := int32(load32(*m.memory, uint64(uint32(v4))+180))
-							t429 := m.fn56(t428, v4+i32(184), i32(8), int32(v20)<<3)
+							t429 := m.fn59(t428, v4+i32(184), i32(8), int32(v20)<<3)
 							if t429 != 0 {
 								t430 := int32(load32(*m.memory, uint64(uint32(v0))+36))
 								v1 = t430
@@ -12480,7 +12191,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 								store64(*m.memory, uint64(uint32(v4))+24, uint64(v19))
 								store32(*m.memory, uint64(uint32(v4))+20, uint32(v2))
 								store32(*m.memory, uint64(uint32(v4))+16, uint32(v1))
-								m.fn78(v0, m.g1+i32(4317), v4+i32(16))
+								m.fn81(v0, m.g1+i32(4317), v4+i32(16))
 								v1 = i32(1)
 								goto l59
 							}
@@ -12529,12 +12240,12 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 								store64(*m.memory, uint64(uint32(v1+i32(16))), uint64(v20))
 								store64(*m.memory, uint64(uint32(v1))+8, uint64(v19))
 								store64(*m.memory, uint64(uint32(v1)), uint64(v22))
-								m.fn78(v0, m.g1+i32(3754), v1)
+								m.fn81(v0, m.g1+i32(3754), v1)
 								v5 = i32(1)
 								goto l69
 							}
 						l70:
-							m.fn78(v0, m.g1+i32(686), i32(0))
+							m.fn81(v0, m.g1+i32(686), i32(0))
 						l69:
 							t448 := int32(load32(*m.memory, uint64(uint32(v2))))
 							v7 = t448
@@ -12563,11 +12274,11 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 						store64(*m.memory, uint64(uint32(v4))+8, uint64(v19))
 						store32(*m.memory, uint64(uint32(v4))+4, uint32(v5))
 						store32(*m.memory, uint64(uint32(v4)), uint32(v1))
-						m.fn78(v0, m.g1+i32(4386), v4)
+						m.fn81(v0, m.g1+i32(4386), v4)
 						v1 = v2
 						goto l71
 					}
-					m.fn78(v0, m.g1+i32(13145), i32(0))
+					m.fn81(v0, m.g1+i32(13145), i32(0))
 				}
 			l71:
 				*m.g0 = v4 + i32(192)
@@ -12742,7 +12453,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 									t508 := int32((*m.memory)[uint64(uint32(v4+v5))])
 									t509 := int64(load64(*m.memory, uint64(uint32(v6))+136))
 									t510 := int32(load32(*m.memory, uint64(uint32(v1+v9))))
-									t511 := m.fn97(v0, t508, v21, t509, v20, t510, i32(0))
+									t511 := m.fn100(v0, t508, v21, t509, v20, t510, i32(0))
 									v2 = t511
 									if v2 != 0 {
 										goto l24
@@ -12776,7 +12487,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 				store32(*m.memory, uint64(uint32(v6))+8, uint32(v1))
 				store32(*m.memory, uint64(uint32(v6))+4, uint32(v3))
 				store32(*m.memory, uint64(uint32(v6)), uint32(v2))
-				m.fn78(v0, m.g1+i32(10794), v6)
+				m.fn81(v0, m.g1+i32(10794), v6)
 				v2 = i32(19)
 			}
 		l24:
@@ -12842,7 +12553,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 			if v1 == 0 {
 				goto l81
 			}
-			m.fn78(v0, m.g1+i32(3400), i32(0))
+			m.fn81(v0, m.g1+i32(3400), i32(0))
 			v2 = v1
 		l81:
 			*m.g0 = v6 + i32(304)
@@ -12879,7 +12590,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 							t545 := m._strncmp(v1, v2, t544)
 							if t545 == 0 {
 								t546 := int32(load32(*m.memory, uint64(uint32(v3))))
-								t547 := m.fn88(v0, t546, v9+i32(8))
+								t547 := m.fn91(v0, t546, v9+i32(8))
 								v1 = t547
 								if v1 != 0 {
 									goto l83
@@ -12889,7 +12600,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 								goto l84
 							}
 						}
-						m.fn78(v0, m.g1+i32(10470), i32(0))
+						m.fn81(v0, m.g1+i32(10470), i32(0))
 						v1 = i32(1)
 						goto l83
 					}
@@ -12900,7 +12611,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 				store64(*m.memory, uint64(uint32(t550))+8, uint64(v19))
 			}
 		l84:
-			t551 := m.fn87(v0, v19, i32(0), v9+i32(24), v9+i32(16))
+			t551 := m.fn90(v0, v19, i32(0), v9+i32(24), v9+i32(16))
 			v1 = t551
 			if v1 != 0 {
 				goto l83
@@ -12926,9 +12637,9 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 				t559 := int32(load32(*m.memory, uint64(uint32(v0+v1))))
 				if t559 == i32(2) {
 					t560 := int32(load32(*m.memory, uint64(uint32(v1+v3-i32(40)))))
-					t561 := m.fn58(t560)
+					t561 := m.fn61(t560)
 					if t561 == 0 {
-						m.fn78(v0, m.g1+i32(13575), i32(0))
+						m.fn81(v0, m.g1+i32(13575), i32(0))
 						v1 = i32(1)
 						goto l83
 					}
@@ -12968,7 +12679,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 					v10 = t568
 					t569 := int32(load32(*m.memory, uint64(uint32(v1+v8))))
 					v2 = t569
-					t570 := m.fn58(v2)
+					t570 := m.fn61(v2)
 					if t570 != 0 {
 						goto l87
 					}
@@ -13044,13 +12755,13 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 						v1 = t591
 						t592 := int32(load32(*m.memory, uint64(uint32(v4+v5))))
 						v6 = t592
-						t593 := m.fn58(v6)
+						t593 := m.fn61(v6)
 						if t593 != 0 {
 							goto l92
 						}
 						t594 := int64(load64(*m.memory, uint64(uint32(v9))+24))
 						t595 := int64(load64(*m.memory, uint64(uint32(v9))+16))
-						t596 := m.fn97(v0, v1, v19, t594, t595, v6, i32(1))
+						t596 := m.fn100(v0, v1, v19, t594, t595, v6, i32(1))
 						v1 = t596
 						if v1 != 0 {
 							goto l83
@@ -13107,14 +12818,14 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 					store32(*m.memory, uint64(uint32(v3))+124, uint32(i32(0)))
 					store32(*m.memory, uint64(uint32(v3))+104, uint32(m.g2))
 					{
-						t609 := m.fn81(v2, v3+i32(108), v3+i32(116), v3+i32(112), v3+i32(104), v3+i32(120))
+						t609 := m.fn84(v2, v3+i32(108), v3+i32(116), v3+i32(112), v3+i32(104), v3+i32(120))
 						if t609 != 0 {
 							t610 := int64(load64(*m.memory, uint64(uint32(v0+v1*i32(20)+i32(440)))))
 							v20 = t610
 							t611 := int32(load32(*m.memory, uint64(uint32(v3))+120))
 							store32(*m.memory, uint64(uint32(v3))+88, uint32(t611))
 							store64(*m.memory, uint64(uint32(v3))+80, uint64(i64_rotl(v20, i64(32))))
-							m.fn78(v0, m.g1+i32(53), v3+i32(80))
+							m.fn81(v0, m.g1+i32(53), v3+i32(80))
 							v5 = i32(1)
 							goto l96
 						}
@@ -13155,7 +12866,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 							store32(*m.memory, uint64(uint32(v3))+72, uint32(v10))
 							store32(*m.memory, uint64(uint32(v3))+68, uint32(v5))
 							store32(*m.memory, uint64(uint32(v3))+64, uint32(v2))
-							m.fn78(v0, m.g1+i32(11171), v3-i32(-64))
+							m.fn81(v0, m.g1+i32(11171), v3-i32(-64))
 							v5 = i32(1)
 							goto l96
 						}
@@ -13174,7 +12885,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 							store32(*m.memory, uint64(uint32(v3))+56, uint32(v10))
 							store32(*m.memory, uint64(uint32(v3))+52, uint32(v5))
 							store32(*m.memory, uint64(uint32(v3))+48, uint32(v2))
-							m.fn78(v0, m.g1+i32(11469), v3+i32(48))
+							m.fn81(v0, m.g1+i32(11469), v3+i32(48))
 							v5 = i32(1)
 							goto l96
 						}
@@ -13192,7 +12903,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 							store64(*m.memory, uint64(uint32(v3))+40, uint64(v19))
 							store32(*m.memory, uint64(uint32(v3))+36, uint32(v6))
 							store32(*m.memory, uint64(uint32(v3))+32, uint32(v2))
-							m.fn78(v0, m.g1+i32(4136), v3+i32(32))
+							m.fn81(v0, m.g1+i32(4136), v3+i32(32))
 							goto l96
 						}
 						t633 := int32(load32(*m.memory, uint64(uint32(v2))))
@@ -13219,7 +12930,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 							}
 						}
 					l100:
-						t640 := m.fn56(t634, t635, p636, v6)
+						t640 := m.fn59(t634, t635, p636, v6)
 						v5 = t640
 						if v5 == 0 {
 							v5 = i32(0)
@@ -13232,7 +12943,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 						store64(*m.memory, uint64(uint32(v3))+24, uint64(v19))
 						store32(*m.memory, uint64(uint32(v3))+20, uint32(v6))
 						store32(*m.memory, uint64(uint32(v3))+16, uint32(v2))
-						m.fn78(v0, m.g1+i32(4089), v3+i32(16))
+						m.fn81(v0, m.g1+i32(4089), v3+i32(16))
 					}
 				l96:
 					t643 := int32(load32(*m.memory, uint64(uint32(v3))+108))
@@ -13256,7 +12967,7 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 						store64(*m.memory, uint64(uint32(v3))+8, uint64(v19))
 						store32(*m.memory, uint64(uint32(v3))+4, uint32(v1))
 						store32(*m.memory, uint64(uint32(v3)), uint32(v5))
-						m.fn78(v0, m.g1+i32(4023), v3)
+						m.fn81(v0, m.g1+i32(4023), v3)
 						v5 = v2
 					}
 				l101:
@@ -13285,13 +12996,13 @@ func (m *Module) fn129(v0, v1, v2, v3 int32) int32 {
 		return v1
 	}
 l0:
-	m.fn78(v0, m.g1+i32(11893), i32(0))
+	m.fn81(v0, m.g1+i32(11893), i32(0))
 	return i32(1)
 }
-func fn130(v0 int32) int32 {
+func fn133(v0 int32) int32 {
 	return i32(0)
 }
-func (m *Module) fn131(v0 int32) int32 {
+func (m *Module) fn134(v0 int32) int32 {
 	var v1 int32
 	t0 := int32(load32(*m.memory, uint64(uint32(v0+i32(1196)))))
 	v1 = t0
@@ -13325,9 +13036,9 @@ func (m *Module) fn131(v0 int32) int32 {
 	}
 	return i32(0)
 }
-func (m *Module) fn132(v0 int32) int32 {
+func (m *Module) fn135(v0 int32) int32 {
 	var v1, v2, v3, v4 int32
-	t0 := m.fn68(v0, m.g1+i32(1427))
+	t0 := m.fn71(v0, m.g1+i32(1427))
 	if t0 == 0 {
 		return i32(1)
 	}
@@ -13339,7 +13050,7 @@ l0:
 		t1 := int32(load32(*m.memory, uint64(uint32(v1))))
 		v4 = t1
 		v1 = v1 + i32(4)
-		t2 := m.fn68(v0, v4)
+		t2 := m.fn71(v0, v4)
 		if t2 != 0 {
 			goto l0
 		}
@@ -13350,8 +13061,8 @@ l0:
 	}
 	return p3
 }
-func (m *Module) fn133(v0, v1, v2, v3, v4, v5 int32) int32 {
-	t0 := m.fn74(v0, m.g1+i32(12218))
+func (m *Module) fn136(v0, v1, v2, v3, v4, v5 int32) int32 {
+	t0 := m.fn77(v0, m.g1+i32(12218))
 	v0 = t0
 	var p1 int32
 	if v0 != 0 {
@@ -13370,7 +13081,7 @@ func (m *Module) fn133(v0, v1, v2, v3, v4, v5 int32) int32 {
 	}
 	return p1
 }
-func (m *Module) fn134(v0, v1 int32) int32 {
+func (m *Module) fn137(v0, v1 int32) int32 {
 	var v2, v3, v4, v5, v6 int32
 	v2 = i32(19)
 	{
@@ -13418,11 +13129,11 @@ func (m *Module) fn134(v0, v1 int32) int32 {
 l0:
 	return v2
 }
-func (m *Module) fn135(v0 int32) int32 {
+func (m *Module) fn138(v0 int32) int32 {
 	m.fn0(v0)
 	return i32(0)
 }
-func (m *Module) fn136(v0, v1 int32) int32 {
+func (m *Module) fn139(v0, v1 int32) int32 {
 	t0 := m.fn2(i32(32))
 	v0 = t0
 	if v0 == 0 {
@@ -13435,14 +13146,14 @@ func (m *Module) fn136(v0, v1 int32) int32 {
 	store32(*m.memory, uint64(uint32(v1)), uint32(v0))
 	return i32(0)
 }
-func (m *Module) fn137(v0 int32) int32 {
+func (m *Module) fn140(v0 int32) int32 {
 	t0 := int32(load32(*m.memory, uint64(uint32(v0))+20))
 	t1 := int32(load32(*m.memory, uint64(uint32(v0))+28))
 	(*m.t0)[uint(t1)].(func(int32))(t0)
 	m.fn0(v0)
 	return i32(0)
 }
-func (m *Module) fn138(v0, v1, v2, v3, v4 int32) int32 {
+func (m *Module) fn141(v0, v1, v2, v3, v4 int32) int32 {
 	t0 := *m.g0
 	v2 = t0 - i32(16)
 	*m.g0 = v2
@@ -13455,7 +13166,7 @@ func (m *Module) fn138(v0, v1, v2, v3, v4 int32) int32 {
 	}
 	v1 = i32(1)
 	t3 := int32(load32(*m.memory, uint64(uint32(v4))))
-	t4 := m.fn81(t3, v0+i32(20), v0+i32(24), v0+i32(16), v0+i32(28), v2+i32(12))
+	t4 := m.fn84(t3, v0+i32(20), v0+i32(24), v0+i32(16), v0+i32(28), v2+i32(12))
 	if t4 == 0 {
 		store64(*m.memory, uint64(uint32(v0))+8, uint64(i64(0)))
 		v1 = i32(0)
@@ -13463,12 +13174,12 @@ func (m *Module) fn138(v0, v1, v2, v3, v4 int32) int32 {
 	*m.g0 = v2 + i32(16)
 	return v1
 }
-func (m *Module) fn139(v0 int32) int32 {
+func (m *Module) fn142(v0 int32) int32 {
 	t0 := int64(load64(*m.memory, uint64(uint32(v0))+8))
 	store64(*m.memory, uint64(uint32(v0))+8, uint64(t0+i64(1)))
 	return i32(0)
 }
-func (m *Module) fn140(v0 int32) int32 {
+func (m *Module) fn143(v0 int32) int32 {
 	t0 := int64(load64(*m.memory, uint64(uint32(v0))+8))
 	t1 := int64(load32(*m.memory, uint64(uint32(v0))+24))
 	var p2 int32
@@ -13477,7 +13188,7 @@ func (m *Module) fn140(v0 int32) int32 {
 	}
 	return p2
 }
-func (m *Module) fn141(v0, v1, v2 int32) int32 {
+func (m *Module) fn144(v0, v1, v2 int32) int32 {
 	var v3, v4 int64
 	if v2 != 0 {
 		goto l0
@@ -13512,7 +13223,7 @@ func (m *Module) fn141(v0, v1, v2 int32) int32 {
 l0:
 	return i32(0)
 }
-func (m *Module) fn142(v0, v1 int32) int32 {
+func (m *Module) fn145(v0, v1 int32) int32 {
 	t0 := int64(load64(*m.memory, uint64(uint32(v0))+8))
 	store64(*m.memory, uint64(uint32(v1)), uint64(t0))
 	return i32(0)

@@ -20,6 +20,7 @@ cd -P -- "$(dirname -- "$0")"
 
 WASM2GO_VERSION=v0.4.21
 OUT=..
+HERE="$(pwd)"
 
 for tool in clang wasm-ld wasm-opt; do
 	command -v "$tool" >/dev/null || { echo "build.sh: $tool missing (apt-get install -y clang lld binaryen)" >&2; exit 1; }
@@ -43,6 +44,21 @@ $LIBC_GEN -c-out "$TMP/libc"
 # SQLite's public header under the name sqlite-vec includes.
 printf '#include "sqlite3-binding.h"\n' >"$TMP/sqlite3.h"
 
+# sqlite-vec's three float32 distance loops are implemented in Go
+# (../distance.go, which says why): their definitions are renamed out of the
+# way here, and the prelude of vec.c below defines the original names as
+# calls to imports that wasm2go binds to the Go methods (-provided).
+sed -e 's/^static f32 distance_cosine_float(/static f32 oi_c_distance_cosine_float(/' \
+	-e 's/^static f32 l2_sqr_float(/static f32 oi_c_l2_sqr_float(/' \
+	-e 's/^static double l1_f32(/static double oi_c_l1_f32(/' \
+	"$VEC_DIR/sqlite-vec.c" >"$TMP/sqlite-vec.c"
+for fn in distance_cosine_float l2_sqr_float l1_f32; do
+	grep -q "^static [a-z0-9]* oi_c_$fn(" "$TMP/sqlite-vec.c" || {
+		echo "build.sh: sqlite-vec.c no longer defines $fn as this script expects" >&2
+		exit 1
+	}
+done
+
 # The translation unit: sqlite-vec, the C parts of libc, and the entry point
 # the driver calls (sqlite3.ExtensionLibrary). sqlite3_free is passed as a
 # destructor (its address is taken), which a side module could only import
@@ -52,6 +68,22 @@ cat >"$TMP/vec.c" <<'CSRC'
 
 static void oi_vec_free(void *p) { sqlite3_free(p); }
 #define sqlite3_free oi_vec_free
+
+#include <stddef.h>
+
+/* Imports, implemented in Go by ../distance.go. */
+float oi_cosine_f32(const float *a, const float *b, size_t n);
+float oi_l2_f32(const float *a, const float *b, size_t n);
+double oi_l1_f32(const float *a, const float *b, size_t n);
+static float distance_cosine_float(const void *a, const void *b, const void *d) {
+  return oi_cosine_f32(a, b, *(const size_t *)d);
+}
+static float l2_sqr_float(const void *a, const void *b, const void *d) {
+  return oi_l2_f32(a, b, *(const size_t *)d);
+}
+static double l1_f32(const void *a, const void *b, const void *d) {
+  return oi_l1_f32(a, b, *(const size_t *)d);
+}
 
 #include "sqlite-vec.c"
 #include "libc.c"
@@ -90,6 +122,6 @@ wasm-opt "$TMP/vec.so" -o "$TMP/vec.wasm" -O3 \
 	--strip-debug --strip-producers
 
 (cd "$TMP" && $LIBC_GEN -wasm vec.wasm -pkg vec -o libc.go)
-(cd "$TMP" && $WASM2GO -pkg vec -embed -unsafe -provided libc.go -o vec.go vec.wasm)
+(cd "$TMP" && cp "$HERE/../distance.go" . && $WASM2GO -pkg vec -embed -unsafe -provided libc.go -provided distance.go -o vec.go vec.wasm)
 cp "$TMP/vec.go" "$TMP/libc.go" "$TMP/vec.dat" "$OUT/"
 gofmt -w "$OUT/vec.go" "$OUT/libc.go"
