@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
-	"github.com/outboxindexer/outboxindexer/internal/sinktest"
+	"github.com/outboxindexer/outboxindexer/outbox/sinktest"
 	"github.com/outboxindexer/outboxindexer/outbox"
 )
 

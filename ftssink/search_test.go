@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
-	"github.com/outboxindexer/outboxindexer/internal/fixture"
+	"github.com/outboxindexer/outboxindexer/tests/fixture"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/stretchr/testify/require"

@@ -75,6 +75,7 @@ func (ix *Indexer) rebuildOffline(ctx context.Context, tables []string) error {
 	if err := ix.settleMerges(ctx, done); err != nil {
 		return fmt.Errorf("indexer: rebuild: merge: %w", err)
 	}
+	ix.walCheckpoint(ctx) // what the merges wrote
 	ix.Notify()
 	return nil
 }
@@ -98,13 +99,18 @@ func (ix *Indexer) rebuildOfflineTx(ctx context.Context, tables []string) ([]str
 			delete(ix.attempts, u)
 		}
 	}
-	// The transaction wrote the whole sidecars to the WAL: copy them into
-	// the database file now, in this call, rather than in the next commit
-	// of whoever writes next (often the application).
+	ix.walCheckpoint(ctx)
+	return done, nil
+}
+
+// walCheckpoint copies what an offline rebuild wrote to the WAL (the whole
+// sidecars) into the database file now, in the rebuild's call, rather than
+// in the next commit past the auto-checkpoint threshold, often the
+// application's.
+func (ix *Indexer) walCheckpoint(ctx context.Context) {
 	if _, err := ix.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
 		ix.log.Warn("rebuild: checkpoint", "err", err)
 	}
-	return done, nil
 }
 
 // settleMerges merges the FTS5 indexes of tables in short write

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
 )
 
 // keyChunk bounds the number of keys bound in one statement.
@@ -76,9 +78,4 @@ func DeleteKeyRowIDs(ctx context.Context, db DB, tbl string, keys []string) erro
 }
 
 // Placeholders returns n comma-separated "?" placeholders.
-func Placeholders(n int) string {
-	if n <= 0 {
-		return ""
-	}
-	return strings.Repeat("?,", n-1) + "?"
-}
+func Placeholders(n int) string { return sqlutil.Placeholders(n) }

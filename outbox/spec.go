@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/outboxindexer/outboxindexer/internal/sqlutil"
 )
 
 // Key types of a source table's primary key.
@@ -242,7 +244,7 @@ var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 func ValidIdent(s string) bool { return identRE.MatchString(s) }
 
 // Quote double-quotes an identifier for SQL.
-func Quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+func Quote(s string) string { return sqlutil.Quote(s) }
 
 // Validate checks the spec for internal consistency and identifier safety.
 func (s *Spec) Validate() error {

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/outboxindexer/outboxindexer/internal/sinktest"
+	"github.com/outboxindexer/outboxindexer/outbox/sinktest"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 )

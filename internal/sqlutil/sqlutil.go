@@ -1,6 +1,7 @@
-// Package sqlutil holds small SQL helpers shared by the sinks and the
-// indexer: a per-transaction prepared statement cache, key-range chunking of
-// a source table, and table existence checks.
+// Package sqlutil holds small SQL helpers shared by the outbox, the sinks
+// and the indexer: identifier quoting, a per-transaction prepared statement
+// cache, key-range chunking of a source table, and table existence checks.
+// It is a foundation: it imports none of the product packages.
 package sqlutil
 
 import (
@@ -9,8 +10,28 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/outboxindexer/outboxindexer/outbox"
+	"strings"
 )
+
+// DB is what the helpers run statements on: *sql.DB, *sql.Tx or *sql.Conn
+// (outbox.DB has the same methods).
+type DB interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Quote returns s as an SQL identifier in double quotes, with embedded
+// quotes doubled.
+func Quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// Placeholders returns n comma-separated "?" placeholders.
+func Placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?,", n-1) + "?"
+}
 
 type preparer interface {
 	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
@@ -20,13 +41,13 @@ type preparer interface {
 // *sql.Tx and *sql.Conn can) and reuses it. Close it before the transaction
 // ends.
 type Stmts struct {
-	db    outbox.DB
+	db    DB
 	p     preparer
 	cache map[string]*sql.Stmt
 }
 
 // NewStmts returns a statement cache on db.
-func NewStmts(db outbox.DB) *Stmts {
+func NewStmts(db DB) *Stmts {
 	s := &Stmts{db: db}
 	s.p, _ = db.(preparer)
 	return s
@@ -62,7 +83,7 @@ func (s *Stmts) Close() {
 
 // TableExists reports whether a table (or virtual table) called name exists
 // in the main schema.
-func TableExists(ctx context.Context, db outbox.DB, name string) (bool, error) {
+func TableExists(ctx context.Context, db DB, name string) (bool, error) {
 	var n int
 	err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, name).Scan(&n)
 	if err != nil {
@@ -74,13 +95,13 @@ func TableExists(ctx context.Context, db outbox.DB, name string) (bool, error) {
 // KeyChunks splits the rows of table by its key column into consecutive key
 // ranges of up to size rows, in key order, and calls fn for each with a SQL
 // condition on alias.key and its arguments. total is the row count.
-func KeyChunks(ctx context.Context, db outbox.DB, table, key, alias string, size int, fn func(cond string, args []any, rows int64) error) error {
+func KeyChunks(ctx context.Context, db DB, table, key, alias string, size int, fn func(cond string, args []any, rows int64) error) error {
 	if size <= 0 {
 		size = 10000
 	}
-	q := fmt.Sprintf(`SELECT %[2]s FROM %[1]s WHERE %[2]s > ? ORDER BY %[2]s LIMIT 1 OFFSET ?`, outbox.Quote(table), outbox.Quote(key))
-	first := fmt.Sprintf(`SELECT %[2]s FROM %[1]s ORDER BY %[2]s LIMIT 1 OFFSET ?`, outbox.Quote(table), outbox.Quote(key))
-	col := alias + "." + outbox.Quote(key)
+	q := fmt.Sprintf(`SELECT %[2]s FROM %[1]s WHERE %[2]s > ? ORDER BY %[2]s LIMIT 1 OFFSET ?`, Quote(table), Quote(key))
+	first := fmt.Sprintf(`SELECT %[2]s FROM %[1]s ORDER BY %[2]s LIMIT 1 OFFSET ?`, Quote(table), Quote(key))
+	col := alias + "." + Quote(key)
 	var lo any
 	for {
 		var hi any
@@ -135,11 +156,11 @@ func Chunked[T any](s []T, n int, fn func([]T) error) error {
 
 // Int64Set returns which of ids the integer column col of table holds,
 // reading up to ChunkSize ids per query.
-func Int64Set(ctx context.Context, db outbox.DB, table, col string, ids []any) (map[int64]bool, error) {
+func Int64Set(ctx context.Context, db DB, table, col string, ids []any) (map[int64]bool, error) {
 	out := make(map[int64]bool, len(ids))
-	q := "SELECT " + outbox.Quote(col) + " FROM " + outbox.Quote(table) + " WHERE " + outbox.Quote(col) + " IN ("
+	q := "SELECT " + Quote(col) + " FROM " + Quote(table) + " WHERE " + Quote(col) + " IN ("
 	err := Chunked(ids, ChunkSize, func(chunk []any) error {
-		rows, err := db.QueryContext(ctx, q+outbox.Placeholders(len(chunk))+")", chunk...)
+		rows, err := db.QueryContext(ctx, q+Placeholders(len(chunk))+")", chunk...)
 		if err != nil {
 			return err
 		}
