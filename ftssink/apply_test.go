@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
-	"github.com/outboxindexer/outboxindexer/outbox/sinktest"
 	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/outbox/sinktest"
 )
 
 // dumpFTS lists every token instance (rowid, column, term, offset) through

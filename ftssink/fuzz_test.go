@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
-	"github.com/outboxindexer/outboxindexer/tests/fixture"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
 	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/tests/fixture"
 )
 
 // fuzzDB is a database with two small FTS5 tables: detail=full (porter) and

@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
-	"github.com/outboxindexer/outboxindexer/tests/fixture"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
 	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/tests/fixture"
 	"github.com/stretchr/testify/require"
 )
 

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
-	"github.com/outboxindexer/outboxindexer/tests/fixture"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
 	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/tests/fixture"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 )

@@ -13,9 +13,9 @@ import (
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/hybrid"
-	"github.com/outboxindexer/outboxindexer/tests/fixture"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
 	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/tests/fixture"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"

@@ -6,8 +6,8 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/outboxindexer/outboxindexer/outbox/sinktest"
 	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/outbox/sinktest"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 )
 

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outboxindexer/outboxindexer/tests/fixture"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
 	"github.com/outboxindexer/outboxindexer/outbox"
+	"github.com/outboxindexer/outboxindexer/tests/fixture"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
