@@ -2,13 +2,13 @@ package engine_test
 
 import (
 	"database/sql"
-	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
+	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/stretchr/testify/require"
 )
 
@@ -46,11 +46,11 @@ func refL1(a, b []float32) float64 {
 	return s
 }
 
-func f32Blob(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
+// f32Blob is v in the log's binary vector encoding: little-endian float32,
+// what vec0 takes.
+func f32Blob(t *testing.T, v []float32) []byte {
+	b, err := outbox.EncodeVector(v, len(v), outbox.EncodingBinary)
+	require.NoError(t, err)
 	return b
 }
 
@@ -78,7 +78,7 @@ func TestVecDistancesAreExact(t *testing.T) {
 			var cos, l2 float32
 			var l1 float64
 			require.NoError(t, db.QueryRow(`SELECT vec_distance_cosine(?, ?), vec_distance_l2(?, ?), vec_distance_l1(?, ?)`,
-				f32Blob(a), f32Blob(b), f32Blob(a), f32Blob(b), f32Blob(a), f32Blob(b)).Scan(&cos, &l2, &l1))
+				f32Blob(t, a), f32Blob(t, b), f32Blob(t, a), f32Blob(t, b), f32Blob(t, a), f32Blob(t, b)).Scan(&cos, &l2, &l1))
 			require.Equal(t, math.Float32bits(refCosine(a, b)), math.Float32bits(cos), "cosine, %d dimensions", n)
 			require.Equal(t, math.Float32bits(refL2(a, b)), math.Float32bits(l2), "l2, %d dimensions", n)
 			require.Equal(t, math.Float64bits(refL1(a, b)), math.Float64bits(l1), "l1, %d dimensions", n)
@@ -94,11 +94,11 @@ func TestVecDistancesAreExact(t *testing.T) {
 		stored := make([][]float32, rows+1)
 		for id := 1; id <= rows; id++ {
 			stored[id] = vec(dims)
-			_, err := db.Exec(`INSERT INTO knn_`+metric+`(rowid, embedding) VALUES (?, ?)`, id, f32Blob(stored[id]))
+			_, err := db.Exec(`INSERT INTO knn_`+metric+`(rowid, embedding) VALUES (?, ?)`, id, f32Blob(t, stored[id]))
 			require.NoError(t, err)
 		}
 		q := vec(dims)
-		res, err := db.Query(`SELECT rowid, distance FROM knn_`+metric+` WHERE embedding MATCH ? AND k = 25`, f32Blob(q))
+		res, err := db.Query(`SELECT rowid, distance FROM knn_`+metric+` WHERE embedding MATCH ? AND k = 25`, f32Blob(t, q))
 		require.NoError(t, err)
 		n := 0
 		for res.Next() {
