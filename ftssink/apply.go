@@ -227,12 +227,25 @@ func boolInt(b bool) int64 {
 // current source values in key-range batches. For text keys the rowid map
 // is brought in line with the source rows first.
 func (t *Table) Rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOptions) (int64, error) {
+	n, err := t.rebuild(ctx, tx, opts)
+	if err != nil {
+		return n, err
+	}
+	// Filled with large leaves; what the writers add from now on gets
+	// small ones.
+	return n, t.Fill(ctx, tx, false)
+}
+
+func (t *Table) rebuild(ctx context.Context, tx outbox.DB, opts outbox.RebuildOptions) (int64, error) {
 	spec := t.spec
 	f := spec.FTS
 	if err := Drop(ctx, tx, spec); err != nil {
 		return 0, err
 	}
 	if err := Create(ctx, tx, spec); err != nil {
+		return 0, err
+	}
+	if err := t.Fill(ctx, tx, true); err != nil {
 		return 0, err
 	}
 	src, key := outbox.Quote(spec.Source), outbox.Quote(spec.Key)

@@ -66,7 +66,9 @@ func CreateSQL(spec *outbox.Spec) (string, error) {
 
 func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// Create creates the FTS5 sidecar of spec if it does not exist.
+// Create creates the FTS5 sidecar of spec if it does not exist, and sets
+// the page size of a live sidecar on it (on a table created by an earlier
+// release too; see Table.Fill).
 func Create(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
 	q, err := CreateSQL(spec)
 	if err != nil {
@@ -75,7 +77,7 @@ func Create(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
 	if _, err := db.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("ftssink: create %s: %w", spec.FTS.Live(), err)
 	}
-	return nil
+	return setPageSize(ctx, db, spec.FTS.Live(), livePageSize)
 }
 
 // Drop drops the FTS5 sidecar of spec if it exists. It is idempotent.

@@ -33,6 +33,38 @@ func onlineSteps() indexer.Option {
 	return indexer.WithRebuildStep(time.Millisecond)
 }
 
+// livePageSizes returns the FTS5 leaf page size ('pgsz') of every live
+// FTS5 sidecar: 1000 bytes (ftssink's live size), whichever way it was
+// built, or 0 when FTS5's default is left.
+func (e *env) livePageSizes() map[string]int {
+	e.t.Helper()
+	specs, _, err := outbox.LoadSpecs(e.ctx, e.sql)
+	require.NoError(e.t, err)
+	out := map[string]int{}
+	for _, s := range specs {
+		if s.FTS == nil {
+			continue
+		}
+		n := s.FTS.Live()
+		var v int
+		err := e.sql.QueryRowContext(e.ctx, `SELECT coalesce((SELECT v FROM `+outbox.Quote(n+"_config")+` WHERE k = 'pgsz'), 0)`).Scan(&v)
+		require.NoError(e.t, err)
+		out[n] = v
+	}
+	return out
+}
+
+// requireLivePageSizes checks that every live FTS5 sidecar writes small
+// leaves (see ftssink.Table.Fill).
+func (e *env) requireLivePageSizes() {
+	e.t.Helper()
+	sizes := e.livePageSizes()
+	require.NotEmpty(e.t, sizes)
+	for n, v := range sizes {
+		require.Equal(e.t, 1000, v, "pgsz of %s", n)
+	}
+}
+
 // leftovers lists the tables of generations that are not live and the
 // rebuild bookkeeping that remain.
 func (e *env) leftovers() []string {
@@ -155,6 +187,7 @@ func TestOnlineRebuildFollowsWrites(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, mode, outbox.ModeContentless)
 			e.seed(400)
+			e.requireLivePageSizes()
 			ix := e.indexer(onlineSteps())
 			e.drain(ix)
 			rng := rand.New(rand.NewPCG(uint64(len(mode)), 2))
@@ -222,6 +255,9 @@ func TestOnlineRebuildFollowsWrites(t *testing.T) {
 			require.NoError(t, err)
 			require.Zero(t, st.DeadLetters)
 			require.Empty(t, e.leftovers())
+			// Both generations were filled with large leaves and went
+			// live with small ones.
+			e.requireLivePageSizes()
 			e.check()
 		})
 	}
@@ -431,5 +467,6 @@ func TestOfflineRebuildMergesFTS(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, conn.QueryRowContext(e.ctx, `SELECT total_changes()`).Scan(&after))
 	require.Less(t, after-before, int64(2), "a merge found work left by the rebuild")
+	e.requireLivePageSizes()
 	e.check()
 }

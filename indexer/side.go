@@ -198,6 +198,13 @@ func (sf *sideFile) init(ctx context.Context, raw string, mt *table) error {
 		if err := s.(outbox.Copier).Create(ctx, tx); err != nil {
 			return err
 		}
+		// Large leaves while the side file is filled; the live page size
+		// once it is merged (below), for the writers of the main file.
+		if m, ok := s.(outbox.Merger); ok {
+			if err := m.Fill(ctx, tx, true); err != nil {
+				return err
+			}
+		}
 	}
 	if len(mt.vecs) > 0 {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE main.`+outbox.Quote(outbox.VecStatesTable(mt.spec.Source))+` (field TEXT NOT NULL, key NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (field, key)) WITHOUT ROWID`); err != nil {
@@ -362,6 +369,13 @@ func (ix *Indexer) sideCopy(ctx context.Context, sf *sideFile, t, mt *table) (si
 			}
 		}
 		if !more {
+			for _, s := range mt.sinks {
+				if m, ok := s.(outbox.Merger); ok {
+					if err := m.Fill(ctx, tx, false); err != nil {
+						return st, err
+					}
+				}
+			}
 			st.stage = sideReady
 			if _, err := tx.ExecContext(ctx, `UPDATE main.oi_side SET v = ? WHERE k = 'finished'`, st.stage); err != nil {
 				return st, err

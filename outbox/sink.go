@@ -140,9 +140,12 @@ type Copier interface {
 
 // Merger is a sink whose index merges its segments (FTS5): Bulk prepares
 // it for a build in many short transactions (on: no merge of a whole level
-// inside one transaction) or restores the defaults (off), and Merge does
-// up to pages pages of merge work, reporting whether it found any.
+// inside one transaction) or restores the live settings (off), Fill sets
+// only the size of what it writes (on: a bulk fill's; off: the live one),
+// and Merge does up to pages pages of merge work, reporting whether it
+// found any.
 type Merger interface {
 	Bulk(ctx context.Context, db DB, on bool) error
+	Fill(ctx context.Context, db DB, on bool) error
 	Merge(ctx context.Context, db DB, pages int) (bool, error)
 }
