@@ -76,6 +76,14 @@ type onlineState struct {
 	moveRows     int
 	catchRows    int
 	skip         map[int64]bool
+	// committed is when the last move step's transaction committed and
+	// checkpoint how long the checkpoint after it took (withSideAttached):
+	// the step's debug line tells the lock hold from what follows it.
+	committed  time.Time
+	checkpoint time.Duration
+	// shrunk is the old table the last drop step emptied rows of (its
+	// time is copyTime).
+	shrunk string
 }
 
 // quietAfter is how long a foreground online rebuild must see no other
@@ -638,6 +646,7 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 	other := ix.othersCommitted(ctx)
 	stepStart := time.Now()
 	ix.online.copyTime, ix.online.mergeTime, ix.online.catchUpTime = 0, 0, 0
+	ix.online.committed, ix.online.checkpoint, ix.online.shrunk = time.Time{}, 0, ""
 	err = ix.retry(ctx, func(ctx context.Context) error {
 		return run(ctx, func(tx *sql.Tx) error {
 			locked = time.Now() // BEGIN IMMEDIATE took the write lock
@@ -689,8 +698,12 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 		ix.online.overhead = max(hold-ix.online.copyTime-ix.online.mergeTime, 0)
 	}
 	if r != nil {
+		locks, ckpt := hold, time.Duration(0) // the lock hold and the checkpoint after it
+		if c := ix.online.committed; !c.IsZero() {
+			locks, commit, ckpt = c.Sub(locked), c.Sub(stepEnd), ix.online.checkpoint
+		}
 		ix.log.Debug("rebuild step", "table", r.Table, "phase", r.Phase, "done", r.Done, "chunk", ix.online.chunk, "pages", ix.online.pages, "scan", ix.online.scan,
-			"wait", locked.Sub(stepStart), "hold", hold, "commit", commit, "copy", ix.online.copyTime, "merge", ix.online.mergeTime, "catchup", ix.online.catchUpTime, "overhead", ix.online.overhead)
+			"wait", locked.Sub(stepStart), "hold", hold, "locked", locks, "commit", commit, "checkpoint", ckpt, "copy", ix.online.copyTime, "merge", ix.online.mergeTime, "catchup", ix.online.catchUpTime, "overhead", ix.online.overhead, "shrunk", ix.online.shrunk)
 		ix.reportStep(r, d)
 	}
 	if r != nil && r.Phase == outbox.PhaseDrop {
@@ -966,8 +979,12 @@ func (ix *Indexer) dropStep(ctx context.Context, tx *sql.Tx, r *outbox.RebuildSt
 	}
 	if len(r.Old) > 0 {
 		// Empty the old table in steps first: DROP frees every page of it
-		// in one statement.
+		// in one statement. (Steps of a third of the budget instead were
+		// measured at 1M rows: as many slow application writes, a drop
+		// phase 9 s longer; docs/PERFORMANCE.md.)
+		t0 := time.Now()
 		left, err := outbox.ShrinkTable(ctx, tx, r.Old[0], ix.stepBudget()*3/4)
+		ix.online.copyTime, ix.online.shrunk = time.Since(t0), r.Old[0]
 		if err != nil {
 			return false, nil, err
 		}

@@ -485,6 +485,7 @@ func (ix *Indexer) withSideAttached(ctx context.Context, r *outbox.RebuildState,
 	if err := inTxOn(ctx, conn, fn); err != nil {
 		return err
 	}
+	ix.online.committed = time.Now()
 	// Copy the frames the step wrote into the database file now, on this
 	// connection: left in the WAL, they would be copied by whichever
 	// commit crosses the auto-checkpoint threshold next, often the
@@ -492,6 +493,7 @@ func (ix *Indexer) withSideAttached(ctx context.Context, r *outbox.RebuildState,
 	if _, err := conn.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
 		ix.log.Debug("rebuild: checkpoint", "err", err)
 	}
+	ix.online.checkpoint = time.Since(ix.online.committed)
 	return nil
 }
 

@@ -372,13 +372,15 @@ func LiveTable(ctx context.Context, db DB, table string) (string, error) {
 var shadowSuffix = regexp.MustCompile(`^(info|chunks|rowids|auxiliary|data|idx|docsize|content|config|vector_chunks[0-9]+|metadatachunks[0-9]+|metadatatext[0-9]+)$`)
 
 // ShrinkTable deletes rows of the shadow tables of the virtual table name
-// (vec0, FTS5) for about budget, in batches that at most double, and reports whether
-// any row was left to delete: dropping a table frees every page it holds
-// in one statement (about half a second for a vec0 table of a million
-// 384-d vectors), so an online rebuild empties the previous generation in
-// short transactions first. The table must no longer be in use: its
-// contents are destroyed. Shadow tables WITHOUT ROWID are left to DROP
-// (they hold one small row per segment or setting).
+// (vec0, FTS5) for about budget, in batches that at most double, from one
+// shadow table per call (it stops at the next table with rows), and
+// reports whether any row may be left to delete: dropping a table frees
+// every page it holds in one statement (about half a second for a vec0
+// table of a million 384-d vectors), so an online rebuild empties the
+// previous generation in short transactions first. The table must no
+// longer be in use: its contents are destroyed. Shadow tables WITHOUT
+// ROWID are left to DROP (they hold one small row per segment or
+// setting).
 func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration) (bool, error) {
 	rows, err := db.QueryContext(ctx, `SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?) = ?`, len(name)+1, name+"_")
 	if err != nil {
@@ -407,6 +409,12 @@ func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration) 
 		// measured so far lets fit in what is left of the budget (rows
 		// range from a few bytes to 1.5 MB vec0 chunks).
 		k := 1
+		if progressed {
+			// Rows of another table cost what rows of this one did not
+			// tell (a vec0 vector chunk is a thousand times a rowid):
+			// the next call starts on it with one row.
+			return true, nil
+		}
 		for {
 			// The budget counts from the start, the listing above
 			// included, but every call deletes at least one row: a slow

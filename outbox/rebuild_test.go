@@ -152,6 +152,23 @@ func TestShrinkTable(t *testing.T) {
 	require.Equal(t, 3000, count("docs_fts__g1_docsize"), "the other generation is untouched")
 	_, err := db.Exec(`INSERT INTO docs_fts__g1(docs_fts__g1, rank) VALUES ('integrity-check', 1)`)
 	require.NoError(t, err)
+
+	// With budget to spare a call still stops at the next shadow table
+	// with rows: what its rows cost is not known yet.
+	left, err := outbox.ShrinkTable(ctx, db, "docs_fts__g1", time.Minute)
+	require.NoError(t, err)
+	require.True(t, left)
+	require.Zero(t, count("docs_fts__g1_data"))
+	require.Equal(t, 3000, count("docs_fts__g1_content"), "one shadow table per call")
+	calls := 1
+	for left {
+		left, err = outbox.ShrinkTable(ctx, db, "docs_fts__g1", time.Minute)
+		require.NoError(t, err)
+		calls++
+	}
+	require.Zero(t, count("docs_fts__g1_content"))
+	require.Zero(t, count("docs_fts__g1_docsize"))
+	require.Equal(t, 4, calls, "data, content, docsize, then nothing left")
 }
 
 // A rebuild row that cannot be read (a spec this version cannot parse)
