@@ -405,16 +405,16 @@ func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration) 
 	start := time.Now()
 	left, progressed := false, false
 	for _, s := range shadows {
-		// Rows are deleted one first, then as many as the time per row
-		// measured so far lets fit in what is left of the budget (rows
-		// range from a few bytes to 1.5 MB vec0 chunks).
-		k := 1
 		if progressed {
 			// Rows of another table cost what rows of this one did not
 			// tell (a vec0 vector chunk is a thousand times a rowid):
 			// the next call starts on it with one row.
 			return true, nil
 		}
+		// Rows are deleted one first, then as many as the time per row
+		// measured so far lets fit in what is left of the budget (rows
+		// range from a few bytes to 1.5 MB vec0 chunks).
+		k := 1
 		for {
 			// The budget counts from the start, the listing above
 			// included, but every call deletes at least one row: a slow
