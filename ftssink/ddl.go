@@ -68,16 +68,27 @@ func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") +
 
 // Create creates the FTS5 sidecar of spec if it does not exist, and sets
 // the page size of a live sidecar on it (on a table created by an earlier
-// release too; see Table.Fill).
+// release too; see Table.Fill) unless it has it already: every migration
+// calls Create, and a write to an FTS5 table's settings makes every
+// connection reload its structure.
 func Create(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
 	q, err := CreateSQL(spec)
 	if err != nil {
 		return err
 	}
+	name := spec.FTS.Live()
 	if _, err := db.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("ftssink: create %s: %w", spec.FTS.Live(), err)
+		return fmt.Errorf("ftssink: create %s: %w", name, err)
 	}
-	return setPageSize(ctx, db, spec.FTS.Live(), livePageSize)
+	var pgsz int64
+	err = db.QueryRowContext(ctx, `SELECT coalesce((SELECT v FROM `+outbox.Quote(name+"_config")+` WHERE k = 'pgsz'), 0)`).Scan(&pgsz)
+	if err != nil {
+		return fmt.Errorf("ftssink: %s: read pgsz: %w", name, err)
+	}
+	if pgsz == livePageSize {
+		return nil
+	}
+	return setPageSize(ctx, db, name, livePageSize)
 }
 
 // Drop drops the FTS5 sidecar of spec if it exists. It is idempotent.
