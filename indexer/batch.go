@@ -554,7 +554,10 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 	// key's floor (external content only); len(events) when there is none.
 	var first []int
 	var floored []any
-	if floorTbl == "" {
+	// The embedding queue and the text hashes describe the live
+	// generation: a new one being caught up (its own floors) leaves them.
+	live := floorTbl == ""
+	if live {
 		floorTbl = t.spec.Source
 	}
 	if t.external != nil && !opts.Replay {
@@ -671,7 +674,7 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 		}
 	}
 	for f, vs := range t.vecs {
-		if vs.VecSpec().Derived() {
+		if live && vs.VecSpec().Derived() {
 			if err := queueDerived(ctx, tx, t, vs, keys, rows, vecs[f], ix.cfg.now()); err != nil {
 				return fail(err)
 			}

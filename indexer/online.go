@@ -75,6 +75,7 @@ type onlineState struct {
 	sideScan     int64
 	moveRows     int
 	catchRows    int
+	requeueRows  int // rows per requeue step (requeue.go)
 	skip         map[int64]bool
 	// committed is when the last move step's transaction committed and
 	// checkpoint how long the checkpoint after it took (withSideAttached):
@@ -369,8 +370,8 @@ func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
 	}
 }
 
-// finishDrops drives the rebuilds of names (all when empty) that are in
-// their drop phase to their end.
+// finishDrops drives the rebuilds of names (all when empty) that have
+// swapped already (their requeue and drop phases) to their end.
 func (ix *Indexer) finishDrops(ctx context.Context, names []string) error {
 	for {
 		rs, err := outbox.Rebuilds(ctx, ix.db)
@@ -378,7 +379,7 @@ func (ix *Indexer) finishDrops(ctx context.Context, names []string) error {
 			return err
 		}
 		if !slices.ContainsFunc(rs, func(r *outbox.RebuildState) bool {
-			return r.Phase == outbox.PhaseDrop && (len(names) == 0 || slices.Contains(names, r.Table))
+			return r.Swapped() && (len(names) == 0 || slices.Contains(names, r.Table))
 		}) {
 			return nil
 		}
@@ -429,23 +430,6 @@ func (ix *Indexer) startRebuilds(ctx context.Context, tx *sql.Tx, names []string
 	if err != nil {
 		return nil, err
 	}
-	// Tables with derived (from=) vectors are rebuilt offline, in this
-	// transaction: their rebuild re-queues every row for embedding and
-	// refills chunked sidecars (one vec0 row per chunk), which the online
-	// copy does not do yet. It is short: the vectors of unchanged text are
-	// reused, and embedding happens later, outside any transaction.
-	var online []string
-	for _, n := range names {
-		if len(reg[n].spec.DerivedVecs()) == 0 {
-			online = append(online, n)
-			continue
-		}
-		ix.log.Info("rebuild: offline (derived vectors)", "table", n)
-		if _, err := ix.rebuildTx(ctx, tx, []string{n}); err != nil {
-			return nil, err
-		}
-	}
-	names = online
 	for _, n := range names {
 		t := reg[n]
 		r, ok, err := outbox.LoadRebuild(ctx, tx, n)
@@ -453,8 +437,10 @@ func (ix *Indexer) startRebuilds(ctx context.Context, tx *sql.Tx, names []string
 			ix.log.Warn("rebuild: discarding an unreadable rebuild row", "table", n, "err", err)
 			ok = false
 		}
-		if ok && r.Phase == outbox.PhaseDrop {
-			// The previous rebuild swapped already: finish it now.
+		if ok && r.Swapped() {
+			// The previous rebuild swapped already: finish it now (its
+			// requeue, if it had one left, is this rebuild's to do after
+			// its own swap).
 			if err := outbox.DropTables(ctx, tx, r.BuildingTables()...); err != nil {
 				return nil, err
 			}
@@ -706,7 +692,7 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 			"wait", locked.Sub(stepStart), "hold", hold, "locked", locks, "commit", commit, "checkpoint", ckpt, "copy", ix.online.copyTime, "merge", ix.online.mergeTime, "catchup", ix.online.catchUpTime, "overhead", ix.online.overhead, "shrunk", ix.online.shrunk)
 		ix.reportStep(r, d)
 	}
-	if r != nil && r.Phase == outbox.PhaseDrop {
+	if r != nil && r.Swapped() {
 		// Swapped: the side file, if any, has served.
 		ix.closeSide()
 		if mainFile, err := ix.mainFile(ctx); err == nil {
@@ -815,7 +801,10 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 		ix.log.Warn("rebuild: the table is no longer registered (or its entry is unusable); discarded", "table", r.Table)
 		return true, nil, outbox.DiscardRebuild(ctx, tx, r.Table)
 	}
-	if r.Phase == outbox.PhaseDrop {
+	switch r.Phase {
+	case outbox.PhaseRequeue:
+		return ix.requeueStep(ctx, tx, r, t)
+	case outbox.PhaseDrop:
 		return ix.dropStep(ctx, tx, r)
 	}
 	raw, err := json.Marshal(r.Spec)
@@ -949,7 +938,7 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 }
 
 // swap makes the new generation (mt) of r the live one in the registry
-// and moves r to its drop phase. Everything is applied to both
+// and moves r to its requeue phase (derived vectors) or its drop phase. Everything is applied to both
 // generations in tx.
 func (ix *Indexer) swap(ctx context.Context, tx *sql.Tx, r *outbox.RebuildState, t, mt *table) error {
 	if err := outbox.SwapSpec(ctx, tx, mt.spec); err != nil {
@@ -966,7 +955,11 @@ func (ix *Indexer) swap(ctx context.Context, tx *sql.Tx, r *outbox.RebuildState,
 	}
 	r.Phase, r.After = outbox.PhaseDrop, nil
 	r.SwappedAt = time.Now()
-	ix.log.Info("rebuild: swapped in the new generation", "table", r.Table, "sidecars", sinkNames(mt), "rows", r.Done)
+	if len(mt.spec.DerivedVecs()) > 0 {
+		// Every row is queued for embedding first (requeue.go).
+		r.Phase, r.Total, r.Done = outbox.PhaseRequeue, r.Done, 0
+	}
+	ix.log.Info("rebuild: swapped in the new generation", "table", r.Table, "sidecars", sinkNames(mt), "rows", max(r.Done, r.Total))
 	return nil
 }
 

@@ -29,12 +29,12 @@ import (
 // the lease if it is free, like Drain), and reports progress to
 // WithProgress.
 //
-// Tables with derived vectors (tag from=) are rebuilt offline for now, in
-// the transaction that starts the online rebuilds of the others: their
-// rebuild re-queues every row for embedding and refills chunked sidecars,
-// which the online copy does not do yet (the transaction stays short: the
-// vectors of unchanged text are reused, and embedding happens afterwards,
-// outside any transaction).
+// Tables with derived vectors (tag from=) are rebuilt online too; after
+// the swap, every row is queued for embedding, by key ranges (the requeue
+// phase): the vector of a key whose text still hashes to what was embedded
+// is kept at no cost, the others (a changed from= list or embedding model)
+// are embedded again by the embedding stage, outside any transaction, and
+// replace the key's vector as they come.
 //
 // With WithOffline, everything happens in ONE write transaction instead:
 // sidecars are dropped, re-created and filled in large batches, and the

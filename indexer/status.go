@@ -64,8 +64,8 @@ type SidecarStatus struct {
 
 // RebuildStatus is the progress of an online rebuild (see Rebuild).
 type RebuildStatus struct {
-	Phase     string    // outbox.PhaseSide, PhaseMove, PhaseCatchUp (side file) or PhaseScan, PhaseCopy, PhaseMerge (main file), then PhaseDrop
-	Done      int64     // source rows copied into the new generation
+	Phase     string    // outbox.PhaseSide, PhaseMove, PhaseCatchUp (side file) or PhaseScan, PhaseCopy, PhaseMerge (main file), then PhaseRequeue (derived vectors) and PhaseDrop
+	Done      int64     // source rows copied into the new generation (in PhaseRequeue: queued for embedding)
 	Total     int64     // source rows to copy (counted when the rebuild started)
 	StartedAt time.Time // when the rebuild started (it may have been resumed since)
 	UpdatedAt time.Time // when its last step committed
@@ -241,7 +241,7 @@ func (ix *Indexer) status(ctx context.Context, tx *sql.Tx, o statusOptions) (Sta
 	}
 	for _, r := range rebuilds {
 		rs := &RebuildStatus{Phase: r.Phase, Done: r.Done, Total: r.Total, StartedAt: r.StartedAt, UpdatedAt: r.UpdatedAt}
-		if r.Phase != outbox.PhaseDrop {
+		if !r.Swapped() {
 			rs.Building = strings.Split(rebuildLabel(r), ",")
 		}
 		if el := now.Sub(r.StartedAt).Seconds(); el > 0 && r.Done > 0 {

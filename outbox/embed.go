@@ -95,11 +95,18 @@ func ClearEmbedStates(ctx context.Context, db DB, tbl, field string, keys []any)
 // only the rest is embedded. It also re-embeds everything after the
 // embedding model changed, since the model is part of the hash.
 func RequeueEmbeddings(ctx context.Context, db DB, spec *Spec) (int64, error) {
+	return RequeueEmbeddingsWhere(ctx, db, spec, "1")
+}
+
+// RequeueEmbeddingsWhere is RequeueEmbeddings for the source rows (alias
+// s) that cond, with args, selects: an online rebuild queues a table by
+// key ranges.
+func RequeueEmbeddingsWhere(ctx context.Context, db DB, spec *Spec, cond string, args ...any) (int64, error) {
 	var n int64
 	for _, v := range spec.DerivedVecs() {
-		res, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO oi_embed_queue (tbl, field, key, queued_at) SELECT ?, ?, `+
-			Quote(spec.Key)+`, ? FROM `+Quote(spec.Source)+` ORDER BY `+Quote(spec.Key),
-			spec.Source, v.Table, time.Now().UnixNano())
+		res, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO oi_embed_queue (tbl, field, key, queued_at) SELECT ?, ?, s.`+
+			Quote(spec.Key)+`, ? FROM `+Quote(spec.Source)+` s WHERE `+cond+` ORDER BY s.`+Quote(spec.Key),
+			append([]any{spec.Source, v.Table, time.Now().UnixNano()}, args...)...)
 		if err != nil {
 			return n, fmt.Errorf("outbox: queue embeddings of %s.%s: %w", spec.Source, v.Table, err)
 		}

@@ -30,6 +30,12 @@ const (
 	PhaseCopy = "copy"
 	// PhaseMerge merges the new FTS5 index's segments in small steps.
 	PhaseMerge = "merge"
+	// PhaseRequeue follows the swap of a table with derived vectors (tag
+	// from=): every row is queued for embedding, by key ranges (After is
+	// the last key queued), so that the embedding stage re-embeds what
+	// the new spec or model changed and keeps the rest at no cost. The
+	// previous generation (Old) is dropped after it.
+	PhaseRequeue = "requeue"
 	// PhaseDrop drops the previous generation, after the swap.
 	PhaseDrop = "drop"
 
@@ -61,7 +67,7 @@ type RebuildState struct {
 	Spec *Spec
 	// Phase is one of PhaseSide, PhaseMove, PhaseCatchUp (a rebuild in a
 	// side file) or PhaseScan, PhaseCopy, PhaseMerge (in the main file),
-	// then PhaseDrop.
+	// then PhaseRequeue (derived vectors only) and PhaseDrop.
 	Phase string
 	// After is the last source key copied (int64 or string), nil before
 	// the first range; in PhaseMove, the move's position.
@@ -77,7 +83,7 @@ type RebuildState struct {
 	StartedAt   time.Time
 	UpdatedAt   time.Time
 	// Old lists the tables of the previous generation still to drop
-	// (PhaseDrop only).
+	// (PhaseRequeue and PhaseDrop: after the swap).
 	Old []string
 	// SwappedAt is when the new generation was swapped in (PhaseDrop
 	// only; stored in the after column, which has no use any more).
@@ -212,11 +218,18 @@ func SaveRebuild(ctx context.Context, db DB, r *RebuildState) error {
 	return nil
 }
 
+// Swapped reports whether r's new generation is the live one already
+// (PhaseRequeue, PhaseDrop): only the previous generation, r.Old, is left
+// to drop.
+func (r *RebuildState) Swapped() bool {
+	return r.Phase == PhaseRequeue || r.Phase == PhaseDrop
+}
+
 // BuildingTables returns the sidecar tables r builds (before the swap) or
-// still has to drop (PhaseDrop), and the vector-state table.
+// still has to drop (after it), and the vector-state table.
 func (r *RebuildState) BuildingTables() []string {
 	var out []string
-	if r.Phase == PhaseDrop {
+	if r.Swapped() {
 		out = append(out, r.Old...)
 	} else {
 		for _, v := range r.Spec.VecSpecs() {

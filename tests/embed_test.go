@@ -2,9 +2,12 @@ package tests
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,11 +55,17 @@ func embOpen(t testing.TB, path string) *gorm.DB {
 // for blank text.
 func wantVec(t *testing.T, dim int, encoding string, values ...any) []byte {
 	t.Helper()
+	return wantVecBy(t, vecsink.HashEmbedder(dim), dim, encoding, values...)
+}
+
+// wantVecBy is wantVec for the vectors of embedder e.
+func wantVecBy(t *testing.T, e vecsink.Embedder, dim int, encoding string, values ...any) []byte {
+	t.Helper()
 	text := outbox.EmbedText(values)
 	if strings.TrimSpace(text) == "" {
 		return nil
 	}
-	v, err := vecsink.HashEmbedder(dim).Embed(context.Background(), []string{text})
+	v, err := e.Embed(context.Background(), []string{text})
 	require.NoError(t, err)
 	b, err := outbox.EncodeVector(v[0], dim, encoding)
 	require.NoError(t, err)
@@ -68,12 +77,20 @@ func wantVec(t *testing.T, dim int, encoding string, values ...any) []byte {
 // vec0 holds nothing else.
 func checkArticles(t *testing.T, db *gorm.DB, parked map[uint]bool) {
 	t.Helper()
+	checkArticlesBy(t, db, parked, vecsink.HashEmbedder(embDim))
+}
+
+// checkArticlesBy is checkArticles for the vectors of embedder e.
+func checkArticlesBy(t *testing.T, db *gorm.DB, parked map[uint]bool, e vecsink.Embedder) {
+	t.Helper()
 	var rows []embArticle
 	require.NoError(t, db.Order("id").Find(&rows).Error)
 	got := map[int64][]byte{}
 	sqlDB, err := db.DB()
 	require.NoError(t, err)
-	r, err := sqlDB.Query(`SELECT rowid, embedding FROM emb_articles_vec`)
+	live, err := outbox.LiveTable(context.Background(), sqlDB, "emb_articles_vec")
+	require.NoError(t, err)
+	r, err := sqlDB.Query(`SELECT rowid, embedding FROM ` + outbox.Quote(live))
 	require.NoError(t, err)
 	for r.Next() {
 		var k int64
@@ -85,7 +102,7 @@ func checkArticles(t *testing.T, db *gorm.DB, parked map[uint]bool) {
 	require.NoError(t, r.Close())
 	n := 0
 	for _, a := range rows {
-		want := wantVec(t, embDim, outbox.EncodingBinary, a.Title, a.Body)
+		want := wantVecBy(t, e, embDim, outbox.EncodingBinary, a.Title, a.Body)
 		if parked[a.ID] {
 			want = nil
 		}
@@ -402,6 +419,281 @@ func TestEmbedRebuild(t *testing.T) {
 	checkArticles(t, db, nil)
 	st, _ = ix.EmbedStatus()
 	require.Equal(t, int64(52), st.Texts, "only the two changed rows were embedded")
+}
+
+// flipEmbedder is another embedding model of HashEmbedder's dimension: the
+// same vectors, negated (the embedder's type names it in the text hashes).
+type flipEmbedder struct{}
+
+func (flipEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	vs, err := vecsink.HashEmbedder(embDim).Embed(ctx, texts)
+	for _, v := range vs {
+		for i := range v {
+			v[i] = -v[i]
+		}
+	}
+	return vs, err
+}
+
+// TestEmbedRebuildOnlineNewModel: after the embedding model changed, a
+// Rebuild re-embeds every row online, while the application writes: the
+// table's sidecars are built beside the live ones and swapped in, every
+// row is queued for embedding after the swap (the requeue phase), and in
+// the end every vector is the new model's of the row's current text.
+func TestEmbedRebuildOnlineNewModel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := testdb.Path(t)
+	db := embOpen(t, path)
+	ix, err := indexer.New(db, indexer.WithEmbedder(vecsink.HashEmbedder(embDim)))
+	require.NoError(t, err)
+	arts := make([]embArticle, 120)
+	for i := range arts {
+		arts[i] = embArticle{Title: fmt.Sprintf("title %d", i), Body: fmt.Sprintf("body %d", i%7)}
+	}
+	require.NoError(t, db.CreateInBatches(&arts, 100).Error)
+	// Notes have text keys (their rebuild copies in the main file, not in
+	// a side file) and a supplied vector beside the derived one.
+	notes := make([]embNote, 30)
+	for i := range notes {
+		notes[i] = embNote{ID: fmt.Sprintf("n%03d", i), Text: fmt.Sprintf("note %d", i), Own: vecsink.Embedding{float32(i), 1, 2}}
+	}
+	require.NoError(t, db.Create(&notes).Error)
+	_, err = ix.Drain(ctx)
+	require.NoError(t, err)
+	checkArticles(t, db, nil)
+	require.NoError(t, ix.Close())
+
+	var mu sync.Mutex
+	phases := map[string]bool{}
+	ix, err = indexer.New(db, indexer.WithEmbedder(flipEmbedder{}),
+		indexer.WithObserver(indexer.Observer{Rebuild: func(s indexer.RebuildStats) {
+			mu.Lock()
+			phases[s.Phase] = true
+			mu.Unlock()
+		}}))
+	require.NoError(t, err)
+	defer ix.Close()
+	// The application writes through the rebuild: updates, inserts and
+	// deletes, each in its own transaction.
+	stop, started := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	var writes atomic.Int64
+	go func() {
+		r := rand.New(rand.NewPCG(7, 8))
+		for i := 0; ; i++ {
+			if i == 10 {
+				close(started)
+			}
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			var err error
+			switch i % 3 {
+			case 0:
+				err = db.Model(&embArticle{ID: arts[r.IntN(len(arts))].ID}).Update("title", fmt.Sprintf("changed %d", i)).Error
+			case 1:
+				err = db.Create(&embArticle{Title: fmt.Sprintf("new %d", i), Body: "b"}).Error
+			default:
+				err = db.Delete(&embArticle{}, arts[r.IntN(len(arts))].ID).Error
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+			writes.Add(1)
+			time.Sleep(3 * time.Millisecond)
+		}
+	}()
+	<-started
+	before := writes.Load()
+	require.NoError(t, ix.Rebuild(ctx))
+	during := writes.Load() - before
+	close(stop)
+	require.NoError(t, <-done)
+	require.Positive(t, during, "the application wrote during the rebuild")
+	t.Logf("writes during the rebuild: %d", during)
+	_, err = ix.Drain(ctx)
+	require.NoError(t, err)
+	checkArticlesBy(t, db, nil, flipEmbedder{})
+
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+	live, err := outbox.LiveTable(ctx, sqlDB, "emb_articles_vec")
+	require.NoError(t, err)
+	require.Equal(t, "emb_articles_vec__g1", live, "rebuilt online: a new generation")
+	for _, old := range []string{"emb_articles_vec", "emb_articles_fts"} {
+		var n int
+		require.NoError(t, sqlDB.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = ?`, old).Scan(&n))
+		require.Zero(t, n, "the previous generation %s is dropped", old)
+	}
+	for _, n := range notes {
+		var own, der []byte
+		require.NoError(t, sqlDB.QueryRow(`SELECT embedding FROM emb_notes_vec__g1 WHERE id = ?`, n.ID).Scan(&own))
+		require.NoError(t, sqlDB.QueryRow(`SELECT derived FROM emb_notes_derived_vec__g1 WHERE id = ?`, n.ID).Scan(&der))
+		wantOwn, err := outbox.EncodeVector(n.Own, 3, outbox.EncodingBinary)
+		require.NoError(t, err)
+		require.Equal(t, wantOwn, own, "note %s: the supplied vector is kept", n.ID)
+		require.Equal(t, wantVecBy(t, flipEmbedder{}, embDim, outbox.EncodingBinary, n.Text), der, "note %s", n.ID)
+	}
+	mu.Lock()
+	require.True(t, phases[outbox.PhaseRequeue], "phases seen: %v", phases)
+	require.True(t, phases[outbox.PhaseCopy], "the notes were copied in the main file: %v", phases)
+	mu.Unlock()
+	var rows int64
+	require.NoError(t, db.Model(&embArticle{}).Count(&rows).Error)
+	st, _ := ix.EmbedStatus()
+	require.GreaterOrEqual(t, st.Texts, rows+int64(len(notes)), "every row embedded again by the new model")
+}
+
+// TestEmbedRebuildOnlineLostVector: a key whose vector events the log
+// lost (pruned by hand here) gets no vector from the online rebuild's copy;
+// its requeue phase forgets the key's text hash, so that the key is
+// embedded again rather than kept "unchanged" without a vector.
+func TestEmbedRebuildOnlineLostVector(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := embOpen(t, testdb.Path(t))
+	ix, err := indexer.New(db, indexer.WithEmbedder(vecsink.HashEmbedder(embDim)))
+	require.NoError(t, err)
+	defer ix.Close()
+	arts := make([]embArticle, 40)
+	for i := range arts {
+		arts[i] = embArticle{Title: fmt.Sprintf("title %d", i), Body: "body"}
+	}
+	require.NoError(t, db.Create(&arts).Error)
+	_, err = ix.Drain(ctx)
+	require.NoError(t, err)
+	sqlDB, err := db.DB()
+	require.NoError(t, err)
+	lost := arts[7].ID
+	res, err := sqlDB.Exec(`DELETE FROM oi_events WHERE tbl = 'emb_articles' AND key = ? AND op = ?`, lost, int(outbox.OpVector))
+	require.NoError(t, err)
+	n, err := res.RowsAffected()
+	require.NoError(t, err)
+	require.Positive(t, n)
+	before, _ := ix.EmbedStatus()
+
+	require.NoError(t, ix.Rebuild(ctx, "emb_articles"))
+	_, err = ix.Drain(ctx)
+	require.NoError(t, err)
+	checkArticles(t, db, nil)
+	after, _ := ix.EmbedStatus()
+	require.Equal(t, before.Texts+1, after.Texts, "only the key that lost its vector was embedded again")
+	live, err := outbox.LiveTable(ctx, sqlDB, "emb_articles_vec")
+	require.NoError(t, err)
+	require.Equal(t, "emb_articles_vec__g1", live)
+}
+
+// TestEmbedRebuildRequeueInterrupted: a Rebuild stopped in its requeue
+// phase (after the swap, with rows left to queue for embedding) is
+// finished by the next indexer's Drain, and vectors end up exact; a table
+// dropped in that phase leaves nothing behind.
+func TestEmbedRebuildRequeueInterrupted(t *testing.T) {
+	t.Parallel()
+	// interrupt seeds a database, changes the embedding model and stops
+	// the Rebuild after its first requeue step.
+	interrupt := func(t *testing.T) (*gorm.DB, *sql.DB) {
+		ctx := context.Background()
+		db := embOpen(t, testdb.Path(t))
+		ix, err := indexer.New(db, indexer.WithEmbedder(vecsink.HashEmbedder(embDim)))
+		require.NoError(t, err)
+		arts := make([]embArticle, 1500)
+		for i := range arts {
+			arts[i] = embArticle{Title: fmt.Sprintf("title %d", i), Body: "body"}
+		}
+		require.NoError(t, db.CreateInBatches(&arts, 500).Error)
+		_, err = ix.Drain(ctx)
+		require.NoError(t, err)
+		require.NoError(t, ix.Close())
+
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		ix, err = indexer.New(db, indexer.WithEmbedder(flipEmbedder{}), indexer.WithProgress(func(p indexer.Progress) {
+			if p.Phase == outbox.PhaseRequeue && p.Done > 0 {
+				cancel()
+			}
+		}))
+		require.NoError(t, err)
+		require.ErrorIs(t, ix.Rebuild(rctx, "emb_articles"), context.Canceled)
+		st, err := ix.Status(ctx)
+		require.NoError(t, err)
+		require.NoError(t, ix.Close())
+		var rs *indexer.RebuildStatus
+		for _, ts := range st.Tables {
+			if ts.Table == "emb_articles" {
+				rs = ts.Rebuild
+			}
+		}
+		require.NotNil(t, rs, "the rebuild is still recorded")
+		require.Equal(t, outbox.PhaseRequeue, rs.Phase)
+		require.Positive(t, rs.Done)
+		require.Less(t, rs.Done, rs.Total, "rows are left to queue")
+		require.Empty(t, rs.Building, "swapped: nothing is being built")
+		sqlDB, err := db.DB()
+		require.NoError(t, err)
+		live, err := outbox.LiveTable(ctx, sqlDB, "emb_articles_vec")
+		require.NoError(t, err)
+		require.Equal(t, "emb_articles_vec__g1", live)
+		return db, sqlDB
+	}
+
+	t.Run("resumed", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		db, sqlDB := interrupt(t)
+		ix, err := indexer.New(db, indexer.WithEmbedder(flipEmbedder{}))
+		require.NoError(t, err)
+		defer ix.Close()
+		deadline := time.Now().Add(5 * time.Minute) // minutes under -race
+		for {
+			_, err = ix.Drain(ctx)
+			require.NoError(t, err)
+			var n int
+			require.NoError(t, sqlDB.QueryRow(`SELECT count(*) FROM oi_rebuild`).Scan(&n))
+			if n == 0 {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "the rebuild did not finish")
+			time.Sleep(20 * time.Millisecond)
+		}
+		_, err = ix.Drain(ctx)
+		require.NoError(t, err)
+		checkArticlesBy(t, db, nil, flipEmbedder{})
+		var n int
+		require.NoError(t, sqlDB.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'emb_articles_vec'`).Scan(&n))
+		require.Zero(t, n, "the previous generation is dropped")
+	})
+
+	t.Run("dropped", func(t *testing.T) {
+		t.Parallel()
+		db, sqlDB := interrupt(t)
+		require.NoError(t, db.Migrator().DropTable(&embArticle{}))
+		var names []string
+		rows, err := sqlDB.Query(`SELECT name FROM sqlite_master WHERE name LIKE 'emb_articles%' OR name LIKE 'oi_rebuild_vec_emb_articles%'`)
+		require.NoError(t, err)
+		for rows.Next() {
+			var n string
+			require.NoError(t, rows.Scan(&n))
+			names = append(names, n)
+		}
+		require.NoError(t, rows.Err())
+		require.NoError(t, rows.Close())
+		require.Empty(t, names, "nothing of emb_articles is left")
+		for _, q := range []string{
+			`SELECT count(*) FROM oi_rebuild`,
+			`SELECT count(*) FROM oi_embed_queue WHERE tbl = 'emb_articles'`,
+			`SELECT count(*) FROM oi_embed_state WHERE tbl = 'emb_articles'`,
+			`SELECT count(*) FROM oi_events WHERE tbl = 'emb_articles'`,
+		} {
+			var n int
+			require.NoError(t, sqlDB.QueryRow(q).Scan(&n))
+			require.Zero(t, n, q)
+		}
+	})
 }
 
 // embTwo has two derived vectors of different dimensions, each computed by

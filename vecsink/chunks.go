@@ -181,64 +181,15 @@ func (t *Table) rebuildChunks(ctx context.Context, tx outbox.DB, opts outbox.Reb
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s (key, id) SELECT key, max(id) FROM oi_events WHERE tbl = ? AND %s GROUP BY key`, latest, sets), spec.Source); err != nil {
 		return 0, fmt.Errorf("vecsink: rebuild %s: latest vectors: %w", v.Table, err)
 	}
-	sel := []string{"s." + outbox.Quote(spec.Key), "e.vec"}
-	if spec.SoftDelete != "" {
-		sel = append(sel, fmt.Sprintf("(s.%s IS NOT NULL)", outbox.Quote(spec.SoftDelete)))
-	}
-	for _, m := range v.Metadata {
-		sel = append(sel, "s."+outbox.Quote(m.Name))
-	}
 	ins := t.chunkInsert()
 	var done, written int64
 	err := sqlutil.KeyChunks(ctx, tx, spec.Source, spec.Key, "s", opts.BatchSize, func(cond string, args []any, rows int64) error {
-		q := fmt.Sprintf(`SELECT %s FROM %s s JOIN %s l ON l.key = +s.%s JOIN oi_events e ON e.id = l.id WHERE %s AND NOT (%s) AND length(e.vec) > 0`,
-			strings.Join(sel, ", "), outbox.Quote(spec.Source), latest, outbox.Quote(spec.Key), cond, noneE)
-		type row struct {
-			key  int64
-			vec  []byte
-			meta []any
-		}
-		var batch []row
-		r, err := tx.QueryContext(ctx, q, args...)
+		from := fmt.Sprintf(`%s s JOIN %s l ON l.key = +s.%s JOIN oi_events e ON e.id = l.id`, outbox.Quote(spec.Source), latest, outbox.Quote(spec.Key))
+		n, err := t.fillChunks(ctx, tx, ins, from, cond, noneE, args)
 		if err != nil {
 			return fmt.Errorf("vecsink: rebuild %s: %w", v.Table, err)
 		}
-		for r.Next() {
-			var x row
-			x.meta = make([]any, len(sel)-2)
-			dest := []any{&x.key, &x.vec}
-			for i := range x.meta {
-				dest = append(dest, &x.meta[i])
-			}
-			if err := r.Scan(dest...); err != nil {
-				r.Close()
-				return fmt.Errorf("vecsink: rebuild %s: %w", v.Table, err)
-			}
-			batch = append(batch, x)
-		}
-		err = r.Err()
-		r.Close()
-		if err != nil {
-			return fmt.Errorf("vecsink: rebuild %s: %w", v.Table, err)
-		}
-		for _, x := range batch {
-			chunks, err := outbox.DecodeChunks(x.vec, v.Dim)
-			if err != nil {
-				continue // an invalid vector: the row gets none, as in Rebuild
-			}
-			for j, ch := range chunks {
-				id, err := outbox.ChunkRowID(x.key, j)
-				if err != nil {
-					return fmt.Errorf("vecsink: rebuild %s: %w", v.Table, err)
-				}
-				a := append([]any{id, ch.Vec}, x.meta...)
-				a = append(a, ch.Start, ch.End)
-				if _, err := tx.ExecContext(ctx, ins, a...); err != nil {
-					return fmt.Errorf("vecsink: rebuild %s: %w", v.Table, err)
-				}
-				written++
-			}
-		}
+		written += n
 		if rows < 0 {
 			done = total
 		} else {
@@ -250,4 +201,69 @@ func (t *Table) rebuildChunks(ctx context.Context, tx outbox.DB, opts outbox.Reb
 		return nil
 	})
 	return written, err
+}
+
+// fillChunks writes the chunks of the rows that from (the source as s
+// joined to the event that holds each row's vector state as e) yields
+// under cond, with args: the rows whose state is none get no chunks, and
+// an invalid chunk list none either, as in Rebuild. ins is chunkInsert.
+func (t *Table) fillChunks(ctx context.Context, tx outbox.DB, ins, from, cond, none string, args []any) (int64, error) {
+	spec := t.spec
+	v := spec.Vec
+	sel := []string{"s." + outbox.Quote(spec.Key), "e.vec"}
+	if spec.SoftDelete != "" {
+		sel = append(sel, fmt.Sprintf("(s.%s IS NOT NULL)", outbox.Quote(spec.SoftDelete)))
+	}
+	for _, m := range v.Metadata {
+		sel = append(sel, "s."+outbox.Quote(m.Name))
+	}
+	q := fmt.Sprintf(`SELECT %s FROM %s WHERE (%s) AND NOT (%s) AND length(e.vec) > 0`, strings.Join(sel, ", "), from, cond, none)
+	type row struct {
+		key  int64
+		vec  []byte
+		meta []any
+	}
+	var batch []row
+	r, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	for r.Next() {
+		var x row
+		x.meta = make([]any, len(sel)-2)
+		dest := []any{&x.key, &x.vec}
+		for i := range x.meta {
+			dest = append(dest, &x.meta[i])
+		}
+		if err := r.Scan(dest...); err != nil {
+			r.Close()
+			return 0, err
+		}
+		batch = append(batch, x)
+	}
+	err = r.Err()
+	r.Close()
+	if err != nil {
+		return 0, err
+	}
+	var written int64
+	for _, x := range batch {
+		chunks, err := outbox.DecodeChunks(x.vec, v.Dim)
+		if err != nil {
+			continue // an invalid vector: the row gets none, as in Rebuild
+		}
+		for j, ch := range chunks {
+			id, err := outbox.ChunkRowID(x.key, j)
+			if err != nil {
+				return written, err
+			}
+			a := append([]any{id, ch.Vec}, x.meta...)
+			a = append(a, ch.Start, ch.End)
+			if _, err := tx.ExecContext(ctx, ins, a...); err != nil {
+				return written, err
+			}
+			written++
+		}
+	}
+	return written, nil
 }

@@ -27,10 +27,22 @@ func (t *Table) Create(ctx context.Context, db outbox.DB) error {
 // vector of the newest retained event that set its vector state (found
 // through r.VecStates), with the row's current deleted flag and metadata.
 // Rows whose newest state is "no vector", a hard delete, or a vector this
-// table does not accept get none, as in Rebuild.
+// table does not accept get none, as in Rebuild. A chunked table gets one
+// entry per chunk of each row's chunk list.
 func (t *Table) CopyRange(ctx context.Context, tx outbox.DB, r outbox.KeyRange) (int64, error) {
 	spec := t.spec
 	v := spec.Vec
+	_, none := t.stateSQL("e.")
+	if v.Chunked() {
+		// One vec0 row per chunk of each row's chunk list.
+		from := fmt.Sprintf(`%s s CROSS JOIN %s l ON l.field = ? AND l.key = +s.%s CROSS JOIN oi_events e ON e.id = l.id`,
+			outbox.Quote(spec.Source), outbox.Quote(r.VecStates), outbox.Quote(spec.Key))
+		n, err := t.fillChunks(ctx, tx, t.chunkInsert(), from, r.Cond, none, append([]any{t.field}, r.Args...))
+		if err != nil {
+			return n, fmt.Errorf("vecsink: copy into %s: %w", t.Name(), err)
+		}
+		return n, nil
+	}
 	valid, value := t.vecSQL("e.vec")
 	keyCol := "rowid"
 	if spec.KeyType == outbox.KeyText {
@@ -46,7 +58,6 @@ func (t *Table) CopyRange(ctx context.Context, tx outbox.DB, r outbox.KeyRange) 
 		names = append(names, outbox.Quote(m.Name))
 		exprs = append(exprs, metaExpr(m.Type, "s."+outbox.Quote(m.Name)))
 	}
-	_, none := t.stateSQL("e.")
 	// The unary + strips the source key's affinity (see Rebuild). CROSS
 	// JOIN keeps the source's key range in the outer loop: left to itself
 	// the planner scans the whole vector-state table instead.

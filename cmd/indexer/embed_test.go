@@ -53,8 +53,10 @@ func checkMemos(t *testing.T, path string, n int) {
 		require.NoError(t, err)
 		sqlDB, err := db.DB()
 		require.NoError(t, err)
+		live, err := outbox.LiveTable(context.Background(), sqlDB, "memos_vec")
+		require.NoError(t, err)
 		var got []byte
-		require.NoError(t, sqlDB.QueryRow(`SELECT embedding FROM memos_vec WHERE rowid = ?`, m.ID).Scan(&got))
+		require.NoError(t, sqlDB.QueryRow(`SELECT embedding FROM `+outbox.Quote(live)+` WHERE rowid = ?`, m.ID).Scan(&got))
 		require.Equal(t, want, got, "memo %d", m.ID)
 	}
 }
