@@ -625,6 +625,23 @@ func (ix *Indexer) applyRound(ctx context.Context, r *embedRound) (int, error) {
 					}
 					cur[g] = texts
 				}
+				// Hashes to record and failures to clear, per group, in
+				// multi-row statements after the loop.
+				type settledKeys struct {
+					keys, failed []any
+					hashes       [][]byte
+				}
+				var order []*embedGroup
+				byGroup := map[*embedGroup]*settledKeys{}
+				settle := func(g *embedGroup) *settledKeys {
+					sk := byGroup[g]
+					if sk == nil {
+						sk = &settledKeys{}
+						byGroup[g] = sk
+						order = append(order, g)
+					}
+					return sk
+				}
 				for _, x := range chunk {
 					g, it := x.g, x.it
 					if g.spec == nil {
@@ -639,17 +656,13 @@ func (ix *Indexer) applyRound(ctx context.Context, r *embedRound) (int, error) {
 					switch it.act {
 					case embedNone:
 						events = append(events, outbox.Event{Table: g.spec.Source, Key: it.q.Key, Op: outbox.OpVector, Vec: []byte{}, At: now, Field: field})
-						if err := outbox.SetEmbedState(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key, it.hash); err != nil {
-							return err
-						}
+						sk := settle(g)
+						sk.keys, sk.hashes = append(sk.keys, it.q.Key), append(sk.hashes, it.hash)
 					case embedVector:
 						events = append(events, outbox.Event{Table: g.spec.Source, Key: it.q.Key, Op: outbox.OpVector, Vec: it.out, At: now, Field: field})
-						if err := outbox.SetEmbedState(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key, it.hash); err != nil {
-							return err
-						}
-						if err := outbox.ClearEmbedFailures(ctx, tx, g.spec.Source, g.vec.Table, it.q.Key); err != nil {
-							return err
-						}
+						sk := settle(g)
+						sk.keys, sk.hashes = append(sk.keys, it.q.Key), append(sk.hashes, it.hash)
+						sk.failed = append(sk.failed, it.q.Key)
 						embedded++
 					case embedFailed:
 						// The stale vector goes: it is not the text's.
@@ -665,6 +678,15 @@ func (ix *Indexer) applyRound(ctx context.Context, r *embedRound) (int, error) {
 						unchanged++
 					}
 					done = append(done, it.q.ID)
+				}
+				for _, g := range order {
+					sk := byGroup[g]
+					if err := outbox.SetEmbedStates(ctx, tx, g.spec.Source, g.vec.Table, sk.keys, sk.hashes); err != nil {
+						return err
+					}
+					if err := outbox.ClearEmbedFailuresOf(ctx, tx, g.spec.Source, g.vec.Table, sk.failed); err != nil {
+						return err
+					}
 				}
 				if err := outbox.Append(ctx, tx, events); err != nil {
 					return err

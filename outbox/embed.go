@@ -200,12 +200,29 @@ func EmbedStates(ctx context.Context, db DB, tbl, field string, keys []any) (map
 	return out, nil
 }
 
-// SetEmbedState records that the vector of key of a derived vector was
-// computed from the text of hash.
-func SetEmbedState(ctx context.Context, db DB, tbl, field string, key any, hash []byte) error {
-	if _, err := db.ExecContext(ctx, `INSERT INTO oi_embed_state (tbl, field, key, hash) VALUES (?, ?, ?, ?)
-		ON CONFLICT (tbl, field, key) DO UPDATE SET hash = excluded.hash`, tbl, field, key, hash); err != nil {
-		return fmt.Errorf("outbox: record embedding state of %s.%s key %v: %w", tbl, field, key, err)
+// SetEmbedStates records, for keys of a derived vector, that the vector of
+// keys[i] was computed from the text of hashes[i], in multi-row statements
+// (a round settles hundreds of keys in one short transaction).
+func SetEmbedStates(ctx context.Context, db DB, tbl, field string, keys []any, hashes [][]byte) error {
+	if len(keys) != len(hashes) {
+		return fmt.Errorf("outbox: record embedding states of %s.%s: %d keys, %d hashes", tbl, field, len(keys), len(hashes))
+	}
+	for start := 0; start < len(keys); start += keyChunk {
+		end := min(start+keyChunk, len(keys))
+		args := make([]any, 0, 4*(end-start))
+		q := make([]byte, 0, 128+12*(end-start))
+		q = append(q, `INSERT INTO oi_embed_state (tbl, field, key, hash) VALUES `...)
+		for i := start; i < end; i++ {
+			if i > start {
+				q = append(q, ',')
+			}
+			q = append(q, "(?, ?, ?, ?)"...)
+			args = append(args, tbl, field, keys[i], hashes[i])
+		}
+		q = append(q, ` ON CONFLICT (tbl, field, key) DO UPDATE SET hash = excluded.hash`...)
+		if _, err := db.ExecContext(ctx, string(q), args...); err != nil {
+			return fmt.Errorf("outbox: record embedding states of %s.%s: %w", tbl, field, err)
+		}
 	}
 	return nil
 }
@@ -241,12 +258,16 @@ func ParkEmbedFailure(ctx context.Context, db DB, tbl, field string, key any, ms
 	return ParkEvents(ctx, db, []int64{id}, EmbedFailure+"vector "+field+": "+msg, 1, now)
 }
 
-// ClearEmbedFailures deletes the embedding-failure dead letters of key (its
-// current text was embedded).
-func ClearEmbedFailures(ctx context.Context, db DB, tbl, field string, key any) error {
-	if _, err := db.ExecContext(ctx, `DELETE FROM oi_deadletters WHERE tbl = ? AND key = ? AND substr(error, 1, ?) = ?`,
-		tbl, key, len(EmbedFailure+"vector "+field+": "), EmbedFailure+"vector "+field+": "); err != nil {
-		return fmt.Errorf("outbox: clear embedding failures of %s key %v: %w", tbl, key, err)
+// ClearEmbedFailuresOf deletes the embedding-failure dead letters of keys
+// of a derived vector (their current text was embedded).
+func ClearEmbedFailuresOf(ctx context.Context, db DB, tbl, field string, keys []any) error {
+	prefix := EmbedFailure + "vector " + field + ": "
+	for start := 0; start < len(keys); start += keyChunk {
+		chunk := keys[start:min(start+keyChunk, len(keys))]
+		args := append([]any{tbl, len(prefix), prefix}, chunk...)
+		if _, err := db.ExecContext(ctx, `DELETE FROM oi_deadletters WHERE tbl = ? AND substr(error, 1, ?) = ? AND key IN (`+Placeholders(len(chunk))+`)`, args...); err != nil {
+			return fmt.Errorf("outbox: clear embedding failures of %s.%s: %w", tbl, field, err)
+		}
 	}
 	return nil
 }
