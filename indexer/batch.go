@@ -121,7 +121,9 @@ func (ix *Indexer) step(ctx context.Context) (batchResult, error) {
 	for {
 		var res batchResult
 		start := ix.cfg.now()
+		var locked time.Time
 		err := ix.inTx(ctx, func(tx *sql.Tx) error {
+			locked = ix.cfg.now() // BEGIN IMMEDIATE took the write lock
 			if err := ix.fence(ctx, tx); err != nil {
 				return err
 			}
@@ -150,7 +152,7 @@ func (ix *Indexer) step(ctx context.Context) (batchResult, error) {
 				}
 			}
 			if f := ix.cfg.observer.Batch; f != nil && res.events+res.parked > 0 {
-				st := BatchStats{Events: res.events, Keys: res.keys, Parked: res.parked, Checkpoint: res.checkpoint, Duration: ix.cfg.now().Sub(start)}
+				st := BatchStats{Events: res.events, Keys: res.keys, Parked: res.parked, Checkpoint: res.checkpoint, Wait: locked.Sub(start), Duration: ix.cfg.now().Sub(locked)}
 				if res.newest != 0 {
 					st.Lag = ix.cfg.now().Sub(time.Unix(0, res.newest))
 				}

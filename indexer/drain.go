@@ -194,6 +194,14 @@ func (ix *Indexer) applyPending(ctx context.Context, target int64, all bool) (ap
 		if res.final || (!all && res.checkpoint >= target) {
 			return applied, true, nil
 		}
+		// More is pending: let a waiting writer in first (see yield),
+		// without applyMu, which SyncTx waits on.
+		ix.applyMu.Unlock()
+		err = ix.yield(ctx)
+		ix.applyMu.Lock()
+		if err != nil {
+			return applied, false, err
+		}
 	}
 }
 

@@ -599,6 +599,11 @@ func (ix *Indexer) applyRound(ctx context.Context, r *embedRound) (int, error) {
 	}
 	total := 0
 	for start := 0; start < len(all); start += embedTxKeys {
+		if start > 0 {
+			if err := ix.yield(ctx); err != nil { // a waiting writer first
+				return total, err
+			}
+		}
 		chunk := all[start:min(start+embedTxKeys, len(all))]
 		var settled, embedded, unchanged, parked int
 		err := ix.retry(ctx, func(ctx context.Context) error {

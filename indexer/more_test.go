@@ -592,3 +592,41 @@ func TestStatusWithoutCounts(t *testing.T) {
 		}
 	}
 }
+
+// BatchStats tells the wait for the write lock from the transaction that
+// holds it: a batch that waited for another connection's transaction
+// reports the wait in Wait, not in Duration.
+func TestBatchStatsWait(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbox.ModeInTable, outbox.ModeContentless)
+	var mu sync.Mutex
+	var stats []indexer.BatchStats
+	ix := e.indexer(indexer.WithPollInterval(time.Hour), indexer.WithObserver(indexer.Observer{Batch: func(s indexer.BatchStats) { mu.Lock(); stats = append(stats, s); mu.Unlock() }}))
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- ix.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	// Once the worker holds the lease, its next batch writes nothing
+	// before its own transaction.
+	require.Eventually(t, ix.LeaseHeld, 5*time.Second, time.Millisecond)
+	e.seed(3)
+	conn, err := e.sql.Conn(e.ctx)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.ExecContext(e.ctx, "BEGIN IMMEDIATE")
+	require.NoError(t, err)
+	const held = 200 * time.Millisecond
+	ix.Notify()
+	time.Sleep(held)
+	_, err = conn.ExecContext(e.ctx, "COMMIT")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(stats) > 0 }, 5*time.Second, time.Millisecond)
+	mu.Lock()
+	first := stats[0]
+	mu.Unlock()
+	require.GreaterOrEqual(t, first.Wait, held/2, "the batch waited for the other transaction: %+v", first)
+	require.Less(t, first.Duration, first.Wait, "Duration is the hold, without the wait: %+v", first)
+}

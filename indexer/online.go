@@ -766,8 +766,12 @@ func (ix *Indexer) reportStep(r *outbox.RebuildState, d time.Duration) {
 	}
 }
 
-// yield pauses between two rebuild steps so that a writer waiting for the
-// write lock (polling every millisecond or two) gets it.
+// yield pauses between two write transactions of the indexer that follow
+// each other (rebuild steps, the apply batches of a backlog, an embedding
+// round's transactions) so that a writer waiting for the write lock
+// (polling every millisecond or two) gets it: back to back, the next BEGIN
+// IMMEDIATE comes within a fraction of a millisecond of the commit, and a
+// waiting writer almost never polls inside that gap.
 func (ix *Indexer) yield(ctx context.Context) error {
 	return sleep(ctx, max(ix.cfg.rebuildStep/8, 2*time.Millisecond))
 }

@@ -305,7 +305,8 @@ type BatchStats struct {
 	Parked     int           // events moved to oi_deadletters
 	Checkpoint int64         // the new checkpoint
 	Lag        time.Duration // age of the newest event applied, at commit
-	Duration   time.Duration // time spent in the transaction
+	Wait       time.Duration // time spent waiting for the write lock (BEGIN IMMEDIATE)
+	Duration   time.Duration // time spent in the transaction, holding the write lock, commit included
 }
 
 // WithEmbedder gives the indexer the embedder that computes derived vectors

@@ -201,7 +201,7 @@ func BenchmarkEmbedWriteLatency(b *testing.B) {
 // is the model's. It reports the application's write latency (from each
 // write's due time) in both windows, the errors, and online ÷ offline wall
 // time. OI_BENCH_DEBUG=1 splits the window at the Rebuild's return and
-// lists the worker's apply transactions over 25 ms.
+// lists the worker's apply transactions that held the lock over 25 ms.
 func BenchmarkEmbedRebuild(b *testing.B) {
 	for _, mode := range []string{"same-model", "new-model"} {
 		b.Run(mode, func(b *testing.B) {
@@ -257,7 +257,7 @@ func benchEmbedRebuild(b *testing.B, model vecsink.Embedder, reembed bool) {
 		obs := indexer.Observer{Batch: func(s indexer.BatchStats) {
 			if s.Duration > 25*time.Millisecond {
 				slowMu.Lock()
-				slow = append(slow, fmt.Sprintf("%s %d events %v", time.Now().Format("05.000"), s.Events, s.Duration.Round(time.Millisecond)))
+				slow = append(slow, fmt.Sprintf("%s %d events held %v (waited %v)", time.Now().Format("05.000"), s.Events, s.Duration.Round(time.Millisecond), s.Wait.Round(time.Millisecond)))
 				slowMu.Unlock()
 			}
 		}}
