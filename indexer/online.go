@@ -942,8 +942,8 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 }
 
 // swap makes the new generation (mt) of r the live one in the registry
-// and moves r to its requeue phase (derived vectors) or its drop phase. Everything is applied to both
-// generations in tx.
+// and moves r to its requeue phase (derived vectors) or its drop phase.
+// Everything is applied to both generations in tx.
 func (ix *Indexer) swap(ctx context.Context, tx *sql.Tx, r *outbox.RebuildState, t, mt *table) error {
 	if err := outbox.SwapSpec(ctx, tx, mt.spec); err != nil {
 		return err

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"database/sql"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"math"
@@ -156,10 +155,12 @@ func (e *modelEnv) ftsKey(m *mt, km map[int64]any, rid int64) any {
 	return k
 }
 
+// encodeLE is the little-endian float32 encoding of v (vec0's), as the
+// log carries it.
 func encodeLE(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, f := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	b, err := outbox.EncodeVector(v, len(v), outbox.EncodingBinary)
+	if err != nil {
+		panic(err) // vectors read back from vec0 or made by the test are finite
 	}
 	return b
 }
