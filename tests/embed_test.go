@@ -72,6 +72,17 @@ func wantVecBy(t *testing.T, e vecsink.Embedder, dim int, encoding string, value
 	return b
 }
 
+// embIndexed opens a new database with the embedding models and an
+// indexer on it that embeds with HashEmbedder (closed with the test).
+func embIndexed(t *testing.T) (*gorm.DB, *indexer.Indexer) {
+	t.Helper()
+	db := embOpen(t, testdb.Path(t))
+	ix, err := indexer.New(db, indexer.WithEmbedder(vecsink.HashEmbedder(embDim)))
+	require.NoError(t, err)
+	t.Cleanup(func() { ix.Close() })
+	return db, ix
+}
+
 // checkArticles asserts that every article has exactly the vector of its
 // current text (none for blank text and for the keys in parked), and that
 // vec0 holds nothing else.
@@ -390,16 +401,13 @@ func TestEmbedNeverHoldsWriteLock(t *testing.T) {
 func TestEmbedRebuild(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := embOpen(t, testdb.Path(t))
-	ix, err := indexer.New(db, indexer.WithEmbedder(vecsink.HashEmbedder(embDim)))
-	require.NoError(t, err)
-	defer ix.Close()
+	db, ix := embIndexed(t)
 	var arts []embArticle
 	for i := range 50 {
 		arts = append(arts, embArticle{Title: fmt.Sprintf("a%d", i), Body: "text"})
 	}
 	require.NoError(t, db.Create(&arts).Error)
-	_, err = ix.Drain(ctx)
+	_, err := ix.Drain(ctx)
 	require.NoError(t, err)
 	require.NoError(t, ix.Rebuild(ctx, "emb_articles"))
 	_, err = ix.Drain(ctx)
@@ -556,16 +564,13 @@ func TestEmbedRebuildOnlineNewModel(t *testing.T) {
 func TestEmbedRebuildOnlineLostVector(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := embOpen(t, testdb.Path(t))
-	ix, err := indexer.New(db, indexer.WithEmbedder(vecsink.HashEmbedder(embDim)))
-	require.NoError(t, err)
-	defer ix.Close()
+	db, ix := embIndexed(t)
 	arts := make([]embArticle, 40)
 	for i := range arts {
 		arts[i] = embArticle{Title: fmt.Sprintf("title %d", i), Body: "body"}
 	}
 	require.NoError(t, db.Create(&arts).Error)
-	_, err = ix.Drain(ctx)
+	_, err := ix.Drain(ctx)
 	require.NoError(t, err)
 	sqlDB, err := db.DB()
 	require.NoError(t, err)
