@@ -326,19 +326,21 @@ func TestOnlineRebuildResumes(t *testing.T) {
 	require.Greater(t, start, first.Done)
 	require.Greater(t, resumed.Done, first.Done)
 
-	// Interrupted again in the middle of its move into the main file (a
-	// side file's rebuild), it goes on from there too.
-	moves := 0
+	// Interrupted again once its move into the main file has started (a
+	// side file's rebuild): after a step that leaves the move unfinished,
+	// or, when the rest of the move took one step (a fast engine), after
+	// the first step of its catch-up. It goes on from there too.
 	ctx3, cancel3 := context.WithCancel(e.ctx)
 	defer cancel3()
+	var stoppedIn string
 	ix3 := e.indexer(onlineSteps(), indexer.WithProgress(func(p indexer.Progress) {
-		if p.Table == "docs" && p.Phase == outbox.PhaseMove {
-			if moves++; moves == 3 {
-				cancel3()
-			}
+		if p.Table == "docs" && stoppedIn == "" && (p.Phase == outbox.PhaseMove || p.Phase == outbox.PhaseCatchUp) {
+			stoppedIn = p.Phase
+			cancel3()
 		}
 	}))
 	require.ErrorIs(t, ix3.Rebuild(ctx3, "docs"), context.Canceled)
+	require.NotEmpty(t, stoppedIn)
 	require.NoError(t, ix3.Close())
 
 	// A Drain (as a worker would) finishes it in the background: once
