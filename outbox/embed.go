@@ -55,21 +55,11 @@ func EmbedHash(model, text string) []byte {
 // QueueEmbeds queues keys of the derived vector stored in vec0 table field
 // of source table tbl for embedding. Keys already queued keep their place.
 func QueueEmbeds(ctx context.Context, db DB, tbl, field string, keys []any, now time.Time) error {
-	for start := 0; start < len(keys); start += keyChunk {
-		chunk := keys[start:min(start+keyChunk, len(keys))]
-		args := make([]any, 0, 4*len(chunk))
-		q := make([]byte, 0, 64+12*len(chunk))
-		q = append(q, `INSERT OR IGNORE INTO oi_embed_queue (tbl, field, key, queued_at) VALUES `...)
-		for i, k := range chunk {
-			if i > 0 {
-				q = append(q, ',')
-			}
-			q = append(q, "(?, ?, ?, ?)"...)
-			args = append(args, tbl, field, k, now.UnixNano())
-		}
-		if _, err := db.ExecContext(ctx, string(q), args...); err != nil {
-			return fmt.Errorf("outbox: queue embeddings of %s.%s: %w", tbl, field, err)
-		}
+	err := execValues(ctx, db, `INSERT OR IGNORE INTO oi_embed_queue (tbl, field, key, queued_at)`, "", 4, len(keys), func(i int) []any {
+		return []any{tbl, field, keys[i], now.UnixNano()}
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: queue embeddings of %s.%s: %w", tbl, field, err)
 	}
 	return nil
 }
@@ -207,22 +197,11 @@ func SetEmbedStates(ctx context.Context, db DB, tbl, field string, keys []any, h
 	if len(keys) != len(hashes) {
 		return fmt.Errorf("outbox: record embedding states of %s.%s: %d keys, %d hashes", tbl, field, len(keys), len(hashes))
 	}
-	for start := 0; start < len(keys); start += keyChunk {
-		end := min(start+keyChunk, len(keys))
-		args := make([]any, 0, 4*(end-start))
-		q := make([]byte, 0, 128+12*(end-start))
-		q = append(q, `INSERT INTO oi_embed_state (tbl, field, key, hash) VALUES `...)
-		for i := start; i < end; i++ {
-			if i > start {
-				q = append(q, ',')
-			}
-			q = append(q, "(?, ?, ?, ?)"...)
-			args = append(args, tbl, field, keys[i], hashes[i])
-		}
-		q = append(q, ` ON CONFLICT (tbl, field, key) DO UPDATE SET hash = excluded.hash`...)
-		if _, err := db.ExecContext(ctx, string(q), args...); err != nil {
-			return fmt.Errorf("outbox: record embedding states of %s.%s: %w", tbl, field, err)
-		}
+	err := execValues(ctx, db, `INSERT INTO oi_embed_state (tbl, field, key, hash)`, ` ON CONFLICT (tbl, field, key) DO UPDATE SET hash = excluded.hash`, 4, len(keys), func(i int) []any {
+		return []any{tbl, field, keys[i], hashes[i]}
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: record embedding states of %s.%s: %w", tbl, field, err)
 	}
 	return nil
 }

@@ -58,22 +58,11 @@ func KeyFloors(ctx context.Context, db DB, tbl string, keys []any) (map[any]int6
 
 // SetKeyFloors records upto as the floor of the given keys of table tbl.
 func SetKeyFloors(ctx context.Context, db DB, tbl string, keys []any, upto int64) error {
-	for start := 0; start < len(keys); start += keyChunk {
-		chunk := keys[start:min(start+keyChunk, len(keys))]
-		args := make([]any, 0, 3*len(chunk))
-		q := make([]byte, 0, 64+10*len(chunk))
-		q = append(q, "INSERT INTO oi_floor (tbl, key, upto) VALUES "...)
-		for i, k := range chunk {
-			if i > 0 {
-				q = append(q, ", "...)
-			}
-			q = append(q, "(?, ?, ?)"...)
-			args = append(args, tbl, k, upto)
-		}
-		q = append(q, " ON CONFLICT (tbl, key) DO UPDATE SET upto = excluded.upto"...)
-		if _, err := db.ExecContext(ctx, string(q), args...); err != nil {
-			return fmt.Errorf("outbox: write key floors of %s: %w", tbl, err)
-		}
+	err := execValues(ctx, db, "INSERT INTO oi_floor (tbl, key, upto)", " ON CONFLICT (tbl, key) DO UPDATE SET upto = excluded.upto", 3, len(keys), func(i int) []any {
+		return []any{tbl, keys[i], upto}
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: write key floors of %s: %w", tbl, err)
 	}
 	return nil
 }

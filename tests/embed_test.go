@@ -678,15 +678,7 @@ func TestEmbedRebuildRequeueInterrupted(t *testing.T) {
 		db, sqlDB := interrupt(t)
 		require.NoError(t, db.Migrator().DropTable(&embArticle{}))
 		var names []string
-		rows, err := sqlDB.Query(`SELECT name FROM sqlite_master WHERE name LIKE 'emb_articles%' OR name LIKE 'oi_rebuild_vec_emb_articles%'`)
-		require.NoError(t, err)
-		for rows.Next() {
-			var n string
-			require.NoError(t, rows.Scan(&n))
-			names = append(names, n)
-		}
-		require.NoError(t, rows.Err())
-		require.NoError(t, rows.Close())
+		require.NoError(t, db.Raw(`SELECT name FROM sqlite_master WHERE name LIKE 'emb_articles%' OR name LIKE 'oi_rebuild_vec_emb_articles%'`).Scan(&names).Error)
 		require.Empty(t, names, "nothing of emb_articles is left")
 		for _, q := range []string{
 			`SELECT count(*) FROM oi_rebuild`,
