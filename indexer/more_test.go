@@ -612,17 +612,18 @@ func TestBatchStatsWait(t *testing.T) {
 	// Once the worker holds the lease, its next batch writes nothing
 	// before its own transaction.
 	require.Eventually(t, ix.LeaseHeld, 5*time.Second, time.Millisecond)
-	e.seed(3)
-	conn, err := e.sql.Conn(e.ctx)
-	require.NoError(t, err)
-	defer conn.Close()
-	_, err = conn.ExecContext(e.ctx, "BEGIN IMMEDIATE")
-	require.NoError(t, err)
+	// The event is written inside the transaction that holds the lock, so
+	// whenever the worker woke up, the only batch that finds it is one that
+	// waited for that transaction to commit.
 	const held = 200 * time.Millisecond
-	ix.Notify()
-	time.Sleep(held)
-	_, err = conn.ExecContext(e.ctx, "COMMIT")
-	require.NoError(t, err)
+	require.NoError(t, e.db.Transaction(func(tx *gorm.DB) error {
+		d := Doc{ID: 1, Title: "title 1", Body: "body word1 common", Score: 0.25, Cat: 1}
+		require.NoError(t, tx.Create(&d).Error) // takes the write lock
+		e.appendEv(tx, outbox.Event{Table: "docs", Key: d.ID, Op: outbox.OpInsert, Vec: e.setVec("docs", d.ID, vec(1), outbox.EncodingBinary)})
+		ix.Notify()
+		time.Sleep(held)
+		return nil
+	}))
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(stats) > 0 }, 5*time.Second, time.Millisecond)
 	mu.Lock()
 	first := stats[0]
