@@ -85,6 +85,11 @@ type onlineState struct {
 	// shrunk is the old table the last drop step emptied rows of (its
 	// time is copyTime).
 	shrunk string
+	// prefetch is the bytes of the old generation a drop step reads
+	// before it takes the write lock (tuned), and dropBound what that read
+	// covered: the step deletes no other row (see prefetchDrop).
+	prefetch  int64
+	dropBound outbox.ShrinkBound
 }
 
 // quietAfter is how long a foreground online rebuild must see no other
@@ -617,6 +622,10 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 	run, only := ix.inTx, ""
 	if next != nil {
 		switch next.Phase {
+		case outbox.PhaseDrop:
+			if err := ix.prefetchDrop(ctx, next); err != nil {
+				return false, err
+			}
 		case outbox.PhaseSide:
 			if did, err := ix.sideDue(ctx, next); did || err != nil {
 				return did, err
@@ -967,6 +976,46 @@ func (ix *Indexer) swap(ctx context.Context, tx *sql.Tx, r *outbox.RebuildState,
 	return nil
 }
 
+// Bounds of the bytes a drop step reads before it takes the lock.
+const (
+	minPrefetch = 1 << 20
+	maxPrefetch = 256 << 20
+)
+
+// prefetchDrop reads, before a drop step takes the write lock, the rows of
+// the previous generation the step deletes first (outbox.PrefetchShrink):
+// SQLite reads every overflow page of a row it deletes, and a cold read
+// from a slow disk under the lock stalls every writer (a 1M-row drop phase
+// deleted one 1.5 MB vector chunk a second at 64-96% iowait). It runs
+// without applyMu, which its callers hold: the read can be slow, and it
+// shares nothing with apply. The step deletes no row the read did not
+// cover.
+func (ix *Indexer) prefetchDrop(ctx context.Context, r *outbox.RebuildState) error {
+	if len(r.Old) == 0 || time.Since(r.SwappedAt) < ix.cfg.dropGrace {
+		return nil
+	}
+	if ix.online.prefetch <= 0 {
+		ix.online.prefetch = 8 << 20
+	}
+	n := ix.online.prefetch
+	ix.applyMu.Unlock()
+	t0 := time.Now()
+	b, err := outbox.PrefetchShrink(ctx, ix.db, r.Old[0], n)
+	took := time.Since(t0)
+	ix.applyMu.Lock()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// Only a warm-up: the step then deletes with no bound.
+		ix.log.Warn("rebuild: reading the old generation ahead of its drop", "table", r.Table, "old", r.Old[0], "err", err)
+		return nil
+	}
+	ix.online.dropBound = b
+	ix.log.Debug("rebuild: drop prefetch", "table", r.Table, "shadow", b.Table, "rows", b.Rows, "bytes", b.Bytes, "took", took)
+	return nil
+}
+
 // dropStep drops one table of the previous generation, once the swap is
 // dropGrace old (a query that read the registry before the swap may still
 // be about to read the old tables), and ends the rebuild after the last.
@@ -979,11 +1028,24 @@ func (ix *Indexer) dropStep(ctx context.Context, tx *sql.Tx, r *outbox.RebuildSt
 		// in one statement. (Steps of a third of the budget instead were
 		// measured at 1M rows: as many slow application writes, a drop
 		// phase 9 s longer; docs/PERFORMANCE.md.)
+		var opts []outbox.ShrinkOption
+		b := ix.online.dropBound
+		ix.online.dropBound = outbox.ShrinkBound{}
+		if b.Rows > 0 {
+			// A bound on another table's shadow bounds nothing.
+			opts = append(opts, outbox.ShrinkUpTo(b))
+		}
 		t0 := time.Now()
-		left, err := outbox.ShrinkTable(ctx, tx, r.Old[0], ix.stepBudget()*3/4)
+		budget := ix.stepBudget() * 3 / 4
+		left, err := outbox.ShrinkTable(ctx, tx, r.Old[0], budget, opts...)
 		ix.online.copyTime, ix.online.shrunk = time.Since(t0), r.Old[0]
 		if err != nil {
 			return false, nil, err
+		}
+		if b.Bytes > 0 {
+			// The next read covers what this step's delete would fit in
+			// its budget at the rate it deleted these rows.
+			ix.online.prefetch = tune(ix.online.prefetch, ix.online.copyTime, budget, minPrefetch, maxPrefetch)
 		}
 		if left {
 			return true, r, outbox.SaveRebuild(ctx, tx, r)

@@ -2,7 +2,10 @@ package indexer_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -411,6 +414,56 @@ func TestOfflineRebuildDiscardsOnlineOne(t *testing.T) {
 	require.Empty(t, e.leftovers())
 	require.Zero(t, e.live(e.docs).Vec.Gen, "the offline rebuild keeps the live generation")
 	e.check()
+}
+
+// The drop phase reads the rows each step deletes before the step takes
+// the write lock (the deletes then find their pages in the OS cache), and
+// still empties and drops every table of the previous generation.
+func TestOnlineRebuildDropReadsAhead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbox.ModeInTable, outbox.ModeContentless)
+	e.seed(400)
+	ix := e.indexer()
+	e.drain(ix)
+	var mu sync.Mutex
+	var logs strings.Builder
+	log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ix2 := e.indexer(onlineSteps(), indexer.WithLogger(log))
+	require.NoError(t, ix2.Rebuild(e.ctx, "docs"))
+	require.Empty(t, e.leftovers())
+	e.check()
+	mu.Lock()
+	defer mu.Unlock()
+	read := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec struct {
+			Msg    string
+			Shadow string
+			Rows   int
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+		if rec.Msg == "rebuild: drop prefetch" {
+			read[rec.Shadow] += rec.Rows
+		}
+	}
+	// Every row of the old sidecars' shadow tables with rowids was read
+	// ahead of its delete: 400 docs, one FTS5 document and one vector
+	// each.
+	require.GreaterOrEqual(t, read["docs_vec_rowids"], 400, "read ahead: %v", read)
+	require.GreaterOrEqual(t, read["docs_fts_docsize"], 400, "read ahead: %v", read)
+	require.Positive(t, read["docs_vec_vector_chunks00"], "read ahead: %v", read)
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // After an online rebuild the queries read the new generation under the

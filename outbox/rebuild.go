@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -379,84 +378,4 @@ func LiveTable(ctx context.Context, db DB, table string) (string, error) {
 		}
 	}
 	return table, nil
-}
-
-// shadowSuffix matches the shadow tables of vec0 and FTS5 tables.
-var shadowSuffix = regexp.MustCompile(`^(info|chunks|rowids|auxiliary|data|idx|docsize|content|config|vector_chunks[0-9]+|metadatachunks[0-9]+|metadatatext[0-9]+)$`)
-
-// ShrinkTable deletes rows of the shadow tables of the virtual table name
-// (vec0, FTS5) for about budget, in batches that at most double, from one
-// shadow table per call (it stops at the next table with rows), and
-// reports whether any row may be left to delete: dropping a table frees
-// every page it holds in one statement (about half a second for a vec0
-// table of a million 384-d vectors), so an online rebuild empties the
-// previous generation in short transactions first. The table must no
-// longer be in use: its contents are destroyed. Shadow tables WITHOUT
-// ROWID are left to DROP (they hold one small row per segment or
-// setting).
-func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration) (bool, error) {
-	rows, err := db.QueryContext(ctx, `SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?) = ?`, len(name)+1, name+"_")
-	if err != nil {
-		return false, fmt.Errorf("outbox: shrink %s: %w", name, err)
-	}
-	var shadows []string
-	for rows.Next() {
-		var n, q string
-		if err := rows.Scan(&n, &q); err != nil {
-			rows.Close()
-			return false, fmt.Errorf("outbox: shrink %s: %w", name, err)
-		}
-		if shadowSuffix.MatchString(n[len(name)+1:]) && !strings.Contains(strings.ToUpper(q), "WITHOUT ROWID") && !strings.HasPrefix(strings.ToUpper(q), "CREATE VIRTUAL") {
-			shadows = append(shadows, n)
-		}
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
-		return false, fmt.Errorf("outbox: shrink %s: %w", name, err)
-	}
-	start := time.Now()
-	left, progressed := false, false
-	for _, s := range shadows {
-		if progressed {
-			// Rows of another table cost what rows of this one did not
-			// tell (a vec0 vector chunk is a thousand times a rowid):
-			// the next call starts on it with one row.
-			return true, nil
-		}
-		// Rows are deleted one first, then as many as the time per row
-		// measured so far lets fit in what is left of the budget (rows
-		// range from a few bytes to 1.5 MB vec0 chunks).
-		k := 1
-		for {
-			// The budget counts from the start, the listing above
-			// included, but every call deletes at least one row: a slow
-			// listing must not stall the shrink.
-			if spent := time.Since(start); spent >= budget && progressed {
-				return true, nil
-			}
-			q := Quote(s)
-			t0 := time.Now()
-			res, err := db.ExecContext(ctx, `DELETE FROM `+q+` WHERE rowid IN (SELECT rowid FROM `+q+` LIMIT ?)`, k)
-			if err != nil {
-				return false, fmt.Errorf("outbox: shrink %s: %w", s, err)
-			}
-			n, _ := res.RowsAffected()
-			if n > 0 {
-				progressed = true
-			}
-			if n < int64(k) {
-				break
-			}
-			left = true
-			perRow := time.Since(t0) / time.Duration(n)
-			rest := budget - time.Since(start)
-			// At most twice the last batch: rows further on can be much
-			// larger than the ones timed (a 1M-row rebuild's drop held the
-			// lock 0.5-0.8 s when the estimate of one small row sized the
-			// next batch).
-			k = int(min(max(int64(rest/max(perRow, time.Microsecond)), 1), int64(2*k), 4096))
-		}
-	}
-	return left, nil
 }

@@ -109,68 +109,6 @@ func ExampleGenName() {
 	// articles_vec__g1
 }
 
-// ShrinkTable empties the shadow tables of a virtual table in bounded
-// steps and touches no other table, not even one whose name starts alike
-// (the next generation's).
-func TestShrinkTable(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := sqlDB(t)
-	for _, q := range []string{
-		`CREATE VIRTUAL TABLE docs_fts USING fts5(body)`,
-		`CREATE VIRTUAL TABLE docs_fts__g1 USING fts5(body)`,
-		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO docs_fts (body) SELECT 'word' || i || ' common text' FROM n`,
-		`INSERT INTO docs_fts__g1 (body) SELECT body FROM docs_fts`,
-	} {
-		_, err := db.Exec(q)
-		require.NoError(t, err, q)
-	}
-	count := func(table string) int {
-		var n int
-		require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+outbox.Quote(table)).Scan(&n))
-		return n
-	}
-	require.Positive(t, count("docs_fts_data"))
-	// At worst (under -race on a loaded machine a single DELETE can take
-	// the whole budget) a step deletes one row; a few more steps find a
-	// shadow table just emptied, or nothing left at the end.
-	total := count("docs_fts_data") + count("docs_fts_content") + count("docs_fts_docsize") + 8
-	steps := 0
-	for {
-		left, err := outbox.ShrinkTable(ctx, db, "docs_fts", time.Millisecond)
-		require.NoError(t, err)
-		steps++
-		if !left {
-			break
-		}
-		require.LessOrEqual(t, steps, total)
-	}
-	require.Greater(t, steps, 1, "bounded steps")
-	require.Zero(t, count("docs_fts_data"))
-	require.Zero(t, count("docs_fts_docsize"))
-	require.NoError(t, outbox.DropTables(ctx, db, "docs_fts"))
-	require.Equal(t, 3000, count("docs_fts__g1_docsize"), "the other generation is untouched")
-	_, err := db.Exec(`INSERT INTO docs_fts__g1(docs_fts__g1, rank) VALUES ('integrity-check', 1)`)
-	require.NoError(t, err)
-
-	// With budget to spare a call still stops at the next shadow table
-	// with rows: what its rows cost is not known yet.
-	left, err := outbox.ShrinkTable(ctx, db, "docs_fts__g1", time.Minute)
-	require.NoError(t, err)
-	require.True(t, left)
-	require.Zero(t, count("docs_fts__g1_data"))
-	require.Equal(t, 3000, count("docs_fts__g1_content"), "one shadow table per call")
-	calls := 1
-	for left {
-		left, err = outbox.ShrinkTable(ctx, db, "docs_fts__g1", time.Minute)
-		require.NoError(t, err)
-		calls++
-	}
-	require.Zero(t, count("docs_fts__g1_content"))
-	require.Zero(t, count("docs_fts__g1_docsize"))
-	require.Equal(t, 4, calls, "data, content, docsize, then nothing left")
-}
-
 // A rebuild row that cannot be read (a spec this version cannot parse)
 // still goes, with the vector-state table, the new generation's key floors
 // and the side files that can be named without it.

@@ -1,0 +1,237 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// shadowSuffix matches the shadow tables of vec0 and FTS5 tables.
+var shadowSuffix = regexp.MustCompile(`^(info|chunks|rowids|auxiliary|data|idx|docsize|content|config|vector_chunks[0-9]+|metadatachunks[0-9]+|metadatatext[0-9]+)$`)
+
+// prefetchRows bounds the rows one PrefetchShrink call reads (and so the
+// rows the ShrinkTable call it bounds deletes), however small they are.
+const prefetchRows = 1 << 16
+
+// ShrinkBound is what a PrefetchShrink call read of a table's shadow
+// tables: the rows of Table up to Rowid, which a ShrinkTable call given
+// ShrinkUpTo deletes first. The zero ShrinkBound read nothing (the shadow
+// tables were empty) and bounds nothing.
+type ShrinkBound struct {
+	Table string // the shadow table read ("": none had rows)
+	Rowid int64  // the last rowid read
+	Rows  int    // rows read
+	Bytes int64  // their size (length of every column)
+}
+
+// ShrinkOption is a per-call option of ShrinkTable.
+type ShrinkOption func(*shrinkConfig)
+
+type shrinkConfig struct {
+	upTo ShrinkBound
+}
+
+// ShrinkUpTo makes ShrinkTable delete no row of b.Table past b.Rowid: it
+// returns, reporting rows left, once the rows b covers are gone. With a
+// bound from PrefetchShrink, the call deletes only rows whose pages were
+// just read.
+func ShrinkUpTo(b ShrinkBound) ShrinkOption {
+	return func(c *shrinkConfig) { c.upTo = b }
+}
+
+// shrinkable lists the shadow tables of the virtual table name that
+// ShrinkTable empties, in the order it empties them.
+func shrinkable(ctx context.Context, db DB, name string) ([]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?) = ? ORDER BY rowid`, len(name)+1, name+"_")
+	if err != nil {
+		return nil, fmt.Errorf("outbox: shrink %s: %w", name, err)
+	}
+	defer rows.Close()
+	var shadows []string
+	for rows.Next() {
+		var n, q string
+		if err := rows.Scan(&n, &q); err != nil {
+			return nil, fmt.Errorf("outbox: shrink %s: %w", name, err)
+		}
+		if shadowSuffix.MatchString(n[len(name)+1:]) && !strings.Contains(strings.ToUpper(q), "WITHOUT ROWID") && !strings.HasPrefix(strings.ToUpper(q), "CREATE VIRTUAL") {
+			shadows = append(shadows, n)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: shrink %s: %w", name, err)
+	}
+	return shadows, nil
+}
+
+// PrefetchShrink reads, and writes nothing, the rows the next ShrinkTable
+// call on name deletes first: the first rows of the first of its shadow
+// tables that has any, up to about maxBytes of column values (at least one
+// row, at most 65,536). Deleting a row whose value spills onto overflow
+// pages reads every one of them (SQLite follows the chain to free it); a
+// vec0 vector chunk of 1,024 384-d vectors is 375 such pages. Run outside
+// the write lock, where a cold read delays nobody, the read leaves those
+// pages in the OS cache for the delete that follows under the lock; pass
+// the result to ShrinkTable with ShrinkUpTo so that it deletes no row this
+// call did not read.
+func PrefetchShrink(ctx context.Context, db DB, name string, maxBytes int64) (ShrinkBound, error) {
+	shadows, err := shrinkable(ctx, db, name)
+	if err != nil {
+		return ShrinkBound{}, err
+	}
+	for _, s := range shadows {
+		b, err := prefetchShadow(ctx, db, s, maxBytes)
+		if err != nil {
+			return ShrinkBound{}, fmt.Errorf("outbox: prefetch %s: %w", s, err)
+		}
+		if b.Rows > 0 {
+			return b, nil
+		}
+	}
+	return ShrinkBound{}, nil
+}
+
+// prefetchShadow reads the first rows of the shadow table s up to about
+// maxBytes.
+func prefetchShadow(ctx context.Context, db DB, s string, maxBytes int64) (ShrinkBound, error) {
+	var cols []string
+	rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, s)
+	if err != nil {
+		return ShrinkBound{}, err
+	}
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			rows.Close()
+			return ShrinkBound{}, err
+		}
+		cols = append(cols, Quote(c))
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return ShrinkBound{}, err
+	}
+	if len(cols) == 0 {
+		return ShrinkBound{}, nil
+	}
+	// length() of a blob is read from the record header, without its
+	// overflow pages; the sizes pick the rows, the second query reads them.
+	sizes, loads := make([]string, len(cols)), make([]string, len(cols))
+	for i, c := range cols {
+		sizes[i] = "coalesce(length(" + c + "), 0)"
+		// substr needs the whole value: every overflow page is read.
+		loads[i] = "coalesce(length(substr(" + c + ", -1)), 0)"
+	}
+	q := Quote(s)
+	b := ShrinkBound{Table: s}
+	rows, err = db.QueryContext(ctx, `SELECT rowid, `+strings.Join(sizes, " + ")+` FROM `+q+` ORDER BY rowid LIMIT ?`, prefetchRows)
+	if err != nil {
+		return ShrinkBound{}, err
+	}
+	for rows.Next() {
+		var id, n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			rows.Close()
+			return ShrinkBound{}, err
+		}
+		b.Rowid, b.Rows, b.Bytes = id, b.Rows+1, b.Bytes+n
+		if b.Bytes >= maxBytes {
+			break
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil || b.Rows == 0 {
+		return ShrinkBound{}, err
+	}
+	var loaded sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT sum(`+strings.Join(loads, " + ")+`) FROM `+q+` WHERE rowid <= ?`, b.Rowid).Scan(&loaded); err != nil {
+		return ShrinkBound{}, err
+	}
+	return b, nil
+}
+
+// ShrinkTable deletes rows of the shadow tables of the virtual table name
+// (vec0, FTS5) for about budget, in batches that at most double, from one
+// shadow table per call (it stops at the next table with rows), and
+// reports whether any row may be left to delete: dropping a table frees
+// every page it holds in one statement (about half a second for a vec0
+// table of a million 384-d vectors), so an online rebuild empties the
+// previous generation in short transactions first. The table must no
+// longer be in use: its contents are destroyed. Shadow tables WITHOUT
+// ROWID are left to DROP (they hold one small row per segment or
+// setting). See PrefetchShrink and ShrinkUpTo for deleting only rows
+// whose pages are in the OS cache.
+func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration, opts ...ShrinkOption) (bool, error) {
+	var cfg shrinkConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	shadows, err := shrinkable(ctx, db, name)
+	if err != nil {
+		return false, err
+	}
+	start := time.Now()
+	left, progressed := false, false
+	for _, s := range shadows {
+		if progressed {
+			// Rows of another table cost what rows of this one did not
+			// tell (a vec0 vector chunk is a thousand times a rowid):
+			// the next call starts on it with one row.
+			return true, nil
+		}
+		bounded := cfg.upTo.Table != "" && strings.EqualFold(s, cfg.upTo.Table)
+		q := Quote(s)
+		del := `DELETE FROM ` + q + ` WHERE rowid IN (SELECT rowid FROM ` + q + ` LIMIT ?)`
+		if bounded {
+			del = `DELETE FROM ` + q + ` WHERE rowid IN (SELECT rowid FROM ` + q + ` WHERE rowid <= ? LIMIT ?)`
+		}
+		// Rows are deleted one first, then as many as the time per row
+		// measured so far lets fit in what is left of the budget (rows
+		// range from a few bytes to 1.5 MB vec0 chunks).
+		k := 1
+		for {
+			// The budget counts from the start, the listing above
+			// included, but every call deletes at least one row: a slow
+			// listing must not stall the shrink.
+			if spent := time.Since(start); spent >= budget && progressed {
+				return true, nil
+			}
+			t0 := time.Now()
+			var res sql.Result
+			var err error
+			if bounded {
+				res, err = db.ExecContext(ctx, del, cfg.upTo.Rowid, k)
+			} else {
+				res, err = db.ExecContext(ctx, del, k)
+			}
+			if err != nil {
+				return false, fmt.Errorf("outbox: shrink %s: %w", s, err)
+			}
+			n, _ := res.RowsAffected()
+			if n > 0 {
+				progressed = true
+			}
+			if n < int64(k) {
+				if bounded {
+					// The rows read are gone; those after them are for
+					// the next call, after its own read.
+					return true, nil
+				}
+				break
+			}
+			left = true
+			perRow := time.Since(t0) / time.Duration(n)
+			rest := budget - time.Since(start)
+			// At most twice the last batch: rows further on can be much
+			// larger than the ones timed (a 1M-row rebuild's drop held the
+			// lock 0.5-0.8 s when the estimate of one small row sized the
+			// next batch).
+			k = int(min(max(int64(rest/max(perRow, time.Microsecond)), 1), int64(2*k), 4096))
+		}
+	}
+	return left, nil
+}
