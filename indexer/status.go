@@ -69,8 +69,9 @@ type RebuildStatus struct {
 	Total     int64     // source rows to copy (counted when the rebuild started)
 	StartedAt time.Time // when the rebuild started (it may have been resumed since)
 	UpdatedAt time.Time // when its last step committed
-	// Rate is the rows copied per second since the rebuild started, and
-	// ETA the time left to copy the rest at that rate (0 when unknown or
+	// Rate is the rows copied per second since the rebuild started (in
+	// PhaseRequeue: rows queued per second since the swap), and ETA the
+	// time left to copy (queue) the rest at that rate (0 when unknown or
 	// done).
 	Rate     float64
 	ETA      time.Duration
@@ -244,9 +245,14 @@ func (ix *Indexer) status(ctx context.Context, tx *sql.Tx, o statusOptions) (Sta
 		if !r.Swapped() {
 			rs.Building = strings.Split(rebuildLabel(r), ",")
 		}
-		if el := now.Sub(r.StartedAt).Seconds(); el > 0 && r.Done > 0 {
+		since := r.StartedAt
+		if r.Phase == outbox.PhaseRequeue {
+			// Done counts again from the swap, where the requeue began.
+			since = r.SwappedAt
+		}
+		if el := now.Sub(since).Seconds(); el > 0 && r.Done > 0 {
 			rs.Rate = float64(r.Done) / el
-			if left := r.Total - r.Done; left > 0 && (r.Phase == outbox.PhaseCopy || r.Phase == outbox.PhaseSide) {
+			if left := r.Total - r.Done; left > 0 && (r.Phase == outbox.PhaseCopy || r.Phase == outbox.PhaseSide || r.Phase == outbox.PhaseRequeue) {
 				rs.ETA = time.Duration(float64(left) / rs.Rate * float64(time.Second))
 			}
 		}

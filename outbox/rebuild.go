@@ -84,8 +84,10 @@ type RebuildState struct {
 	// Old lists the tables of the previous generation still to drop
 	// (PhaseRequeue and PhaseDrop: after the swap).
 	Old []string
-	// SwappedAt is when the new generation was swapped in (PhaseDrop
-	// only; stored in the after column, which has no use any more).
+	// SwappedAt is when the new generation was swapped in (PhaseRequeue)
+	// or when the requeue ended (PhaseDrop after PhaseRequeue). Stored in
+	// a column with no use any more after the swap: scanned in
+	// PhaseRequeue, after in PhaseDrop.
 	SwappedAt time.Time
 	// Driver is the indexer (holder name) that committed the last step:
 	// background drivers leave a rebuild to a live foreground one (see
@@ -164,6 +166,9 @@ func loadRebuilds(ctx context.Context, db DB, tail string, args ...any) ([]*Rebu
 		if at, ok := r.After.(int64); ok && r.Phase == PhaseDrop {
 			r.SwappedAt, r.After = time.Unix(0, at), nil
 		}
+		if r.Phase == PhaseRequeue {
+			r.SwappedAt, r.Scanned = time.Unix(0, r.Scanned), 0
+		}
 		r.StartedAt, r.UpdatedAt = time.Unix(0, start), time.Unix(0, upd)
 		spec, err := ParseSpec(raw)
 		if err != nil {
@@ -201,16 +206,19 @@ func SaveRebuild(ctx context.Context, db DB, r *RebuildState) error {
 	if r.Driver != "" {
 		driver = r.Driver
 	}
-	after := r.After
-	if r.Phase == PhaseDrop {
+	after, scanned := r.After, r.Scanned
+	switch r.Phase {
+	case PhaseDrop:
 		after = r.SwappedAt.UnixNano()
+	case PhaseRequeue:
+		scanned = r.SwappedAt.UnixNano()
 	}
 	_, err = db.ExecContext(ctx, `INSERT INTO oi_rebuild (tbl, spec, phase, after, scanned, done, total, started_at, updated_at, old, driver)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tbl) DO UPDATE SET spec = excluded.spec, phase = excluded.phase, after = excluded.after,
 			scanned = excluded.scanned, done = excluded.done, total = excluded.total, updated_at = excluded.updated_at, old = excluded.old,
 			driver = excluded.driver`,
-		r.Table, string(b), r.Phase, after, r.Scanned, r.Done, r.Total, r.StartedAt.UnixNano(), r.UpdatedAt.UnixNano(), old, driver)
+		r.Table, string(b), r.Phase, after, scanned, r.Done, r.Total, r.StartedAt.UnixNano(), r.UpdatedAt.UnixNano(), old, driver)
 	if err != nil {
 		return fmt.Errorf("outbox: save rebuild of %s: %w", r.Table, err)
 	}

@@ -59,6 +59,23 @@ func TestRebuildBookkeeping(t *testing.T) {
 	require.Equal(t, int64(7), got.After)
 	require.Equal(t, "me", got.Driver)
 	require.Equal(t, []string{"articles_vec__g1", "articles_fts__g1", "oi_rebuild_vec_articles"}, got.BuildingTables())
+	// After the swap the key cursor (requeue) and the swap time (requeue,
+	// drop) both survive a save.
+	swapped := time.Unix(0, time.Now().UnixNano())
+	for _, ph := range []string{outbox.PhaseRequeue, outbox.PhaseDrop} {
+		var after any
+		if ph == outbox.PhaseRequeue {
+			after = int64(42)
+		}
+		q := &outbox.RebuildState{Table: "articles", Spec: next, Phase: ph, After: after, Done: 3, Total: 10, SwappedAt: swapped, Driver: "me"}
+		require.NoError(t, outbox.SaveRebuild(ctx, db, q))
+		got, ok, err := outbox.LoadRebuild(ctx, db, "articles")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.True(t, got.SwappedAt.Equal(swapped), "%s: %v", ph, got.SwappedAt)
+		require.Equal(t, after, got.After, ph)
+	}
+	require.NoError(t, outbox.SaveRebuild(ctx, db, r))
 	due, err := outbox.RebuildDue(ctx, db, "other", 1e9)
 	require.NoError(t, err)
 	require.False(t, due, "another driver stepped it just now")

@@ -638,6 +638,9 @@ func TestEmbedRebuildRequeueInterrupted(t *testing.T) {
 		require.Positive(t, rs.Done)
 		require.Less(t, rs.Done, rs.Total, "rows are left to queue")
 		require.Empty(t, rs.Building, "swapped: nothing is being built")
+		// The rate counts from the swap, where Done started again.
+		require.Greater(t, rs.Rate, float64(rs.Done)/time.Since(rs.StartedAt).Seconds(), "%+v", rs)
+		require.Positive(t, rs.ETA)
 		sqlDB, err := db.DB()
 		require.NoError(t, err)
 		live, err := outbox.LiveTable(ctx, sqlDB, "emb_articles_vec")

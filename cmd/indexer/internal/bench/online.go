@@ -160,7 +160,7 @@ func RunOnlineRebuild(ctx context.Context, dir string, n, rate int, offlineWrite
 		app.mu.Lock()
 		for _, x := range app.writes {
 			if !x.due.Before(quiet) && x.lat > 25*time.Millisecond {
-				log("slow write with no rebuild due %s lat %v", x.due.Format("15:04:05.000"), x.lat)
+				log("slow write with no rebuild due %s lat %v (begin %v, body %v, commit %v)", x.due.Format("15:04:05.000"), x.lat, x.begin, x.body, x.commit)
 			}
 		}
 		app.mu.Unlock()
@@ -184,7 +184,7 @@ func RunOnlineRebuild(ctx context.Context, dir string, n, rate int, offlineWrite
 		app.mu.Lock()
 		for _, x := range app.writes {
 			if !x.due.Before(onStart) && !x.due.After(onEnd) && x.lat > 25*time.Millisecond {
-				log("slow write due %s lat %v", x.due.Format("15:04:05.000"), x.lat)
+				log("slow write due %s lat %v (begin %v, body %v, commit %v)", x.due.Format("15:04:05.000"), x.lat, x.begin, x.body, x.commit)
 			}
 		}
 		app.mu.Unlock()
@@ -351,12 +351,47 @@ type app struct {
 	mu     sync.Mutex
 	paused bool
 	writes []appWrite
+	last   appWrite // the parts of the last write (debugTimes; the writer's own)
 }
 
 type appWrite struct {
 	due time.Time
 	lat time.Duration
 	err bool
+	// With OI_BENCH_DEBUG: the write's parts, from gorm's callbacks:
+	// BEGIN (the wait for the write lock: _txlock=immediate), the
+	// statements, and COMMIT (with any checkpoint it runs).
+	begin, body, commit time.Duration
+}
+
+// debugTimes registers callbacks timing the parts of each Create on db
+// into a (OI_BENCH_DEBUG): the writer is one goroutine, the only one
+// creating through db.
+func (a *app) debugTimes(db *gorm.DB) error {
+	cb := db.Callback().Create()
+	var t0, t1, t2 time.Time
+	for _, r := range []struct {
+		name, rel string
+		before    bool
+		fn        func()
+	}{
+		{"bench:begin0", "gorm:begin_transaction", true, func() { t0 = time.Now() }},
+		{"bench:begin1", "gorm:begin_transaction", false, func() { t1 = time.Now() }},
+		{"bench:commit0", "gorm:commit_or_rollback_transaction", true, func() { t2 = time.Now() }},
+		{"bench:commit1", "gorm:commit_or_rollback_transaction", false, func() {
+			a.last = appWrite{begin: t1.Sub(t0), body: t2.Sub(t1), commit: time.Since(t2)}
+		}},
+	} {
+		fn := r.fn
+		p := cb.After(r.rel)
+		if r.before {
+			p = cb.Before(r.rel)
+		}
+		if err := p.Register(r.name, func(*gorm.DB) { fn() }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type window struct {
@@ -382,7 +417,16 @@ func startApp(ctx context.Context, dir string, rate int) (*app, error) {
 	a.db = db
 	var wopts []indexer.Option
 	if os.Getenv("OI_BENCH_DEBUG") != "" {
-		wopts = append(wopts, indexer.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("who", "app")))
+		l := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("who", "app")
+		wopts = append(wopts, indexer.WithLogger(l), indexer.WithObserver(indexer.Observer{Batch: func(s indexer.BatchStats) {
+			if s.Wait+s.Duration > 20*time.Millisecond {
+				l.Debug("slow worker batch", "events", s.Events, "wait", s.Wait, "hold", s.Duration)
+			}
+		}}))
+		if err := a.debugTimes(db); err != nil {
+			Close(db)
+			return nil, err
+		}
 	}
 	worker, err := indexer.Start(ctx, db, wopts...)
 	if err != nil {
@@ -425,7 +469,9 @@ func startApp(ctx context.Context, dir string, rate int) (*app, error) {
 			d.ID = 0
 			err := db.WithContext(ctx).Create(&d).Error
 			a.mu.Lock()
-			a.writes = append(a.writes, appWrite{due: next, lat: time.Since(next), err: err != nil})
+			w := a.last
+			w.due, w.lat, w.err = next, time.Since(next), err != nil
+			a.writes = append(a.writes, w)
 			a.mu.Unlock()
 		}
 	}()
