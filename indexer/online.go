@@ -85,11 +85,13 @@ type onlineState struct {
 	// shrunk is the old table the last drop step emptied rows of (its
 	// time is copyTime).
 	shrunk string
-	// prefetch is the bytes of the old generation a drop step reads
-	// before it takes the write lock (tuned), and dropBound what that read
-	// covered: the step deletes no other row (see prefetchDrop).
-	prefetch  int64
-	dropBound outbox.ShrinkBound
+	// prefetchRows and prefetchBytes bound what of the old generation a
+	// drop step reads before it takes the write lock (twice what the last
+	// step deleted), and dropBound is what that read covered: the step
+	// deletes no other row (see prefetchDrop).
+	prefetchRows  int
+	prefetchBytes int64
+	dropBound     outbox.ShrinkBound
 }
 
 // quietAfter is how long a foreground online rebuild must see no other
@@ -976,10 +978,11 @@ func (ix *Indexer) swap(ctx context.Context, tx *sql.Tx, r *outbox.RebuildState,
 	return nil
 }
 
-// Bounds of the bytes a drop step reads before it takes the lock.
+// Bounds of what a drop step reads before it takes the lock.
 const (
-	minPrefetch = 1 << 20
-	maxPrefetch = 256 << 20
+	minPrefetchBytes = 1 << 20
+	maxPrefetchBytes = 256 << 20
+	maxPrefetchRows  = 1 << 16
 )
 
 // prefetchDrop reads, before a drop step takes the write lock, the rows of
@@ -994,13 +997,13 @@ func (ix *Indexer) prefetchDrop(ctx context.Context, r *outbox.RebuildState) err
 	if len(r.Old) == 0 || time.Since(r.SwappedAt) < ix.cfg.dropGrace {
 		return nil
 	}
-	if ix.online.prefetch <= 0 {
-		ix.online.prefetch = 8 << 20
+	if ix.online.prefetchRows <= 0 {
+		ix.online.prefetchRows, ix.online.prefetchBytes = 1024, 8<<20
 	}
-	n := ix.online.prefetch
+	rows, bytes := ix.online.prefetchRows, ix.online.prefetchBytes
 	ix.applyMu.Unlock()
 	t0 := time.Now()
-	b, err := outbox.PrefetchShrink(ctx, ix.db, r.Old[0], n)
+	b, err := outbox.PrefetchShrink(ctx, ix.db, r.Old[0], rows, bytes)
 	took := time.Since(t0)
 	ix.applyMu.Lock()
 	if err != nil {
@@ -1036,18 +1039,20 @@ func (ix *Indexer) dropStep(ctx context.Context, tx *sql.Tx, r *outbox.RebuildSt
 			opts = append(opts, outbox.ShrinkUpTo(b))
 		}
 		t0 := time.Now()
-		budget := ix.stepBudget() * 3 / 4
-		left, err := outbox.ShrinkTable(ctx, tx, r.Old[0], budget, opts...)
+		done, err := outbox.ShrinkTable(ctx, tx, r.Old[0], ix.stepBudget()*3/4, opts...)
 		ix.online.copyTime, ix.online.shrunk = time.Since(t0), r.Old[0]
 		if err != nil {
 			return false, nil, err
 		}
-		if b.Bytes > 0 {
-			// The next read covers what this step's delete would fit in
-			// its budget at the rate it deleted these rows.
-			ix.online.prefetch = tune(ix.online.prefetch, ix.online.copyTime, budget, minPrefetch, maxPrefetch)
+		if b.Rows > 0 && done.Rows > 0 {
+			// The next read covers twice what this step deleted: the
+			// next step's rows, and as many again should they go faster
+			// (rows are alike within a shadow table; a step that starts
+			// on the next one deletes one row first anyway).
+			ix.online.prefetchRows = int(min(2*done.Rows, maxPrefetchRows))
+			ix.online.prefetchBytes = min(max(2*done.Rows*b.Bytes/int64(b.Rows), minPrefetchBytes), maxPrefetchBytes)
 		}
-		if left {
+		if done.Left {
 			return true, r, outbox.SaveRebuild(ctx, tx, r)
 		}
 		if err := outbox.DropTables(ctx, tx, r.Old[0]); err != nil {

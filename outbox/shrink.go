@@ -12,10 +12,6 @@ import (
 // shadowSuffix matches the shadow tables of vec0 and FTS5 tables.
 var shadowSuffix = regexp.MustCompile(`^(info|chunks|rowids|auxiliary|data|idx|docsize|content|config|vector_chunks[0-9]+|metadatachunks[0-9]+|metadatatext[0-9]+)$`)
 
-// prefetchRows bounds the rows one PrefetchShrink call reads (and so the
-// rows the ShrinkTable call it bounds deletes), however small they are.
-const prefetchRows = 1 << 16
-
 // ShrinkBound is what a PrefetchShrink call read of a table's shadow
 // tables: the rows of Table up to Rowid, which a ShrinkTable call given
 // ShrinkUpTo deletes first. The zero ShrinkBound read nothing (the shadow
@@ -25,6 +21,12 @@ type ShrinkBound struct {
 	Rowid int64  // the last rowid read
 	Rows  int    // rows read
 	Bytes int64  // their size (length of every column)
+}
+
+// Shrunk is what a ShrinkTable call did.
+type Shrunk struct {
+	Rows int64 // rows deleted
+	Left bool  // rows may be left to delete
 }
 
 // ShrinkOption is a per-call option of ShrinkTable.
@@ -68,21 +70,21 @@ func shrinkable(ctx context.Context, db DB, name string) ([]string, error) {
 
 // PrefetchShrink reads, and writes nothing, the rows the next ShrinkTable
 // call on name deletes first: the first rows of the first of its shadow
-// tables that has any, up to about maxBytes of column values (at least one
-// row, at most 65,536). Deleting a row whose value spills onto overflow
+// tables that has any, up to maxRows rows and about maxBytes of column
+// values (at least one row). Deleting a row whose value spills onto overflow
 // pages reads every one of them (SQLite follows the chain to free it); a
 // vec0 vector chunk of 1,024 384-d vectors is 375 such pages. Run outside
 // the write lock, where a cold read delays nobody, the read leaves those
 // pages in the OS cache for the delete that follows under the lock; pass
 // the result to ShrinkTable with ShrinkUpTo so that it deletes no row this
 // call did not read.
-func PrefetchShrink(ctx context.Context, db DB, name string, maxBytes int64) (ShrinkBound, error) {
+func PrefetchShrink(ctx context.Context, db DB, name string, maxRows int, maxBytes int64) (ShrinkBound, error) {
 	shadows, err := shrinkable(ctx, db, name)
 	if err != nil {
 		return ShrinkBound{}, err
 	}
 	for _, s := range shadows {
-		b, err := prefetchShadow(ctx, db, s, maxBytes)
+		b, err := prefetchShadow(ctx, db, s, max(maxRows, 1), maxBytes)
 		if err != nil {
 			return ShrinkBound{}, fmt.Errorf("outbox: prefetch %s: %w", s, err)
 		}
@@ -93,9 +95,9 @@ func PrefetchShrink(ctx context.Context, db DB, name string, maxBytes int64) (Sh
 	return ShrinkBound{}, nil
 }
 
-// prefetchShadow reads the first rows of the shadow table s up to about
-// maxBytes.
-func prefetchShadow(ctx context.Context, db DB, s string, maxBytes int64) (ShrinkBound, error) {
+// prefetchShadow reads the first rows of the shadow table s, up to maxRows
+// and about maxBytes.
+func prefetchShadow(ctx context.Context, db DB, s string, maxRows int, maxBytes int64) (ShrinkBound, error) {
 	var cols []string
 	rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, s)
 	if err != nil {
@@ -127,7 +129,7 @@ func prefetchShadow(ctx context.Context, db DB, s string, maxBytes int64) (Shrin
 	}
 	q := Quote(s)
 	b := ShrinkBound{Table: s}
-	rows, err = db.QueryContext(ctx, `SELECT rowid, `+strings.Join(sizes, " + ")+` FROM `+q+` ORDER BY rowid LIMIT ?`, prefetchRows)
+	rows, err = db.QueryContext(ctx, `SELECT rowid, `+strings.Join(sizes, " + ")+` FROM `+q+` ORDER BY rowid LIMIT ?`, maxRows)
 	if err != nil {
 		return ShrinkBound{}, err
 	}
@@ -165,23 +167,25 @@ func prefetchShadow(ctx context.Context, db DB, s string, maxBytes int64) (Shrin
 // ROWID are left to DROP (they hold one small row per segment or
 // setting). See PrefetchShrink and ShrinkUpTo for deleting only rows
 // whose pages are in the OS cache.
-func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration, opts ...ShrinkOption) (bool, error) {
+func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration, opts ...ShrinkOption) (Shrunk, error) {
 	var cfg shrinkConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
 	shadows, err := shrinkable(ctx, db, name)
 	if err != nil {
-		return false, err
+		return Shrunk{}, err
 	}
 	start := time.Now()
-	left, progressed := false, false
+	var done Shrunk
+	progressed := false
 	for _, s := range shadows {
 		if progressed {
 			// Rows of another table cost what rows of this one did not
 			// tell (a vec0 vector chunk is a thousand times a rowid):
 			// the next call starts on it with one row.
-			return true, nil
+			done.Left = true
+			return done, nil
 		}
 		bounded := cfg.upTo.Table != "" && strings.EqualFold(s, cfg.upTo.Table)
 		q := Quote(s)
@@ -198,7 +202,8 @@ func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration, 
 			// included, but every call deletes at least one row: a slow
 			// listing must not stall the shrink.
 			if spent := time.Since(start); spent >= budget && progressed {
-				return true, nil
+				done.Left = true
+				return done, nil
 			}
 			t0 := time.Now()
 			var res sql.Result
@@ -209,9 +214,10 @@ func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration, 
 				res, err = db.ExecContext(ctx, del, k)
 			}
 			if err != nil {
-				return false, fmt.Errorf("outbox: shrink %s: %w", s, err)
+				return done, fmt.Errorf("outbox: shrink %s: %w", s, err)
 			}
 			n, _ := res.RowsAffected()
+			done.Rows += n
 			if n > 0 {
 				progressed = true
 			}
@@ -219,11 +225,12 @@ func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration, 
 				if bounded {
 					// The rows read are gone; those after them are for
 					// the next call, after its own read.
-					return true, nil
+					done.Left = true
+					return done, nil
 				}
 				break
 			}
-			left = true
+			done.Left = true
 			perRow := time.Since(t0) / time.Duration(n)
 			rest := budget - time.Since(start)
 			// At most twice the last batch: rows further on can be much
@@ -233,5 +240,5 @@ func ShrinkTable(ctx context.Context, db DB, name string, budget time.Duration, 
 			k = int(min(max(int64(rest/max(perRow, time.Microsecond)), 1), int64(2*k), 4096))
 		}
 	}
-	return left, nil
+	return done, nil
 }

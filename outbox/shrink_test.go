@@ -40,10 +40,10 @@ func TestShrinkTable(t *testing.T) {
 	total := count("docs_fts_data") + count("docs_fts_content") + count("docs_fts_docsize") + 8
 	steps := 0
 	for {
-		left, err := outbox.ShrinkTable(ctx, db, "docs_fts", time.Millisecond)
+		r, err := outbox.ShrinkTable(ctx, db, "docs_fts", time.Millisecond)
 		require.NoError(t, err)
 		steps++
-		if !left {
+		if !r.Left {
 			break
 		}
 		require.LessOrEqual(t, steps, total)
@@ -58,15 +58,17 @@ func TestShrinkTable(t *testing.T) {
 
 	// With budget to spare a call still stops at the next shadow table
 	// with rows: what its rows cost is not known yet.
-	left, err := outbox.ShrinkTable(ctx, db, "docs_fts__g1", time.Minute)
+	r, err := outbox.ShrinkTable(ctx, db, "docs_fts__g1", time.Minute)
 	require.NoError(t, err)
-	require.True(t, left)
+	require.True(t, r.Left)
+	left := r.Left
 	require.Zero(t, count("docs_fts__g1_data"))
 	require.Equal(t, 3000, count("docs_fts__g1_content"), "one shadow table per call")
 	calls := 1
 	for left {
-		left, err = outbox.ShrinkTable(ctx, db, "docs_fts__g1", time.Minute)
+		r, err = outbox.ShrinkTable(ctx, db, "docs_fts__g1", time.Minute)
 		require.NoError(t, err)
+		left = r.Left
 		calls++
 	}
 	require.Zero(t, count("docs_fts__g1_content"))
@@ -109,7 +111,7 @@ func TestPrefetchShrink(t *testing.T) {
 
 	// One row at least, however small the budget; a read deletes nothing.
 	rows := total()
-	b, err := outbox.PrefetchShrink(ctx, db, "docs_vec", 1)
+	b, err := outbox.PrefetchShrink(ctx, db, "docs_vec", 1000, 1)
 	require.NoError(t, err)
 	require.Equal(t, 1, b.Rows)
 	require.Positive(t, b.Bytes)
@@ -119,15 +121,16 @@ func TestPrefetchShrink(t *testing.T) {
 	sawChunks := false
 	for calls := 0; ; calls++ {
 		require.Less(t, calls, 1000)
-		b, err := outbox.PrefetchShrink(ctx, db, "docs_vec", 3*16*256*4) // three chunks
+		b, err := outbox.PrefetchShrink(ctx, db, "docs_vec", 150, 3*16*256*4) // three chunks, or 150 small rows
 		require.NoError(t, err)
 		if b.Rows == 0 {
 			require.Equal(t, outbox.ShrinkBound{}, b)
-			left, err := outbox.ShrinkTable(ctx, db, "docs_vec", time.Minute, outbox.ShrinkUpTo(b))
+			r, err := outbox.ShrinkTable(ctx, db, "docs_vec", time.Minute, outbox.ShrinkUpTo(b))
 			require.NoError(t, err)
-			require.False(t, left, "nothing read, nothing left")
+			require.Equal(t, outbox.Shrunk{}, r, "nothing read, nothing left")
 			break
 		}
+		require.LessOrEqual(t, b.Rows, 150)
 		before := count(b.Table)
 		var upTo, after int
 		require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+outbox.Quote(b.Table)+` WHERE rowid <= ?`, b.Rowid).Scan(&upTo))
@@ -136,9 +139,10 @@ func TestPrefetchShrink(t *testing.T) {
 			sawChunks = true
 			require.Equal(t, min(3, before), b.Rows, "about the bytes asked for: %+v", b)
 		}
-		left, err := outbox.ShrinkTable(ctx, db, "docs_vec", time.Minute, outbox.ShrinkUpTo(b))
+		r, err := outbox.ShrinkTable(ctx, db, "docs_vec", time.Minute, outbox.ShrinkUpTo(b))
 		require.NoError(t, err)
-		require.True(t, left, "rows past the bound are for the next call")
+		require.True(t, r.Left, "rows past the bound are for the next call")
+		require.Equal(t, int64(b.Rows), r.Rows)
 		after = count(b.Table)
 		require.Equal(t, before-b.Rows, after, "the rows read, and no other: %+v", b)
 	}
