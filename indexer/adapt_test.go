@@ -69,3 +69,16 @@ func TestRebuildStepAdaptsToOtherWriters(t *testing.T) {
 	ix.adapt(ctx, false)
 	require.Equal(t, maxQuietStep, ix.stepBudget())
 }
+
+// A catch-up batch is sized on the time per event applied: batches whose
+// events are all skipped do not grow the next one, which may have to
+// apply every event it reads.
+func TestCatchUpRows(t *testing.T) {
+	t.Parallel()
+	target := 10 * time.Millisecond
+	require.Equal(t, 64, catchUpRows(64, 0, target, 1000), "nothing applied yet: unchanged")
+	require.Equal(t, 100, catchUpRows(64, 100*time.Microsecond, target, 1000), "target / time per event, at most twice the last")
+	require.Equal(t, 128, catchUpRows(64, time.Microsecond, target, 1000))
+	require.Equal(t, 1000, catchUpRows(900, time.Microsecond, target, 1000), "at most a batch")
+	require.Equal(t, 16, catchUpRows(64, time.Second, target, 1000), "at least 16")
+}

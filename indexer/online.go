@@ -75,7 +75,8 @@ type onlineState struct {
 	sideScan     int64
 	moveRows     int
 	catchRows    int
-	requeueRows  int // rows per requeue step (requeue.go)
+	catchPer     time.Duration // time per event applied by the catch-up (catchUpRows)
+	requeueRows  int           // rows per requeue step (requeue.go)
 	skip         map[int64]bool
 	// committed is when the last move step's transaction committed and
 	// checkpoint how long the checkpoint after it took (withSideAttached):
@@ -1003,7 +1004,10 @@ func (ix *Indexer) prefetchDrop(ctx context.Context, r *outbox.RebuildState) err
 	rows, bytes := ix.online.prefetchRows, ix.online.prefetchBytes
 	ix.applyMu.Unlock()
 	t0 := time.Now()
-	b, err := outbox.PrefetchShrink(ctx, ix.db, r.Old[0], rows, bytes)
+	// A long read (a cold, slow disk: up to 5 s in a 1M run) would make
+	// this driver look silent to the others (driverIdle): it stops early,
+	// and the step deletes what it read.
+	b, err := outbox.PrefetchShrink(ctx, ix.db, r.Old[0], outbox.PrefetchBudget{Rows: rows, Bytes: bytes, Time: driverIdle / 4})
 	took := time.Since(t0)
 	ix.applyMu.Lock()
 	if err != nil {

@@ -68,23 +68,30 @@ func shrinkable(ctx context.Context, db DB, name string) ([]string, error) {
 	return shadows, nil
 }
 
+// PrefetchBudget bounds what one PrefetchShrink call reads.
+type PrefetchBudget struct {
+	Rows  int           // at most this many rows (at least one is read)
+	Bytes int64         // stop once the rows read hold this many bytes (length of every column)
+	Time  time.Duration // stop after the row that ends this long after the start (0: no limit)
+}
+
 // PrefetchShrink reads, and writes nothing, the rows the next ShrinkTable
 // call on name deletes first: the first rows of the first of its shadow
-// tables that has any, up to maxRows rows and about maxBytes of column
-// values (at least one row). Deleting a row whose value spills onto overflow
-// pages reads every one of them (SQLite follows the chain to free it); a
-// vec0 vector chunk of 1,024 384-d vectors is 375 such pages. Run outside
-// the write lock, where a cold read delays nobody, the read leaves those
-// pages in the OS cache for the delete that follows under the lock; pass
-// the result to ShrinkTable with ShrinkUpTo so that it deletes no row this
-// call did not read.
-func PrefetchShrink(ctx context.Context, db DB, name string, maxRows int, maxBytes int64) (ShrinkBound, error) {
+// tables that has any, within budget (at least one row). Deleting a row
+// whose value spills onto overflow pages reads every one of them (SQLite
+// follows the chain to free it); a vec0 vector chunk of 1,024 384-d
+// vectors is 375 such pages. Run outside the write lock, where a cold read
+// delays nobody, the read leaves those pages in the OS cache for the
+// delete that follows under the lock; pass the result to ShrinkTable with
+// ShrinkUpTo so that it deletes no row this call did not read.
+func PrefetchShrink(ctx context.Context, db DB, name string, budget PrefetchBudget) (ShrinkBound, error) {
 	shadows, err := shrinkable(ctx, db, name)
 	if err != nil {
 		return ShrinkBound{}, err
 	}
+	start := time.Now()
 	for _, s := range shadows {
-		b, err := prefetchShadow(ctx, db, s, max(maxRows, 1), maxBytes)
+		b, err := prefetchShadow(ctx, db, s, budget, start)
 		if err != nil {
 			return ShrinkBound{}, fmt.Errorf("outbox: prefetch %s: %w", s, err)
 		}
@@ -95,9 +102,9 @@ func PrefetchShrink(ctx context.Context, db DB, name string, maxRows int, maxByt
 	return ShrinkBound{}, nil
 }
 
-// prefetchShadow reads the first rows of the shadow table s, up to maxRows
-// and about maxBytes.
-func prefetchShadow(ctx context.Context, db DB, s string, maxRows int, maxBytes int64) (ShrinkBound, error) {
+// prefetchShadow reads the first rows of the shadow table s within budget,
+// whose time counts from start.
+func prefetchShadow(ctx context.Context, db DB, s string, budget PrefetchBudget, start time.Time) (ShrinkBound, error) {
 	var cols []string
 	rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, s)
 	if err != nil {
@@ -119,39 +126,35 @@ func prefetchShadow(ctx context.Context, db DB, s string, maxRows int, maxBytes 
 	if len(cols) == 0 {
 		return ShrinkBound{}, nil
 	}
-	// length() of a blob is read from the record header, without its
-	// overflow pages; the sizes pick the rows, the second query reads them.
+	// Each row is read as it is stepped: substr needs the whole value, so
+	// every overflow page of it is read (length() of a blob alone is
+	// answered from the record header).
 	sizes, loads := make([]string, len(cols)), make([]string, len(cols))
 	for i, c := range cols {
 		sizes[i] = "coalesce(length(" + c + "), 0)"
-		// substr needs the whole value: every overflow page is read.
 		loads[i] = "coalesce(length(substr(" + c + ", -1)), 0)"
 	}
-	q := Quote(s)
 	b := ShrinkBound{Table: s}
-	rows, err = db.QueryContext(ctx, `SELECT rowid, `+strings.Join(sizes, " + ")+` FROM `+q+` ORDER BY rowid LIMIT ?`, maxRows)
+	rows, err = db.QueryContext(ctx, `SELECT rowid, `+strings.Join(sizes, " + ")+`, `+strings.Join(loads, " + ")+` FROM `+Quote(s)+` ORDER BY rowid LIMIT ?`, max(budget.Rows, 1))
 	if err != nil {
 		return ShrinkBound{}, err
 	}
+	defer rows.Close()
 	for rows.Next() {
-		var id, n int64
-		if err := rows.Scan(&id, &n); err != nil {
-			rows.Close()
+		var id, n, loaded int64
+		if err := rows.Scan(&id, &n, &loaded); err != nil {
 			return ShrinkBound{}, err
 		}
 		b.Rowid, b.Rows, b.Bytes = id, b.Rows+1, b.Bytes+n
-		if b.Bytes >= maxBytes {
+		if b.Bytes >= budget.Bytes || (budget.Time > 0 && time.Since(start) >= budget.Time) {
 			break
 		}
 	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil || b.Rows == 0 {
+	if err := rows.Err(); err != nil {
 		return ShrinkBound{}, err
 	}
-	var loaded sql.NullInt64
-	if err := db.QueryRowContext(ctx, `SELECT sum(`+strings.Join(loads, " + ")+`) FROM `+q+` WHERE rowid <= ?`, b.Rowid).Scan(&loaded); err != nil {
-		return ShrinkBound{}, err
+	if b.Rows == 0 {
+		return ShrinkBound{}, nil
 	}
 	return b, nil
 }

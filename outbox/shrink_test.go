@@ -111,17 +111,21 @@ func TestPrefetchShrink(t *testing.T) {
 
 	// One row at least, however small the budget; a read deletes nothing.
 	rows := total()
-	b, err := outbox.PrefetchShrink(ctx, db, "docs_vec", 1000, 1)
+	b, err := outbox.PrefetchShrink(ctx, db, "docs_vec", outbox.PrefetchBudget{Rows: 1000, Bytes: 1})
 	require.NoError(t, err)
 	require.Equal(t, 1, b.Rows)
 	require.Positive(t, b.Bytes)
 	require.Contains(t, shadows, b.Table)
 	require.Equal(t, rows, total())
+	// And one row when the time is up after it.
+	b, err = outbox.PrefetchShrink(ctx, db, "docs_vec", outbox.PrefetchBudget{Rows: 1000, Bytes: 1 << 40, Time: time.Nanosecond})
+	require.NoError(t, err)
+	require.Equal(t, 1, b.Rows)
 
 	sawChunks := false
 	for calls := 0; ; calls++ {
 		require.Less(t, calls, 1000)
-		b, err := outbox.PrefetchShrink(ctx, db, "docs_vec", 150, 3*16*256*4) // three chunks, or 150 small rows
+		b, err := outbox.PrefetchShrink(ctx, db, "docs_vec", outbox.PrefetchBudget{Rows: 150, Bytes: 3 * 16 * 256 * 4}) // three chunks, or 150 small rows
 		require.NoError(t, err)
 		if b.Rows == 0 {
 			require.Equal(t, outbox.ShrinkBound{}, b)

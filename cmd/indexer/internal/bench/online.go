@@ -160,7 +160,7 @@ func RunOnlineRebuild(ctx context.Context, dir string, n, rate int, offlineWrite
 		app.mu.Lock()
 		for _, x := range app.writes {
 			if !x.due.Before(quiet) && x.lat > 25*time.Millisecond {
-				log("slow write with no rebuild due %s lat %v (begin %v, body %v, commit %v)", x.due.Format("15:04:05.000"), x.lat, x.begin, x.body, x.commit)
+				log("slow write with no rebuild due %s lat %v (plugin %v, begin %v, body %v, commit %v, after %v)", x.due.Format("15:04:05.000"), x.lat, x.pre, x.begin, x.body, x.commit, x.post)
 			}
 		}
 		app.mu.Unlock()
@@ -184,7 +184,7 @@ func RunOnlineRebuild(ctx context.Context, dir string, n, rate int, offlineWrite
 		app.mu.Lock()
 		for _, x := range app.writes {
 			if !x.due.Before(onStart) && !x.due.After(onEnd) && x.lat > 25*time.Millisecond {
-				log("slow write due %s lat %v (begin %v, body %v, commit %v)", x.due.Format("15:04:05.000"), x.lat, x.begin, x.body, x.commit)
+				log("slow write due %s lat %v (plugin %v, begin %v, body %v, commit %v, after %v)", x.due.Format("15:04:05.000"), x.lat, x.pre, x.begin, x.body, x.commit, x.post)
 			}
 		}
 		app.mu.Unlock()
@@ -348,20 +348,25 @@ type app struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	paused bool
-	writes []appWrite
-	last   appWrite // the parts of the last write (debugTimes; the writer's own)
+	mu        sync.Mutex
+	paused    bool
+	writes    []appWrite
+	last      appWrite  // the parts of the last write (debugTimes; the writer's own)
+	started   time.Time // when the writer called the last Create
+	committed time.Time // when gorm's COMMIT of the last Create returned
 }
 
 type appWrite struct {
 	due time.Time
 	lat time.Duration
 	err bool
-	// With OI_BENCH_DEBUG: the write's parts, from gorm's callbacks:
-	// BEGIN (the wait for the write lock: _txlock=immediate), the
-	// statements, and COMMIT (with any checkpoint it runs).
-	begin, body, commit time.Duration
+	// With OI_BENCH_DEBUG: the write's parts, from gorm's callbacks: what
+	// runs before gorm's BEGIN (the plugin's callbacks; with
+	// SkipDefaultTransaction its own BEGIN, so the wait for the write lock:
+	// _txlock=immediate), gorm's BEGIN, the statements, and COMMIT (with
+	// any checkpoint it runs), and what runs after gorm's COMMIT (the
+	// plugin's last callback: with SkipDefaultTransaction its COMMIT).
+	pre, begin, body, commit, post time.Duration
 }
 
 // debugTimes registers callbacks timing the parts of each Create on db
@@ -376,11 +381,15 @@ func (a *app) debugTimes(db *gorm.DB) error {
 		name, after, before string
 		fn                  func()
 	}{
-		{"bench:begin0", "", "gorm:begin_transaction", func() { t0 = time.Now() }},
+		{"bench:begin0", "", "gorm:begin_transaction", func() {
+			t0 = time.Now()
+			a.last.pre = t0.Sub(a.started)
+		}},
 		{"bench:begin1", "gorm:begin_transaction", "gorm:before_create", func() { t1 = time.Now() }},
 		{"bench:commit0", "gorm:after_create", "gorm:commit_or_rollback_transaction", func() { t2 = time.Now() }},
 		{"bench:commit1", "gorm:commit_or_rollback_transaction", "", func() {
-			a.last = appWrite{begin: t1.Sub(t0), body: t2.Sub(t1), commit: time.Since(t2)}
+			a.committed = time.Now()
+			a.last = appWrite{pre: a.last.pre, begin: t1.Sub(t0), body: t2.Sub(t1), commit: a.committed.Sub(t2)}
 		}},
 	} {
 		fn := r.fn
@@ -471,9 +480,13 @@ func startApp(ctx context.Context, dir string, rate int) (*app, error) {
 			}
 			d := docs[i%len(docs)]
 			d.ID = 0
+			a.started, a.committed = time.Now(), time.Time{}
 			err := db.WithContext(ctx).Create(&d).Error
 			a.mu.Lock()
 			w := a.last
+			if !a.committed.IsZero() {
+				w.post = time.Since(a.committed)
+			}
 			w.due, w.lat, w.err = next, time.Since(next), err != nil
 			a.writes = append(a.writes, w)
 			a.mu.Unlock()
