@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"database/sql"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,20 +20,13 @@ func TestShrinkTable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := sqlDB(t)
-	for _, q := range []string{
+	execAll(t, db,
 		`CREATE VIRTUAL TABLE docs_fts USING fts5(body)`,
 		`CREATE VIRTUAL TABLE docs_fts__g1 USING fts5(body)`,
 		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO docs_fts (body) SELECT 'word' || i || ' common text' FROM n`,
 		`INSERT INTO docs_fts__g1 (body) SELECT body FROM docs_fts`,
-	} {
-		_, err := db.Exec(q)
-		require.NoError(t, err, q)
-	}
-	count := func(table string) int {
-		var n int
-		require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+outbox.Quote(table)).Scan(&n))
-		return n
-	}
+	)
+	count := func(table string) int { return rowCount(t, db, table) }
 	require.Positive(t, count("docs_fts_data"))
 	// At worst (under -race on a loaded machine a single DELETE can take
 	// the whole budget) a step deletes one row; a few more steps find a
@@ -83,21 +77,14 @@ func TestPrefetchShrink(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := sqlDB(t)
-	for _, q := range []string{
+	execAll(t, db,
 		// Chunks of 16 vectors of 256 floats: 16 KiB rows, on overflow pages.
 		`CREATE VIRTUAL TABLE docs_vec USING vec0(embedding float[256], chunk_size=16)`,
 		`CREATE VIRTUAL TABLE docs_vec__g1 USING vec0(embedding float[256], chunk_size=16)`,
-		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) INSERT INTO docs_vec (rowid, embedding) SELECT i, (SELECT json_group_array(i * 0.5 + j) FROM (SELECT value AS j FROM json_each('[` + seq(256) + `]'))) FROM n`,
+		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) INSERT INTO docs_vec (rowid, embedding) SELECT i, (SELECT json_group_array(i * 0.5 + j) FROM (SELECT value AS j FROM json_each('[`+seq(256)+`]'))) FROM n`,
 		`INSERT INTO docs_vec__g1 (rowid, embedding) SELECT rowid, embedding FROM docs_vec`,
-	} {
-		_, err := db.Exec(q)
-		require.NoError(t, err, q)
-	}
-	count := func(table string) int {
-		var n int
-		require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+outbox.Quote(table)).Scan(&n))
-		return n
-	}
+	)
+	count := func(table string) int { return rowCount(t, db, table) }
 	chunks := count("docs_vec_vector_chunks00")
 	require.GreaterOrEqual(t, chunks, 13)
 
@@ -159,6 +146,24 @@ func TestPrefetchShrink(t *testing.T) {
 	require.Equal(t, 3, hits)
 }
 
+// execAll runs each statement of qs on db.
+func execAll(t *testing.T, db *sql.DB, qs ...string) {
+	t.Helper()
+	for _, q := range qs {
+		_, err := db.Exec(q)
+		require.NoError(t, err, q)
+	}
+}
+
+// rowCount returns the number of rows of table.
+func rowCount(t *testing.T, db *sql.DB, table string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+outbox.Quote(table)).Scan(&n))
+	return n
+}
+
+// seq returns "0,1,…,n-1".
 func seq(n int) string {
 	s := make([]string, n)
 	for i := range s {
