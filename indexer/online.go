@@ -606,7 +606,8 @@ func sinkNames(t *table) string {
 // rebuildStep runs one short transaction of the oldest online rebuild in
 // progress that this indexer may drive (see dueFor), if any, then pauses
 // so that writers get the lock, and reports whether it had work. The
-// caller holds applyMu.
+// caller holds applyMu; a drop step releases it while it reads ahead
+// (prefetchDrop).
 func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, error) {
 	idle := driverIdle
 	if foreground {
@@ -995,6 +996,7 @@ const (
 // shares nothing with apply. The step deletes no row the read did not
 // cover.
 func (ix *Indexer) prefetchDrop(ctx context.Context, r *outbox.RebuildState) error {
+	ix.online.dropBound = outbox.ShrinkBound{}
 	if len(r.Old) == 0 || time.Since(r.SwappedAt) < ix.cfg.dropGrace {
 		return nil
 	}
@@ -1035,9 +1037,10 @@ func (ix *Indexer) dropStep(ctx context.Context, tx *sql.Tx, r *outbox.RebuildSt
 		// in one statement. (Steps of a third of the budget instead were
 		// measured at 1M rows: as many slow application writes, a drop
 		// phase 9 s longer; docs/PERFORMANCE.md.)
+		// The bound is kept for a retry of this step (a busy database):
+		// the next step's read replaces it.
 		var opts []outbox.ShrinkOption
 		b := ix.online.dropBound
-		ix.online.dropBound = outbox.ShrinkBound{}
 		if b.Rows > 0 {
 			// A bound on another table's shadow bounds nothing.
 			opts = append(opts, outbox.ShrinkUpTo(b))
