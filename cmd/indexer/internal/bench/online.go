@@ -433,6 +433,8 @@ func startApp(ctx context.Context, dir string, rate int) (*app, error) {
 		l := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("who", "app")
 		wopts = append(wopts, indexer.WithLogger(l), indexer.WithObserver(indexer.Observer{Batch: func(s indexer.BatchStats) {
 			if s.Wait+s.Duration > 20*time.Millisecond {
+				// Duration runs from the lock to the end of the commit,
+				// with any checkpoint the commit ran.
 				l.Debug("slow worker batch", "events", s.Events, "wait", s.Wait, "hold", s.Duration)
 			}
 		}}))
@@ -480,7 +482,7 @@ func startApp(ctx context.Context, dir string, rate int) (*app, error) {
 			}
 			d := docs[i%len(docs)]
 			d.ID = 0
-			a.started, a.committed = time.Now(), time.Time{}
+			a.started, a.committed, a.last = time.Now(), time.Time{}, appWrite{}
 			err := db.WithContext(ctx).Create(&d).Error
 			a.mu.Lock()
 			w := a.last
