@@ -71,7 +71,7 @@ func shrinkable(ctx context.Context, db DB, name string) ([]string, error) {
 // PrefetchBudget bounds what one PrefetchShrink call reads.
 type PrefetchBudget struct {
 	Rows  int           // at most this many rows (at least one is read)
-	Bytes int64         // stop once the rows read hold this many bytes (length of every column)
+	Bytes int64         // stop once the rows read hold this many bytes (length of every column; 0: after the first row)
 	Time  time.Duration // stop after the row that ends this long after the start (0: no limit)
 }
 
