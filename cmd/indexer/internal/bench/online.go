@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -171,7 +172,15 @@ func RunOnlineRebuild(ctx context.Context, dir string, n, rate int, offlineWrite
 		return nil, err
 	}
 	log("online rebuild bench: online rebuild of %d rows while the application writes %d rows/s", rep.Rows, rate)
+	// OI_BENCH_CPUPROFILE=file profiles this process (the application and
+	// its worker; the rebuild is another process) during the online
+	// rebuild.
+	stopProfile, err := startCPUProfile(os.Getenv("OI_BENCH_CPUPROFILE"))
+	if err != nil {
+		return nil, err
+	}
 	on, onStart, onEnd, err := measure(false)
+	stopProfile()
 	if err != nil {
 		return nil, err
 	}
@@ -565,4 +574,24 @@ func CPUModel() string {
 		}
 	}
 	return "unknown"
+}
+
+// startCPUProfile starts a CPU profile of this process into path (none
+// when path is empty) and returns what stops it.
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
