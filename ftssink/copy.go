@@ -15,8 +15,23 @@ var (
 
 // FTS5 merge settings.
 const (
-	defaultAutomerge   = 4
-	defaultCrisismerge = 16
+	// liveAutomerge turns FTS5's automatic merges off on a live sidecar:
+	// FTS5 would merge inside the commit of whichever write crosses its
+	// threshold (64 leaves written, times the number of levels), holding
+	// the write lock for as long as the merge takes; on a 1M-row index that
+	// was 23% of the application's CPU and commits of one event that held
+	// the lock for up to 0.9 s. The indexer merges live sidecars itself,
+	// in pieces it sizes to a time (Merge, Structure).
+	liveAutomerge = 0
+	// liveCrisismerge is a backstop: FTS5 merges a whole level inside one
+	// commit once it holds this many segments. The indexer merges long
+	// before (at 16 it puts merging before applying), so this happens only
+	// when sidecars are written without an indexer running.
+	liveCrisismerge = 64
+	// usermerge is FTS5's 'usermerge' setting, which this package leaves
+	// at its default: the 'merge' command with a positive page count works
+	// on a level once it holds this many segments.
+	usermerge = 4
 	// bulkCrisismerge keeps FTS5 from merging a whole level of segments
 	// inside one transaction during a bulk build (a "crisis merge" when a
 	// level reaches 16 segments, which takes tens of ms on a large index).
@@ -130,22 +145,22 @@ func (t *Table) CopyRange(ctx context.Context, tx outbox.DB, r outbox.KeyRange) 
 // crisis merges, so that no transaction merges a whole level of segments;
 // the incremental automatic merges stay, in proportion to what each
 // transaction writes, on levels of 16 segments; leaves of FTS5's default
-// size (Fill). Off restores FTS5's default merge settings (automerge 4,
-// crisismerge 16) and the live page size. The settings are stored in the
-// table.
+// size (Fill). Off sets the live settings: no automatic merges (the
+// indexer merges live sidecars in steps of its own; see liveAutomerge), a
+// crisis merge only as a backstop, and the live page size. The settings
+// are stored in the table.
 func (t *Table) Bulk(ctx context.Context, db outbox.DB, on bool) error {
-	am, cm := defaultAutomerge, defaultCrisismerge
-	if on {
-		am, cm = bulkAutomerge, bulkCrisismerge
+	if !on {
+		return liveSettings(ctx, db, t.Name())
 	}
-	if err := t.Fill(ctx, db, on); err != nil {
+	if err := t.Fill(ctx, db, true); err != nil {
 		return err
 	}
 	tbl := outbox.Quote(t.Name())
 	for _, kv := range []struct {
 		k string
 		v int
-	}{{"automerge", am}, {"crisismerge", cm}} {
+	}{{"automerge", bulkAutomerge}, {"crisismerge", bulkCrisismerge}} {
 		if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s, rank) VALUES (?, ?)", tbl, tbl), kv.k, kv.v); err != nil {
 			return fmt.Errorf("ftssink: %s: set %s: %w", t.Name(), kv.k, err)
 		}

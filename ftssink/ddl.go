@@ -66,11 +66,12 @@ func CreateSQL(spec *outbox.Spec) (string, error) {
 
 func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// Create creates the FTS5 sidecar of spec if it does not exist, and sets
-// the page size of a live sidecar on it (on a table created by an earlier
-// release too; see Table.Fill) unless it has it already: every migration
-// calls Create, and a write to an FTS5 table's settings makes every
-// connection reload its structure.
+// Create creates the FTS5 sidecar of spec if it does not exist, and gives
+// it the live settings (on a table created by an earlier release too):
+// the live page size (see Table.Fill) and no automatic merges (see
+// Table.Bulk), setting only what differs: every migration calls Create,
+// and a write to an FTS5 table's settings makes every connection reload
+// its structure.
 func Create(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
 	q, err := CreateSQL(spec)
 	if err != nil {
@@ -80,15 +81,43 @@ func Create(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
 	if _, err := db.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("ftssink: create %s: %w", name, err)
 	}
-	var pgsz int64
-	err = db.QueryRowContext(ctx, `SELECT coalesce((SELECT v FROM `+outbox.Quote(name+"_config")+` WHERE k = 'pgsz'), 0)`).Scan(&pgsz)
+	return liveSettings(ctx, db, name)
+}
+
+// liveSettings sets the live page size and merge settings on the FTS5
+// table name where they differ. An absent setting is FTS5's default.
+func liveSettings(ctx context.Context, db outbox.DB, name string) error {
+	rows, err := db.QueryContext(ctx, `SELECT k, v FROM `+outbox.Quote(name+"_config")+` WHERE k IN ('pgsz', 'automerge', 'crisismerge')`)
 	if err != nil {
-		return fmt.Errorf("ftssink: %s: read pgsz: %w", name, err)
+		return fmt.Errorf("ftssink: %s: read settings: %w", name, err)
 	}
-	if pgsz == livePageSize {
-		return nil
+	have := map[string]int64{}
+	for rows.Next() {
+		var k string
+		var v int64
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			return fmt.Errorf("ftssink: %s: read settings: %w", name, err)
+		}
+		have[k] = v
 	}
-	return setPageSize(ctx, db, name, livePageSize)
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("ftssink: %s: read settings: %w", name, err)
+	}
+	tbl := outbox.Quote(name)
+	for _, kv := range []struct {
+		k string
+		v int64
+	}{{"pgsz", livePageSize}, {"automerge", liveAutomerge}, {"crisismerge", liveCrisismerge}} {
+		if v, ok := have[kv.k]; ok && v == kv.v {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s, rank) VALUES (?, ?)", tbl, tbl), kv.k, kv.v); err != nil {
+			return fmt.Errorf("ftssink: %s: set %s: %w", name, kv.k, err)
+		}
+	}
+	return nil
 }
 
 // Drop drops the FTS5 sidecar of spec if it exists. It is idempotent.

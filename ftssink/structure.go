@@ -1,0 +1,165 @@
+package ftssink
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/outboxindexer/outboxindexer/outbox"
+)
+
+// ErrStructure is returned (wrapped) for an FTS5 structure record that
+// cannot be read: a format this package does not know, or a damaged one.
+var ErrStructure = errors.New("ftssink: unreadable FTS5 structure record")
+
+// Structure is what an FTS5 index's structure record says of its
+// segments: the index is a list of levels, each a list of segments, and
+// FTS5 merges the segments of a level into one on the next level.
+type Structure struct {
+	Levels []Level
+}
+
+// Level is one level of an FTS5 index.
+type Level struct {
+	// Segments is the number of segments on the level.
+	Segments int
+	// Merging is how many of them an incremental merge in progress is
+	// combining (0: none).
+	Merging int
+}
+
+// Fullest returns the number of segments on the level that holds the
+// most: FTS5's 'merge' command with a positive page count works on a level
+// once it holds 'usermerge' segments (4 by default), and a query reads
+// every segment.
+func (s Structure) Fullest() int {
+	n := 0
+	for _, l := range s.Levels {
+		n = max(n, l.Segments)
+	}
+	return n
+}
+
+// Mergeable reports whether FTS5's 'merge' command with a positive page
+// count (Table.Merge) has work: a merge in progress, or a level holding
+// at least 'usermerge' segments (4, FTS5's default, which this package
+// keeps).
+func (s Structure) Mergeable() bool {
+	for _, l := range s.Levels {
+		if l.Merging > 0 || l.Segments >= usermerge {
+			return true
+		}
+	}
+	return false
+}
+
+// structureRowid is the rowid of the structure record in an FTS5 table's
+// %_data table (FTS5_STRUCTURE_ROWID).
+const structureRowid = 10
+
+// structureV2 marks the structure records of FTS5 3.45 and later, whose
+// segments carry five more fields (origins and tombstone counts).
+var structureV2 = []byte{0xff, 0x00, 0x00, 0x01}
+
+// maxSegments is FTS5's limit on the segments of an index
+// (FTS5_MAX_SEGMENT), which also bounds its levels.
+const maxSegments = 2000
+
+// ParseStructure decodes an FTS5 structure record: a 4-byte cookie, the
+// V2 marker if any, the numbers of levels and segments and the write
+// counter, then per level the segments being merged and the segments, each
+// with its id and page range (and, in V2, origins and tombstone counts).
+// Integers are SQLite varints.
+func ParseStructure(b []byte) (Structure, error) {
+	if len(b) < 4 {
+		return Structure{}, fmt.Errorf("%w: %d bytes", ErrStructure, len(b))
+	}
+	r := varintReader{b: b, i: 4}
+	v2 := len(b) >= 8 && bytes.Equal(b[4:8], structureV2)
+	if v2 {
+		r.i = 8
+	}
+	nLevel, nSegment := r.next(), r.next()
+	r.next() // write counter
+	if r.err == nil && (nLevel > maxSegments || nSegment > maxSegments) {
+		return Structure{}, fmt.Errorf("%w: %d levels, %d segments", ErrStructure, nLevel, nSegment)
+	}
+	perSegment := 3
+	if v2 {
+		perSegment += 5
+	}
+	var s Structure
+	total := uint64(0)
+	for l := uint64(0); r.err == nil && l < nLevel; l++ {
+		merging, segs := r.next(), r.next()
+		if r.err != nil {
+			break
+		}
+		if merging > segs || segs > maxSegments {
+			return Structure{}, fmt.Errorf("%w: level %d: %d segments, %d merging", ErrStructure, l, segs, merging)
+		}
+		for range segs * uint64(perSegment) {
+			r.next()
+		}
+		total += segs
+		s.Levels = append(s.Levels, Level{Segments: int(segs), Merging: int(merging)})
+	}
+	if r.err != nil {
+		return Structure{}, r.err
+	}
+	if total != nSegment {
+		return Structure{}, fmt.Errorf("%w: the levels hold %d segments, the header says %d", ErrStructure, total, nSegment)
+	}
+	return s, nil
+}
+
+// varintReader reads SQLite varints (big-endian, seven bits a byte, the
+// ninth byte whole) from b, remembering the first error.
+type varintReader struct {
+	b   []byte
+	i   int
+	err error
+}
+
+func (r *varintReader) next() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	var v uint64
+	for n := 0; n < 9; n++ {
+		if r.i >= len(r.b) {
+			r.err = fmt.Errorf("%w: truncated at byte %d", ErrStructure, r.i)
+			return 0
+		}
+		c := r.b[r.i]
+		r.i++
+		if n == 8 {
+			return v<<8 | uint64(c)
+		}
+		v = v<<7 | uint64(c&0x7f)
+		if c < 0x80 {
+			return v
+		}
+	}
+	return v
+}
+
+// Structure reads the table's structure record: how many segments each
+// level of its index holds. It is one row read, no write.
+func (t *Table) Structure(ctx context.Context, db outbox.DB) (Structure, error) {
+	var b []byte
+	err := db.QueryRowContext(ctx, `SELECT block FROM `+outbox.Quote(t.Name()+"_data")+` WHERE id = ?`, structureRowid).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Structure{}, nil
+	}
+	if err != nil {
+		return Structure{}, fmt.Errorf("ftssink: %s: read structure: %w", t.Name(), err)
+	}
+	s, err := ParseStructure(b)
+	if err != nil {
+		return Structure{}, fmt.Errorf("ftssink: %s: %w", t.Name(), err)
+	}
+	return s, nil
+}
