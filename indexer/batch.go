@@ -93,7 +93,8 @@ type batchResult struct {
 	checkpoint int64
 	final      bool // the log had nothing after the batch: the checkpoint reached the head
 	newest     int64
-	units      []unit // units applied, whose failure counts can be forgotten
+	units      []unit   // units applied, whose failure counts can be forgotten
+	applied    []*table // tables whose live sidecars the batch wrote
 	parkedAt   map[unit]bool
 	parks      []parkGroup // what was parked, reported once the batch has committed
 }
@@ -129,7 +130,10 @@ func (ix *Indexer) step(ctx context.Context) (batchResult, error) {
 			}
 			var err error
 			res, err = ix.applyTx(ctx, tx, &ix.registry, park, start)
-			return err
+			if err != nil {
+				return err
+			}
+			return ix.mergeSliceTx(ctx, tx, res.applied)
 		})
 		if err == nil {
 			ix.extended(start)
@@ -383,7 +387,9 @@ func (ix *Indexer) applyTx(ctx context.Context, tx outbox.DB, reg *registry, par
 		}
 		res.keys += len(live)
 		res.units = append(res.units, tu)
+		res.applied = append(res.applied, t)
 	}
+	ix.merges.mark(res.applied)
 	for _, p := range parks {
 		if err := outbox.ParkEvents(ctx, tx, p.ids, p.reason, p.attempts, now); err != nil {
 			return res, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 
 	"github.com/outboxindexer/outboxindexer/outbox"
 )
@@ -179,20 +180,32 @@ func (ix *Indexer) applyPending(ctx context.Context, target int64, all bool) (ap
 			if queued > 0 {
 				continue
 			}
-			// Then one step of a pending online rebuild, if any: the
+			// Then one step of a pending online rebuild, if any, after a
+			// merge step of a live sidecar whose merges fell behind: the
 			// caller comes back for the next (Run and Drain loop while
 			// the result is not final), so that other users of applyMu
-			// get it between steps.
-			did, err := ix.rebuildStep(ctx, ix.online.foreground > 0)
-			if err != nil {
-				return applied, false, err
-			}
-			if did {
-				return applied, false, nil
+			// get it between steps. With neither, a merge step of a live
+			// sidecar that has merge work left (merge.go).
+			for _, step := range []func(context.Context) (bool, error){
+				func(ctx context.Context) (bool, error) { return ix.mergeStep(ctx, true) },
+				func(ctx context.Context) (bool, error) { return ix.rebuildStep(ctx, ix.online.foreground > 0) },
+				func(ctx context.Context) (bool, error) { return ix.mergeStep(ctx, false) },
+			} {
+				did, err := step(ctx)
+				if err != nil {
+					return applied, false, err
+				}
+				if did {
+					return applied, false, nil
+				}
 			}
 		}
 		if res.final || (!all && res.checkpoint >= target) {
 			return applied, true, nil
+		}
+		// A backlog: merge a live sidecar first if its merges fell behind.
+		if _, err := ix.mergeStep(ctx, true); err != nil {
+			return applied, false, err
 		}
 		// More is pending: let a waiting writer in first (see yield),
 		// without applyMu, which SyncTx waits on.
@@ -230,9 +243,23 @@ const backfillBatch = 1000
 // takes the write lock only when a backfill is queued or triggers are
 // missing.
 func (ix *Indexer) backfillStep(ctx context.Context) (int64, error) {
-	missing, err := outbox.MissingTriggers(ctx, ix.db)
-	if err != nil {
-		return 0, err
+	// Triggers go missing only with a change of the schema: look for them
+	// when the schema version moved since the last look that found none
+	// (a profile of the application's process during a 1M-row rebuild had
+	// 4% of its CPU in this look, done after nearly every batch).
+	var version int64
+	if err := ix.db.QueryRowContext(ctx, `PRAGMA schema_version`).Scan(&version); err != nil {
+		return 0, fmt.Errorf("indexer: read schema version: %w", err)
+	}
+	var missing []string
+	if version != ix.triggersSeen {
+		var err error
+		if missing, err = outbox.MissingTriggers(ctx, ix.db); err != nil {
+			return 0, err
+		}
+		if len(missing) == 0 {
+			ix.triggersSeen = version
+		}
 	}
 	pending, err := outbox.BackfillPending(ctx, ix.db)
 	if err != nil || (!pending && len(missing) == 0) {

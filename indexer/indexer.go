@@ -33,9 +33,13 @@ type Indexer struct {
 	online   onlineState // guarded by applyMu
 	mirrors  mirrorCache
 	ckpt     checkpointer // background checkpoints of online rebuilds
-	compactN int64        // events per compaction transaction, tuned; guarded by applyMu
-	attempts map[unit]*attempt
-	lastComp time.Time
+	merges   liveMerges   // the live FTS5 sidecars' merges (merge.go)
+	// triggersSeen is the schema version at the last look for missing
+	// capture triggers that found none (backfillStep); guarded by applyMu.
+	triggersSeen int64
+	compactN     int64 // events per compaction transaction, tuned; guarded by applyMu
+	attempts     map[unit]*attempt
+	lastComp     time.Time
 
 	mu      sync.Mutex // guards the fields below
 	lease   outbox.Lease
@@ -67,11 +71,12 @@ func New(db *gorm.DB, opts ...Option) (*Indexer, error) {
 		}
 	}
 	ix := &Indexer{
-		db:       sqlDB,
-		cfg:      cfg,
-		log:      cfg.logger.With("component", "indexer", "holder", cfg.holder),
-		wake:     make(chan struct{}, 1),
-		attempts: map[unit]*attempt{},
+		db:           sqlDB,
+		cfg:          cfg,
+		log:          cfg.logger.With("component", "indexer", "holder", cfg.holder),
+		wake:         make(chan struct{}, 1),
+		attempts:     map[unit]*attempt{},
+		triggersSeen: -1,
 	}
 	if len(cfg.embedders) > 0 {
 		e, err := newEmbedding(cfg)

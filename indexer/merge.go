@@ -1,0 +1,220 @@
+package indexer
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"time"
+
+	"github.com/outboxindexer/outboxindexer/ftssink"
+	"github.com/outboxindexer/outboxindexer/outbox"
+)
+
+// Live FTS5 sidecars do not merge by themselves: ftssink turns FTS5's
+// automatic merges off on them. FTS5 would merge inside the commit of the
+// write that crosses its threshold, for as long as the merge takes, while
+// every other writer of the file waits: in a profile of the application's
+// process during a 1M-row rebuild, those merges were 23% of its CPU, all
+// inside the worker's commits, and commits of one event held the write
+// lock for up to 0.9 s. The indexer merges the live sidecars itself, in
+// pieces sized to a time:
+//
+//   - each batch that wrote a sidecar ends with a slice of merge work
+//     (mergeSlice), in the batch's transaction, like FTS5's automatic
+//     merges but bounded;
+//   - when a level holds mergeBehind segments (the slices fell behind a
+//     backlog), merge steps of their own (mergeStepTime each, pausing
+//     between them) go before the next batch or rebuild step;
+//   - when the indexer has nothing else to do, merge steps go on until
+//     no level holds FTS5's 'usermerge' segments, where FTS5's automatic
+//     merges would have left the index.
+const (
+	mergeSlice  = 3 * time.Millisecond
+	mergeBehind = 16
+)
+
+// mergeStepTime is how long a merge step of its own aims to hold the
+// write lock: half an online rebuild's step.
+func (ix *Indexer) mergeStepTime() time.Duration { return ix.cfg.rebuildStep / 2 }
+
+// liveMerger is a live sidecar the indexer merges (an FTS5 table).
+type liveMerger interface {
+	outbox.Merger
+	Name() string
+	Structure(ctx context.Context, db outbox.DB) (ftssink.Structure, error)
+}
+
+var _ liveMerger = (*ftssink.Table)(nil)
+
+// liveMerges is what the indexer knows of the live sidecars' merges. It
+// has its own mutex: SyncTx writes sidecars without applyMu.
+type liveMerges struct {
+	mu     sync.Mutex
+	tables map[string]*liveMerge // by sidecar name
+}
+
+// liveMerge is the merge state of one live sidecar.
+type liveMerge struct {
+	m liveMerger
+	// slicePages and stepPages are the merge pages of a slice and of a
+	// step, tuned to mergeSlice and mergeStepTime.
+	slicePages, stepPages int
+	// writes counts the batches that wrote the sidecar; seen is writes
+	// when its structure was last read showing no merge work. It is dirty
+	// while they differ.
+	writes, seen uint64
+}
+
+// dirtyMerge is a dirty sidecar and its writes count when it was listed.
+type dirtyMerge struct {
+	st     *liveMerge
+	writes uint64
+}
+
+// mergers returns the sinks of t the indexer merges.
+func mergers(t *table) []liveMerger {
+	var out []liveMerger
+	for _, s := range t.sinks {
+		if m, ok := s.(liveMerger); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// mark records that the live sidecars of tables were written.
+func (lm *liveMerges) mark(tables []*table) {
+	lm.mu.Lock()
+	defer lm.mu.Unlock()
+	for _, t := range tables {
+		for _, m := range mergers(t) {
+			lm.entry(m).writes++
+		}
+	}
+}
+
+// entry returns the state of m's sidecar, created if needed; lm.mu is held.
+func (lm *liveMerges) entry(m liveMerger) *liveMerge {
+	if lm.tables == nil {
+		lm.tables = map[string]*liveMerge{}
+	}
+	st := lm.tables[m.Name()]
+	if st == nil {
+		st = &liveMerge{slicePages: 16, stepPages: 64}
+		lm.tables[m.Name()] = st
+	}
+	st.m = m
+	return st
+}
+
+// dirty returns the sidecars written since they were last seen with no
+// merge work.
+func (lm *liveMerges) dirty() []dirtyMerge {
+	lm.mu.Lock()
+	defer lm.mu.Unlock()
+	var out []dirtyMerge
+	for _, st := range lm.tables {
+		if st.writes != st.seen {
+			out = append(out, dirtyMerge{st, st.writes})
+		}
+	}
+	return out
+}
+
+// settle records that the structure of d's sidecar, read after d was
+// listed, showed no merge work (or that the sidecar is gone): it is clean
+// unless written since it was listed.
+func (lm *liveMerges) settle(d dirtyMerge, gone bool) {
+	lm.mu.Lock()
+	defer lm.mu.Unlock()
+	if gone {
+		if lm.tables[d.st.m.Name()] == d.st && d.st.writes == d.writes {
+			delete(lm.tables, d.st.m.Name())
+		}
+		return
+	}
+	d.st.seen = max(d.st.seen, d.writes)
+}
+
+// mergeSliceTx does a slice of merge work on the live sidecars of tables,
+// which the batch in tx wrote.
+func (ix *Indexer) mergeSliceTx(ctx context.Context, tx outbox.DB, tables []*table) error {
+	for _, t := range tables {
+		for _, m := range mergers(t) {
+			ix.merges.mu.Lock()
+			st := ix.merges.entry(m)
+			pages := st.slicePages
+			ix.merges.mu.Unlock()
+			t0 := time.Now()
+			did, err := m.Merge(ctx, tx, pages)
+			if err != nil {
+				if transient(err) || ctx.Err() != nil {
+					return err
+				}
+				// A sidecar an online rebuild is replacing may be gone; the
+				// batch stands without the slice.
+				ix.log.Debug("merge slice skipped", "table", m.Name(), "err", err)
+				continue
+			}
+			if did {
+				ix.merges.mu.Lock()
+				st.slicePages = int(tune(int64(st.slicePages), time.Since(t0), mergeSlice, 4, 100000))
+				ix.merges.mu.Unlock()
+			}
+		}
+	}
+	return nil
+}
+
+// mergeStep does one merge step of its own (a write transaction of about
+// mergeStepTime, then a pause) on a live sidecar that needs one: with
+// urgent, only one with a level holding mergeBehind segments; otherwise
+// any with merge work. It reports whether it merged. The caller holds
+// applyMu and the lease.
+func (ix *Indexer) mergeStep(ctx context.Context, urgent bool) (bool, error) {
+	for _, d := range ix.merges.dirty() {
+		st := d.st
+		s, err := st.m.Structure(ctx, ix.db)
+		if err != nil {
+			if transient(err) || ctx.Err() != nil {
+				return false, err
+			}
+			// Dropped, or replaced by a rebuild's new generation.
+			ix.merges.settle(d, true)
+			continue
+		}
+		if !s.Mergeable() {
+			ix.merges.settle(d, false)
+			continue
+		}
+		if urgent && s.Fullest() < mergeBehind {
+			continue
+		}
+		ix.merges.mu.Lock()
+		pages := st.stepPages
+		ix.merges.mu.Unlock()
+		var took time.Duration
+		err = ix.retry(ctx, func(ctx context.Context) error {
+			return ix.inTx(ctx, func(tx *sql.Tx) error {
+				t0 := time.Now()
+				_, err := st.m.Merge(ctx, tx, pages)
+				took = time.Since(t0)
+				return err
+			})
+		})
+		if err != nil {
+			if transient(err) || ctx.Err() != nil {
+				return false, err
+			}
+			ix.log.Warn("merge step failed", "table", st.m.Name(), "err", err)
+			ix.merges.settle(d, true)
+			continue
+		}
+		ix.merges.mu.Lock()
+		st.stepPages = int(tune(int64(pages), took, ix.mergeStepTime(), 16, 100000))
+		ix.merges.mu.Unlock()
+		ix.log.Debug("merge step", "table", st.m.Name(), "pages", pages, "hold", took, "fullest", s.Fullest(), "levels", len(s.Levels), "urgent", urgent)
+		return true, ix.yield(ctx)
+	}
+	return false, nil
+}
