@@ -179,23 +179,29 @@ func (t *Table) Fill(ctx context.Context, db outbox.DB, on bool) error {
 	return setPageSize(ctx, db, t.Name(), livePageSize)
 }
 
-// Merge does up to pages pages of FTS5 merge work on the table (the
-// 'merge' command) and reports whether it did any: with pages > 0 it
-// merges levels that hold at least 'usermerge' segments, like automerge
-// would have.
-func (t *Table) Merge(ctx context.Context, db outbox.DB, pages int) (bool, error) {
+// Merge does about pages pages of FTS5 merge work on the table (the
+// 'merge' command) and returns how many rows of its shadow tables it
+// wrote (leaves written and deleted, index entries), 0 when it found no
+// work: with pages > 0 it merges levels that hold at least 'usermerge'
+// segments, like automerge would have. FTS5 checks the budget between
+// terms, so a term whose list of documents spans many pages can take it
+// past pages.
+func (t *Table) Merge(ctx context.Context, db outbox.DB, pages int) (int64, error) {
 	var before, after int64
 	if err := db.QueryRowContext(ctx, "SELECT total_changes()").Scan(&before); err != nil {
-		return false, fmt.Errorf("ftssink: merge %s: %w", t.Name(), err)
+		return 0, fmt.Errorf("ftssink: merge %s: %w", t.Name(), err)
 	}
 	tbl := outbox.Quote(t.Name())
 	if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s, rank) VALUES ('merge', ?)", tbl, tbl), pages); err != nil {
-		return false, fmt.Errorf("ftssink: merge %s: %w", t.Name(), err)
+		return 0, fmt.Errorf("ftssink: merge %s: %w", t.Name(), err)
 	}
 	if err := db.QueryRowContext(ctx, "SELECT total_changes()").Scan(&after); err != nil {
-		return false, fmt.Errorf("ftssink: merge %s: %w", t.Name(), err)
+		return 0, fmt.Errorf("ftssink: merge %s: %w", t.Name(), err)
 	}
 	// FTS5 documents that a 'merge' that did no work changes fewer than 2
 	// rows (the statement itself counts one).
-	return after-before >= 2, nil
+	if after-before < 2 {
+		return 0, nil
+	}
+	return after - before - 1, nil
 }

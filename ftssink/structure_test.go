@@ -61,9 +61,9 @@ func TestStructure(t *testing.T) {
 		// Merge in small steps.
 		for steps := 0; ; steps++ {
 			require.Less(t, steps, 1000, mode)
-			did, err := ft.Merge(ctx, sqlDB, 2)
+			wrote, err := ft.Merge(ctx, sqlDB, 2)
 			require.NoError(t, err)
-			if !did {
+			if wrote == 0 {
 				break
 			}
 		}

@@ -82,3 +82,19 @@ func TestCatchUpRows(t *testing.T) {
 	require.Equal(t, 1000, catchUpRows(900, time.Microsecond, target, 1000), "at most a batch")
 	require.Equal(t, 16, catchUpRows(64, time.Second, target, 1000), "at least 16")
 }
+
+// A merge step that ran out of work before its budget says nothing of a
+// full one: the budget does not grow after it (it once grew to 100,000
+// pages on merges of small segments, and the next merge of a large level
+// held the write lock for 2.5 s). One that used it up grows toward the
+// target, and a slow one shrinks either way.
+func TestTuneMerge(t *testing.T) {
+	t.Parallel()
+	target := 10 * time.Millisecond
+	require.Equal(t, 64, tuneMerge(64, 20, time.Millisecond, target), "finished early: unchanged")
+	require.Equal(t, 128, tuneMerge(64, 64, time.Millisecond, target), "used up and fast: doubles")
+	require.Equal(t, 128, tuneMerge(64, 200, time.Millisecond, target), "past the budget (a long term): as used up")
+	require.Less(t, tuneMerge(64, 20, 40*time.Millisecond, target), 64, "finished early but slow: shrinks")
+	require.Less(t, tuneMerge(64, 64, 40*time.Millisecond, target), 64, "used up and slow: shrinks")
+	require.Equal(t, 4, tuneMerge(4, 4, time.Second, target), "never below 4 pages")
+}

@@ -25,9 +25,10 @@ import (
 //   - when a level holds mergeBehind segments (the slices fell behind a
 //     backlog), merge steps of their own (mergeStepTime each, pausing
 //     between them) go before the next batch or rebuild step;
-//   - when the indexer has nothing else to do, merge steps go on until
-//     no level holds FTS5's 'usermerge' segments, where FTS5's automatic
-//     merges would have left the index.
+//   - when the indexer has nothing else to do, merge steps go on, at
+//     most a quarter of the time, until no level holds FTS5's
+//     'usermerge' segments, where FTS5's automatic merges would have left
+//     the index.
 const (
 	mergeSlice  = 3 * time.Millisecond
 	mergeBehind = 16
@@ -146,7 +147,7 @@ func (ix *Indexer) mergeSliceTx(ctx context.Context, tx outbox.DB, tables []*tab
 			pages := st.slicePages
 			ix.merges.mu.Unlock()
 			t0 := time.Now()
-			did, err := m.Merge(ctx, tx, pages)
+			wrote, err := m.Merge(ctx, tx, pages)
 			if err != nil {
 				if transient(err) || ctx.Err() != nil {
 					return err
@@ -156,9 +157,13 @@ func (ix *Indexer) mergeSliceTx(ctx context.Context, tx outbox.DB, tables []*tab
 				ix.log.Debug("merge slice skipped", "table", m.Name(), "err", err)
 				continue
 			}
-			if did {
+			took := time.Since(t0)
+			if took > 10*mergeSlice {
+				ix.log.Debug("slow merge slice", "table", m.Name(), "pages", pages, "wrote", wrote, "took", took)
+			}
+			if wrote > 0 {
 				ix.merges.mu.Lock()
-				st.slicePages = int(tune(int64(st.slicePages), time.Since(t0), mergeSlice, 4, 100000))
+				st.slicePages = tuneMerge(pages, wrote, took, mergeSlice)
 				ix.merges.mu.Unlock()
 			}
 		}
@@ -194,10 +199,12 @@ func (ix *Indexer) mergeStep(ctx context.Context, urgent bool) (bool, error) {
 		pages := st.stepPages
 		ix.merges.mu.Unlock()
 		var took time.Duration
+		var wrote int64
 		err = ix.retry(ctx, func(ctx context.Context) error {
 			return ix.inTx(ctx, func(tx *sql.Tx) error {
 				t0 := time.Now()
-				_, err := st.m.Merge(ctx, tx, pages)
+				var err error
+				wrote, err = st.m.Merge(ctx, tx, pages)
 				took = time.Since(t0)
 				return err
 			})
@@ -211,10 +218,23 @@ func (ix *Indexer) mergeStep(ctx context.Context, urgent bool) (bool, error) {
 			continue
 		}
 		ix.merges.mu.Lock()
-		st.stepPages = int(tune(int64(pages), took, ix.mergeStepTime(), 16, 100000))
+		if wrote == 0 {
+			// Nothing to merge after all (the structure read raced with
+			// another merger, or the table's 'usermerge' is not FTS5's
+			// default): clean until written again.
+			ix.merges.settle(d, false)
+			continue
+		}
+		st.stepPages = tuneMerge(pages, wrote, took, ix.mergeStepTime())
 		ix.merges.mu.Unlock()
-		ix.log.Debug("merge step", "table", st.m.Name(), "pages", pages, "hold", took, "fullest", s.Fullest(), "levels", len(s.Levels), "urgent", urgent)
-		return true, ix.yield(ctx)
+		ix.log.Debug("merge step", "table", st.m.Name(), "pages", pages, "wrote", wrote, "hold", took, "fullest", s.Fullest(), "levels", len(s.Levels), "urgent", urgent)
+		if urgent {
+			return true, ix.yield(ctx)
+		}
+		// Merging that nothing presses for takes at most a quarter of the
+		// time, so that the writers of the file, an online rebuild's steps
+		// in another process among them, get the lock most of it.
+		return true, sleep(ctx, max(3*took, 2*time.Millisecond))
 	}
 	return false, nil
 }

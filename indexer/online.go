@@ -932,17 +932,9 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 			break
 		}
 		// The swap: everything is applied (to both generations), the new
-		// one gets FTS5's default merge settings back and becomes the
-		// registry's live generation.
+		// one becomes the registry's live generation.
 		if err := ix.catchUpTx(ctx, tx); err != nil {
 			return false, nil, err
-		}
-		for _, s := range mt.sinks {
-			if m, ok := s.(outbox.Merger); ok {
-				if err := m.Bulk(ctx, tx, false); err != nil {
-					return false, nil, err
-				}
-			}
 		}
 		if err := ix.swap(ctx, tx, r, t, mt); err != nil {
 			return false, nil, err
@@ -954,10 +946,15 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 	return true, r, nil
 }
 
-// swap makes the new generation (mt) of r the live one in the registry
-// and moves r to its requeue phase (derived vectors) or its drop phase.
-// Everything is applied to both generations in tx.
+// swap makes the new generation (mt) of r the live one in the registry,
+// with the live sidecars' settings (no automatic FTS5 merges: the indexer
+// merges them, see merge.go), and moves r to its requeue phase (derived
+// vectors) or its drop phase. Everything is applied to both generations
+// in tx.
 func (ix *Indexer) swap(ctx context.Context, tx *sql.Tx, r *outbox.RebuildState, t, mt *table) error {
+	if err := liveSettings(ctx, tx, mt); err != nil {
+		return err
+	}
 	if err := outbox.SwapSpec(ctx, tx, mt.spec); err != nil {
 		return err
 	}
@@ -1142,17 +1139,30 @@ func (ix *Indexer) mergeOnly(ctx context.Context, tx outbox.DB, mt *table) (bool
 			continue
 		}
 		t0 := time.Now()
-		did, err := m.Merge(ctx, tx, ix.online.pages)
+		wrote, err := m.Merge(ctx, tx, ix.online.pages)
 		if err != nil {
 			return false, err
 		}
-		if did {
-			budget := ix.workBudget()
-			ix.online.pages = int(tune(int64(ix.online.pages), time.Since(t0), budget, 16, 100000))
+		if wrote > 0 {
+			ix.online.pages = tuneMerge(ix.online.pages, wrote, time.Since(t0), ix.workBudget())
 		}
-		any = any || did
+		any = any || wrote > 0
 	}
 	return any, nil
+}
+
+// tuneMerge sizes the next merge step of pages pages that wrote wrote rows
+// in d, for target: like tune, except that it grows only after a step
+// that used its budget up. A step that ran out of work early says nothing
+// of what a full one takes (a slice that merged a few small segments in
+// 1 ms once grew the budget to 100,000 pages, and the next merge of a
+// large level held the write lock for 2.5 s).
+func tuneMerge(pages int, wrote int64, d, target time.Duration) int {
+	next := int(tune(int64(pages), d, target, 4, 100000))
+	if wrote < int64(pages) {
+		next = min(next, pages)
+	}
+	return next
 }
 
 // tune scales n so that the next step takes about target, given that this
@@ -1221,6 +1231,21 @@ func discardRebuilds(ctx context.Context, tx outbox.DB, names []string) error {
 	for _, n := range names {
 		if err := outbox.DiscardRebuild(ctx, tx, n); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// liveSettings gives the sidecars of mt that merge (FTS5) the settings of
+// a live sidecar (Merger.Bulk off): set at the swap, and when a side
+// file's generation lands in the main file, so that neither its catch-up
+// nor anything after merges inside a commit.
+func liveSettings(ctx context.Context, tx outbox.DB, mt *table) error {
+	for _, s := range mt.sinks {
+		if m, ok := s.(outbox.Merger); ok {
+			if err := m.Bulk(ctx, tx, false); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -59,12 +59,23 @@ func (e *env) livePageSizes() map[string]int {
 
 // requireLivePageSizes checks that every live FTS5 sidecar writes small
 // leaves (see ftssink.Table.Fill).
+//
+// It also checks the live merge settings: no automatic merges (the
+// indexer merges live sidecars itself; see merge.go) and crisis merges
+// only at 64 segments, on a generation built in a side file or in the
+// main file alike.
 func (e *env) requireLivePageSizes() {
 	e.t.Helper()
 	sizes := e.livePageSizes()
 	require.NotEmpty(e.t, sizes)
 	for n, v := range sizes {
 		require.Equal(e.t, 1000, v, "pgsz of %s", n)
+		for k, want := range map[string]int{"automerge": 0, "crisismerge": 64} {
+			var got int
+			err := e.sql.QueryRowContext(e.ctx, `SELECT coalesce((SELECT v FROM `+outbox.Quote(n+"_config")+` WHERE k = ?), -1)`, k).Scan(&got)
+			require.NoError(e.t, err)
+			require.Equal(e.t, want, got, "%s of %s", k, n)
+		}
 	}
 }
 

@@ -361,11 +361,11 @@ func (ix *Indexer) sideCopy(ctx context.Context, sf *sideFile, t, mt *table) (si
 		more := false
 		for _, s := range mt.sinks {
 			if m, ok := s.(outbox.Merger); ok {
-				did, err := m.Merge(ctx, tx, sideMergePages)
+				wrote, err := m.Merge(ctx, tx, sideMergePages)
 				if err != nil {
 					return st, err
 				}
-				more = more || did
+				more = more || wrote > 0
 			}
 		}
 		if !more {
@@ -507,6 +507,10 @@ func (ix *Indexer) fromSideStep(ctx context.Context, tx *sql.Tx, r *outbox.Rebui
 		moved, err := ix.moveStep(ctx, tx, r, mt)
 		ix.online.copyTime = time.Since(t1)
 		if err == nil && moved {
+			// The side file's FTS5 settings came with it (FTS5's
+			// defaults: automatic merges): the live ones, before the
+			// catch-up writes to it in the main file.
+			err = liveSettings(ctx, tx, mt)
 			r.Phase, r.After = outbox.PhaseCatchUp, nil
 		}
 		return err

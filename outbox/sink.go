@@ -142,10 +142,11 @@ type Copier interface {
 // it for a build in many short transactions (on: no merge of a whole level
 // inside one transaction) or restores the live settings (off), Fill sets
 // only the size of what it writes (on: a bulk fill's; off: the live one),
-// and Merge does up to pages pages of merge work, reporting whether it
-// found any.
+// and Merge does about pages pages of merge work, returning how many rows
+// of the index it wrote (0: it found no work), which reaches pages when it
+// used its budget up.
 type Merger interface {
 	Bulk(ctx context.Context, db DB, on bool) error
 	Fill(ctx context.Context, db DB, on bool) error
-	Merge(ctx context.Context, db DB, pages int) (bool, error)
+	Merge(ctx context.Context, db DB, pages int) (int64, error)
 }
