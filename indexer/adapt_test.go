@@ -98,3 +98,24 @@ func TestTuneMerge(t *testing.T) {
 	require.Less(t, tuneMerge(64, 64, 40*time.Millisecond, target), 64, "used up and slow: shrinks")
 	require.Equal(t, 4, tuneMerge(4, 4, time.Second, target), "never below 4 pages")
 }
+
+// The worker's batches shrink when their time per event says a full one
+// would hold the write lock past four rebuild steps, and grow back, at
+// most doubling, to WithBatchSize.
+func TestBatchLimit(t *testing.T) {
+	t.Parallel()
+	ix := &Indexer{cfg: &config{batchSize: 1000, rebuildStep: 20 * time.Millisecond}}
+	require.Equal(t, 1000, ix.batchLimit(), "the configured size first")
+	ix.sizeBatches(1000, 1000, 2*time.Second) // 2 ms an event: 40 fit in 80 ms
+	require.Equal(t, 40, ix.batchLimit())
+	ix.sizeBatches(40, 40, 400*time.Millisecond) // 10 ms an event
+	require.Equal(t, 16, ix.batchLimit(), "at least 16")
+	ix.sizeBatches(16, 16, 16*100*time.Microsecond) // 100 µs an event: 800 fit
+	require.Equal(t, 32, ix.batchLimit(), "at most twice the last")
+	for range 10 {
+		ix.sizeBatches(ix.batchLimit(), ix.batchLimit(), time.Duration(ix.batchLimit())*time.Microsecond)
+	}
+	require.Equal(t, 1000, ix.batchLimit(), "fast events: back to the configured size")
+	ix.sizeBatches(1000, 0, time.Second)
+	require.Equal(t, 1000, ix.batchLimit(), "an empty batch teaches nothing")
+}

@@ -123,19 +123,21 @@ func (ix *Indexer) step(ctx context.Context) (batchResult, error) {
 		var res batchResult
 		start := ix.cfg.now()
 		var locked time.Time
+		limit := ix.batchLimit()
 		err := ix.inTx(ctx, func(tx *sql.Tx) error {
 			locked = ix.cfg.now() // BEGIN IMMEDIATE took the write lock
 			if err := ix.fence(ctx, tx); err != nil {
 				return err
 			}
 			var err error
-			res, err = ix.applyTx(ctx, tx, &ix.registry, park, start)
+			res, err = ix.applyTx(ctx, tx, &ix.registry, park, start, limit)
 			if err != nil {
 				return err
 			}
 			return ix.mergeSliceTx(ctx, tx, res.applied)
 		})
 		if err == nil {
+			ix.sizeBatches(limit, res.events+res.parked, ix.cfg.now().Sub(locked))
 			ix.extended(start)
 			for _, u := range res.units {
 				delete(ix.attempts, u)
@@ -198,23 +200,24 @@ func (ix *Indexer) step(ctx context.Context) (batchResult, error) {
 	}
 }
 
-// applyTx applies one batch inside a write transaction that the caller
-// opened (and fenced, if it applies under the lease): read a batch, read the
+// applyTx applies one batch of at most limit events inside a write
+// transaction that the caller opened (and fenced, if it applies under the
+// lease): read a batch, read the
 // source rows of its keys, apply every sink, park what must be parked,
 // advance the checkpoint. reg is the registry cache to use; it is not safe
 // for concurrent use. With an empty park map, applyTx does not touch
 // ix.attempts.
-func (ix *Indexer) applyTx(ctx context.Context, tx outbox.DB, reg *registry, park map[unit]string, now time.Time) (res batchResult, err error) {
+func (ix *Indexer) applyTx(ctx context.Context, tx outbox.DB, reg *registry, park map[unit]string, now time.Time, limit int) (res batchResult, err error) {
 	cp, err := outbox.Checkpoint(ctx, tx, outbox.MainCheckpoint)
 	if err != nil {
 		return res, err
 	}
-	raws, err := outbox.ReadRawEvents(ctx, tx, cp, ix.cfg.batchSize)
+	raws, err := outbox.ReadRawEvents(ctx, tx, cp, limit)
 	if err != nil {
 		return res, err
 	}
 	res.checkpoint = cp
-	res.final = len(raws) < ix.cfg.batchSize
+	res.final = len(raws) < limit
 	var head int64
 	if res.final {
 		if head, err = outbox.Head(ctx, tx); err != nil {
@@ -689,4 +692,33 @@ func (ix *Indexer) applyTable(ctx context.Context, tx outbox.DB, t *table, keys 
 		}
 	}
 	return nil
+}
+
+// batchTime is how long, in rebuild steps (WithRebuildStep), a batch of
+// the worker aims to hold the write lock at most: long enough that a Drain
+// with nobody else writing keeps batches near WithBatchSize (about 140 µs
+// an event at 1M rows: 570 events), short enough that a backlog does not
+// freeze the application's writes.
+const batchTime = 4
+
+// batchLimit is how many events the worker's next batch reads: at most
+// WithBatchSize, fewer when the batches' time per event says that many
+// would hold the write lock longer than batchTime rebuild steps
+// (sizeBatches). A backlog is then applied in batches that writers can get
+// between: in a 1M-row run, batches of 1,000 events held the lock for 1-2
+// s.
+func (ix *Indexer) batchLimit() int {
+	if ix.batchRows <= 0 {
+		return ix.cfg.batchSize
+	}
+	return min(ix.batchRows, ix.cfg.batchSize)
+}
+
+// sizeBatches sizes the next batch after one of limit events that applied
+// n in hold (from the lock to the end of its commit).
+func (ix *Indexer) sizeBatches(limit, n int, hold time.Duration) {
+	if n <= 0 {
+		return
+	}
+	ix.batchRows = catchUpRows(limit, hold/time.Duration(n), batchTime*ix.cfg.rebuildStep, ix.cfg.batchSize)
 }

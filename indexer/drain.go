@@ -104,7 +104,7 @@ func (ix *Indexer) syncTo(ctx context.Context, target int64, all bool) (int, err
 		if cp >= target && !all {
 			return applied, nil
 		}
-		n, final, err := ix.applyPending(ctx, target, all)
+		n, final, err := ix.applyPending(ctx, target, all, false)
 		applied += n
 		switch {
 		case errors.Is(err, errNotHolder):
@@ -138,8 +138,10 @@ var errNotHolder = errors.New("indexer: another indexer holds the lease")
 
 // applyPending applies batches while this indexer holds the lease, until
 // the checkpoint reaches target (or, with all, the log head). final reports
-// that it got there.
-func (ix *Indexer) applyPending(ctx context.Context, target int64, all bool) (applied int, final bool, err error) {
+// that it got there. background (Run) also merges live sidecars that have
+// merge work left when there is nothing else to do; a caller that waits
+// (Drain) leaves that to the worker, and merges only what fell behind.
+func (ix *Indexer) applyPending(ctx context.Context, target int64, all, background bool) (applied int, final bool, err error) {
 	ix.applyMu.Lock()
 	defer ix.applyMu.Unlock()
 	for {
@@ -184,13 +186,17 @@ func (ix *Indexer) applyPending(ctx context.Context, target int64, all bool) (ap
 			// merge step of a live sidecar whose merges fell behind: the
 			// caller comes back for the next (Run and Drain loop while
 			// the result is not final), so that other users of applyMu
-			// get it between steps. With neither, a merge step of a live
-			// sidecar that has merge work left (merge.go).
-			for _, step := range []func(context.Context) (bool, error){
+			// get it between steps. With neither, in the background, a
+			// merge step of a live sidecar that has merge work left
+			// (merge.go).
+			steps := []func(context.Context) (bool, error){
 				func(ctx context.Context) (bool, error) { return ix.mergeStep(ctx, true) },
 				func(ctx context.Context) (bool, error) { return ix.rebuildStep(ctx, ix.online.foreground > 0) },
-				func(ctx context.Context) (bool, error) { return ix.mergeStep(ctx, false) },
-			} {
+			}
+			if background {
+				steps = append(steps, func(ctx context.Context) (bool, error) { return ix.mergeStep(ctx, false) })
+			}
+			for _, step := range steps {
 				did, err := step(ctx)
 				if err != nil {
 					return applied, false, err

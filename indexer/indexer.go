@@ -38,8 +38,11 @@ type Indexer struct {
 	// capture triggers that found none (backfillStep); guarded by applyMu.
 	triggersSeen int64
 	compactN     int64 // events per compaction transaction, tuned; guarded by applyMu
-	attempts     map[unit]*attempt
-	lastComp     time.Time
+	// batchRows is the worker's events per batch, tuned (batchLimit);
+	// guarded by applyMu.
+	batchRows int
+	attempts  map[unit]*attempt
+	lastComp  time.Time
 
 	mu      sync.Mutex // guards the fields below
 	lease   outbox.Lease

@@ -1,9 +1,11 @@
 package indexer_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
@@ -26,8 +28,8 @@ func (e *stEnv) stFTS() *ftssink.Table {
 
 // Live FTS5 sidecars do not merge by themselves (automerge is off on
 // them): the indexer merges them, a slice at the end of each batch and in
-// steps of their own, so that no level piles up segments and the index
-// ends merged as FTS5's automatic merges would have left it.
+// steps of their own, so that no level piles up segments, and the worker
+// (Run) leaves the index merged as FTS5's automatic merges would have.
 func TestLiveSidecarMergedByTheIndexer(t *testing.T) {
 	t.Parallel()
 	var (
@@ -61,11 +63,11 @@ func TestLiveSidecarMergedByTheIndexer(t *testing.T) {
 
 	s, err := ft.Structure(e.ctx, e.sql)
 	require.NoError(t, err)
-	require.False(t, s.Mergeable(), "merged down after the drain: %+v", s.Levels)
 	require.Greater(t, len(s.Levels), 1, "segments were merged into higher levels: %+v", s.Levels)
 	mu.Lock()
 	require.Less(t, fullest, 16, "no level piled up segments during the drain")
 	mu.Unlock()
+	runUntilMerged(t, e, ft)
 	e.exact()
 	var hits int
 	require.NoError(t, e.sql.QueryRowContext(e.ctx, `SELECT count(*) FROM st_posts_fts WHERE st_posts_fts MATCH 'common'`).Scan(&hits))
@@ -73,8 +75,8 @@ func TestLiveSidecarMergedByTheIndexer(t *testing.T) {
 }
 
 // Writes applied in the application's transactions (SyncTx) get no merge
-// slice; the indexer merges what they left when it has nothing else to
-// do: a level holding many segments first.
+// slice. A Drain merges a level that piled up 16 segments or more; the
+// worker merges the rest when it has nothing else to do.
 func TestLiveSidecarMergedAfterSyncTx(t *testing.T) {
 	t.Parallel()
 	e := newSTEnv(t)
@@ -95,6 +97,54 @@ func TestLiveSidecarMergedAfterSyncTx(t *testing.T) {
 	require.NoError(t, err)
 	s, err = ft.Structure(e.ctx, e.sql)
 	require.NoError(t, err)
-	require.False(t, s.Mergeable(), "merged down by the drain: %+v", s.Levels)
+	require.Less(t, s.Fullest(), 16, "the drain merged what fell behind: %+v", s.Levels)
+	runUntilMerged(t, e, ft)
+	e.exact()
+}
+
+// runUntilMerged runs e's worker until the sidecar has no merge work left.
+func runUntilMerged(t *testing.T, e *stEnv, ft *ftssink.Table) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.ix.Run(ctx) }()
+	require.Eventually(t, func() bool {
+		s, err := ft.Structure(e.ctx, e.sql)
+		require.NoError(t, err)
+		return !s.Mergeable()
+	}, 10*time.Second, 5*time.Millisecond, "the worker merges the sidecar down")
+	cancel()
+	require.NoError(t, <-done)
+}
+
+// SyncTx and the worker of the same Indexer both record what they wrote
+// for the merges (run with -race): the worker merges what both wrote.
+func TestLiveSidecarMergesWithSyncTxAndWorker(t *testing.T) {
+	t.Parallel()
+	e := newSTEnv(t)
+	ft := e.stFTS()
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.ix.Run(ctx) }()
+	for i := 1; i <= 60; i++ {
+		if i%2 == 0 {
+			require.NoError(t, e.db.Transaction(func(tx *gorm.DB) error {
+				e.create(tx, i, fmt.Sprintf("title %d", i), "body shared")
+				return e.ix.SyncTx(e.ctx, tx)
+			}))
+		} else {
+			e.create(e.db, i, fmt.Sprintf("title %d", i), "body shared")
+		}
+		e.vecs[int64(i)] = stVec(i)
+	}
+	require.Eventually(t, func() bool {
+		s, err := ft.Structure(e.ctx, e.sql)
+		require.NoError(t, err)
+		st, err := e.ix.Status(e.ctx, indexer.WithoutCounts())
+		require.NoError(t, err)
+		return st.Pending == 0 && !s.Mergeable()
+	}, 10*time.Second, 5*time.Millisecond, "the worker applies and merges everything")
+	cancel()
+	require.NoError(t, <-done)
 	e.exact()
 }

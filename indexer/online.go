@@ -179,8 +179,17 @@ func (ix *Indexer) setStep(next time.Duration) {
 // driverIdle is how long a rebuild's last driver may stay silent before a
 // background driver (Run, Drain) of another indexer takes the rebuild over:
 // a foreground Rebuild, or another worker, drives it meanwhile, and two
-// drivers would only take turns holding the write lock.
-const driverIdle = 2 * time.Second
+// drivers would only take turns holding the write lock. It is long enough
+// for a driver's slowest read without the lock: in a 1M-row run on a slow
+// disk (3 ms a random read), reading one old vector chunk ahead of its
+// delete took up to 5 s, and with 2 s the application's worker took the
+// drop phase over, stopped applying its events while it read, and then
+// applied a backlog of 1,000 in one batch that held the lock for 1-2 s.
+const driverIdle = 15 * time.Second
+
+// prefetchTime bounds a read ahead of a drop step (prefetchDrop): it stops
+// after the row that ends past it.
+const prefetchTime = 500 * time.Millisecond
 
 // dueFor reports whether r may be stepped by holder: always in the
 // foreground, in the background when holder drove the last step, nobody
@@ -353,7 +362,7 @@ func (ix *Indexer) rebuildOnline(ctx context.Context, names []string) error {
 		if behind, berr := ix.behind(ctx); berr != nil {
 			return berr
 		} else if behind {
-			_, _, err = ix.applyPending(ctx, 0, false)
+			_, _, err = ix.applyPending(ctx, 0, false, false)
 		}
 		switch {
 		case err == nil, errors.Is(err, errNotHolder):
@@ -671,7 +680,7 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 		var applied bool
 		err := ix.retry(ctx, func(ctx context.Context) error {
 			return ix.inTx(ctx, func(tx *sql.Tx) error {
-				res, err := ix.applyTx(ctx, tx, &ix.registry, map[unit]string{}, ix.cfg.now())
+				res, err := ix.applyTx(ctx, tx, &ix.registry, map[unit]string{}, ix.cfg.now(), ix.cfg.batchSize)
 				applied = res.events > 0
 				return err
 			})
@@ -1003,10 +1012,9 @@ func (ix *Indexer) prefetchDrop(ctx context.Context, r *outbox.RebuildState) err
 	rows, bytes := ix.online.prefetchRows, ix.online.prefetchBytes
 	ix.applyMu.Unlock()
 	t0 := time.Now()
-	// A long read (a cold, slow disk: up to 5 s in a 1M run) would make
-	// this driver look silent to the others (driverIdle): it stops early,
-	// and the step deletes what it read.
-	b, err := outbox.PrefetchShrink(ctx, ix.db, r.Old[0], outbox.PrefetchBudget{Rows: rows, Bytes: bytes, Time: driverIdle / 4})
+	// A long read (a cold, slow disk) would keep the lock idle and this
+	// driver silent: it stops early, and the step deletes what it read.
+	b, err := outbox.PrefetchShrink(ctx, ix.db, r.Old[0], outbox.PrefetchBudget{Rows: rows, Bytes: bytes, Time: prefetchTime})
 	took := time.Since(t0)
 	ix.applyMu.Lock()
 	if err != nil {
@@ -1098,7 +1106,7 @@ func (ix *Indexer) catchUpTx(ctx context.Context, tx *sql.Tx) error {
 		if head-cp > int64(2*ix.cfg.batchSize) {
 			return errBehind
 		}
-		res, err := ix.applyTx(ctx, tx, &ix.registry, map[unit]string{}, ix.cfg.now())
+		res, err := ix.applyTx(ctx, tx, &ix.registry, map[unit]string{}, ix.cfg.now(), ix.cfg.batchSize)
 		var ue *unitError
 		if errors.As(err, &ue) {
 			return errBehind

@@ -27,6 +27,9 @@ import (
 // waits on the embedding service.
 func (ix *Indexer) Run(ctx context.Context) error {
 	if err := ix.checkEmbedder(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: like a stop at any later point
+		}
 		return err
 	}
 	ix.mu.Lock()
@@ -77,7 +80,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		}
 		if work {
 			work = false
-			applied, final, err := ix.applyPending(ctx, 0, true)
+			applied, final, err := ix.applyPending(ctx, 0, true, true)
 			switch {
 			case ctx.Err() != nil:
 				return nil

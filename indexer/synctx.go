@@ -102,7 +102,7 @@ func (ix *Indexer) syncTx(ctx context.Context, conn outbox.DB) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return applied, err
 		}
-		res, err := ix.applyTx(ctx, conn, &reg, nil, ix.cfg.now())
+		res, err := ix.applyTx(ctx, conn, &reg, nil, ix.cfg.now(), ix.cfg.batchSize)
 		if err != nil {
 			return applied, err
 		}
