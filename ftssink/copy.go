@@ -64,9 +64,15 @@ const (
 // setPageSize sets the FTS5 table name's leaf page size for the leaves it
 // writes from now on (segments already written keep theirs).
 func setPageSize(ctx context.Context, db outbox.DB, name string, bytes int) error {
+	return setting(ctx, db, name, "pgsz", int64(bytes))
+}
+
+// setting sets the FTS5 table name's configuration option k to v (stored
+// in its %_config table).
+func setting(ctx context.Context, db outbox.DB, name, k string, v int64) error {
 	tbl := outbox.Quote(name)
-	if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s, rank) VALUES ('pgsz', ?)", tbl, tbl), bytes); err != nil {
-		return fmt.Errorf("ftssink: %s: set pgsz: %w", name, err)
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s, rank) VALUES (?, ?)", tbl, tbl), k, v); err != nil {
+		return fmt.Errorf("ftssink: %s: set %s: %w", name, k, err)
 	}
 	return nil
 }
@@ -156,16 +162,10 @@ func (t *Table) Bulk(ctx context.Context, db outbox.DB, on bool) error {
 	if err := t.Fill(ctx, db, true); err != nil {
 		return err
 	}
-	tbl := outbox.Quote(t.Name())
-	for _, kv := range []struct {
-		k string
-		v int
-	}{{"automerge", bulkAutomerge}, {"crisismerge", bulkCrisismerge}} {
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s, rank) VALUES (?, ?)", tbl, tbl), kv.k, kv.v); err != nil {
-			return fmt.Errorf("ftssink: %s: set %s: %w", t.Name(), kv.k, err)
-		}
+	if err := setting(ctx, db, t.Name(), "automerge", bulkAutomerge); err != nil {
+		return err
 	}
-	return nil
+	return setting(ctx, db, t.Name(), "crisismerge", bulkCrisismerge)
 }
 
 // Fill sets the size of the leaves the table writes from now on: FTS5's

@@ -105,7 +105,6 @@ func liveSettings(ctx context.Context, db outbox.DB, name string) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("ftssink: %s: read settings: %w", name, err)
 	}
-	tbl := outbox.Quote(name)
 	for _, kv := range []struct {
 		k string
 		v int64
@@ -113,8 +112,8 @@ func liveSettings(ctx context.Context, db outbox.DB, name string) error {
 		if v, ok := have[kv.k]; ok && v == kv.v {
 			continue
 		}
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s, rank) VALUES (?, ?)", tbl, tbl), kv.k, kv.v); err != nil {
-			return fmt.Errorf("ftssink: %s: set %s: %w", name, kv.k, err)
+		if err := setting(ctx, db, name, kv.k, kv.v); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package indexer
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 	"time"
 
@@ -25,10 +26,10 @@ import (
 //   - when a level holds mergeBehind segments (the slices fell behind a
 //     backlog), merge steps of their own (mergeStepTime each, pausing
 //     between them) go before the next batch or rebuild step;
-//   - when the indexer has nothing else to do, merge steps go on, at
-//     most a quarter of the time, until no level holds FTS5's
+//   - when the worker (Run) has nothing else to do, merge steps go on,
+//     at most a quarter of the time, until no level holds FTS5's
 //     'usermerge' segments, where FTS5's automatic merges would have left
-//     the index.
+//     the index (Drain does only the first two: its caller waits).
 const (
 	mergeSlice  = 3 * time.Millisecond
 	mergeBehind = 16
@@ -188,6 +189,10 @@ func (ix *Indexer) mergeStep(ctx context.Context, urgent bool) (bool, error) {
 		if err != nil {
 			if transient(err) || ctx.Err() != nil {
 				return false, err
+			}
+			if errors.Is(err, ftssink.ErrStructure) {
+				// An FTS5 this package cannot read: the slices still merge.
+				ix.log.Warn("merge: cannot read the index's structure; only the batches' merge slices merge it", "table", d.m.Name(), "err", err)
 			}
 			// Dropped, or replaced by a rebuild's new generation.
 			ix.merges.settle(d, true)
