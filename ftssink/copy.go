@@ -28,10 +28,6 @@ const (
 	// before (at 16 it puts merging before applying), so this happens only
 	// when sidecars are written without an indexer running.
 	liveCrisismerge = 64
-	// usermerge is FTS5's 'usermerge' setting, which this package leaves
-	// at its default: the 'merge' command with a positive page count works
-	// on a level once it holds this many segments.
-	usermerge = 4
 	// bulkCrisismerge keeps FTS5 from merging a whole level of segments
 	// inside one transaction during a bulk build (a "crisis merge" when a
 	// level reaches 16 segments, which takes tens of ms on a large index).

@@ -28,6 +28,17 @@ type Level struct {
 	// Merging is how many of them an incremental merge in progress is
 	// combining (0: none).
 	Merging int
+	// Pages is the number of leaf pages of the level's segments; of a
+	// segment an incremental merge is consuming, only what it has not
+	// consumed yet.
+	Pages int
+	// MergingPages is the part of Pages in the segments being merged: what
+	// the merge in progress still has to read.
+	MergingPages int
+	// Entries and Tombstones are the entries of the level's segments and
+	// the deletes recorded against them (contentless_delete tables; both
+	// 0 in records from before FTS5 3.45).
+	Entries, Tombstones int64
 }
 
 // Fullest returns the number of segments on the level that holds the
@@ -48,11 +59,59 @@ func (s Structure) Fullest() int {
 // keeps).
 func (s Structure) Mergeable() bool {
 	for _, l := range s.Levels {
-		if l.Merging > 0 || l.Segments >= usermerge {
+		if l.Merging > 0 || l.Segments >= UserMerge {
 			return true
 		}
 	}
 	return false
+}
+
+// UserMerge is FTS5's 'usermerge' setting, which this package leaves at
+// its default: the 'merge' command with a positive page count (Merge)
+// works on a level once it holds this many segments.
+const UserMerge = 4
+
+// deleteMerge is FTS5's 'deletemerge' default, which this package keeps:
+// with no level holding 'usermerge' segments, 'merge' works on the level
+// whose tombstones are at least this percentage of its entries.
+const deleteMerge = 10
+
+// NextMerge returns the level FTS5's 'merge' command with a positive page
+// count (Table.Merge) would work on next, and how many leaf pages of input
+// that merge has (what is left of it, for a merge in progress); ok is false
+// when it has no work. It follows FTS5's choice: the first merge in
+// progress, unless a level below it holds more segments than that merge
+// combines; else the level holding the most segments (the lowest on a
+// tie) once it holds 'usermerge'; else the level with the most tombstones
+// once they are 'deletemerge' percent of its entries.
+func (s Structure) NextMerge() (level, pages int, ok bool) {
+	best, n := 0, 0
+	for i, l := range s.Levels {
+		if l.Merging > 0 {
+			if l.Merging > n {
+				return i, l.MergingPages, true
+			}
+			break
+		}
+		if l.Segments > n {
+			best, n = i, l.Segments
+		}
+	}
+	if n >= UserMerge {
+		return best, s.Levels[best].Pages, true
+	}
+	best, pct := -1, int64(0)
+	for i, l := range s.Levels {
+		if l.Entries > 0 {
+			if p := l.Tombstones * 100 / l.Entries; p >= deleteMerge && p > pct {
+				best, pct = i, p
+			}
+		}
+	}
+	if best < 0 {
+		return 0, 0, false
+	}
+	return best, s.Levels[best].Pages, true
 }
 
 // structureRowid is the rowid of the structure record in an FTS5 table's
@@ -66,6 +125,13 @@ var structureV2 = []byte{0xff, 0x00, 0x00, 0x01}
 // maxSegments is FTS5's limit on the segments of an index
 // (FTS5_MAX_SEGMENT), which also bounds its levels.
 const maxSegments = 2000
+
+// maxPages and maxEntries bound what a segment's page range and entry
+// counts may add, so that a damaged record cannot overflow the sums.
+const (
+	maxPages   = 1 << 31
+	maxEntries = 1<<48 - 1
+)
 
 // ParseStructure decodes an FTS5 structure record: a 4-byte cookie, the
 // V2 marker if any, the numbers of levels and segments and the write
@@ -86,10 +152,6 @@ func ParseStructure(b []byte) (Structure, error) {
 	if r.err == nil && (nLevel > maxSegments || nSegment > maxSegments) {
 		return Structure{}, fmt.Errorf("%w: %d levels, %d segments", ErrStructure, nLevel, nSegment)
 	}
-	perSegment := 3
-	if v2 {
-		perSegment += 5
-	}
 	var s Structure
 	total := uint64(0)
 	for l := uint64(0); r.err == nil && l < nLevel; l++ {
@@ -100,11 +162,29 @@ func ParseStructure(b []byte) (Structure, error) {
 		if merging > segs || segs > maxSegments {
 			return Structure{}, fmt.Errorf("%w: level %d: %d segments, %d merging", ErrStructure, l, segs, merging)
 		}
-		for range segs * uint64(perSegment) {
-			r.next()
+		lv := Level{Segments: int(segs), Merging: int(merging)}
+		for i := range segs {
+			r.next() // segment id
+			first, last := r.next(), r.next()
+			if v2 {
+				r.next() // origins
+				r.next()
+				r.next() // tombstone pages
+				lv.Tombstones += int64(r.next() & maxEntries)
+				lv.Entries += int64(r.next() & maxEntries)
+			}
+			// A segment a merge has consumed whole has first page 0.
+			pages := 0
+			if first > 0 && last >= first && last-first < maxPages {
+				pages = int(last - first + 1)
+			}
+			lv.Pages += pages
+			if i < merging {
+				lv.MergingPages += pages
+			}
 		}
 		total += segs
-		s.Levels = append(s.Levels, Level{Segments: int(segs), Merging: int(merging)})
+		s.Levels = append(s.Levels, lv)
 	}
 	if r.err != nil {
 		return Structure{}, r.err

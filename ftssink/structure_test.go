@@ -55,7 +55,13 @@ func TestStructure(t *testing.T) {
 		insertDocs(t, sqlDB, ft, 1, 30)
 		s, err = ft.Structure(ctx, sqlDB)
 		require.NoError(t, err)
-		require.Equal(t, []ftssink.Level{{Segments: 30}}, s.Levels, mode)
+		require.Len(t, s.Levels, 1, mode)
+		require.Equal(t, 30, s.Levels[0].Segments, mode)
+		require.GreaterOrEqual(t, s.Levels[0].Pages, 30, "a segment has a leaf page at least")
+		lvl, pages, ok := s.NextMerge()
+		require.True(t, ok, mode)
+		require.Equal(t, 0, lvl, mode)
+		require.Equal(t, s.Levels[0].Pages, pages, mode)
 		require.True(t, s.Mergeable(), mode)
 
 		// Merge in small steps.
@@ -107,9 +113,44 @@ func TestParseStructureErrors(t *testing.T) {
 		_, err := ftssink.ParseStructure(b)
 		require.ErrorIs(t, err, ftssink.ErrStructure, name)
 	}
-	s, err := ftssink.ParseStructure([]byte{0, 0, 0, 1, 2, 3, 7, 1, 2, 5, 1, 1, 6, 2, 2, 0, 1, 9, 3, 3})
+	// Level 0: segments 5 (pages 1-1, being merged) and 6 (pages 2-4);
+	// level 1: segment 9 (pages 3-3).
+	s, err := ftssink.ParseStructure([]byte{0, 0, 0, 1, 2, 3, 7, 1, 2, 5, 1, 1, 6, 2, 4, 0, 1, 9, 3, 3})
 	require.NoError(t, err)
-	require.Equal(t, []ftssink.Level{{Segments: 2, Merging: 1}, {Segments: 1}}, s.Levels)
+	require.Equal(t, []ftssink.Level{{Segments: 2, Merging: 1, Pages: 4, MergingPages: 1}, {Segments: 1, Pages: 1}}, s.Levels)
+}
+
+// NextMerge picks the level FTS5's 'merge' works on: a merge in progress
+// unless a lower level holds more segments, else the fullest level (the
+// lowest on a tie) from 'usermerge' (4) segments, else the level with the
+// most tombstones from 10% of its entries.
+func TestNextMerge(t *testing.T) {
+	t.Parallel()
+	type want struct{ level, pages int }
+	for name, c := range map[string]struct {
+		levels []ftssink.Level
+		want   *want
+	}{
+		"empty":                  {nil, nil},
+		"below usermerge":        {[]ftssink.Level{{Segments: 3, Pages: 3}, {Segments: 1, Pages: 100}}, nil},
+		"fullest":                {[]ftssink.Level{{Segments: 4, Pages: 4}, {Segments: 5, Pages: 500}}, &want{1, 500}},
+		"tie goes to the lowest": {[]ftssink.Level{{Segments: 5, Pages: 5}, {Segments: 5, Pages: 500}}, &want{0, 5}},
+		"merge in progress":      {[]ftssink.Level{{Segments: 2, Pages: 2}, {Segments: 4, Merging: 4, Pages: 300, MergingPages: 300}}, &want{1, 300}},
+		"lower level fuller than the merge": {
+			[]ftssink.Level{{Segments: 6, Pages: 6}, {Segments: 5, Merging: 4, Pages: 300, MergingPages: 200}}, &want{0, 6}},
+		"merge in progress, partly consumed": {
+			[]ftssink.Level{{Segments: 5, Merging: 4, Pages: 90, MergingPages: 40}}, &want{0, 40}},
+		"tombstones":     {[]ftssink.Level{{Segments: 1, Pages: 7, Entries: 100, Tombstones: 5}, {Segments: 2, Pages: 70, Entries: 1000, Tombstones: 200}}, &want{1, 70}},
+		"few tombstones": {[]ftssink.Level{{Segments: 1, Pages: 7, Entries: 100, Tombstones: 9}}, nil},
+	} {
+		lvl, pages, ok := ftssink.Structure{Levels: c.levels}.NextMerge()
+		if c.want == nil {
+			require.False(t, ok, name)
+			continue
+		}
+		require.True(t, ok, name)
+		require.Equal(t, *c.want, want{lvl, pages}, name)
+	}
 }
 
 // FuzzParseStructure: any input is parsed or rejected with ErrStructure,
@@ -149,6 +190,8 @@ func FuzzParseStructure(f *testing.F) {
 		for _, l := range s.Levels {
 			require.GreaterOrEqual(t, l.Segments, l.Merging)
 			require.GreaterOrEqual(t, l.Merging, 0)
+			require.GreaterOrEqual(t, l.Pages, l.MergingPages)
+			require.GreaterOrEqual(t, l.MergingPages, 0)
 			total += l.Segments
 		}
 		require.LessOrEqual(t, total, 2000)

@@ -30,9 +30,37 @@ import (
 //     at most a quarter of the time, until no level holds FTS5's
 //     'usermerge' segments, where FTS5's automatic merges would have left
 //     the index (Drain does only the first two: its caller waits).
+//
+// Large merges (largeMerge) wait. FTS5 checks a merge's page budget only
+// between terms, so a piece of a merge holds the write lock at least as
+// long as the list of documents of one term takes to merge; for a term
+// common to most documents of a level of 250k documents, that was up to
+// 1.4 s. Such merges are not needed soon: FTS5's levels are counted in
+// merges, not sizes, so the first write after an index is built (a
+// rebuild leaves up to three segments on each level) would otherwise
+// carry merges up through every level and rewrite the whole index,
+// piece by piece, while the application writes. A large merge is left
+// out of the slices; a step starts it only when the sidecar has not been
+// written for mergeQuiet, or when a level holds largeBehind segments
+// (queries read every segment: the backstop), and never while an online
+// rebuild is replacing the sidecar (the work would be thrown away at the
+// swap). Meanwhile FTS5 still merges the smaller levels: it picks the
+// level holding the most segments, so they merge once they hold as many
+// as the waiting level. Under steady writes, a waiting level gains a
+// segment each time the levels below it have all merged at its count,
+// so the backstop comes late (with three levels below a waiting level,
+// after some 250,000 writes of one segment each), and then it does the
+// large merge in steps, with the long pieces above.
 const (
 	mergeSlice  = 3 * time.Millisecond
 	mergeBehind = 16
+	// largeMerge is the input, in leaf pages, from which a merge is
+	// large: 16 MB at a live sidecar's page size (about 10,000 documents
+	// of the benchmark's model), 64 MB at the page size a rebuild fills
+	// with.
+	largeMerge  = 16 << 10
+	mergeQuiet  = 2 * time.Second
+	largeBehind = 32
 )
 
 // mergeStepTime is how long a merge step of its own aims to hold the
@@ -61,6 +89,12 @@ type liveMerges struct {
 // liveMerge is the merge state of one live sidecar.
 type liveMerge struct {
 	m liveMerger
+	// src is the sidecar's source table; wroteAt is when a batch or SyncTx
+	// last wrote it; waiting is set while a large merge waits (for the
+	// debug log).
+	src     string
+	wroteAt time.Time
+	waiting bool
 	// slicePages and stepPages are the merge pages of a slice and of a
 	// step, tuned to mergeSlice and mergeStepTime.
 	slicePages, stepPages int
@@ -93,15 +127,19 @@ func mergers(t *table) []liveMerger {
 func (lm *liveMerges) mark(tables []*table) {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
+	now := time.Now()
 	for _, t := range tables {
 		for _, m := range mergers(t) {
-			lm.entry(m).writes++
+			st := lm.entry(t, m)
+			st.writes++
+			st.wroteAt = now
 		}
 	}
 }
 
-// entry returns the state of m's sidecar, created if needed; lm.mu is held.
-func (lm *liveMerges) entry(m liveMerger) *liveMerge {
+// entry returns the state of m's sidecar (a sink of t), created if needed;
+// lm.mu is held.
+func (lm *liveMerges) entry(t *table, m liveMerger) *liveMerge {
 	if lm.tables == nil {
 		lm.tables = map[string]*liveMerge{}
 	}
@@ -110,8 +148,61 @@ func (lm *liveMerges) entry(m liveMerger) *liveMerge {
 		st = &liveMerge{slicePages: 16, stepPages: 64}
 		lm.tables[m.Name()] = st
 	}
-	st.m = m
+	st.m, st.src = m, t.spec.Source
 	return st
+}
+
+// quiet reports whether d's sidecar was not written for the last span.
+func (lm *liveMerges) quiet(d dirtyMerge, span time.Duration) bool {
+	lm.mu.Lock()
+	defer lm.mu.Unlock()
+	return time.Since(d.st.wroteAt) >= span
+}
+
+// wait records whether d's sidecar has a large merge waiting, and reports
+// whether that changed.
+func (lm *liveMerges) wait(d dirtyMerge, waiting bool) bool {
+	lm.mu.Lock()
+	defer lm.mu.Unlock()
+	changed := d.st.waiting != waiting
+	d.st.waiting = waiting
+	return changed
+}
+
+// largeMergeWaits reports whether the large merge next on d's sidecar
+// (structure s) waits: it runs when the sidecar has not been written for
+// mergeQuiet (in the background: not urgent) or a level holds
+// largeBehind segments, and never while an online rebuild is replacing
+// the sidecar.
+func (ix *Indexer) largeMergeWaits(ctx context.Context, d dirtyMerge, s ftssink.Structure, urgent bool) (bool, error) {
+	if s.Fullest() < largeBehind && (urgent || !ix.merges.quiet(d, ix.cfg.mergeQuiet)) {
+		return true, nil
+	}
+	r, ok, err := outbox.LoadRebuild(ctx, ix.db, d.st.src)
+	if err != nil {
+		return false, err
+	}
+	return ok && !r.Swapped(), nil
+}
+
+// mergeBudget returns the page budget of a merge piece on an index of
+// structure s whose next merge has in pages of input, given the tuned
+// budget pages. FTS5's 'merge' goes on to the next level's merge while
+// budget is left, so a small merge's budget must not carry a piece into a
+// large merge: when a large level holds a merge in progress or is a
+// segment short of 'usermerge' (the small merge's output could complete
+// it), the budget is cut to half the small merge's input, which the piece
+// cannot finish.
+func mergeBudget(s ftssink.Structure, in, pages, large int) int {
+	if in > large {
+		return pages
+	}
+	for _, l := range s.Levels {
+		if l.Pages > large && (l.Merging > 0 || l.Segments >= ftssink.UserMerge-1) {
+			return max(1, min(pages, in/2))
+		}
+	}
+	return pages
 }
 
 // dirty returns the sidecars written since they were last seen with no
@@ -148,9 +239,27 @@ func (lm *liveMerges) settle(d dirtyMerge, gone bool) {
 func (ix *Indexer) mergeSliceTx(ctx context.Context, tx outbox.DB, tables []*table) error {
 	for _, t := range tables {
 		for _, m := range mergers(t) {
+			// One row read, where the 'merge' command costs three
+			// statements even with nothing to do. It does not see this
+			// batch's segment, which FTS5 writes at the commit: a level
+			// it completes is merged by the next slice.
+			s, err := m.Structure(ctx, tx)
+			if err != nil {
+				if transient(err) || ctx.Err() != nil {
+					return err
+				}
+				// A sidecar an online rebuild is replacing may be gone; the
+				// batch stands without the slice.
+				ix.log.Debug("merge slice skipped", "table", m.Name(), "err", err)
+				continue
+			}
+			_, in, ok := s.NextMerge()
+			if !ok || in > ix.cfg.largeMerge {
+				continue
+			}
 			ix.merges.mu.Lock()
-			st := ix.merges.entry(m)
-			pages := st.slicePages
+			st := ix.merges.entry(t, m)
+			pages := mergeBudget(s, in, st.slicePages, ix.cfg.largeMerge)
 			ix.merges.mu.Unlock()
 			t0 := time.Now()
 			wrote, err := m.Merge(ctx, tx, pages)
@@ -158,8 +267,6 @@ func (ix *Indexer) mergeSliceTx(ctx context.Context, tx outbox.DB, tables []*tab
 				if transient(err) || ctx.Err() != nil {
 					return err
 				}
-				// A sidecar an online rebuild is replacing may be gone; the
-				// batch stands without the slice.
 				ix.log.Debug("merge slice skipped", "table", m.Name(), "err", err)
 				continue
 			}
@@ -180,8 +287,8 @@ func (ix *Indexer) mergeSliceTx(ctx context.Context, tx outbox.DB, tables []*tab
 // mergeStep does one merge step of its own (a write transaction of about
 // mergeStepTime, then a pause) on a live sidecar that needs one: with
 // urgent, only one with a level holding mergeBehind segments; otherwise
-// any with merge work. It reports whether it merged. The caller holds
-// applyMu and the lease.
+// any with merge work, except a large merge that waits (see largeMerge).
+// It reports whether it merged. The caller holds applyMu and the lease.
 func (ix *Indexer) mergeStep(ctx context.Context, urgent bool) (bool, error) {
 	for _, d := range ix.merges.dirty() {
 		st := d.st
@@ -198,15 +305,27 @@ func (ix *Indexer) mergeStep(ctx context.Context, urgent bool) (bool, error) {
 			ix.merges.settle(d, true)
 			continue
 		}
-		if !s.Mergeable() {
+		lvl, in, ok := s.NextMerge()
+		if !ok {
 			ix.merges.settle(d, false)
 			continue
 		}
-		if urgent && s.Fullest() < mergeBehind {
+		if in > ix.cfg.largeMerge {
+			wait, err := ix.largeMergeWaits(ctx, d, s, urgent)
+			if err != nil {
+				return false, err
+			}
+			if ix.merges.wait(d, wait) && wait {
+				ix.log.Debug("large merge waits", "table", d.m.Name(), "level", lvl, "input", in, "fullest", s.Fullest())
+			}
+			if wait {
+				continue
+			}
+		} else if urgent && s.Fullest() < mergeBehind {
 			continue
 		}
 		ix.merges.mu.Lock()
-		pages := st.stepPages
+		pages := mergeBudget(s, in, st.stepPages, ix.cfg.largeMerge)
 		ix.merges.mu.Unlock()
 		var took time.Duration
 		var wrote int64
@@ -237,7 +356,7 @@ func (ix *Indexer) mergeStep(ctx context.Context, urgent bool) (bool, error) {
 		}
 		st.stepPages = tuneMerge(pages, wrote, took, ix.mergeStepTime())
 		ix.merges.mu.Unlock()
-		ix.log.Debug("merge step", "table", d.m.Name(), "pages", pages, "wrote", wrote, "hold", took, "fullest", s.Fullest(), "levels", len(s.Levels), "urgent", urgent)
+		ix.log.Debug("merge step", "table", d.m.Name(), "pages", pages, "wrote", wrote, "hold", took, "level", lvl, "input", in, "fullest", s.Fullest(), "levels", len(s.Levels), "urgent", urgent)
 		if urgent {
 			return true, ix.yield(ctx)
 		}

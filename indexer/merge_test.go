@@ -3,6 +3,8 @@ package indexer_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,5 +148,147 @@ func TestLiveSidecarMergesWithSyncTxAndWorker(t *testing.T) {
 	}, 10*time.Second, 5*time.Millisecond, "the worker applies and merges everything")
 	cancel()
 	require.NoError(t, <-done)
+	e.exact()
+}
+
+// mergeLog records the indexer's merge debug lines: the input of each
+// merge step, and how often a large merge was found waiting.
+type mergeLog struct {
+	mu     sync.Mutex
+	inputs []int64
+	waits  int
+}
+
+func (l *mergeLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *mergeLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *mergeLog) WithGroup(string) slog.Handler            { return l }
+
+func (l *mergeLog) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch r.Message {
+	case "merge step":
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "input" {
+				l.inputs = append(l.inputs, a.Value.Int64())
+			}
+			return true
+		})
+	case "large merge waits":
+		l.waits++
+	}
+	return nil
+}
+
+// large returns the number of merge steps with more than pages of input,
+// and how often a large merge was found waiting.
+func (l *mergeLog) large(pages int64) (ran, waited int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, in := range l.inputs {
+		if in > pages {
+			ran++
+		}
+	}
+	return ran, l.waits
+}
+
+// A large merge (more input than largeMerge, scaled down here) waits
+// while the sidecar is written and while an online rebuild is replacing
+// it; the smaller levels go on merging. The worker does it once the
+// sidecar has been quiet (mergeQuiet, scaled down), and the index is left
+// merged and exact.
+func TestLargeMergeWaits(t *testing.T) {
+	t.Parallel()
+	const large = 24
+	lg := &mergeLog{}
+	e := newSTEnv(t, indexer.WithBatchSize(1), indexer.WithLogger(slog.New(lg)))
+	indexer.SetLargeMerge(e.ix, large, 300*time.Millisecond)
+	ft := e.stFTS()
+	next := 1
+	write := func(n int) {
+		for range n {
+			var body strings.Builder
+			for w := range 30 {
+				fmt.Fprintf(&body, "w%d ", (next*31+w)%997)
+			}
+			e.create(e.db, next, fmt.Sprintf("title %d", next), body.String())
+			e.vecs[int64(next)] = stVec(next)
+			next++
+		}
+	}
+	waiting := func() (ftssink.Structure, bool) {
+		s, err := ft.Structure(e.ctx, e.sql)
+		require.NoError(t, err)
+		_, in, ok := s.NextMerge()
+		return s, ok && in > large
+	}
+	run := func(d time.Duration, during func()) {
+		ctx, cancel := context.WithCancel(e.ctx)
+		done := make(chan error, 1)
+		go func() { done <- e.ix.Run(ctx) }()
+		deadline := time.Now().Add(d)
+		for time.Now().Before(deadline) {
+			during()
+		}
+		cancel()
+		require.NoError(t, <-done)
+	}
+
+	// Applied one event a batch, the index grows levels until its next
+	// merge is large; a Drain leaves it waiting.
+	for {
+		write(8)
+		_, err := e.ix.Drain(e.ctx)
+		require.NoError(t, err)
+		if s, ok := waiting(); ok {
+			require.Less(t, s.Fullest(), 16, "%+v", s.Levels)
+			break
+		}
+		require.Less(t, next, 3000, "no large merge came up")
+	}
+	ran, _ := lg.large(large)
+	require.Zero(t, ran)
+
+	// The worker, while the application writes every 20 ms: it merges
+	// the small levels only.
+	run(time.Second, func() { write(1); time.Sleep(20 * time.Millisecond) })
+	ran, waited := lg.large(large)
+	require.Zero(t, ran, "no large merge while the sidecar is written")
+	require.Positive(t, waited)
+	_, ok := waiting()
+	require.True(t, ok)
+
+	// An online rebuild of the table, interrupted: while it is pending,
+	// the old generation's large merge waits, quiet or not (its driver is
+	// another indexer, which a worker takes over only after 15 s).
+	rctx, rcancel := context.WithCancel(e.ctx)
+	defer rcancel()
+	other, err := indexer.New(e.db, indexer.WithBackoff(fastBackoff), indexer.WithRebuildBatchSize(10),
+		indexer.WithProgress(func(p indexer.Progress) {
+			if p.Done > 0 {
+				rcancel()
+			}
+		}))
+	require.NoError(t, err)
+	require.ErrorIs(t, other.Rebuild(rctx, "st_posts"), context.Canceled)
+	require.NoError(t, other.Close())
+	_, pending, err := outbox.LoadRebuild(e.ctx, e.sql, "st_posts")
+	require.NoError(t, err)
+	require.True(t, pending)
+	run(time.Second, func() { time.Sleep(10 * time.Millisecond) })
+	ran, _ = lg.large(large)
+	require.Zero(t, ran, "no large merge of a generation being replaced")
+	_, ok = waiting()
+	require.True(t, ok)
+
+	// The rebuild discarded, the worker merges the quiet sidecar.
+	tx, err := e.sql.BeginTx(e.ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, outbox.DiscardRebuild(e.ctx, tx, "st_posts"))
+	require.NoError(t, tx.Commit())
+	runUntilMerged(t, e, ft)
+	ran, _ = lg.large(large)
+	require.Positive(t, ran, "the large merge ran once the sidecar was quiet")
 	e.exact()
 }

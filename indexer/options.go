@@ -33,6 +33,10 @@ type config struct {
 	now              func() time.Time
 	embedders        map[string]embedderConfig // by name; "" is WithEmbedder's
 	embedRound       int
+	// largeMerge and mergeQuiet are merge.go's constants, which tests
+	// (export_test.go) scale down.
+	largeMerge int
+	mergeQuiet time.Duration
 }
 
 // Defaults.
@@ -76,6 +80,8 @@ func defaults() *config {
 		dropGrace:        500 * time.Millisecond,
 		now:              time.Now,
 		embedRound:       DefaultEmbedRound,
+		largeMerge:       largeMerge,
+		mergeQuiet:       mergeQuiet,
 	}
 }
 
