@@ -73,14 +73,14 @@ func TestRebuildStepAdaptsToOtherWriters(t *testing.T) {
 // A catch-up batch is sized on the time per event applied: batches whose
 // events are all skipped do not grow the next one, which may have to
 // apply every event it reads.
-func TestCatchUpRows(t *testing.T) {
+func TestBatchEvents(t *testing.T) {
 	t.Parallel()
 	target := 10 * time.Millisecond
-	require.Equal(t, 64, catchUpRows(64, 0, target, 1000), "nothing applied yet: unchanged")
-	require.Equal(t, 100, catchUpRows(64, 100*time.Microsecond, target, 1000), "target / time per event, at most twice the last")
-	require.Equal(t, 128, catchUpRows(64, time.Microsecond, target, 1000))
-	require.Equal(t, 1000, catchUpRows(900, time.Microsecond, target, 1000), "at most a batch")
-	require.Equal(t, 16, catchUpRows(64, time.Second, target, 1000), "at least 16")
+	require.Equal(t, 64, batchEvents(64, 0, target, 1000), "nothing applied yet: unchanged")
+	require.Equal(t, 100, batchEvents(64, 100*time.Microsecond, target, 1000), "target / time per event, at most twice the last")
+	require.Equal(t, 128, batchEvents(64, time.Microsecond, target, 1000))
+	require.Equal(t, 1000, batchEvents(900, time.Microsecond, target, 1000), "at most a batch")
+	require.Equal(t, 16, batchEvents(64, time.Second, target, 1000), "at least 16")
 }
 
 // A merge step that ran out of work before its budget says nothing of a

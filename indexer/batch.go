@@ -720,5 +720,5 @@ func (ix *Indexer) sizeBatches(limit, n int, hold time.Duration) {
 	if n <= 0 {
 		return
 	}
-	ix.batchRows = catchUpRows(limit, hold/time.Duration(n), batchTime*ix.cfg.rebuildStep, ix.cfg.batchSize)
+	ix.batchRows = batchEvents(limit, hold/time.Duration(n), batchTime*ix.cfg.rebuildStep, ix.cfg.batchSize)
 }

@@ -244,17 +244,22 @@ func (ix *Indexer) mergeSliceTx(ctx context.Context, tx outbox.DB, tables []*tab
 			// batch's segment, which FTS5 writes at the commit: a level
 			// it completes is merged by the next slice.
 			s, err := m.Structure(ctx, tx)
-			if err != nil {
-				if transient(err) || ctx.Err() != nil {
-					return err
+			in := 0
+			switch {
+			case err == nil:
+				var ok bool
+				if _, in, ok = s.NextMerge(); !ok || in > ix.cfg.largeMerge {
+					continue
 				}
+			case errors.Is(err, ftssink.ErrStructure):
+				// An FTS5 this package cannot read: the slice merges
+				// blind (mergeStep warns).
+			case transient(err) || ctx.Err() != nil:
+				return err
+			default:
 				// A sidecar an online rebuild is replacing may be gone; the
 				// batch stands without the slice.
 				ix.log.Debug("merge slice skipped", "table", m.Name(), "err", err)
-				continue
-			}
-			_, in, ok := s.NextMerge()
-			if !ok || in > ix.cfg.largeMerge {
 				continue
 			}
 			ix.merges.mu.Lock()

@@ -75,7 +75,7 @@ type onlineState struct {
 	sideScan     int64
 	moveRows     int
 	catchRows    int
-	catchPer     time.Duration // time per event applied by the catch-up (catchUpRows)
+	catchPer     time.Duration // time per event applied by the catch-up (batchEvents)
 	requeueRows  int           // rows per requeue step (requeue.go)
 	skip         map[int64]bool
 	// committed is when the last move step's transaction committed and

@@ -928,20 +928,21 @@ func (ix *Indexer) catchUpStep(ctx context.Context, tx *sql.Tx, r *outbox.Rebuil
 		if applied > 0 {
 			ix.online.catchPer = time.Since(tb0) / time.Duration(applied)
 		}
-		ix.online.catchRows = catchUpRows(ix.online.catchRows, ix.online.catchPer, budget/2, ix.cfg.batchSize)
+		ix.online.catchRows = batchEvents(ix.online.catchRows, ix.online.catchPer, budget/2, ix.cfg.batchSize)
 	}
 	return r.Scanned >= head, nil
 }
 
-// catchUpRows returns how many log events the next batch of a catch-up
-// step reads (n the last), so that a batch whose events all have to be
+// batchEvents returns how many log events the next batch reads (n the
+// last, at most most), so that a batch whose events all have to be
 // applied takes about target, at per (the time per event applied by the
-// last batch that applied any; 0 while none did). A batch whose events
-// are skipped (their keys were copied after them) costs next to nothing
-// and teaches nothing: sized on the time per event read instead, such
-// batches grew the next one eightfold, and when that one's events all
-// applied, the swap step held the write lock 140-250 ms at 100k rows.
-func catchUpRows(n int, per, target time.Duration, most int) int {
+// last batch that applied any; 0 while none did). It sizes the worker's
+// batches (sizeBatches) and a catch-up step's. A catch-up batch whose
+// events are skipped (their keys were copied after them) costs next to
+// nothing and teaches nothing: sized on the time per event read instead,
+// such batches grew the next one eightfold, and when that one's events
+// all applied, the swap step held the write lock 140-250 ms at 100k rows.
+func batchEvents(n int, per, target time.Duration, most int) int {
 	if per <= 0 {
 		return n
 	}
