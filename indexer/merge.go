@@ -31,26 +31,17 @@ import (
 //     'usermerge' segments, where FTS5's automatic merges would have left
 //     the index (Drain does only the first two: its caller waits).
 //
-// Large merges (largeMerge) wait. FTS5 checks a merge's page budget only
-// between terms, so a piece of a merge holds the write lock at least as
-// long as the list of documents of one term takes to merge; for a term
-// common to most documents of a level of 250k documents, that was up to
-// 1.4 s. Such merges are not needed soon: FTS5's levels are counted in
-// merges, not sizes, so the first write after an index is built (a
-// rebuild leaves up to three segments on each level) would otherwise
-// carry merges up through every level and rewrite the whole index,
-// piece by piece, while the application writes. A large merge is left
-// out of the slices; a step starts it only when the sidecar has not been
-// written for mergeQuiet, or when a level holds largeBehind segments
-// (queries read every segment: the backstop), and never while an online
-// rebuild is replacing the sidecar (the work would be thrown away at the
-// swap). Meanwhile FTS5 still merges the smaller levels: it picks the
-// level holding the most segments, so they merge once they hold as many
-// as the waiting level. Under steady writes, a waiting level gains a
-// segment each time the levels below it have all merged at its count,
-// so the backstop comes late (with three levels below a waiting level,
-// after some 250,000 writes of one segment each), and then it does the
-// large merge in steps, with the long pieces above.
+// A slice leaves large merges (largeMerge) to the steps: FTS5 checks a
+// merge's page budget only between terms, so a piece of a merge holds the
+// write lock at least as long as one term's list of documents takes to
+// merge, up to 1.4 s for a term common to most documents of a level of
+// 250k documents, and a slice runs inside a batch of the worker's.
+// Making large merges wait altogether (until the sidecar is quiet, or
+// while a rebuild replaces it) was tried and undone: FTS5 picks the level
+// holding the most segments, so every merge of the levels below adds a
+// segment to the waiting level, and under 200 writes/s of a 1M-row index
+// it gathered 1,991 segments in 4 minutes, where FTS5's limit of 2,000
+// made every write of the index fail (docs/PERFORMANCE.md).
 const (
 	mergeSlice  = 3 * time.Millisecond
 	mergeBehind = 16
@@ -58,9 +49,7 @@ const (
 	// large: 16 MB at a live sidecar's page size (about 10,000 documents
 	// of the benchmark's model), 64 MB at the page size a rebuild fills
 	// with.
-	largeMerge  = 16 << 10
-	mergeQuiet  = 2 * time.Second
-	largeBehind = 32
+	largeMerge = 16 << 10
 )
 
 // mergeStepTime is how long a merge step of its own aims to hold the
@@ -89,12 +78,6 @@ type liveMerges struct {
 // liveMerge is the merge state of one live sidecar.
 type liveMerge struct {
 	m liveMerger
-	// src is the sidecar's source table; wroteAt is when a batch or SyncTx
-	// last wrote it; waiting is set while a large merge waits (for the
-	// debug log).
-	src     string
-	wroteAt time.Time
-	waiting bool
 	// slicePages and stepPages are the merge pages of a slice and of a
 	// step, tuned to mergeSlice and mergeStepTime.
 	slicePages, stepPages int
@@ -127,19 +110,15 @@ func mergers(t *table) []liveMerger {
 func (lm *liveMerges) mark(tables []*table) {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
-	now := time.Now()
 	for _, t := range tables {
 		for _, m := range mergers(t) {
-			st := lm.entry(t, m)
-			st.writes++
-			st.wroteAt = now
+			lm.entry(m).writes++
 		}
 	}
 }
 
-// entry returns the state of m's sidecar (a sink of t), created if needed;
-// lm.mu is held.
-func (lm *liveMerges) entry(t *table, m liveMerger) *liveMerge {
+// entry returns the state of m's sidecar, created if needed; lm.mu is held.
+func (lm *liveMerges) entry(m liveMerger) *liveMerge {
 	if lm.tables == nil {
 		lm.tables = map[string]*liveMerge{}
 	}
@@ -148,48 +127,14 @@ func (lm *liveMerges) entry(t *table, m liveMerger) *liveMerge {
 		st = &liveMerge{slicePages: 16, stepPages: 64}
 		lm.tables[m.Name()] = st
 	}
-	st.m, st.src = m, t.spec.Source
+	st.m = m
 	return st
 }
 
-// quiet reports whether d's sidecar was not written for the last span.
-func (lm *liveMerges) quiet(d dirtyMerge, span time.Duration) bool {
-	lm.mu.Lock()
-	defer lm.mu.Unlock()
-	return time.Since(d.st.wroteAt) >= span
-}
-
-// wait records whether d's sidecar has a large merge waiting, and reports
-// whether that changed.
-func (lm *liveMerges) wait(d dirtyMerge, waiting bool) bool {
-	lm.mu.Lock()
-	defer lm.mu.Unlock()
-	changed := d.st.waiting != waiting
-	d.st.waiting = waiting
-	return changed
-}
-
-// largeMergeWaits reports whether the large merge next on d's sidecar
-// (structure s) waits: it runs when the sidecar has not been written for
-// mergeQuiet (in the background: not urgent) or a level holds
-// largeBehind segments, and never while an online rebuild is replacing
-// the sidecar.
-func (ix *Indexer) largeMergeWaits(ctx context.Context, d dirtyMerge, s ftssink.Structure, urgent bool) (bool, error) {
-	if s.Fullest() < largeBehind && (urgent || !ix.merges.quiet(d, ix.cfg.mergeQuiet)) {
-		return true, nil
-	}
-	r, ok, err := outbox.LoadRebuild(ctx, ix.db, d.st.src)
-	if err != nil {
-		return false, err
-	}
-	return ok && !r.Swapped(), nil
-}
-
-// mergeBudget returns the page budget of a merge piece on an index of
-// structure s whose next merge has in pages of input, given the tuned
-// budget pages. FTS5's 'merge' goes on to the next level's merge while
-// budget is left, so a small merge's budget must not carry a piece into a
-// large merge: when a large level holds a merge in progress or is a
+// mergeBudget returns the page budget of a slice on an index of structure
+// s whose next merge has in pages of input, given the tuned budget pages.
+// FTS5's 'merge' goes on to the next level's merge while budget is left,
+// so a small merge's budget must not carry a slice into a large merge: when a large level holds a merge in progress or is a
 // segment short of 'usermerge' (the small merge's output could complete
 // it), the budget is cut to half the small merge's input, which the piece
 // cannot finish.
@@ -263,7 +208,7 @@ func (ix *Indexer) mergeSliceTx(ctx context.Context, tx outbox.DB, tables []*tab
 				continue
 			}
 			ix.merges.mu.Lock()
-			st := ix.merges.entry(t, m)
+			st := ix.merges.entry(m)
 			pages := mergeBudget(s, in, st.slicePages, ix.cfg.largeMerge)
 			ix.merges.mu.Unlock()
 			t0 := time.Now()
@@ -292,8 +237,7 @@ func (ix *Indexer) mergeSliceTx(ctx context.Context, tx outbox.DB, tables []*tab
 // mergeStep does one merge step of its own (a write transaction of about
 // mergeStepTime, then a pause) on a live sidecar that needs one: with
 // urgent, only one with a level holding mergeBehind segments; otherwise
-// any with merge work, except a large merge that waits (see largeMerge).
-// It reports whether it merged. The caller holds applyMu and the lease.
+// any with merge work. It reports whether it merged. The caller holds applyMu and the lease.
 func (ix *Indexer) mergeStep(ctx context.Context, urgent bool) (bool, error) {
 	for _, d := range ix.merges.dirty() {
 		st := d.st
@@ -315,22 +259,11 @@ func (ix *Indexer) mergeStep(ctx context.Context, urgent bool) (bool, error) {
 			ix.merges.settle(d, false)
 			continue
 		}
-		if in > ix.cfg.largeMerge {
-			wait, err := ix.largeMergeWaits(ctx, d, s, urgent)
-			if err != nil {
-				return false, err
-			}
-			if ix.merges.wait(d, wait) && wait {
-				ix.log.Debug("large merge waits", "table", d.m.Name(), "level", lvl, "input", in, "fullest", s.Fullest())
-			}
-			if wait {
-				continue
-			}
-		} else if urgent && s.Fullest() < mergeBehind {
+		if urgent && s.Fullest() < mergeBehind {
 			continue
 		}
 		ix.merges.mu.Lock()
-		pages := mergeBudget(s, in, st.stepPages, ix.cfg.largeMerge)
+		pages := st.stepPages
 		ix.merges.mu.Unlock()
 		var took time.Duration
 		var wrote int64

@@ -151,12 +151,10 @@ func TestLiveSidecarMergesWithSyncTxAndWorker(t *testing.T) {
 	e.exact()
 }
 
-// mergeLog records the indexer's merge debug lines: the input of each
-// merge step, and how often a large merge was found waiting.
+// mergeLog records the input of each merge step the indexer logs.
 type mergeLog struct {
 	mu     sync.Mutex
 	inputs []int64
-	waits  int
 }
 
 func (l *mergeLog) Enabled(context.Context, slog.Level) bool { return true }
@@ -164,47 +162,75 @@ func (l *mergeLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
 func (l *mergeLog) WithGroup(string) slog.Handler            { return l }
 
 func (l *mergeLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "merge step" {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch r.Message {
-	case "merge step":
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == "input" {
-				l.inputs = append(l.inputs, a.Value.Int64())
-			}
-			return true
-		})
-	case "large merge waits":
-		l.waits++
-	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "input" {
+			l.inputs = append(l.inputs, a.Value.Int64())
+		}
+		return true
+	})
 	return nil
 }
 
-// large returns the number of merge steps with more than pages of input,
-// and how often a large merge was found waiting.
-func (l *mergeLog) large(pages int64) (ran, waited int) {
+// large returns the number of merge steps with more than pages of input.
+func (l *mergeLog) large(pages int64) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	n := 0
 	for _, in := range l.inputs {
 		if in > pages {
-			ran++
+			n++
 		}
 	}
-	return ran, l.waits
+	return n
 }
 
-// A large merge (more input than largeMerge, scaled down here) waits
-// while the sidecar is written and while an online rebuild is replacing
-// it; the smaller levels go on merging. The worker does it once the
-// sidecar has been quiet (mergeQuiet, scaled down), and the index is left
+// The merge slices in the worker's batches leave a large merge (more
+// input than largeMerge, scaled down here) alone: its input does not
+// shrink while batches go on (a Drain merges in steps only when a level
+// holds 16 segments). The worker's steps do it, and the index is left
 // merged and exact.
-func TestLargeMergeWaits(t *testing.T) {
+func TestMergeSlicesLeaveLargeMerges(t *testing.T) {
 	t.Parallel()
 	const large = 24
+	var (
+		mu      sync.Mutex
+		e       *stEnv
+		ft      *ftssink.Table
+		watch   bool
+		lastLvl = -1
+		lastIn  int
+		seen    int
+	)
 	lg := &mergeLog{}
-	e := newSTEnv(t, indexer.WithBatchSize(1), indexer.WithLogger(slog.New(lg)))
-	indexer.SetLargeMerge(e.ix, large, 300*time.Millisecond)
-	ft := e.stFTS()
+	e = newSTEnv(t, indexer.WithBatchSize(1), indexer.WithLogger(slog.New(lg)),
+		indexer.WithObserver(indexer.Observer{Batch: func(indexer.BatchStats) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !watch {
+				return
+			}
+			s, err := ft.Structure(e.ctx, e.sql)
+			if err != nil || s.Fullest() >= 16 {
+				return
+			}
+			lvl, in, ok := s.NextMerge()
+			if !ok || in <= large {
+				return
+			}
+			if lvl == lastLvl {
+				// A slice that worked on it would have consumed input.
+				require.GreaterOrEqual(t, in, lastIn, "the large merge of level %d lost input: %+v", lvl, s.Levels)
+			}
+			lastLvl, lastIn = lvl, in
+			seen++
+		}}))
+	indexer.SetLargeMerge(e.ix, large)
+	ft = e.stFTS()
 	next := 1
 	write := func(n int) {
 		for range n {
@@ -217,78 +243,37 @@ func TestLargeMergeWaits(t *testing.T) {
 			next++
 		}
 	}
-	waiting := func() (ftssink.Structure, bool) {
+	largeNext := func() bool {
 		s, err := ft.Structure(e.ctx, e.sql)
 		require.NoError(t, err)
 		_, in, ok := s.NextMerge()
-		return s, ok && in > large
-	}
-	run := func(d time.Duration, during func()) {
-		ctx, cancel := context.WithCancel(e.ctx)
-		done := make(chan error, 1)
-		go func() { done <- e.ix.Run(ctx) }()
-		deadline := time.Now().Add(d)
-		for time.Now().Before(deadline) {
-			during()
-		}
-		cancel()
-		require.NoError(t, <-done)
+		return ok && in > large
 	}
 
 	// Applied one event a batch, the index grows levels until its next
-	// merge is large; a Drain leaves it waiting.
-	for {
+	// merge is large.
+	for !largeNext() {
 		write(8)
 		_, err := e.ix.Drain(e.ctx)
 		require.NoError(t, err)
-		if s, ok := waiting(); ok {
-			require.Less(t, s.Fullest(), 16, "%+v", s.Levels)
-			break
-		}
 		require.Less(t, next, 3000, "no large merge came up")
 	}
-	ran, _ := lg.large(large)
-	require.Zero(t, ran)
+	require.Zero(t, lg.large(large))
 
-	// The worker, while the application writes every 20 ms: it merges
-	// the small levels only.
-	run(time.Second, func() { write(1); time.Sleep(20 * time.Millisecond) })
-	ran, waited := lg.large(large)
-	require.Zero(t, ran, "no large merge while the sidecar is written")
-	require.Positive(t, waited)
-	_, ok := waiting()
-	require.True(t, ok)
+	// More batches, each with its slice: the large merge keeps its input.
+	mu.Lock()
+	watch = true
+	mu.Unlock()
+	write(40)
+	_, err := e.ix.Drain(e.ctx)
+	require.NoError(t, err)
+	mu.Lock()
+	watch = false
+	require.Positive(t, seen, "the large merge stayed next after some batches")
+	mu.Unlock()
 
-	// An online rebuild of the table, interrupted: while it is pending,
-	// the old generation's large merge waits, quiet or not (its driver is
-	// another indexer, which a worker takes over only after 15 s).
-	rctx, rcancel := context.WithCancel(e.ctx)
-	defer rcancel()
-	other, err := indexer.New(e.db, indexer.WithBackoff(fastBackoff), indexer.WithRebuildBatchSize(10),
-		indexer.WithProgress(func(p indexer.Progress) {
-			if p.Done > 0 {
-				rcancel()
-			}
-		}))
-	require.NoError(t, err)
-	require.ErrorIs(t, other.Rebuild(rctx, "st_posts"), context.Canceled)
-	require.NoError(t, other.Close())
-	_, pending, err := outbox.LoadRebuild(e.ctx, e.sql, "st_posts")
-	require.NoError(t, err)
-	require.True(t, pending)
-	run(time.Second, func() { time.Sleep(10 * time.Millisecond) })
-	ran, _ = lg.large(large)
-	require.Zero(t, ran, "no large merge of a generation being replaced")
-	_, ok = waiting()
-	require.True(t, ok)
-
-	// The rebuild discarded, the worker merges the quiet sidecar.
-	tx, err := e.sql.BeginTx(e.ctx, nil)
-	require.NoError(t, err)
-	require.NoError(t, outbox.DiscardRebuild(e.ctx, tx, "st_posts"))
-	require.NoError(t, tx.Commit())
+	// The worker's steps do it.
 	runUntilMerged(t, e, ft)
-	ran, _ = lg.large(large)
-	require.Positive(t, ran, "the large merge ran once the sidecar was quiet")
+	require.Positive(t, lg.large(large), "a merge step did the large merge")
 	e.exact()
 }

@@ -33,10 +33,9 @@ type config struct {
 	now              func() time.Time
 	embedders        map[string]embedderConfig // by name; "" is WithEmbedder's
 	embedRound       int
-	// largeMerge and mergeQuiet are merge.go's constants, which tests
-	// (export_test.go) scale down.
+	// largeMerge is merge.go's constant, which tests (export_test.go)
+	// scale down.
 	largeMerge int
-	mergeQuiet time.Duration
 }
 
 // Defaults.
@@ -81,7 +80,6 @@ func defaults() *config {
 		now:              time.Now,
 		embedRound:       DefaultEmbedRound,
 		largeMerge:       largeMerge,
-		mergeQuiet:       mergeQuiet,
 	}
 }
 
