@@ -243,3 +243,94 @@ func (t *Table) Structure(ctx context.Context, db outbox.DB) (Structure, error) 
 	}
 	return s, nil
 }
+
+// maxLevels is FTS5's limit on the levels of an index (FTS5_MAX_LEVEL).
+const maxLevels = 64
+
+// LiftStructure returns the structure record b with every level moved up
+// shift levels, and shift empty levels below them: the same segments in
+// the same order (a higher level holds older segments, which is how FTS5
+// tells which of two entries of a document is current), on higher
+// levels. It fails with ErrStructure when b cannot be read or the index
+// would have more than FTS5's 64 levels.
+func LiftStructure(b []byte, shift int) ([]byte, error) {
+	s, err := ParseStructure(b)
+	if err != nil {
+		return nil, err
+	}
+	if shift < 0 || len(s.Levels)+shift > maxLevels {
+		return nil, fmt.Errorf("%w: %d levels lifted by %d: FTS5 allows %d", ErrStructure, len(s.Levels), shift, maxLevels)
+	}
+	start := 4
+	if len(b) >= 8 && bytes.Equal(b[4:8], structureV2) {
+		start = 8
+	}
+	r := varintReader{b: b, i: start}
+	r.next() // levels
+	afterLevels := r.i
+	r.next() // segments
+	r.next() // write counter
+	if r.err != nil {
+		return nil, r.err
+	}
+	out := make([]byte, 0, len(b)+1+2*shift)
+	out = append(out, b[:start]...)
+	out = append(out, byte(len(s.Levels)+shift)) // at most 64: one byte
+	out = append(out, b[afterLevels:r.i]...)
+	for range shift {
+		out = append(out, 0, 0) // no segment being merged, no segment
+	}
+	return append(out, b[r.i:]...), nil
+}
+
+// LiftLevels moves the segments of the table's index up so that the
+// lowest level holding any is level (see LiftStructure), in one write of
+// its structure record. FTS5's levels count merges, not sizes: a merge of
+// a level's segments writes one on the next level, and a level is merged
+// once it holds 'usermerge' (4) segments. An index just built in bulk has
+// a few levels, with its large segments on the top ones, so the merges of
+// a few hundred small writes after it reach them, and FTS5 then rewrites
+// the whole index, in pieces that hold the write lock for as long as the
+// list of documents of the most common term takes to merge. Lifted to
+// level 12, they are reached only after 4^12 (16.7 million) writes of one
+// segment each; the segments written after the lift fill the levels below
+// as they would have in an index of their own, and those of the lifted
+// segments that are no larger than what those merges write are moved down
+// into them (FTS5's promotion). It does nothing to an empty index or one
+// already that high. Use it on a table no connection has written through
+// FTS5 since it was filled by copying its shadow tables, as a rebuild's
+// move does: it bypasses FTS5, which caches the structure per connection.
+func (t *Table) LiftLevels(ctx context.Context, db outbox.DB, level int) error {
+	data := outbox.Quote(t.Name() + "_data")
+	var b []byte
+	err := db.QueryRowContext(ctx, `SELECT block FROM `+data+` WHERE id = ?`, structureRowid).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ftssink: %s: read structure: %w", t.Name(), err)
+	}
+	s, err := ParseStructure(b)
+	if err != nil {
+		return fmt.Errorf("ftssink: %s: %w", t.Name(), err)
+	}
+	lowest := -1
+	for i, l := range s.Levels {
+		if l.Segments > 0 {
+			lowest = i
+			break
+		}
+	}
+	shift := min(level-lowest, maxLevels-len(s.Levels))
+	if lowest < 0 || shift <= 0 {
+		return nil
+	}
+	lifted, err := LiftStructure(b, shift)
+	if err != nil {
+		return fmt.Errorf("ftssink: %s: %w", t.Name(), err)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE `+data+` SET block = ? WHERE id = ?`, lifted, structureRowid); err != nil {
+		return fmt.Errorf("ftssink: %s: lift levels: %w", t.Name(), err)
+	}
+	return nil
+}

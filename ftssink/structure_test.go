@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -195,5 +196,93 @@ func FuzzParseStructure(f *testing.F) {
 			total += l.Segments
 		}
 		require.LessOrEqual(t, total, 2000)
+		if len(s.Levels)+3 > 64 {
+			return
+		}
+		lifted, err := ftssink.LiftStructure(b, 3)
+		require.NoError(t, err)
+		ls, err := ftssink.ParseStructure(lifted)
+		require.NoError(t, err)
+		require.Len(t, ls.Levels, len(s.Levels)+3)
+		require.Equal(t, make([]ftssink.Level, 3), ls.Levels[:3])
+		for i, l := range s.Levels {
+			require.Equal(t, l, ls.Levels[i+3], "the same levels, three up")
+		}
 	})
+}
+
+func TestLiftStructure(t *testing.T) {
+	t.Parallel()
+	b := []byte{0, 0, 0, 1, 2, 3, 7, 1, 2, 5, 1, 1, 6, 2, 4, 0, 1, 9, 3, 3}
+	lifted, err := ftssink.LiftStructure(b, 2)
+	require.NoError(t, err)
+	require.Equal(t, []byte{0, 0, 0, 1, 4, 3, 7, 0, 0, 0, 0, 1, 2, 5, 1, 1, 6, 2, 4, 0, 1, 9, 3, 3}, lifted)
+	_, err = ftssink.LiftStructure(b, 63)
+	require.ErrorIs(t, err, ftssink.ErrStructure, "more than 64 levels")
+	_, err = ftssink.LiftStructure(b[:7], 1)
+	require.ErrorIs(t, err, ftssink.ErrStructure)
+}
+
+// A lifted index keeps its segments, in their order, on higher levels
+// (level 12 up): FTS5 reads it as before (integrity-check, MATCH), a
+// document written before the lift is deleted and replaced correctly
+// after it, and what is written after it is merged on the levels below.
+func TestLiftLevels(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sqlDB, err := testdb.New(t).DB()
+	require.NoError(t, err)
+	for _, mode := range []string{outbox.ModeContentless, outbox.ModeInTable} {
+		ft := structureTable(t, sqlDB, "lift_"+mode, mode)
+		require.NoError(t, ft.LiftLevels(ctx, sqlDB, 12), "an empty index: nothing to do")
+		insertDocs(t, sqlDB, ft, 1, 40)
+		for {
+			wrote, err := ft.Merge(ctx, sqlDB, 50)
+			require.NoError(t, err)
+			if wrote == 0 {
+				break
+			}
+		}
+		before, err := ft.Structure(ctx, sqlDB)
+		require.NoError(t, err)
+		lowest := slices.IndexFunc(before.Levels, func(l ftssink.Level) bool { return l.Segments > 0 })
+		require.GreaterOrEqual(t, lowest, 0)
+
+		require.NoError(t, ft.LiftLevels(ctx, sqlDB, 12))
+		after, err := ft.Structure(ctx, sqlDB)
+		require.NoError(t, err)
+		require.Equal(t, before.Levels[lowest:], after.Levels[12:], mode)
+		require.Equal(t, make([]ftssink.Level, 12), after.Levels[:12], mode)
+		require.NoError(t, ft.LiftLevels(ctx, sqlDB, 12), mode)
+		again, err := ft.Structure(ctx, sqlDB)
+		require.NoError(t, err)
+		require.Equal(t, after, again, "already lifted: unchanged")
+
+		// Replace document 7 (written before the lift), delete 8, add more.
+		_, err = sqlDB.Exec(fmt.Sprintf(`DELETE FROM %s WHERE rowid IN (7, 8)`, ft.Name()))
+		require.NoError(t, err, mode)
+		_, err = sqlDB.Exec(fmt.Sprintf(`INSERT INTO %s (rowid, title, body) VALUES (7, 'title 7', 'body replaced')`, ft.Name()))
+		require.NoError(t, err, mode)
+		insertDocs(t, sqlDB, ft, 41, 80)
+		for {
+			wrote, err := ft.Merge(ctx, sqlDB, 50)
+			require.NoError(t, err)
+			if wrote == 0 {
+				break
+			}
+		}
+		final, err := ft.Structure(ctx, sqlDB)
+		require.NoError(t, err)
+		require.False(t, final.Mergeable(), mode)
+		_, err = sqlDB.Exec(fmt.Sprintf(`INSERT INTO %[1]s (%[1]s) VALUES ('integrity-check')`, ft.Name()))
+		require.NoError(t, err, mode)
+		count := func(q string) int {
+			var n int
+			require.NoError(t, sqlDB.QueryRow(fmt.Sprintf(`SELECT count(*) FROM %[1]s WHERE %[1]s MATCH ?`, ft.Name()), q).Scan(&n))
+			return n
+		}
+		require.Equal(t, 78, count("common"), mode)
+		require.Equal(t, 1, count("replaced"), mode)
+		require.Zero(t, count(`"title 8"`)+count(`"8"`), mode)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/outbox"
 )
 
@@ -1239,6 +1240,38 @@ func discardRebuilds(ctx context.Context, tx outbox.DB, names []string) error {
 	for _, n := range names {
 		if err := outbox.DiscardRebuild(ctx, tx, n); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// liftedLevel is the level a rebuilt FTS5 index's segments start from
+// once the rebuild moves them into the main file (ftssink's LiftLevels).
+// Left where the build put them (a few levels, up to three segments each,
+// the largest on top), the merges of the first few hundred writes after
+// the swap reach them and rewrite the whole index, in pieces that hold
+// the write lock for as long as the most common term's list of documents
+// takes to merge (up to 1.4 s at 1M rows); from level 12 on, they are
+// reached after 4^12 writes of one segment each.
+const liftedLevel = 12
+
+// levelLifter is a sink whose index can be lifted (ftssink.Table).
+type levelLifter interface {
+	LiftLevels(ctx context.Context, db outbox.DB, level int) error
+}
+
+var _ levelLifter = (*ftssink.Table)(nil)
+
+// liftLevels lifts the FTS5 indexes of mt, a generation just moved from
+// a side file into the main file, to liftedLevel. A generation built in
+// the main file is not lifted: the indexer's connections wrote it through
+// FTS5, which caches its structure per connection.
+func liftLevels(ctx context.Context, tx outbox.DB, mt *table) error {
+	for _, s := range mt.sinks {
+		if l, ok := s.(levelLifter); ok {
+			if err := l.LiftLevels(ctx, tx, liftedLevel); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -272,6 +272,17 @@ func TestOnlineRebuildFollowsWrites(t *testing.T) {
 			// Both generations were filled with large leaves and went
 			// live with small ones.
 			e.requireLivePageSizes()
+			// The one built in a side file went live lifted (its
+			// segments from level 12 up; FTS5 keeps the levels an index
+			// had), out of the way of the merges of what is written
+			// after it. Segments this small were then moved down and
+			// merged with those (FTS5's promotion): one is left.
+			ft, err := ftssink.NewTable(e.live(e.docs))
+			require.NoError(t, err)
+			s, err := ft.Structure(e.ctx, e.sql)
+			require.NoError(t, err)
+			require.Greater(t, len(s.Levels), 12, "%+v", s.Levels)
+			require.False(t, s.Mergeable(), "%+v", s.Levels)
 			e.check()
 		})
 	}
@@ -534,5 +545,19 @@ func TestOfflineRebuildMergesFTS(t *testing.T) {
 	require.NoError(t, conn.QueryRowContext(e.ctx, `SELECT total_changes()`).Scan(&after))
 	require.Less(t, after-before, int64(2), "a merge found work left by the rebuild")
 	e.requireLivePageSizes()
+	// It went live lifted (segments from level 12 up), and stays exact
+	// through writes after it, on a connection that saw it before.
+	ft, err := ftssink.NewTable(e.live(e.docs))
+	require.NoError(t, err)
+	s, err := ft.Structure(e.ctx, e.sql)
+	require.NoError(t, err)
+	require.Greater(t, len(s.Levels), 12, "%+v", s.Levels)
+	for i := range 12 {
+		require.Zero(t, s.Levels[i].Segments, "%+v", s.Levels)
+	}
+	for i := int64(1); i <= 40; i++ {
+		e.updateDoc(i, map[string]any{"title": fmt.Sprintf("after the lift %d", i)}, false, nil)
+	}
+	e.drain(e.indexer())
 	e.check()
 }

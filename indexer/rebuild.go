@@ -3,6 +3,7 @@ package indexer
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"slices"
 
@@ -154,8 +155,44 @@ func (ix *Indexer) settleMerges(ctx context.Context, tables []string) error {
 				}
 			}
 		}
+		if err := ix.liftOwnConn(ctx, t); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// liftOwnConn lifts the FTS5 indexes of t, just rebuilt (liftLevels), in
+// a transaction on a connection of its own, which it then discards: FTS5
+// caches an index's structure per connection and checks the cache against
+// PRAGMA data_version, which a connection's own commits do not change, so
+// the connection that lifts would go on from the structure it read
+// before. Every other connection sees the lift. An in-memory database is
+// not lifted: its last connection would take the database with it.
+func (ix *Indexer) liftOwnConn(ctx context.Context, t *table) error {
+	if !slices.ContainsFunc(t.sinks, func(s outbox.Sink) bool {
+		_, ok := s.(levelLifter)
+		return ok
+	}) {
+		return nil
+	}
+	conn, err := ix.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if f, err := outbox.MainFile(ctx, conn); err != nil || f == "" {
+		return err
+	}
+	err = ix.retry(ctx, func(ctx context.Context) error {
+		ix.applyMu.Lock()
+		defer ix.applyMu.Unlock()
+		return inTxOn(ctx, conn, func(tx *sql.Tx) error { return liftLevels(ctx, tx, t) })
+	})
+	// Whatever happened, the connection goes (database/sql closes a
+	// connection whose Raw returns driver.ErrBadConn).
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	return err
 }
 
 func (ix *Indexer) rebuildTx(ctx context.Context, tx *sql.Tx, names []string) ([]string, error) {

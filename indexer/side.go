@@ -507,10 +507,15 @@ func (ix *Indexer) fromSideStep(ctx context.Context, tx *sql.Tx, r *outbox.Rebui
 		moved, err := ix.moveStep(ctx, tx, r, mt)
 		ix.online.copyTime = time.Since(t1)
 		if err == nil && moved {
-			// The side file's FTS5 settings came with it (FTS5's
-			// defaults: automatic merges): the live ones, before the
-			// catch-up writes to it in the main file.
-			err = liveSettings(ctx, tx, mt)
+			// Its FTS5 segments go up out of the way of the live
+			// merges (liftLevels), and the side file's FTS5 settings,
+			// which came with it (FTS5's defaults: automatic merges),
+			// become the live ones, before the catch-up writes to it
+			// in the main file.
+			err = liftLevels(ctx, tx, mt)
+			if err == nil {
+				err = liveSettings(ctx, tx, mt)
+			}
 			r.Phase, r.After = outbox.PhaseCatchUp, nil
 		}
 		return err
