@@ -179,7 +179,9 @@ func (t *Table) Fill(ctx context.Context, db outbox.DB, on bool) error {
 // 'merge' command) and returns how many rows of its shadow tables it
 // wrote (leaves written and deleted, index entries), 0 when it found no
 // work: with pages > 0 it merges levels that hold at least 'usermerge'
-// segments, like automerge would have. FTS5 checks the budget between
+// segments, like automerge would have; with pages < 0 it merges every
+// segment into one, -pages pages at a time (FTS5's 'optimize' in pieces),
+// and finds no work once one is left. FTS5 checks the budget between
 // terms, so a term whose list of documents spans many pages can take it
 // past pages.
 func (t *Table) Merge(ctx context.Context, db outbox.DB, pages int) (int64, error) {

@@ -297,9 +297,13 @@ func LiftStructure(b []byte, shift int) ([]byte, error) {
 // as they would have in an index of their own, and those of the lifted
 // segments that are no larger than what those merges write are moved down
 // into them (FTS5's promotion). It does nothing to an empty index or one
-// already that high. Use it on a table no connection has written through
-// FTS5 since it was filled by copying its shadow tables, as a rebuild's
-// move does: it bypasses FTS5, which caches the structure per connection.
+// already that high. It bypasses FTS5, which caches the structure per
+// connection and checks the cache against PRAGMA data_version, which a
+// connection's own commits leave alone: a connection that read the index
+// through FTS5 before the lift and lifts it itself would write the levels
+// back as it cached them with its next write (the same segments: the
+// index stays sound, only the lift is lost). Lift on a connection that
+// has not read the index through FTS5, or discard the connection after.
 func (t *Table) LiftLevels(ctx context.Context, db outbox.DB, level int) error {
 	data := outbox.Quote(t.Name() + "_data")
 	var b []byte

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
 	"github.com/stretchr/testify/require"
 )
@@ -118,4 +119,27 @@ func TestBatchLimit(t *testing.T) {
 	require.Equal(t, 1000, ix.batchLimit(), "fast events: back to the configured size")
 	ix.sizeBatches(1000, 0, time.Second)
 	require.Equal(t, 1000, ix.batchLimit(), "an empty batch teaches nothing")
+}
+
+// A slice's budget is cut to half its small merge's input when a large
+// level could be merged next in the same 'merge' call: one with a merge in
+// progress, or one segment short of 'usermerge'.
+func TestMergeBudget(t *testing.T) {
+	t.Parallel()
+	const large = 100
+	small := ftssink.Level{Segments: 4, Pages: 40}
+	for name, c := range map[string]struct {
+		levels []ftssink.Level
+		in     int
+		want   int
+	}{
+		"no large level":              {[]ftssink.Level{small, {Segments: 3, Pages: 90}}, 40, 64},
+		"large level far from full":   {[]ftssink.Level{small, {Segments: 2, Pages: 500}}, 40, 64},
+		"large level a segment short": {[]ftssink.Level{small, {Segments: 3, Pages: 500}}, 40, 20},
+		"large merge in progress":     {[]ftssink.Level{small, {Segments: 1, Merging: 1, Pages: 500, MergingPages: 500}}, 40, 20},
+		"tiny input":                  {[]ftssink.Level{{Segments: 4, Pages: 1}, {Segments: 3, Pages: 500}}, 1, 1},
+		"the large merge itself":      {[]ftssink.Level{{Segments: 4, Pages: 500}}, 500, 64},
+	} {
+		require.Equal(t, c.want, mergeBudget(ftssink.Structure{Levels: c.levels}, c.in, 64, large), name)
+	}
 }

@@ -134,10 +134,11 @@ func (lm *liveMerges) entry(m liveMerger) *liveMerge {
 // mergeBudget returns the page budget of a slice on an index of structure
 // s whose next merge has in pages of input, given the tuned budget pages.
 // FTS5's 'merge' goes on to the next level's merge while budget is left,
-// so a small merge's budget must not carry a slice into a large merge: when a large level holds a merge in progress or is a
-// segment short of 'usermerge' (the small merge's output could complete
-// it), the budget is cut to half the small merge's input, which the piece
-// cannot finish.
+// so a small merge's budget must not carry a slice into a large merge:
+// when a large level holds a merge in progress or is a segment short of
+// 'usermerge' (the small merge's output could complete it), the budget is
+// cut to half the small merge's input, which the slice cannot finish (a
+// merge writes about as many leaves as it reads).
 func mergeBudget(s ftssink.Structure, in, pages, large int) int {
 	if in > large {
 		return pages
@@ -237,7 +238,8 @@ func (ix *Indexer) mergeSliceTx(ctx context.Context, tx outbox.DB, tables []*tab
 // mergeStep does one merge step of its own (a write transaction of about
 // mergeStepTime, then a pause) on a live sidecar that needs one: with
 // urgent, only one with a level holding mergeBehind segments; otherwise
-// any with merge work. It reports whether it merged. The caller holds applyMu and the lease.
+// any with merge work. It reports whether it merged. The caller holds
+// applyMu and the lease.
 func (ix *Indexer) mergeStep(ctx context.Context, urgent bool) (bool, error) {
 	for _, d := range ix.merges.dirty() {
 		st := d.st

@@ -933,7 +933,7 @@ func (ix *Indexer) rebuildStepTx(ctx context.Context, tx *sql.Tx, foreground boo
 		}
 	case outbox.PhaseMerge:
 		t1 := time.Now()
-		merged, err := ix.mergeOnly(ctx, tx, mt)
+		merged, err := ix.mergeOnly(ctx, tx, mt, false)
 		if err != nil {
 			return false, nil, err
 		}
@@ -1136,8 +1136,9 @@ func (ix *Indexer) foldStates(ctx context.Context, tx outbox.DB, mt *table, stat
 }
 
 // mergeOnly does one merge step of the merge phase and reports whether
-// there was work.
-func (ix *Indexer) mergeOnly(ctx context.Context, tx outbox.DB, mt *table) (bool, error) {
+// there was work; with whole, toward a single segment (Merger.Merge with
+// a negative page count).
+func (ix *Indexer) mergeOnly(ctx context.Context, tx outbox.DB, mt *table, whole bool) (bool, error) {
 	if ix.online.pages <= 0 {
 		ix.online.pages = 64
 	}
@@ -1148,7 +1149,11 @@ func (ix *Indexer) mergeOnly(ctx context.Context, tx outbox.DB, mt *table) (bool
 			continue
 		}
 		t0 := time.Now()
-		wrote, err := m.Merge(ctx, tx, ix.online.pages)
+		pages := ix.online.pages
+		if whole {
+			pages = -pages
+		}
+		wrote, err := m.Merge(ctx, tx, pages)
 		if err != nil {
 			return false, err
 		}

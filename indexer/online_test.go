@@ -555,6 +555,11 @@ func TestOfflineRebuildMergesFTS(t *testing.T) {
 	for i := range 12 {
 		require.Zero(t, s.Levels[i].Segments, "%+v", s.Levels)
 	}
+	segments := 0
+	for _, l := range s.Levels {
+		segments += l.Segments
+	}
+	require.Equal(t, 1, segments, "merged into one segment: %+v", s.Levels)
 	for i := int64(1); i <= 40; i++ {
 		e.updateDoc(i, map[string]any{"title": fmt.Sprintf("after the lift %d", i)}, false, nil)
 	}

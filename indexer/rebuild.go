@@ -115,13 +115,14 @@ func (ix *Indexer) walCheckpoint(ctx context.Context) {
 }
 
 // settleMerges merges the FTS5 indexes of tables in short write
-// transactions (steps of WithRebuildStep) until no level holds FTS5's
-// 'usermerge' segments or more. An index filled in one transaction, by
-// FTS5's 'rebuild' or by batches of inserts, ends with levels full of
-// segments, partly merged: left alone, the writes that come next merge
-// them, one write at a time and once a whole level at once (FTS5's crisis
-// merge). Measured after a 100k-row 'rebuild': single-row inserts took
-// 26–50 ms every few dozen writes and one took 326 ms; after these merges
+// transactions (steps of WithRebuildStep) into one segment each, which it
+// then lifts (liftOwnConn; see sideMergePages for why one segment). An
+// index filled in one transaction, by FTS5's 'rebuild' or by batches of
+// inserts, ends with levels full of segments, partly merged: left alone,
+// the writes that come next merge them, one write at a time and once a
+// whole level at once (FTS5's crisis merge). Measured after a 100k-row
+// 'rebuild': single-row inserts took 26–50 ms every few dozen writes and
+// one took 326 ms; after merges down to fewer than 4 segments a level
 // (0.5 s), at most 31 ms.
 func (ix *Indexer) settleMerges(ctx context.Context, tables []string) error {
 	reg, err := ix.registry.load(ctx, ix.db)
@@ -142,7 +143,7 @@ func (ix *Indexer) settleMerges(ctx context.Context, tables []string) error {
 				defer ix.applyMu.Unlock()
 				return ix.inTx(ctx, func(tx *sql.Tx) error {
 					var err error
-					more, err = ix.mergeOnly(ctx, tx, t)
+					more, err = ix.mergeOnly(ctx, tx, t, true)
 					return err
 				})
 			})

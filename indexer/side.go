@@ -255,7 +255,12 @@ const (
 	sideReady
 )
 
-// sideMergePages is the FTS5 merge work of one side step.
+// sideMergePages is the FTS5 merge work of one side step. The merge
+// stage merges the new index into one segment, which the move then lifts
+// (liftLevels): a lifted index of several segments of similar sizes is
+// pulled back down, each merge of the live levels pulling the next one
+// (FTS5 moves a segment down when a newer one is at least as large), and
+// at 1M rows merges of up to 215,251 pages followed the swap.
 const sideMergePages = 2000
 
 func readSideState(ctx context.Context, tx *sql.Tx) (sideState, error) {
@@ -361,7 +366,7 @@ func (ix *Indexer) sideCopy(ctx context.Context, sf *sideFile, t, mt *table) (si
 		more := false
 		for _, s := range mt.sinks {
 			if m, ok := s.(outbox.Merger); ok {
-				wrote, err := m.Merge(ctx, tx, sideMergePages)
+				wrote, err := m.Merge(ctx, tx, -sideMergePages)
 				if err != nil {
 					return st, err
 				}

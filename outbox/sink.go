@@ -144,7 +144,9 @@ type Copier interface {
 // only the size of what it writes (on: a bulk fill's; off: the live one),
 // and Merge does about pages pages of merge work, returning how many rows
 // of the index it wrote (0: it found no work), which reaches pages when it
-// used its budget up.
+// used its budget up. With pages < 0 Merge works toward a single segment
+// (a whole merge in pieces of -pages pages) instead of merging full levels
+// only.
 type Merger interface {
 	Bulk(ctx context.Context, db DB, on bool) error
 	Fill(ctx context.Context, db DB, on bool) error
