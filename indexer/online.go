@@ -1268,13 +1268,20 @@ type levelLifter interface {
 var _ levelLifter = (*ftssink.Table)(nil)
 
 // liftLevels lifts the FTS5 indexes of mt, a generation just moved from
-// a side file into the main file, to liftedLevel. A generation built in
-// the main file is not lifted: the indexer's connections wrote it through
-// FTS5, which caches its structure per connection.
-func liftLevels(ctx context.Context, tx outbox.DB, mt *table) error {
+// a side file into the main file or rebuilt offline, to liftedLevel. A
+// generation built in the main file online is not lifted: the indexer's
+// connections wrote it through FTS5, which caches its structure per
+// connection. An index whose structure record this package cannot read
+// (a future FTS5) is left where it is: the lift only spares merges.
+func (ix *Indexer) liftLevels(ctx context.Context, tx outbox.DB, mt *table) error {
 	for _, s := range mt.sinks {
 		if l, ok := s.(levelLifter); ok {
-			if err := l.LiftLevels(ctx, tx, liftedLevel); err != nil {
+			err := l.LiftLevels(ctx, tx, liftedLevel)
+			if errors.Is(err, ftssink.ErrStructure) {
+				ix.log.Warn("rebuild: FTS5 index not lifted: its structure record is not one this package reads", "table", mt.spec.Source, "err", err)
+				continue
+			}
+			if err != nil {
 				return err
 			}
 		}

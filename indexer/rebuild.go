@@ -188,7 +188,7 @@ func (ix *Indexer) liftOwnConn(ctx context.Context, t *table) error {
 	err = ix.retry(ctx, func(ctx context.Context) error {
 		ix.applyMu.Lock()
 		defer ix.applyMu.Unlock()
-		return inTxOn(ctx, conn, func(tx *sql.Tx) error { return liftLevels(ctx, tx, t) })
+		return inTxOn(ctx, conn, func(tx *sql.Tx) error { return ix.liftLevels(ctx, tx, t) })
 	})
 	// Whatever happened, the connection goes (database/sql closes a
 	// connection whose Raw returns driver.ErrBadConn).

@@ -513,11 +513,11 @@ func (ix *Indexer) fromSideStep(ctx context.Context, tx *sql.Tx, r *outbox.Rebui
 		ix.online.copyTime = time.Since(t1)
 		if err == nil && moved {
 			// Its FTS5 segments go up out of the way of the live
-			// merges (liftLevels), and the side file's FTS5 settings,
+			// merges (Indexer.liftLevels), and the side file's FTS5 settings,
 			// which came with it (FTS5's defaults: automatic merges),
 			// become the live ones, before the catch-up writes to it
 			// in the main file.
-			err = liftLevels(ctx, tx, mt)
+			err = ix.liftLevels(ctx, tx, mt)
 			if err == nil {
 				err = liveSettings(ctx, tx, mt)
 			}
