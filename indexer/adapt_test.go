@@ -1,12 +1,17 @@
 package indexer
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/internal/testdb"
+	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/stretchr/testify/require"
 )
 
@@ -142,4 +147,32 @@ func TestMergeBudget(t *testing.T) {
 	} {
 		require.Equal(t, c.want, mergeBudget(ftssink.Structure{Levels: c.levels}, c.in, 64, large), name)
 	}
+}
+
+// liftFails is a sink whose index's lift fails with err.
+type liftFails struct {
+	outbox.Sink
+	err error
+}
+
+func (l liftFails) LiftLevels(context.Context, outbox.DB, int) error { return l.err }
+
+// An FTS5 index whose structure record this package cannot read (a
+// future FTS5) is left unlifted, with a warning: the lift only spares
+// merges, and the rebuild goes on. Any other failure fails it.
+func TestLiftLevelsUnreadable(t *testing.T) {
+	t.Parallel()
+	var logged bytes.Buffer
+	ix, err := New(testdb.Open(t, testdb.Path(t)), WithLogger(slog.New(slog.NewTextHandler(&logged, nil))))
+	require.NoError(t, err)
+	t.Cleanup(func() { ix.Close() })
+	spec := &outbox.Spec{Source: "docs"}
+	unreadable := &table{spec: spec, sinks: []outbox.Sink{liftFails{err: fmt.Errorf("ftssink: docs_fts: %w", ftssink.ErrStructure)}}}
+	require.NoError(t, ix.liftLevels(t.Context(), nil, unreadable))
+	require.Contains(t, logged.String(), "FTS5 index not lifted")
+	require.Contains(t, logged.String(), "table=docs")
+
+	broken := errors.New("disk I/O error")
+	failing := &table{spec: spec, sinks: []outbox.Sink{liftFails{err: broken}}}
+	require.ErrorIs(t, ix.liftLevels(t.Context(), nil, failing), broken)
 }
