@@ -54,16 +54,10 @@ func (s Structure) Fullest() int {
 }
 
 // Mergeable reports whether FTS5's 'merge' command with a positive page
-// count (Table.Merge) has work: a merge in progress, or a level holding
-// at least 'usermerge' segments (4, FTS5's default, which this package
-// keeps).
+// count (Table.Merge) has work: whether NextMerge finds a level.
 func (s Structure) Mergeable() bool {
-	for _, l := range s.Levels {
-		if l.Merging > 0 || l.Segments >= UserMerge {
-			return true
-		}
-	}
-	return false
+	_, _, ok := s.NextMerge()
+	return ok
 }
 
 // UserMerge is FTS5's 'usermerge' setting, which this package leaves at

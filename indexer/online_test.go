@@ -273,16 +273,16 @@ func TestOnlineRebuildFollowsWrites(t *testing.T) {
 			// live with small ones.
 			e.requireLivePageSizes()
 			// The one built in a side file went live lifted (its
-			// segments from level 12 up; FTS5 keeps the levels an index
+			// segment on level 12; FTS5 keeps the levels an index has
 			// had), out of the way of the merges of what is written
-			// after it. Segments this small were then moved down and
-			// merged with those (FTS5's promotion): one is left.
+			// after it. A segment this small is then moved down and
+			// merged with those (FTS5's promotion), so where it is now
+			// depends on the writes.
 			ft, err := ftssink.NewTable(e.live(e.docs))
 			require.NoError(t, err)
 			s, err := ft.Structure(e.ctx, e.sql)
 			require.NoError(t, err)
 			require.Greater(t, len(s.Levels), 12, "%+v", s.Levels)
-			require.False(t, s.Mergeable(), "%+v", s.Levels)
 			e.check()
 		})
 	}
