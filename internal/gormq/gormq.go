@@ -88,7 +88,13 @@ const maxCachedSpecs = 256
 func loadSpec(ctx context.Context, conn outbox.DB, table string) (*outbox.Spec, error) {
 	var raw string
 	if err := registryRow(ctx, conn, table).Scan(&raw); err != nil {
-		return outbox.LoadSpec(ctx, conn, table)
+		// The prepared statement may have been closed between the lookup
+		// and the query (registryStmts was full: another *sql.DB came):
+		// the row is read plainly, and the spec still comes from the
+		// cache. A second failure is left to outbox.LoadSpec.
+		if err := conn.QueryRowContext(ctx, registryQuery, table).Scan(&raw); err != nil {
+			return outbox.LoadSpec(ctx, conn, table)
+		}
 	}
 	specCache.RLock()
 	spec, ok := specCache.m[raw]
@@ -113,8 +119,9 @@ const registryQuery = `SELECT spec FROM oi_registry WHERE source = ?`
 
 // registryStmts keeps the registry lookup prepared per *sql.DB, which saves
 // SQLite's parse and plan of the statement on every query (about as long
-// as running it). It is bounded: when full, every statement is closed
-// (queries using one finish first) and the map starts again.
+// as running it). It is bounded: when full, every statement is closed and
+// the map starts again; a query that took one just before may find it
+// closed, and loadSpec then reads the row without it.
 var registryStmts struct {
 	sync.Mutex
 	m map[*sql.DB]*sql.Stmt
