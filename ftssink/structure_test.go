@@ -223,6 +223,19 @@ func TestLiftStructure(t *testing.T) {
 	require.ErrorIs(t, err, ftssink.ErrStructure)
 }
 
+// mergeDown merges ft until 'merge' finds no work.
+func mergeDown(t *testing.T, sqlDB *sql.DB, ft *ftssink.Table) {
+	t.Helper()
+	for steps := 0; ; steps++ {
+		require.Less(t, steps, 1000)
+		wrote, err := ft.Merge(context.Background(), sqlDB, 50)
+		require.NoError(t, err)
+		if wrote == 0 {
+			return
+		}
+	}
+}
+
 // A lifted index keeps its segments, in their order, on higher levels
 // (level 12 up): FTS5 reads it as before (integrity-check, MATCH), a
 // document written before the lift is deleted and replaced correctly
@@ -236,13 +249,7 @@ func TestLiftLevels(t *testing.T) {
 		ft := structureTable(t, sqlDB, "lift_"+mode, mode)
 		require.NoError(t, ft.LiftLevels(ctx, sqlDB, 12), "an empty index: nothing to do")
 		insertDocs(t, sqlDB, ft, 1, 40)
-		for {
-			wrote, err := ft.Merge(ctx, sqlDB, 50)
-			require.NoError(t, err)
-			if wrote == 0 {
-				break
-			}
-		}
+		mergeDown(t, sqlDB, ft)
 		before, err := ft.Structure(ctx, sqlDB)
 		require.NoError(t, err)
 		lowest := slices.IndexFunc(before.Levels, func(l ftssink.Level) bool { return l.Segments > 0 })
@@ -264,13 +271,7 @@ func TestLiftLevels(t *testing.T) {
 		_, err = sqlDB.Exec(fmt.Sprintf(`INSERT INTO %s (rowid, title, body) VALUES (7, 'title 7', 'body replaced')`, ft.Name()))
 		require.NoError(t, err, mode)
 		insertDocs(t, sqlDB, ft, 41, 80)
-		for {
-			wrote, err := ft.Merge(ctx, sqlDB, 50)
-			require.NoError(t, err)
-			if wrote == 0 {
-				break
-			}
-		}
+		mergeDown(t, sqlDB, ft)
 		final, err := ft.Structure(ctx, sqlDB)
 		require.NoError(t, err)
 		require.False(t, final.Mergeable(), mode)
