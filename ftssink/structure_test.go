@@ -66,14 +66,7 @@ func TestStructure(t *testing.T) {
 		require.True(t, s.Mergeable(), mode)
 
 		// Merge in small steps.
-		for steps := 0; ; steps++ {
-			require.Less(t, steps, 1000, mode)
-			wrote, err := ft.Merge(ctx, sqlDB, 2)
-			require.NoError(t, err)
-			if wrote == 0 {
-				break
-			}
-		}
+		mergeDown(t, sqlDB, ft, 2)
 		s, err = ft.Structure(ctx, sqlDB)
 		require.NoError(t, err)
 		require.False(t, s.Mergeable(), "%s: %+v", mode, s.Levels)
@@ -223,12 +216,12 @@ func TestLiftStructure(t *testing.T) {
 	require.ErrorIs(t, err, ftssink.ErrStructure)
 }
 
-// mergeDown merges ft until 'merge' finds no work.
-func mergeDown(t *testing.T, sqlDB *sql.DB, ft *ftssink.Table) {
+// mergeDown merges ft, pages at a time, until 'merge' finds no work.
+func mergeDown(t *testing.T, sqlDB *sql.DB, ft *ftssink.Table, pages int) {
 	t.Helper()
 	for steps := 0; ; steps++ {
-		require.Less(t, steps, 1000)
-		wrote, err := ft.Merge(context.Background(), sqlDB, 50)
+		require.Less(t, steps, 1000, ft.Name())
+		wrote, err := ft.Merge(context.Background(), sqlDB, pages)
 		require.NoError(t, err)
 		if wrote == 0 {
 			return
@@ -249,7 +242,7 @@ func TestLiftLevels(t *testing.T) {
 		ft := structureTable(t, sqlDB, "lift_"+mode, mode)
 		require.NoError(t, ft.LiftLevels(ctx, sqlDB, 12), "an empty index: nothing to do")
 		insertDocs(t, sqlDB, ft, 1, 40)
-		mergeDown(t, sqlDB, ft)
+		mergeDown(t, sqlDB, ft, 50)
 		before, err := ft.Structure(ctx, sqlDB)
 		require.NoError(t, err)
 		lowest := slices.IndexFunc(before.Levels, func(l ftssink.Level) bool { return l.Segments > 0 })
@@ -271,7 +264,7 @@ func TestLiftLevels(t *testing.T) {
 		_, err = sqlDB.Exec(fmt.Sprintf(`INSERT INTO %s (rowid, title, body) VALUES (7, 'title 7', 'body replaced')`, ft.Name()))
 		require.NoError(t, err, mode)
 		insertDocs(t, sqlDB, ft, 41, 80)
-		mergeDown(t, sqlDB, ft)
+		mergeDown(t, sqlDB, ft, 50)
 		final, err := ft.Structure(ctx, sqlDB)
 		require.NoError(t, err)
 		require.False(t, final.Mergeable(), mode)
