@@ -87,7 +87,7 @@ func Create(ctx context.Context, db outbox.DB, spec *outbox.Spec) error {
 // liveSettings sets the live page size and merge settings on the FTS5
 // table name where they differ. An absent setting is FTS5's default.
 func liveSettings(ctx context.Context, db outbox.DB, name string) error {
-	rows, err := db.QueryContext(ctx, `SELECT k, v FROM `+outbox.Quote(name+"_config")+` WHERE k IN ('pgsz', 'automerge', 'crisismerge')`)
+	rows, err := db.QueryContext(ctx, `SELECT k, v FROM `+outbox.Quote(name+"_config")+` WHERE k IN ('pgsz', 'automerge', 'crisismerge', 'hashsize')`)
 	if err != nil {
 		return fmt.Errorf("ftssink: %s: read settings: %w", name, err)
 	}
@@ -108,8 +108,10 @@ func liveSettings(ctx context.Context, db outbox.DB, name string) error {
 	for _, kv := range []struct {
 		k string
 		v int64
-	}{{"pgsz", livePageSize}, {"automerge", liveAutomerge}, {"crisismerge", liveCrisismerge}} {
-		if v, ok := have[kv.k]; ok && v == kv.v {
+	}{{"pgsz", livePageSize}, {"automerge", liveAutomerge}, {"crisismerge", liveCrisismerge}, {"hashsize", liveHashSize}} {
+		v, ok := have[kv.k]
+		if ok && v == kv.v || !ok && kv.k == "hashsize" {
+			// An absent hashsize is FTS5's default, the live one.
 			continue
 		}
 		if err := setting(ctx, db, name, kv.k, kv.v); err != nil {

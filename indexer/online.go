@@ -94,6 +94,10 @@ type onlineState struct {
 	prefetchRows  int
 	prefetchBytes int64
 	dropBound     outbox.ShrinkBound
+	// inMemory is whether the database files were in the OS's page cache
+	// at residentAt (prefetchDrop reads nothing ahead then).
+	inMemory   bool
+	residentAt time.Time
 }
 
 // quietAfter is how long a foreground online rebuild must see no other
@@ -998,10 +1002,14 @@ const (
 // the previous generation the step deletes first (outbox.PrefetchShrink):
 // SQLite reads every overflow page of a row it deletes, and a cold read
 // from a slow disk under the lock stalls every writer (a 1M-row drop phase
-// deleted one 1.5 MB vector chunk a second at 64-96% iowait). It runs
-// without applyMu, which its callers hold: the read can be slow, and it
-// shares nothing with apply. The step deletes no row the read did not
-// cover.
+// deleted one 1.5 MB vector chunk a second at 64-96% iowait). It reads
+// nothing when the database is in the OS's page cache (inMemory): the
+// deletes then read memory, and the read ahead would only cost CPU (at 1M
+// rows on a machine with the file in memory, 25 of the drop phase's 45 s
+// went to reading 1.5 MB chunks that the steps then deleted in 15 ms
+// each). It runs without applyMu, which its callers hold: the read can be
+// slow, and it shares nothing with apply. The step deletes no row the
+// read did not cover.
 func (ix *Indexer) prefetchDrop(ctx context.Context, r *outbox.RebuildState) error {
 	ix.online.dropBound = outbox.ShrinkBound{}
 	if len(r.Old) == 0 || time.Since(r.SwappedAt) < ix.cfg.dropGrace {
@@ -1011,13 +1019,36 @@ func (ix *Indexer) prefetchDrop(ctx context.Context, r *outbox.RebuildState) err
 		ix.online.prefetchRows, ix.online.prefetchBytes = 1024, 8<<20
 	}
 	rows, bytes := ix.online.prefetchRows, ix.online.prefetchBytes
+	var files []string
+	if f, err := ix.mainFile(ctx); err == nil && f != "" && time.Since(ix.online.residentAt) >= residentFor {
+		files = []string{f, f + "-wal"}
+	}
+	inMemory := ix.online.inMemory
 	ix.applyMu.Unlock()
-	t0 := time.Now()
-	// A long read (a cold, slow disk) would keep the lock idle and this
-	// driver silent: it stops early, and the step deletes what it read.
-	b, err := outbox.PrefetchShrink(ctx, ix.db, r.Old[0], outbox.PrefetchBudget{Rows: rows, Bytes: bytes, Time: prefetchTime})
-	took := time.Since(t0)
+	var resident float64
+	var residentErr error
+	if files != nil {
+		resident, residentErr = ix.cfg.resident(files...)
+	}
+	b, took, err := outbox.ShrinkBound{}, time.Duration(0), error(nil)
+	if files != nil {
+		inMemory = residentErr == nil && resident >= minResident
+	}
+	if !inMemory {
+		t0 := time.Now()
+		// A long read (a cold, slow disk) would keep the lock idle and
+		// this driver silent: it stops early, and the step deletes what
+		// it read.
+		b, err = outbox.PrefetchShrink(ctx, ix.db, r.Old[0], outbox.PrefetchBudget{Rows: rows, Bytes: bytes, Time: prefetchTime})
+		took = time.Since(t0)
+	}
 	ix.applyMu.Lock()
+	if files != nil {
+		if inMemory != ix.online.inMemory || ix.online.residentAt.IsZero() {
+			ix.log.Debug("rebuild: drop phase reads ahead", "table", r.Table, "ahead", !inMemory, "resident", resident, "err", residentErr)
+		}
+		ix.online.residentAt, ix.online.inMemory = time.Now(), inMemory
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -1026,10 +1057,22 @@ func (ix *Indexer) prefetchDrop(ctx context.Context, r *outbox.RebuildState) err
 		ix.log.Warn("rebuild: reading the old generation ahead of its drop", "table", r.Table, "old", r.Old[0], "err", err)
 		return nil
 	}
+	if inMemory {
+		return nil
+	}
 	ix.online.dropBound = b
 	ix.log.Debug("rebuild: drop prefetch", "table", r.Table, "shadow", b.Table, "rows", b.Rows, "bytes", b.Bytes, "took", took)
 	return nil
 }
+
+// minResident is the part of the database (main file and WAL) that has to
+// be in the OS's page cache for the drop phase to read nothing ahead of
+// its deletes, and residentFor how long one look at the page cache
+// (pagecache.Resident: a few milliseconds at 10 GB) holds.
+const (
+	minResident = 0.98
+	residentFor = time.Second
+)
 
 // dropStep drops one table of the previous generation, once the swap is
 // dropGrace old (a query that read the registry before the swap may still

@@ -3,6 +3,7 @@ package indexer_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/indexer"
+	"github.com/outboxindexer/outboxindexer/internal/pagecache"
 	"github.com/outboxindexer/outboxindexer/outbox"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 	"github.com/stretchr/testify/require"
@@ -70,10 +72,15 @@ func (e *env) requireLivePageSizes() {
 	require.NotEmpty(e.t, sizes)
 	for n, v := range sizes {
 		require.Equal(e.t, 1000, v, "pgsz of %s", n)
-		for k, want := range map[string]int{"automerge": 0, "crisismerge": 64} {
+		// hashsize: FTS5's default 1 MB (-1: absent, the default too),
+		// not the side file's buffer for a whole build step.
+		for k, want := range map[string]int{"automerge": 0, "crisismerge": 64, "hashsize": 1 << 20} {
 			var got int
 			err := e.sql.QueryRowContext(e.ctx, `SELECT coalesce((SELECT v FROM `+outbox.Quote(n+"_config")+` WHERE k = ?), -1)`, k).Scan(&got)
 			require.NoError(e.t, err)
+			if k == "hashsize" && got == -1 {
+				continue
+			}
 			require.Equal(e.t, want, got, "%s of %s", k, n)
 		}
 	}
@@ -439,41 +446,131 @@ func TestOfflineRebuildDiscardsOnlineOne(t *testing.T) {
 }
 
 // The drop phase reads the rows each step deletes before the step takes
-// the write lock (the deletes then find their pages in the OS cache), and
-// still empties and drops every table of the previous generation.
+// the write lock when the database is not in the OS's page cache (the
+// deletes then find their pages in memory), and still empties and drops
+// every table of the previous generation.
 func TestOnlineRebuildDropReadsAhead(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, outbox.ModeInTable, outbox.ModeContentless)
 	e.seed(400)
 	ix := e.indexer()
 	e.drain(ix)
-	var mu sync.Mutex
-	var logs strings.Builder
-	log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ix2 := e.indexer(onlineSteps(), indexer.WithLogger(log))
+	ix2, logs := dropLogged(t, e, func(...string) (float64, error) { return 0.5, nil })
 	require.NoError(t, ix2.Rebuild(e.ctx, "docs"))
 	require.Empty(t, e.leftovers())
 	e.check()
-	mu.Lock()
-	defer mu.Unlock()
-	read := map[string]int{}
-	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-		var rec struct {
-			Msg    string
-			Shadow string
-			Rows   int
-		}
-		require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
-		if rec.Msg == "rebuild: drop prefetch" {
-			read[rec.Shadow] += rec.Rows
-		}
-	}
+	read, decided := logs()
 	// Every row of the old sidecars' shadow tables with rowids was read
 	// ahead of its delete: 400 docs, one FTS5 document and one vector
 	// each.
 	require.GreaterOrEqual(t, read["docs_vec_rowids"], 400, "read ahead: %v", read)
 	require.GreaterOrEqual(t, read["docs_fts_docsize"], 400, "read ahead: %v", read)
 	require.Positive(t, read["docs_vec_vector_chunks00"], "read ahead: %v", read)
+	require.Equal(t, []bool{true}, decided)
+}
+
+// A database in the OS's page cache (a file just written, read by the
+// real page-cache look) is dropped without reading ahead, and as exactly;
+// where the platform cannot tell, the drop reads ahead.
+func TestOnlineRebuildDropInMemory(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbox.ModeInTable, outbox.ModeContentless)
+	e.seed(400)
+	ix := e.indexer()
+	e.drain(ix)
+	ix2, logs := dropLogged(t, e, pagecache.Resident)
+	require.NoError(t, ix2.Rebuild(e.ctx, "docs"))
+	require.Empty(t, e.leftovers())
+	e.check()
+	read, decided := logs()
+	if _, err := pagecache.Resident(e.path); errors.Is(err, pagecache.ErrUnsupported) {
+		require.Positive(t, read["docs_vec_rowids"], "read ahead: %v", read)
+		return
+	}
+	require.Empty(t, read)
+	require.Equal(t, []bool{false}, decided)
+}
+
+// dropLogged returns an indexer stepping online rebuilds with resident as
+// its page-cache look, and a function returning the rows its drop phase
+// read ahead per shadow table and its read-ahead decisions, in order.
+func dropLogged(t *testing.T, e *env, resident func(...string) (float64, error)) (*indexer.Indexer, func() (map[string]int, []bool)) {
+	var mu sync.Mutex
+	var logs strings.Builder
+	log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ix := e.indexer(onlineSteps(), indexer.WithLogger(log))
+	indexer.SetResident(ix, resident)
+	return ix, func() (map[string]int, []bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		read := map[string]int{}
+		var decided []bool
+		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var rec struct {
+				Msg    string
+				Shadow string
+				Rows   int
+				Ahead  bool
+			}
+			require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+			switch rec.Msg {
+			case "rebuild: drop prefetch":
+				read[rec.Shadow] += rec.Rows
+			case "rebuild: drop phase reads ahead":
+				decided = append(decided, rec.Ahead)
+			}
+		}
+		return read, decided
+	}
+}
+
+// A side file's FTS5 index gets one segment per step and no merges; when
+// its segments reach the limit, steps merge instead of copying until one
+// is left, and the rebuild goes on to an exact index with the live
+// settings.
+func TestOnlineRebuildSideMergesDown(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, mode, outbox.ModeContentless)
+			e.seed(400)
+			ix := e.indexer()
+			e.drain(ix)
+			var mu sync.Mutex
+			var logs strings.Builder
+			log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			ix2 := e.indexer(onlineSteps(), indexer.WithLogger(log))
+			indexer.SetSideChunk(ix2, 25)
+			indexer.SetSideMaxSegments(ix2, 6)
+			require.NoError(t, ix2.Rebuild(e.ctx, "docs"))
+			require.Empty(t, e.leftovers())
+			e.check()
+			e.requireLivePageSizes()
+			mu.Lock()
+			defer mu.Unlock()
+			merges, copies := 0, 0
+			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				var rec struct {
+					Msg      string
+					Phase    string
+					Segments int
+				}
+				require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+				switch {
+				case rec.Msg == "rebuild: side merge":
+					merges++
+					require.GreaterOrEqual(t, rec.Segments, 6)
+				case rec.Msg == "rebuild step" && rec.Phase == "side":
+					copies++
+				}
+			}
+			// 400 rows in ranges of 25: 16 segments per index, merged
+			// down at 6, twice at least.
+			require.GreaterOrEqual(t, merges, 2, "side merges")
+			require.GreaterOrEqual(t, copies, 16+merges, "side steps")
+		})
+	}
 }
 
 // lockedWriter serializes writes to w.

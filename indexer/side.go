@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outboxindexer/outboxindexer/ftssink"
 	"github.com/outboxindexer/outboxindexer/internal/engine"
 	"github.com/outboxindexer/outboxindexer/outbox"
 )
@@ -198,10 +200,13 @@ func (sf *sideFile) init(ctx context.Context, raw string, mt *table) error {
 		if err := s.(outbox.Copier).Create(ctx, tx); err != nil {
 			return err
 		}
-		// Large leaves while the side file is filled; the live page size
-		// once it is merged (below), for the writers of the main file.
+		// No merges while the side file is filled (a step merges only
+		// when segments pile up: sideCopy), one segment per step, large
+		// leaves; the merge stage merges the index into one segment and
+		// sets the live page size for the writers of the main file, and
+		// the move the live settings.
 		if m, ok := s.(outbox.Merger); ok {
-			if err := m.Fill(ctx, tx, true); err != nil {
+			if err := m.Build(ctx, tx); err != nil {
 				return err
 			}
 		}
@@ -262,6 +267,46 @@ const (
 // (FTS5 moves a segment down when a newer one is at least as large), and
 // at 1M rows merges of up to 215,251 pages followed the swap.
 const sideMergePages = 2000
+
+// sideMaxSegments is how many segments an FTS5 index of a side file may
+// hold before a step merges instead of copying (sideMergeDown): each step
+// writes one segment and nothing merges them until the merge stage (see
+// ftssink's Build), and FTS5 refuses writes at 2,000. At 2,000 rows a
+// step, a million rows make about 500. (cfg.sideMaxSegments, which tests
+// lower.)
+const sideMaxSegments = 1000
+
+// sideMergeDown does sideMergePages of merge work toward one segment on
+// each FTS5 index of mt's side tables that holds cfg.sideMaxSegments
+// segments or more, in tx, and reports whether it did any (the step then
+// copies nothing). A structure record it cannot read counts as few
+// segments: FTS5's crisis merge is the backstop.
+func (ix *Indexer) sideMergeDown(ctx context.Context, tx *sql.Tx, mt *table) (bool, error) {
+	merged := false
+	for _, m := range mergers(mt) {
+		st, err := m.Structure(ctx, tx)
+		if errors.Is(err, ftssink.ErrStructure) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		n := 0
+		for _, l := range st.Levels {
+			n += l.Segments
+		}
+		if n < ix.cfg.sideMaxSegments {
+			continue
+		}
+		wrote, err := m.Merge(ctx, tx, -sideMergePages)
+		if err != nil {
+			return false, err
+		}
+		ix.log.Debug("rebuild: side merge", "sidecar", m.Name(), "segments", n, "wrote", wrote)
+		merged = merged || wrote > 0
+	}
+	return merged, nil
+}
 
 func readSideState(ctx context.Context, tx *sql.Tx) (sideState, error) {
 	var st sideState
@@ -428,8 +473,14 @@ func (ix *Indexer) sideCopy(ctx context.Context, sf *sideFile, t, mt *table) (si
 			return st, tx.Commit()
 		}
 	}
+	if merged, err := ix.sideMergeDown(ctx, tx, mt); err != nil || merged {
+		if err != nil {
+			return st, err
+		}
+		return st, tx.Commit()
+	}
 	if ix.online.sideChunk <= 0 {
-		ix.online.sideChunk = 1000
+		ix.online.sideChunk = cmp.Or(ix.cfg.sideChunk, 1000)
 	}
 	t0 := time.Now()
 	hi, rows, last, err := nextRange(ctx, tx, t.spec, st.after, ix.online.sideChunk)
@@ -444,6 +495,9 @@ func (ix *Indexer) sideCopy(ctx context.Context, sf *sideFile, t, mt *table) (si
 		}
 	}
 	ix.online.sideChunk = int(tune(int64(ix.online.sideChunk), time.Since(t0), sideStepBudget, 64, 1<<20))
+	if ix.cfg.sideChunk > 0 {
+		ix.online.sideChunk = ix.cfg.sideChunk
+	}
 	rangeHi := int64(math.MaxInt64)
 	if !last {
 		rangeHi = hi.(int64)

@@ -140,7 +140,9 @@ type Copier interface {
 
 // Merger is a sink whose index merges its segments (FTS5): Bulk prepares
 // it for a build in many short transactions (on: no merge of a whole level
-// inside one transaction) or restores the live settings (off), Fill sets
+// inside one transaction) or restores the live settings (off), Build
+// prepares it for a build nobody waits on that is merged into one segment
+// at its end (no merges meanwhile; Bulk(false) restores), Fill sets
 // only the size of what it writes (on: a bulk fill's; off: the live one),
 // and Merge does about pages pages of merge work, returning how many rows
 // of the index it wrote (0: it found no work), which reaches pages when it
@@ -149,6 +151,7 @@ type Copier interface {
 // only.
 type Merger interface {
 	Bulk(ctx context.Context, db DB, on bool) error
+	Build(ctx context.Context, db DB) error
 	Fill(ctx context.Context, db DB, on bool) error
 	Merge(ctx context.Context, db DB, pages int) (int64, error)
 }
