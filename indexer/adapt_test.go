@@ -176,3 +176,28 @@ func TestLiftLevelsUnreadable(t *testing.T) {
 	failing := &table{spec: spec, sinks: []outbox.Sink{liftFails{err: broken}}}
 	require.ErrorIs(t, ix.liftLevels(t.Context(), nil, failing), broken)
 }
+
+// A move step's copying budget follows the lock holds toward the step's
+// budget: down when the commit doubled the copy, up when the hold was
+// short, never below minMoveWork nor above the step.
+func TestTuneWork(t *testing.T) {
+	t.Parallel()
+	ms := time.Millisecond
+	// 5 ms of copying held the lock 30 ms for a 20 ms step: smaller.
+	next := tuneWork(5*ms, 30*ms, 20*ms)
+	require.Less(t, next, 5*ms)
+	require.GreaterOrEqual(t, next, minMoveWork)
+	// Repeated, it settles at the floor when every hold is too long.
+	w := 5 * ms
+	for range 20 {
+		w = tuneWork(w, 30*ms, 20*ms)
+	}
+	require.Equal(t, minMoveWork, w)
+	// Short holds: it grows, at most twice at once, at most to the step.
+	require.Equal(t, 8*ms, tuneWork(4*ms, 2*ms, 20*ms))
+	require.Equal(t, 20*ms, tuneWork(15*ms, 10*ms, 20*ms))
+	// A step under the floor still copies minMoveWork.
+	require.Equal(t, minMoveWork, tuneWork(minMoveWork, 10*ms, ms))
+	// Nothing measured: unchanged.
+	require.Equal(t, 7*ms, tuneWork(7*ms, 0, 20*ms))
+}

@@ -4,9 +4,9 @@ package indexer
 // input exceeds pages leaf pages are large. Call it before using ix.
 func SetLargeMerge(ix *Indexer, pages int) { ix.cfg.largeMerge = pages }
 
-// SetResident replaces the page-cache look of ix's drop phase
-// (pagecache.Resident).
-func SetResident(ix *Indexer, f func(paths ...string) (float64, error)) { ix.cfg.resident = f }
+// SetColdDrop sets how many times its budget a drop step may spend
+// deleting before the drop reads ahead (0: after the first step).
+func SetColdDrop(ix *Indexer, n int) { ix.cfg.coldDrop = n }
 
 // SetSideMaxSegments sets how many FTS5 segments a side file's index may
 // hold before a side step merges instead of copying.

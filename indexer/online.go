@@ -94,10 +94,13 @@ type onlineState struct {
 	prefetchRows  int
 	prefetchBytes int64
 	dropBound     outbox.ShrinkBound
-	// inMemory is whether the database files were in the OS's page cache
-	// at residentAt (prefetchDrop reads nothing ahead then).
-	inMemory   bool
-	residentAt time.Time
+	// moveWork is the copying budget of a move step (tuneWork; 0 before
+	// the first), and moved whether the step that just ran was one.
+	moveWork time.Duration
+	moved    bool
+	// dropAheadFor is the start of the rebuild whose drop reads ahead of
+	// its deletes (prefetchDrop), since one of its steps read the disk.
+	dropAheadFor time.Time
 }
 
 // quietAfter is how long a foreground online rebuild must see no other
@@ -660,6 +663,7 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 	stepStart := time.Now()
 	ix.online.copyTime, ix.online.mergeTime, ix.online.catchUpTime = 0, 0, 0
 	ix.online.committed, ix.online.checkpoint, ix.online.shrunk = time.Time{}, 0, ""
+	ix.online.moved = false
 	err = ix.retry(ctx, func(ctx context.Context) error {
 		return run(ctx, func(tx *sql.Tx) error {
 			locked = time.Now() // BEGIN IMMEDIATE took the write lock
@@ -714,6 +718,9 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 		locks, ckpt := hold, time.Duration(0) // the lock hold and the checkpoint after it
 		if c := ix.online.committed; !c.IsZero() {
 			locks, commit, ckpt = c.Sub(locked), c.Sub(stepEnd), ix.online.checkpoint
+		}
+		if ix.online.moved {
+			ix.online.moveWork = tuneWork(ix.online.moveWork, locks, ix.stepBudget())
 		}
 		ix.log.Debug("rebuild step", "table", r.Table, "phase", r.Phase, "done", r.Done, "chunk", ix.online.chunk, "pages", ix.online.pages, "scan", ix.online.scan,
 			"wait", locked.Sub(stepStart), "hold", hold, "locked", locks, "commit", commit, "checkpoint", ckpt, "copy", ix.online.copyTime, "merge", ix.online.mergeTime, "catchup", ix.online.catchUpTime, "overhead", ix.online.overhead, "shrunk", ix.online.shrunk)
@@ -999,56 +1006,34 @@ const (
 )
 
 // prefetchDrop reads, before a drop step takes the write lock, the rows of
-// the previous generation the step deletes first (outbox.PrefetchShrink):
-// SQLite reads every overflow page of a row it deletes, and a cold read
-// from a slow disk under the lock stalls every writer (a 1M-row drop phase
-// deleted one 1.5 MB vector chunk a second at 64-96% iowait). It reads
-// nothing when the database is in the OS's page cache (inMemory): the
-// deletes then read memory, and the read ahead would only cost CPU (at 1M
-// rows on a machine with the file in memory, 25 of the drop phase's 45 s
-// went to reading 1.5 MB chunks that the steps then deleted in 15 ms
-// each). It runs without applyMu, which its callers hold: the read can be
+// the previous generation the step deletes first (outbox.PrefetchShrink),
+// once a step of this drop has shown cold reads (dropStep sets
+// dropAheadFor): SQLite reads every overflow page of a row it deletes, and
+// a cold read from a slow disk under the lock stalls every writer (a
+// 1M-row drop phase deleted one 1.5 MB vector chunk a second at 64-96%
+// iowait). Until then it reads nothing: with the pages in memory the
+// deletes are fast, and the read would only cost CPU (at 1M rows on a
+// machine with the file in memory, 25 of the drop phase's 45 s went to
+// reading 1.5 MB chunks that the steps then deleted in 15 ms each, 1 ms a
+// chunk). It runs without applyMu, which its callers hold: the read can be
 // slow, and it shares nothing with apply. The step deletes no row the
 // read did not cover.
 func (ix *Indexer) prefetchDrop(ctx context.Context, r *outbox.RebuildState) error {
 	ix.online.dropBound = outbox.ShrinkBound{}
-	if len(r.Old) == 0 || time.Since(r.SwappedAt) < ix.cfg.dropGrace {
+	if len(r.Old) == 0 || time.Since(r.SwappedAt) < ix.cfg.dropGrace || !ix.online.dropAheadFor.Equal(r.StartedAt) {
 		return nil
 	}
 	if ix.online.prefetchRows <= 0 {
 		ix.online.prefetchRows, ix.online.prefetchBytes = 1024, 8<<20
 	}
 	rows, bytes := ix.online.prefetchRows, ix.online.prefetchBytes
-	var files []string
-	if f, err := ix.mainFile(ctx); err == nil && f != "" && time.Since(ix.online.residentAt) >= residentFor {
-		files = []string{f, f + "-wal"}
-	}
-	inMemory := ix.online.inMemory
 	ix.applyMu.Unlock()
-	var resident float64
-	var residentErr error
-	if files != nil {
-		resident, residentErr = ix.cfg.resident(files...)
-	}
-	b, took, err := outbox.ShrinkBound{}, time.Duration(0), error(nil)
-	if files != nil {
-		inMemory = residentErr == nil && resident >= minResident
-	}
-	if !inMemory {
-		t0 := time.Now()
-		// A long read (a cold, slow disk) would keep the lock idle and
-		// this driver silent: it stops early, and the step deletes what
-		// it read.
-		b, err = outbox.PrefetchShrink(ctx, ix.db, r.Old[0], outbox.PrefetchBudget{Rows: rows, Bytes: bytes, Time: prefetchTime})
-		took = time.Since(t0)
-	}
+	t0 := time.Now()
+	// A long read (a cold, slow disk) would keep the lock idle and this
+	// driver silent: it stops early, and the step deletes what it read.
+	b, err := outbox.PrefetchShrink(ctx, ix.db, r.Old[0], outbox.PrefetchBudget{Rows: rows, Bytes: bytes, Time: prefetchTime})
+	took := time.Since(t0)
 	ix.applyMu.Lock()
-	if files != nil {
-		if inMemory != ix.online.inMemory || ix.online.residentAt.IsZero() {
-			ix.log.Debug("rebuild: drop phase reads ahead", "table", r.Table, "ahead", !inMemory, "resident", resident, "err", residentErr)
-		}
-		ix.online.residentAt, ix.online.inMemory = time.Now(), inMemory
-	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -1057,22 +1042,20 @@ func (ix *Indexer) prefetchDrop(ctx context.Context, r *outbox.RebuildState) err
 		ix.log.Warn("rebuild: reading the old generation ahead of its drop", "table", r.Table, "old", r.Old[0], "err", err)
 		return nil
 	}
-	if inMemory {
-		return nil
-	}
 	ix.online.dropBound = b
 	ix.log.Debug("rebuild: drop prefetch", "table", r.Table, "shadow", b.Table, "rows", b.Rows, "bytes", b.Bytes, "took", took)
 	return nil
 }
 
-// minResident is the part of the database (main file and WAL) that has to
-// be in the OS's page cache for the drop phase to read nothing ahead of
-// its deletes, and residentFor how long one look at the page cache
-// (pagecache.Resident: a few milliseconds at 10 GB) holds.
-const (
-	minResident = 0.98
-	residentFor = time.Second
-)
+// coldDrop is how many times its budget a drop step that read nothing
+// ahead may spend deleting before the drop reads ahead (prefetchDrop):
+// deletes that read memory keep to the budget (each call starts at one
+// row and sizes the next batches on the time per row), and one that
+// overran it threefold read the disk. On a cold, slow disk that first
+// step holds the lock for one row's reads (a 1.5 MB vector chunk: 0.2-0.3
+// s at 7 MB/s); every later one reads ahead. (cfg.coldDrop, which tests
+// change.)
+const coldDrop = 3
 
 // dropStep drops one table of the previous generation, once the swap is
 // dropGrace old (a query that read the registry before the swap may still
@@ -1099,6 +1082,10 @@ func (ix *Indexer) dropStep(ctx context.Context, tx *sql.Tx, r *outbox.RebuildSt
 		ix.online.copyTime, ix.online.shrunk = time.Since(t0), r.Old[0]
 		if err != nil {
 			return false, nil, err
+		}
+		if !ix.online.dropAheadFor.Equal(r.StartedAt) && ix.online.copyTime > time.Duration(ix.cfg.coldDrop)*ix.stepBudget() {
+			ix.online.dropAheadFor = r.StartedAt
+			ix.log.Debug("rebuild: drop phase reads ahead", "table", r.Table, "old", r.Old[0], "rows", done.Rows, "took", ix.online.copyTime)
 		}
 		if b.Rows > 0 && done.Rows > 0 {
 			// The next read covers twice what this step deleted: the
@@ -1220,6 +1207,22 @@ func tuneMerge(pages int, wrote int64, d, target time.Duration) int {
 		next = min(next, pages)
 	}
 	return next
+}
+
+// tuneWork scales work, the copying budget of a move step whose lock hold
+// was hold, so that the next one holds the lock for about target: a move
+// step's commit writes what it copied, so its cost grows with the copy
+// (at 1M rows, commits of 10-17 ms after copies of 8-11 ms), and taking a
+// fixed overhead off the step's budget (workBudget) left the copy at its
+// floor and the holds at 26-30 ms for a 20 ms step. Smoothed like tune,
+// never more than doubled, within [minMoveWork, max(target, minMoveWork)].
+func tuneWork(work, hold, target time.Duration) time.Duration {
+	if hold <= 0 || work <= 0 {
+		return work
+	}
+	est := time.Duration(float64(work) * float64(target) / float64(hold))
+	next := min((work+est)/2, 2*work)
+	return min(max(next, minMoveWork), max(target, minMoveWork))
 }
 
 // tune scales n so that the next step takes about target, given that this

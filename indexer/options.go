@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/outboxindexer/outboxindexer/internal/pagecache"
 	"github.com/outboxindexer/outboxindexer/vecsink"
 )
 
@@ -37,9 +36,8 @@ type config struct {
 	// largeMerge is merge.go's constant, which tests (export_test.go)
 	// scale down.
 	largeMerge int
-	// resident is pagecache.Resident, which tests replace to make the
-	// drop phase read ahead on files that are in memory.
-	resident func(paths ...string) (float64, error)
+	// coldDrop is online.go's constant, which tests change.
+	coldDrop int
 	// sideMaxSegments is side.go's constant, which tests scale down, and
 	// sideChunk (tests) fixes the rows a side step copies (0: tuned).
 	sideMaxSegments int
@@ -88,7 +86,7 @@ func defaults() *config {
 		now:              time.Now,
 		embedRound:       DefaultEmbedRound,
 		largeMerge:       largeMerge,
-		resident:         pagecache.Resident,
+		coldDrop:         coldDrop,
 		sideMaxSegments:  sideMaxSegments,
 	}
 }

@@ -584,6 +584,19 @@ func (ix *Indexer) fromSideStep(ctx context.Context, tx *sql.Tx, r *outbox.Rebui
 		return err
 	}
 	ix.online.catchUpTime = time.Since(tc)
+	// The new generation has the live settings since the move (FTS5
+	// merges nothing by itself) and nobody merges it before the swap,
+	// while each catch-up step writes a segment to it: left alone, its
+	// level 0 reached the crisis merge (64 segments), which merged the
+	// level inside one step (1M rows: catch-up steps of 135-167 ms). A
+	// step that finds a level to merge merges it in a slice sized to the
+	// step, and catches up in the next one.
+	tm := time.Now()
+	merged, err := ix.mergeOnly(ctx, tx, mt, false)
+	ix.online.mergeTime = time.Since(tm)
+	if err != nil || merged {
+		return err
+	}
 	t1 := time.Now()
 	caught, err := ix.catchUpStep(ctx, tx, r, mt)
 	ix.online.copyTime = time.Since(t1)
@@ -595,8 +608,9 @@ func (ix *Indexer) fromSideStep(ctx context.Context, tx *sql.Tx, r *outbox.Rebui
 
 // minMoveWork is the least copying a move step does: below it, the
 // step's attach, commit and checkpoint cost more than its copy (with a
-// 1 ms step, a move took thousands of steps).
-const minMoveWork = 5 * time.Millisecond
+// 1 ms step, a move took thousands of steps). tuneWork sizes the copying
+// to the step's budget above it.
+const minMoveWork = 2 * time.Millisecond
 
 // moveCursor is the position of the move: the index of the table being
 // copied (in sideTables order) and the key of the last row copied of it.
@@ -652,7 +666,11 @@ func (ix *Indexer) moveStep(ctx context.Context, tx *sql.Tx, r *outbox.RebuildSt
 	if ix.online.moveRows <= 0 {
 		ix.online.moveRows = 16
 	}
-	budget := max(ix.workBudget(), minMoveWork)
+	if ix.online.moveWork <= 0 {
+		ix.online.moveWork = max(ix.workBudget(), minMoveWork)
+	}
+	budget := ix.online.moveWork
+	ix.online.moved = true
 	t0 := time.Now()
 	for cur.Table < len(names) && time.Since(t0) < budget {
 		if cur.Key == nil {
