@@ -723,7 +723,7 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 			ix.online.moveWork = tuneWork(ix.online.moveWork, locks, ix.stepBudget())
 		}
 		ix.log.Debug("rebuild step", "table", r.Table, "phase", r.Phase, "done", r.Done, "chunk", ix.online.chunk, "pages", ix.online.pages, "scan", ix.online.scan,
-			"wait", locked.Sub(stepStart), "hold", hold, "locked", locks, "commit", commit, "checkpoint", ckpt, "copy", ix.online.copyTime, "merge", ix.online.mergeTime, "catchup", ix.online.catchUpTime, "overhead", ix.online.overhead, "shrunk", ix.online.shrunk)
+			"wait", locked.Sub(stepStart), "hold", hold, "locked", locks, "commit", commit, "checkpoint", ckpt, "copy", ix.online.copyTime, "merge", ix.online.mergeTime, "catchup", ix.online.catchUpTime, "overhead", ix.online.overhead, "shrunk", ix.online.shrunk, "movework", ix.online.moveWork, "moverows", ix.online.moveRows)
 		ix.reportStep(r, d)
 	}
 	if r != nil && r.Swapped() {
@@ -739,7 +739,20 @@ func (ix *Indexer) rebuildStep(ctx context.Context, foreground bool) (bool, erro
 	// the next step (see checkpointer), so that the application's next
 	// commit does not do it.
 	ix.ckpt.kick(ix.db, ix.log)
-	return true, ix.yield(ctx)
+	return true, sleep(ctx, ix.stepPause())
+}
+
+// stepPause is the pause after an online rebuild step: longer than yield's,
+// because a rebuild's steps follow each other for minutes. A writer that
+// found the lock held polls again after a random sleep of up to 2 ms
+// (ncruces/go-sqlite3's busy handler), and so does the application's
+// worker: a gap of one polling interval let a waiting write lose the lock
+// to the next step two or three times in a row (at 1M rows, writes waited
+// 50-110 ms in BEGIN during the drop phase, whose steps held the lock 12-15
+// ms each). Two polling intervals at least, a quarter of the step above
+// 16 ms.
+func (ix *Indexer) stepPause() time.Duration {
+	return max(ix.cfg.rebuildStep/4, 4*time.Millisecond)
 }
 
 // dueRebuild returns the oldest online rebuild this indexer may step (see

@@ -57,7 +57,7 @@ const (
 
 	// DefaultRebuildStep is how long one transaction of an online rebuild
 	// aims to hold the write lock.
-	DefaultRebuildStep = 20 * time.Millisecond
+	DefaultRebuildStep = 15 * time.Millisecond
 )
 
 func defaultBackoff() backoff.BackOff {
@@ -104,7 +104,7 @@ func WithOffline() Option {
 // WithRebuildStep sets how long each transaction of an online rebuild aims
 // to hold the write lock (default DefaultRebuildStep): the number of rows
 // copied per transaction adapts to it, and the rebuild pauses between
-// transactions for an eighth of it (at least 2 ms) so that writers get the
+// transactions for a quarter of it (at least 4 ms) so that writers get the
 // lock. A foreground Rebuild that has seen no other connection commit for
 // a second lets its steps grow to 4× d (at most 100 ms) until the next
 // commit by another connection.
