@@ -490,23 +490,13 @@ func TestOnlineRebuildDropDirect(t *testing.T) {
 // a function returning the rows its drop phase read ahead per shadow table
 // and how many times it decided to read ahead.
 func dropLogged(t *testing.T, e *env, cold int) (*indexer.Indexer, func() (map[string]int, int)) {
-	var mu sync.Mutex
-	var logs strings.Builder
-	log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, records := debugLog(t)
 	ix := e.indexer(onlineSteps(), indexer.WithLogger(log))
 	indexer.SetColdDrop(ix, cold)
 	return ix, func() (map[string]int, int) {
-		mu.Lock()
-		defer mu.Unlock()
 		read := map[string]int{}
 		decided := 0
-		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-			var rec struct {
-				Msg    string
-				Shadow string
-				Rows   int
-			}
-			require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+		for _, rec := range records() {
 			switch rec.Msg {
 			case "rebuild: drop prefetch":
 				read[rec.Shadow] += rec.Rows
@@ -515,6 +505,31 @@ func dropLogged(t *testing.T, e *env, cold int) (*indexer.Indexer, func() (map[s
 			}
 		}
 		return read, decided
+	}
+}
+
+// logRecord is what the tests read of the indexer's debug log records.
+type logRecord struct {
+	Msg, Phase, Shadow string
+	Rows, Segments     int
+}
+
+// debugLog returns a debug-level JSON logger and a function returning the
+// records logged so far.
+func debugLog(t *testing.T) (*slog.Logger, func() []logRecord) {
+	var mu sync.Mutex
+	var logs strings.Builder
+	log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return log, func() []logRecord {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []logRecord
+		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var rec logRecord
+			require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+			out = append(out, rec)
+		}
+		return out
 	}
 }
 
@@ -531,9 +546,7 @@ func TestOnlineRebuildSideMergesDown(t *testing.T) {
 			e.seed(400)
 			ix := e.indexer()
 			e.drain(ix)
-			var mu sync.Mutex
-			var logs strings.Builder
-			log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			log, records := debugLog(t)
 			ix2 := e.indexer(onlineSteps(), indexer.WithLogger(log))
 			indexer.SetSideChunk(ix2, 25)
 			indexer.SetSideMaxSegments(ix2, 6)
@@ -541,16 +554,8 @@ func TestOnlineRebuildSideMergesDown(t *testing.T) {
 			require.Empty(t, e.leftovers())
 			e.check()
 			e.requireLivePageSizes()
-			mu.Lock()
-			defer mu.Unlock()
 			merges, copies := 0, 0
-			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-				var rec struct {
-					Msg      string
-					Phase    string
-					Segments int
-				}
-				require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+			for _, rec := range records() {
 				switch {
 				case rec.Msg == "rebuild: side merge":
 					merges++
