@@ -494,9 +494,8 @@ func (ix *Indexer) sideCopy(ctx context.Context, sf *sideFile, t, mt *table) (si
 			return st, err
 		}
 	}
-	ix.online.sideChunk = int(tune(int64(ix.online.sideChunk), time.Since(t0), sideStepBudget, 64, 1<<20))
-	if ix.cfg.sideChunk > 0 {
-		ix.online.sideChunk = ix.cfg.sideChunk
+	if ix.cfg.sideChunk <= 0 {
+		ix.online.sideChunk = int(tune(int64(ix.online.sideChunk), time.Since(t0), sideStepBudget, 64, 1<<20))
 	}
 	rangeHi := int64(math.MaxInt64)
 	if !last {
